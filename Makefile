@@ -1,0 +1,39 @@
+# kubesage: every target installs what it needs, so a fresh machine needs only Python 3.11 and make.
+SHELL := /bin/bash
+VENV := .venv
+BIN := $(VENV)/bin
+UV_VERSION := 0.13.9
+DEMO_DIR := build/demo
+
+.PHONY: setup demo test test-fast lint ui image bench clean
+
+$(VENV)/.synced: pyproject.toml uv.lock
+	@command -v uv >/dev/null 2>&1 || python3 -m pip install --quiet "uv==$(UV_VERSION)"
+	uv sync --frozen --extra dev
+	@touch $@
+
+setup: $(VENV)/.synced
+
+demo: setup
+	$(BIN)/kubesage data generate --rows 5000 --seed 7 --output $(DEMO_DIR)/churn.csv
+	$(BIN)/kubesage run customer_churn --param input_data=$(DEMO_DIR)/churn.csv
+
+test: setup image
+	$(BIN)/python -m pytest
+
+test-fast: setup
+	$(BIN)/python -m pytest -m "not container"
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+ui: setup
+	$(BIN)/kubesage ui
+
+bench: setup
+	$(BIN)/python bench/run_all.py
+
+clean:
+	rm -rf build .pytest_cache .mypy_cache

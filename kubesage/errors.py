@@ -1,0 +1,59 @@
+"""One exception hierarchy for kubesage.
+
+Every message says what was wrong and what to do about it. The CLI prints the message (no traceback)
+and exits non-zero; HTTP layers map these to 4xx responses.
+"""
+
+from __future__ import annotations
+
+
+class KubesageError(Exception):
+    """Base of every error kubesage raises on purpose."""
+
+    exit_code = 1
+
+
+class DataError(KubesageError):
+    """The input data is missing, empty, or does not match the expected schema."""
+
+    exit_code = 2
+
+
+class ParameterError(KubesageError):
+    """A pipeline parameter is unknown or has a value of the wrong type."""
+
+    exit_code = 2
+
+
+class PipelineNotFoundError(KubesageError):
+    """A PIPELINE argument names no pipeline kubesage can load."""
+
+    exit_code = 2
+
+
+class SchemaError(KubesageError):
+    """A feature schema file is malformed, or a record does not fit it."""
+
+    exit_code = 2
+
+
+class ModelError(KubesageError):
+    """A model could not be trained, converted, loaded or checked."""
+
+
+class ParityError(ModelError):
+    """daal4py and XGBoost disagree on the same model and inputs."""
+
+
+class RunnerError(KubesageError):
+    """A runner could not compile, submit or follow a pipeline run."""
+
+
+class UnsupportedFeatureError(RunnerError):
+    """A pipeline uses a feature the chosen backend cannot express."""
+
+    exit_code = 2
+
+
+class TrackingError(KubesageError):
+    """MLflow could not be reached or refused a request."""

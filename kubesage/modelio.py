@@ -1,0 +1,123 @@
+"""The model directory contract, shared by training, evaluation, registration and serving.
+
+A model directory holds the XGBoost booster in its native UBJ format (never pickle) and, when the
+model came from kubesage's preprocess step, the feature schema beside it:
+
+    <model_dir>/xgboost-model.ubj
+    <model_dir>/feature_schema.json      (optional: lets a server accept raw records)
+
+daal4py conversion happens once per process, at load, never per request.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import xgboost as xgb
+
+from kubesage.errors import ModelError, ParityError
+from kubesage.features import FEATURE_SCHEMA_FILENAME, FeatureSchema
+
+MODEL_FILENAME = "xgboost-model.ubj"
+PARITY_TOLERANCE = 1e-5
+
+
+def save_booster(booster: xgb.Booster, model_dir: str | Path) -> Path:
+    target = Path(model_dir)
+    target.mkdir(parents=True, exist_ok=True)
+    path = target / MODEL_FILENAME
+    booster.save_model(str(path))
+    return path
+
+
+def find_model_file(model_dir: str | Path) -> Path:
+    """The booster file in a model directory: ours, or any single .ubj/.json booster."""
+    directory = Path(model_dir)
+    if directory.is_file():
+        return directory
+    preferred = directory / MODEL_FILENAME
+    if preferred.exists():
+        return preferred
+    candidates = sorted(
+        p for p in directory.glob("*") if p.suffix in {".ubj", ".json"} and p.name != FEATURE_SCHEMA_FILENAME
+    )
+    if len(candidates) == 1:
+        return candidates[0]
+    if not directory.exists():
+        raise ModelError(f"model directory {directory} does not exist")
+    raise ModelError(
+        f"no XGBoost model in {directory}: expected {MODEL_FILENAME} (or a single .ubj/.json booster); "
+        "pickled models are not loaded"
+    )
+
+
+def load_booster(model_dir: str | Path) -> xgb.Booster:
+    path = find_model_file(model_dir)
+    booster = xgb.Booster()
+    try:
+        booster.load_model(str(path))
+    except xgb.core.XGBoostError as exc:
+        raise ModelError(f"{path} is not an XGBoost model in UBJ/JSON format: {exc}") from exc
+    return booster
+
+
+def load_schema_if_present(model_dir: str | Path) -> FeatureSchema | None:
+    directory = Path(model_dir)
+    path = directory / FEATURE_SCHEMA_FILENAME if directory.is_dir() else directory.parent / FEATURE_SCHEMA_FILENAME
+    return FeatureSchema.load(path) if path.exists() else None
+
+
+def booster_probabilities(booster: xgb.Booster, features: np.ndarray) -> np.ndarray:
+    """XGBoost's own P(positive), without building a DMatrix (inplace_predict)."""
+    kwargs: dict[str, Any] = {}
+    best = _best_iteration(booster)
+    if best is not None:
+        kwargs["iteration_range"] = (0, best + 1)
+    return np.asarray(booster.inplace_predict(features, **kwargs), dtype=np.float64)
+
+
+def _best_iteration(booster: xgb.Booster) -> int | None:
+    value = booster.attr("best_iteration")
+    return int(value) if value is not None else None
+
+
+@dataclass
+class Daal4pyModel:
+    """A booster converted to oneDAL once; `probabilities` is the hot path."""
+
+    model: Any
+    n_features: int
+
+    @classmethod
+    def from_booster(cls, booster: xgb.Booster) -> Daal4pyModel:
+        import daal4py
+
+        try:
+            converted = daal4py.mb.convert_model(booster)
+        except (TypeError, ValueError) as exc:
+            raise ModelError(f"daal4py cannot convert this model: {exc}") from exc
+        return cls(model=converted, n_features=booster.num_features())
+
+    def probabilities(self, features: np.ndarray) -> np.ndarray:
+        if features.ndim != 2 or features.shape[1] != self.n_features:
+            raise ModelError(f"expected {self.n_features} features per row, got {features.shape[-1]}")
+        matrix = np.ascontiguousarray(features, dtype=np.float64)
+        return np.asarray(self.model.predict_proba(matrix)[:, 1], dtype=np.float64)
+
+
+def check_parity(
+    booster: xgb.Booster, daal_model: Daal4pyModel, features: np.ndarray, tolerance: float = PARITY_TOLERANCE
+) -> float:
+    """Largest |daal4py - XGBoost| probability difference; raises ParityError above `tolerance`."""
+    reference = booster_probabilities(booster, features)
+    converted = daal_model.probabilities(features)
+    max_diff = float(np.max(np.abs(reference - converted))) if len(reference) else 0.0
+    if max_diff > tolerance:
+        raise ParityError(
+            f"daal4py probabilities differ from XGBoost by {max_diff:.3g} (> {tolerance:g}); "
+            "check the scikit-learn-intelex and xgboost versions (XGBoost >= 3.1 needs scikit-learn-intelex >= 2025.10)"
+        )
+    return max_diff
