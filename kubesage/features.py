@@ -17,7 +17,7 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -72,6 +72,12 @@ RAW_COLUMNS: tuple[str, ...] = (
     LABEL_COLUMN,
 )
 FEATURE_INPUT_COLUMNS: tuple[str, ...] = CATEGORICAL_COLUMNS + NUMERIC_COLUMNS
+
+
+class Columns(Protocol):
+    """Raw columns by name: a pandas DataFrame or a plain dict of sequences."""
+
+    def __getitem__(self, key: str, /) -> Any: ...
 
 
 @dataclass(frozen=True)
@@ -177,7 +183,7 @@ def category_key(value: Any) -> str | None:
     return text or None
 
 
-def fit_schema(columns: Mapping[str, Sequence[Any]]) -> FeatureSchema:
+def fit_schema(columns: Columns) -> FeatureSchema:
     """Learn categories and numeric statistics from the training split's raw columns."""
     categories: dict[str, list[str]] = {}
     for col in CATEGORICAL_COLUMNS:
@@ -198,7 +204,7 @@ def fit_schema(columns: Mapping[str, Sequence[Any]]) -> FeatureSchema:
     return FeatureSchema(categories=categories, numeric=numeric)
 
 
-def transform_columns(columns: Mapping[str, Sequence[Any]], schema: FeatureSchema) -> np.ndarray:
+def transform_columns(columns: Columns, schema: FeatureSchema) -> np.ndarray:
     """Turn raw columns (a DataFrame or a dict of sequences) into a float64 feature matrix."""
     n_rows = _row_count(columns, schema)
     out = np.zeros((n_rows, schema.n_features), dtype=np.float64)
@@ -231,7 +237,7 @@ def transform_records(records: Iterable[Mapping[str, Any]], schema: FeatureSchem
     return transform_columns(columns, schema)
 
 
-def _column(columns: Mapping[str, Sequence[Any]], name: str) -> Sequence[Any]:
+def _column(columns: Columns, name: str) -> Sequence[Any]:
     try:
         values = columns[name]
     except KeyError as exc:
@@ -239,7 +245,7 @@ def _column(columns: Mapping[str, Sequence[Any]], name: str) -> Sequence[Any]:
     return values.tolist() if hasattr(values, "tolist") else values
 
 
-def _row_count(columns: Mapping[str, Sequence[Any]], schema: FeatureSchema) -> int:
+def _row_count(columns: Columns, schema: FeatureSchema) -> int:
     lengths = {len(_column(columns, col)) for col in schema.input_columns}
     if len(lengths) != 1:
         raise SchemaError("raw columns have different lengths")

@@ -22,6 +22,12 @@ from kubesage.errors import ModelError, ParityError
 from kubesage.features import FEATURE_SCHEMA_FILENAME, FeatureSchema
 
 MODEL_FILENAME = "xgboost-model.ubj"
+MLFLOW_MODEL_FILENAME = "model.ubj"  # what mlflow.xgboost.log_model(model_format="ubj") writes
+MLFLOW_EXTRA_FILES_DIR = "extra_files"  # where log_model(extra_files=...) puts the schema
+NON_MODEL_JSON_FILES = frozenset(
+    {FEATURE_SCHEMA_FILENAME, "evaluation.json", "input_example.json", "serving_input_example.json"}
+)
+MLMODEL_FILENAME = "MLmodel"
 PARITY_TOLERANCE = 1e-5
 
 
@@ -34,20 +40,21 @@ def save_booster(booster: xgb.Booster, model_dir: str | Path) -> Path:
 
 
 def find_model_file(model_dir: str | Path) -> Path:
-    """The booster file in a model directory: ours, or any single .ubj/.json booster."""
+    """The booster file in a model directory: ours, MLflow's model.ubj, or any single .ubj/.json booster."""
     directory = Path(model_dir)
     if directory.is_file():
         return directory
-    preferred = directory / MODEL_FILENAME
-    if preferred.exists():
-        return preferred
-    candidates = sorted(
-        p for p in directory.glob("*") if p.suffix in {".ubj", ".json"} and p.name != FEATURE_SCHEMA_FILENAME
-    )
-    if len(candidates) == 1:
-        return candidates[0]
     if not directory.exists():
         raise ModelError(f"model directory {directory} does not exist")
+    for name in (MODEL_FILENAME, MLFLOW_MODEL_FILENAME):
+        if (directory / name).exists():
+            return directory / name
+    for suffix in (".ubj", ".json"):
+        candidates = sorted(
+            p for p in directory.glob(f"*{suffix}") if p.name not in NON_MODEL_JSON_FILES
+        )
+        if len(candidates) == 1:
+            return candidates[0]
     raise ModelError(
         f"no XGBoost model in {directory}: expected {MODEL_FILENAME} (or a single .ubj/.json booster); "
         "pickled models are not loaded"
@@ -65,9 +72,17 @@ def load_booster(model_dir: str | Path) -> xgb.Booster:
 
 
 def load_schema_if_present(model_dir: str | Path) -> FeatureSchema | None:
+    """The feature schema beside the model (ours) or in MLflow's extra_files/, if there is one."""
     directory = Path(model_dir)
-    path = directory / FEATURE_SCHEMA_FILENAME if directory.is_dir() else directory.parent / FEATURE_SCHEMA_FILENAME
-    return FeatureSchema.load(path) if path.exists() else None
+    if directory.is_file():
+        directory = directory.parent
+    for candidate in (
+        directory / FEATURE_SCHEMA_FILENAME,
+        directory / MLFLOW_EXTRA_FILES_DIR / FEATURE_SCHEMA_FILENAME,
+    ):
+        if candidate.exists():
+            return FeatureSchema.load(candidate)
+    return None
 
 
 def booster_probabilities(booster: xgb.Booster, features: np.ndarray) -> np.ndarray:

@@ -1,0 +1,98 @@
+"""Preprocess: raw churn CSV -> seeded train/validation/test splits and the feature schema."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import train_test_split
+
+from kubesage.components.datasets import LabelledFeatures, write_labelled_csv
+from kubesage.data import file_sha256, read_raw_table, resolve_input
+from kubesage.errors import DataError, ParameterError
+from kubesage.features import FeatureSchema, fit_schema, transform_columns
+
+
+@dataclass(frozen=True)
+class SplitFractions:
+    """Train and validation shares; the test split gets the rest (the seed used 70/18/12)."""
+
+    train: float = 0.70
+    validation: float = 0.18
+
+    def __post_init__(self) -> None:
+        if not (0 < self.train < 1 and 0 < self.validation < 1 and self.train + self.validation < 1):
+            raise ParameterError(
+                f"split fractions train={self.train}, validation={self.validation} must be positive "
+                "and leave a test split (train + validation < 1)"
+            )
+
+    @property
+    def test(self) -> float:
+        return 1.0 - self.train - self.validation
+
+
+@dataclass(frozen=True)
+class PreprocessResult:
+    schema: FeatureSchema
+    rows: dict[str, int]
+    positive_rate: dict[str, float]
+    data_uri: str
+    data_sha256: str
+
+    def metrics(self) -> dict[str, float]:
+        out = {f"rows_{name}": float(n) for name, n in self.rows.items()}
+        out.update({f"positive_rate_{name}": rate for name, rate in self.positive_rate.items()})
+        out["n_features"] = float(self.schema.n_features)
+        return out
+
+
+def split_frame(frame: pd.DataFrame, label: pd.Series, fractions: SplitFractions, seed: int) -> dict[str, pd.DataFrame]:
+    """Stratified, seeded split into train/validation/test."""
+    held_out = 1.0 - fractions.train
+    try:
+        train, rest = train_test_split(frame, test_size=held_out, random_state=seed, stratify=label)
+        validation_share = fractions.validation / held_out
+        validation, test = train_test_split(
+            rest, train_size=validation_share, random_state=seed, stratify=label.loc[rest.index]
+        )
+    except ValueError as exc:
+        raise DataError(f"cannot split {len(frame)} rows into train/validation/test: {exc}") from exc
+    return {"train": train, "validation": validation, "test": test}
+
+
+def labels_of(frame: pd.DataFrame, schema: FeatureSchema) -> np.ndarray:
+    return (frame[schema.label_column] == schema.positive_label).to_numpy(dtype=np.int64)
+
+
+def preprocess(
+    input_data: str,
+    output_paths: dict[str, str | Path],
+    schema_path: str | Path,
+    seed: int = 42,
+    fractions: SplitFractions | None = None,
+) -> PreprocessResult:
+    """Read and validate the raw data, split it, fit the schema on train, write all three splits."""
+    fractions = fractions or SplitFractions()
+    local = resolve_input(input_data)
+    frame = read_raw_table(local)
+    provisional = fit_schema(frame)  # only for the label column name
+    splits = split_frame(frame, frame[provisional.label_column], fractions, seed)
+    schema = fit_schema(splits["train"])
+    rows: dict[str, int] = {}
+    positive_rate: dict[str, float] = {}
+    for name, part in splits.items():
+        labels = labels_of(part, schema)
+        write_labelled_csv(LabelledFeatures(transform_columns(part, schema), labels), output_paths[name])
+        rows[name] = len(part)
+        positive_rate[name] = float(labels.mean())
+    schema.save(schema_path)
+    return PreprocessResult(
+        schema=schema,
+        rows=rows,
+        positive_rate=positive_rate,
+        data_uri=input_data,
+        data_sha256=file_sha256(local),
+    )

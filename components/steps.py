@@ -1,0 +1,198 @@
+"""Step entry points: what each KFP component body calls, with tracking and failure reporting.
+
+Each function takes plain paths and values, so the KFP wrappers, the SageMaker shim and tests all
+call the same code. A KubesageError is written to the failure channel (KUBESAGE_FAILURE_DIR, where a
+runner reads it back to show the user the real reason, not "task failed") and ends the process with
+the error's exit code.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from kubesage.errors import KubesageError
+from kubesage.tracking import (
+    TAG_DATA_SHA256,
+    TAG_DATA_URI,
+    TAG_NOT_REGISTERED,
+    TAG_REGISTERED_NAME,
+    TAG_REGISTERED_VERSION,
+    step_run,
+)
+
+if TYPE_CHECKING:
+    from kubesage.components.evaluate import Evaluation
+    from kubesage.components.register import Registration
+    from kubesage.components.train import TrainParams, TrainResult
+
+# Each step imports only its own dependencies: a task is a fresh process, and importing
+# scikit-learn, MLflow and XGBoost for every step costs seconds of start-up each.
+
+ENV_FAILURE_DIR = "KUBESAGE_FAILURE_DIR"
+T = TypeVar("T")
+
+
+def write_failure(step: str, message: str) -> Path | None:
+    directory = os.environ.get(ENV_FAILURE_DIR)
+    if not directory:
+        return None
+    target = Path(directory) / f"{step}.txt"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(message, encoding="utf-8")
+    return target
+
+
+@contextmanager
+def reported(step: str) -> Iterator[None]:
+    try:
+        yield
+    except KubesageError as exc:
+        message = f"{type(exc).__name__}: {exc}"
+        write_failure(step, message)
+        print(f"kubesage: step {step} failed: {message}", file=sys.stderr)
+        raise SystemExit(exc.exit_code) from exc
+
+
+def _run(step: str, body: Callable[[], T]) -> T:
+    with reported(step):
+        return body()
+
+
+def preprocess_step(
+    input_data: str,
+    train_path: str,
+    validation_path: str,
+    test_path: str,
+    schema_path: str,
+    seed: int = 42,
+    train_fraction: float = 0.7,
+    validation_fraction: float = 0.18,
+) -> dict[str, float]:
+    from kubesage.components.preprocess import SplitFractions, preprocess
+
+    def body() -> dict[str, float]:
+        with step_run("preprocess") as tracker:
+            fractions = SplitFractions(train_fraction, validation_fraction)
+            tracker.log_params(
+                {
+                    "input_data": input_data,
+                    "seed": seed,
+                    "train_fraction": train_fraction,
+                    "validation_fraction": validation_fraction,
+                }
+            )
+            result = preprocess(
+                input_data,
+                {"train": train_path, "validation": validation_path, "test": test_path},
+                schema_path,
+                seed=seed,
+                fractions=fractions,
+            )
+            tracker.set_tags({TAG_DATA_URI: result.data_uri, TAG_DATA_SHA256: result.data_sha256}, also_parent=True)
+            tracker.log_metrics(result.metrics())
+            tracker.log_artifact(_named_copy(schema_path, "feature_schema.json"))
+            return result.metrics()
+
+    return _run("preprocess", body)
+
+
+def train_step(
+    train_path: str,
+    validation_path: str,
+    schema_path: str,
+    model_dir: str,
+    params: TrainParams,
+) -> TrainResult:
+    from kubesage.components.train import train_from_csv
+    from kubesage.features import FeatureSchema
+
+    def body() -> TrainResult:
+        with step_run("train") as tracker:
+            tracker.log_params(asdict(params))
+            result = train_from_csv(
+                train_path, validation_path, params, model_dir, schema=FeatureSchema.load(schema_path)
+            )
+            tracker.log_metrics(result.metrics())
+            return result
+
+    return _run("train", body)
+
+
+def evaluate_step(test_path: str, model_dir: str, evaluation_path: str, threshold: float = 0.5) -> Evaluation:
+    from kubesage.components.evaluate import evaluate_model, plot_confusion, plot_roc, write_evaluation
+
+    def body() -> Evaluation:
+        with step_run("evaluate") as tracker:
+            tracker.log_params({"decision_threshold": threshold})
+            evaluation = evaluate_model(test_path, model_dir, threshold)
+            written = write_evaluation(evaluation, evaluation_path)
+            tracker.log_metrics(evaluation.metrics, also_parent=True)
+            plots = Path(written).parent
+            tracker.log_artifact(_named_copy(written, "evaluation.json"))
+            tracker.log_artifact(plot_roc(evaluation, plots / "roc_curve.png"), "plots")
+            tracker.log_artifact(plot_confusion(evaluation, plots / "confusion_matrix.png"), "plots")
+            return evaluation
+
+    return _run("evaluate", body)
+
+
+def register_step(
+    model_dir: str,
+    schema_path: str,
+    evaluation_path: str,
+    test_path: str,
+    model_name: str = "customer-churn",
+) -> Registration:
+    from kubesage.components.register import register_model
+
+    def body() -> Registration:
+        with step_run("register") as tracker:
+            registration = register_model(
+                model_dir, schema_path, evaluation_path, test_path, model_name, run_id=tracker.run_id
+            )
+            tracker.set_tags(
+                {TAG_REGISTERED_NAME: registration.name, TAG_REGISTERED_VERSION: registration.version},
+                also_parent=True,
+            )
+            return registration
+
+    return _run("register", body)
+
+
+def gate_rejected_step(metric: str, value: float, minimum: float) -> str:
+    """The else branch of the gate: record why the model was not registered."""
+    reason = f"{metric} {value:.4f} is below the minimum {minimum:.4f}"
+
+    def body() -> str:
+        with step_run("not-registered") as tracker:
+            tracker.set_tags({TAG_NOT_REGISTERED: reason}, also_parent=True)
+        return reason
+
+    return _run("not-registered", body)
+
+
+def _named_copy(path: str | Path, filename: str) -> Path:
+    """MLflow names an artifact after its file; KFP artifact files have generic names."""
+    source = Path(path)
+    if source.name == filename:
+        return source
+    target = Path(tempfile.mkdtemp(prefix="kubesage-")) / filename
+    target.write_bytes(source.read_bytes())
+    return target
+
+
+def log_kfp_metrics(metrics_artifact: Any, values: dict[str, float]) -> None:
+    for name, value in sorted(values.items()):
+        metrics_artifact.log_metric(name, float(value))
+
+
+def log_kfp_classification(artifact: Any, evaluation: Evaluation) -> None:
+    artifact.log_roc_curve(evaluation.roc_fpr, evaluation.roc_tpr, evaluation.roc_thresholds)
+    artifact.log_confusion_matrix(["False", "True"], evaluation.confusion)

@@ -1,0 +1,155 @@
+"""Train: XGBoost binary:logistic with early stopping, saved in UBJ, checked against daal4py."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import xgboost as xgb
+
+from kubesage.components.datasets import read_labelled_csv
+from kubesage.errors import ModelError, ParameterError
+from kubesage.features import FeatureSchema
+from kubesage.modelio import Daal4pyModel, check_parity, save_booster
+
+
+@dataclass(frozen=True)
+class TrainParams:
+    """Hyperparameters; the defaults are the seed's (max_depth 5, subsample 0.7, gamma 4, min_child_weight 6)."""
+
+    max_depth: int = 5
+    eta: float = 0.3
+    gamma: float = 4.0
+    min_child_weight: float = 6.0
+    subsample: float = 0.7
+    num_round: int = 100
+    early_stopping_rounds: int = 10
+    seed: int = 42
+
+    def __post_init__(self) -> None:
+        checks = {
+            "max_depth": self.max_depth >= 1,
+            "eta": 0 < self.eta <= 1,
+            "gamma": self.gamma >= 0,
+            "min_child_weight": self.min_child_weight >= 0,
+            "subsample": 0 < self.subsample <= 1,
+            "num_round": self.num_round >= 1,
+            "early_stopping_rounds": self.early_stopping_rounds >= 0,
+        }
+        bad = [name for name, ok in checks.items() if not ok]
+        if bad:
+            values = ", ".join(f"{name}={getattr(self, name)!r}" for name in bad)
+            raise ParameterError(f"hyperparameter out of range: {values}")
+
+    @classmethod
+    def from_strings(cls, values: Mapping[str, Any]) -> TrainParams:
+        """Parse hyperparameters that arrive as strings (SageMaker's hyperparameters.json)."""
+        known = {f.name: f.type for f in fields(cls)}
+        unknown = sorted(set(values) - set(known))
+        if unknown:
+            raise ParameterError(f"unknown hyperparameter(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        parsed: dict[str, Any] = {}
+        for name, raw in values.items():
+            kind = int if known[name] in ("int", int) else float
+            try:
+                number = float(str(raw).strip())
+                if kind is int and not number.is_integer():
+                    raise ValueError
+                parsed[name] = int(number) if kind is int else number
+            except ValueError:
+                raise ParameterError(f"hyperparameter {name}={raw!r} is not a valid {kind.__name__}") from None
+        return cls(**parsed)
+
+    def xgboost_params(self) -> dict[str, Any]:
+        return {
+            "objective": "binary:logistic",
+            "eval_metric": ["logloss", "auc"],
+            "max_depth": self.max_depth,
+            "eta": self.eta,
+            "gamma": self.gamma,
+            "min_child_weight": self.min_child_weight,
+            "subsample": self.subsample,
+            "seed": self.seed,
+            "tree_method": "hist",
+        }
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    model_path: Path
+    best_iteration: int
+    rounds_trained: int
+    validation_logloss: float
+    validation_auc: float
+    parity_max_abs_diff: float
+    train_seconds: float
+
+    def metrics(self) -> dict[str, float]:
+        return {
+            "best_iteration": float(self.best_iteration),
+            "rounds_trained": float(self.rounds_trained),
+            "validation_logloss": self.validation_logloss,
+            "validation_auc": self.validation_auc,
+            "daal4py_parity_max_abs_diff": self.parity_max_abs_diff,
+            "train_seconds": self.train_seconds,
+        }
+
+
+def train_from_csv(
+    train_csv: str | Path,
+    validation_csv: str | Path,
+    params: TrainParams,
+    model_dir: str | Path,
+    schema: FeatureSchema | None = None,
+) -> TrainResult:
+    """Train on label-first CSVs, save the booster (and schema) to `model_dir`, verify daal4py parity."""
+    train = read_labelled_csv(train_csv)
+    validation = read_labelled_csv(validation_csv)
+    if train.features.shape[1] != validation.features.shape[1]:
+        raise ModelError(
+            f"train has {train.features.shape[1]} features but validation has {validation.features.shape[1]}"
+        )
+    if schema is not None and schema.n_features != train.features.shape[1]:
+        raise ModelError(
+            f"the feature schema describes {schema.n_features} features but the data has "
+            f"{train.features.shape[1]}; train on the schema's own preprocess outputs"
+        )
+    names = schema.feature_names if schema is not None else None
+    dtrain = xgb.DMatrix(train.features, label=train.labels, feature_names=names)
+    dvalid = xgb.DMatrix(validation.features, label=validation.labels, feature_names=names)
+    history: dict[str, dict[str, list[float]]] = {}
+    started = time.perf_counter()
+    booster = xgb.train(
+        params.xgboost_params(),
+        dtrain,
+        num_boost_round=params.num_round,
+        evals=[(dvalid, "validation")],
+        early_stopping_rounds=params.early_stopping_rounds or None,
+        evals_result=history,
+        verbose_eval=False,
+    )
+    train_seconds = time.perf_counter() - started
+    best = booster.best_iteration if params.early_stopping_rounds else booster.num_boosted_rounds() - 1
+    if not params.early_stopping_rounds:
+        booster.set_attr(best_iteration=str(best))
+    # daal4py works on unnamed float matrices; names are kept only for MLflow and readability.
+    parity = check_parity(booster, Daal4pyModel.from_booster(booster), validation.features)
+    model_path = save_booster(booster, model_dir)
+    if schema is not None:
+        schema.save(Path(model_dir))
+    return TrainResult(
+        model_path=model_path,
+        best_iteration=int(best),
+        rounds_trained=booster.num_boosted_rounds(),
+        validation_logloss=float(history["validation"]["logloss"][best]),
+        validation_auc=float(history["validation"]["auc"][best]),
+        parity_max_abs_diff=parity,
+        train_seconds=train_seconds,
+    )
+
+
+def params_dict(params: TrainParams) -> dict[str, Any]:
+    return asdict(params)

@@ -1,0 +1,234 @@
+"""The `kubesage` command line: a thin layer over the package's functions.
+
+Errors the user can fix print one line (no traceback) and exit non-zero. `--output json` prints one
+JSON object on stdout and sends everything else (task logs, progress) to stderr.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from kubesage.errors import KubesageError
+
+F = TypeVar("F", bound=Callable[..., Any])
+WORK_DIR = Path("build") / "kubesage"
+err_console = Console(stderr=True)
+
+
+def _fail(exc: KubesageError, as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps({"status": "error", "error": str(exc), "kind": type(exc).__name__}))
+    err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+    sys.exit(exc.exit_code)
+
+
+@contextmanager
+def _stdout_to_stderr() -> Iterator[None]:
+    """Route fd 1 to fd 2 so subprocess and library output cannot corrupt the JSON on stdout."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
+def output_option(func: F) -> F:
+    return click.option(
+        "--output",
+        "output_format",
+        type=click.Choice(["text", "json"]),
+        default="text",
+        show_default=True,
+        help="json prints one JSON object on stdout, for scripts.",
+    )(func)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="kubesage")
+def main() -> None:
+    """Write a training pipeline once as KFP components; run it locally, on KFP or on SageMaker."""
+
+
+@main.command()
+@click.argument("pipeline")
+@click.option("--runner", default="local", show_default=True, help="Backend: local, kfp or sagemaker.")
+@click.option("--param", "params", multiple=True, metavar="NAME=VALUE", help="A pipeline parameter (repeatable).")
+@output_option
+def run(pipeline: str, runner: str, params: tuple[str, ...], output_format: str) -> None:
+    """Run PIPELINE (a name under pipelines/, module:function, or an IR YAML file)."""
+    from kubesage.parameters import parse_assignments
+    from kubesage.pipeline_source import load_pipeline
+    from kubesage.runners.registry import get_runner
+
+    as_json = output_format == "json"
+    try:
+        source = load_pipeline(pipeline, WORK_DIR)
+        backend = get_runner(runner)
+        given = parse_assignments(params)
+        backend.check_parameters(source, given)  # before anything runs, even before the run header
+        if not as_json:
+            err_console.print(f"[bold]kubesage[/] running [cyan]{source.name}[/] on the [cyan]{runner}[/] runner")
+        with _stdout_to_stderr() if as_json else _nullcontext():
+            result = backend.run(source, given, progress=lambda msg: err_console.print(f"[dim]{msg}[/]"))
+    except KubesageError as exc:
+        _fail(exc, as_json)
+        return
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), indent=2))
+    else:
+        _print_result(result)
+    if not result.succeeded:
+        sys.exit(1)
+
+
+@contextmanager
+def _nullcontext() -> Iterator[None]:
+    yield
+
+
+def _print_result(result: Any) -> None:
+    console = Console()
+    steps = Table(title=f"{result.pipeline} on {result.runner}: {result.status}", title_justify="left")
+    steps.add_column("step")
+    steps.add_column("status")
+    steps.add_column("seconds", justify="right")
+    for step in result.steps:
+        steps.add_row(step.name, step.status, f"{step.seconds:.2f}" if step.seconds is not None else "-")
+    console.print(steps)
+    if result.metrics:
+        metrics = Table(title="metrics (test split)", title_justify="left")
+        metrics.add_column("metric")
+        metrics.add_column("value", justify="right")
+        for name, value in result.metrics.items():
+            metrics.add_row(name, f"{value:.4f}")
+        console.print(metrics)
+    if result.registered_model_version:
+        console.print(
+            f"[green]registered[/] {result.registered_model_name} version {result.registered_model_version}"
+            f"  (models:/{result.registered_model_name}/{result.registered_model_version})"
+        )
+    else:
+        console.print(f"[yellow]not registered[/]: {result.not_registered_reason}")
+    if result.failure:
+        console.print(f"[red]failed[/]: {result.failure}")
+    console.print(f"MLflow run {result.mlflow_run_id}; wall time {result.wall_seconds:.1f} s")
+
+
+@main.command("compile")
+@click.argument("pipeline")
+@click.option("--target", type=click.Choice(["kfp", "sagemaker"]), default="kfp", show_default=True)
+@click.option("--output", "output_path", required=True, type=click.Path(dir_okay=False, path_type=Path))
+def compile_command(pipeline: str, target: str, output_path: Path) -> None:
+    """Compile PIPELINE to KFP IR YAML (or a SageMaker pipeline definition)."""
+    from kubesage.pipeline_source import load_pipeline
+    from kubesage.runners.registry import get_runner
+
+    try:
+        source = load_pipeline(pipeline, WORK_DIR)
+        backend = get_runner("local" if target == "kfp" else target)
+        written = backend.compile(source, output_path)
+    except KubesageError as exc:
+        _fail(exc, as_json=False)
+        return
+    err_console.print(f"wrote {written}")
+
+
+@main.group()
+def data() -> None:
+    """Data utilities."""
+
+
+@data.command("generate")
+@click.option("--rows", type=click.IntRange(min=1), default=5000, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--output", "output_path", required=True, type=click.Path(dir_okay=False, path_type=Path))
+def data_generate(rows: int, seed: int, output_path: Path) -> None:
+    """Write a synthetic churn CSV with the seed dataset's 21 columns."""
+    from kubesage.synthetic import write_churn_csv
+
+    try:
+        written = write_churn_csv(rows, seed, output_path)
+    except KubesageError as exc:
+        _fail(exc, as_json=False)
+        return
+    err_console.print(f"wrote {rows} rows to {written}")
+
+
+@main.command()
+@click.option("--pipeline", "pipeline_name", default=None, help="Only runs of this pipeline (its IR name).")
+@click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True)
+@output_option
+def runs(pipeline_name: str | None, limit: int, output_format: str) -> None:
+    """Recent pipeline runs from MLflow, metrics side by side."""
+    from kubesage.run_history import recent_runs
+
+    try:
+        rows = recent_runs(pipeline_name, limit)
+    except KubesageError as exc:
+        _fail(exc, output_format == "json")
+        return
+    if output_format == "json":
+        click.echo(json.dumps([r.to_dict() for r in rows], indent=2))
+        return
+    metric_names = sorted({name for r in rows for name in r.metrics})
+    table = Table(title="kubesage runs (newest first)", title_justify="left")
+    for column in ["started", "pipeline", "runner", "status", "registered", *metric_names, "run id"]:
+        table.add_column(column)
+    for r in rows:
+        table.add_row(
+            r.started,
+            r.pipeline,
+            r.runner,
+            r.status,
+            r.registered or "-",
+            *[f"{r.metrics[m]:.4f}" if m in r.metrics else "-" for m in metric_names],
+            r.run_id,
+        )
+    Console().print(table)
+
+
+@main.command()
+@click.option("--port", type=int, default=5000, show_default=True)
+@click.option("--host", default="127.0.0.1", show_default=True)
+def ui(port: int, host: str) -> None:
+    """Open the MLflow UI on the tracking store in force (the embedded SQLite store by default)."""
+    from kubesage.tracking import tracking_uri
+
+    uri = tracking_uri()
+    if not uri.startswith("sqlite:"):
+        err_console.print(f"MLFLOW_TRACKING_URI is {uri}: open that server's UI in a browser.")
+        return
+    err_console.print(f"MLflow UI on http://{host}:{port} for {uri}")
+    os.execvp(
+        sys.executable,
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "ui",
+            "--backend-store-uri",
+            uri,
+            "--host",
+            host,
+            "--port",
+            str(port),
+        ],
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,121 @@
+"""Pipeline parameters: read their types from the IR and check user values before anything runs."""
+
+from __future__ import annotations
+
+import difflib
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from kubesage.errors import ParameterError
+
+_TYPE_NAMES = {
+    "STRING": "string",
+    "NUMBER_INTEGER": "integer",
+    "NUMBER_DOUBLE": "float",
+    "BOOLEAN": "boolean",
+    "LIST": "list",
+    "STRUCT": "dict",
+}
+_TRUE = {"true", "1", "yes"}
+_FALSE = {"false", "0", "no"}
+
+
+@dataclass(frozen=True)
+class ParameterSpec:
+    name: str
+    type: str  # the IR's parameterType: STRING, NUMBER_INTEGER, NUMBER_DOUBLE, BOOLEAN, LIST, STRUCT
+    default: Any = None
+    optional: bool = False
+
+    @property
+    def required(self) -> bool:
+        return self.default is None and not self.optional
+
+    @property
+    def type_name(self) -> str:
+        return _TYPE_NAMES.get(self.type, self.type.lower())
+
+
+def parameter_specs(spec: Mapping[str, Any]) -> dict[str, ParameterSpec]:
+    """The pipeline's own inputs, in the order the IR lists them."""
+    definitions = spec.get("root", {}).get("inputDefinitions", {}).get("parameters", {})
+    return {
+        name: ParameterSpec(
+            name=name,
+            type=str(d.get("parameterType", "STRING")),
+            default=d.get("defaultValue"),
+            optional=bool(d.get("isOptional", False)),
+        )
+        for name, d in definitions.items()
+    }
+
+
+def parse_assignments(pairs: Iterable[str]) -> dict[str, str]:
+    """`NAME=VALUE` strings from the command line."""
+    out: dict[str, str] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name.strip():
+            raise ParameterError(f"--param {pair!r} must look like NAME=VALUE")
+        out[name.strip()] = value
+    return out
+
+
+def coerce(spec: ParameterSpec, value: Any) -> Any:
+    """Convert a value (a CLI string or a typed value) to the parameter's type, or say why not."""
+    try:
+        if spec.type == "STRING":
+            if not isinstance(value, str):
+                raise ValueError
+            return value
+        if spec.type == "NUMBER_INTEGER":
+            if isinstance(value, bool):
+                raise ValueError
+            number = float(value) if isinstance(value, str) else value
+            if isinstance(number, float) and not number.is_integer():
+                raise ValueError
+            return int(number)
+        if spec.type == "NUMBER_DOUBLE":
+            if isinstance(value, bool):
+                raise ValueError
+            return float(value)
+        if spec.type == "BOOLEAN":
+            if isinstance(value, bool):
+                return value
+            text = str(value).strip().lower()
+            if text in _TRUE | _FALSE:
+                return text in _TRUE
+            raise ValueError
+        if spec.type in ("LIST", "STRUCT"):
+            parsed = json.loads(value) if isinstance(value, str) else value
+            if not isinstance(parsed, list if spec.type == "LIST" else dict):
+                raise ValueError
+            return parsed
+    except (TypeError, ValueError, json.JSONDecodeError):
+        raise ParameterError(f"parameter {spec.name}={value!r} is not a valid {spec.type_name}") from None
+    return value
+
+
+def resolve_parameters(specs: Mapping[str, ParameterSpec], given: Mapping[str, Any]) -> dict[str, Any]:
+    """Typed values for every given parameter; unknown names and missing required ones are errors."""
+    unknown = [name for name in given if name not in specs]
+    if unknown:
+        hints = []
+        for name in unknown:
+            close = difflib.get_close_matches(name, list(specs), n=1)
+            hints.append(f"{name!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+        raise ParameterError(f"unknown pipeline parameter {', '.join(hints)}; this pipeline takes: {', '.join(specs)}")
+    resolved = {name: coerce(specs[name], value) for name, value in given.items()}
+    missing = [name for name, spec in specs.items() if spec.required and name not in resolved]
+    if missing:
+        raise ParameterError(f"missing required pipeline parameter(s) {', '.join(missing)}; pass --param NAME=VALUE")
+    return resolved
+
+
+def effective_parameters(specs: Mapping[str, ParameterSpec], resolved: Mapping[str, Any]) -> dict[str, Any]:
+    """Defaults overlaid with the given values: what the run will actually use."""
+    values = {name: coerce(spec, spec.default) for name, spec in specs.items() if spec.default is not None}
+    values.update(resolved)
+    return values

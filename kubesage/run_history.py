@@ -1,0 +1,67 @@
+"""Recent pipeline runs read back from MLflow, for `kubesage runs`."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from kubesage import tracking as t
+from kubesage.errors import TrackingError
+
+
+@dataclass(frozen=True)
+class RunRow:
+    run_id: str
+    started: str
+    pipeline: str
+    runner: str
+    status: str
+    registered: str | None
+    metrics: dict[str, float]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def recent_runs(pipeline: str | None = None, limit: int = 20, uri: str | None = None) -> list[RunRow]:
+    """Parent runs of kubesage pipelines across experiments, newest first."""
+    from mlflow.entities import ViewType
+
+    from mlflow import MlflowClient
+
+    uri = uri or t.tracking_uri()
+    client = MlflowClient(tracking_uri=uri)
+    filters = [f"tags.`{t.TAG_KIND}` = 'pipeline'"]
+    if pipeline:
+        filters.append(f"tags.`{t.TAG_PIPELINE}` = '{pipeline}'")
+    try:
+        experiments = [e.experiment_id for e in client.search_experiments(view_type=ViewType.ACTIVE_ONLY)]
+        found = (
+            client.search_runs(
+                experiments,
+                filter_string=" and ".join(filters),
+                order_by=["attributes.start_time DESC"],
+                max_results=limit,
+            )
+            if experiments
+            else []
+        )
+    except Exception as exc:
+        raise TrackingError(f"cannot read runs from MLflow at {uri}: {exc}") from exc
+    rows = []
+    for run in found:
+        tags = run.data.tags
+        version = tags.get(t.TAG_REGISTERED_VERSION)
+        rows.append(
+            RunRow(
+                run_id=run.info.run_id,
+                started=datetime.fromtimestamp(run.info.start_time / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M:%S"),
+                pipeline=tags.get(t.TAG_PIPELINE, "?"),
+                runner=tags.get(t.TAG_RUNNER, "?"),
+                status=run.info.status,
+                registered=f"{tags.get(t.TAG_REGISTERED_NAME)} v{version}" if version else None,
+                metrics=dict(sorted(run.data.metrics.items())),
+            )
+        )
+    return rows
