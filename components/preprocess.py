@@ -51,12 +51,13 @@ class PreprocessResult:
 
 def split_frame(frame: pd.DataFrame, label: pd.Series, fractions: SplitFractions, seed: int) -> dict[str, pd.DataFrame]:
     """Stratified, seeded split into train/validation/test."""
-    held_out = 1.0 - fractions.train
+    # Integer sizes: float shares like 0.3 of 5,000 round up to 1,501 inside scikit-learn.
+    n_train = round(len(frame) * fractions.train)
+    n_validation = round(len(frame) * fractions.validation)
     try:
-        train, rest = train_test_split(frame, test_size=held_out, random_state=seed, stratify=label)
-        validation_share = fractions.validation / held_out
+        train, rest = train_test_split(frame, train_size=n_train, random_state=seed, stratify=label)
         validation, test = train_test_split(
-            rest, train_size=validation_share, random_state=seed, stratify=label.loc[rest.index]
+            rest, train_size=n_validation, random_state=seed, stratify=label.loc[rest.index]
         )
     except ValueError as exc:
         raise DataError(f"cannot split {len(frame)} rows into train/validation/test: {exc}") from exc

@@ -132,10 +132,11 @@ def train_from_csv(
         verbose_eval=False,
     )
     train_seconds = time.perf_counter() - started
-    best = booster.best_iteration if params.early_stopping_rounds else booster.num_boosted_rounds() - 1
-    if not params.early_stopping_rounds:
-        booster.set_attr(best_iteration=str(best))
-    # daal4py works on unnamed float matrices; names are kept only for MLflow and readability.
+    rounds_trained = booster.num_boosted_rounds()
+    best = booster.best_iteration if params.early_stopping_rounds else rounds_trained - 1
+    # Keep only the trees up to the best round: every consumer (MLflow pyfunc, SageMaker's XGBoost,
+    # daal4py) then predicts with the same trees, whether or not it honours best_iteration.
+    booster = booster[: best + 1]
     parity = check_parity(booster, Daal4pyModel.from_booster(booster), validation.features)
     model_path = save_booster(booster, model_dir)
     if schema is not None:
@@ -143,7 +144,7 @@ def train_from_csv(
     return TrainResult(
         model_path=model_path,
         best_iteration=int(best),
-        rounds_trained=booster.num_boosted_rounds(),
+        rounds_trained=rounds_trained,
         validation_logloss=float(history["validation"]["logloss"][best]),
         validation_auc=float(history["validation"]["auc"][best]),
         parity_max_abs_diff=parity,

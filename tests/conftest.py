@@ -1,0 +1,59 @@
+"""Fixtures shared by every test suite."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+# The real seed dataset lives beside the repository (../shared/data), never inside it.
+CHURN_CSV = REPO_ROOT.parent / "shared" / "data" / "churn.txt"
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return REPO_ROOT
+
+
+@pytest.fixture(scope="session")
+def churn_csv() -> Path:
+    if not CHURN_CSV.is_file():
+        pytest.fail(f"the real churn data is expected at {CHURN_CSV} (../shared/data/churn.txt)")
+    return CHURN_CSV
+
+
+@pytest.fixture
+def mlflow_sqlite(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """An empty SQLite MLflow store in a temporary working directory."""
+    monkeypatch.chdir(tmp_path)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    for name in ("KUBESAGE_MLFLOW_PARENT_RUN_ID", "KUBESAGE_MLFLOW_EXPERIMENT_ID", "KUBESAGE_FAILURE_DIR"):
+        monkeypatch.delenv(name, raising=False)
+    yield uri
+
+
+@pytest.fixture(scope="session")
+def prepared(churn_csv: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The real churn data through preprocess: train/validation/test CSVs and the feature schema."""
+    from kubesage.components.preprocess import preprocess
+
+    out = tmp_path_factory.mktemp("prepared")
+    paths = {name: out / f"{name}.csv" for name in ("train", "validation", "test")}
+    preprocess(str(churn_csv), dict(paths), out / "feature_schema.json", seed=42)
+    return {**paths, "schema": out / "feature_schema.json", "dir": out}
+
+
+@pytest.fixture(scope="session")
+def trained_model(prepared: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A model directory (xgboost-model.ubj + feature_schema.json) trained on the real churn data."""
+    from kubesage.components.train import TrainParams, train_from_csv
+    from kubesage.features import FeatureSchema
+
+    model_dir = tmp_path_factory.mktemp("model")
+    train_from_csv(
+        prepared["train"], prepared["validation"], TrainParams(), model_dir, FeatureSchema.load(prepared["schema"])
+    )
+    return model_dir

@@ -1,0 +1,197 @@
+"""The churn pipeline end to end on KFP's local runner, tracked in a real MLflow store."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+from mlflow import MlflowClient
+
+from kubesage.components.datasets import read_labelled_csv
+from kubesage.modelio import Daal4pyModel, load_booster
+from tests.integration.cli_helpers import CliResult, run_cli
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("local-run")
+
+
+@pytest.fixture(scope="module")
+def tracking_uri(workdir: Path) -> str:
+    return f"sqlite:///{workdir / 'mlflow.db'}"
+
+
+@pytest.fixture(scope="module")
+def churn_run(workdir: Path, tracking_uri: str, churn_csv: Path) -> dict[str, Any]:
+    result = run_cli(
+        ["run", "customer_churn", "--param", f"input_data={churn_csv}", "--output", "json"], workdir, tracking_uri
+    )
+    assert result.code == 0, result.stderr[-3000:]
+    data: dict[str, Any] = result.json
+    return data
+
+
+def test_run_reaches_the_seed_quality_and_registers(churn_run: dict[str, Any]) -> None:
+    assert churn_run["status"] == "succeeded"
+    assert churn_run["metrics"]["roc_auc"] >= 0.95
+    assert churn_run["metrics"]["accuracy"] >= 0.8
+    assert churn_run["registered_model_name"] == "customer-churn"
+    assert churn_run["registered_model_version"] == "1"
+    assert churn_run["not_registered_reason"] is None
+    assert [s["name"] for s in churn_run["steps"]] == ["preprocess", "train", "evaluate", "register"]
+    assert all(s["status"] == "FINISHED" for s in churn_run["steps"])
+
+
+def test_mlflow_parent_and_nested_runs(churn_run: dict[str, Any], tracking_uri: str, churn_csv: Path) -> None:
+    client = MlflowClient(tracking_uri=tracking_uri)
+    parent = client.get_run(churn_run["mlflow_run_id"])
+    tags = parent.data.tags
+    assert tags["kubesage.runner"] == "local"
+    assert tags["kubesage.pipeline"] == "customer-churn"
+    assert tags["kubesage.data_uri"] == str(churn_csv)
+    assert tags["kubesage.data_sha256"] == hashlib.sha256(churn_csv.read_bytes()).hexdigest()
+    assert len(tags["mlflow.source.git.commit"]) in (40, len("unknown"))
+    assert parent.data.params["max_depth"] == "5" and parent.data.params["min_accuracy"] == "0.8"
+    assert parent.info.status == "FINISHED"
+    children = client.search_runs(
+        [parent.info.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'"
+    )
+    by_step = {c.data.tags["kubesage.step"]: c for c in children}
+    assert set(by_step) == {"preprocess", "train", "evaluate", "register"}
+    assert by_step["train"].data.params["subsample"] == "0.7"
+    assert by_step["train"].data.metrics["daal4py_parity_max_abs_diff"] < 1e-5
+    assert by_step["preprocess"].data.metrics["rows_train"] == 3500
+    evaluate_files = {a.path for a in client.list_artifacts(by_step["evaluate"].info.run_id)}
+    evaluate_files |= {a.path for a in client.list_artifacts(by_step["evaluate"].info.run_id, "plots")}
+    assert {"evaluation.json", "plots/roc_curve.png", "plots/confusion_matrix.png"} <= evaluate_files
+    assert "feature_schema.json" in {a.path for a in client.list_artifacts(by_step["preprocess"].info.run_id)}
+    assert parent.data.metrics["roc_auc"] == pytest.approx(churn_run["metrics"]["roc_auc"])
+
+
+def test_registered_model_loads_and_predicts(churn_run: dict[str, Any], tracking_uri: str, workdir: Path) -> None:
+    mlflow.set_tracking_uri(tracking_uri)
+    uri = "models:/customer-churn/1"
+    local = Path(mlflow.artifacts.download_artifacts(uri, dst_path=str(workdir / "downloaded")))
+    assert (local / "model.ubj").is_file()
+    assert (local / "extra_files" / "feature_schema.json").is_file()
+    assert (local / "extra_files" / "evaluation.json").is_file()
+    assert not list(local.rglob("*.pkl")) and not list(local.rglob("*.pickle"))
+    info = mlflow.models.get_model_info(uri)
+    assert info.signature is not None and len(info.signature.inputs.input_names()) == 103
+    model = mlflow.pyfunc.load_model(uri)
+    test = read_labelled_csv(next((workdir / "local_outputs").rglob("preprocess/test")))
+    names = info.signature.inputs.input_names()
+    scores = np.asarray(model.predict(pd.DataFrame(test.features[:50], columns=names)))
+    daal = Daal4pyModel.from_booster(load_booster(local)).probabilities(test.features[:50])
+    assert np.max(np.abs(scores - daal)) < 1e-5
+    version = MlflowClient(tracking_uri=tracking_uri).get_model_version("customer-churn", "1")
+    assert float(version.tags["roc_auc"]) >= 0.95
+
+
+def test_runs_lists_the_run_with_metrics(churn_run: dict[str, Any], workdir: Path, tracking_uri: str) -> None:
+    result = run_cli(["runs", "--output", "json"], workdir, tracking_uri)
+    assert result.code == 0, result.stderr
+    rows = {r["run_id"]: r for r in result.json}
+    row = rows[churn_run["mlflow_run_id"]]
+    assert row["runner"] == "local" and row["registered"] == "customer-churn v1"
+    assert row["metrics"]["roc_auc"] == pytest.approx(churn_run["metrics"]["roc_auc"])
+
+
+def test_below_the_gate_ends_cleanly_unregistered(
+    churn_run: dict[str, Any], workdir: Path, tracking_uri: str, churn_csv: Path
+) -> None:
+    result = run_cli(
+        ["run", "customer_churn", "--param", f"input_data={churn_csv}", "--param", "min_accuracy=0.999",
+         "--output", "json"],
+        workdir,
+        tracking_uri,
+    )
+    assert result.code == 0, result.stderr[-3000:]
+    data = result.json
+    assert data["status"] == "succeeded"
+    assert data["registered_model_version"] is None
+    assert "accuracy" in data["not_registered_reason"] and "below the minimum 0.9990" in data["not_registered_reason"]
+    versions = MlflowClient(tracking_uri=tracking_uri).search_model_versions("name = 'customer-churn'")
+    assert [str(v.version) for v in versions] == ["1"]
+
+
+def _registered_versions(tracking_uri: str) -> int:
+    return len(MlflowClient(tracking_uri=tracking_uri).search_model_versions("name = 'customer-churn'"))
+
+
+def _bad_file(tmp: Path, churn_csv: Path, kind: str) -> Path:
+    lines = churn_csv.read_text().splitlines(keepends=True)
+    path = tmp / f"{kind}.csv"
+    if kind == "empty":
+        path.write_text("")
+    elif kind == "misspelled":
+        path.write_text(lines[0].replace("Day Mins", "Day Mns") + "".join(lines[1:200]))
+    elif kind == "non_numeric":
+        row = lines[5].split(",")
+        row[7] = "lots"  # Day Mins
+        path.write_text(lines[0] + "".join(lines[1:5]) + ",".join(row) + "".join(lines[6:200]))
+    elif kind == "bad_label":
+        path.write_text(lines[0] + "".join(lines[1:199]) + lines[199].replace("False.", "Maybe.").replace("True.", "Maybe."))
+    elif kind == "one_class":
+        path.write_text(lines[0] + "".join(line for line in lines[1:400] if "True." in line))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("kind", "message"),
+    [
+        ("missing", "does not exist"),
+        ("empty", "empty"),
+        ("misspelled", "Day Mins"),
+        ("non_numeric", "Day Mins"),
+        ("bad_label", "Maybe."),
+        ("one_class", "one class"),
+    ],
+)
+def test_bad_input_fails_clearly_and_registers_nothing(
+    kind: str, message: str, churn_run: dict[str, Any], workdir: Path, tracking_uri: str, churn_csv: Path,
+    tmp_path: Path,
+) -> None:
+    before = _registered_versions(tracking_uri)
+    path = tmp_path / "nope.csv" if kind == "missing" else _bad_file(tmp_path, churn_csv, kind)
+    result = run_cli(["run", "customer_churn", "--param", f"input_data={path}", "--output", "json"], workdir, tracking_uri)
+    assert result.code != 0
+    data = result.json
+    assert data["status"] == "failed"
+    assert "step preprocess" in data["failure"] and "DataError" in data["failure"]
+    assert message.lower() in data["failure"].lower()
+    assert "Traceback" not in data["failure"]
+    assert _registered_versions(tracking_uri) == before
+
+
+@pytest.mark.parametrize(
+    ("param", "message"),
+    [("max_dept=3", "did you mean 'max_depth'"), ("max_depth=deep", "not a valid integer"),
+     ("min_accuracy=high", "not a valid float")],
+)
+def test_bad_parameters_are_caught_before_anything_runs(
+    param: str, message: str, workdir: Path, tracking_uri: str, churn_csv: Path, churn_run: dict[str, Any]
+) -> None:
+    client = MlflowClient(tracking_uri=tracking_uri)
+    runs_before = len(client.search_runs([churn_run_experiment(client)]))
+    result: CliResult = run_cli(
+        ["run", "customer_churn", "--param", f"input_data={churn_csv}", "--param", param], workdir, tracking_uri
+    )
+    assert result.code == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+    assert len(client.search_runs([churn_run_experiment(client)])) == runs_before
+
+
+def churn_run_experiment(client: MlflowClient) -> str:
+    experiment = client.get_experiment_by_name("customer-churn")
+    assert experiment is not None
+    return str(experiment.experiment_id)
