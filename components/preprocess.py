@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,8 +78,11 @@ def preprocess(
 ) -> PreprocessResult:
     """Read and validate the raw data, split it, fit the schema on train, write all three splits."""
     fractions = fractions or SplitFractions()
-    local = resolve_input(input_data)
-    frame = read_raw_table(local)
+    # An s3:// input is downloaded into a folder that goes away with this step.
+    with tempfile.TemporaryDirectory(prefix="kubesage-input-") as download_dir:
+        local = resolve_input(input_data, Path(download_dir))
+        frame = read_raw_table(local)
+        data_sha256 = file_sha256(local)
     provisional = fit_schema(frame)  # only for the label column name
     splits = split_frame(frame, frame[provisional.label_column], fractions, seed)
     schema = fit_schema(splits["train"])
@@ -95,5 +99,5 @@ def preprocess(
         rows=rows,
         positive_rate=positive_rate,
         data_uri=input_data,
-        data_sha256=file_sha256(local),
+        data_sha256=data_sha256,
     )

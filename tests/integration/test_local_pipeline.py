@@ -6,14 +6,14 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-import mlflow
 import numpy as np
 import pandas as pd
 import pytest
-from mlflow import MlflowClient
 
+import mlflow
 from kubesage.components.datasets import read_labelled_csv
 from kubesage.modelio import Daal4pyModel, load_booster
+from mlflow import MlflowClient
 from tests.integration.cli_helpers import CliResult, run_cli
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -109,8 +109,16 @@ def test_below_the_gate_ends_cleanly_unregistered(
     churn_run: dict[str, Any], workdir: Path, tracking_uri: str, churn_csv: Path
 ) -> None:
     result = run_cli(
-        ["run", "customer_churn", "--param", f"input_data={churn_csv}", "--param", "min_accuracy=0.999",
-         "--output", "json"],
+        [
+            "run",
+            "customer_churn",
+            "--param",
+            f"input_data={churn_csv}",
+            "--param",
+            "min_accuracy=0.999",
+            "--output",
+            "json",
+        ],
         workdir,
         tracking_uri,
     )
@@ -139,7 +147,9 @@ def _bad_file(tmp: Path, churn_csv: Path, kind: str) -> Path:
         row[7] = "lots"  # Day Mins
         path.write_text(lines[0] + "".join(lines[1:5]) + ",".join(row) + "".join(lines[6:200]))
     elif kind == "bad_label":
-        path.write_text(lines[0] + "".join(lines[1:199]) + lines[199].replace("False.", "Maybe.").replace("True.", "Maybe."))
+        path.write_text(
+            lines[0] + "".join(lines[1:199]) + lines[199].replace("False.", "Maybe.").replace("True.", "Maybe.")
+        )
     elif kind == "one_class":
         path.write_text(lines[0] + "".join(line for line in lines[1:400] if "True." in line))
     return path
@@ -157,12 +167,19 @@ def _bad_file(tmp: Path, churn_csv: Path, kind: str) -> Path:
     ],
 )
 def test_bad_input_fails_clearly_and_registers_nothing(
-    kind: str, message: str, churn_run: dict[str, Any], workdir: Path, tracking_uri: str, churn_csv: Path,
+    kind: str,
+    message: str,
+    churn_run: dict[str, Any],
+    workdir: Path,
+    tracking_uri: str,
+    churn_csv: Path,
     tmp_path: Path,
 ) -> None:
     before = _registered_versions(tracking_uri)
     path = tmp_path / "nope.csv" if kind == "missing" else _bad_file(tmp_path, churn_csv, kind)
-    result = run_cli(["run", "customer_churn", "--param", f"input_data={path}", "--output", "json"], workdir, tracking_uri)
+    result = run_cli(
+        ["run", "customer_churn", "--param", f"input_data={path}", "--output", "json"], workdir, tracking_uri
+    )
     assert result.code != 0
     data = result.json
     assert data["status"] == "failed"
@@ -174,8 +191,11 @@ def test_bad_input_fails_clearly_and_registers_nothing(
 
 @pytest.mark.parametrize(
     ("param", "message"),
-    [("max_dept=3", "did you mean 'max_depth'"), ("max_depth=deep", "not a valid integer"),
-     ("min_accuracy=high", "not a valid float")],
+    [
+        ("max_dept=3", "did you mean 'max_depth'"),
+        ("max_depth=deep", "not a valid integer"),
+        ("min_accuracy=high", "not a valid float"),
+    ],
 )
 def test_bad_parameters_are_caught_before_anything_runs(
     param: str, message: str, workdir: Path, tracking_uri: str, churn_csv: Path, churn_run: dict[str, Any]

@@ -36,8 +36,13 @@ def test_value_may_contain_equals_signs() -> None:
 
 @pytest.mark.parametrize(
     ("name", "value", "type_name"),
-    [("max_depth", "abc", "integer"), ("max_depth", "2.5", "integer"), ("eta", "fast", "float"),
-     ("flag", "maybe", "boolean"), ("items", "{}", "list")],
+    [
+        ("max_depth", "abc", "integer"),
+        ("max_depth", "2.5", "integer"),
+        ("eta", "fast", "float"),
+        ("flag", "maybe", "boolean"),
+        ("items", "{}", "list"),
+    ],
 )
 def test_wrong_type_names_the_parameter(name: str, value: str, type_name: str) -> None:
     with pytest.raises(ParameterError, match=rf"parameter {name}='{value}' is not a valid {type_name}"):

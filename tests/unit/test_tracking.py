@@ -1,0 +1,49 @@
+"""MLflow tracking helpers against a temporary SQLite store."""
+
+from __future__ import annotations
+
+import pytest
+
+from kubesage import tracking as t
+from mlflow import MlflowClient
+
+
+def test_step_without_tracking_is_a_no_op(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv(t.ENV_PARENT_RUN_ID, raising=False)
+    with t.step_run("alone") as tracker:
+        assert not tracker.enabled
+        tracker.log_metrics({"x": 1.0})  # must not raise or create anything
+
+
+def test_steps_nest_under_the_pipeline_run(mlflow_sqlite: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    run = t.start_pipeline_run("demo-pipeline", "local", {"alpha": 0.5, "n": 3}, tags={"extra": "yes"})
+    for key, value in run.step_env.items():
+        monkeypatch.setenv(key, value)
+    with t.step_run("train") as tracker:
+        tracker.log_params({"depth": 4})
+        tracker.log_metrics({"auc": 0.97}, also_parent=True)
+        tracker.set_tags({"kubesage.data_uri": "s3://b/k"}, also_parent=True)
+    with pytest.raises(RuntimeError), t.step_run("evaluate"):
+        raise RuntimeError("boom")
+    t.finish_pipeline_run(run, succeeded=False, failure="step evaluate: boom")
+
+    client = MlflowClient(tracking_uri=mlflow_sqlite)
+    parent = client.get_run(run.run_id)
+    assert parent.info.status == "FAILED"
+    assert parent.data.params == {"alpha": "0.5", "n": "3"}
+    assert parent.data.metrics["auc"] == 0.97
+    assert parent.data.tags["kubesage.runner"] == "local"
+    assert parent.data.tags["kubesage.failure"] == "step evaluate: boom"
+    assert parent.data.tags["extra"] == "yes"
+    children = client.search_runs([run.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{run.run_id}'")
+    by_step = {c.data.tags["kubesage.step"]: c for c in children}
+    assert by_step["train"].info.status == "FINISHED"
+    assert by_step["train"].data.params == {"depth": "4"}
+    assert by_step["evaluate"].info.status == "FAILED"
+    assert by_step["evaluate"].data.tags["kubesage.failure"] == "boom"
+    assert client.get_experiment(run.experiment_id).name == "demo-pipeline"
+
+
+def test_default_store_is_sqlite_in_the_working_directory(tmp_path: object) -> None:
+    assert t.default_tracking_uri().startswith("sqlite:///") and t.default_tracking_uri().endswith("/mlflow.db")
