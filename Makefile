@@ -32,6 +32,14 @@ lint: setup
 ui: setup
 	$(BIN)/kubesage ui
 
+# The container image: a Docker engine, a debootstrapped base, a host-built wheelhouse, then the
+# build (scripts/docker/). Each step skips or hits the cache when nothing changed.
+image: setup
+	bash scripts/docker/engine.sh
+	bash scripts/docker/base-image.sh
+	bash scripts/docker/wheelhouse.sh
+	bash scripts/docker/build-image.sh
+
 bench: setup
 	$(BIN)/python bench/run_all.py
 

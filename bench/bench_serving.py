@@ -1,0 +1,252 @@
+"""Serving benchmark: kubesage's server vs `mlflow models serve`, same churn model, one run.
+
+    .venv/bin/python bench/bench_serving.py [--duration 8] [--workers N]
+
+Trains a churn model on ../shared/data/churn.txt, serves it (a) with kubesage.serving and (b)
+with `mlflow models serve --env-manager local` after logging the same booster with
+mlflow.xgboost to a temporary SQLite-backed MLflow, then drives both with `wrk` (apt-get install
+wrk; a Lua script posts a fixed body) on loopback:
+single-record requests with 1 and 8 concurrent connections, and 1,000-row batches with 1.
+Each server gets its natural body: text/csv rows for ours, {"inputs": [[...]]} JSON for MLflow.
+Prints requests/s, p50 and p99 latency side by side, and the ratios. Takes about 2 minutes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pandas as pd
+import xgboost as xgb
+
+from kubesage.features import LABEL_COLUMN, POSITIVE_LABEL, fit_schema, transform_columns
+from kubesage.modelio import booster_probabilities, save_booster
+
+CHURN = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "churn.txt"
+BATCH_ROWS = 1000
+WRK_LUA = """
+local f = io.open(os.getenv("BENCH_BODY"), "rb"); local body = f:read("*a"); f:close()
+wrk.method = "POST"; wrk.body = body
+wrk.headers["Content-Type"] = os.getenv("BENCH_CONTENT_TYPE")
+wrk.headers["Accept"] = "application/json"
+"""
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    rows: int
+    connections: int
+
+
+SCENARIOS = (
+    Scenario("1 record, 1 client", 1, 1),
+    Scenario("1 record, 8 clients", 1, 8),
+    Scenario("1,000 rows, 1 client", BATCH_ROWS, 1),
+)
+
+
+@dataclass(frozen=True)
+class Result:
+    requests_per_s: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+
+
+def train_model(directory: Path) -> tuple[xgb.Booster, np.ndarray]:
+    churn = pd.read_csv(CHURN)
+    schema = fit_schema(churn)
+    features = transform_columns(churn, schema)
+    labels = (churn[LABEL_COLUMN] == POSITIVE_LABEL).to_numpy(dtype=np.float64)
+    params = {"objective": "binary:logistic", "max_depth": 5, "eta": 0.3, "gamma": 4.0, "min_child_weight": 6.0}
+    params |= {"subsample": 0.7, "seed": 42}
+    train = xgb.DMatrix(features[:4000], label=labels[:4000])
+    valid = xgb.DMatrix(features[4000:], label=labels[4000:])
+    booster = xgb.train(params, train, 100, evals=[(valid, "v")], early_stopping_rounds=10, verbose_eval=False)
+    # MLflow's pyfunc predicts with every tree, ignoring best_iteration; keep only the best rounds
+    # so both servers serve the very same trees.
+    booster = booster[: booster.best_iteration + 1]
+    save_booster(booster, directory)
+    schema.save(directory)
+    return booster, features
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for(url: str, process: subprocess.Popen[bytes], log: Path, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            tail = log.read_text(errors="replace")[-3000:]
+            raise SystemExit(f"server for {url} exited with {process.returncode}:\n{tail}")
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    raise SystemExit(f"{url} not ready after {timeout} s")
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def start(command: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    # Own process group, so stop() reaches the server's worker processes too.
+    return subprocess.Popen(command, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def log_mlflow_model(booster: xgb.Booster, work: Path) -> tuple[str, dict[str, str]]:
+    import mlflow
+
+    # mlflow models serve execs `uvicorn` by name: the venv's bin must be on PATH.
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    env = {**os.environ, "PATH": path, "MLFLOW_TRACKING_URI": f"sqlite:///{work / 'mlflow.db'}"}
+    mlflow.set_tracking_uri(env["MLFLOW_TRACKING_URI"])
+    experiment = mlflow.create_experiment("bench-serving", artifact_location=(work / "artifacts").as_uri())
+    with mlflow.start_run(experiment_id=experiment):
+        info = mlflow.xgboost.log_model(booster, name="model", model_format="ubj")
+    return info.model_uri, env
+
+
+def csv_body(matrix: np.ndarray) -> bytes:
+    return "\n".join(",".join(repr(float(v)) for v in row) for row in matrix).encode()
+
+
+def json_body(matrix: np.ndarray) -> bytes:
+    return json.dumps({"inputs": matrix.tolist()}).encode()
+
+
+def run_wrk(url: str, body_file: Path, content_type: str, connections: int, duration: int, work: Path) -> Result:
+    script = work / "post.lua"
+    script.write_text(WRK_LUA)
+    env = {**os.environ, "BENCH_BODY": str(body_file), "BENCH_CONTENT_TYPE": content_type}
+    command = [
+        "wrk",
+        "-t1",
+        f"-c{connections}",
+        f"-d{duration}s",
+        "--latency",
+        "--timeout",
+        "10s",
+        "-s",
+        str(script),
+        url,
+    ]
+    output = subprocess.run(command, env=env, capture_output=True, text=True, timeout=duration + 30, check=True).stdout
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
+    errors = sum(int(n) for n in re.findall(r"Non-2xx or 3xx responses:\s+(\d+)", output))
+    errors += sum(int(n) for n in re.findall(r"(?:connect|read|write|timeout) (\d+)", output))
+    return Result(rate, _percentile(output, "50"), _percentile(output, "99"), errors)
+
+
+def _percentile(output: str, which: str) -> float:
+    match = re.search(rf"^\s+{which}(?:\.000)?%\s+([\d.]+)(us|ms|s)\s*$", output, re.MULTILINE)
+    if match is None:
+        raise SystemExit(f"wrk printed no {which}th percentile:\n{output}")
+    value, unit = float(match.group(1)), match.group(2)
+    return value * {"us": 1e-3, "ms": 1.0, "s": 1e3}[unit]
+
+
+def check_answers(ours: str, mlflow_url: str, features: np.ndarray, booster: xgb.Booster) -> float:
+    """Both servers must return the booster's probabilities before their speed means anything."""
+    rows = features[:50]
+    expected = booster_probabilities(booster, rows)
+    a = httpx.post(ours, content=csv_body(rows), headers={"content-type": "text/csv"}, timeout=30).json()
+    b = httpx.post(mlflow_url, content=json_body(rows), headers={"content-type": "application/json"}, timeout=30).json()
+    ours_scores = np.array([p["score"] for p in a["predictions"]])
+    mlflow_scores = np.asarray(b["predictions"], dtype=np.float64).reshape(-1)
+    if np.max(np.abs(mlflow_scores - expected)) > 1e-6:
+        raise SystemExit("mlflow models serve does not return the booster's probabilities; benchmark aborted")
+    return float(np.max(np.abs(ours_scores - expected)))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--duration", type=int, default=8, help="seconds per wrk run (6 runs)")
+    parser.add_argument("--workers", type=int, default=None, help="kubesage workers (default: CPUs)")
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is not installed: apt-get install wrk")
+    work = Path(tempfile.mkdtemp(prefix="bench-serving-"))
+    processes: list[subprocess.Popen[bytes]] = []
+    try:
+        model_dir = work / "model"
+        booster, features = train_model(model_dir)
+        model_uri, mlflow_env = log_mlflow_model(booster, work)
+
+        our_port, mlflow_port = free_port(), free_port()
+        ours = [sys.executable, "-m", "kubesage.serving", "--model", str(model_dir), "--host", "127.0.0.1"]
+        ours += ["--port", str(our_port)] + (["--workers", str(args.workers)] if args.workers else [])
+        processes.append(start(ours, dict(os.environ), work / "kubesage.log"))
+        mlflow_bin = str(Path(sys.executable).with_name("mlflow"))
+        mlflow_cmd = [mlflow_bin, "models", "serve", "-m", model_uri, "--env-manager", "local"]
+        mlflow_cmd += ["-p", str(mlflow_port), "-h", "127.0.0.1"]
+        processes.append(start(mlflow_cmd, mlflow_env, work / "mlflow.log"))
+        wait_for(f"http://127.0.0.1:{our_port}/ping", processes[0], work / "kubesage.log")
+        wait_for(f"http://127.0.0.1:{mlflow_port}/ping", processes[1], work / "mlflow.log")
+        our_url = f"http://127.0.0.1:{our_port}/invocations"
+        mlflow_url = f"http://127.0.0.1:{mlflow_port}/invocations"
+        parity = check_answers(our_url, mlflow_url, features, booster)
+
+        table: list[tuple[Scenario, Result, Result]] = []
+        for scenario in SCENARIOS:
+            rows = features[1000 : 1000 + scenario.rows]
+            (work / "ours.body").write_bytes(csv_body(rows))
+            (work / "mlflow.body").write_bytes(json_body(rows))
+            a = run_wrk(our_url, work / "ours.body", "text/csv", scenario.connections, args.duration, work)
+            b = run_wrk(mlflow_url, work / "mlflow.body", "application/json", scenario.connections, args.duration, work)
+            table.append((scenario, a, b))
+        print_table(table, parity, args.duration)
+    finally:
+        for process in processes:
+            stop(process)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def print_table(table: list[tuple[Scenario, Result, Result]], parity: float, duration: int) -> None:
+    print(
+        f"\nkubesage.serving vs mlflow models serve (same churn booster; wrk, {duration} s per cell, loopback, "
+        f"{os.cpu_count()} CPUs shared by servers and client)"
+    )
+    print(f"kubesage max |p - booster| on 50 rows: {parity:.2e}\n")
+    header = f"{'scenario':<22} {'':>9} {'req/s':>10} {'p50 ms':>9} {'p99 ms':>9} {'errors':>7}"
+    print(header)
+    print("-" * len(header))
+    for scenario, ours, theirs in table:
+        for label, r in (("kubesage", ours), ("mlflow", theirs)):
+            cells = f"{r.requests_per_s:>10.1f} {r.p50_ms:>9.2f} {r.p99_ms:>9.2f} {r.errors:>7}"
+            print(f"{scenario.name:<22} {label:>9} {cells}")
+        speedup = ours.requests_per_s / theirs.requests_per_s if theirs.requests_per_s else float("inf")
+        p99 = theirs.p99_ms / ours.p99_ms if ours.p99_ms else float("inf")
+        print(f"{scenario.name:<22} {'ratio':>9} {speedup:>9.1f}x {'':>9} {p99:>8.1f}x")
+    print("\nratio: kubesage/mlflow throughput, mlflow/kubesage p99 (higher is better for kubesage)")
+
+
+if __name__ == "__main__":
+    main()

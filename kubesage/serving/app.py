@@ -1,0 +1,238 @@
+"""The SageMaker-compatible HTTP surface as a plain ASGI callable.
+
+Routes: `GET /ping`, `POST /invocations` and `POST /endpoints/{endpoint_name}/invocations` (the
+path boto3's `sagemaker-runtime` client calls, so it works with endpoint_url pointed here).
+
+A raw ASGI callable rather than a Starlette app: the hot path is a dict lookup, one body read
+and one prediction, and skipping the framework's request/response objects measurably raises
+single-record throughput (see bench/bench_serving.py). Starlette stays a dependency for the
+rest of the project.
+
+The model loads in a background thread when the server starts, so the socket answers at once
+(SageMaker wants connections accepted within 250 ms) and /ping says 503 until the model is
+converted and warmed. Prediction runs on the event-loop thread: one request at a time per worker
+process, which is what oneDAL's process-global thread setting wants.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import threading
+from collections.abc import Awaitable, Callable, MutableMapping
+from pathlib import Path
+from typing import Any
+
+from kubesage.errors import KubesageError
+from kubesage.serving.codec import (
+    MAX_BODY_BYTES,
+    choose_output,
+    decode_request,
+    encode_predictions,
+    error_body,
+)
+from kubesage.serving.errors import PayloadTooLargeError, RequestError
+from kubesage.serving.predictor import Predictor
+
+logger = logging.getLogger(__name__)
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+# uvicorn's multiprocess supervisor stops (instead of restarting) a worker that exits with this.
+STARTUP_FAILURE_EXIT_CODE = 3
+
+_JSON_HEADER = (b"content-type", b"application/json")
+_ROUTES_ALLOW = {"ping": b"GET, HEAD", "invocations": b"POST"}
+
+
+class ClientDisconnectedError(Exception):
+    """The client went away before sending the whole body."""
+
+
+class InferenceApp:
+    """ASGI app serving one model directory. Build with `create_app`."""
+
+    def __init__(self, model_dir: str | Path, threads: int = 1, exit_on_load_failure: bool = True) -> None:
+        self.model_dir = Path(model_dir)
+        self.threads = threads
+        self.exit_on_load_failure = exit_on_load_failure
+        self.predictor: Predictor | None = None
+        self.load_error: str | None = None
+        self._loader: threading.Thread | None = None
+
+    # ---------------------------------------------------------------- lifecycle
+
+    def load(self) -> Predictor:
+        """Load synchronously (tests, or callers that want to fail before serving)."""
+        self.predictor = Predictor.load(self.model_dir, threads=self.threads)
+        return self.predictor
+
+    def start_loading(self) -> None:
+        if self._loader is None:
+            self._loader = threading.Thread(target=self._load_in_background, name="model-loader", daemon=True)
+            self._loader.start()
+
+    def wait_until_loaded(self, timeout: float | None = None) -> bool:
+        if self._loader is not None:
+            self._loader.join(timeout)
+        return self.predictor is not None
+
+    def _load_in_background(self) -> None:
+        try:
+            self.load()
+        except Exception as exc:  # the worker cannot serve; say why in the log, then stop it
+            self.load_error = f"{type(exc).__name__}: {exc}"
+            logger.error("model in %s failed to load: %s", self.model_dir, self.load_error)
+            if self.exit_on_load_failure:
+                sys.stderr.flush()
+                os._exit(STARTUP_FAILURE_EXIT_CODE)
+
+    # ---------------------------------------------------------------- ASGI
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            await self._http(scope, receive, send)
+        elif kind == "lifespan":
+            await self._lifespan(receive, send)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                self.start_loading()
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        route = _route(scope["path"])
+        method = scope["method"]
+        try:
+            if route == "ping" and method in ("GET", "HEAD"):
+                await self._ping(send)
+            elif route == "invocations" and method == "POST":
+                await self._invocations(scope, receive, send)
+            elif route is not None:
+                await _send_error(
+                    send,
+                    405,
+                    "MethodNotAllowed",
+                    f"{method} is not allowed on {scope['path']}",
+                    extra_headers=[(b"allow", _ROUTES_ALLOW[route])],
+                )
+            else:
+                await _send_error(
+                    send,
+                    404,
+                    "NotFound",
+                    f"no route {scope['path']}; use GET /ping, POST /invocations or "
+                    "POST /endpoints/{endpoint_name}/invocations",
+                )
+        except ClientDisconnectedError:
+            return  # nobody is left to answer
+        except PayloadTooLargeError as exc:
+            # The unread rest of the body is still on the wire: close the connection after answering.
+            await _send_error(send, exc.status, exc.code, str(exc), extra_headers=[(b"connection", b"close")])
+        except RequestError as exc:
+            await _send_error(send, exc.status, exc.code, str(exc))
+        except KubesageError as exc:
+            await _send_error(send, 400, "InvalidInput", str(exc))
+        except Exception:
+            logger.exception("unexpected error serving %s %s", method, scope["path"])
+            await _send_error(send, 500, "InternalError", "the server failed to answer; see the server log")
+
+    async def _ping(self, send: Send) -> None:
+        if self.predictor is None:
+            await _send_error(send, 503, "ModelNotReady", self._not_ready_message())
+            return
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"0")]})
+        await send({"type": "http.response.body", "body": b""})
+
+    async def _invocations(self, scope: Scope, receive: Receive, send: Send) -> None:
+        predictor = self.predictor
+        if predictor is None:
+            await _send_error(send, 503, "ModelNotReady", self._not_ready_message())
+            return
+        headers = _headers(scope)
+        output = choose_output(headers.get("accept"))
+        body = await _read_body(receive, headers.get("content-length"))
+        features = decode_request(body, headers.get("content-type"), predictor.n_features, predictor.schema)
+        payload = encode_predictions(predictor.predict(features), output)
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", output.encode()), (b"content-length", str(len(payload)).encode())],
+            }
+        )
+        await send({"type": "http.response.body", "body": payload})
+
+    def _not_ready_message(self) -> str:
+        if self.load_error:
+            return f"the model failed to load: {self.load_error}"
+        return "the model is still loading; retry when GET /ping answers 200"
+
+
+def create_app(model_dir: str | Path, threads: int = 1, exit_on_load_failure: bool = True) -> InferenceApp:
+    """An ASGI app for `model_dir`; it starts loading the model when the server sends lifespan startup."""
+    return InferenceApp(model_dir, threads=threads, exit_on_load_failure=exit_on_load_failure)
+
+
+def _route(path: str) -> str | None:
+    if path == "/invocations":
+        return "invocations"
+    if path == "/ping":
+        return "ping"
+    parts = path.split("/")
+    # "/endpoints/<name>/invocations" splits into ["", "endpoints", name, "invocations"]
+    if len(parts) == 4 and parts[1] == "endpoints" and parts[2] and parts[3] == "invocations":
+        return "invocations"
+    return None
+
+
+def _headers(scope: Scope) -> dict[str, str]:
+    return {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]}
+
+
+async def _read_body(receive: Receive, content_length: str | None) -> bytes:
+    """The whole body, refusing anything over MAX_BODY_BYTES before reading it when it is declared."""
+    if content_length is not None:
+        try:
+            declared = int(content_length)
+        except ValueError:
+            raise RequestError(f"Content-Length {content_length!r} is not a number") from None
+        if declared > MAX_BODY_BYTES:
+            raise PayloadTooLargeError(_too_large(declared))
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnectedError
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise PayloadTooLargeError(_too_large(size, at_least=True))
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def _too_large(size: int, at_least: bool = False) -> str:
+    shown = f"at least {size:,}" if at_least else f"{size:,}"
+    return f"the body is {shown} bytes; the limit is {MAX_BODY_BYTES:,} bytes (6 MiB, as SageMaker real-time endpoints)"
+
+
+async def _send_error(
+    send: Send, status: int, code: str, message: str, extra_headers: list[tuple[bytes, bytes]] | None = None
+) -> None:
+    payload = error_body(status, code, message)
+    headers = [_JSON_HEADER, (b"content-length", str(len(payload)).encode()), *(extra_headers or [])]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": payload})

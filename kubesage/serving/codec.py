@@ -1,0 +1,330 @@
+"""Request bodies to feature matrices, probabilities to response bodies: the server's pure logic.
+
+Accepted request shapes (documented in openapi.yaml as well):
+
+- `text/csv`: one feature vector per line, comma separated, no header and no label column, as
+  SageMaker's built-in XGBoost takes it. An empty field is a missing value (XGBoost and daal4py
+  route it down each tree's default branch, as SageMaker XGBoost does); the literals `nan` and
+  `inf` are rejected, because they usually mean an upstream bug rather than "unknown".
+- `application/json`, feature vectors: `{"instances": [[...], ...]}` (SageMaker/TF-Serving style),
+  `{"instances": [{"features": [...]}, ...]}` (SageMaker linear-learner style), a bare list of
+  lists, or one bare list of numbers. `null` is a missing value; the non-standard tokens `NaN`
+  and `Infinity` are rejected.
+- `application/json`, raw churn records (only when the model directory has a feature schema):
+  `{"records": [{...}, ...]}`, a bare list of objects, or one object. They go through
+  `kubesage.features.transform_records`, the same transform as batch preprocessing.
+
+Responses: `application/json` `{"predictions": [{"score": p}, ...]}` or `text/csv` with one
+probability per line, chosen by the Accept header.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any, Final
+
+import numpy as np
+
+from kubesage.errors import SchemaError
+from kubesage.features import FeatureSchema, transform_records
+from kubesage.serving.errors import NotAcceptableError, RequestError, UnsupportedMediaTypeError
+
+CSV: Final = "text/csv"
+JSON: Final = "application/json"
+SUPPORTED_CONTENT_TYPES: Final = (CSV, JSON)
+# SageMaker real-time endpoints refuse bodies over 6 MiB; refusing them here too keeps local
+# behaviour identical and bounds the memory one request can take.
+MAX_BODY_BYTES: Final = 6_291_456
+# Below this many lines a Python split beats pandas' C parser, whose fixed cost is about 1 ms.
+PANDAS_MIN_ROWS: Final = 64
+_NUMBER_TYPES: Final = frozenset({int, float, type(None)})
+
+
+def media_type(header: str | None) -> str:
+    """`Text/CSV; charset=utf-8` -> `text/csv`; a missing header is the empty string."""
+    if not header:
+        return ""
+    return header.split(";", 1)[0].strip().lower()
+
+
+def choose_output(accept: str | None) -> str:
+    """The response media type for an Accept header: JSON unless CSV is preferred; 406 if neither."""
+    if accept is None or not accept.strip():
+        return JSON
+    offers: list[tuple[float, int, str]] = []
+    for position, item in enumerate(accept.split(",")):
+        kind, _, params = item.partition(";")
+        quality = 1.0
+        for param in params.split(";"):
+            name, _, value = param.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+        if quality > 0 and math.isfinite(quality):
+            offers.append((-quality, position, kind.strip().lower()))
+    for _, _, kind in sorted(offers):
+        if kind in (JSON, "application/*", "*/*", "*"):
+            return JSON
+        if kind in (CSV, "text/*"):
+            return CSV
+    raise NotAcceptableError(f"cannot produce any of Accept: {accept!r}; this server answers {JSON} or {CSV}")
+
+
+def decode_request(body: bytes, content_type: str | None, n_features: int, schema: FeatureSchema | None) -> np.ndarray:
+    """Parse a request body into a float64 matrix of shape (rows, n_features)."""
+    kind = media_type(content_type)
+    if kind not in SUPPORTED_CONTENT_TYPES:
+        shown = content_type if content_type else "none"
+        raise UnsupportedMediaTypeError(
+            f"Content-Type {shown!r} is not supported; send {CSV} (feature vectors, no header) or {JSON}"
+        )
+    if not body.strip():
+        raise RequestError("the request body is empty; send at least one feature vector or record")
+    if kind == CSV:
+        return parse_csv(body, n_features)
+    return json_to_features(parse_json(body), n_features, schema)
+
+
+# ---------------------------------------------------------------------------------------- CSV
+
+
+def parse_csv(body: bytes, n_features: int) -> np.ndarray:
+    """Feature vectors, one per line; empty fields are missing (NaN), nan/inf literals are refused."""
+    if body.count(b"\n") >= PANDAS_MIN_ROWS:
+        fast = _parse_csv_pandas(body, n_features)
+        if fast is not None:
+            return fast
+    return _parse_csv_python(_decode_text(body), n_features)
+
+
+def _decode_text(body: bytes) -> str:
+    try:
+        return body.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise RequestError(f"the CSV body is not valid UTF-8 (byte {exc.start})") from None
+
+
+def _parse_csv_pandas(body: bytes, n_features: int) -> np.ndarray | None:
+    """Large batches through pandas' C parser; None means "let the Python path judge it".
+
+    The Python path is the reference: any batch pandas does not parse into exactly n_features
+    finite columns (bad value, short or long row, missing value, nan literal) is re-parsed there,
+    so both paths accept the same inputs and report errors the same way.
+    """
+    import pandas as pd
+
+    try:
+        frame = pd.read_csv(
+            io.BytesIO(body),
+            header=None,
+            sep=",",
+            dtype=np.float64,
+            quoting=csv.QUOTE_NONE,
+            keep_default_na=False,
+            na_values=[],
+            skip_blank_lines=True,
+            encoding="utf-8-sig",
+            engine="c",
+        )
+    except (ValueError, TypeError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError):
+        return None
+    matrix = frame.to_numpy(dtype=np.float64)
+    if matrix.ndim != 2 or matrix.shape[1] != n_features or not np.isfinite(matrix).all():
+        return None
+    return np.ascontiguousarray(matrix)
+
+
+def _parse_csv_python(text: str, n_features: int) -> np.ndarray:
+    lines = [line for line in text.splitlines() if line.strip()]
+    if not lines:
+        raise RequestError("the CSV body has no rows")
+    values: list[float] = []
+    for row, line in enumerate(lines, start=1):
+        fields = line.split(",")
+        if len(fields) != n_features:
+            raise RequestError(_count_message(f"CSV row {row}", len(fields), n_features))
+        try:
+            parsed = [float(field) for field in fields]
+        except ValueError:
+            parsed = [_csv_field(field, row, col) for col, field in enumerate(fields, start=1)]
+        values.extend(parsed)
+    matrix = np.array(values, dtype=np.float64).reshape(len(lines), n_features)
+    if not np.isfinite(matrix).all():
+        _raise_first_non_finite_csv(lines)
+    return matrix
+
+
+def _csv_field(field: str, row: int, col: int) -> float:
+    text = field.strip()
+    if not text:
+        return math.nan
+    try:
+        value = float(text)
+    except ValueError:
+        hint = " (a header row is not accepted)" if row == 1 else ""
+        raise RequestError(f"CSV row {row}, column {col}: {_shorten(text)!r} is not a number{hint}") from None
+    return value
+
+
+def _raise_first_non_finite_csv(lines: Sequence[str]) -> None:
+    for row, line in enumerate(lines, start=1):
+        for col, field in enumerate(line.split(","), start=1):
+            text = field.strip()
+            if text and not math.isfinite(_csv_field(text, row, col)):
+                raise RequestError(
+                    f"CSV row {row}, column {col}: {_shorten(text)!r} is not a finite number; "
+                    "leave the field empty for a missing value"
+                )
+
+
+# --------------------------------------------------------------------------------------- JSON
+
+
+def _refuse_constant(token: str) -> float:
+    raise RequestError(f"{token} is not valid JSON; send null for a missing value")
+
+
+def parse_json(body: bytes) -> Any:
+    try:
+        return json.loads(body, parse_constant=_refuse_constant)
+    except RequestError:
+        raise
+    except json.JSONDecodeError as exc:
+        raise RequestError(f"the body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    except UnicodeDecodeError:
+        raise RequestError("the JSON body is not valid UTF-8") from None
+    except RecursionError:
+        raise RequestError("the JSON body is nested too deeply") from None
+
+
+def json_to_features(payload: Any, n_features: int, schema: FeatureSchema | None) -> np.ndarray:
+    """Dispatch on the documented JSON shapes; see the module docstring."""
+    if isinstance(payload, Mapping):
+        if "instances" in payload:
+            return instances_to_features(payload["instances"], n_features)
+        if "records" in payload:
+            return records_to_features(payload["records"], schema)
+        if schema is None:
+            raise RequestError(
+                'a JSON object must hold "instances" (feature vectors); this model has no feature '
+                "schema, so it cannot take raw records"
+            )
+        return records_to_features([payload], schema)
+    if isinstance(payload, list):
+        if payload and all(isinstance(item, Mapping) for item in payload) and not _has_features_key(payload):
+            return records_to_features(payload, schema)
+        if payload and all(_is_number(item) or item is None for item in payload):
+            return instances_to_features([payload], n_features)
+        return instances_to_features(payload, n_features)
+    raise RequestError(
+        f'the JSON body is a {_json_type(payload)}; send {{"instances": [[...], ...]}}, a list of '
+        'feature vectors or {"records": [...]}'
+    )
+
+
+def _has_features_key(items: Sequence[Mapping[str, Any]]) -> bool:
+    return all(set(item) == {"features"} for item in items)
+
+
+def instances_to_features(instances: Any, n_features: int) -> np.ndarray:
+    if not isinstance(instances, list):
+        raise RequestError(f'"instances" must be a list of feature vectors, not a {_json_type(instances)}')
+    if not instances:
+        raise RequestError('"instances" is empty; send at least one feature vector')
+    rows: list[list[Any]] = []
+    seen_types: set[type] = set()
+    for i, item in enumerate(instances):
+        row = item.get("features") if isinstance(item, Mapping) else item
+        if not isinstance(row, list):
+            raise RequestError(
+                f"instance {i} is a {_json_type(item)}; expected a list of {n_features} numbers "
+                'or {"features": [...]}'
+            )
+        if len(row) != n_features:
+            raise RequestError(_count_message(f"instance {i}", len(row), n_features))
+        seen_types.update(map(type, row))
+        rows.append(row)
+    if not seen_types <= _NUMBER_TYPES:
+        _raise_first_non_number(rows)
+    try:
+        matrix = np.array(rows, dtype=np.float64)
+    except OverflowError:
+        raise RequestError("a feature value is too large for a 64-bit float") from None
+    if np.isinf(matrix).any():
+        row, col = (int(v) for v in np.argwhere(np.isinf(matrix))[0])
+        raise RequestError(f"instance {row}, feature {col}: the value is too large for a 64-bit float")
+    return matrix
+
+
+def _raise_first_non_number(rows: Sequence[Sequence[Any]]) -> None:
+    for i, row in enumerate(rows):
+        for j, value in enumerate(row):
+            if not _is_number(value) and value is not None:
+                raise RequestError(
+                    f"instance {i}, feature {j}: {_shorten(json.dumps(value))} is not a number "
+                    "(use null for a missing value)"
+                )
+
+
+def records_to_features(records: Any, schema: FeatureSchema | None) -> np.ndarray:
+    if schema is None:
+        raise RequestError(
+            "this model has no feature schema (feature_schema.json), so it takes feature vectors only: "
+            'send {"instances": [[...], ...]} or text/csv'
+        )
+    if not isinstance(records, list):
+        raise RequestError(f'"records" must be a list of objects, not a {_json_type(records)}')
+    if not records:
+        raise RequestError('"records" is empty; send at least one record')
+    try:
+        return transform_records(records, schema)
+    except SchemaError as exc:
+        raise RequestError(str(exc)) from None
+    except OverflowError:
+        raise RequestError("a numeric field is too large for a 64-bit float") from None
+
+
+def _is_number(value: Any) -> bool:
+    return type(value) in (int, float)
+
+
+def _json_type(value: Any) -> str:
+    names = {dict: "object", list: "array", str: "string", bool: "boolean", type(None): "null"}
+    for kind, name in names.items():
+        if isinstance(value, kind):
+            return name
+    return "number"
+
+
+# ------------------------------------------------------------------------------------ Responses
+
+
+def encode_predictions(probabilities: np.ndarray, output: str) -> bytes:
+    """Probabilities as `{"predictions": [{"score": p}, ...]}` or one per CSV line.
+
+    repr() of a Python float is the shortest text that round-trips, so clients read back the
+    exact float64 the model produced.
+    """
+    scores = probabilities.tolist()
+    if output == CSV:
+        return ("\n".join(map(repr, scores)) + "\n").encode()
+    return ('{"predictions":[' + ",".join([f'{{"score":{s!r}}}' for s in scores]) + "]}").encode()
+
+
+def error_body(status: int, code: str, message: str) -> bytes:
+    return json.dumps({"code": code, "message": message, "status": status}).encode()
+
+
+def _count_message(where: str, got: int, expected: int) -> str:
+    hint = " (leave out the label column)" if got == expected + 1 else ""
+    return f"{where} has {got} values; the model expects {expected} features{hint}"
+
+
+def _shorten(text: str, limit: int = 40) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -1,0 +1,45 @@
+"""Where the served model comes from: a local model directory or an MLflow model URI."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from kubesage.errors import ModelError, TrackingError
+from kubesage.modelio import find_model_file
+
+# URIs MLflow resolves itself; anything else is a local path.
+MLFLOW_SCHEMES = ("models:/", "runs:/", "mlflow-artifacts:/", "s3://", "gs://", "wasbs://", "file://")
+
+
+def is_mlflow_uri(model: str) -> bool:
+    return model.startswith(MLFLOW_SCHEMES)
+
+
+def resolve_model_dir(model: str, download_dir: str | Path | None = None) -> Path:
+    """A local directory holding the booster for `model` (a path, or e.g. `models:/customer-churn/3`).
+
+    MLflow models are downloaded with mlflow.artifacts.download_artifacts into `download_dir` (a
+    new temporary directory by default) using the tracking/registry URI from the environment
+    (MLFLOW_TRACKING_URI). The result is checked to hold an XGBoost booster, so a bad URI fails
+    here, with its name, rather than in a server worker.
+    """
+    if not is_mlflow_uri(model):
+        path = Path(model).expanduser()
+        if not path.exists():
+            raise ModelError(f"model directory {path} does not exist (or pass an MLflow URI like models:/NAME/VERSION)")
+        find_model_file(path)
+        return path.resolve()
+    import mlflow.artifacts
+    from mlflow.exceptions import MlflowException
+
+    target = Path(download_dir) if download_dir else Path(tempfile.mkdtemp(prefix="kubesage-model-"))
+    target.mkdir(parents=True, exist_ok=True)
+    try:
+        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=model, dst_path=str(target)))
+    except MlflowException as exc:
+        raise TrackingError(f"could not download {model} from MLflow: {exc.message}") from exc
+    except OSError as exc:
+        raise TrackingError(f"could not download {model} from MLflow: {exc}") from exc
+    find_model_file(local)
+    return local

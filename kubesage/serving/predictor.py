@@ -1,0 +1,113 @@
+"""The model a server process holds: loaded, converted to daal4py and warmed once, then only predicts.
+
+One Predictor per worker process. oneDAL's thread count is process-global (daal4py.daalinit), so
+it is set here, explicitly, before the conversion; requests are then predicted one at a time on
+the worker's event-loop thread, never from several Python threads at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import xgboost as xgb
+
+from kubesage.features import FeatureSchema
+from kubesage.modelio import (
+    Daal4pyModel,
+    check_parity,
+    find_model_file,
+    load_booster,
+    load_schema_if_present,
+)
+
+logger = logging.getLogger(__name__)
+
+# Served probabilities must equal the training-time booster's within this; checked at load.
+SERVING_PARITY_TOLERANCE = 1e-6
+_WARM_BATCH_ROWS = 256
+
+
+@dataclass
+class Predictor:
+    """A booster converted to daal4py once, with the feature schema when the model dir has one."""
+
+    daal_model: Daal4pyModel
+    schema: FeatureSchema | None
+    model_path: Path
+    threads: int
+    parity_max_abs_diff: float
+    load_seconds: float
+
+    @property
+    def n_features(self) -> int:
+        return self.daal_model.n_features
+
+    @classmethod
+    def load(cls, model_dir: str | Path, threads: int = 1) -> Predictor:
+        """Load, convert, check parity against XGBoost and warm; raises ModelError/SchemaError."""
+        started = time.perf_counter()
+        set_thread_count(threads)
+        model_path = find_model_file(model_dir)
+        booster = load_booster(model_dir)
+        booster.set_param({"nthread": threads})
+        schema = load_schema_if_present(model_dir)
+        daal_model = Daal4pyModel.from_booster(booster)
+        parity = check_parity(
+            booster, daal_model, parity_probe(daal_model.n_features), tolerance=SERVING_PARITY_TOLERANCE
+        )
+        predictor = cls(
+            daal_model=daal_model,
+            schema=schema,
+            model_path=model_path,
+            threads=threads,
+            parity_max_abs_diff=parity,
+            load_seconds=0.0,
+        )
+        predictor.warm()
+        predictor.load_seconds = time.perf_counter() - started
+        logger.info(
+            "loaded %s (%d features, schema: %s, threads: %d, parity %.2g) in %.2f s",
+            model_path,
+            predictor.n_features,
+            "yes" if schema else "no",
+            threads,
+            parity,
+            predictor.load_seconds,
+        )
+        return predictor
+
+    def predict(self, features: np.ndarray) -> np.ndarray:
+        return self.daal_model.probabilities(features)
+
+    def warm(self) -> None:
+        """First predictions pay for lazy allocations; pay them before /ping says ready."""
+        for rows in (1, 1, 8, _WARM_BATCH_ROWS):
+            self.predict(np.zeros((rows, self.n_features), dtype=np.float64))
+
+
+def parity_probe(n_features: int, rows: int = 200, seed: int = 0) -> np.ndarray:
+    """Deterministic probe inputs: standard-normal and one-hot-like values, with some missing."""
+    rng = np.random.default_rng(seed)
+    probe = rng.normal(size=(rows, n_features))
+    probe[rows // 2 :] = (probe[rows // 2 :] > 0.5).astype(np.float64)
+    probe[rng.random(size=probe.shape) < 0.05] = np.nan
+    return probe
+
+
+def set_thread_count(threads: int) -> None:
+    """oneDAL's thread pool is process-global; XGBoost's is per booster (set at load)."""
+    import daal4py
+
+    daal4py.daalinit(threads)
+
+
+def booster_reference(model_dir: str | Path, features: np.ndarray) -> np.ndarray:
+    """The training-time XGBoost probabilities, for tests and the benchmark's parity check."""
+    from kubesage.modelio import booster_probabilities
+
+    booster: xgb.Booster = load_booster(model_dir)
+    return booster_probabilities(booster, features)

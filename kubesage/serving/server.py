@@ -1,0 +1,192 @@
+"""Run the inference server: uvicorn (httptools + uvloop), N worker processes, one model copy each.
+
+Process model, explicitly:
+- `workers` processes (default: the CPUs this process may use, cgroup quota included; env
+  MODEL_SERVER_WORKERS as in SageMaker's own containers). Each loads and converts the model once.
+- `threads` oneDAL/XGBoost threads per worker (default: CPUs // workers, at least 1; env
+  KUBESAGE_SERVING_THREADS). Single-record latency gains nothing from more threads; batch
+  throughput does, so fewer workers with more threads suit batch-heavy traffic.
+- Port: `port`, else SAGEMAKER_BIND_TO_PORT, else 8080.
+- SIGTERM: stop accepting, finish in-flight requests for up to `graceful_timeout` (20 s, inside
+  SageMaker's 30 s before SIGKILL), then exit.
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+import logging
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+
+from kubesage.errors import KubesageError, ModelError
+from kubesage.modelio import find_model_file, load_schema_if_present
+from kubesage.serving.app import InferenceApp, create_app
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_PORT = 8080
+GRACEFUL_TIMEOUT_SECONDS = 20
+# SageMaker's front end reuses connections; keep them open longer than its idle timeout would.
+KEEP_ALIVE_SECONDS = 75
+ENV_MODEL_DIR = "KUBESAGE_MODEL_DIR"
+ENV_THREADS = "KUBESAGE_SERVING_THREADS"
+ENV_WORKERS = "MODEL_SERVER_WORKERS"
+ENV_PORT = "SAGEMAKER_BIND_TO_PORT"
+CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    model_dir: Path
+    host: str = "0.0.0.0"
+    port: int = DEFAULT_PORT
+    workers: int = 1
+    threads: int = 1
+    graceful_timeout: int = GRACEFUL_TIMEOUT_SECONDS
+
+    def __post_init__(self) -> None:
+        if not 0 < self.port < 65536:
+            raise KubesageError(f"port {self.port} is out of range 1-65535")
+        if self.workers < 1:
+            raise KubesageError(f"workers must be at least 1, got {self.workers}")
+        if self.threads < 1:
+            raise KubesageError(f"threads must be at least 1, got {self.threads}")
+
+
+def available_cpus(cpu_max: Path = CGROUP_CPU_MAX) -> int:
+    """CPUs this process may use: its affinity mask, capped by a cgroup v2 CPU quota if set."""
+    count = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    try:
+        quota, period = cpu_max.read_text().split()[:2]
+        if quota != "max":
+            count = min(count, max(1, math.ceil(int(quota) / int(period))))
+    except (OSError, ValueError):
+        pass
+    return max(1, count)
+
+
+def resolve_config(
+    model_dir: str | Path,
+    host: str = "0.0.0.0",
+    port: int | None = None,
+    workers: int | None = None,
+    threads: int | None = None,
+) -> ServerConfig:
+    """Explicit arguments win, then the SageMaker-style environment variables, then the CPU count."""
+    cpus = available_cpus()
+    resolved_workers = workers if workers is not None else _env_int(ENV_WORKERS) or cpus
+    resolved_threads = threads if threads is not None else _env_int(ENV_THREADS) or max(1, cpus // resolved_workers)
+    resolved_port = port if port is not None else _env_int(ENV_PORT) or DEFAULT_PORT
+    return ServerConfig(
+        model_dir=Path(model_dir).resolve(),
+        host=host,
+        port=resolved_port,
+        workers=resolved_workers,
+        threads=resolved_threads,
+    )
+
+
+def check_model_dir(model_dir: str | Path) -> None:
+    """Fail in the parent, with a clear message, before any worker starts: files present and parseable."""
+    if not Path(model_dir).exists():
+        raise ModelError(f"model directory {model_dir} does not exist")
+    find_model_file(model_dir)
+    load_schema_if_present(model_dir)
+
+
+def serve(
+    model_dir: str | Path,
+    host: str = "0.0.0.0",
+    port: int | None = None,
+    workers: int | None = None,
+    threads: int | None = None,
+) -> None:
+    """Serve `model_dir` until SIGTERM/SIGINT. Blocks. Raises ModelError if the model dir is unusable."""
+    config = resolve_config(model_dir, host=host, port=port, workers=workers, threads=threads)
+    check_model_dir(config.model_dir)
+    # Workers are spawned processes: they get their settings through the environment.
+    os.environ[ENV_MODEL_DIR] = str(config.model_dir)
+    os.environ[ENV_THREADS] = str(config.threads)
+    # OpenMP pools (XGBoost) follow the same explicit count instead of the host's core count.
+    os.environ.setdefault("OMP_NUM_THREADS", str(config.threads))
+    logger.info(
+        "serving %s on %s:%d with %d worker(s) x %d thread(s)",
+        config.model_dir,
+        config.host,
+        config.port,
+        config.workers,
+        config.threads,
+    )
+    uvicorn_config = uvicorn.Config(
+        "kubesage.serving.server:app_from_env",
+        factory=True,
+        host=config.host,
+        port=config.port,
+        workers=config.workers,
+        http="httptools",
+        loop="uvloop",
+        lifespan="on",
+        access_log=False,
+        server_header=False,
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,
+        timeout_graceful_shutdown=config.graceful_timeout,
+        log_config=log_config(),
+    )
+    run_uvicorn(uvicorn_config)
+
+
+def run_uvicorn(config: uvicorn.Config) -> None:
+    """uvicorn.run's worker logic, except that the parent listens on the socket itself.
+
+    uvicorn only calls listen() inside a worker once it has imported the app (seconds, with
+    XGBoost and daal4py); listening in the parent lets the kernel accept connections at once, as
+    SageMaker asks (within 250 ms), and /ping answers them as soon as a worker is up.
+    """
+    from uvicorn.supervisors import Multiprocess
+
+    sock = config.bind_socket()
+    sock.listen(config.backlog)
+    server = uvicorn.Server(config)
+    try:
+        if config.workers > 1:
+            # uvicorn < 0.40 also wanted target=server.run; newer versions build the server per worker.
+            needs_target = "target" in inspect.signature(Multiprocess).parameters
+            extra = {"target": server.run} if needs_target else {}
+            Multiprocess(config, sockets=[sock], **extra).run()
+        else:
+            server.run(sockets=[sock])
+    finally:
+        sock.close()
+
+
+def log_config() -> dict[str, Any]:
+    """uvicorn's logging setup, plus kubesage's own loggers (model load, errors) at INFO."""
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config["loggers"]["kubesage"] = {"handlers": ["default"], "level": "INFO", "propagate": False}
+    return config
+
+
+def app_from_env() -> InferenceApp:
+    """The app factory each uvicorn worker calls (settings come from serve() via the environment)."""
+    model_dir = os.environ.get(ENV_MODEL_DIR)
+    if not model_dir:
+        raise KubesageError(f"{ENV_MODEL_DIR} is not set; start the server with kubesage.serving.serve()")
+    return create_app(model_dir, threads=_env_int(ENV_THREADS) or 1)
+
+
+def _env_int(name: str) -> int | None:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        raise KubesageError(f"environment variable {name}={raw!r} is not an integer") from None

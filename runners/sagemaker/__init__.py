@@ -1,0 +1,1 @@
+"""SageMaker Pipelines backend: compile KFP IR to a SageMaker pipeline definition, submit and run it."""

@@ -1,0 +1,190 @@
+"""A thin client over boto3 for what the runner does on AWS: S3 uploads, pipelines, executions.
+
+Every botocore error is mapped into RunnerError here (`_aws`), with the operation named, so callers
+and the CLI never show a botocore traceback.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kubesage.errors import RunnerError
+
+TERMINAL = frozenset({"Succeeded", "Failed", "Stopped"})
+
+
+@contextmanager
+def _aws(operation: str) -> Iterator[None]:
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        yield
+    except ClientError as exc:
+        error = exc.response.get("Error", {})
+        raise RunnerError(f"AWS refused {operation}: {error.get('Code', '?')}: {error.get('Message', exc)}") from exc
+    except BotoCoreError as exc:
+        raise RunnerError(f"AWS call {operation} failed: {exc}") from exc
+
+
+def split_s3_uri(uri: str) -> tuple[str, str]:
+    if not uri.startswith("s3://") or "/" not in uri[5:]:
+        raise RunnerError(f"'{uri}' is not an s3://bucket/key URI")
+    bucket, _, key = uri[5:].partition("/")
+    return bucket, key
+
+
+@dataclass
+class SageMakerClient:
+    """boto3 S3 and SageMaker clients for one region (and an endpoint URL for moto or a VPC endpoint)."""
+
+    s3: Any
+    sagemaker: Any
+
+    @classmethod
+    def create(cls, region: str, endpoint_url: str | None = None, session: Any | None = None) -> SageMakerClient:
+        import boto3
+
+        session = session or boto3.Session(region_name=region)
+        return cls(
+            s3=session.client("s3", region_name=region, endpoint_url=endpoint_url),
+            sagemaker=session.client("sagemaker", region_name=region, endpoint_url=endpoint_url),
+        )
+
+    # ---- S3 --------------------------------------------------------------------------------------
+
+    def upload_assets(self, assets: Mapping[str, bytes]) -> list[str]:
+        """Upload the compiled task specs; content-addressed keys make re-uploads harmless."""
+        for uri, body in sorted(assets.items()):
+            bucket, key = split_s3_uri(uri)
+            with _aws(f"s3:PutObject on {uri}"):
+                self.s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/json")
+        return sorted(assets)
+
+    def upload_file(self, path: Path, s3_root: str) -> str:
+        """Upload a local input file under `<s3_root>/<sha256-prefix>/<name>`; return its URI."""
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+        uri = f"{s3_root.rstrip('/')}/{digest}/{path.name}"
+        bucket, key = split_s3_uri(uri)
+        with _aws(f"s3:PutObject on {uri}"):
+            self.s3.upload_file(str(path), bucket, key)
+        return uri
+
+    def read_json(self, uri: str) -> Any:
+        import json
+
+        bucket, key = split_s3_uri(uri)
+        with _aws(f"s3:GetObject on {uri}"):
+            body = self.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+        return json.loads(body)
+
+    # ---- pipelines -------------------------------------------------------------------------------
+
+    def upsert_pipeline(self, name: str, definition: str, role_arn: str, description: str = "") -> str:
+        """Create the pipeline, or update it if it exists; return its ARN."""
+        from botocore.exceptions import ClientError
+
+        try:
+            self.sagemaker.describe_pipeline(PipelineName=name)
+            exists = True
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") not in ("ResourceNotFound", "ValidationException"):
+                raise RunnerError(f"AWS refused sagemaker:DescribePipeline for '{name}': {exc}") from exc
+            exists = False
+        common = {"PipelineName": name, "PipelineDefinition": definition, "RoleArn": role_arn}
+        if description:
+            common["PipelineDescription"] = description[:3072]
+        if exists:
+            with _aws(f"sagemaker:UpdatePipeline '{name}'"):
+                arn: str = self.sagemaker.update_pipeline(**common)["PipelineArn"]
+        else:
+            with _aws(f"sagemaker:CreatePipeline '{name}'"):
+                arn = self.sagemaker.create_pipeline(**common, PipelineDisplayName=name[:256])["PipelineArn"]
+        return arn
+
+    def ensure_model_package_group(self, name: str, description: str = "") -> str:
+        from botocore.exceptions import ClientError
+
+        try:
+            arn: str = self.sagemaker.describe_model_package_group(ModelPackageGroupName=name)[
+                "ModelPackageGroupArn"
+            ]
+            return arn
+        except ClientError:
+            pass
+        with _aws(f"sagemaker:CreateModelPackageGroup '{name}'"):
+            arn = self.sagemaker.create_model_package_group(
+                ModelPackageGroupName=name,
+                ModelPackageGroupDescription=description or f"models registered by kubesage pipeline {name}",
+            )["ModelPackageGroupArn"]
+        return arn
+
+    def start_execution(self, name: str, parameters: Mapping[str, str], display_name: str = "") -> str:
+        request: dict[str, Any] = {
+            "PipelineName": name,
+            "PipelineParameters": [{"Name": k, "Value": v} for k, v in sorted(parameters.items())],
+        }
+        if display_name:
+            request["PipelineExecutionDisplayName"] = display_name[:82]
+        with _aws(f"sagemaker:StartPipelineExecution '{name}'"):
+            arn: str = self.sagemaker.start_pipeline_execution(**request)["PipelineExecutionArn"]
+        return arn
+
+    def describe_execution(self, arn: str) -> dict[str, Any]:
+        with _aws(f"sagemaker:DescribePipelineExecution '{arn}'"):
+            described: dict[str, Any] = self.sagemaker.describe_pipeline_execution(PipelineExecutionArn=arn)
+        return described
+
+    def execution_parameters(self, arn: str) -> dict[str, str]:
+        with _aws(f"sagemaker:ListPipelineParametersForExecution '{arn}'"):
+            pages = self.sagemaker.list_pipeline_parameters_for_execution(PipelineExecutionArn=arn)
+        return {p["Name"]: p["Value"] for p in pages.get("PipelineParameters", [])}
+
+    def list_steps(self, arn: str) -> list[dict[str, Any]]:
+        with _aws(f"sagemaker:ListPipelineExecutionSteps '{arn}'"):
+            steps: list[dict[str, Any]] = self.sagemaker.list_pipeline_execution_steps(
+                PipelineExecutionArn=arn, SortOrder="Ascending"
+            )["PipelineExecutionSteps"]
+        return steps
+
+    def wait(
+        self,
+        arn: str,
+        progress: Callable[[str], None],
+        poll_seconds: float = 15.0,
+        timeout_seconds: float = 6 * 3600,
+    ) -> dict[str, Any]:
+        """Poll until the execution ends; report each step status change once."""
+        deadline = time.monotonic() + timeout_seconds
+        seen: dict[str, str] = {}
+        list_steps = True
+        while True:
+            described = self.describe_execution(arn)
+            steps: list[dict[str, Any]] = []
+            if list_steps:
+                try:
+                    steps = self.list_steps(arn)
+                except RunnerError as exc:
+                    # Step status is progress only (moto, for one, lacks the call): keep following
+                    # the execution status and say once why step lines are missing.
+                    list_steps = False
+                    progress(f"step status unavailable: {str(exc).splitlines()[0][:200]}")
+            for step in steps:
+                status = step.get("StepStatus", "?")
+                if seen.get(step["StepName"]) != status:
+                    seen[step["StepName"]] = status
+                    reason = f": {step['FailureReason']}" if step.get("FailureReason") else ""
+                    progress(f"step {step['StepName']}: {status}{reason}")
+            if described["PipelineExecutionStatus"] in TERMINAL:
+                return described
+            if time.monotonic() > deadline:
+                raise RunnerError(
+                    f"pipeline execution {arn} still {described['PipelineExecutionStatus']} after "
+                    f"{timeout_seconds:.0f}s; raise the runner's timeout_seconds or follow it in the console"
+                )
+            time.sleep(poll_seconds)

@@ -1,0 +1,77 @@
+"""Settings of the SageMaker backend, validated once at the boundary (CLI flags, runner options)."""
+
+from __future__ import annotations
+
+import re
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+_BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$")
+_ROLE_RE = re.compile(r"^arn:aws[a-z\-]*:iam::\d{12}:role/[\w+=,.@\-/]+$")
+
+# Placeholders keep `kubesage compile` usable without any AWS account; `run` replaces them.
+DEFAULT_IMAGE = "kubesage/xgboost-daal4py:latest"
+DEFAULT_ROLE = "arn:aws:iam::000000000000:role/kubesage-sagemaker-execution"
+DEFAULT_BUCKET = "kubesage-artifacts"
+
+
+class SageMakerConfig(BaseModel):
+    """Where and how the compiled pipeline runs. Every field has an offline-safe default."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    image_uri: str = DEFAULT_IMAGE
+    role_arn: str = DEFAULT_ROLE
+    bucket: str = DEFAULT_BUCKET
+    prefix: str = "kubesage"
+    region: str = "us-east-1"
+    pipeline_name: str | None = Field(default=None, description="defaults to the KFP pipeline name")
+    default_instance_type: str = "ml.m5.large"
+    instance_types: dict[str, str] = Field(default_factory=dict, description="task name -> instance type")
+    instance_counts: dict[str, int] = Field(default_factory=dict, description="task name -> count")
+    volume_size_gb: int = 30
+    max_runtime_seconds: int = 3600
+    cache_expire_after: str = "P30D"
+    register_task: str | None = Field(
+        default=None, description="task that also registers a model package; default: a task named 'register'"
+    )
+    model_package_group: str | None = Field(default=None, description="defaults to '<pipeline>-models'")
+    inference_instance_types: tuple[str, ...] = ("ml.m5.large",)
+    data_parameters: tuple[str, ...] | None = Field(
+        default=None,
+        description="string parameters holding an S3 URI of input data: downloaded into the step, "
+        "and the task receives the local path. None: string parameters named 'input_data' or '*_data'",
+    )
+    mlflow_tracking_uri: str = ""
+    local_mode: bool = Field(
+        default=False,
+        description="target the SDK's local mode, which cannot run RegisterModel steps",
+    )
+
+    @field_validator("bucket")
+    @classmethod
+    def _bucket_name(cls, value: str) -> str:
+        if not _BUCKET_RE.match(value):
+            raise ValueError(f"'{value}' is not a valid S3 bucket name (lowercase letters, digits, '.', '-')")
+        return value
+
+    @field_validator("role_arn")
+    @classmethod
+    def _role(cls, value: str) -> str:
+        if not _ROLE_RE.match(value):
+            raise ValueError(f"'{value}' is not an IAM role ARN (arn:aws:iam::<account>:role/<name>)")
+        return value
+
+    @field_validator("prefix")
+    @classmethod
+    def _prefix(cls, value: str) -> str:
+        return value.strip("/")
+
+    def s3_root(self) -> str:
+        return f"s3://{self.bucket}/{self.prefix}" if self.prefix else f"s3://{self.bucket}"
+
+    def instance_type(self, task: str) -> str:
+        return self.instance_types.get(task, self.default_instance_type)
+
+    def instance_count(self, task: str) -> int:
+        return self.instance_counts.get(task, 1)

@@ -1,0 +1,171 @@
+"""In-container entry point of every compiled SageMaker step: run a KFP component from SageMaker paths.
+
+    python3 -m kubesage.runners.sagemaker.shim --task T --spec-dir DIR [--param NAME VALUE]...
+                                               [--data-param NAME DIR]...
+
+It reads the task spec the compiler wrote (the component's command, constants, where SageMaker put
+inputs and wants outputs), builds KFP's executor input from those paths, resolves the command's
+placeholders with KFP's own code, runs it, and writes the output parameters and artifact metadata
+to `outputs.json`, which downstream steps read through PropertyFile + JsonGet.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+from typing import Any
+
+EXECUTOR_OUTPUT = "executor_output.json"
+# Tracking variables arrive as pipeline parameters whose default is ""; an empty
+# MLFLOW_TRACKING_URI would point MLflow at the wrong place, so they are dropped.
+_DROP_IF_EMPTY = ("MLFLOW_TRACKING_URI", "KUBESAGE_MLFLOW_PARENT_RUN_ID", "KUBESAGE_MLFLOW_EXPERIMENT_ID")
+
+
+def cast_parameter(value: str, parameter_type: str) -> Any:
+    """A command-line string back to the component's declared type."""
+    if parameter_type == "STRING":
+        return value
+    if parameter_type == "NUMBER_INTEGER":
+        return int(float(value))
+    if parameter_type == "NUMBER_DOUBLE":
+        return float(value)
+    if parameter_type == "BOOLEAN":
+        lowered = value.strip().lower()
+        if lowered not in ("true", "false"):
+            raise ValueError(f"expected true or false, got {value!r}")
+        return lowered == "true"
+    return json.loads(value)
+
+
+def _single_entry(directory: Path) -> Path:
+    """A data parameter's download dir holds one object: hand the task that file."""
+    entries = sorted(p for p in directory.iterdir())
+    return entries[0] if len(entries) == 1 else directory
+
+
+def unpack_model(directory: Path, name: str) -> Path:
+    """SageMaker delivers a training job's /opt/ml/model as model.tar.gz; give KFP the directory."""
+    archive = directory / "model.tar.gz"
+    target = directory.parent / f"{directory.name}-unpacked"
+    if not archive.is_file():
+        raise FileNotFoundError(f"input artifact '{name}': expected {archive} from the training step")
+    target.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(archive) as tar:
+        tar.extractall(target, filter="data")
+    return target
+
+
+def build_executor_input(
+    spec: dict[str, Any], params: dict[str, str], data_params: dict[str, str], workdir: Path
+) -> dict[str, Any]:
+    """KFP's ExecutorInput (as JSON) for this task, pointing at SageMaker's directories."""
+    declared = spec["component"].get("inputDefinitions", {}).get("parameters", {})
+    values: dict[str, Any] = dict(spec["constants"])
+    for name, raw in params.items():
+        values[name] = cast_parameter(raw, declared.get(name, {}).get("parameterType", "STRING"))
+    for name, download_dir in data_params.items():
+        values[name] = str(_single_entry(Path(download_dir)))
+    for name, pdef in declared.items():
+        if name not in values and "defaultValue" in pdef:
+            values[name] = pdef["defaultValue"]
+    artifacts: dict[str, Any] = {}
+    for name, art in spec["input_artifacts"].items():
+        directory = Path(art["dir"])
+        path: Path = unpack_model(directory, name) if art["packed"] else directory / art["file"]
+        artifacts[name] = {"artifacts": [{"name": name, "type": art["type"], "uri": str(path), "metadata": {}}]}
+    outputs = {
+        name: {"artifacts": [{"name": name, "type": art["type"], "uri": art["path"], "metadata": {}}]}
+        for name, art in spec["output_artifacts"].items()
+    }
+    output_params = spec["component"].get("outputDefinitions", {}).get("parameters", {})
+    return {
+        "inputs": {"parameterValues": values, "artifacts": artifacts},
+        "outputs": {
+            "parameters": {name: {"outputFile": str(workdir / "parameters" / name)} for name in output_params},
+            "artifacts": outputs,
+            "outputFile": str(workdir / EXECUTOR_OUTPUT),
+        },
+    }
+
+
+def resolve_command(spec: dict[str, Any], executor_input: dict[str, Any]) -> list[str]:
+    """The component's command with KFP placeholders replaced, by KFP's own local-runner code."""
+    from kfp.local import placeholder_utils
+
+    resolved: list[str] = placeholder_utils.replace_placeholders(
+        full_command=[*spec["command"], *spec["args"]],
+        executor_input_dict=executor_input,
+        pipeline_resource_name=spec["pipeline"],
+        task_resource_name=spec["task"],
+        pipeline_root=str(Path(executor_input["outputs"]["outputFile"]).parent),
+        unique_pipeline_id=os.environ.get("KUBESAGE_SAGEMAKER_EXECUTION_ARN", spec["pipeline"]),
+    )
+    return resolved
+
+
+def collect_outputs(spec: dict[str, Any], executor_input: dict[str, Any]) -> dict[str, Any]:
+    """Output parameters and artifact metadata, from the executor output and the output files."""
+    out_file = Path(executor_input["outputs"]["outputFile"])
+    executor_output = json.loads(out_file.read_text()) if out_file.is_file() else {}
+    parameters: dict[str, Any] = dict(executor_output.get("parameterValues", {}))
+    declared = spec["component"].get("outputDefinitions", {}).get("parameters", {})
+    for name, target in executor_input["outputs"]["parameters"].items():
+        path = Path(target["outputFile"])
+        if name not in parameters and path.is_file():
+            text = path.read_text()
+            ptype = declared.get(name, {}).get("parameterType", "STRING")
+            parameters[name] = text if ptype == "STRING" else json.loads(text)
+    metadata = {
+        name: (entry.get("artifacts") or [{}])[0].get("metadata", {})
+        for name, entry in executor_output.get("artifacts", {}).items()
+    }
+    return {"task": spec["task"], "parameters": parameters, "artifacts": metadata}
+
+
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="kubesage.runners.sagemaker.shim")
+    parser.add_argument("--task", required=True)
+    parser.add_argument("--spec-dir", required=True, type=Path)
+    parser.add_argument("--param", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"))
+    parser.add_argument("--data-param", nargs=2, action="append", default=[], metavar=("NAME", "DIR"))
+    parser.add_argument("--workdir", type=Path, default=None)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse(argv)
+    spec_path = args.spec_dir / f"{args.task}.json"
+    if not spec_path.is_file():
+        print(f"kubesage shim: task spec {spec_path} is missing", file=sys.stderr)
+        return 2
+    spec = json.loads(spec_path.read_text())
+    workdir = args.workdir or Path("/tmp/kubesage-task")
+    (workdir / "parameters").mkdir(parents=True, exist_ok=True)
+    for art in spec["output_artifacts"].values():
+        Path(art["path"]).parent.mkdir(parents=True, exist_ok=True)
+    try:
+        executor_input = build_executor_input(spec, dict(args.param), dict(args.data_param), workdir)
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"kubesage shim: task '{args.task}': {exc}", file=sys.stderr)
+        return 2
+    command = resolve_command(spec, executor_input)
+    env = {k: v for k, v in os.environ.items() if not (k in _DROP_IF_EMPTY and not v)}
+    print(f"kubesage shim: running task '{args.task}' ({spec['display_name']})", flush=True)
+    returncode = subprocess.call(command, env=env)
+    if returncode != 0:
+        print(f"kubesage shim: task '{args.task}' exited with {returncode}", file=sys.stderr)
+        return returncode
+    outputs = collect_outputs(spec, executor_input)
+    target = Path(spec["outputs_file"])
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(json.dumps(outputs, indent=2, sort_keys=True))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

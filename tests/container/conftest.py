@@ -1,0 +1,120 @@
+"""Fixtures for the container suite: the real Docker engine and the image `make image` builds.
+
+Nothing here is skipped: a missing engine or image fails every test with the command that fixes it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kubesage.components.preprocess import preprocess
+from kubesage.features import FEATURE_SCHEMA_FILENAME
+
+IMAGE = os.environ.get("KUBESAGE_IMAGE", "kubesage/xgboost-daal4py:latest")
+# String values, as SageMaker writes hyperparameters.json.
+HYPERPARAMETERS = {"max_depth": "4", "eta": "0.2", "num_round": "120", "early_stopping_rounds": "10"}
+
+
+def docker(*args: str, timeout: float = 300, check: bool = True) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=timeout)
+    if check and result.returncode != 0:
+        raise AssertionError(f"docker {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+@pytest.fixture(scope="session")
+def image() -> str:
+    """The image under test; fails (never skips) when the engine or the image is missing."""
+    if shutil.which("docker") is None:
+        pytest.fail("the docker CLI is not installed: run `make image` (it installs and starts the engine)")
+    info = subprocess.run(["docker", "info"], capture_output=True, text=True, timeout=60)
+    if info.returncode != 0:
+        pytest.fail(f"the Docker engine is not answering ({info.stderr.strip()[:200]}): run `make image`")
+    found = subprocess.run(["docker", "image", "inspect", IMAGE], capture_output=True, text=True, timeout=60)
+    if found.returncode != 0:
+        pytest.fail(f"image {IMAGE} does not exist: run `make image`")
+    return IMAGE
+
+
+@pytest.fixture(scope="session")
+def image_config(image: str) -> dict[str, Any]:
+    inspected: list[dict[str, Any]] = json.loads(docker("image", "inspect", image).stdout)
+    return inspected[0]
+
+
+@pytest.fixture(scope="session")
+def churn_splits(tmp_path_factory: pytest.TempPathFactory, churn_csv: Path) -> dict[str, Path]:
+    """The real churn data through the pipeline's own preprocess: label-first CSVs and the schema."""
+    out = tmp_path_factory.mktemp("churn-splits")
+    paths = {name: out / f"{name}.csv" for name in ("train", "validation", "test")}
+    preprocess(str(churn_csv), {k: str(v) for k, v in paths.items()}, out / FEATURE_SCHEMA_FILENAME, seed=42)
+    return {**paths, "schema": out / FEATURE_SCHEMA_FILENAME}
+
+
+@dataclass(frozen=True)
+class TrainingRun:
+    base: Path
+    returncode: int
+    logs: str
+
+    @property
+    def model_dir(self) -> Path:
+        return self.base / "model"
+
+    @property
+    def failure_file(self) -> Path:
+        return self.base / "output" / "failure"
+
+
+def sagemaker_layout(base: Path, splits: dict[str, Path], hyperparameters: dict[str, str]) -> None:
+    """/opt/ml as SageMaker lays it out for a training job with train, validation and schema channels."""
+    for channel in ("train", "validation", "schema"):
+        target = base / "input" / "data" / channel
+        target.mkdir(parents=True)
+        shutil.copy(splits[channel], target)
+    (base / "input" / "config").mkdir(parents=True)
+    (base / "input" / "config" / "hyperparameters.json").write_text(json.dumps(hyperparameters))
+    (base / "model").mkdir()
+    (base / "output").mkdir()
+
+
+def docker_train(image: str, base: Path) -> TrainingRun:
+    """`docker run IMAGE train` with the job's folders mounted where SageMaker mounts them."""
+    name = f"kubesage-train-{uuid.uuid4().hex[:8]}"
+    try:
+        result = docker(
+            "run", "--name", name, "--network", "none",
+            "-v", f"{base / 'input'}:/opt/ml/input:ro",
+            "-v", f"{base / 'model'}:/opt/ml/model",
+            "-v", f"{base / 'output'}:/opt/ml/output",
+            image, "train",
+            timeout=600, check=False,
+        )  # fmt: skip
+    finally:
+        docker("rm", "-f", name, check=False)
+    return TrainingRun(base=base, returncode=result.returncode, logs=result.stdout + result.stderr)
+
+
+@pytest.fixture(scope="session")
+def trained(image: str, churn_splits: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> TrainingRun:
+    base = tmp_path_factory.mktemp("opt-ml")
+    sagemaker_layout(base, churn_splits, HYPERPARAMETERS)
+    return docker_train(image, base)
+
+
+@pytest.fixture
+def container_name() -> Iterator[str]:
+    """A unique container name, removed after the test whatever happened."""
+    name = f"kubesage-test-{uuid.uuid4().hex[:8]}"
+    yield name
+    docker("rm", "-f", name, check=False, timeout=60)

@@ -1,0 +1,153 @@
+"""The SageMaker runner's AWS calls, against moto in server mode over HTTP on 127.0.0.1.
+
+What moto can and cannot show (moto 5.2): it stores pipelines, executions and model package
+groups, and serves S3 for real; but it has no ListPipelineExecutionSteps, and its executions are
+"Succeeded" at once WITHOUT running any step. So these tests check the control plane (uploads,
+create/update pipeline, start/describe execution, parameters, model package group), never that
+steps ran; the SDK local-mode test covers execution.
+"""
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import boto3
+import pytest
+from moto.server import ThreadedMotoServer
+
+from kubesage.errors import RunnerError
+from kubesage.pipeline_source import load_pipeline
+from kubesage.runners.sagemaker.client import SageMakerClient
+from kubesage.runners.sagemaker.compiler import compile_spec
+from kubesage.runners.sagemaker.config import SageMakerConfig
+from kubesage.runners.sagemaker.runner import SageMakerRunner
+from kubesage.tracking import start_pipeline_run
+
+pytestmark = pytest.mark.integration
+
+DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "churn.txt"
+REGION = "us-east-1"
+BUCKET = "kubesage-moto"
+ROLE = "arn:aws:iam::123456789012:role/kubesage-sagemaker-execution"
+
+
+@pytest.fixture(scope="module")
+def moto_endpoint() -> Iterator[str]:
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def aws(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> tuple[str, boto3.Session]:
+    for key, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+    }.items():
+        monkeypatch.setenv(key, value)
+    session = boto3.Session(region_name=REGION)
+    s3 = session.client("s3", endpoint_url=moto_endpoint)
+    existing = [b["Name"] for b in s3.list_buckets().get("Buckets", [])]
+    if BUCKET not in existing:
+        # The runner never creates buckets (least privilege); the account owner does, once.
+        s3.create_bucket(Bucket=BUCKET)
+    return moto_endpoint, session
+
+
+@pytest.fixture
+def tracking(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    return start_pipeline_run("customer-churn", "sagemaker", {"seed": 42}, uri=uri)
+
+
+def _config(**update: object) -> SageMakerConfig:
+    return SageMakerConfig(role_arn=ROLE, bucket=BUCKET, prefix="it", region=REGION).model_copy(update=update)
+
+
+def test_submit_uploads_upserts_and_starts(aws, tracking, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Create path: specs and the data file land in S3, the pipeline holds the compiled definition,
+    the execution carries the run's parameters and MLflow parent run, the group exists.
+    (moto marks the execution Succeeded immediately; no step runs.)"""
+    endpoint, session = aws
+    pipeline = load_pipeline("customer_churn", tmp_path / "ir")
+    runner = SageMakerRunner(_config(), endpoint_url=endpoint, poll_seconds=0.1)
+    handle = runner.submit(pipeline, {"input_data": str(DATA), "seed": 7, "max_depth": 4}, tracking)
+
+    s3 = session.client("s3", endpoint_url=endpoint)
+    sm = session.client("sagemaker", endpoint_url=endpoint)
+    compiled = compile_spec(pipeline.spec, _config())
+    for uri, body in compiled.assets.items():
+        key = uri.removeprefix(f"s3://{BUCKET}/")
+        assert s3.get_object(Bucket=BUCKET, Key=key)["Body"].read() == body
+
+    staged = handle.parameters["input_data"]
+    assert staged.startswith(f"s3://{BUCKET}/it/customer-churn/inputs/") and staged.endswith("/churn.txt")
+    uploaded = s3.get_object(Bucket=BUCKET, Key=staged.removeprefix(f"s3://{BUCKET}/"))["Body"].read()
+    assert uploaded == DATA.read_bytes()
+
+    described = sm.describe_pipeline(PipelineName="customer-churn")
+    assert json.loads(described["PipelineDefinition"]) == compiled.definition
+    assert described["RoleArn"] == ROLE
+
+    execution = sm.describe_pipeline_execution(PipelineExecutionArn=handle.backend_id)
+    assert execution["PipelineArn"] == described["PipelineArn"]
+    params = SageMakerClient(s3=s3, sagemaker=sm).execution_parameters(handle.backend_id)
+    assert params["seed"] == "7" and params["max_depth"] == "4" and params["input_data"] == staged
+    assert params["KubesageMlflowParentRunId"] == tracking.run_id
+    assert params["KubesageMlflowTrackingUri"] == tracking.tracking_uri
+
+    group = sm.describe_model_package_group(ModelPackageGroupName="customer-churn-models")
+    assert group["ModelPackageGroupName"] == "customer-churn-models"
+
+    from mlflow import MlflowClient
+
+    tags = MlflowClient(tracking_uri=tracking.tracking_uri).get_run(tracking.run_id).data.tags
+    assert tags["kubesage.sagemaker.execution_arn"] == handle.backend_id
+
+
+def test_second_submit_updates_the_pipeline(aws, tracking, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Update path: a new image URI replaces the stored definition in place (same pipeline ARN)."""
+    endpoint, session = aws
+    pipeline = load_pipeline("customer_churn", tmp_path / "ir")
+    sm = session.client("sagemaker", endpoint_url=endpoint)
+    first = SageMakerRunner(_config(), endpoint_url=endpoint).submit(pipeline, {"input_data": str(DATA)}, tracking)
+    image = "123456789012.dkr.ecr.us-east-1.amazonaws.com/kubesage/xgboost-daal4py:2"
+    second = SageMakerRunner(_config(image_uri=image), endpoint_url=endpoint).submit(
+        pipeline, {"input_data": str(DATA)}, tracking
+    )
+    assert first.details["pipeline_arn"] == second.details["pipeline_arn"]
+    definition = sm.describe_pipeline(PipelineName="customer-churn")["PipelineDefinition"]
+    assert image in definition
+    assert first.backend_id != second.backend_id
+
+
+def test_wait_reports_terminal_status_without_step_list(aws, tracking, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """moto lacks ListPipelineExecutionSteps: `wait` must still finish from the execution status alone,
+    with no step lines (the step list is exercised only on real SageMaker)."""
+    endpoint, _ = aws
+    pipeline = load_pipeline("customer_churn", tmp_path / "ir")
+    runner = SageMakerRunner(_config(), endpoint_url=endpoint, poll_seconds=0.1, timeout_seconds=30)
+    handle = runner.submit(pipeline, {"input_data": str(DATA)}, tracking)
+    messages: list[str] = []
+    runner.wait(handle, messages.append)
+    assert handle.details["status"] == "Succeeded"
+    assert messages[0] == f"following SageMaker pipeline execution {handle.backend_id}"
+    assert messages[1].startswith("step status unavailable: AWS refused sagemaker:ListPipelineExecutionSteps")
+    assert len(messages) == 2
+
+
+def test_missing_input_file_and_missing_bucket_are_clear_errors(aws, tracking, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    endpoint, _ = aws
+    pipeline = load_pipeline("customer_churn", tmp_path / "ir")
+    runner = SageMakerRunner(_config(), endpoint_url=endpoint)
+    with pytest.raises(RunnerError, match="parameter 'input_data': '/nope.csv' is neither an s3:// URI"):
+        runner.submit(pipeline, {"input_data": "/nope.csv"}, tracking)
+    other = SageMakerRunner(_config(bucket="kubesage-no-such-bucket"), endpoint_url=endpoint)
+    with pytest.raises(RunnerError, match="AWS refused s3:PutObject .*NoSuchBucket"):
+        other.submit(pipeline, {"input_data": str(DATA)}, tracking)

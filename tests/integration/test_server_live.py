@@ -1,0 +1,374 @@
+"""The model server as a real process on loopback: parity, clients we did not write, limits, SIGTERM.
+
+The server runs as `python -m kubesage.serving` (uvicorn, 2 worker processes) on a churn model
+trained here from the real data.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import boto3
+import httpx
+import numpy as np
+import pandas as pd
+import pytest
+import schemathesis
+import xgboost as xgb
+from botocore.config import Config
+from botocore.exceptions import ClientError
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from schemathesis import GenerationMode
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+from kubesage.features import LABEL_COLUMN, POSITIVE_LABEL, FeatureSchema, fit_schema, transform_columns
+from kubesage.modelio import booster_probabilities, load_booster, save_booster
+from kubesage.serving import OPENAPI_DOCUMENT
+from kubesage.serving.codec import MAX_BODY_BYTES
+from kubesage.serving.predictor import SERVING_PARITY_TOLERANCE
+
+pytestmark = pytest.mark.integration
+
+CHURN = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "churn.txt"
+START_TIMEOUT = 90.0
+
+
+@pytest.fixture(scope="module")
+def churn() -> pd.DataFrame:
+    return pd.read_csv(CHURN)
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory: pytest.TempPathFactory, churn: pd.DataFrame) -> Path:
+    schema = fit_schema(churn)
+    features = transform_columns(churn, schema)
+    labels = (churn[LABEL_COLUMN] == POSITIVE_LABEL).to_numpy(dtype=np.float64)
+    train = xgb.DMatrix(features[:4000], label=labels[:4000])
+    valid = xgb.DMatrix(features[4000:], label=labels[4000:])
+    params = {"objective": "binary:logistic", "max_depth": 5, "eta": 0.3, "gamma": 4.0, "seed": 42}
+    booster = xgb.train(params, train, 80, evals=[(valid, "v")], early_stopping_rounds=10, verbose_eval=False)
+    directory = tmp_path_factory.mktemp("model")
+    save_booster(booster, directory)
+    schema.save(directory)
+    return directory
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start_server(model_dir: Path, port: int, workers: int) -> subprocess.Popen[bytes]:
+    command = [sys.executable, "-m", "kubesage.serving", "--model", str(model_dir), "--host", "127.0.0.1"]
+    command += ["--port", str(port), "--workers", str(workers), "--threads", "1"]
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+
+def wait_ready(url: str, process: subprocess.Popen[bytes]) -> list[int]:
+    """Poll /ping until 200; returns the statuses seen (503 while loading, connection errors as 0)."""
+    seen: list[int] = []
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            output = process.stdout.read().decode() if process.stdout else ""
+            raise AssertionError(f"server exited with {process.returncode}:\n{output}")
+        try:
+            status = httpx.get(f"{url}/ping", timeout=2).status_code
+        except httpx.TransportError:
+            status = 0
+        seen.append(status)
+        if status == 200:
+            return seen
+        time.sleep(0.05)
+    raise AssertionError(f"server not ready after {START_TIMEOUT} s; /ping said {seen[-5:]}")
+
+
+def stop_server(process: subprocess.Popen[bytes]) -> int:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    return process.returncode
+
+
+@pytest.fixture(scope="module")
+def live_server(model_dir: Path) -> Iterator[str]:
+    port = free_port()
+    process = start_server(model_dir, port, workers=2)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(url, process)
+        yield url
+    finally:
+        stop_server(process)
+
+
+def csv_body(matrix: np.ndarray) -> str:
+    return "\n".join(",".join(repr(float(v)) for v in row) for row in matrix)
+
+
+def reference(model_dir: Path, features: np.ndarray) -> np.ndarray:
+    return booster_probabilities(load_booster(model_dir), features)
+
+
+def test_csv_batch_and_single_rows_match_the_booster(live_server: str, model_dir: Path, churn: pd.DataFrame) -> None:
+    features = transform_columns(churn, FeatureSchema.load(model_dir))
+    expected = reference(model_dir, features)
+    with httpx.Client(base_url=live_server) as client:
+        batch = client.post("/invocations", content=csv_body(features[:1000]), headers={"content-type": "text/csv"})
+        assert batch.status_code == 200
+        scores = np.array([p["score"] for p in batch.json()["predictions"]])
+        assert scores.shape == (1000,)
+        assert np.max(np.abs(scores - expected[:1000])) <= SERVING_PARITY_TOLERANCE
+        for row in range(1000, 1020):
+            single = client.post(
+                "/invocations",
+                content=csv_body(features[row : row + 1]),
+                headers={"content-type": "text/csv", "accept": "text/csv"},
+            )
+            assert single.headers["content-type"] == "text/csv"
+            assert abs(float(single.text) - expected[row]) <= SERVING_PARITY_TOLERANCE
+
+
+def test_missing_values_match_the_booster(live_server: str, model_dir: Path, churn: pd.DataFrame) -> None:
+    features = transform_columns(churn.head(50), FeatureSchema.load(model_dir))
+    features[::2, -3] = np.nan  # Day Charge .. CustServ Calls region: numeric features
+    features[1::3, -1] = np.nan
+    body = csv_body(features).replace("nan", "")  # an empty CSV field is a missing value
+    response = httpx.post(f"{live_server}/invocations", content=body, headers={"content-type": "text/csv"})
+    assert response.status_code == 200, response.text
+    scores = np.array([p["score"] for p in response.json()["predictions"]])
+    assert np.max(np.abs(scores - reference(model_dir, features))) <= SERVING_PARITY_TOLERANCE
+
+
+def test_raw_records_match_the_batch_transform(live_server: str, model_dir: Path, churn: pd.DataFrame) -> None:
+    rows = churn.sample(40, random_state=7)
+    expected = reference(model_dir, transform_columns(rows, FeatureSchema.load(model_dir)))
+    response = httpx.post(f"{live_server}/invocations", json={"records": rows.to_dict(orient="records")})
+    assert response.status_code == 200
+    scores = np.array([p["score"] for p in response.json()["predictions"]])
+    assert np.max(np.abs(scores - expected)) <= SERVING_PARITY_TOLERANCE
+
+
+def test_boto3_sagemaker_runtime_client(
+    live_server: str, model_dir: Path, churn: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Dummy credentials: botocore signs every request; this server ignores the signature.
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    runtime = boto3.client(
+        "sagemaker-runtime",
+        region_name="us-east-1",
+        endpoint_url=live_server,
+        config=Config(retries={"max_attempts": 1}),
+    )
+    rows = churn.head(3)
+    expected = reference(model_dir, transform_columns(rows, FeatureSchema.load(model_dir)))
+    answer = runtime.invoke_endpoint(
+        EndpointName="customer-churn",
+        ContentType="application/json",
+        Accept="application/json",
+        Body=json.dumps({"records": rows.to_dict(orient="records")}),
+    )
+    assert answer["ContentType"] == "application/json"
+    scores = np.array([p["score"] for p in json.loads(answer["Body"].read())["predictions"]])
+    assert np.max(np.abs(scores - expected)) <= SERVING_PARITY_TOLERANCE
+    with pytest.raises(ClientError) as caught:
+        runtime.invoke_endpoint(EndpointName="customer-churn", ContentType="text/csv", Body=b"1,2,3")
+    assert caught.value.response["Error"]["Code"] == "InvalidInput"
+    assert "the model expects 103 features" in caught.value.response["Error"]["Message"]
+
+
+def raw_request(url: str, head: bytes, body: bytes = b"") -> tuple[int, bytes]:
+    """Send bytes over a plain socket and read the response until the server closes or answers."""
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(head + body)
+        data = b""
+        while b"\r\n\r\n" not in data or len(data.split(b"\r\n\r\n", 1)[1]) < _content_length(data):
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    status = int(data.split(b" ", 2)[1])
+    return status, data.split(b"\r\n\r\n", 1)[1]
+
+
+def _content_length(data: bytes) -> int:
+    for line in data.split(b"\r\n\r\n", 1)[0].split(b"\r\n"):
+        if line.lower().startswith(b"content-length:"):
+            return int(line.split(b":", 1)[1])
+    return 0
+
+
+def test_declared_oversize_body_is_refused_before_it_is_sent(live_server: str) -> None:
+    head = (
+        b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\n"
+        + f"Content-Length: {MAX_BODY_BYTES + 1}\r\n\r\n".encode()
+    )
+    status, body = raw_request(live_server, head)  # no body sent at all: the limit is enforced on the header
+    assert status == 413
+    assert json.loads(body)["code"] == "PayloadTooLarge"
+
+
+def test_streamed_oversize_body_is_refused(live_server: str) -> None:
+    def chunks() -> Iterator[bytes]:
+        row = (",".join(["0.5"] * 103) + "\n").encode()
+        for _ in range(MAX_BODY_BYTES // len(row) + 100):
+            yield row
+
+    try:
+        response = httpx.post(f"{live_server}/invocations", content=chunks(), headers={"content-type": "text/csv"})
+    except httpx.TransportError:
+        pytest.fail("the server should answer 413 before the client finishes streaming")
+    assert response.status_code == 413
+    assert "limit is 6,291,456 bytes" in response.json()["message"]
+
+
+def test_body_just_under_the_limit_is_served(live_server: str) -> None:
+    row = ",".join(["0.25"] * 103) + "\n"
+    body = row * ((MAX_BODY_BYTES - 1) // len(row))
+    response = httpx.post(f"{live_server}/invocations", content=body, headers={"content-type": "text/csv"}, timeout=30)
+    assert response.status_code == 200
+    assert len(response.json()["predictions"]) == body.count("\n")
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "headers", "body", "status"),
+    [
+        ("GET", "/", {}, b"", 404),
+        ("DELETE", "/invocations", {}, b"", 405),
+        ("POST", "/invocations", {"content-type": "application/xml"}, b"<a/>", 415),
+        ("POST", "/invocations", {"content-type": "text/csv", "accept": "image/png"}, b"1", 406),
+        ("POST", "/invocations", {"content-type": "text/csv"}, b"", 400),
+        ("POST", "/invocations", {"content-type": "application/json"}, b'{"instances": [[Infinity]]}', 400),
+        ("POST", "/invocations", {"content-type": "text/csv"}, b"\x00\xff\xfe", 400),
+    ],
+)
+def test_bad_requests_get_json_4xx(
+    live_server: str, method: str, path: str, headers: dict[str, str], body: bytes, status: int
+) -> None:
+    response = httpx.request(method, f"{live_server}{path}", content=body, headers=headers)
+    assert response.status_code == status
+    assert response.json()["status"] == status
+    assert "Traceback" not in response.text
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_sigterm_drains_in_flight_requests(model_dir: Path, workers: int) -> None:
+    port = free_port()
+    process = start_server(model_dir, port, workers=workers)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(url, process)
+        body = (",".join(["0.1"] * 103)).encode()
+        head = f"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\nContent-Length: {len(body)}\r\n\r\n"
+        with socket.create_connection(("127.0.0.1", port), timeout=20) as sock:
+            sock.sendall(head.encode() + body[:10])  # the request is now in flight
+            time.sleep(0.5)
+            started = time.monotonic()
+            process.send_signal(signal.SIGTERM)
+            time.sleep(1.0)
+            sock.sendall(body[10:])
+            response = b""
+            while chunk := sock.recv(65536):
+                response += chunk
+        assert response.startswith(b"HTTP/1.1 200"), response[:200]
+        assert b'"score"' in response
+        # uvicorn re-raises the signal after its graceful shutdown, so "killed by SIGTERM" is a clean exit.
+        assert process.wait(timeout=30) in (0, -signal.SIGTERM)
+        assert time.monotonic() - started < 30
+    finally:
+        stop_server(process)
+    with pytest.raises(httpx.TransportError):
+        httpx.get(f"{url}/ping", timeout=2)
+
+
+def test_ping_answers_503_then_200_while_loading(model_dir: Path) -> None:
+    port = free_port()
+    process = start_server(model_dir, port, workers=1)
+    try:
+        statuses = wait_ready(f"http://127.0.0.1:{port}", process)
+    finally:
+        stop_server(process)
+    assert statuses[-1] == 200
+    assert set(statuses) <= {0, 503, 200}
+
+
+@pytest.mark.parametrize("bad", ["missing", "not-a-model"])
+def test_unusable_model_exits_non_zero_with_reason(tmp_path: Path, bad: str) -> None:
+    target = tmp_path / "model"
+    if bad == "not-a-model":
+        target.mkdir()
+        (target / "notes.txt").write_text("no booster here")
+    result = subprocess.run(
+        [sys.executable, "-m", "kubesage.serving", "--model", str(target), "--port", str(free_port())],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "MODEL_SERVER_WORKERS": "1"},
+    )
+    assert result.returncode != 0
+    assert str(target) in result.stderr and "Traceback" not in result.stderr
+
+
+# ------------------------------------------------------------------ property-based fuzzing (schemathesis)
+
+N_FEATURES = 103
+_csv_value = st.one_of(
+    st.floats(allow_nan=False, allow_infinity=False, width=64).map(repr),
+    st.just(""),
+    st.sampled_from(["nan", "inf", "-inf", "abc", "1e999", '"1"', " 2 "]),
+)
+_csv_row = st.lists(_csv_value, min_size=N_FEATURES, max_size=N_FEATURES).map(",".join)
+_csv_body = st.one_of(
+    st.lists(_csv_row, min_size=1, max_size=5).map("\n".join),
+    st.lists(_csv_value, min_size=0, max_size=120).map(",".join),
+    st.text(max_size=300),
+).map(str.encode) | st.binary(max_size=300)
+schemathesis.openapi.media_type("text/csv", _csv_body)
+
+OPENAPI_CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
+
+
+OPERATIONS = [("GET", "/ping"), ("POST", "/invocations"), ("POST", "/endpoints/{endpoint_name}/invocations")]
+
+
+# schemathesis' pytest plugin (from_fixture) does not run on pytest 9, so the operations' hypothesis
+# strategies are driven directly: positive cases (schema-valid bodies, incl. the CSV strategy above)
+# and negative cases (schema-violating bodies, headers and path parameters).
+@pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE], ids=["positive", "negative"])
+@pytest.mark.parametrize(("method", "path"), OPERATIONS, ids=["ping", "invocations", "endpoint-invocations"])
+def test_fuzz_no_5xx_and_responses_conform(live_server: str, method: str, path: str, mode: GenerationMode) -> None:
+    schema = schemathesis.openapi.from_path(OPENAPI_DOCUMENT)
+    operation = schema[path][method]
+    if mode is GenerationMode.NEGATIVE and method == "GET":
+        pytest.skip("GET /ping has no parameters or body to break")
+    seen: list[int] = []
+
+    @given(case=operation.as_strategy(generation_mode=mode))
+    @settings(max_examples=120, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+    def check(case: schemathesis.Case) -> None:
+        response = case.call_and_validate(base_url=live_server, checks=OPENAPI_CHECKS, timeout=30)
+        seen.append(response.status_code)
+
+    check()
+    assert seen and all(status < 500 for status in seen)

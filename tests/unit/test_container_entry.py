@@ -1,0 +1,64 @@
+"""The in-container dispatcher, run in-process and as `python -m kubesage.container`."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from kubesage.container import drop_privileges, main, parse_serve_args
+from kubesage.sagemaker_train import ENV_BASE
+
+
+def test_unknown_command_prints_usage(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["fit"]) == 2
+    assert "train|serve" in capsys.readouterr().err
+    assert main([]) == 2
+
+
+def test_train_rejects_arguments(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["train", "--max_depth", "5"]) == 1
+    assert "train takes no arguments" in capsys.readouterr().err
+
+
+def test_serve_reports_a_missing_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(ENV_BASE, str(tmp_path))
+    result = subprocess.run(
+        [sys.executable, "-m", "kubesage.container", "serve", "--port", "18099"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, ENV_BASE: str(tmp_path)},
+    )
+    assert result.returncode != 0
+    assert f"{tmp_path / 'model'}" in result.stderr
+    assert "does not exist" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_train_failure_through_the_module(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "kubesage.container", "train"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, ENV_BASE: str(tmp_path)},
+    )
+    assert result.returncode == 2
+    assert "input channel 'train' is missing" in (tmp_path / "output" / "failure").read_text()
+
+
+def test_serve_arguments() -> None:
+    args = parse_serve_args(["--model-dir", "/m", "--port", "9000", "--workers", "2", "--threads", "1"])
+    assert (args.model_dir, args.port, args.workers, args.threads) == (Path("/m"), 9000, 2, 1)
+
+
+def test_no_privilege_drop_without_the_user() -> None:
+    # The user exists only in the image; elsewhere (and when not root) the process keeps its user.
+    uid = os.getuid()
+    assert drop_privileges("kubesage-user-that-does-not-exist") is False
+    assert drop_privileges("root") is False
+    assert os.getuid() == uid

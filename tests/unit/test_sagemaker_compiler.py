@@ -1,0 +1,242 @@
+"""The SageMaker compiler: golden definitions, offline compile, and clear rejections.
+
+Golden files live beside the toy pipelines in tests/golden/sagemaker/. Regenerate them on purpose:
+    KUBESAGE_REGEN_GOLDEN=1 .venv/bin/pytest tests/unit/test_sagemaker_compiler.py
+"""
+
+import importlib.util
+import json
+import os
+import socket
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kfp import compiler, dsl
+
+from kubesage.errors import UnsupportedFeatureError
+from kubesage.runners.sagemaker.compiler import CompiledPipeline, compile_file, compile_spec
+from kubesage.runners.sagemaker.config import SageMakerConfig
+from kubesage.runners.sagemaker.ir import load_ir
+
+GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "sagemaker"
+REGEN = os.environ.get("KUBESAGE_REGEN_GOLDEN") == "1"
+CONFIG = SageMakerConfig(
+    image_uri="123456789012.dkr.ecr.us-east-1.amazonaws.com/kubesage/xgboost-daal4py:1",
+    role_arn="arn:aws:iam::123456789012:role/kubesage-sagemaker-execution",
+    bucket="kubesage-golden",
+    prefix="golden",
+    instance_types={"fit-line": "ml.m5.xlarge", "train": "ml.m5.xlarge"},
+)
+
+
+def _load_function(path: Path, name: str) -> Any:
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return getattr(module, name)
+
+
+def _ir(function: Any, tmp_path: Path) -> Path:
+    target = tmp_path / "pipeline.yaml"
+    compiler.Compiler().compile(function, str(target))
+    return target
+
+
+def _churn_function() -> Any:
+    from kubesage.pipelines.customer_churn import customer_churn
+
+    return customer_churn
+
+
+CASES = {
+    "toy_threshold": (lambda: _load_function(GOLDEN / "toy_threshold.py", "toy_threshold"), CONFIG),
+    "toy_words": (lambda: _load_function(GOLDEN / "toy_words.py", "toy_words"), CONFIG),
+    "customer_churn": (
+        _churn_function,
+        CONFIG.model_copy(update={"data_parameters": ("input_data",), "model_package_group": "customer-churn"}),
+    ),
+}
+
+
+def _golden_view(compiled: CompiledPipeline) -> dict[str, Any]:
+    return {
+        "definition": compiled.definition,
+        "assets": {uri: json.loads(body) for uri, body in compiled.assets.items()},
+        "explain": compiled.report,
+    }
+
+
+@pytest.fixture
+def no_network(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """Any socket connect fails the test: compile must not touch the network."""
+    attempts: list[Any] = []
+
+    def refuse(self: socket.socket, address: Any) -> None:
+        attempts.append(address)
+        raise OSError(f"network access during compile: {address}")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+    for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(var, raising=False)
+    return attempts
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_compile_matches_golden(name: str, tmp_path: Path, no_network: list[Any]) -> None:
+    function, config = CASES[name]
+    compiled = compile_file(_ir(function(), tmp_path), config)
+    view = json.dumps(_golden_view(compiled), indent=2, sort_keys=True) + "\n"
+    golden = GOLDEN / f"{name}.json"
+    if REGEN:
+        golden.write_text(view, encoding="utf-8")
+    assert golden.is_file(), f"missing {golden}; run with KUBESAGE_REGEN_GOLDEN=1"
+    assert view == golden.read_text(encoding="utf-8"), f"{name} differs from {golden}"
+    assert no_network == []
+
+
+def test_compile_is_deterministic(tmp_path: Path) -> None:
+    ir = _ir(_load_function(GOLDEN / "toy_words.py", "toy_words"), tmp_path)
+    first, second = compile_file(ir, CONFIG), compile_file(ir, CONFIG)
+    assert first.definition_json() == second.definition_json()
+    assert first.assets == second.assets
+
+
+def test_step_types_and_condition_for_toy_threshold(tmp_path: Path) -> None:
+    compiled = compile_file(_ir(_load_function(GOLDEN / "toy_threshold.py", "toy_threshold"), tmp_path), CONFIG)
+    steps = {s["Name"]: s for s in compiled.definition["Steps"]}
+    assert {n: s["Type"] for n, s in steps.items()} == {
+        "make-data": "Processing",
+        "fit-line": "Training",
+        "score-line": "Processing",
+        "condition-1": "Condition",
+    }
+    train = steps["fit-line"]["Arguments"]
+    assert train["ResourceConfig"]["InstanceType"] == "ml.m5.xlarge"
+    assert train["AlgorithmSpecification"]["ContainerEntrypoint"][-1] == "kubesage.runners.sagemaker.shim"
+    assert steps["fit-line"]["DisplayName"] == "Fit a line"
+    (cond,) = steps["condition-1"]["Arguments"]["Conditions"]
+    assert cond["Type"] == "GreaterThanOrEqualTo"
+    assert cond["LeftValue"]["Std:JsonGet"]["Path"] == "parameters.Output"
+    assert cond["RightValue"] == {"Get": "Parameters.min_r2"}
+    assert [s["Name"] for s in steps["condition-1"]["Arguments"]["IfSteps"]] == ["publish"]
+    params = {p["Name"]: p for p in compiled.definition["Parameters"]}
+    assert params["n_rows"] == {"Name": "n_rows", "Type": "Integer", "DefaultValue": 200}
+    assert params["shuffle"]["Type"] == "Boolean" and params["shuffle"]["DefaultValue"] is True
+    assert params["min_r2"]["Type"] == "Float"
+    assert steps["score-line"]["RetryPolicies"][0]["MaxAttempts"] == 2
+    # publish disabled caching in the KFP pipeline; make-data kept the default (on)
+    assert "CacheConfig" not in steps["condition-1"]["Arguments"]["IfSteps"][0]
+    assert steps["make-data"]["CacheConfig"] == {"Enabled": True, "ExpireAfter": "P30D"}
+
+
+def test_else_and_nested_conditions_for_toy_words(tmp_path: Path) -> None:
+    compiled = compile_file(_ir(_load_function(GOLDEN / "toy_words.py", "toy_words"), tmp_path), CONFIG)
+    steps = {s["Name"]: s for s in compiled.definition["Steps"]}
+    outer = steps["condition-3"]["Arguments"]
+    (inner,) = outer["IfSteps"]
+    assert inner["Type"] == "Condition"
+    assert inner["Arguments"]["Conditions"][0]["Type"] == "Not"
+    assert inner["Arguments"]["Conditions"][0]["Condition"]["RightValue"] == "skip"
+    else_cond = steps["condition-4"]["Arguments"]["Conditions"][0]
+    assert else_cond["Type"] == "Not" and else_cond["Condition"]["Type"] == "GreaterThan"
+    assert all(s["Type"] in ("Processing", "Condition") for s in steps.values())
+
+
+def test_churn_registers_a_model_package(tmp_path: Path) -> None:
+    config = CASES["customer_churn"][1]
+    compiled = compile_file(_ir(_churn_function(), tmp_path), config)
+    params = {p["Name"]: p for p in compiled.definition["Parameters"]}
+    assert params["ModelApprovalStatus"]["DefaultValue"] == "PendingManualApproval"
+    gate = next(
+        s for s in compiled.definition["Steps"] if s["Type"] == "Condition" and s["DisplayName"] == "accuracy-gate"
+    )
+    reg = next(s for s in gate["Arguments"]["IfSteps"] if s["Type"] == "RegisterModel")
+    assert reg["Arguments"]["ModelPackageGroupName"] == "customer-churn"
+    assert reg["Arguments"]["ModelApprovalStatus"] == {"Get": "Parameters.ModelApprovalStatus"}
+    container = reg["Arguments"]["InferenceSpecification"]["Containers"][0]
+    assert container["ModelDataUrl"] == {"Get": "Steps.train.ModelArtifacts.S3ModelArtifacts"}
+    local = compile_file(_ir(_churn_function(), tmp_path), config.model_copy(update={"local_mode": True}))
+    assert "RegisterModel" not in local.definition_json()
+    assert any("registration skipped" in line for line in local.report)
+
+
+def test_write_puts_assets_beside_the_definition(tmp_path: Path) -> None:
+    compiled = compile_file(_ir(_load_function(GOLDEN / "toy_words.py", "toy_words"), tmp_path), CONFIG)
+    written = compiled.write(tmp_path / "out" / "pipeline.json")
+    assert json.loads(written[0].read_text()) == compiled.definition
+    assert len(written) == 1 + len(compiled.assets)
+    assert all(
+        (tmp_path / "out" / "pipeline.json.assets")
+        .joinpath(w.relative_to(tmp_path / "out" / "pipeline.json.assets"))
+        .is_file()
+        for w in written[1:]
+    )
+
+
+# ---- rejections ------------------------------------------------------------------------------
+
+
+@dsl.component(base_image="python:3.11")
+def _echo(x: int) -> int:
+    return x
+
+
+@dsl.component(base_image="python:3.11")
+def _make_model(model: dsl.Output[dsl.Model]) -> int:
+    return 1
+
+
+@dsl.pipeline(name="loop")
+def _loop() -> None:
+    with dsl.ParallelFor([1, 2, 3]) as item:
+        _echo(x=item)
+
+
+@dsl.pipeline(name="exit")
+def _exit() -> None:
+    with dsl.ExitHandler(_echo(x=1)):
+        _echo(x=2)
+
+
+@dsl.pipeline(name="importer")
+def _importer() -> None:
+    dsl.importer(artifact_uri="s3://b/k", artifact_class=dsl.Dataset)
+
+
+@dsl.pipeline(name="dictparam")
+def _dict_param(config: dict = {"a": 1}) -> None:  # noqa: B006
+    _echo(x=1)
+
+
+@dsl.pipeline(name="trainparam")
+def _training_output_in_condition() -> None:
+    made = _make_model()
+    with dsl.If(made.outputs["Output"] > 0):
+        _echo(x=1)
+
+
+@pytest.mark.parametrize(
+    ("function", "message"),
+    [
+        (_loop, r"task 'for-loop-\d+': dsl.ParallelFor"),
+        (_exit, r"dsl.ExitHandler"),
+        (_importer, r"task 'importer': dsl.importer"),
+        (_dict_param, r"pipeline parameter 'config': type STRUCT"),
+        (_training_output_in_condition, r"output parameter of training task 'make-model'"),
+    ],
+    ids=["parallel-for", "exit-handler", "importer", "dict-param", "training-output-in-condition"],
+)
+def test_unsupported_features_fail_naming_task_and_feature(function: Any, message: str, tmp_path: Path) -> None:
+    with pytest.raises(UnsupportedFeatureError, match=message):
+        compile_file(_ir(function, tmp_path), CONFIG)
+
+
+def test_unknown_register_task_and_bad_bucket(tmp_path: Path) -> None:
+    ir = _ir(_load_function(GOLDEN / "toy_words.py", "toy_words"), tmp_path)
+    with pytest.raises(UnsupportedFeatureError, match="register task 'nope' is not a task"):
+        compile_spec(load_ir(ir), CONFIG.model_copy(update={"register_task": "nope"}))
+    with pytest.raises(ValueError, match="not a valid S3 bucket name"):
+        SageMakerConfig(bucket="Bad_Bucket")

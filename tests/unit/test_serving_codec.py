@@ -1,0 +1,229 @@
+"""Request parsing and response encoding of the model server (kubesage.serving.codec)."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from kubesage.features import FeatureSchema, fit_schema, transform_records
+from kubesage.serving.codec import (
+    CSV,
+    JSON,
+    PANDAS_MIN_ROWS,
+    choose_output,
+    decode_request,
+    encode_predictions,
+    json_to_features,
+    media_type,
+    parse_csv,
+    parse_json,
+)
+from kubesage.serving.errors import NotAcceptableError, RequestError, UnsupportedMediaTypeError
+
+CHURN = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "churn.txt"
+N = 5
+
+
+@pytest.fixture(scope="module")
+def churn() -> pd.DataFrame:
+    return pd.read_csv(CHURN)
+
+
+@pytest.fixture(scope="module")
+def schema(churn: pd.DataFrame) -> FeatureSchema:
+    return fit_schema(churn)
+
+
+def csv_rows(matrix: np.ndarray) -> bytes:
+    return "\n".join(",".join(repr(float(v)) for v in row) for row in matrix).encode()
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [("text/csv", CSV), ("Text/CSV; charset=utf-8", CSV), (" application/json ", JSON), (None, ""), ("", "")],
+)
+def test_media_type_strips_parameters_and_case(header: str | None, expected: str) -> None:
+    assert media_type(header) == expected
+
+
+@pytest.mark.parametrize(
+    ("accept", "expected"),
+    [
+        (None, JSON),
+        ("", JSON),
+        ("*/*", JSON),
+        ("application/json", JSON),
+        ("text/csv", CSV),
+        ("text/*", CSV),
+        ("text/html, text/csv;q=0.5, application/json;q=0.9", JSON),
+        ("application/json;q=0, text/csv", CSV),
+        ("image/png, text/csv;q=0.1", CSV),
+    ],
+)
+def test_choose_output_follows_accept(accept: str | None, expected: str) -> None:
+    assert choose_output(accept) == expected
+
+
+@pytest.mark.parametrize("accept", ["text/html", "application/xml, image/*", "application/json;q=0"])
+def test_choose_output_refuses_unsupported_accept(accept: str) -> None:
+    with pytest.raises(NotAcceptableError, match="cannot produce"):
+        choose_output(accept)
+
+
+def test_csv_parses_rows_exactly() -> None:
+    matrix = np.random.default_rng(1).normal(size=(3, N))
+    parsed = parse_csv(csv_rows(matrix) + b"\n", N)
+    assert parsed.shape == (3, N)
+    assert np.array_equal(parsed, matrix)  # repr() round-trips: bit-identical
+
+
+def test_csv_large_batch_pandas_path_equals_python_path() -> None:
+    matrix = np.random.default_rng(2).normal(size=(PANDAS_MIN_ROWS * 3, N))
+    body = csv_rows(matrix)
+    assert np.array_equal(parse_csv(body, N), matrix)
+
+
+@pytest.mark.parametrize("rows", [2, PANDAS_MIN_ROWS + 5])
+def test_csv_empty_field_is_missing(rows: int) -> None:
+    lines = ["1,2,3,4,5"] * rows
+    lines[-1] = "1,,3, ,5"
+    parsed = parse_csv("\n".join(lines).encode(), N)
+    assert math.isnan(parsed[-1, 1]) and math.isnan(parsed[-1, 3])
+    assert parsed[-1, 4] == 5.0 and not np.isnan(parsed[:-1]).any()
+
+
+def test_csv_accepts_crlf_bom_and_blank_lines() -> None:
+    parsed = parse_csv(b"\xef\xbb\xbf1,2,3,4,5\r\n\r\n6,7,8,9,10\r\n", N)
+    assert parsed.tolist() == [[1, 2, 3, 4, 5], [6, 7, 8, 9, 10]]
+
+
+@pytest.mark.parametrize("rows", [1, PANDAS_MIN_ROWS + 5])
+@pytest.mark.parametrize(
+    ("bad_line", "message"),
+    [
+        ("1,2,3,4", "row {row} has 4 values; the model expects 5 features"),
+        ("1,2,3,4,5,6", "row {row} has 6 values.*leave out the label column"),
+        ("1,2,abc,4,5", "row {row}, column 3: 'abc' is not a number"),
+        ("1,2,3,nan,5", "row {row}, column 4: 'nan' is not a finite number"),
+        ("1,2,3,4,-inf", "row {row}, column 5: '-inf' is not a finite number"),
+        ("1,1e999,3,4,5", "row {row}, column 2: '1e999' is not a finite number"),
+        ('"1",2,3,4,5', "row {row}, column 1"),
+    ],
+)
+def test_csv_errors_name_row_and_column(rows: int, bad_line: str, message: str) -> None:
+    lines = ["1,2,3,4,5"] * rows
+    lines[-1] = bad_line
+    with pytest.raises(RequestError, match=message.format(row=rows)):
+        parse_csv("\n".join(lines).encode(), N)
+
+
+def test_csv_header_row_gets_a_hint() -> None:
+    with pytest.raises(RequestError, match="header row is not accepted"):
+        parse_csv(b"a,b,c,d,e\n1,2,3,4,5", N)
+
+
+def test_csv_invalid_utf8_is_a_request_error() -> None:
+    with pytest.raises(RequestError, match="not valid UTF-8"):
+        parse_csv(b"1,2,3,4,\xff", N)
+
+
+def test_decode_request_checks_content_type_and_emptiness() -> None:
+    with pytest.raises(UnsupportedMediaTypeError, match="'text/plain' is not supported"):
+        decode_request(b"1,2,3,4,5", "text/plain", N, None)
+    with pytest.raises(UnsupportedMediaTypeError, match="'none' is not supported"):
+        decode_request(b"1,2,3,4,5", None, N, None)
+    with pytest.raises(RequestError, match="body is empty"):
+        decode_request(b"  \n", "text/csv", N, None)
+    assert decode_request(b"1,2,3,4,5", "text/csv; charset=utf-8", N, None).tolist() == [[1, 2, 3, 4, 5]]
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"instances": [[1, 2, 3, 4, 5], [6, 7, 8, 9, 10]]},
+        {"instances": [{"features": [1, 2, 3, 4, 5]}, {"features": [6, 7, 8, 9, 10]}]},
+        [[1, 2, 3, 4, 5], [6, 7, 8, 9, 10]],
+        [{"features": [1, 2, 3, 4, 5]}, {"features": [6, 7, 8, 9, 10]}],
+    ],
+    ids=["instances", "instances-features", "list-of-lists", "list-of-features"],
+)
+def test_json_feature_vector_shapes(payload: object) -> None:
+    assert json_to_features(payload, N, None).tolist() == [[1, 2, 3, 4, 5], [6, 7, 8, 9, 10]]
+
+
+def test_json_single_vector_and_null_missing() -> None:
+    parsed = json_to_features([1.5, None, 3, 4, 5], N, None)
+    assert parsed.shape == (1, N) and math.isnan(parsed[0, 1]) and parsed[0, 0] == 1.5
+
+
+@pytest.mark.parametrize(
+    ("payload", "message"),
+    [
+        ({"instances": [[1, 2, 3]]}, "instance 0 has 3 values; the model expects 5"),
+        ({"instances": [[1, 2, 3, 4, 5], [1, 2, 3, 4, "x"]]}, 'instance 1, feature 4: "x" is not a number'),
+        ({"instances": [[1, 2, True, 4, 5]]}, "instance 0, feature 2: true is not a number"),
+        ({"instances": [[1, 2, [3], 4, 5]]}, r"instance 0, feature 2: \[3\] is not a number"),
+        ({"instances": [[1, 2, 10**400, 4, 5]]}, "too large"),
+        ({"instances": [[1, 2, 1e308 * 10, 4, 5]]}, "too large"),
+        ({"instances": []}, "empty"),
+        ({"instances": "1,2"}, "must be a list"),
+        ({"instances": [5]}, "instance 0 is a number"),
+        ("hello", "the JSON body is a string"),
+        ({"State": "PA"}, "no feature schema"),
+        ({"records": [{"State": "PA"}]}, "no feature schema"),
+    ],
+)
+def test_json_feature_errors_are_request_errors(payload: object, message: str) -> None:
+    with pytest.raises(RequestError, match=message):
+        json_to_features(payload, N, None)
+
+
+@pytest.mark.parametrize("token", [b"NaN", b"Infinity", b"-Infinity"])
+def test_json_non_standard_constants_are_refused(token: bytes) -> None:
+    with pytest.raises(RequestError, match=f"{token.decode()} is not valid JSON"):
+        parse_json(b'{"instances": [[1, ' + token + b"]]}")
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [(b"{", "not valid JSON"), (b"\xff\xfe\xfa", "not valid"), (b"[" * 100_000 + b"]" * 100_000, "nested")],
+    ids=["truncated", "bad-bytes", "deep"],
+)
+def test_parse_json_errors(body: bytes, message: str) -> None:
+    with pytest.raises(RequestError, match=message):
+        parse_json(body)
+
+
+def test_json_records_use_the_one_transform(churn: pd.DataFrame, schema: FeatureSchema) -> None:
+    records = churn.head(4).to_dict(orient="records")
+    expected = transform_records(records, schema)
+    n = schema.n_features
+    assert np.array_equal(json_to_features({"records": records}, n, schema), expected)
+    assert np.array_equal(json_to_features(records, n, schema), expected)
+    assert np.array_equal(json_to_features(records[0], n, schema), expected[:1])
+
+
+def test_json_record_errors_name_the_column(churn: pd.DataFrame, schema: FeatureSchema) -> None:
+    record = churn.head(1).to_dict(orient="records")[0]
+    with pytest.raises(RequestError, match=r"missing column.*'Day Mins'"):
+        json_to_features({k: v for k, v in record.items() if k != "Day Mins"}, schema.n_features, schema)
+    with pytest.raises(RequestError, match="column 'Day Mins', row 0: 'lots' is not a number"):
+        json_to_features({**record, "Day Mins": "lots"}, schema.n_features, schema)
+    with pytest.raises(RequestError, match="too large"):
+        json_to_features({**record, "Day Mins": 10**400}, schema.n_features, schema)
+    with pytest.raises(RequestError, match="record 1 is a int"):
+        json_to_features({"records": [record, 3]}, schema.n_features, schema)
+
+
+def test_encode_predictions_json_and_csv_round_trip() -> None:
+    probabilities = np.array([0.1, 1 / 3, 0.999999999])
+    as_json = json.loads(encode_predictions(probabilities, JSON))
+    assert [p["score"] for p in as_json["predictions"]] == probabilities.tolist()
+    as_csv = encode_predictions(probabilities, CSV).decode()
+    assert [float(line) for line in as_csv.splitlines()] == probabilities.tolist()
+    assert as_csv.endswith("\n")
