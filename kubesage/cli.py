@@ -65,7 +65,7 @@ def main() -> None:
 
 @main.command()
 @click.argument("pipeline")
-@click.option("--runner", default="local", show_default=True, help="Backend: local, kfp or sagemaker.")
+@click.option("--runner", default="local", show_default=True, help="Backend: local or sagemaker.")
 @click.option("--param", "params", multiple=True, metavar="NAME=VALUE", help="A pipeline parameter (repeatable).")
 @output_option
 def run(pipeline: str, runner: str, params: tuple[str, ...], output_format: str) -> None:
@@ -199,6 +199,32 @@ def runs(pipeline_name: str | None, limit: int, output_format: str) -> None:
             r.run_id,
         )
     Console().print(table)
+
+
+@main.command()
+@click.option(
+    "--model-dir", "model_dir", default=None, help="A model directory (xgboost-model.ubj [+ feature_schema.json])."
+)
+@click.option("--model", "model_uri", default=None, help="An MLflow model URI, e.g. models:/customer-churn/1.")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=8080, show_default=True)
+@click.option("--workers", type=click.IntRange(min=1), default=None, help="Worker processes (default: CPUs).")
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="daal4py threads per worker.")
+def serve(
+    model_dir: str | None, model_uri: str | None, host: str, port: int, workers: int | None, threads: int | None
+) -> None:
+    """Serve a model over SageMaker's /ping and /invocations contract, without Docker."""
+    from kubesage.serving.model_source import resolve_model_dir
+    from kubesage.serving.server import serve as run_server
+
+    if (model_dir is None) == (model_uri is None):
+        raise click.UsageError("give exactly one of --model-dir DIR or --model URI")
+    try:
+        run_server(
+            resolve_model_dir(model_dir or model_uri or ""), host=host, port=port, workers=workers, threads=threads
+        )
+    except KubesageError as exc:
+        _fail(exc, as_json=False)
 
 
 @main.command()

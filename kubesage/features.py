@@ -263,7 +263,7 @@ def _parse_numeric(col: str, values: Sequence[Any]) -> np.ndarray:
             raise SchemaError(f"column '{col}', row {row}: {value!r} is not a number")
         try:
             number = float(value)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             raise SchemaError(f"column '{col}', row {row}: {value!r} is not a number") from None
         if math.isinf(number):
             raise SchemaError(f"column '{col}', row {row}: {value!r} is not a finite number")

@@ -27,7 +27,6 @@ MLFLOW_EXTRA_FILES_DIR = "extra_files"  # where log_model(extra_files=...) puts 
 NON_MODEL_JSON_FILES = frozenset(
     {FEATURE_SCHEMA_FILENAME, "evaluation.json", "input_example.json", "serving_input_example.json"}
 )
-MLMODEL_FILENAME = "MLmodel"
 PARITY_TOLERANCE = 1e-5
 
 
@@ -50,9 +49,7 @@ def find_model_file(model_dir: str | Path) -> Path:
         if (directory / name).exists():
             return directory / name
     for suffix in (".ubj", ".json"):
-        candidates = sorted(
-            p for p in directory.glob(f"*{suffix}") if p.name not in NON_MODEL_JSON_FILES
-        )
+        candidates = sorted(p for p in directory.glob(f"*{suffix}") if p.name not in NON_MODEL_JSON_FILES)
         if len(candidates) == 1:
             return candidates[0]
     raise ModelError(

@@ -55,10 +55,8 @@ class LocalRunner(Runner):
 
     name = "local"
 
-    def __init__(self, pipeline_root: str | Path | None = None, docker: bool = False, **docker_args: Any):
+    def __init__(self, pipeline_root: str | Path | None = None) -> None:
         self.pipeline_root = Path(pipeline_root or os.environ.get("KUBESAGE_LOCAL_ROOT") or DEFAULT_PIPELINE_ROOT)
-        self.docker = docker
-        self.docker_args = docker_args
 
     def compile(self, pipeline: PipelineSource, output: Path) -> Path:
         output.parent.mkdir(parents=True, exist_ok=True)
@@ -76,19 +74,12 @@ class LocalRunner(Runner):
             tracking=tracking,
         )
 
-    def _kfp_runner(self) -> Any:
-        from kfp import local
-
-        if self.docker:
-            return local.DockerRunner(**self.docker_args)
-        return local.SubprocessRunner(use_venv=False)
-
     def wait(self, handle: RunHandle, progress: ProgressCallback) -> None:
         from kfp import components, local
 
         failure_dir = Path(tempfile.mkdtemp(prefix="kubesage-failures-"))
         env = {**handle.tracking.step_env, ENV_FAILURE_DIR: str(failure_dir)}
-        local.init(runner=self._kfp_runner(), pipeline_root=str(self.pipeline_root.resolve()), raise_on_error=True)
+        local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(self.pipeline_root.resolve()), raise_on_error=True)
         # Display names and the image name mean nothing to the local subprocess runner; say it once
         # in the docs rather than on every task.
         warnings.filterwarnings("ignore", message=r".*have no effect in the current local runner.*")

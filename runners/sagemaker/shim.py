@@ -56,7 +56,15 @@ def unpack_model(directory: Path, name: str) -> Path:
         raise FileNotFoundError(f"input artifact '{name}': expected {archive} from the training step")
     target.mkdir(parents=True, exist_ok=True)
     with tarfile.open(archive) as tar:
-        tar.extractall(target, filter="data")
+        if hasattr(tarfile, "data_filter"):
+            tar.extractall(target, filter="data")
+        else:  # Python < 3.11.4 (some images): refuse members that would escape the target
+            root = target.resolve()
+            for member in tar.getmembers():
+                dest = (target / member.name).resolve()
+                if (dest != root and root not in dest.parents) or member.issym() or member.islnk():
+                    raise ValueError(f"input artifact '{name}': unsafe member {member.name!r} in {archive}")
+            tar.extractall(target)  # noqa: S202 - members checked above
     return target
 
 

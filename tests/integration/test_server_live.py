@@ -132,7 +132,7 @@ def reference(model_dir: Path, features: np.ndarray) -> np.ndarray:
 def test_csv_batch_and_single_rows_match_the_booster(live_server: str, model_dir: Path, churn: pd.DataFrame) -> None:
     features = transform_columns(churn, FeatureSchema.load(model_dir))
     expected = reference(model_dir, features)
-    with httpx.Client(base_url=live_server) as client:
+    with httpx.Client(base_url=live_server, timeout=30) as client:
         batch = client.post("/invocations", content=csv_body(features[:1000]), headers={"content-type": "text/csv"})
         assert batch.status_code == 200
         scores = np.array([p["score"] for p in batch.json()["predictions"]])
@@ -153,7 +153,7 @@ def test_missing_values_match_the_booster(live_server: str, model_dir: Path, chu
     features[::2, -3] = np.nan  # Day Charge .. CustServ Calls region: numeric features
     features[1::3, -1] = np.nan
     body = csv_body(features).replace("nan", "")  # an empty CSV field is a missing value
-    response = httpx.post(f"{live_server}/invocations", content=body, headers={"content-type": "text/csv"})
+    response = httpx.post(f"{live_server}/invocations", content=body, headers={"content-type": "text/csv"}, timeout=30)
     assert response.status_code == 200, response.text
     scores = np.array([p["score"] for p in response.json()["predictions"]])
     assert np.max(np.abs(scores - reference(model_dir, features))) <= SERVING_PARITY_TOLERANCE
@@ -162,7 +162,7 @@ def test_missing_values_match_the_booster(live_server: str, model_dir: Path, chu
 def test_raw_records_match_the_batch_transform(live_server: str, model_dir: Path, churn: pd.DataFrame) -> None:
     rows = churn.sample(40, random_state=7)
     expected = reference(model_dir, transform_columns(rows, FeatureSchema.load(model_dir)))
-    response = httpx.post(f"{live_server}/invocations", json={"records": rows.to_dict(orient="records")})
+    response = httpx.post(f"{live_server}/invocations", json={"records": rows.to_dict(orient="records")}, timeout=30)
     assert response.status_code == 200
     scores = np.array([p["score"] for p in response.json()["predictions"]])
     assert np.max(np.abs(scores - expected)) <= SERVING_PARITY_TOLERANCE
@@ -266,7 +266,7 @@ def test_body_just_under_the_limit_is_served(live_server: str) -> None:
 def test_bad_requests_get_json_4xx(
     live_server: str, method: str, path: str, headers: dict[str, str], body: bytes, status: int
 ) -> None:
-    response = httpx.request(method, f"{live_server}{path}", content=body, headers=headers)
+    response = httpx.request(method, f"{live_server}{path}", content=body, headers=headers, timeout=30)
     assert response.status_code == status
     assert response.json()["status"] == status
     assert "Traceback" not in response.text
