@@ -79,7 +79,11 @@ class LocalRunner(Runner):
 
         failure_dir = Path(tempfile.mkdtemp(prefix="kubesage-failures-"))
         env = {**handle.tracking.step_env, ENV_FAILURE_DIR: str(failure_dir)}
-        local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(self.pipeline_root.resolve()), raise_on_error=True)
+        local.init(
+            runner=local.SubprocessRunner(use_venv=False),
+            pipeline_root=str(self.pipeline_root.resolve()),
+            raise_on_error=True,
+        )
         # Display names and the image name mean nothing to the local subprocess runner; say it once
         # in the docs rather than on every task.
         warnings.filterwarnings("ignore", message=r".*have no effect in the current local runner.*")
