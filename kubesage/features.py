@@ -263,9 +263,16 @@ def _parse_numeric(col: str, values: Sequence[Any]) -> np.ndarray:
             raise SchemaError(f"column '{col}', row {row}: {value!r} is not a number")
         try:
             number = float(value)
-        except (TypeError, ValueError, OverflowError):
-            raise SchemaError(f"column '{col}', row {row}: {value!r} is not a number") from None
+        except OverflowError:
+            raise SchemaError(f"column '{col}', row {row}: the value is too large for a number") from None
+        except (TypeError, ValueError):
+            raise SchemaError(f"column '{col}', row {row}: {_shorten(value)} is not a number") from None
         if math.isinf(number):
-            raise SchemaError(f"column '{col}', row {row}: {value!r} is not a finite number")
+            raise SchemaError(f"column '{col}', row {row}: {_shorten(value)} is not a finite number")
         parsed[row] = number
     return parsed
+
+
+def _shorten(value: Any, limit: int = 40) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
