@@ -18,7 +18,7 @@ demo: setup
 	$(BIN)/kubesage data generate --rows 5000 --seed 7 --output $(DEMO_DIR)/churn.csv
 	$(BIN)/kubesage run customer_churn --param input_data=$(DEMO_DIR)/churn.csv
 
-test: setup image
+test: setup lint image
 	$(BIN)/python -m pytest
 
 test-fast: setup

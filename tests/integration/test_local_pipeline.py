@@ -215,3 +215,54 @@ def churn_run_experiment(client: MlflowClient) -> str:
     experiment = client.get_experiment_by_name("customer-churn")
     assert experiment is not None
     return str(experiment.experiment_id)
+
+
+def test_registered_model_is_served_from_the_registry(
+    churn_run: dict[str, Any], workdir: Path, tracking_uri: str, churn_csv: Path
+) -> None:
+    """`kubesage serve --model models:/customer-churn/1` answers raw records like the pipeline's model."""
+    import json
+    import os
+    import subprocess
+    import time
+    import urllib.request
+
+    from kubesage.mlflow_server import free_port
+    from tests.integration.cli_helpers import KUBESAGE
+
+    port = free_port()
+    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri}
+    server = subprocess.Popen(
+        [KUBESAGE, "serve", "--model", "models:/customer-churn/1", "--port", str(port), "--workers", "1"],
+        cwd=workdir, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert server.poll() is None, server.stderr.read().decode() if server.stderr else ""
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, "server did not become healthy"
+            time.sleep(0.5)
+        records = pd.read_csv(churn_csv).head(5).drop(columns=["Churn?"]).to_dict("records")
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/invocations",
+            data=json.dumps({"records": records}).encode(),
+            headers={"Content-Type": "application/json", "Accept": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            scores = [p["score"] for p in json.loads(response.read())["predictions"]]
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    mlflow.set_tracking_uri(tracking_uri)
+    local = Path(mlflow.artifacts.download_artifacts("models:/customer-churn/1", dst_path=str(workdir / "dl2")))
+    from kubesage.features import FeatureSchema, transform_records
+
+    schema = FeatureSchema.load(local / "extra_files" / "feature_schema.json")
+    expected = Daal4pyModel.from_booster(load_booster(local)).probabilities(transform_records(records, schema))
+    assert np.max(np.abs(np.asarray(scores) - expected)) < 1e-6
