@@ -57,6 +57,28 @@ def output_option(func: F) -> F:
     )(func)
 
 
+def sagemaker_options(func: F) -> F:
+    """Where a SageMaker target runs; unset options keep the runner's offline-safe defaults."""
+    for option in reversed(
+        [
+            click.option("--image", "image_uri", default=None, help="SageMaker: the step image URI (ECR)."),
+            click.option("--role", "role_arn", default=None, help="SageMaker: the pipeline execution role ARN."),
+            click.option("--bucket", default=None, help="SageMaker: the S3 bucket for artifacts."),
+            click.option("--region", default=None, help="SageMaker: the AWS region."),
+        ]
+    ):
+        func = option(func)
+    return func
+
+
+def _runner_options(runner: str, **options: str | None) -> dict[str, str]:
+    given = {k: v for k, v in options.items() if v is not None}
+    if given and not runner.startswith("sagemaker"):
+        flags = ", ".join("--" + k.removesuffix("_uri").removesuffix("_arn") for k in given)
+        raise click.UsageError(f"{flags} only apply to the sagemaker targets")
+    return given
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="kubesage")
 def main() -> None:
@@ -65,19 +87,35 @@ def main() -> None:
 
 @main.command()
 @click.argument("pipeline")
-@click.option("--runner", default="local", show_default=True, help="Backend: local or sagemaker.")
+@click.option(
+    "--runner",
+    default="local",
+    show_default=True,
+    help="Backend: local, sagemaker or sagemaker-local (SDK local mode).",
+)
 @click.option("--param", "params", multiple=True, metavar="NAME=VALUE", help="A pipeline parameter (repeatable).")
+@sagemaker_options
 @output_option
-def run(pipeline: str, runner: str, params: tuple[str, ...], output_format: str) -> None:
+def run(
+    pipeline: str,
+    runner: str,
+    params: tuple[str, ...],
+    image_uri: str | None,
+    role_arn: str | None,
+    bucket: str | None,
+    region: str | None,
+    output_format: str,
+) -> None:
     """Run PIPELINE (a name under pipelines/, module:function, or an IR YAML file)."""
     from kubesage.parameters import parse_assignments
     from kubesage.pipeline_source import load_pipeline
     from kubesage.runners.registry import get_runner
 
+    options = _runner_options(runner, image_uri=image_uri, role_arn=role_arn, bucket=bucket, region=region)
     as_json = output_format == "json"
     try:
         source = load_pipeline(pipeline, WORK_DIR)
-        backend = get_runner(runner)
+        backend = get_runner(runner, **options)
         given = parse_assignments(params)
         backend.check_parameters(source, given)  # before anything runs, even before the run header
         if not as_json:
@@ -132,18 +170,33 @@ def _print_result(result: Any) -> None:
 @click.argument("pipeline")
 @click.option("--target", type=click.Choice(["kfp", "sagemaker"]), default="kfp", show_default=True)
 @click.option("--output", "output_path", required=True, type=click.Path(dir_okay=False, path_type=Path))
-def compile_command(pipeline: str, target: str, output_path: Path) -> None:
-    """Compile PIPELINE to KFP IR YAML (or a SageMaker pipeline definition)."""
+@click.option("--explain", is_flag=True, help="Also print how each task and feature maps onto the target.")
+@sagemaker_options
+def compile_command(
+    pipeline: str,
+    target: str,
+    output_path: Path,
+    explain: bool,
+    image_uri: str | None,
+    role_arn: str | None,
+    bucket: str | None,
+    region: str | None,
+) -> None:
+    """Compile PIPELINE to KFP IR YAML or to a SageMaker pipeline definition (offline, deterministic)."""
     from kubesage.pipeline_source import load_pipeline
     from kubesage.runners.registry import get_runner
 
+    options = _runner_options(target, image_uri=image_uri, role_arn=role_arn, bucket=bucket, region=region)
     try:
         source = load_pipeline(pipeline, WORK_DIR)
-        backend = get_runner("local" if target == "kfp" else target)
+        backend = get_runner("local" if target == "kfp" else target, **options)
+        report = backend.explain(source) if explain else None
         written = backend.compile(source, output_path)
     except KubesageError as exc:
         _fail(exc, as_json=False)
         return
+    if report:
+        click.echo(report, nl=False)
     err_console.print(f"wrote {written}")
 
 

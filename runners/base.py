@@ -85,6 +85,10 @@ class Runner(ABC):
     def wait(self, handle: RunHandle, progress: ProgressCallback) -> None:
         """Block until the run ends; raise KubesageError with the step's reason if it failed."""
 
+    def explain(self, pipeline: PipelineSource) -> str:
+        """How each task and feature maps onto this backend (`kubesage compile --explain`)."""
+        raise RunnerError(f"--explain is not available for the {self.name} target")
+
     def check_parameters(self, pipeline: PipelineSource, given: Mapping[str, Any]) -> dict[str, Any]:
         specs = parameter_specs(pipeline.spec)
         return resolve_parameters(specs, given)

@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import importlib
 
-from kubesage.errors import RunnerError
+from pydantic import ValidationError
+
+from kubesage.errors import ParameterError, RunnerError
 from kubesage.runners.base import Runner
 
 RUNNERS: dict[str, str] = {
     "local": "kubesage.runners.local:LocalRunner",
+    "sagemaker": "kubesage.runners.sagemaker.runner:SageMakerRunner",
+    "sagemaker-local": "kubesage.runners.sagemaker.local_mode:SageMakerLocalRunner",
 }
+# The pip extra a runner's own dependencies come with.
+EXTRAS: dict[str, str] = {"sagemaker": "sagemaker", "sagemaker-local": "sagemaker"}
 
 
 def get_runner(name: str, **options: object) -> Runner:
@@ -25,5 +31,9 @@ def get_runner(name: str, **options: object) -> Runner:
             f"the {name} runner needs extra packages ({exc.name}); install them with `pip install 'kubesage[{name}]'`"
         ) from exc
     runner_class = getattr(module, class_name)
-    runner: Runner = runner_class(**options)
+    try:
+        runner: Runner = runner_class(**options)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'option'}: {e['msg']}" for e in exc.errors())
+        raise ParameterError(f"invalid {name} runner option: {problems}") from None
     return runner

@@ -26,6 +26,8 @@ from typing import Any
 
 from kubesage.errors import KubesageError
 from kubesage.serving.codec import (
+    CSV,
+    JSON,
     MAX_BODY_BYTES,
     choose_output,
     decode_request,
@@ -46,6 +48,7 @@ Send = Callable[[Message], Awaitable[None]]
 STARTUP_FAILURE_EXIT_CODE = 3
 
 _JSON_HEADER = (b"content-type", b"application/json")
+_OUTPUT_TYPES = {CSV: CSV.encode(), JSON: JSON.encode()}
 _ROUTES_ALLOW = {"ping": b"GET, HEAD", "invocations": b"POST"}
 
 
@@ -159,16 +162,16 @@ class InferenceApp:
         if predictor is None:
             await _send_error(send, 503, "ModelNotReady", self._not_ready_message())
             return
-        headers = _headers(scope)
-        output = choose_output(headers.get("accept"))
-        body = await _read_body(receive, headers.get("content-length"))
-        features = decode_request(body, headers.get("content-type"), predictor.n_features, predictor.schema)
+        content_type, accept, content_length = _request_headers(scope)
+        output = choose_output(accept)
+        body = await _read_body(receive, content_length)
+        features = decode_request(body, content_type, predictor.n_features, predictor.schema)
         payload = encode_predictions(predictor.predict(features), output)
         await send(
             {
                 "type": "http.response.start",
                 "status": 200,
-                "headers": [(b"content-type", output.encode()), (b"content-length", str(len(payload)).encode())],
+                "headers": [(b"content-type", _OUTPUT_TYPES[output]), (b"content-length", b"%d" % len(payload))],
             }
         )
         await send({"type": "http.response.body", "body": payload})
@@ -196,8 +199,21 @@ def _route(path: str) -> str | None:
     return None
 
 
-def _headers(scope: Scope) -> dict[str, str]:
-    return {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]}
+def _request_headers(scope: Scope) -> tuple[str | None, str | None, str | None]:
+    """Content-Type, Accept and Content-Length (ASGI servers lower-case the names); the rest is skipped.
+
+    Only these three are read, so only these are decoded: a dict of every header cost as much as
+    the parse of a single-record body.
+    """
+    content_type = accept = content_length = None
+    for name, value in scope["headers"]:
+        if name == b"content-type":
+            content_type = value.decode("latin-1")
+        elif name == b"accept":
+            accept = value.decode("latin-1")
+        elif name == b"content-length":
+            content_length = value.decode("latin-1")
+    return content_type, accept, content_length
 
 
 async def _read_body(receive: Receive, content_length: str | None) -> bytes:

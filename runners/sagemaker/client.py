@@ -111,9 +111,7 @@ class SageMakerClient:
         from botocore.exceptions import ClientError
 
         try:
-            arn: str = self.sagemaker.describe_model_package_group(ModelPackageGroupName=name)[
-                "ModelPackageGroupArn"
-            ]
+            arn: str = self.sagemaker.describe_model_package_group(ModelPackageGroupName=name)["ModelPackageGroupArn"]
             return arn
         except ClientError:
             pass

@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import re
+import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -94,7 +96,9 @@ class CompiledPipeline:
 @contextmanager
 def _offline_env(region: str) -> Iterator[None]:
     """Environment for building definitions without AWS: no role validation, a region for import."""
-    values = {"SAGEMAKER_VALIDATE_ROLE": "false"}
+    # The SDK creates boto3 clients at import time; without keys in the environment, botocore's
+    # credential chain would ask the EC2 instance metadata service (a network call).
+    values = {"SAGEMAKER_VALIDATE_ROLE": "false", "AWS_EC2_METADATA_DISABLED": "true"}
     if not os.environ.get("AWS_DEFAULT_REGION") and not os.environ.get("AWS_REGION"):
         # `import sagemaker.mlops` creates boto3 clients at import time and needs a region.
         values["AWS_DEFAULT_REGION"] = region
@@ -709,12 +713,29 @@ def build_pipeline(spec: dict[str, Any], config: SageMakerConfig, session: Any) 
     return pipeline, compiled
 
 
+@contextmanager
+def _quiet_sdk() -> Iterator[None]:
+    """The SDK logs every popped job name and skipped role check: noise for an offline compile."""
+    loggers = [logging.getLogger(name) for name in ("sagemaker", "sagemaker.config")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=r".*Running within a PipelineSession.*")
+            yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
+
+
 def compile_spec(spec: dict[str, Any], config: SageMakerConfig | None = None) -> CompiledPipeline:
     """KFP IR dict -> SageMaker definition, offline and deterministic."""
     config = config or SageMakerConfig()
-    with _offline_env(config.region):
-        session = offline_session(config)
-    _, compiled = build_pipeline(spec, config, session)
+    with _quiet_sdk():
+        with _offline_env(config.region):
+            session = offline_session(config)
+        _, compiled = build_pipeline(spec, config, session)
     return compiled
 
 
@@ -778,3 +799,29 @@ def _load_step_classes() -> None:
 
     _ShimTrainingStep = ShimTrainingStep
     _RegisterModelPackageStep = RegisterModelPackageStep
+
+
+def compile_to_file(
+    spec: dict[str, Any],
+    output: Path,
+    *,
+    image_uri: str | None = None,
+    role_arn: str | None = None,
+    bucket: str | None = None,
+    region: str | None = None,
+    local_mode: bool = False,
+) -> CompiledPipeline:
+    """What `kubesage compile PIPELINE --target sagemaker` calls: unset flags keep the defaults.
+
+    Writes `output` (the definition) and `<output>.assets/` (the task specs to upload); print
+    `compiled.explain()` for `--explain`. Raises UnsupportedFeatureError (exit code 2) or a
+    pydantic ValidationError for a malformed flag value.
+    """
+    flags = {"image_uri": image_uri, "role_arn": role_arn, "bucket": bucket, "region": region}
+    settings: dict[str, Any] = {k: v for k, v in flags.items() if v is not None}
+    if local_mode:
+        settings.update(local_mode=True, default_instance_type="local")
+    config = SageMakerConfig(**settings)
+    compiled = compile_spec(spec, config)
+    compiled.write(output)
+    return compiled

@@ -15,9 +15,12 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from kubesage.errors import RunnerError
+from kubesage.pipeline_source import PipelineSource
+from kubesage.runners.base import ProgressCallback, RunHandle, Runner
 from kubesage.runners.sagemaker.client import SageMakerClient
 from kubesage.runners.sagemaker.compiler import (
     OUTPUTS_FILE,
@@ -27,6 +30,7 @@ from kubesage.runners.sagemaker.compiler import (
     build_pipeline,
 )
 from kubesage.runners.sagemaker.config import SageMakerConfig
+from kubesage.tracking import PipelineRun
 
 LOCAL_INSTANCE = "local"
 
@@ -56,6 +60,31 @@ class LocalExecution:
 def local_config(config: SageMakerConfig) -> SageMakerConfig:
     """The same settings, targeting local mode: `local` instances and no RegisterModel step."""
     return config.model_copy(update={"local_mode": True, "default_instance_type": LOCAL_INSTANCE, "instance_types": {}})
+
+
+def _local_mode_containers() -> set[str]:
+    """Ids of local-mode job containers (`<project>-algo-<n>-<id>`), running or exited."""
+    import subprocess
+
+    try:
+        out = subprocess.run(
+            ["docker", "ps", "-a", "--filter", "name=-algo-", "--format", "{{.ID}}"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return set()
+    return set(out.split())
+
+
+def _remove_containers(ids: set[str]) -> None:
+    """The SDK's `docker-compose up` leaves its exited job containers behind; remove this run's."""
+    import subprocess
+
+    if ids:
+        subprocess.run(["docker", "rm", *sorted(ids)], capture_output=True, timeout=60, check=False)
 
 
 def run_local(
@@ -89,7 +118,11 @@ def run_local(
 
         staged = stage_data_parameters(compiled, parameters, client, config.s3_root())
         values = {k: v for k, v in staged.items() if v is not None}
-        execution = run_session.start_pipeline_execution(PipelineName=compiled.name, PipelineParameters=values)
+        before = _local_mode_containers()
+        try:
+            execution = run_session.start_pipeline_execution(PipelineName=compiled.name, PipelineParameters=values)
+        finally:
+            _remove_containers(_local_mode_containers() - before)
         described = execution.describe()
         steps = [
             LocalStep(s["StepName"], s["StepStatus"], s.get("FailureReason"))
@@ -133,3 +166,82 @@ def describe(result: LocalExecution) -> str:
     lines = [f"local execution {result.execution_id}: {result.status}"]
     lines += [f"  {s.name}: {s.status}" + (f" ({s.failure})" if s.failure else "") for s in result.steps]
     return "\n".join(lines) + "\n" + json.dumps(result.outputs, indent=2, sort_keys=True)
+
+
+def _reachable_from_containers(uri: str) -> bool:
+    """Local-mode containers sit on their own Docker network: host loopback and files are out of reach."""
+    from urllib.parse import urlparse
+
+    parsed = urlparse(uri)
+    return parsed.scheme in ("http", "https") and parsed.hostname not in (None, "localhost", "127.0.0.1", "::1")
+
+
+def numeric_metrics(outputs: Mapping[str, Mapping[str, Any]]) -> dict[str, float]:
+    """Every Metrics value the steps logged (`outputs.json` artifact metadata), for the parent run."""
+    found: dict[str, float] = {}
+    for task in sorted(outputs):
+        for metadata in outputs[task].get("artifacts", {}).values():
+            for key, value in metadata.items():
+                if isinstance(value, int | float) and not isinstance(value, bool):
+                    found[key] = float(value)
+    return found
+
+
+class SageMakerLocalRunner(Runner):
+    """`kubesage run PIPELINE --runner sagemaker-local`: the compiled pipeline in SDK local mode."""
+
+    name = "sagemaker-local"
+
+    def __init__(
+        self, config: SageMakerConfig | None = None, s3_endpoint_url: str | None = None, **settings: Any
+    ) -> None:
+        settings = {k: v for k, v in settings.items() if v is not None}
+        base = config or SageMakerConfig()
+        self.config = SageMakerConfig.model_validate({**base.model_dump(), **settings}) if settings else base
+        self.s3_endpoint_url = s3_endpoint_url
+
+    def compile(self, pipeline: PipelineSource, output: Path) -> Path:
+        from kubesage.runners.sagemaker.compiler import compile_spec
+
+        compile_spec(pipeline.spec, local_config(self.config)).write(output)
+        return output
+
+    def submit(self, pipeline: PipelineSource, parameters: Mapping[str, Any], tracking: PipelineRun) -> RunHandle:
+        # Local mode runs synchronously: `wait` does the work.
+        return RunHandle(
+            pipeline_run_id=tracking.run_id,
+            backend_id="",
+            pipeline=pipeline,
+            parameters=dict(parameters),
+            tracking=tracking,
+        )
+
+    def wait(self, handle: RunHandle, progress: ProgressCallback) -> None:
+        import boto3
+
+        from kubesage.runners.sagemaker.compiler import TRACKING_PARAMETERS
+
+        parameters = dict(handle.parameters)
+        tracked = _reachable_from_containers(handle.tracking.tracking_uri)
+        if tracked:
+            env = handle.tracking.step_env
+            parameters.update({p: env.get(v, "") for p, v in TRACKING_PARAMETERS.items()})
+        else:
+            progress(
+                f"MLflow at {handle.tracking.tracking_uri} is not reachable from local-mode containers: "
+                "steps run untracked; their metrics are copied to the parent run afterwards"
+            )
+        progress(f"running {handle.pipeline.name} in SageMaker local mode with {self.config.image_uri}")
+        boto_session = boto3.Session(region_name=self.config.region)
+        _, result = run_local(handle.pipeline.spec, self.config, parameters, boto_session, self.s3_endpoint_url)
+        handle.backend_id = result.execution_id
+        for step in result.steps:
+            progress(f"step {step.name}: {step.status}" + (f" ({step.failure})" if step.failure else ""))
+        if not tracked:
+            from mlflow import MlflowClient
+
+            client = MlflowClient(tracking_uri=handle.tracking.tracking_uri)
+            for key, value in numeric_metrics(result.outputs).items():
+                client.log_metric(handle.tracking.run_id, key, value)
+        if not result.succeeded:
+            raise RunnerError(f"SageMaker local-mode execution {result.execution_id} failed: {result.failure}")

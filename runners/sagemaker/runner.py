@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from kubesage.errors import RunnerError
 from kubesage.pipeline_source import PipelineSource
@@ -44,9 +45,7 @@ def stage_data_parameters(
             continue
         path = Path(text)
         if not path.is_file():
-            raise RunnerError(
-                f"parameter '{name}': '{text}' is neither an s3:// URI nor a local file to upload"
-            )
+            raise RunnerError(f"parameter '{name}': '{text}' is neither an s3:// URI nor a local file to upload")
         staged[name] = client.upload_file(path, f"{s3_root}/{compiled.name}/inputs")
     return staged
 
@@ -55,6 +54,12 @@ def execution_parameters(
     compiled: CompiledPipeline, parameters: Mapping[str, Any], tracking: PipelineRun | None
 ) -> dict[str, str]:
     values = {name: parameter_text(v) for name, v in parameters.items()}
+    if tracking is not None and urlsplit(tracking.tracking_uri).password:
+        # Pipeline parameters are returned by DescribePipelineExecution to anyone who can read it.
+        raise RunnerError(
+            "MLFLOW_TRACKING_URI carries a password; SageMaker pipeline parameters are not secret. "
+            "Give the steps MLFLOW_TRACKING_USERNAME/PASSWORD through the execution role's secrets instead"
+        )
     if tracking is not None:
         env = tracking.step_env
         for param, variable in TRACKING_PARAMETERS.items():
@@ -93,6 +98,9 @@ class SageMakerRunner(Runner):
     def compile(self, pipeline: PipelineSource, output: Path) -> Path:
         compile_spec(pipeline.spec, self.config).write(output)
         return output
+
+    def explain(self, pipeline: PipelineSource) -> str:
+        return compile_spec(pipeline.spec, self.config).explain()
 
     def submit(self, pipeline: PipelineSource, parameters: Mapping[str, Any], tracking: PipelineRun) -> RunHandle:
         compiled = compile_spec(pipeline.spec, self.config)

@@ -64,7 +64,7 @@ def unpack_model(directory: Path, name: str) -> Path:
                 dest = (target / member.name).resolve()
                 if (dest != root and root not in dest.parents) or member.issym() or member.islnk():
                     raise ValueError(f"input artifact '{name}': unsafe member {member.name!r} in {archive}")
-            tar.extractall(target)  # noqa: S202 - members checked above
+            tar.extractall(target)
     return target
 
 

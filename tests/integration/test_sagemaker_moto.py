@@ -151,3 +151,13 @@ def test_missing_input_file_and_missing_bucket_are_clear_errors(aws, tracking, t
     other = SageMakerRunner(_config(bucket="kubesage-no-such-bucket"), endpoint_url=endpoint)
     with pytest.raises(RunnerError, match="AWS refused s3:PutObject .*NoSuchBucket"):
         other.submit(pipeline, {"input_data": str(DATA)}, tracking)
+
+
+def test_tracking_uri_with_a_password_never_becomes_a_parameter() -> None:
+    from kubesage.errors import RunnerError
+    from kubesage.runners.sagemaker.runner import execution_parameters
+    from kubesage.tracking import PipelineRun
+
+    tracking = PipelineRun("run", "1", "https://user:secret@mlflow.example.com", "sagemaker")
+    with pytest.raises(RunnerError, match="carries a password"):
+        execution_parameters(None, {"input_data": "s3://b/k"}, tracking)  # type: ignore[arg-type]

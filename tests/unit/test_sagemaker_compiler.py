@@ -240,3 +240,17 @@ def test_unknown_register_task_and_bad_bucket(tmp_path: Path) -> None:
         compile_spec(load_ir(ir), CONFIG.model_copy(update={"register_task": "nope"}))
     with pytest.raises(ValueError, match="not a valid S3 bucket name"):
         SageMakerConfig(bucket="Bad_Bucket")
+
+
+def test_compile_to_file_uses_flags(tmp_path: Path) -> None:
+    from kubesage.runners.sagemaker.compiler import compile_to_file
+
+    ir = _ir(_load_function(GOLDEN / "toy_words.py", "toy_words"), tmp_path)
+    compiled = compile_to_file(
+        load_ir(ir), tmp_path / "p.json", image_uri="img:9", bucket="my-bucket", region="eu-west-1"
+    )
+    text = (tmp_path / "p.json").read_text()
+    assert '"ImageUri": "img:9"' in text
+    assert all(uri.startswith("s3://my-bucket/kubesage/kubesage-toy-words/specs/") for uri in compiled.assets)
+    with pytest.raises(ValueError, match="is not an IAM role ARN"):
+        compile_to_file(load_ir(ir), tmp_path / "q.json", role_arn="my-role")
