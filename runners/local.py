@@ -12,33 +12,18 @@ import shutil
 import tempfile
 import uuid
 import warnings
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from kubesage.components.steps import ENV_FAILURE_DIR
+from kubesage.environment import environment
 from kubesage.errors import RunnerError
 from kubesage.pipeline_source import PipelineSource
 from kubesage.runners.base import ProgressCallback, RunHandle, Runner
 from kubesage.tracking import PipelineRun
 
 DEFAULT_PIPELINE_ROOT = Path("local_outputs")
-
-
-@contextmanager
-def _environment(values: Mapping[str, str]) -> Iterator[None]:
-    """Set variables for the task subprocesses (they inherit os.environ), then restore them."""
-    previous = {key: os.environ.get(key) for key in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, old in previous.items():
-            if old is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = old
 
 
 def read_failures(directory: Path) -> str | None:
@@ -91,7 +76,7 @@ class LocalRunner(Runner):
         pipeline = components.load_component_from_file(str(handle.pipeline.ir_path))
         progress(f"running {handle.pipeline.name} on KFP's local runner (outputs in {self.pipeline_root})")
         try:
-            with _environment(env):
+            with environment(env):
                 pipeline(**handle.parameters)
         except Exception as exc:
             reason = read_failures(failure_dir) or f"{type(exc).__name__}: {exc}"

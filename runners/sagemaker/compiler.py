@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kubesage.environment import environment
 from kubesage.errors import UnsupportedFeatureError
 from kubesage.runners.sagemaker import cel
 from kubesage.runners.sagemaker.config import SageMakerConfig
@@ -102,16 +103,8 @@ def _offline_env(region: str) -> Iterator[None]:
     if not os.environ.get("AWS_DEFAULT_REGION") and not os.environ.get("AWS_REGION"):
         # `import sagemaker.mlops` creates boto3 clients at import time and needs a region.
         values["AWS_DEFAULT_REGION"] = region
-    previous = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
+    with environment(values):
         yield
-    finally:
-        for key, old in previous.items():
-            if old is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = old
 
 
 def offline_session(config: SageMakerConfig) -> Any:
