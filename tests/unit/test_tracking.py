@@ -47,3 +47,12 @@ def test_steps_nest_under_the_pipeline_run(mlflow_sqlite: str, monkeypatch: pyte
 
 def test_default_store_is_sqlite_in_the_working_directory(tmp_path: object) -> None:
     assert t.default_tracking_uri().startswith("sqlite:///") and t.default_tracking_uri().endswith("/mlflow.db")
+
+
+def test_sagemaker_managed_mlflow_arns_resolve_to_the_plugin_store() -> None:
+    """ARN tracking URIs go through the sagemaker-mlflow plugin (SigV4); no call is made to build the store."""
+    from mlflow.tracking._tracking_service.utils import _tracking_store_registry
+
+    arn = "arn:aws:sagemaker:us-east-1:123456789012:mlflow-tracking-server/churn"
+    builder = _tracking_store_registry.get_store_builder(arn)
+    assert builder.__module__.startswith("sagemaker_mlflow")
