@@ -13,7 +13,6 @@ from typing import Any
 
 import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 
 from kubesage.data import file_sha256, read_raw_table, resolve_input
 from kubesage.errors import DataError
@@ -26,17 +25,6 @@ BUCKET = "kubesage-input"
 def _client(service: str) -> Any:
     """A client from a fresh session, so it sees the credentials set by this test."""
     return boto3.session.Session().client(service)
-
-
-@pytest.fixture(scope="module")
-def moto_endpoint() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
 
 
 @pytest.fixture

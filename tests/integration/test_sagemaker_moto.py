@@ -8,12 +8,10 @@ steps ran; the SDK local-mode test covers execution.
 """
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 
 from kubesage.errors import RunnerError
 from kubesage.pipeline_source import load_pipeline
@@ -29,17 +27,6 @@ DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "churn.txt"
 REGION = "us-east-1"
 BUCKET = "kubesage-moto"
 ROLE = "arn:aws:iam::123456789012:role/kubesage-sagemaker-execution"
-
-
-@pytest.fixture(scope="module")
-def moto_endpoint() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
 
 
 @pytest.fixture
