@@ -22,7 +22,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import schemathesis
-import xgboost as xgb
 from botocore.config import Config
 from botocore.exceptions import ClientError
 from hypothesis import HealthCheck, given, settings
@@ -35,36 +34,26 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from kubesage.features import LABEL_COLUMN, POSITIVE_LABEL, FeatureSchema, fit_schema, transform_columns
-from kubesage.modelio import booster_probabilities, load_booster, save_booster
+from kubesage.features import FeatureSchema, transform_columns
+from kubesage.modelio import booster_probabilities, load_booster
 from kubesage.serving import OPENAPI_DOCUMENT
 from kubesage.serving.codec import MAX_BODY_BYTES
 from kubesage.serving.predictor import SERVING_PARITY_TOLERANCE
 
 pytestmark = pytest.mark.integration
 
-CHURN = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "churn.txt"
 START_TIMEOUT = 90.0
 
 
 @pytest.fixture(scope="module")
-def churn() -> pd.DataFrame:
-    return pd.read_csv(CHURN)
+def churn(churn_csv: Path) -> pd.DataFrame:
+    return pd.read_csv(churn_csv)
 
 
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory: pytest.TempPathFactory, churn: pd.DataFrame) -> Path:
-    schema = fit_schema(churn)
-    features = transform_columns(churn, schema)
-    labels = (churn[LABEL_COLUMN] == POSITIVE_LABEL).to_numpy(dtype=np.float64)
-    train = xgb.DMatrix(features[:4000], label=labels[:4000])
-    valid = xgb.DMatrix(features[4000:], label=labels[4000:])
-    params = {"objective": "binary:logistic", "max_depth": 5, "eta": 0.3, "gamma": 4.0, "seed": 42}
-    booster = xgb.train(params, train, 80, evals=[(valid, "v")], early_stopping_rounds=10, verbose_eval=False)
-    directory = tmp_path_factory.mktemp("model")
-    save_booster(booster, directory)
-    schema.save(directory)
-    return directory
+def model_dir(trained_model: Path) -> Path:
+    """The real churn model (booster + feature schema) shared by the whole suite."""
+    return trained_model
 
 
 def free_port() -> int:

@@ -8,38 +8,25 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import xgboost as xgb
 from starlette.testclient import TestClient
 
 from kubesage.errors import KubesageError, ModelError
-from kubesage.features import LABEL_COLUMN, POSITIVE_LABEL, fit_schema, transform_columns
-from kubesage.modelio import booster_probabilities, load_booster, save_booster
+from kubesage.features import transform_columns
+from kubesage.modelio import booster_probabilities, load_booster
 from kubesage.serving.app import InferenceApp, create_app
 from kubesage.serving.predictor import SERVING_PARITY_TOLERANCE, Predictor
 from kubesage.serving.server import ENV_PORT, ENV_THREADS, ENV_WORKERS, available_cpus, check_model_dir, resolve_config
 
-CHURN = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "churn.txt"
+
+@pytest.fixture(scope="module")
+def churn(churn_csv: Path) -> pd.DataFrame:
+    return pd.read_csv(churn_csv)
 
 
 @pytest.fixture(scope="module")
-def churn() -> pd.DataFrame:
-    return pd.read_csv(CHURN)
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory: pytest.TempPathFactory, churn: pd.DataFrame) -> Path:
-    """A real churn model: schema fitted on the data, booster trained with early stopping."""
-    schema = fit_schema(churn)
-    features = transform_columns(churn, schema)
-    labels = (churn[LABEL_COLUMN] == POSITIVE_LABEL).to_numpy(dtype=np.float64)
-    train = xgb.DMatrix(features[:4000], label=labels[:4000])
-    valid = xgb.DMatrix(features[4000:], label=labels[4000:])
-    params = {"objective": "binary:logistic", "max_depth": 5, "eta": 0.3, "subsample": 0.7, "seed": 42}
-    booster = xgb.train(params, train, 60, evals=[(valid, "v")], early_stopping_rounds=10, verbose_eval=False)
-    directory = tmp_path_factory.mktemp("model")
-    save_booster(booster, directory)
-    schema.save(directory)
-    return directory
+def model_dir(trained_model: Path) -> Path:
+    """The real churn model (booster + feature schema) shared by the whole suite."""
+    return trained_model
 
 
 @pytest.fixture(scope="module")
