@@ -292,21 +292,8 @@ def ui(port: int, host: str) -> None:
         err_console.print(f"MLFLOW_TRACKING_URI is {uri}: open that server's UI in a browser.")
         return
     err_console.print(f"MLflow UI on http://{host}:{port} for {uri}")
-    os.execvp(
-        sys.executable,
-        [
-            sys.executable,
-            "-m",
-            "mlflow",
-            "ui",
-            "--backend-store-uri",
-            uri,
-            "--host",
-            host,
-            "--port",
-            str(port),
-        ],
-    )
+    command = ["mlflow", "ui", "--backend-store-uri", uri, "--host", host, "--port", str(port), "--workers", "1"]
+    os.execvp(sys.executable, [sys.executable, "-m", *command])
 
 
 if __name__ == "__main__":

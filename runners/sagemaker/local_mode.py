@@ -8,10 +8,17 @@ talk to S3 for inputs, outputs and PropertyFiles, so `s3_endpoint_url` can point
 Local mode executes only Training, Processing, Transform, CreateModel, Fail and Condition steps:
 the compiler is told (`local_mode=True`) to leave out the RegisterModel step; the register task's
 own MLflow registration still runs inside its container.
+
+MLflow: the job containers join the host's network (`network_mode: host`, see `host_network_config`),
+so a tracking server on the host's loopback (`mlflow server --host 127.0.0.1`) is reachable at the
+very URI the runner uses. The steps open their nested runs under the parent run and the register
+step registers into that server's registry, as with the KFP local runner. A SQLite or file store is
+refused before anything runs (`check_tracking_uri`): containers cannot write to it.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -30,9 +37,11 @@ from kubesage.runners.sagemaker.compiler import (
     build_pipeline,
 )
 from kubesage.runners.sagemaker.config import SageMakerConfig
-from kubesage.tracking import PipelineRun
+from kubesage.tracking import PipelineRun, tracking_uri
 
 LOCAL_INSTANCE = "local"
+# Tracking URIs a job container can use from the host network: servers, not files on the host.
+_CONTAINER_TRACKING_SCHEMES = ("http", "https", "databricks", "arn")
 
 
 @dataclass
@@ -60,6 +69,70 @@ class LocalExecution:
 def local_config(config: SageMakerConfig) -> SageMakerConfig:
     """The same settings, targeting local mode: `local` instances and no RegisterModel step."""
     return config.model_copy(update={"local_mode": True, "default_instance_type": LOCAL_INSTANCE, "instance_types": {}})
+
+
+def host_network_config(sdk_config: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The SDK's local-mode config (`~/.sagemaker/config.yaml`, if any) with jobs on the host network.
+
+    `local.container_config` is the SDK's documented hook: it is merged into every docker-compose
+    service it writes. Host networking is what lets a step reach MLflow on the host's 127.0.0.1 at
+    the same URI (the same trust as the KFP local runner's subprocesses); other settings are kept.
+    """
+    config = copy.deepcopy(dict(sdk_config or {}))
+    local = config.setdefault("local", {})
+    local["container_config"] = {**local.get("container_config", {}), "network_mode": "host"}
+    return config
+
+
+def _allow_host_network() -> None:
+    """Let `network_mode: host` from container_config through the SDK's compose file.
+
+    The SDK (sagemaker-core 2.27, SDK v3: image.py `_SageMakerContainer._create_docker_host`) merges
+    container_config first and then always adds `networks: {sagemaker-local: ...}`, which
+    docker-compose refuses beside `network_mode` ("cannot be combined"). There is no config key to
+    turn that off, so this wraps the method once: when a service asks for host networking, the
+    SDK's bridge network entry is dropped; any other service is left exactly as the SDK built it.
+    """
+    from sagemaker.core.local import image
+
+    container = image._SageMakerContainer
+    if not callable(getattr(container, "_create_docker_host", None)):
+        raise RunnerError(
+            "this SageMaker SDK's local mode has no _SageMakerContainer._create_docker_host: "
+            "kubesage cannot put its job containers on the host network (tested with sagemaker-core 2.27)"
+        )
+    if getattr(container._create_docker_host, "_kubesage_host_network", False):
+        return
+    original = container._create_docker_host
+
+    def create_docker_host(self: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        service: dict[str, Any] = original(self, *args, **kwargs)
+        if service.get("network_mode") == "host":
+            service.pop("networks", None)
+        return service
+
+    create_docker_host._kubesage_host_network = True  # type: ignore[attr-defined]
+    container._create_docker_host = create_docker_host
+
+
+def check_tracking_uri(uri: str) -> None:
+    """Refuse a tracking store the job containers cannot write to (a SQLite or file store on the host).
+
+    A temporary server over the same SQLite file would not be enough: experiments created on a
+    SQLite store keep their artifacts under a host path (`mlruns/<id>`), which a container could
+    only write through a bind mount at that path (root-owned files in the user's tree). A model
+    registered from a container would then point at artifacts that never left it.
+    """
+    # Not urlsplit: "databricks" alone is a valid URI without a scheme separator.
+    if uri.split(":", 1)[0].lower() in _CONTAINER_TRACKING_SCHEMES:
+        return
+    raise RunnerError(
+        f"MLFLOW_TRACKING_URI is {uri!r}: SageMaker local-mode steps run in Docker containers and cannot "
+        "write to a database or file store on this machine. Start a tracking server and point kubesage at it, "
+        "e.g. `mlflow server --host 127.0.0.1 --port 5000 --backend-store-uri sqlite:///mlflow.db` and "
+        "`export MLFLOW_TRACKING_URI=http://127.0.0.1:5000` (containers share the host network, so "
+        "127.0.0.1 works)"
+    )
 
 
 def _local_mode_containers() -> set[str]:
@@ -113,6 +186,8 @@ def run_local(
             boto_session=boto_session, default_bucket=config.bucket, s3_endpoint_url=s3_endpoint_url
         )
         pipeline.sagemaker_session = run_session
+        _allow_host_network()
+        run_session.config = host_network_config(run_session.config)
         run_session.create_pipeline(pipeline, f"kubesage local run of {compiled.name}")
         from kubesage.runners.sagemaker.runner import stage_data_parameters
 
@@ -168,25 +243,6 @@ def describe(result: LocalExecution) -> str:
     return "\n".join(lines) + "\n" + json.dumps(result.outputs, indent=2, sort_keys=True)
 
 
-def _reachable_from_containers(uri: str) -> bool:
-    """Local-mode containers sit on their own Docker network: host loopback and files are out of reach."""
-    from urllib.parse import urlparse
-
-    parsed = urlparse(uri)
-    return parsed.scheme in ("http", "https") and parsed.hostname not in (None, "localhost", "127.0.0.1", "::1")
-
-
-def numeric_metrics(outputs: Mapping[str, Mapping[str, Any]]) -> dict[str, float]:
-    """Every Metrics value the steps logged (`outputs.json` artifact metadata), for the parent run."""
-    found: dict[str, float] = {}
-    for task in sorted(outputs):
-        for metadata in outputs[task].get("artifacts", {}).values():
-            for key, value in metadata.items():
-                if isinstance(value, int | float) and not isinstance(value, bool):
-                    found[key] = float(value)
-    return found
-
-
 class SageMakerLocalRunner(Runner):
     """`kubesage run PIPELINE --runner sagemaker-local`: the compiled pipeline in SDK local mode."""
 
@@ -199,6 +255,8 @@ class SageMakerLocalRunner(Runner):
         base = config or SageMakerConfig()
         self.config = SageMakerConfig.model_validate({**base.model_dump(), **settings}) if settings else base
         self.s3_endpoint_url = s3_endpoint_url
+        # The last execution's steps and outputs.json, for callers that want more than RunResult.
+        self.last_execution: LocalExecution | None = None
 
     def compile(self, pipeline: PipelineSource, output: Path) -> Path:
         from kubesage.runners.sagemaker.compiler import compile_spec
@@ -206,7 +264,14 @@ class SageMakerLocalRunner(Runner):
         compile_spec(pipeline.spec, local_config(self.config)).write(output)
         return output
 
+    def check_parameters(self, pipeline: PipelineSource, given: Mapping[str, Any]) -> dict[str, Any]:
+        # Runner.run calls this before it opens the MLflow parent run: an unusable tracking URI
+        # fails here without leaving a FAILED run in a store the user cannot use anyway.
+        check_tracking_uri(tracking_uri())
+        return super().check_parameters(pipeline, given)
+
     def submit(self, pipeline: PipelineSource, parameters: Mapping[str, Any], tracking: PipelineRun) -> RunHandle:
+        check_tracking_uri(tracking.tracking_uri)
         # Local mode runs synchronously: `wait` does the work.
         return RunHandle(
             pipeline_run_id=tracking.run_id,
@@ -220,28 +285,22 @@ class SageMakerLocalRunner(Runner):
         import boto3
 
         from kubesage.runners.sagemaker.compiler import TRACKING_PARAMETERS
+        from kubesage.runners.sagemaker.runner import TAG_EXECUTION_ARN
+        from mlflow import MlflowClient
 
-        parameters = dict(handle.parameters)
-        tracked = _reachable_from_containers(handle.tracking.tracking_uri)
-        if tracked:
-            env = handle.tracking.step_env
-            parameters.update({p: env.get(v, "") for p, v in TRACKING_PARAMETERS.items()})
-        else:
-            progress(
-                f"MLflow at {handle.tracking.tracking_uri} is not reachable from local-mode containers: "
-                "steps run untracked; their metrics are copied to the parent run afterwards"
-            )
+        # The steps join the parent run through these pipeline parameters (the shim turns them into
+        # MLFLOW_TRACKING_URI etc.); on the host network the URI means the same inside the containers.
+        env = handle.tracking.step_env
+        parameters = {**handle.parameters, **{p: env.get(v, "") for p, v in TRACKING_PARAMETERS.items()}}
         progress(f"running {handle.pipeline.name} in SageMaker local mode with {self.config.image_uri}")
         boto_session = boto3.Session(region_name=self.config.region)
         _, result = run_local(handle.pipeline.spec, self.config, parameters, boto_session, self.s3_endpoint_url)
+        self.last_execution = result
         handle.backend_id = result.execution_id
+        MlflowClient(tracking_uri=handle.tracking.tracking_uri).set_tag(
+            handle.tracking.run_id, TAG_EXECUTION_ARN, result.execution_id
+        )
         for step in result.steps:
             progress(f"step {step.name}: {step.status}" + (f" ({step.failure})" if step.failure else ""))
-        if not tracked:
-            from mlflow import MlflowClient
-
-            client = MlflowClient(tracking_uri=handle.tracking.tracking_uri)
-            for key, value in numeric_metrics(result.outputs).items():
-                client.log_metric(handle.tracking.run_id, key, value)
         if not result.succeeded:
             raise RunnerError(f"SageMaker local-mode execution {result.execution_id} failed: {result.failure}")

@@ -1,9 +1,11 @@
 """Compiled pipelines executed for real by the SageMaker SDK's local mode (Docker + docker-compose).
 
 Each job runs in the kubesage image exactly as the compiled definition says (shim entrypoint, task
-spec from S3, inputs and outputs through S3); S3 is moto in server mode on 127.0.0.1. The steps run
-without MLflow (their tracking parameters stay empty: a tracking server on the host's loopback is
-unreachable from local-mode containers), so results are read back from each step's outputs.json.
+spec from S3, inputs and outputs through S3); S3 is moto in server mode on 127.0.0.1. The churn run
+goes through `SageMakerLocalRunner.run` against a real MLflow server on 127.0.0.1: the job containers
+share the host network, so the steps open their nested runs under the parent run and the register
+step registers into that server. The toy pipelines run untracked through `run_local`; their results
+are read back from each step's outputs.json.
 """
 
 import importlib.util
@@ -19,10 +21,15 @@ import pytest
 from kfp import compiler
 from moto.server import ThreadedMotoServer
 
+import mlflow
+from kubesage.errors import RunnerError
+from kubesage.mlflow_server import start_mlflow_server
+from kubesage.modelio import find_model_file
 from kubesage.pipeline_source import load_pipeline
 from kubesage.runners.local import LocalRunner
 from kubesage.runners.sagemaker.config import SageMakerConfig
-from kubesage.runners.sagemaker.local_mode import run_local
+from kubesage.runners.sagemaker.local_mode import SageMakerLocalRunner, check_tracking_uri, run_local
+from mlflow import MlflowClient
 
 pytestmark = [pytest.mark.integration, pytest.mark.container, pytest.mark.slow]
 
@@ -42,6 +49,16 @@ def s3_endpoint() -> Iterator[str]:
     host, port = server.get_host_and_port()
     try:
         yield f"http://{host}:{port}"
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real tracking server on the host's loopback only, as a user would start one."""
+    server = start_mlflow_server(tmp_path_factory.mktemp("mlflow-server"))
+    try:
+        yield server.url
     finally:
         server.stop()
 
@@ -77,27 +94,68 @@ def _statuses(result: Any) -> dict[str, str]:
     return {s.name: s.status for s in result.steps}
 
 
-def test_churn_in_local_mode_matches_the_kfp_local_run(
-    session: boto3.Session, s3_endpoint: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_churn_in_local_mode_is_tracked_and_matches_the_kfp_local_run(
+    session: boto3.Session, s3_endpoint: str, mlflow_server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """preprocess -> train (TrainingStep) -> evaluate -> gate -> register completes on the real data,
-    with the same metrics as KFP's local runner on the same data and seed."""
+    tracked in the MLflow server like the KFP local runner, with the same metrics as KFP's local
+    runner on the same data and seed."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
     pipeline = load_pipeline("customer_churn", tmp_path / "ir")
-    _, result = run_local(pipeline.spec, _config(), {"input_data": str(DATA), "seed": 42}, session, s3_endpoint)
-    assert result.succeeded, result.failure
+    lines: list[str] = []
+    runner = SageMakerLocalRunner(_config(), s3_endpoint_url=s3_endpoint)
+    summary = runner.run(pipeline, {"input_data": str(DATA), "seed": 42}, lines.append)
+    assert summary.succeeded, summary.failure
+    result = runner.last_execution
+    assert result is not None and result.succeeded, result and result.failure
     statuses = _statuses(result)
     assert {statuses[t] for t in ("preprocess", "train", "evaluate", "register")} == {"Succeeded"}
     assert "report-not-registered" not in statuses  # the else branch did not run
     sagemaker_metrics = result.outputs["evaluate"]["artifacts"]["metrics"]
     assert result.outputs["evaluate"]["parameters"]["Output"] == sagemaker_metrics["accuracy"]
-    assert result.outputs["register"]["parameters"]["Output"] == "1"  # first MLflow model version
+    assert result.outputs["register"]["parameters"]["Output"] == "1"  # first version in the server's registry
+    assert any(line == "step train: Succeeded" for line in lines)
+
+    # The shared summary, read back from the MLflow server the steps wrote to.
+    assert summary.runner == "sagemaker-local" and summary.backend_id == result.execution_id
+    assert [s.name for s in summary.steps] == ["preprocess", "train", "evaluate", "register"]
+    assert {s.status for s in summary.steps} == {"FINISHED"}
+    assert summary.metrics["accuracy"] == sagemaker_metrics["accuracy"]
+    assert (summary.registered_model_name, summary.registered_model_version) == ("customer-churn", "1")
+    assert summary.not_registered_reason is None
+
+    client = MlflowClient(tracking_uri=mlflow_server)
+    parent = client.get_run(summary.mlflow_run_id)
+    assert parent.info.status == "FINISHED"
+    assert parent.data.tags["kubesage.runner"] == "sagemaker-local"
+    assert parent.data.tags["kubesage.sagemaker.execution_arn"] == result.execution_id
+    children = client.search_runs(
+        [parent.info.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'"
+    )
+    by_step = {c.data.tags["kubesage.step"]: c for c in children}
+    assert set(by_step) == {"preprocess", "train", "evaluate", "register"}
+    assert {c.info.status for c in children} == {"FINISHED"}
+    assert by_step["preprocess"].data.metrics["rows_train"] == 3500
+    assert by_step["train"].data.params["subsample"] == "0.7"
+    for name, value in sagemaker_metrics.items():
+        assert by_step["evaluate"].data.metrics[name] == pytest.approx(value, rel=1e-12, abs=1e-12), name
+
+    versions = client.search_model_versions("name = 'customer-churn'")
+    assert [str(v.version) for v in versions] == ["1"]
+    assert versions[0].run_id == by_step["register"].info.run_id
+    # The model's files left the container: the server hands them out.
+    mlflow.set_tracking_uri(mlflow_server)
+    downloaded = Path(mlflow.artifacts.download_artifacts("models:/customer-churn/1", dst_path=str(tmp_path / "dl")))
+    assert find_model_file(downloaded).stat().st_size > 0
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     kfp = LocalRunner(pipeline_root=tmp_path / "kfp-root").run(pipeline, {"input_data": str(DATA), "seed": 42})
     assert kfp.succeeded, kfp.failure
     assert set(kfp.metrics) >= set(sagemaker_metrics)
+    assert set(summary.metrics) == set(kfp.metrics)  # the parent run holds what the KFP local run's holds
     for name, value in sagemaker_metrics.items():
         assert kfp.metrics[name] == pytest.approx(value, rel=1e-12, abs=1e-12), name
+        assert summary.metrics[name] == pytest.approx(value, rel=1e-12, abs=1e-12), name
 
 
 def test_toy_words_runs_nested_conditions_and_else(session: boto3.Session, s3_endpoint: str, tmp_path: Path) -> None:
@@ -138,21 +196,37 @@ def test_toy_threshold_trains_and_gates(session: boto3.Session, s3_endpoint: str
     assert json.dumps(gated.outputs["score-line"]["parameters"]) != "{}"
 
 
-def test_local_mode_runner_fills_the_shared_summary(
-    session: boto3.Session, s3_endpoint: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_local_mode_runner_refuses_a_store_containers_cannot_write(
+    s3_endpoint: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Runner.run glue: parent MLflow run opened and closed, the steps' metrics copied onto it
-    (containers cannot reach a sqlite/loopback tracking store), step lines reported."""
-    from kubesage.runners.sagemaker.local_mode import SageMakerLocalRunner
-
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    """A SQLite store is a file on the host: refused before the parent run opens or Docker starts."""
+    store = tmp_path / "mlflow.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{store}")
     pipeline = load_pipeline("customer_churn", tmp_path / "ir")
-    lines: list[str] = []
     runner = SageMakerLocalRunner(_config(), s3_endpoint_url=s3_endpoint)
-    result = runner.run(pipeline, {"input_data": str(DATA)}, lines.append)
-    assert result.succeeded, result.failure
-    assert result.runner == "sagemaker-local"
-    assert 0.5 < result.metrics["accuracy"] <= 1.0
-    assert result.metrics["rows_train"] == 3500.0
-    assert any(line == "step train: Succeeded" for line in lines)
-    assert any("not reachable from local-mode containers" in line for line in lines)
+    with pytest.raises(RunnerError, match=r"cannot write to a database or file store") as raised:
+        runner.run(pipeline, {"input_data": str(DATA)})
+    assert f"sqlite:///{store}" in str(raised.value)
+    assert "mlflow server --host 127.0.0.1" in str(raised.value)
+    assert not store.exists() and runner.last_execution is None
+
+
+@pytest.mark.parametrize(
+    ("uri", "usable"),
+    [
+        ("http://127.0.0.1:5000", True),
+        ("https://mlflow.example.com", True),
+        ("databricks", True),
+        ("arn:aws:sagemaker:us-east-1:111122223333:mlflow-tracking-server/kubesage", True),
+        ("sqlite:///tmp/mlflow.db", False),
+        ("file:///tmp/mlruns", False),
+        ("/tmp/mlruns", False),
+        ("postgresql://mlflow@127.0.0.1/mlflow", False),
+    ],
+)
+def test_tracking_uris_local_mode_containers_can_use(uri: str, usable: bool) -> None:
+    if usable:
+        check_tracking_uri(uri)
+    else:
+        with pytest.raises(RunnerError, match="MLFLOW_TRACKING_URI"):
+            check_tracking_uri(uri)
