@@ -8,6 +8,7 @@ artifacts under `mlruns/`, in the working directory; `MLFLOW_TRACKING_URI` selec
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 from collections.abc import Iterator, Mapping
@@ -36,6 +37,22 @@ TAG_REGISTERED_NAME = "kubesage.registered_model_name"
 TAG_NOT_REGISTERED = "kubesage.not_registered_reason"
 TAG_FAILURE = "kubesage.failure"
 TAG_KIND = "kubesage.kind"
+
+
+class _SageMakerHeaderNoise(logging.Filter):
+    """Drop one warning the sagemaker-mlflow plugin causes on every request to a non-ARN server.
+
+    The plugin (installed for SageMaker-managed MLflow ARNs) claims every request and fails to parse
+    a plain http:// URI as an ARN; MLflow then logs a warning per request. Its headers only matter
+    for ARN URIs, where the warning is kept.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        noise = "resolving request headers" in record.getMessage()
+        return not noise or tracking_uri().startswith("arn:")
+
+
+logging.getLogger("mlflow.tracking.request_header.registry").addFilter(_SageMakerHeaderNoise())
 
 
 def default_tracking_uri(workdir: Path | None = None) -> str:

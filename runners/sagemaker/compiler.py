@@ -254,7 +254,7 @@ class _Builder:
         env: dict[str, Any] = {e["name"]: e["value"] for e in task.container.get("env", [])}
         for param, variable in TRACKING_PARAMETERS.items():
             env[variable] = self.parameters[param]
-        env["KUBESAGE_RUNNER"] = "sagemaker"
+        env["KUBESAGE_RUNNER"] = "sagemaker-local" if self.config.local_mode else "sagemaker"
         env["KUBESAGE_SAGEMAKER_EXECUTION_ARN"] = ExecutionVariables.PIPELINE_EXECUTION_ARN
         return env
 

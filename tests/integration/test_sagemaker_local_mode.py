@@ -135,6 +135,7 @@ def test_churn_in_local_mode_is_tracked_and_matches_the_kfp_local_run(
     by_step = {c.data.tags["kubesage.step"]: c for c in children}
     assert set(by_step) == {"preprocess", "train", "evaluate", "register"}
     assert {c.info.status for c in children} == {"FINISHED"}
+    assert {c.data.tags["kubesage.runner"] for c in children} == {"sagemaker-local"}
     assert by_step["preprocess"].data.metrics["rows_train"] == 3500
     assert by_step["train"].data.params["subsample"] == "0.7"
     for name, value in sagemaker_metrics.items():

@@ -56,3 +56,18 @@ def test_sagemaker_managed_mlflow_arns_resolve_to_the_plugin_store() -> None:
     arn = "arn:aws:sagemaker:us-east-1:123456789012:mlflow-tracking-server/churn"
     builder = _tracking_store_registry.get_store_builder(arn)
     assert builder.__module__.startswith("sagemaker_mlflow")
+
+
+def test_sagemaker_plugin_header_noise_is_dropped_only_for_non_arn_uris(monkeypatch: pytest.MonkeyPatch) -> None:
+    import logging
+
+    record = logging.LogRecord("x", logging.WARNING, "f", 1, "Encountered unexpected error during resolving request "
+                               "headers: list index out of range", None, None)  # fmt: skip
+    noise_filter = t._SageMakerHeaderNoise()
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5000")
+    assert not noise_filter.filter(record)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "arn:aws:sagemaker:us-east-1:123456789012:mlflow-tracking-server/x")
+    assert noise_filter.filter(record)
+    other = logging.LogRecord("x", logging.WARNING, "f", 1, "something else", None, None)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5000")
+    assert noise_filter.filter(other)
