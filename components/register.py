@@ -49,11 +49,10 @@ def register_model(
     If anything after the version is created fails, the version is deleted again, so the registry
     never holds a half-registered model.
     """
+    import mlflow
     import pandas as pd
     import xgboost
     from mlflow.models import infer_signature
-
-    import mlflow
 
     booster = load_booster(model_dir)
     schema = FeatureSchema.load(schema_path)

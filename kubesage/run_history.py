@@ -26,9 +26,8 @@ class RunRow:
 
 def recent_runs(pipeline: str | None = None, limit: int = 20, uri: str | None = None) -> list[RunRow]:
     """Parent runs of kubesage pipelines across experiments, newest first."""
-    from mlflow.entities import ViewType
-
     from mlflow import MlflowClient
+    from mlflow.entities import ViewType
 
     uri = uri or t.tracking_uri()
     client = MlflowClient(tracking_uri=uri)

@@ -134,8 +134,9 @@ def collect_result(
     failure: str | None,
 ) -> RunResult:
     """Read the run's outcome back from MLflow, where every backend's steps recorded it."""
-    from kubesage import tracking as t
     from mlflow import MlflowClient
+
+    from kubesage import tracking as t
 
     client = MlflowClient(tracking_uri=tracking.tracking_uri)
     parent = client.get_run(tracking.run_id)

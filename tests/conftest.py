@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -22,6 +23,12 @@ def churn_csv() -> Path:
     if not CHURN_CSV.is_file():
         pytest.fail(f"the real churn data is expected at {CHURN_CSV} (../shared/data/churn.txt)")
     return CHURN_CSV
+
+
+@pytest.fixture(scope="session")
+def churn(churn_csv: Path) -> pd.DataFrame:
+    """The real churn data as read by pandas (raw columns, labels as text)."""
+    return pd.read_csv(churn_csv)
 
 
 @pytest.fixture
@@ -57,3 +64,9 @@ def trained_model(prepared: dict[str, Path], tmp_path_factory: pytest.TempPathFa
         prepared["train"], prepared["validation"], TrainParams(), model_dir, FeatureSchema.load(prepared["schema"])
     )
     return model_dir
+
+
+@pytest.fixture(scope="session")
+def model_dir(trained_model: Path) -> Path:
+    """The model directory servers load: the suite's trained churn model."""
+    return trained_model

@@ -283,10 +283,10 @@ class SageMakerLocalRunner(Runner):
 
     def wait(self, handle: RunHandle, progress: ProgressCallback) -> None:
         import boto3
+        from mlflow import MlflowClient
 
         from kubesage.runners.sagemaker.compiler import TRACKING_PARAMETERS
         from kubesage.runners.sagemaker.runner import TAG_EXECUTION_ARN
-        from mlflow import MlflowClient
 
         # The steps join the parent run through these pipeline parameters (the shim turns them into
         # MLFLOW_TRACKING_URI etc.); on the host network the URI means the same inside the containers.

@@ -17,9 +17,6 @@ from typing import Any
 
 import pytest
 
-from kubesage.components.preprocess import preprocess
-from kubesage.features import FEATURE_SCHEMA_FILENAME
-
 IMAGE = os.environ.get("KUBESAGE_IMAGE", "kubesage/xgboost-daal4py:latest")
 # String values, as SageMaker writes hyperparameters.json.
 HYPERPARAMETERS = {"max_depth": "4", "eta": "0.2", "num_round": "120", "early_stopping_rounds": "10"}
@@ -50,15 +47,6 @@ def image() -> str:
 def image_config(image: str) -> dict[str, Any]:
     inspected: list[dict[str, Any]] = json.loads(docker("image", "inspect", image).stdout)
     return inspected[0]
-
-
-@pytest.fixture(scope="session")
-def churn_splits(tmp_path_factory: pytest.TempPathFactory, churn_csv: Path) -> dict[str, Path]:
-    """The real churn data through the pipeline's own preprocess: label-first CSVs and the schema."""
-    out = tmp_path_factory.mktemp("churn-splits")
-    paths = {name: out / f"{name}.csv" for name in ("train", "validation", "test")}
-    preprocess(str(churn_csv), {k: str(v) for k, v in paths.items()}, out / FEATURE_SCHEMA_FILENAME, seed=42)
-    return {**paths, "schema": out / FEATURE_SCHEMA_FILENAME}
 
 
 @dataclass(frozen=True)
@@ -106,9 +94,9 @@ def docker_train(image: str, base: Path) -> TrainingRun:
 
 
 @pytest.fixture(scope="session")
-def trained(image: str, churn_splits: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> TrainingRun:
+def trained(image: str, prepared: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> TrainingRun:
     base = tmp_path_factory.mktemp("opt-ml")
-    sagemaker_layout(base, churn_splits, HYPERPARAMETERS)
+    sagemaker_layout(base, prepared, HYPERPARAMETERS)
     return docker_train(image, base)
 
 

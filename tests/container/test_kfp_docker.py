@@ -27,9 +27,9 @@ STEPS = ("preprocess", "train", "evaluate", "register")
 @pytest.fixture(scope="module")
 def pipeline_run(image: str, churn_csv: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     from kfp import local
+    from mlflow import MlflowClient
 
     from kubesage.pipelines.customer_churn import customer_churn
-    from mlflow import MlflowClient
 
     root = tmp_path_factory.mktemp("kfp-docker-root").resolve()
     data = root / "data" / "churn.csv"

@@ -102,8 +102,8 @@ def test_ping(server: Server) -> None:
         assert response.status == 200
 
 
-def test_csv_batch_matches_the_booster(runtime: Any, trained: TrainingRun, churn_splits: dict[str, Path]) -> None:
-    test = read_labelled_csv(churn_splits["test"])
+def test_csv_batch_matches_the_booster(runtime: Any, trained: TrainingRun, prepared: dict[str, Path]) -> None:
+    test = read_labelled_csv(prepared["test"])
     expected = booster_probabilities(load_booster(trained.model_dir), test.features)
 
     response = runtime.invoke_endpoint(
@@ -117,8 +117,8 @@ def test_csv_batch_matches_the_booster(runtime: Any, trained: TrainingRun, churn
     np.testing.assert_allclose(got, expected, rtol=0, atol=TOLERANCE)
 
 
-def test_single_row_csv_out(runtime: Any, trained: TrainingRun, churn_splits: dict[str, Path]) -> None:
-    row = read_labelled_csv(churn_splits["test"]).features[:1]
+def test_single_row_csv_out(runtime: Any, trained: TrainingRun, prepared: dict[str, Path]) -> None:
+    row = read_labelled_csv(prepared["test"]).features[:1]
     expected = booster_probabilities(load_booster(trained.model_dir), row)
 
     response = runtime.invoke_endpoint(

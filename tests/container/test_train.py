@@ -17,13 +17,13 @@ from tests.container.conftest import TrainingRun, docker, docker_train, sagemake
 pytestmark = pytest.mark.container
 
 
-def test_train_writes_a_good_model(trained: TrainingRun, churn_splits: dict[str, Path]) -> None:
+def test_train_writes_a_good_model(trained: TrainingRun, prepared: dict[str, Path]) -> None:
     assert trained.returncode == 0, trained.logs
     assert not trained.failure_file.exists()
     assert (trained.model_dir / MODEL_FILENAME).is_file()
-    assert FeatureSchema.load(trained.model_dir / FEATURE_SCHEMA_FILENAME) == FeatureSchema.load(churn_splits["schema"])
+    assert FeatureSchema.load(trained.model_dir / FEATURE_SCHEMA_FILENAME) == FeatureSchema.load(prepared["schema"])
     booster = load_booster(trained.model_dir)
-    test = read_labelled_csv(churn_splits["test"])
+    test = read_labelled_csv(prepared["test"])
     auc = roc_auc_score(test.labels, booster_probabilities(booster, test.features))
     assert auc > 0.95
 
@@ -46,10 +46,10 @@ def test_train_used_the_string_hyperparameters(trained: TrainingRun) -> None:
 
 
 def test_bad_hyperparameter_fails_with_a_reason(
-    image: str, churn_splits: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
+    image: str, prepared: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
 ) -> None:
     base = tmp_path_factory.mktemp("opt-ml-bad")
-    sagemaker_layout(base, churn_splits, {"max_depth": "five", "eta": "0.2"})
+    sagemaker_layout(base, prepared, {"max_depth": "five", "eta": "0.2"})
 
     run = docker_train(image, base)
 
@@ -61,12 +61,12 @@ def test_bad_hyperparameter_fails_with_a_reason(
 
 
 def test_docker_stop_ends_training_with_a_reason(
-    image: str, churn_splits: dict[str, Path], tmp_path_factory: pytest.TempPathFactory, container_name: str
+    image: str, prepared: dict[str, Path], tmp_path_factory: pytest.TempPathFactory, container_name: str
 ) -> None:
     # As PID 1, `train` would ignore SIGTERM without a handler and `docker stop` (like SageMaker's
     # StopTrainingJob) would have to kill it. A run that cannot finish on its own:
     base = tmp_path_factory.mktemp("opt-ml-stop")
-    sagemaker_layout(base, churn_splits, {"num_round": "1000000", "early_stopping_rounds": "0", "eta": "0.01"})
+    sagemaker_layout(base, prepared, {"num_round": "1000000", "early_stopping_rounds": "0", "eta": "0.01"})
     docker(
         "run", "-d", "--name", container_name, "--network", "none",
         "-v", f"{base / 'input'}:/opt/ml/input:ro",

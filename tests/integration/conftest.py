@@ -10,9 +10,9 @@ from moto.server import ThreadedMotoServer
 from kubesage.mlflow_server import MlflowServer, start_mlflow_server
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServer]:
-    """A real `mlflow server` process on loopback, with its own SQLite store and artifact folder."""
+    """A real `mlflow server` process on loopback, one per test module, with its own store and artifacts."""
     server = start_mlflow_server(tmp_path_factory.mktemp("mlflow-server"))
     yield server
     server.stop()

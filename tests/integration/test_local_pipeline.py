@@ -6,14 +6,14 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
+import mlflow
 import numpy as np
 import pandas as pd
 import pytest
+from mlflow import MlflowClient
 
-import mlflow
 from kubesage.components.datasets import read_labelled_csv
 from kubesage.modelio import Daal4pyModel, load_booster
-from mlflow import MlflowClient
 from tests.integration.cli_helpers import CliResult, run_cli
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 import mlflow
-from kubesage.mlflow_server import MlflowServer
+import pytest
 from mlflow import MlflowClient
+
+from kubesage.mlflow_server import MlflowServer
 from tests.integration.cli_helpers import run_cli
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

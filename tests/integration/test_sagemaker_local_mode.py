@@ -12,24 +12,22 @@ import importlib.util
 import json
 import os
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import boto3
+import mlflow
 import pytest
 from kfp import compiler
-from moto.server import ThreadedMotoServer
+from mlflow import MlflowClient
 
-import mlflow
 from kubesage.errors import RunnerError
-from kubesage.mlflow_server import start_mlflow_server
+from kubesage.mlflow_server import MlflowServer
 from kubesage.modelio import find_model_file
 from kubesage.pipeline_source import load_pipeline
 from kubesage.runners.local import LocalRunner
 from kubesage.runners.sagemaker.config import SageMakerConfig
 from kubesage.runners.sagemaker.local_mode import SageMakerLocalRunner, check_tracking_uri, run_local
-from mlflow import MlflowClient
 
 pytestmark = [pytest.mark.integration, pytest.mark.container, pytest.mark.slow]
 
@@ -40,27 +38,17 @@ BUCKET = "kubesage-local-mode"
 
 
 @pytest.fixture(scope="module")
-def s3_endpoint() -> Iterator[str]:
+def s3_endpoint(moto_endpoint: str) -> str:
     # Fail loudly, never skip: `make test` builds the image first.
     assert shutil.which("docker"), "Docker is required for SageMaker local mode tests"
     assert shutil.which("docker-compose") or shutil.which("docker"), "docker-compose is required"
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
+    return moto_endpoint
 
 
 @pytest.fixture(scope="module")
-def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def tracking_url(mlflow_server: MlflowServer) -> str:
     """A real tracking server on the host's loopback only, as a user would start one."""
-    server = start_mlflow_server(tmp_path_factory.mktemp("mlflow-server"))
-    try:
-        yield server.url
-    finally:
-        server.stop()
+    return mlflow_server.url
 
 
 @pytest.fixture
@@ -95,12 +83,12 @@ def _statuses(result: Any) -> dict[str, str]:
 
 
 def test_churn_in_local_mode_is_tracked_and_matches_the_kfp_local_run(
-    session: boto3.Session, s3_endpoint: str, mlflow_server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    session: boto3.Session, s3_endpoint: str, tracking_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """preprocess -> train (TrainingStep) -> evaluate -> gate -> register completes on the real data,
     tracked in the MLflow server like the KFP local runner, with the same metrics as KFP's local
     runner on the same data and seed."""
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", tracking_url)
     pipeline = load_pipeline("customer_churn", tmp_path / "ir")
     lines: list[str] = []
     runner = SageMakerLocalRunner(_config(), s3_endpoint_url=s3_endpoint)
@@ -124,7 +112,7 @@ def test_churn_in_local_mode_is_tracked_and_matches_the_kfp_local_run(
     assert (summary.registered_model_name, summary.registered_model_version) == ("customer-churn", "1")
     assert summary.not_registered_reason is None
 
-    client = MlflowClient(tracking_uri=mlflow_server)
+    client = MlflowClient(tracking_uri=tracking_url)
     parent = client.get_run(summary.mlflow_run_id)
     assert parent.info.status == "FINISHED"
     assert parent.data.tags["kubesage.runner"] == "sagemaker-local"
@@ -145,7 +133,7 @@ def test_churn_in_local_mode_is_tracked_and_matches_the_kfp_local_run(
     assert [str(v.version) for v in versions] == ["1"]
     assert versions[0].run_id == by_step["register"].info.run_id
     # The model's files left the container: the server hands them out.
-    mlflow.set_tracking_uri(mlflow_server)
+    mlflow.set_tracking_uri(tracking_url)
     downloaded = Path(mlflow.artifacts.download_artifacts("models:/customer-churn/1", dst_path=str(tmp_path / "dl")))
     assert find_model_file(downloaded).stat().st_size > 0
 

@@ -45,17 +45,6 @@ pytestmark = pytest.mark.integration
 START_TIMEOUT = 90.0
 
 
-@pytest.fixture(scope="module")
-def churn(churn_csv: Path) -> pd.DataFrame:
-    return pd.read_csv(churn_csv)
-
-
-@pytest.fixture(scope="module")
-def model_dir(trained_model: Path) -> Path:
-    """The real churn model (booster + feature schema) shared by the whole suite."""
-    return trained_model
-
-
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

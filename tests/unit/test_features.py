@@ -23,11 +23,6 @@ from kubesage.features import (
 
 
 @pytest.fixture(scope="module")
-def churn(churn_csv: Path) -> pd.DataFrame:
-    return pd.read_csv(churn_csv)
-
-
-@pytest.fixture(scope="module")
 def schema(churn: pd.DataFrame) -> FeatureSchema:
     return fit_schema(churn)
 

@@ -17,21 +17,11 @@ import xgboost as xgb
 from sklearn.metrics import roc_auc_score
 
 from kubesage.components.datasets import read_labelled_csv
-from kubesage.components.preprocess import preprocess
 from kubesage.components.train import TrainParams
 from kubesage.errors import ParameterError
 from kubesage.features import FEATURE_SCHEMA_FILENAME, FeatureSchema
 from kubesage.modelio import MODEL_FILENAME, booster_probabilities, load_booster
 from kubesage.sagemaker_train import ENV_BASE, TrainingPaths, main, parse_hyperparameters
-
-
-@pytest.fixture(scope="session")
-def churn_splits(tmp_path_factory: pytest.TempPathFactory, churn_csv: Path) -> dict[str, Path]:
-    """The real churn data through the pipeline's own preprocess: label-first CSVs and the schema."""
-    out = tmp_path_factory.mktemp("churn-splits")
-    paths = {name: out / f"{name}.csv" for name in ("train", "validation", "test")}
-    preprocess(str(churn_csv), {k: str(v) for k, v in paths.items()}, out / FEATURE_SCHEMA_FILENAME, seed=42)
-    return {**paths, "schema": out / FEATURE_SCHEMA_FILENAME}
 
 
 def lay_out(
@@ -62,10 +52,10 @@ def tree_depth(booster: xgb.Booster) -> int:
     )
 
 
-def test_trains_from_the_sagemaker_layout(tmp_path: Path, churn_splits: dict[str, Path]) -> None:
+def test_trains_from_the_sagemaker_layout(tmp_path: Path, prepared: dict[str, Path]) -> None:
     paths = lay_out(
         tmp_path,
-        churn_splits,
+        prepared,
         {"max_depth": "3", "eta": "0.25", "num_round": "80", "early_stopping_rounds": "15", "subsample": "0.8"},
     )
 
@@ -74,12 +64,12 @@ def test_trains_from_the_sagemaker_layout(tmp_path: Path, churn_splits: dict[str
     assert not paths.failure_file.exists()
     assert (paths.model_dir / MODEL_FILENAME).is_file()
     schema = FeatureSchema.load(paths.model_dir)
-    assert schema == FeatureSchema.load(churn_splits["schema"])
+    assert schema == FeatureSchema.load(prepared["schema"])
     booster = load_booster(paths.model_dir)
     # The string hyperparameters reached XGBoost as numbers: no tree is deeper than max_depth.
     assert tree_depth(booster) == 3
     assert booster.num_boosted_rounds() <= 80
-    test = read_labelled_csv(churn_splits["test"])
+    test = read_labelled_csv(prepared["test"])
     auc = roc_auc_score(test.labels, booster_probabilities(booster, test.features))
     assert auc > 0.95
     metrics = json.loads(paths.metrics_file.read_text())
@@ -88,10 +78,10 @@ def test_trains_from_the_sagemaker_layout(tmp_path: Path, churn_splits: dict[str
 
 
 def test_base_comes_from_the_environment_and_defaults_apply(
-    tmp_path: Path, churn_splits: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, prepared: dict[str, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # No hyperparameters.json and no schema channel: TrainParams' defaults, a model without a schema.
-    paths = lay_out(tmp_path, churn_splits, None, channels=("train", "validation"))
+    paths = lay_out(tmp_path, prepared, None, channels=("train", "validation"))
     paths.output_dir.mkdir(parents=True)
     paths.failure_file.write_text("left over from an earlier run")
     monkeypatch.setenv(ENV_BASE, str(tmp_path))
@@ -148,13 +138,13 @@ def test_bad_hyperparameters_are_named(hyperparameters: dict[str, object], messa
 )
 def test_failure_writes_the_reason_and_exits_non_zero(
     tmp_path: Path,
-    churn_splits: dict[str, Path],
+    prepared: dict[str, Path],
     hyperparameters: object,
     channels: tuple[str, ...],
     reason: str,
 ) -> None:
     paths = TrainingPaths(tmp_path)
-    lay_out(tmp_path, churn_splits, None, channels=channels)
+    lay_out(tmp_path, prepared, None, channels=channels)
     paths.hyperparameters.parent.mkdir(parents=True)
     paths.hyperparameters.write_text(json.dumps(hyperparameters))
 
@@ -166,8 +156,8 @@ def test_failure_writes_the_reason_and_exits_non_zero(
     assert not (paths.model_dir / MODEL_FILENAME).exists()
 
 
-def test_malformed_json_and_bad_data_fail_cleanly(tmp_path: Path, churn_splits: dict[str, Path]) -> None:
-    paths = lay_out(tmp_path, churn_splits, None, channels=("train", "validation"))
+def test_malformed_json_and_bad_data_fail_cleanly(tmp_path: Path, prepared: dict[str, Path]) -> None:
+    paths = lay_out(tmp_path, prepared, None, channels=("train", "validation"))
     paths.hyperparameters.parent.mkdir(parents=True)
     paths.hyperparameters.write_text('{"max_depth": "5",')
     assert main(tmp_path) == 2
@@ -179,26 +169,26 @@ def test_malformed_json_and_bad_data_fail_cleanly(tmp_path: Path, churn_splits: 
     assert "is not a numeric label-first CSV" in paths.failure_file.read_text()
 
 
-def test_schema_channel_without_schema_file_is_an_error(tmp_path: Path, churn_splits: dict[str, Path]) -> None:
-    paths = lay_out(tmp_path, churn_splits, {}, channels=("train", "validation"))
+def test_schema_channel_without_schema_file_is_an_error(tmp_path: Path, prepared: dict[str, Path]) -> None:
+    paths = lay_out(tmp_path, prepared, {}, channels=("train", "validation"))
     paths.channel("schema").mkdir(parents=True)
     assert main(tmp_path) == 2
     assert f"has no {FEATURE_SCHEMA_FILENAME}" in paths.failure_file.read_text()
 
 
-def test_probabilities_are_finite(tmp_path: Path, churn_splits: dict[str, Path]) -> None:
-    paths = lay_out(tmp_path, churn_splits, {"num_round": "20"})
+def test_probabilities_are_finite(tmp_path: Path, prepared: dict[str, Path]) -> None:
+    paths = lay_out(tmp_path, prepared, {"num_round": "20"})
     assert main(tmp_path) == 0
-    test = read_labelled_csv(churn_splits["test"])
+    test = read_labelled_csv(prepared["test"])
     probabilities = booster_probabilities(load_booster(paths.model_dir), test.features)
     assert probabilities.shape == (test.rows,)
     assert np.all((probabilities > 0) & (probabilities < 1))
 
 
-def test_sigterm_stops_training_with_a_reason(tmp_path: Path, churn_splits: dict[str, Path]) -> None:
+def test_sigterm_stops_training_with_a_reason(tmp_path: Path, prepared: dict[str, Path]) -> None:
     # SageMaker's StopTrainingJob (and `docker stop`) send SIGTERM; as PID 1 it would be ignored
     # unless handled. A run that cannot finish on its own: 1M rounds, no early stopping.
-    paths = lay_out(tmp_path, churn_splits, {"num_round": "1000000", "early_stopping_rounds": "0", "eta": "0.01"})
+    paths = lay_out(tmp_path, prepared, {"num_round": "1000000", "early_stopping_rounds": "0", "eta": "0.01"})
     process = subprocess.Popen(
         [sys.executable, "-m", "kubesage.container", "train"],
         stderr=subprocess.PIPE,

@@ -19,17 +19,6 @@ from kubesage.serving.server import ENV_PORT, ENV_THREADS, ENV_WORKERS, availabl
 
 
 @pytest.fixture(scope="module")
-def churn(churn_csv: Path) -> pd.DataFrame:
-    return pd.read_csv(churn_csv)
-
-
-@pytest.fixture(scope="module")
-def model_dir(trained_model: Path) -> Path:
-    """The real churn model (booster + feature schema) shared by the whole suite."""
-    return trained_model
-
-
-@pytest.fixture(scope="module")
 def client(model_dir: Path) -> TestClient:
     app = create_app(model_dir, exit_on_load_failure=False)
     app.load()

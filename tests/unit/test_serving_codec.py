@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -25,13 +24,7 @@ from kubesage.serving.codec import (
 )
 from kubesage.serving.errors import NotAcceptableError, RequestError, UnsupportedMediaTypeError
 
-CHURN = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "churn.txt"
 N = 5
-
-
-@pytest.fixture(scope="module")
-def churn() -> pd.DataFrame:
-    return pd.read_csv(CHURN)
 
 
 @pytest.fixture(scope="module")

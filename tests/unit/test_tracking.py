@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from mlflow import MlflowClient
 
 from kubesage import tracking as t
-from mlflow import MlflowClient
 
 
 def test_step_without_tracking_is_a_no_op(monkeypatch: pytest.MonkeyPatch) -> None:
