@@ -48,6 +48,7 @@ NUMERIC_COLUMNS: tuple[str, ...] = (
     "Intl Charge",
     "CustServ Calls",
 )
+# The file's column order: the seed's raw CSV interleaves categoricals with the first numeric column.
 RAW_COLUMNS: tuple[str, ...] = (
     "State",
     "Account Length",
@@ -55,20 +56,7 @@ RAW_COLUMNS: tuple[str, ...] = (
     "Phone",
     "Int'l Plan",
     "VMail Plan",
-    "VMail Message",
-    "Day Mins",
-    "Day Calls",
-    "Day Charge",
-    "Eve Mins",
-    "Eve Calls",
-    "Eve Charge",
-    "Night Mins",
-    "Night Calls",
-    "Night Charge",
-    "Intl Mins",
-    "Intl Calls",
-    "Intl Charge",
-    "CustServ Calls",
+    *NUMERIC_COLUMNS[1:],
     LABEL_COLUMN,
 )
 FEATURE_INPUT_COLUMNS: tuple[str, ...] = CATEGORICAL_COLUMNS + NUMERIC_COLUMNS
