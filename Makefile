@@ -41,6 +41,7 @@ image: setup
 	bash scripts/docker/build-image.sh
 
 bench: setup
+	@command -v wrk >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq wrk >/dev/null)
 	$(BIN)/python bench/run_all.py
 
 clean:
