@@ -19,7 +19,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -34,6 +33,7 @@ import xgboost as xgb
 
 from kubesage.features import LABEL_COLUMN, POSITIVE_LABEL, fit_schema, transform_columns
 from kubesage.modelio import booster_probabilities, save_booster
+from kubesage.ports import free_port
 
 CHURN = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "churn.txt"
 BATCH_ROWS = 1000
@@ -83,12 +83,6 @@ def train_model(directory: Path) -> tuple[xgb.Booster, np.ndarray]:
     save_booster(booster, directory)
     schema.save(directory)
     return booster, features
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_for(url: str, process: subprocess.Popen[bytes], log: Path, timeout: float = 120) -> None:

@@ -254,13 +254,13 @@ def _parse_numeric(col: str, values: Sequence[Any]) -> np.ndarray:
         except OverflowError:
             raise SchemaError(f"column '{col}', row {row}: the value is too large for a number") from None
         except (TypeError, ValueError):
-            raise SchemaError(f"column '{col}', row {row}: {_shorten(value)} is not a number") from None
+            raise SchemaError(f"column '{col}', row {row}: {shorten(repr(value))} is not a number") from None
         if math.isinf(number):
-            raise SchemaError(f"column '{col}', row {row}: {_shorten(value)} is not a finite number")
+            raise SchemaError(f"column '{col}', row {row}: {shorten(repr(value))} is not a finite number")
         parsed[row] = number
     return parsed
 
 
-def _shorten(value: Any, limit: int = 40) -> str:
-    text = repr(value)
+def shorten(text: str, limit: int = 40) -> str:
+    """A value quoted in an error message, cut to `limit` characters."""
     return text if len(text) <= limit else text[: limit - 3] + "..."

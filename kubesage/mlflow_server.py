@@ -7,7 +7,6 @@ mlflow/README.md.
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import time
@@ -17,12 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kubesage.errors import TrackingError
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from kubesage.ports import free_port
 
 
 @dataclass

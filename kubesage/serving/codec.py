@@ -30,7 +30,7 @@ from typing import Any, Final
 import numpy as np
 
 from kubesage.errors import SchemaError
-from kubesage.features import FeatureSchema, transform_records
+from kubesage.features import FeatureSchema, shorten, transform_records
 from kubesage.serving.errors import NotAcceptableError, RequestError, UnsupportedMediaTypeError
 
 CSV: Final = "text/csv"
@@ -201,7 +201,7 @@ def _csv_field(field: str, row: int, col: int) -> float:
         value = float(text)
     except ValueError:
         hint = " (a header row is not accepted)" if row == 1 else ""
-        raise RequestError(f"CSV row {row}, column {col}: {_shorten(text)!r} is not a number{hint}") from None
+        raise RequestError(f"CSV row {row}, column {col}: {shorten(text)!r} is not a number{hint}") from None
     return value
 
 
@@ -211,7 +211,7 @@ def _raise_first_non_finite_csv(lines: Sequence[str]) -> None:
             text = field.strip()
             if text and not math.isfinite(_csv_field(text, row, col)):
                 raise RequestError(
-                    f"CSV row {row}, column {col}: {_shorten(text)!r} is not a finite number; "
+                    f"CSV row {row}, column {col}: {shorten(text)!r} is not a finite number; "
                     "leave the field empty for a missing value"
                 )
 
@@ -300,7 +300,7 @@ def _raise_first_non_number(rows: Sequence[Sequence[Any]]) -> None:
         for j, value in enumerate(row):
             if not _is_number(value) and value is not None:
                 raise RequestError(
-                    f"instance {i}, feature {j}: {_shorten(json.dumps(value))} is not a number "
+                    f"instance {i}, feature {j}: {shorten(json.dumps(value))} is not a number "
                     "(use null for a missing value)"
                 )
 
@@ -359,7 +359,3 @@ def error_body(status: int, code: str, message: str) -> bytes:
 def _count_message(where: str, got: int, expected: int) -> str:
     hint = " (leave out the label column)" if got == expected + 1 else ""
     return f"{where} has {got} values; the model expects {expected} features{hint}"
-
-
-def _shorten(text: str, limit: int = 40) -> str:
-    return text if len(text) <= limit else text[: limit - 3] + "..."

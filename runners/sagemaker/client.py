@@ -6,7 +6,6 @@ and the CLI never show a botocore traceback.
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -14,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from kubesage.data import file_sha256
 from kubesage.errors import RunnerError
 
 TERMINAL = frozenset({"Succeeded", "Failed", "Stopped"})
@@ -68,7 +68,7 @@ class SageMakerClient:
 
     def upload_file(self, path: Path, s3_root: str) -> str:
         """Upload a local input file under `<s3_root>/<sha256-prefix>/<name>`; return its URI."""
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+        digest = file_sha256(path)[:16]
         uri = f"{s3_root.rstrip('/')}/{digest}/{path.name}"
         bucket, key = split_s3_uri(uri)
         with _aws(f"s3:PutObject on {uri}"):

@@ -88,6 +88,7 @@ class SageMakerRunner(Runner):
         self.poll_seconds = poll_seconds
         self.timeout_seconds = timeout_seconds
         self._client: SageMakerClient | None = None
+        self._compiled: dict[Path, CompiledPipeline] = {}
 
     @property
     def client(self) -> SageMakerClient:
@@ -95,15 +96,21 @@ class SageMakerRunner(Runner):
             self._client = SageMakerClient.create(self.config.region, self.endpoint_url)
         return self._client
 
+    def _compile(self, pipeline: PipelineSource) -> CompiledPipeline:
+        """Compile once per pipeline: `compile --explain` asks for both the report and the file."""
+        if pipeline.ir_path not in self._compiled:
+            self._compiled[pipeline.ir_path] = compile_spec(pipeline.spec, self.config)
+        return self._compiled[pipeline.ir_path]
+
     def compile(self, pipeline: PipelineSource, output: Path) -> Path:
-        compile_spec(pipeline.spec, self.config).write(output)
+        self._compile(pipeline).write(output)
         return output
 
     def explain(self, pipeline: PipelineSource) -> str:
-        return compile_spec(pipeline.spec, self.config).explain()
+        return self._compile(pipeline).explain()
 
     def submit(self, pipeline: PipelineSource, parameters: Mapping[str, Any], tracking: PipelineRun) -> RunHandle:
-        compiled = compile_spec(pipeline.spec, self.config)
+        compiled = self._compile(pipeline)
         client = self.client
         client.upload_assets(compiled.assets)
         staged = stage_data_parameters(compiled, parameters, client, self.config.s3_root())

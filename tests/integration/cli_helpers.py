@@ -1,16 +1,21 @@
-"""Run the real `kubesage` console script in a working directory of its own."""
+"""Run the real `kubesage` console script, and start and stop server processes, for integration tests."""
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 KUBESAGE = str(Path(sys.executable).with_name("kubesage"))
+START_TIMEOUT = 90.0
 
 
 @dataclass
@@ -32,3 +37,33 @@ def run_cli(args: list[str], cwd: Path, tracking_uri: str, timeout: float = 600)
         [KUBESAGE, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False
     )
     return CliResult(done.returncode, done.stdout, done.stderr)
+
+
+def wait_ready(url: str, process: subprocess.Popen[bytes]) -> list[int]:
+    """Poll /ping until 200; returns the statuses seen (503 while loading, connection errors as 0)."""
+    seen: list[int] = []
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            output = process.stdout.read().decode() if process.stdout else ""
+            raise AssertionError(f"server exited with {process.returncode}:\n{output}")
+        try:
+            status = httpx.get(f"{url}/ping", timeout=2).status_code
+        except httpx.TransportError:
+            status = 0
+        seen.append(status)
+        if status == 200:
+            return seen
+        time.sleep(0.05)
+    raise AssertionError(f"server not ready after {START_TIMEOUT} s; /ping said {seen[-5:]}")
+
+
+def stop_server(process: subprocess.Popen[bytes]) -> int:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    return process.returncode

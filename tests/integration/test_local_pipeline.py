@@ -221,44 +221,28 @@ def test_registered_model_is_served_from_the_registry(
     churn_run: dict[str, Any], workdir: Path, tracking_uri: str, churn_csv: Path
 ) -> None:
     """`kubesage serve --model models:/customer-churn/1` answers raw records like the pipeline's model."""
-    import json
     import os
     import subprocess
-    import time
-    import urllib.request
 
-    from kubesage.mlflow_server import free_port
-    from tests.integration.cli_helpers import KUBESAGE
+    import httpx
 
-    port = free_port()
+    from kubesage.ports import free_port
+    from tests.integration.cli_helpers import KUBESAGE, stop_server, wait_ready
+
+    url = f"http://127.0.0.1:{free_port()}"
     env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri}
     server = subprocess.Popen(
-        [KUBESAGE, "serve", "--model", "models:/customer-churn/1", "--port", str(port), "--workers", "1"],
-        cwd=workdir, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        [KUBESAGE, "serve", "--model", "models:/customer-churn/1", "--port", url.rsplit(":", 1)[1], "--workers", "1"],
+        cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
     )  # fmt: skip
+    records = pd.read_csv(churn_csv).head(5).drop(columns=["Churn?"]).to_dict("records")
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert server.poll() is None, server.stderr.read().decode() if server.stderr else ""
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            assert time.monotonic() < deadline, "server did not become healthy"
-            time.sleep(0.5)
-        records = pd.read_csv(churn_csv).head(5).drop(columns=["Churn?"]).to_dict("records")
-        request = urllib.request.Request(
-            f"http://127.0.0.1:{port}/invocations",
-            data=json.dumps({"records": records}).encode(),
-            headers={"Content-Type": "application/json", "Accept": "application/json"},
-        )
-        with urllib.request.urlopen(request, timeout=10) as response:
-            scores = [p["score"] for p in json.loads(response.read())["predictions"]]
+        wait_ready(url, server)
+        response = httpx.post(f"{url}/invocations", json={"records": records}, timeout=10)
+        assert response.status_code == 200, response.text
+        scores = [p["score"] for p in response.json()["predictions"]]
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        stop_server(server)
     mlflow.set_tracking_uri(tracking_uri)
     local = Path(mlflow.artifacts.download_artifacts("models:/customer-churn/1", dst_path=str(workdir / "dl2")))
     from kubesage.features import FeatureSchema, transform_records

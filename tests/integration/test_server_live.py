@@ -36,55 +36,19 @@ from schemathesis.specs.openapi.checks import (
 
 from kubesage.features import FeatureSchema, transform_columns
 from kubesage.modelio import booster_probabilities, load_booster
+from kubesage.ports import free_port
 from kubesage.serving import OPENAPI_DOCUMENT
 from kubesage.serving.codec import MAX_BODY_BYTES
 from kubesage.serving.predictor import SERVING_PARITY_TOLERANCE
+from tests.integration.cli_helpers import stop_server, wait_ready
 
 pytestmark = pytest.mark.integration
-
-START_TIMEOUT = 90.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def start_server(model_dir: Path, port: int, workers: int) -> subprocess.Popen[bytes]:
     command = [sys.executable, "-m", "kubesage.serving", "--model", str(model_dir), "--host", "127.0.0.1"]
     command += ["--port", str(port), "--workers", str(workers), "--threads", "1"]
     return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-
-
-def wait_ready(url: str, process: subprocess.Popen[bytes]) -> list[int]:
-    """Poll /ping until 200; returns the statuses seen (503 while loading, connection errors as 0)."""
-    seen: list[int] = []
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            output = process.stdout.read().decode() if process.stdout else ""
-            raise AssertionError(f"server exited with {process.returncode}:\n{output}")
-        try:
-            status = httpx.get(f"{url}/ping", timeout=2).status_code
-        except httpx.TransportError:
-            status = 0
-        seen.append(status)
-        if status == 200:
-            return seen
-        time.sleep(0.05)
-    raise AssertionError(f"server not ready after {START_TIMEOUT} s; /ping said {seen[-5:]}")
-
-
-def stop_server(process: subprocess.Popen[bytes]) -> int:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-    return process.returncode
 
 
 @pytest.fixture(scope="module")
