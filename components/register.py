@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -106,7 +105,3 @@ def register_model(
     return Registration(
         name=model_name, version=version, model_uri=f"models:/{model_name}/{version}", run_id=active_run_id
     )
-
-
-def describe(registration: Registration) -> dict[str, Any]:
-    return {"name": registration.name, "version": registration.version, "model_uri": registration.model_uri}

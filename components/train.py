@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -150,7 +150,3 @@ def train_from_csv(
         parity_max_abs_diff=parity,
         train_seconds=train_seconds,
     )
-
-
-def params_dict(params: TrainParams) -> dict[str, Any]:
-    return asdict(params)

@@ -59,7 +59,6 @@ RAW_COLUMNS: tuple[str, ...] = (
     *NUMERIC_COLUMNS[1:],
     LABEL_COLUMN,
 )
-FEATURE_INPUT_COLUMNS: tuple[str, ...] = CATEGORICAL_COLUMNS + NUMERIC_COLUMNS
 
 
 class Columns(Protocol):

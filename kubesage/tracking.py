@@ -60,10 +60,6 @@ def default_tracking_uri(workdir: Path | None = None) -> str:
     return f"sqlite:///{base / 'mlflow.db'}"
 
 
-def default_artifact_root(workdir: Path | None = None) -> str:
-    return str((workdir or Path.cwd()).resolve() / "mlruns")
-
-
 def tracking_uri() -> str:
     """The tracking URI in force: MLFLOW_TRACKING_URI, or the embedded SQLite store."""
     return os.environ.get(ENV_TRACKING_URI) or default_tracking_uri()

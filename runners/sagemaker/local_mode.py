@@ -19,7 +19,6 @@ refused before anything runs (`check_tracking_uri`): containers cannot write to 
 from __future__ import annotations
 
 import copy
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -235,12 +234,6 @@ def _processing_tasks(compiled: CompiledPipeline) -> set[str]:
 
     walk(compiled.definition["Steps"])
     return found
-
-
-def describe(result: LocalExecution) -> str:
-    lines = [f"local execution {result.execution_id}: {result.status}"]
-    lines += [f"  {s.name}: {s.status}" + (f" ({s.failure})" if s.failure else "") for s in result.steps]
-    return "\n".join(lines) + "\n" + json.dumps(result.outputs, indent=2, sort_keys=True)
 
 
 class SageMakerLocalRunner(Runner):
