@@ -3,12 +3,17 @@
     .venv/bin/python bench/bench_serving.py [--duration 8] [--workers N]
 
 Trains a churn model on ../shared/data/churn.txt, serves it (a) with kubesage.serving and (b)
-with `mlflow models serve --env-manager local` after logging the same booster with
+with `mlflow models serve --env-manager local`, each with the same number of workers (the
+CPUs by default; MLflow's own default is 1), after logging the same booster with
 mlflow.xgboost to a temporary SQLite-backed MLflow, then drives both with `wrk` (apt-get install
 wrk; a Lua script posts a fixed body) on loopback:
 single-record requests with 1 and 8 concurrent connections, and 1,000-row batches with 1.
-Each server gets its natural body: text/csv rows for ours, {"inputs": [[...]]} JSON for MLflow.
-Prints requests/s, p50 and p99 latency side by side, and the ratios. Takes about 2 minutes.
+Both servers get the very same bytes, MLflow's own JSON body {"inputs": [[...]]} (ours accepts
+it too); ours is also driven with the same rows as text/csv, SageMaker XGBoost's format. A
+third server, bench/floor_app.py on the same uvicorn stack, reads the body and answers "ok": the
+ceiling that the HTTP layer, wrk and this machine leave for any server built like ours.
+Prints requests/s, p50 and p99 latency side by side, and the ratios (same JSON body). Takes
+about 4 minutes.
 """
 
 from __future__ import annotations
@@ -34,6 +39,8 @@ import xgboost as xgb
 from kubesage.features import LABEL_COLUMN, POSITIVE_LABEL, fit_schema, transform_columns
 from kubesage.modelio import booster_probabilities, save_booster
 from kubesage.ports import free_port
+from kubesage.serving.codec import CSV, JSON
+from kubesage.serving.server import available_cpus
 
 CHURN = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "churn.txt"
 BATCH_ROWS = 1000
@@ -171,9 +178,12 @@ def check_answers(ours: str, mlflow_url: str, features: np.ndarray, booster: xgb
     """Both servers must return the booster's probabilities before their speed means anything."""
     rows = features[:50]
     expected = booster_probabilities(booster, rows)
-    a = httpx.post(ours, content=csv_body(rows), headers={"content-type": "text/csv"}, timeout=30).json()
-    b = httpx.post(mlflow_url, content=json_body(rows), headers={"content-type": "application/json"}, timeout=30).json()
+    a = httpx.post(ours, content=csv_body(rows), headers={"content-type": CSV}, timeout=30).json()
+    b = httpx.post(mlflow_url, content=json_body(rows), headers={"content-type": JSON}, timeout=30).json()
     ours_scores = np.array([p["score"] for p in a["predictions"]])
+    c = httpx.post(ours, content=json_body(rows), headers={"content-type": JSON}, timeout=30).json()
+    if [p["score"] for p in c["predictions"]] != ours_scores.tolist():
+        raise SystemExit("kubesage answers the same rows differently as JSON and as CSV; benchmark aborted")
     mlflow_scores = np.asarray(b["predictions"], dtype=np.float64).reshape(-1)
     if np.max(np.abs(mlflow_scores - expected)) > 1e-6:
         raise SystemExit("mlflow models serve does not return the booster's probabilities; benchmark aborted")
@@ -182,8 +192,8 @@ def check_answers(ours: str, mlflow_url: str, features: np.ndarray, booster: xgb
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--duration", type=int, default=8, help="seconds per wrk run (6 runs)")
-    parser.add_argument("--workers", type=int, default=None, help="kubesage workers (default: CPUs)")
+    parser.add_argument("--duration", type=int, default=8, help="seconds per wrk run (12 runs)")
+    parser.add_argument("--workers", type=int, default=None, help="workers of each server (default: CPUs)")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed: apt-get install wrk")
@@ -196,50 +206,65 @@ def main() -> None:
 
         our_port, mlflow_port = free_port(), free_port()
         ours = [sys.executable, "-m", "kubesage.serving", "--model", str(model_dir), "--host", "127.0.0.1"]
-        ours += ["--port", str(our_port)] + (["--workers", str(args.workers)] if args.workers else [])
+        workers = args.workers or available_cpus()  # the same count for all three servers
+        ours += ["--port", str(our_port), "--workers", str(workers)]
         processes.append(start(ours, dict(os.environ), work / "kubesage.log"))
         mlflow_bin = str(Path(sys.executable).with_name("mlflow"))
         mlflow_cmd = [mlflow_bin, "models", "serve", "-m", model_uri, "--env-manager", "local"]
-        mlflow_cmd += ["-p", str(mlflow_port), "-h", "127.0.0.1"]
+        mlflow_cmd += ["-p", str(mlflow_port), "-h", "127.0.0.1", "--workers", str(workers)]
         processes.append(start(mlflow_cmd, mlflow_env, work / "mlflow.log"))
+        floor_port = free_port()
+        floor_cmd = [sys.executable, "-m", "uvicorn", "floor_app:app", "--app-dir", str(Path(__file__).parent)]
+        floor_cmd += ["--host", "127.0.0.1", "--port", str(floor_port), "--http", "httptools", "--loop", "uvloop"]
+        floor_cmd += ["--workers", str(workers), "--no-access-log", "--log-level", "warning"]
+        processes.append(start(floor_cmd, dict(os.environ), work / "floor.log"))
         wait_for(f"http://127.0.0.1:{our_port}/ping", processes[0], work / "kubesage.log")
         wait_for(f"http://127.0.0.1:{mlflow_port}/ping", processes[1], work / "mlflow.log")
+        wait_for(f"http://127.0.0.1:{floor_port}/ping", processes[2], work / "floor.log")
+        floor_url = f"http://127.0.0.1:{floor_port}/invocations"
         our_url = f"http://127.0.0.1:{our_port}/invocations"
         mlflow_url = f"http://127.0.0.1:{mlflow_port}/invocations"
         parity = check_answers(our_url, mlflow_url, features, booster)
 
-        table: list[tuple[Scenario, Result, Result]] = []
+        table: list[tuple[Scenario, dict[str, Result]]] = []
         for scenario in SCENARIOS:
             rows = features[1000 : 1000 + scenario.rows]
-            (work / "ours.body").write_bytes(csv_body(rows))
-            (work / "mlflow.body").write_bytes(json_body(rows))
-            a = run_wrk(our_url, work / "ours.body", "text/csv", scenario.connections, args.duration, work)
-            b = run_wrk(mlflow_url, work / "mlflow.body", "application/json", scenario.connections, args.duration, work)
-            table.append((scenario, a, b))
-        print_table(table, parity, args.duration)
+            (work / "body.csv").write_bytes(csv_body(rows))
+            (work / "body.json").write_bytes(json_body(rows))
+            cells = {
+                "kubesage": run_wrk(our_url, work / "body.json", JSON, scenario.connections, args.duration, work),
+                "mlflow": run_wrk(mlflow_url, work / "body.json", JSON, scenario.connections, args.duration, work),
+                "kubesage csv": run_wrk(our_url, work / "body.csv", CSV, scenario.connections, args.duration, work),
+                "floor": run_wrk(floor_url, work / "body.json", JSON, scenario.connections, args.duration, work),
+            }
+            table.append((scenario, cells))
+        print_table(table, parity, args.duration, workers)
     finally:
         for process in processes:
             stop(process)
         shutil.rmtree(work, ignore_errors=True)
 
 
-def print_table(table: list[tuple[Scenario, Result, Result]], parity: float, duration: int) -> None:
+def print_table(table: list[tuple[Scenario, dict[str, Result]]], parity: float, duration: int, workers: int) -> None:
     print(
         f"\nkubesage.serving vs mlflow models serve (same churn booster; wrk, {duration} s per cell, loopback, "
-        f"{os.cpu_count()} CPUs shared by servers and client)"
+        f"{os.cpu_count()} CPUs shared by servers and client, {workers} workers per server)"
     )
-    print(f"kubesage max |p - booster| on 50 rows: {parity:.2e}\n")
-    header = f"{'scenario':<22} {'':>9} {'req/s':>10} {'p50 ms':>9} {'p99 ms':>9} {'errors':>7}"
+    print(f"kubesage max |p - booster| on 50 rows: {parity:.2e}")
+    print('kubesage and mlflow rows: the same JSON body {"inputs": [[...]]}; kubesage csv: the same rows as text/csv')
+    print("floor: an app that reads the body and answers ok on the same uvicorn stack (bench/floor_app.py)\n")
+    header = f"{'scenario':<22} {'':>12} {'req/s':>10} {'p50 ms':>9} {'p99 ms':>9} {'errors':>7}"
     print(header)
     print("-" * len(header))
-    for scenario, ours, theirs in table:
-        for label, r in (("kubesage", ours), ("mlflow", theirs)):
-            cells = f"{r.requests_per_s:>10.1f} {r.p50_ms:>9.2f} {r.p99_ms:>9.2f} {r.errors:>7}"
-            print(f"{scenario.name:<22} {label:>9} {cells}")
+    for scenario, cells in table:
+        for label, r in cells.items():
+            row = f"{r.requests_per_s:>10.1f} {r.p50_ms:>9.2f} {r.p99_ms:>9.2f} {r.errors:>7}"
+            print(f"{scenario.name:<22} {label:>12} {row}")
+        ours, theirs = cells["kubesage"], cells["mlflow"]
         speedup = ours.requests_per_s / theirs.requests_per_s if theirs.requests_per_s else float("inf")
         p99 = theirs.p99_ms / ours.p99_ms if ours.p99_ms else float("inf")
-        print(f"{scenario.name:<22} {'ratio':>9} {speedup:>9.1f}x {'':>9} {p99:>8.1f}x")
-    print("\nratio: kubesage/mlflow throughput, mlflow/kubesage p99 (higher is better for kubesage)")
+        print(f"{scenario.name:<22} {'ratio':>12} {speedup:>9.1f}x {'':>9} {p99:>8.1f}x")
+    print("\nratio: kubesage/mlflow throughput, mlflow/kubesage p99, same body (higher is better for kubesage)")
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ Accepted request shapes (documented in openapi.yaml as well):
   route it down each tree's default branch, as SageMaker XGBoost does); the literals `nan` and
   `inf` are rejected, because they usually mean an upstream bug rather than "unknown".
 - `application/json`, feature vectors: `{"instances": [[...], ...]}` (SageMaker/TF-Serving style),
+  `{"inputs": [[...], ...]}` (MLflow's scoring server, so its clients work unchanged),
   `{"instances": [{"features": [...]}, ...]}` (SageMaker linear-learner style), a bare list of
   lists, or one bare list of numbers. `null` is a missing value; the non-standard tokens `NaN`
   and `Infinity` are rejected.
@@ -24,10 +25,13 @@ import csv
 import io
 import json
 import math
+import threading
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 import numpy as np
+import orjson
+import simdjson
 
 from kubesage.errors import SchemaError
 from kubesage.features import FeatureSchema, shorten, transform_records
@@ -97,6 +101,9 @@ def decode_request(body: bytes, content_type: str | None, n_features: int, schem
         raise RequestError("the request body is empty; send at least one feature vector or record")
     if kind == CSV:
         return parse_csv(body, n_features)
+    fast = _parse_json_vectors(body, n_features)
+    if fast is not None:
+        return fast
     return json_to_features(parse_json(body), n_features, schema)
 
 
@@ -236,11 +243,73 @@ def parse_json(body: bytes) -> Any:
         raise RequestError("the JSON body is nested too deeply") from None
 
 
+def _parse_json_vectors(body: bytes, n_features: int) -> np.ndarray | None:
+    """Complete feature vectors straight into float64 via simdjson (the hot path); None: ask the reference path.
+
+    Takes `{"instances"|"inputs": [[...], ...]}`, a bare list of lists, or one bare list. simdjson
+    flattens nested arrays into the buffer, so the shape is proven separately: the body holds
+    exactly one `[` per vector plus the outer one (a nested array or a bracket in a string adds
+    one), and every vector has n_features numbers. Anything else, including null (missing) values,
+    which the buffer cannot hold, goes to the reference path, which accepts or names the problem.
+    """
+    try:
+        document = _parse_document(body)
+        if isinstance(document, simdjson.Object):
+            key = "instances" if "instances" in document else "inputs"
+            if len(document) != 1 or key not in document:
+                return None
+            vectors = document[key]
+        else:
+            vectors = document
+        if not isinstance(vectors, simdjson.Array) or len(vectors) == 0:
+            return None
+        flat = np.frombuffer(vectors.as_buffer(of_type="d"), dtype=np.float64)
+        rows = len(vectors)
+        brackets = _count_open_brackets(body)
+        if document is vectors and brackets == 1 and rows == n_features == flat.size:
+            return flat.reshape(1, n_features)  # one bare vector
+        if brackets != rows + 1 or flat.size != rows * n_features:
+            return None
+        if not all(len(vector) == n_features for vector in vectors):
+            return None
+    except (ValueError, TypeError, KeyError, RuntimeError):  # simdjson's parse, type, UTF-8 and big-integer errors
+        return None
+    return flat.reshape(rows, n_features)
+
+
+_PARSERS = threading.local()
+
+
+def _parse_document(body: bytes) -> Any:
+    """Parse with this thread's reused simdjson parser.
+
+    A fresh parser re-allocates (and page-faults) buffers several times the body's size on every
+    request, which halved 1,000-row throughput. _parse_json_vectors lets no document proxy
+    outlive its call; should one survive anyway (an exception's traceback holding it), simdjson
+    refuses the reuse with RuntimeError and this thread gets a new parser instead of an error.
+    """
+    parser: simdjson.Parser | None = getattr(_PARSERS, "parser", None)
+    if parser is not None:
+        try:
+            return parser.parse(body)
+        except RuntimeError:
+            pass
+    _PARSERS.parser = simdjson.Parser()
+    return _PARSERS.parser.parse(body)
+
+
+def _count_open_brackets(body: bytes) -> int:
+    # bytes.replace is memchr-driven: 6x faster than bytes.count(b"[") on a 750 kB body.
+    return len(body) - len(body.replace(b"[", b""))
+
+
 def json_to_features(payload: Any, n_features: int, schema: FeatureSchema | None) -> np.ndarray:
     """Dispatch on the documented JSON shapes; see the module docstring."""
     if isinstance(payload, Mapping):
         if "instances" in payload:
             return instances_to_features(payload["instances"], n_features)
+        if "inputs" in payload:
+            return instances_to_features(payload["inputs"], n_features)
         if "records" in payload:
             return records_to_features(payload["records"], schema)
         if schema is None:
@@ -341,15 +410,13 @@ def _json_type(value: Any) -> str:
 def encode_predictions(probabilities: np.ndarray, output: str) -> bytes:
     """Probabilities as `{"predictions": [{"score": p}, ...]}` or one per CSV line.
 
-    repr() of a Python float is the shortest text that round-trips, so clients read back the
+    Both repr() and orjson write the shortest text that round-trips, so clients read back the
     exact float64 the model produced.
     """
     scores = probabilities.tolist()
     if output == CSV:
         return ("\n".join(map(repr, scores)) + "\n").encode()
-    if not scores:
-        return b'{"predictions":[]}'
-    return ('{"predictions":[{"score":' + '},{"score":'.join(map(repr, scores)) + "}]}").encode()
+    return orjson.dumps({"predictions": [{"score": score} for score in scores]})
 
 
 def error_body(status: int, code: str, message: str) -> bytes:

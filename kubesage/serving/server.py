@@ -36,6 +36,7 @@ import uvicorn
 from kubesage.errors import KubesageError, ModelError
 from kubesage.modelio import find_model_file, load_schema_if_present
 from kubesage.serving.app import InferenceApp, create_app
+from kubesage.serving.transport import CoalescingHttpToolsProtocol
 
 logger = logging.getLogger(__name__)
 
@@ -139,7 +140,7 @@ def serve(
         host=config.host,
         port=config.port,
         workers=config.workers,
-        http="httptools",
+        http=CoalescingHttpToolsProtocol,
         loop="uvloop",
         lifespan="on",
         # No per-request logging or client-address rewriting in the hot path: the access log and

@@ -8,6 +8,8 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from kubesage.features import FeatureSchema, fit_schema, transform_records
 from kubesage.serving.codec import (
@@ -220,3 +222,86 @@ def test_encode_predictions_json_and_csv_round_trip() -> None:
     as_csv = encode_predictions(probabilities, CSV).decode()
     assert [float(line) for line in as_csv.splitlines()] == probabilities.tolist()
     assert as_csv.endswith("\n")
+
+
+# The simdjson fast path must agree with the reference path (json + json_to_features) on every body.
+FAST_PATH_AGREES = [
+    b'{"instances": [[1, 2, 3, 4, 5], [6, 7, 8, 9, 10]]}',
+    b'{"inputs": [[1.5, -2e-3, 3, 4, 5]]}',
+    b"[[1, 2, 3, 4, 5]]",
+    b"[1, 2, 3, 4, 5]",
+    b'{"instances": [[1, 2, 3, 4, 5], [6, 7, 8, 9, 18446744073709551615]]}',
+    b'{"instances": [[-0.0, 5e-324, 1.7976931348623157e308, 4, 5]]}',
+    b'{"instances": [[1, 2, 3, 4, 100000000000000000000000]]}',  # simdjson: BIGINT_ERROR
+    b'{"instances": [[1, 2, 3, 4, 5]], "g\\ud871\\udcf1": "\\udabe\\udf5c"}',
+]
+FAST_PATH_REFUSES = [
+    (b'{"instances": [[1, [], 3, 4, 5], [6, [7, 8], 9, 10, 11]]}', "feature 1"),  # nesting that flattens to 10
+    (b'{"instances": [[1, 2, 3, 4, 5, 6], [7, 8, 9, 10]]}', "instance 0 has 6 values"),  # ragged, same total
+    (b'{"instances": [1, 2, 3, 4, 5]}', "instance 0 is a number"),
+    (b'{"instances": [[1, 2, 3, 4, true]]}', "true is not a number"),
+    (b'{"instances": [[1, 2, 3, 4, "5"]]}', '"5" is not a number'),
+    (b'{"instances": [[1, 2, 3, 4, 1e400]]}', "too large"),
+    (b'{"instances": [[1, 2, 3, 4, NaN]]}', "NaN is not valid JSON"),
+    (b"[[1, 2, 3, 4, 5]] trailing", "not valid JSON"),
+    (b'{"instances": []}', "empty"),
+]
+
+
+@pytest.mark.parametrize("body", FAST_PATH_AGREES)
+def test_json_fast_path_equals_reference(body: bytes) -> None:
+    fast = decode_request(body, JSON, N, None)
+    reference = json_to_features(parse_json(body), N, None)
+    assert fast.dtype == np.float64 and fast.flags["C_CONTIGUOUS"]
+    assert np.array_equal(fast, reference)
+
+
+@pytest.mark.parametrize(("body", "message"), FAST_PATH_REFUSES)
+def test_json_fast_path_leaves_bad_shapes_to_the_reference(body: bytes, message: str) -> None:
+    with pytest.raises(RequestError, match=message):
+        decode_request(body, JSON, N, None)
+
+
+def test_json_fast_path_keeps_missing_values_and_extra_keys_working() -> None:
+    with_null = decode_request(b'{"instances": [[1, null, 3, 4, 5]]}', JSON, N, None)
+    assert math.isnan(with_null[0, 1]) and with_null[0, 4] == 5
+    # A bracket inside a string changes the count: the reference path still answers correctly.
+    extra = decode_request(b'{"instances": [[1, 2, 3, 4, 5]], "note": "[x]"}', JSON, N, None)
+    assert extra.tolist() == [[1, 2, 3, 4, 5]]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    rows=st.lists(
+        st.lists(
+            st.one_of(
+                st.floats(allow_nan=False, allow_infinity=False),
+                st.integers(),  # past 64 bits simdjson raises BIGINT_ERROR
+                st.none(),
+                st.booleans(),
+                st.lists(st.integers(0, 9), max_size=2),  # nesting simdjson would flatten
+            ),
+            max_size=7,
+        ),
+        max_size=4,
+    ),
+    key=st.sampled_from(["instances", "inputs", None]),
+)
+def test_json_fast_path_agrees_with_reference_on_any_matrix(rows: list[list[float]], key: str | None) -> None:
+    body = json.dumps(rows if key is None else {key: rows}).encode()
+    try:
+        expected = json_to_features(parse_json(body), N, None)
+    except RequestError as exc:
+        with pytest.raises(RequestError) as raised:
+            decode_request(body, JSON, N, None)
+        assert str(raised.value) == str(exc)
+        return
+    assert np.array_equal(decode_request(body, JSON, N, None), expected)
+
+
+def test_json_fast_path_survives_a_document_still_held_from_an_earlier_call() -> None:
+    from kubesage.serving import codec
+
+    held = codec._parse_document(b"[[1, 2, 3, 4, 5]]")  # pins the thread's parser
+    assert decode_request(b"[[6, 7, 8, 9, 10]]", JSON, N, None).tolist() == [[6, 7, 8, 9, 10]]
+    assert len(held) == 1
