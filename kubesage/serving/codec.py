@@ -270,7 +270,7 @@ def _parse_json_vectors(body: bytes, n_features: int) -> np.ndarray | None:
             return flat.reshape(1, n_features)  # one bare vector
         if brackets != rows + 1 or flat.size != rows * n_features:
             return None
-        if not all(len(vector) == n_features for vector in vectors):
+        if not all(isinstance(vector, simdjson.Array) and len(vector) == n_features for vector in vectors):
             return None
     except (ValueError, TypeError, KeyError, RuntimeError):  # simdjson's parse, type, UTF-8 and big-integer errors
         return None
