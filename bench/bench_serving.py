@@ -226,16 +226,21 @@ def main() -> None:
         mlflow_url = f"http://127.0.0.1:{mlflow_port}/invocations"
         parity = check_answers(our_url, mlflow_url, features, booster)
 
+        # Row label -> (server, body file, content type); "kubesage" and "mlflow" give the ratio.
+        targets = {
+            "kubesage": (our_url, "body.json", JSON),
+            "mlflow": (mlflow_url, "body.json", JSON),
+            "kubesage csv": (our_url, "body.csv", CSV),
+            "floor": (floor_url, "body.json", JSON),
+        }
         table: list[tuple[Scenario, dict[str, Result]]] = []
         for scenario in SCENARIOS:
             rows = features[1000 : 1000 + scenario.rows]
             (work / "body.csv").write_bytes(csv_body(rows))
             (work / "body.json").write_bytes(json_body(rows))
             cells = {
-                "kubesage": run_wrk(our_url, work / "body.json", JSON, scenario.connections, args.duration, work),
-                "mlflow": run_wrk(mlflow_url, work / "body.json", JSON, scenario.connections, args.duration, work),
-                "kubesage csv": run_wrk(our_url, work / "body.csv", CSV, scenario.connections, args.duration, work),
-                "floor": run_wrk(floor_url, work / "body.json", JSON, scenario.connections, args.duration, work),
+                label: run_wrk(url, work / body, content_type, scenario.connections, args.duration, work)
+                for label, (url, body, content_type) in targets.items()
             }
             table.append((scenario, cells))
         print_table(table, parity, args.duration, workers)

@@ -46,6 +46,8 @@ MAX_BODY_BYTES: Final = 6_291_456
 # Below this many lines a Python split beats pandas' C parser, whose fixed cost is about 1 ms.
 PANDAS_MIN_ROWS: Final = 64
 _NUMBER_TYPES: Final = frozenset({int, float, type(None)})
+# JSON object keys that hold feature vectors: SageMaker/TF-Serving's, then MLflow's.
+VECTOR_KEYS: Final = ("instances", "inputs")
 
 
 def media_type(header: str | None) -> str:
@@ -255,8 +257,8 @@ def _parse_json_vectors(body: bytes, n_features: int) -> np.ndarray | None:
     try:
         document = _parse_document(body)
         if isinstance(document, simdjson.Object):
-            key = "instances" if "instances" in document else "inputs"
-            if len(document) != 1 or key not in document:
+            key = next((key for key in VECTOR_KEYS if key in document), None)
+            if key is None or len(document) != 1:
                 return None
             vectors = document[key]
         else:
@@ -306,10 +308,9 @@ def _count_open_brackets(body: bytes) -> int:
 def json_to_features(payload: Any, n_features: int, schema: FeatureSchema | None) -> np.ndarray:
     """Dispatch on the documented JSON shapes; see the module docstring."""
     if isinstance(payload, Mapping):
-        if "instances" in payload:
-            return instances_to_features(payload["instances"], n_features)
-        if "inputs" in payload:
-            return instances_to_features(payload["inputs"], n_features)
+        for key in VECTOR_KEYS:
+            if key in payload:
+                return instances_to_features(payload[key], n_features, key=key)
         if "records" in payload:
             return records_to_features(payload["records"], schema)
         if schema is None:
@@ -334,11 +335,12 @@ def _has_features_key(items: Sequence[Mapping[str, Any]]) -> bool:
     return all(set(item) == {"features"} for item in items)
 
 
-def instances_to_features(instances: Any, n_features: int) -> np.ndarray:
+def instances_to_features(instances: Any, n_features: int, key: str = "instances") -> np.ndarray:
+    """Feature vectors found under `key` (named in the errors) or given as a bare list."""
     if not isinstance(instances, list):
-        raise RequestError(f'"instances" must be a list of feature vectors, not a {_json_type(instances)}')
+        raise RequestError(f'"{key}" must be a list of feature vectors, not a {_json_type(instances)}')
     if not instances:
-        raise RequestError('"instances" is empty; send at least one feature vector')
+        raise RequestError(f'"{key}" is empty; send at least one feature vector')
     rows: list[list[Any]] = []
     seen_types: set[type] = set()
     for i, item in enumerate(instances):

@@ -166,6 +166,8 @@ def test_json_single_vector_and_null_missing() -> None:
         ({"instances": [[1, 2, 10**400, 4, 5]]}, "too large"),
         ({"instances": [[1, 2, 1e308 * 10, 4, 5]]}, "too large"),
         ({"instances": []}, "empty"),
+        ({"inputs": []}, '"inputs" is empty'),
+        ({"inputs": "1,2"}, '"inputs" must be a list'),
         ({"instances": "1,2"}, "must be a list"),
         ({"instances": [5]}, "instance 0 is a number"),
         ("hello", "the JSON body is a string"),
