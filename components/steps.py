@@ -1,14 +1,13 @@
 """Step entry points: what each KFP component body calls, with tracking and failure reporting.
 
 Each function takes plain paths and values, so the KFP wrappers, the SageMaker shim and tests all
-call the same code. A KubesageError is written to the failure channel (KUBESAGE_FAILURE_DIR, where a
+call the same code. A KubesageError is written to the failure channel (kubesage.tracking.contract, where a
 runner reads it back to show the user the real reason, not "task failed") and ends the process with
 the error's exit code.
 """
 
 from __future__ import annotations
 
-import os
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
@@ -18,13 +17,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from kubesage.errors import KubesageError
-from kubesage.tracking import (
+from kubesage.tracking import step_run
+from kubesage.tracking.contract import (
     TAG_DATA_SHA256,
     TAG_DATA_URI,
     TAG_NOT_REGISTERED,
     TAG_REGISTERED_NAME,
     TAG_REGISTERED_VERSION,
-    step_run,
+    write_failure,
 )
 
 if TYPE_CHECKING:
@@ -35,18 +35,7 @@ if TYPE_CHECKING:
 # Each step imports only its own dependencies: a task is a fresh process, and importing
 # scikit-learn, MLflow and XGBoost for every step costs seconds of start-up each.
 
-ENV_FAILURE_DIR = "KUBESAGE_FAILURE_DIR"
 T = TypeVar("T")
-
-
-def write_failure(step: str, message: str) -> Path | None:
-    directory = os.environ.get(ENV_FAILURE_DIR)
-    if not directory:
-        return None
-    target = Path(directory) / f"{step}.txt"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(message, encoding="utf-8")
-    return target
 
 
 @contextmanager

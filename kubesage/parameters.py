@@ -52,13 +52,13 @@ def parameter_specs(spec: Mapping[str, Any]) -> dict[str, ParameterSpec]:
     }
 
 
-def parse_assignments(pairs: Iterable[str]) -> dict[str, str]:
+def parse_assignments(pairs: Iterable[str], what: str = "--param") -> dict[str, str]:
     """`NAME=VALUE` strings from the command line."""
     out: dict[str, str] = {}
     for pair in pairs:
         name, sep, value = pair.partition("=")
         if not sep or not name.strip():
-            raise ParameterError(f"--param {pair!r} must look like NAME=VALUE")
+            raise ParameterError(f"{what} {pair!r} must look like NAME=VALUE")
         out[name.strip()] = value
     return out
 

@@ -25,7 +25,7 @@ from kubesage.errors import RunnerError
 from kubesage.mlflow_server import MlflowServer
 from kubesage.modelio import find_model_file
 from kubesage.pipeline_source import load_pipeline
-from kubesage.runners.local import LocalRunner
+from kubesage.runners.local.runner import LocalRunner
 from kubesage.runners.sagemaker.config import SageMakerConfig
 from kubesage.runners.sagemaker.local_mode import SageMakerLocalRunner, check_tracking_uri, run_local
 
