@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from kubesage.errors import KubesageError
+from kubesage.redact import redact_text
 from kubesage.tracking import (
     TAG_DATA_SHA256,
     TAG_DATA_URI,
@@ -54,7 +55,7 @@ def reported(step: str) -> Iterator[None]:
     try:
         yield
     except KubesageError as exc:
-        message = f"{type(exc).__name__}: {exc}"
+        message = redact_text(f"{type(exc).__name__}: {exc}")
         write_failure(step, message)
         print(f"kubesage: step {step} failed: {message}", file=sys.stderr)
         raise SystemExit(exc.exit_code) from exc

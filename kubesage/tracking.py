@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from kubesage.errors import TrackingError
+from kubesage.redact import redact_text, redact_uri
 
 ENV_TRACKING_URI = "MLFLOW_TRACKING_URI"
 ENV_PARENT_RUN_ID = "KUBESAGE_MLFLOW_PARENT_RUN_ID"
@@ -111,7 +112,9 @@ def ensure_experiment(name: str, uri: str) -> str:
             return str(existing.experiment_id)
         return str(client.create_experiment(name))
     except Exception as exc:  # MLflow raises many types for an unreachable or refusing server
-        raise TrackingError(f"MLflow at {uri} refused experiment {name!r}: {exc}") from exc
+        raise TrackingError(
+            f"MLflow at {redact_uri(uri)} refused experiment {name!r}: {redact_text(str(exc))}"
+        ) from exc
 
 
 def start_pipeline_run(
@@ -140,14 +143,14 @@ def start_pipeline_run(
         for key, value in sorted(params.items()):
             client.log_param(run_id, key, _param_text(value))
     except Exception as exc:
-        raise TrackingError(f"MLflow at {uri} refused the pipeline run: {exc}") from exc
+        raise TrackingError(f"MLflow at {redact_uri(uri)} refused the pipeline run: {redact_text(str(exc))}") from exc
     return PipelineRun(run_id=run_id, experiment_id=experiment_id, tracking_uri=uri, runner=runner)
 
 
 def finish_pipeline_run(run: PipelineRun, succeeded: bool, failure: str | None = None) -> None:
     client = _client(run.tracking_uri)
     if failure:
-        client.set_tag(run.run_id, TAG_FAILURE, failure[:5000])
+        client.set_tag(run.run_id, TAG_FAILURE, redact_text(failure)[:5000])
     client.set_terminated(run.run_id, status="FINISHED" if succeeded else "FAILED")
 
 
@@ -220,7 +223,7 @@ def step_run(step: str) -> Iterator[StepTracker]:
     try:
         yield tracker
     except BaseException as exc:
-        client.set_tag(run.info.run_id, TAG_FAILURE, str(exc)[:5000] or type(exc).__name__)
+        client.set_tag(run.info.run_id, TAG_FAILURE, redact_text(str(exc))[:5000] or type(exc).__name__)
         client.set_terminated(run.info.run_id, status="FAILED")
         raise
     client.set_terminated(run.info.run_id, status="FINISHED")

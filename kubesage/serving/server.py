@@ -48,7 +48,7 @@ DEFAULT_PORT = 8080
 GRACEFUL_TIMEOUT_SECONDS = 20
 # SageMaker's front end reuses connections; keep them open longer than its idle timeout would.
 KEEP_ALIVE_SECONDS = 75
-WORKER_HEALTHCHECK_SECONDS = 60
+WORKER_HEALTHCHECK_SECONDS = 300
 ENV_MODEL_DIR = "KUBESAGE_MODEL_DIR"
 ENV_THREADS = "KUBESAGE_SERVING_THREADS"
 ENV_WORKERS = "MODEL_SERVER_WORKERS"
@@ -163,7 +163,7 @@ def serve(
     run_uvicorn(uvicorn_config)
 
 
-def _healthcheck_option() -> dict[str, int]:
+def _healthcheck_option() -> dict[str, Any]:
     """uvicorn >= 0.41 kills a worker that does not answer its supervisor within 5 s of being spawned.
 
     A worker spawned on a busy host (2 CPUs shared with the load, importing XGBoost and daal4py)

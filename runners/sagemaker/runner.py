@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from kubesage.errors import RunnerError
 from kubesage.pipeline_source import PipelineSource
+from kubesage.redact import uri_credentials
 from kubesage.runners.base import ProgressCallback, RunHandle, Runner
 from kubesage.runners.sagemaker.client import SageMakerClient
 from kubesage.runners.sagemaker.compiler import TRACKING_PARAMETERS, CompiledPipeline, compile_spec
@@ -54,11 +54,13 @@ def execution_parameters(
     compiled: CompiledPipeline, parameters: Mapping[str, Any], tracking: PipelineRun | None
 ) -> dict[str, str]:
     values = {name: parameter_text(v) for name, v in parameters.items()}
-    if tracking is not None and urlsplit(tracking.tracking_uri).password:
+    credentials = uri_credentials(tracking.tracking_uri) if tracking is not None else []
+    if credentials:
         # Pipeline parameters are returned by DescribePipelineExecution to anyone who can read it.
         raise RunnerError(
-            "MLFLOW_TRACKING_URI carries a password; SageMaker pipeline parameters are not secret. "
-            "Give the steps MLFLOW_TRACKING_USERNAME/PASSWORD through the execution role's secrets instead"
+            f"MLFLOW_TRACKING_URI carries a credential ({', '.join(credentials)}): it carries a password or token, "
+            "and SageMaker pipeline parameters are not secret. Give the steps MLFLOW_TRACKING_USERNAME/PASSWORD "
+            "or MLFLOW_TRACKING_TOKEN through the execution role's secrets instead"
         )
     if tracking is not None:
         env = tracking.step_env

@@ -173,7 +173,7 @@ def test_every_worker_answers_invocations_once_ping_says_ready(model_dir: Path) 
     body = ",".join(["0.1"] * 103)
     statuses: list[int] = []
     try:
-        wait_ready(url, process)
+        wait_ready(url, process, timeout=300)  # four workers importing XGBoost on two busy CPUs
 
         def invoke() -> None:
             # A new connection each time, so the kernel spreads them over the workers.
