@@ -156,7 +156,14 @@ def register_step(
     def body() -> Registration:
         with step_run("register") as tracker:
             registration = register_model(
-                model_dir, schema_path, evaluation_path, test_path, model_name, run_id=tracker.run_id
+                model_dir,
+                schema_path,
+                evaluation_path,
+                test_path,
+                model_name,
+                run_id=tracker.run_id,
+                # The parent run's id survives step retries: it makes a retried registration a no-op.
+                pipeline_run_id=tracker.parent_run_id,
             )
             tracker.set_tags(
                 {TAG_REGISTERED_NAME: registration.name, TAG_REGISTERED_VERSION: registration.version},
