@@ -99,9 +99,9 @@ class PipelineRun:
 
 
 def _client(uri: str) -> Any:
-    from mlflow import MlflowClient
+    from kubesage.sqlite_store import mlflow_client
 
-    return MlflowClient(tracking_uri=uri)
+    return mlflow_client(uri)
 
 
 def ensure_experiment(name: str, uri: str) -> str:
