@@ -26,6 +26,7 @@ from typing import Any
 
 from kubesage.environment import environment
 from kubesage.errors import UnsupportedFeatureError
+from kubesage.redact import redact_uri, uri_credentials
 from kubesage.runners.sagemaker import cel
 from kubesage.runners.sagemaker.config import SageMakerConfig
 from kubesage.runners.sagemaker.ir import (
@@ -213,6 +214,11 @@ class _Builder:
             raise UnsupportedFeatureError(f"pipeline parameters {clash} clash with names kubesage reserves")
         for name in sorted(TRACKING_PARAMETERS):
             default = config.mlflow_tracking_uri if name == "KubesageMlflowTrackingUri" else ""
+            if uri_credentials(default):  # a parameter default is stored in the pipeline definition
+                raise UnsupportedFeatureError(
+                    f"the MLflow tracking URI {redact_uri(default)} carries a credential; a pipeline definition is "
+                    "not secret: give the steps MLFLOW_TRACKING_TOKEN (or USERNAME/PASSWORD) through secrets"
+                )
             self.parameters[name] = ParameterString(name=name, default_value=default)
         self.data_parameters = data_parameters(plan, config)
         for data_param in self.data_parameters:
