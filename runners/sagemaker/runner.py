@@ -8,6 +8,7 @@ execution and reports step status changes.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,8 @@ def parameter_text(value: Any) -> str:
     """SageMaker takes every parameter value as a string; booleans as true/false."""
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, list | dict):  # list/struct parameters travel as JSON text; the shim decodes them
+        return json.dumps(value)
     return str(value)
 
 
@@ -99,7 +102,7 @@ class SageMakerRunner(Runner):
     def _compile(self, pipeline: PipelineSource) -> CompiledPipeline:
         """Compile once per pipeline: `compile --explain` asks for both the report and the file."""
         if pipeline.ir_path not in self._compiled:
-            self._compiled[pipeline.ir_path] = compile_spec(pipeline.spec, self.config)
+            self._compiled[pipeline.ir_path] = compile_spec(pipeline.spec, self.config, pipeline.platform_spec)
         return self._compiled[pipeline.ir_path]
 
     def compile(self, pipeline: PipelineSource, output: Path) -> Path:
