@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from kubesage.errors import KubesageError
@@ -28,7 +29,8 @@ err_console = Console(stderr=True)
 def _fail(exc: KubesageError, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps({"status": "error", "error": str(exc), "kind": type(exc).__name__}))
-    err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+    # soft_wrap: one line whatever the terminal width, so scripts and logs see the whole message
+    err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
     sys.exit(exc.exit_code)
 
 

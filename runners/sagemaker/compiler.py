@@ -763,19 +763,23 @@ def build_pipeline(
     return pipeline, compiled
 
 
+_VALIDATED_SDK_CONFIGS: list[dict[str, Any]] = []
+
+
 @contextmanager
 def _validate_sdk_config_once() -> Iterator[None]:
     """Validate the session's SDK config once per compile instead of at every config lookup.
 
     The SDK re-validates the whole config against its JSON schema (including checking the schema
     itself) on each `get_sagemaker_config_value`, about 60 times for a four-step pipeline: that made
-    one compile take seconds to minutes. The config is our constant `_OFFLINE_SDK_CONFIG`, so it is
-    validated for real the first time and the identical dict is not validated again.
+    one compile take seconds to minutes. The configs are constants (`_OFFLINE_SDK_CONFIG`, the local
+    mode defaults), so each is validated for real the first time in the process, and an equal dict is
+    not validated again.
     """
     from sagemaker.core.config.config_manager import SageMakerConfig as SdkConfig
 
     original = SdkConfig.validate_sagemaker_config
-    validated: list[Any] = []
+    validated = _VALIDATED_SDK_CONFIGS
 
     def once(sagemaker_config: dict[str, Any] | None = None) -> None:
         if sagemaker_config is not None and sagemaker_config in validated:

@@ -251,44 +251,54 @@ def test_compile_to_file_uses_flags(tmp_path: Path) -> None:
         compile_to_file(load_ir(ir), tmp_path / "q.json", role_arn="my-role")
 
 
+def _json_get_step(value: dict[str, Any]) -> str:
+    """The step a JsonGet (possibly inside a Join, as in container arguments) reads."""
+    get = value["Std:Join"]["Values"][0] if "Std:Join" in value else value
+    return str(get["Std:JsonGet"]["PropertyFile"]["Get"].split(".")[1])
+
+
 def test_inlined_sub_pipelines_unrolled_loop_json_parameters_and_importer(tmp_path: Path) -> None:
     compiled = compile_spec(load_ir(_ir(_load_function(GOLDEN / "toy_nested.py", "toy_nested"), tmp_path)), CONFIG)
     steps = {s["Name"]: s for s in compiled.definition["Steps"]}
     # two copies of the sub-pipeline, each with its own ConditionStep; three loop iterations; no importer step
     assert set(steps) == {
         "scaled-twice-scale",
-        "scaled-twice-positive",
+        "scaled-twice-condition-1",
         "scaled-twice-2-scale",
-        "scaled-twice-2-positive",
+        "scaled-twice-2-condition-1",
         "for-loop-2-0-scale",
         "for-loop-2-1-scale",
         "for-loop-2-2-scale",
         "add-all",
-        "in-zurich",
+        "condition-3",
     }
+    inner = steps["scaled-twice-2-condition-1"]["Arguments"]
+    assert [s["Name"] for s in inner["IfSteps"]] == ["scaled-twice-2-scale-2"]
+    assert _json_get_step(inner["Conditions"][0]["LeftValue"]) == "scaled-twice-2-scale"
     # the second copy reads the first copy's output (the sub-pipeline's output is its inner task's)
     second = steps["scaled-twice-2-scale"]["Arguments"]["AppSpecification"]["ContainerArguments"]
     x = second[second.index("x") + 1]
-    assert x["Std:Join"]["Values"][0]["Std:JsonGet"]["Step"] == "scaled-twice-scale"
+    assert _json_get_step(x) == "scaled-twice-scale"
     # dsl.Collected: one --param-item per iteration, in item order, typed like the producer's output
     args = steps["add-all"]["Arguments"]["AppSpecification"]["ContainerArguments"]
     items = [i for i, a in enumerate(args) if a == "--param-item"]
     assert [args[i + 1] for i in items] == ["xs"] * 3
     assert [args[i + 2] for i in items] == ["NUMBER_INTEGER"] * 3
-    producers = [args[i + 3]["Std:Join"]["Values"][0]["Std:JsonGet"]["Step"] for i in items]
+    producers = [_json_get_step(args[i + 3]) for i in items]
     assert producers == ["for-loop-2-0-scale", "for-loop-2-1-scale", "for-loop-2-2-scale"]
     # a dict parameter is a string parameter holding JSON
     params = {p["Name"]: p for p in compiled.definition["Parameters"]}
-    assert params["weights"] == {"Name": "weights", "Type": "String", "DefaultValue": '{"0": 1, "1": 10}'}
+    # (KFP stores dict defaults as protobuf Structs: numbers come back as floats, as KFP passes them)
+    assert params["weights"] == {"Name": "weights", "Type": "String", "DefaultValue": '{"0": 1.0, "1": 10.0}'}
     # the non-ASCII literal reaches the condition unmangled
-    (cond,) = steps["in-zurich"]["Arguments"]["Conditions"]
+    (cond,) = steps["condition-3"]["Arguments"]["Conditions"]
     assert cond["RightValue"] == "Zürich"
     # the importer's S3 URI is the input of the step that reads it; the shim opens rows.csv in it
-    (describe,) = steps["in-zurich"]["Arguments"]["IfSteps"]
+    (describe,) = steps["condition-3"]["Arguments"]["IfSteps"]
     inputs = {i["InputName"]: i for i in describe["Arguments"]["ProcessingInputs"]}
     assert inputs["data"]["S3Input"]["S3Uri"] == "s3://kubesage-golden/toy/rows.csv"
     spec = next(json.loads(b) for u, b in compiled.assets.items() if u.endswith("/describe.json"))
     assert spec["input_artifacts"]["data"]["file"] == "rows.csv"
     report = compiled.explain()
-    assert "sub-pipeline 'scaled-twice-2' (comp-scaled-twice) -> inlined" in report
+    assert "sub-pipeline 'scaled-twice-2' (comp-scaled-twice-2) -> inlined, prefix 'scaled-twice-2-'" in report
     assert "dsl.importer 'importer' (s3://kubesage-golden/toy/rows.csv) -> no step" in report

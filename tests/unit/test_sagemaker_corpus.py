@@ -146,3 +146,14 @@ def test_real_cli_process_on_malformed_and_translated_files(tmp_path: Path) -> N
     assert "Traceback" not in good.stderr
     assert "echo: kubernetes nodeSelector ignored" in good.stdout
     assert (tmp_path / "k8s.json").is_file()
+
+
+def test_cli_refuses_a_binary_file_without_a_traceback(tmp_path: Path) -> None:
+    path = tmp_path / "model.yaml"
+    path.write_bytes(b"\x89PNG\r\n\x1a\n\x00\xff\xfe")
+    result = CliRunner().invoke(main, ["compile", str(path), "--target", "sagemaker", "--output", str(tmp_path / "o")])
+    assert result.exit_code == 2
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert result.stderr.strip().splitlines() == [
+        f"error: {path} is not a text file (not UTF-8), so not a compiled KFP pipeline"
+    ]
