@@ -32,7 +32,8 @@ def _fail(exc: KubesageError, as_json: bool) -> None:
     message = redact_text(str(exc))
     if as_json:
         click.echo(json.dumps({"status": "error", "error": message, "kind": type(exc).__name__}))
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False)
+    # soft_wrap: one line whatever the terminal width, so scripts and logs see the whole message
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     sys.exit(exc.exit_code)
 
 

@@ -70,7 +70,9 @@ class SageMakerRunnerBase(Runner):
 
     def compiled(self, pipeline: PipelineSource) -> CompiledPipeline:
         if pipeline.ir_path not in self._compiled:
-            self._compiled[pipeline.ir_path] = compile_spec(pipeline.spec, self.compile_config())
+            self._compiled[pipeline.ir_path] = compile_spec(
+                pipeline.spec, self.compile_config(), pipeline.platform_spec
+            )
         return self._compiled[pipeline.ir_path]
 
     def compile(self, pipeline: PipelineSource, output: Path) -> Path:
