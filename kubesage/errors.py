@@ -57,3 +57,9 @@ class UnsupportedFeatureError(RunnerError):
 
 class TrackingError(KubesageError):
     """MLflow could not be reached or refused a request."""
+
+
+class SpecIntegrityError(RunnerError):
+    """A step's task spec does not match the sha256 the compiled pipeline definition pins for it."""
+
+    exit_code = 2

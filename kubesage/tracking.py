@@ -24,6 +24,9 @@ ENV_PARENT_RUN_ID = "KUBESAGE_MLFLOW_PARENT_RUN_ID"
 ENV_EXPERIMENT_ID = "KUBESAGE_MLFLOW_EXPERIMENT_ID"
 ENV_RUNNER = "KUBESAGE_RUNNER"
 ENV_EXPERIMENT_NAME = "KUBESAGE_MLFLOW_EXPERIMENT"
+# Where a step writes its run id, so the process above it (the SageMaker shim) can close the run
+# as KILLED when the job is stopped and the step dies from the signal before it can.
+ENV_STEP_RUN_ID_FILE = "KUBESAGE_STEP_RUN_ID_FILE"
 
 TAG_RUNNER = "kubesage.runner"
 TAG_PIPELINE = "kubesage.pipeline"
@@ -216,6 +219,8 @@ def step_run(step: str) -> Iterator[StepTracker]:
         tags["mlflow.parentRunId"] = parent
         tags[TAG_PIPELINE_RUN_ID] = parent
     run = client.create_run(experiment_id, tags=tags, run_name=step)
+    if os.environ.get(ENV_STEP_RUN_ID_FILE):
+        Path(os.environ[ENV_STEP_RUN_ID_FILE]).write_text(run.info.run_id)
     tracker = StepTracker(client, run.info.run_id, parent)
     try:
         yield tracker

@@ -12,7 +12,6 @@ telemetry off and role validation off, so building the definition makes no netwo
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -26,8 +25,9 @@ from typing import Any
 
 from kubesage.environment import environment
 from kubesage.errors import UnsupportedFeatureError
-from kubesage.runners.sagemaker import cel
+from kubesage.runners.sagemaker import cel, security
 from kubesage.runners.sagemaker.config import SageMakerConfig
+from kubesage.runners.sagemaker.integrity import DIGEST_FLAG, spec_bytes, spec_digest
 from kubesage.runners.sagemaker.ir import (
     Constant,
     ParamSource,
@@ -39,6 +39,8 @@ from kubesage.runners.sagemaker.ir import (
     load_ir,
     plan_pipeline,
 )
+from kubesage.runners.sagemaker.naming import sagemaker_pipeline_name
+from kubesage.runners.sagemaker.pinning import approval_status, pin_plan
 
 SHIM_ENTRYPOINT = ["python3", "-m", "kubesage.runners.sagemaker.shim"]
 SPEC_CHANNEL = "kubesage-spec"
@@ -58,7 +60,6 @@ TRACKING_PARAMETERS = {
     "KubesageMlflowExperimentId": "KUBESAGE_MLFLOW_EXPERIMENT_ID",
 }
 _STEP_NAME_RE = re.compile(r"^[A-Za-z0-9\-_]{1,64}$")
-_PIPELINE_NAME_RE = re.compile(r"[^A-Za-z0-9\-]+")
 _OFFLINE_SDK_CONFIG = {"SchemaVersion": "1.0", "SageMaker": {"PythonSDK": {"Modules": {"TelemetryOptOut": True}}}}
 
 
@@ -73,6 +74,7 @@ class CompiledPipeline:
     parameters: dict[str, Any] = field(default_factory=dict)
     data_parameters: tuple[str, ...] = ()
     model_package_group: str | None = None
+    pinned: dict[str, Any] = field(default_factory=dict)
 
     def definition_json(self) -> str:
         return json.dumps(self.definition, indent=2, sort_keys=True) + "\n"
@@ -126,8 +128,7 @@ def offline_session(config: SageMakerConfig) -> Any:
 
 
 def pipeline_name(plan: PipelinePlan, config: SageMakerConfig) -> str:
-    name = config.pipeline_name or plan.name
-    return _PIPELINE_NAME_RE.sub("-", name).strip("-")[:256]
+    return sagemaker_pipeline_name(config.pipeline_name or plan.name)
 
 
 def _text(value: Any) -> str:
@@ -195,6 +196,7 @@ class _Builder:
         self.steps: dict[str, Any] = {}
         self.property_files: dict[str, Any] = {}
         self.assets: dict[str, bytes] = {}
+        self.spec_digests: dict[str, str] = {}
         self.report: list[str] = []
         kinds = {
             "STRING": ParameterString,
@@ -221,7 +223,8 @@ class _Builder:
                 )
         self.model_package_group: str | None = None
         self.register_task = self._find_register_task()
-        if self.register_task and not config.local_mode:
+        self.pinned_approval = approval_status(config.pinned_parameters, APPROVAL_PARAMETER)
+        if self.register_task and not config.local_mode and self.pinned_approval is None:
             self.parameters[APPROVAL_PARAMETER] = ParameterString(
                 name=APPROVAL_PARAMETER, default_value="PendingManualApproval"
             )
@@ -278,10 +281,15 @@ class _Builder:
         raise AssertionError(f"constants are written into the task spec, not {source}")
 
     def _artifact_uri(self, source: TaskOutputArtifact) -> Any:
+        from sagemaker.core.workflow.functions import Join
+
         producer = self.steps[source.task]
         if self.plan.tasks[source.task].kind == "training":
             return producer.properties.ModelArtifacts.S3ModelArtifacts
-        return producer.properties.ProcessingOutputConfig.Outputs[source.key].S3Output.S3Uri
+        # The trailing '/' keeps the S3Prefix input to this output's folder: without it, output
+        # `train` would also download a sibling output `train_data`.
+        uri = producer.properties.ProcessingOutputConfig.Outputs[source.key].S3Output.S3Uri
+        return Join(on="", values=[uri, "/"])
 
     def _task_spec(self, task: TaskPlan, in_root: str, out_root: str) -> dict[str, Any]:
         """What the shim needs besides runtime values: the component and where things are."""
@@ -313,19 +321,22 @@ class _Builder:
         }
 
     def _spec_uri(self, task: TaskPlan, spec: dict[str, Any]) -> str:
-        body = json.dumps(spec, indent=2, sort_keys=True).encode()
-        digest = hashlib.sha256(body).hexdigest()[:16]
-        uri = f"{self.config.s3_root()}/{self.name}/specs/{digest}/{task.key}.json"
+        body = spec_bytes(spec)
+        self.spec_digests[task.key] = spec_digest(body)
+        uri = f"{self.config.s3_root()}/{self.name}/specs/{self.spec_digests[task.key][:16]}/{task.key}.json"
         self.assets[uri] = body
         return uri
 
     def _arguments(self, task: TaskPlan, in_root: str) -> list[Any]:
         args: list[Any] = ["--task", task.key, "--spec-dir", f"{in_root}/{SPEC_CHANNEL}"]
+        # The spec's sha256 lives in the definition, so swapping the spec in S3 fails the step.
+        args += [DIGEST_FLAG, self.spec_digests[task.key]]
         for name, source in task.parameters.items():
             if isinstance(source, Constant):
                 continue
             if isinstance(source, PipelineParam) and source.name in self.data_parameters:
-                args += ["--data-param", name, f"{in_root}/param-{source.name}"]
+                uri = self.parameters[source.name].to_string()
+                args += ["--data-param", name, f"{in_root}/param-{source.name}", uri]
             else:
                 args += ["--param", name, self._value(task.key, source)]
         return args
@@ -425,7 +436,7 @@ class _Builder:
         ]
         processor = Processor(
             image_uri=self.config.image_uri,
-            role=self.config.role_arn,
+            role=self.config.job_role(),
             instance_count=self.config.instance_count(task.key),
             instance_type=self.config.instance_type(task.key),
             entrypoint=SHIM_ENTRYPOINT,
@@ -433,6 +444,8 @@ class _Builder:
             max_runtime_in_seconds=self.config.max_runtime_seconds,
             env=self._environment(task),
             sagemaker_session=self.session,
+            network_config=security.processing_network(self.config),
+            **security.processing_keys(self.config),
         )
         step_args = processor.run(
             inputs=inputs, outputs=outputs, arguments=self._arguments(task, PROCESSING_IN), wait=False, logs=False
@@ -470,16 +483,20 @@ class _Builder:
         ]
         trainer = ModelTrainer(
             training_image=self.config.image_uri,
-            role=self.config.role_arn,
+            role=self.config.job_role(),
             sagemaker_session=self.session,
             base_job_name=task.key,
             compute=Compute(
                 instance_type=self.config.instance_type(task.key),
                 instance_count=self.config.instance_count(task.key),
                 volume_size_in_gb=self.config.volume_size_gb,
+                volume_kms_key_id=self.config.volume_kms_key,
             ),
             stopping_condition=StoppingCondition(max_runtime_in_seconds=self.config.max_runtime_seconds),
-            output_data_config=OutputDataConfig(s3_output_path=f"{self.config.s3_root()}/{self.name}/models"),
+            output_data_config=OutputDataConfig(
+                s3_output_path=f"{self.config.s3_root()}/{self.name}/models", kms_key_id=self.config.output_kms_key
+            ),
+            networking=security.training_networking(self.config),
         )
         step_args = trainer.train(input_data_config=channels, wait=False, logs=False)
         step = _ShimTrainingStep(
@@ -516,7 +533,7 @@ class _Builder:
             name=f"{task.key}-model-package",
             request={
                 "ModelPackageGroupName": group,
-                "ModelApprovalStatus": self.parameters[APPROVAL_PARAMETER],
+                "ModelApprovalStatus": self.pinned_approval or self.parameters[APPROVAL_PARAMETER],
                 "InferenceSpecification": {
                     "Containers": [{"Image": self.config.image_uri, "ModelDataUrl": self._artifact_uri(models[0])}],
                     "SupportedContentTypes": ["text/csv", "application/json"],
@@ -529,9 +546,15 @@ class _Builder:
             depends_on=[task.key],
             display_name=f"{task.display_name} (model package)",
         )
+        approval = (
+            f"{APPROVAL_PARAMETER} pinned to {self.pinned_approval}"
+            if self.pinned_approval
+            else f"{APPROVAL_PARAMETER} execution parameter (default PendingManualApproval; anyone who may start "
+            "the pipeline may set it: pin it to take it away)"
+        )
         self.report.append(
             f"task '{task.key}' also -> RegisterModel step '{step.name}' in model package group '{group}' "
-            f"with {APPROVAL_PARAMETER} parameter (default PendingManualApproval), after the MLflow registration"
+            f"with {approval}, after the MLflow registration"
         )
         return step
 
@@ -604,6 +627,9 @@ class _Builder:
             )
             data = " (data: S3 URI downloaded into the step)" if name in self.data_parameters else ""
             self.report.append(f"parameter '{name}' {param.type} -> {kind} ({default}){data}")
+        for name, value in sorted(self.config.pinned_parameters.items()):
+            self.report.append(f"parameter '{name}' pinned to {value!r}: a constant, not an execution parameter")
+        self.report.extend(security.report(self.config))
         extra_steps: dict[str, list[Any]] = {}
         for task in _topological(self.plan):
             step = self.training_step(task) if task.kind == "training" else self.processing_step(task)
@@ -686,6 +712,12 @@ def _depth(key: str, plan: PipelinePlan) -> int:
 def build_pipeline(spec: dict[str, Any], config: SageMakerConfig, session: Any) -> tuple[Any, CompiledPipeline]:
     """Build the SDK `Pipeline` object (for runners) and the compiled, offline-serializable result."""
     plan = plan_pipeline(spec)
+    plan = pin_plan(
+        plan,
+        config.pinned_parameters,
+        reserved=(APPROVAL_PARAMETER,),
+        data_parameters=data_parameters(plan, config),
+    )
     for key in [*plan.tasks, *plan.conditions]:
         if not _STEP_NAME_RE.match(key):
             raise UnsupportedFeatureError(f"task '{key}': name is not a valid SageMaker step name")
@@ -702,6 +734,7 @@ def build_pipeline(spec: dict[str, Any], config: SageMakerConfig, session: Any) 
         parameters={n: p.default for n, p in plan.parameters.items() if p.has_default},
         data_parameters=builder.data_parameters,
         model_package_group=builder.model_package_group,
+        pinned=dict(config.pinned_parameters),
     )
     return pipeline, compiled
 
