@@ -28,6 +28,7 @@ lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/python scripts/lint_policies.py  # policy-lint: runners/sagemaker/iam/*.json (parliament + kubesage rules)
 
 ui: setup
 	$(BIN)/kubesage ui

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from kubesage.errors import RunnerError
+from kubesage.errors import ParameterError, RunnerError
 from kubesage.pipeline_source import PipelineSource
 from kubesage.runners.base import ProgressCallback, RunHandle, Runner
 from kubesage.runners.sagemaker.client import SageMakerClient
@@ -53,6 +53,13 @@ def stage_data_parameters(
 def execution_parameters(
     compiled: CompiledPipeline, parameters: Mapping[str, Any], tracking: PipelineRun | None
 ) -> dict[str, str]:
+    pinned = sorted(set(parameters) & set(compiled.pinned))
+    if pinned:
+        raise ParameterError(
+            f"parameter(s) {', '.join(pinned)} are pinned in the compiled pipeline "
+            f"({', '.join(f'{n}={compiled.pinned[n]!r}' for n in pinned)}); drop them from --param, or "
+            "unpin them in the SageMaker config to make them execution parameters again"
+        )
     values = {name: parameter_text(v) for name, v in parameters.items()}
     if tracking is not None and urlsplit(tracking.tracking_uri).password:
         # Pipeline parameters are returned by DescribePipelineExecution to anyone who can read it.
