@@ -63,6 +63,12 @@ def sagemaker_options(func: F) -> F:
         [
             click.option("--image", "image_uri", default=None, help="SageMaker: the step image URI (ECR)."),
             click.option("--role", "role_arn", default=None, help="SageMaker: the pipeline execution role ARN."),
+            click.option(
+                "--job-role",
+                "job_role_arn",
+                default=None,
+                help="SageMaker: the role the jobs run with (default: --role).",
+            ),
             click.option("--bucket", default=None, help="SageMaker: the S3 bucket for artifacts."),
             click.option("--region", default=None, help="SageMaker: the AWS region."),
         ]
@@ -74,7 +80,7 @@ def sagemaker_options(func: F) -> F:
 def _runner_options(runner: str, **options: str | None) -> dict[str, str]:
     given = {k: v for k, v in options.items() if v is not None}
     if given and not runner.startswith("sagemaker"):
-        flags = ", ".join("--" + k.removesuffix("_uri").removesuffix("_arn") for k in given)
+        flags = ", ".join("--" + k.removesuffix("_uri").removesuffix("_arn").replace("_", "-") for k in given)
         raise click.UsageError(f"{flags} only apply to the sagemaker targets")
     return given
 
@@ -102,6 +108,7 @@ def run(
     params: tuple[str, ...],
     image_uri: str | None,
     role_arn: str | None,
+    job_role_arn: str | None,
     bucket: str | None,
     region: str | None,
     output_format: str,
@@ -111,7 +118,9 @@ def run(
     from kubesage.pipeline_source import load_pipeline
     from kubesage.runners.registry import get_runner
 
-    options = _runner_options(runner, image_uri=image_uri, role_arn=role_arn, bucket=bucket, region=region)
+    options = _runner_options(
+        runner, image_uri=image_uri, role_arn=role_arn, job_role_arn=job_role_arn, bucket=bucket, region=region
+    )
     as_json = output_format == "json"
     try:
         source = load_pipeline(pipeline, WORK_DIR)
@@ -179,6 +188,7 @@ def compile_command(
     explain: bool,
     image_uri: str | None,
     role_arn: str | None,
+    job_role_arn: str | None,
     bucket: str | None,
     region: str | None,
 ) -> None:
@@ -186,7 +196,9 @@ def compile_command(
     from kubesage.pipeline_source import load_pipeline
     from kubesage.runners.registry import get_runner
 
-    options = _runner_options(target, image_uri=image_uri, role_arn=role_arn, bucket=bucket, region=region)
+    options = _runner_options(
+        target, image_uri=image_uri, role_arn=role_arn, job_role_arn=job_role_arn, bucket=bucket, region=region
+    )
     try:
         source = load_pipeline(pipeline, WORK_DIR)
         backend = get_runner("local" if target == "kfp" else target, **options)
