@@ -10,7 +10,6 @@ from __future__ import annotations
 import difflib
 import hashlib
 import tempfile
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
@@ -34,22 +33,6 @@ _FIRST_DATA_LINE = 2
 # Text that float() accepts as NaN is treated like an empty field: missing, imputed later.
 _MISSING_TOKENS = frozenset({"nan"})
 _MAX_LISTED_VALUES = 5
-
-
-@dataclass(frozen=True)
-class RawDataSummary:
-    """What was read, for logging and MLflow params: row count, label balance, missing values."""
-
-    rows: int
-    label_counts: dict[str, int]
-    missing_counts: dict[str, int]
-
-    @property
-    def total_missing(self) -> int:
-        return sum(self.missing_counts.values())
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def resolve_input(uri: str, workdir: Path | None = None) -> Path:
@@ -153,22 +136,6 @@ def read_raw_table(path: Path) -> pd.DataFrame:
     for col in RAW_COLUMNS:
         out[col] = _to_float(path, col, table[col]) if col in NUMERIC_COLUMNS else table[col].astype(str)
     return pd.DataFrame(out).reset_index(drop=True)
-
-
-def summarize_raw_table(frame: pd.DataFrame) -> RawDataSummary:
-    """Rows, label counts and per-column missing counts of a frame from `read_raw_table`."""
-    labels = frame[LABEL_COLUMN].value_counts()
-    missing: dict[str, int] = {}
-    for col in RAW_COLUMNS:
-        values = frame[col]
-        count = int(values.isna().sum()) if col in NUMERIC_COLUMNS else int((values == "").sum())
-        if count:
-            missing[col] = count
-    return RawDataSummary(
-        rows=len(frame),
-        label_counts={str(k): int(v) for k, v in labels.items()},
-        missing_counts=missing,
-    )
 
 
 def _read_strings(path: Path) -> pd.DataFrame:

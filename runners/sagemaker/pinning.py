@@ -86,3 +86,14 @@ def pin_plan(
     tasks = {k: dataclasses.replace(t, parameters=swap(t.parameters)) for k, t in plan.tasks.items()}
     conditions = {k: dataclasses.replace(c, refs=swap(c.refs)) for k, c in plan.conditions.items()}
     return dataclasses.replace(plan, parameters=parameters, tasks=tasks, conditions=conditions)
+
+
+def refuse_pinned(pinned: Mapping[str, Any], given: Mapping[str, Any]) -> None:
+    """A run-time value for a pinned parameter is an error: the definition no longer takes it."""
+    clash = sorted(set(given) & set(pinned))
+    if clash:
+        values = ", ".join(f"{name}={pinned[name]!r}" for name in clash)
+        raise ParameterError(
+            f"parameter(s) {', '.join(clash)} are pinned in the compiled pipeline ({values}); drop them from "
+            "--param, or unpin them (pinned_parameters) to make them execution parameters again"
+        )

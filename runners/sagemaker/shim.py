@@ -27,11 +27,12 @@ from kubesage.privileges import hand_over, step_account
 from kubesage.runners.sagemaker.child import child_environment, close_stopped_run, run_child
 from kubesage.runners.sagemaker.integrity import DIGEST_FLAG, read_verified_spec
 from kubesage.tracking import tracking_uri
+from kubesage.tracking.contract import HANDOFF_ENV
 
 EXECUTOR_OUTPUT = "executor_output.json"
 # Tracking variables arrive as pipeline parameters whose default is ""; an empty
 # MLFLOW_TRACKING_URI would point MLflow at the wrong place, so they are dropped.
-_DROP_IF_EMPTY = ("MLFLOW_TRACKING_URI", "KUBESAGE_MLFLOW_PARENT_RUN_ID", "KUBESAGE_MLFLOW_EXPERIMENT_ID")
+_DROP_IF_EMPTY = HANDOFF_ENV
 
 
 def cast_parameter(value: str, parameter_type: str) -> Any:

@@ -16,7 +16,7 @@ from kubesage.errors import ParameterError
 from kubesage.runners.sagemaker.compiler import CompiledPipeline, compile_file
 from kubesage.runners.sagemaker.config import SageMakerConfig
 from kubesage.runners.sagemaker.naming import sagemaker_pipeline_name
-from kubesage.runners.sagemaker.runner import execution_parameters
+from kubesage.runners.sagemaker.pinning import refuse_pinned
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "sagemaker"
 SECURE = SageMakerConfig(
@@ -130,7 +130,7 @@ def test_pinned_parameters_are_constants_not_execution_parameters(tmp_path: Path
     assert gate["Arguments"]["Conditions"][0]["RightValue"] == 0.9
     # A pinned value cannot be overridden at run time either.
     with pytest.raises(ParameterError, match="min_accuracy are pinned"):
-        execution_parameters(compiled, {"min_accuracy": 0.1}, None)
+        refuse_pinned(compiled.pinned, {"min_accuracy": 0.1})
 
 
 def test_unpinned_they_stay_parameters_and_the_report_says_who_can_set_them(tmp_path: Path) -> None:

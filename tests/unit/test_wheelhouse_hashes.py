@@ -1,7 +1,7 @@
 """The image installs only the wheels the wheelhouse checked (issue 10, item 17).
 
 wheelhouse.sh fetches with `pip wheel --require-hashes` against uv.lock's hashes, then
-scripts/docker/hashed_requirements.py pins each wheel on disk by its sha256, and the Dockerfile installs
+containers/common/hashed_requirements.py pins each wheel on disk by its sha256, and the Dockerfile installs
 with `--require-hashes`. Here pip itself (`pip download --no-index`, no network) checks a wheelhouse
 pinned that way, and refuses it after a wheel was swapped.
 """
@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _module() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("hashed", ROOT / "scripts" / "docker" / "hashed_requirements.py")
+    spec = importlib.util.spec_from_file_location("hashed", ROOT / "containers" / "common" / "hashed_requirements.py")
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -80,7 +80,7 @@ def test_the_image_and_the_wheelhouse_require_hashes() -> None:
     dockerfile = (ROOT / "containers" / "xgboost-daal4py" / "Dockerfile").read_text()
     install = next(line for line in dockerfile.splitlines() if "pip install" in line and "find-links" in line)
     assert "--require-hashes" in install
-    script = (ROOT / "scripts" / "docker" / "wheelhouse.sh").read_text()
+    script = (ROOT / "containers" / "common" / "wheelhouse.sh").read_text()
     assert "--no-hashes" not in script
     assert "pip wheel --quiet --disable-pip-version-check --no-deps --require-hashes" in script
     assert "hashed_requirements.py" in script

@@ -1,6 +1,6 @@
 """Pin the image's requirements to the exact wheels in the wheelhouse: `name==version --hash=sha256:...`.
 
-    python3 scripts/docker/hashed_requirements.py WHEEL_DIR > requirements.txt
+    python3 containers/common/hashed_requirements.py WHEEL_DIR > requirements.txt
 
 wheelhouse.sh downloads with `pip wheel --require-hashes` against uv.lock's hashes; this file then
 pins the image's `pip install --require-hashes` to the wheels that check produced, so nothing swapped

@@ -52,7 +52,7 @@ else
     log "$(find "$WHEELHOUSE/deps" -name '*.whl' | wc -l) wheels, $(du -sh "$WHEELHOUSE/deps" | cut -f1)"
 fi
 # Always from the wheels on disk, so the image installs exactly these files or fails.
-"$PYTHON" scripts/docker/hashed_requirements.py "$WHEELHOUSE/deps" >"$WHEELHOUSE/requirements.txt"
+"$PYTHON" containers/common/hashed_requirements.py "$WHEELHOUSE/deps" >"$WHEELHOUSE/requirements.txt"
 
 # 2. The project wheel, rebuilt only when a packaged source changed.
 src_sum="$( (sha256sum pyproject.toml; find kubesage components pipelines runners -type f \
