@@ -18,6 +18,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from kubesage.api import cli as api_cli
 from kubesage.errors import KubesageError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -295,6 +296,10 @@ def ui(port: int, host: str) -> None:
     command = ["mlflow", "ui", "--backend-store-uri", uri, "--host", host, "--port", str(port), "--workers", "1"]
     os.execvp(sys.executable, [sys.executable, "-m", *command])
 
+
+main.add_command(api_cli.api_command)
+main.add_command(api_cli.deploy_command)
+main.add_command(api_cli.approve_command)
 
 if __name__ == "__main__":
     main()
