@@ -39,7 +39,7 @@ class ModelBundle:
                 "feature_schema": self.schema.to_dict(),
             },
             indent=1,
-            sort_keys=True,
+            sort_keys=False,  # the schema's key order is the feature order
         )
 
     @classmethod

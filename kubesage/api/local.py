@@ -129,7 +129,8 @@ class LambdaContainer:
         env = {
             ENV_ENDPOINT_NAME: self.endpoint_name,
             ENV_ENDPOINT_URL: self.endpoint_url,
-            "AWS_REGION": os.environ.get("AWS_REGION", DEFAULT_REGION),
+            # The emulator does not pass AWS_REGION through to the runtime; AWS_DEFAULT_REGION it does.
+            "AWS_DEFAULT_REGION": os.environ.get("AWS_REGION", DEFAULT_REGION),
             # The local endpoint checks no signature; boto3 only needs something to sign with.
             "AWS_ACCESS_KEY_ID": "local",
             "AWS_SECRET_ACCESS_KEY": "local",
@@ -141,6 +142,7 @@ class LambdaContainer:
             "--volume", f"{self.rie}:/usr/local/bin/aws-lambda-rie:ro",
             "--volume", f"{bundle_file}:/var/task/{BUNDLE_FILENAME}:ro",
             "--env", f"RIE_ADDRESS=127.0.0.1:{self.port}",
+            "--env", f"RIE_API_ADDRESS=127.0.0.1:{free_port()}",
             self.image,
         ]  # fmt: skip
         done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
