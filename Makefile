@@ -28,6 +28,7 @@ lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	bash lambda/lint.sh
 
 ui: setup
 	$(BIN)/kubesage ui
@@ -39,6 +40,7 @@ image: setup
 	bash scripts/docker/base-image.sh
 	bash scripts/docker/wheelhouse.sh
 	bash scripts/docker/build-image.sh
+	bash lambda/build-image.sh
 
 bench: setup
 	@command -v wrk >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq wrk >/dev/null)
