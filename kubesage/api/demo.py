@@ -96,9 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     except (KubesageError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    print(
-        f"POST /predict (API key, {result['model']}, threshold {result['threshold']}) with the first record of {args.data}"
-    )
+    print(f"POST /predict (API key; {result['model']}, threshold {result['threshold']}): first record of {args.data}")
     print(json.dumps({"predictions": result["predictions"], "label in the data": result["label"]}, indent=2))
     return 0
 

@@ -30,7 +30,7 @@ EXAMPLE_ARNS = {
 def resolve(node: Any, resources: dict[str, Any]) -> Any:
     """Intrinsics to example values: a Ref/GetAtt of a resource becomes an ARN of its type."""
     if isinstance(node, dict) and len(node) == 1:
-        (key, value), = node.items()
+        ((key, value),) = node.items()
         target = value if key == "Ref" else value[0] if key == "Fn::GetAtt" else None
         if isinstance(target, str) and target in resources:
             kind = resources[target]["Type"]

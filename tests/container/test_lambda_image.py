@@ -55,7 +55,9 @@ def test_the_seed_record_through_the_lambda_image(endpoint: str, model_dir: Path
     key = generate_api_key()
     with LambdaContainer(bundle_from_model(str(model_dir)), endpoint, "churn") as function:
         with GatewayServer(LambdaInvoker(function.url), key) as api:
-            response = httpx.post(f"{api.url}/predict", headers={"x-api-key": key}, content=json.dumps(record), timeout=60)
+            response = httpx.post(
+                f"{api.url}/predict", headers={"x-api-key": key}, content=json.dumps(record), timeout=60
+            )
             bad = httpx.post(f"{api.url}/predict", headers={"x-api-key": key}, content="{}", timeout=60)
         logs = function.logs()
     assert response.status_code == 200, (response.text, logs[-2000:])

@@ -42,7 +42,9 @@ def test_proxy_event_is_format_1_0_and_a_crash_is_a_502() -> None:
         for body in ("crash", "bad"):
             failed = httpx.post(url, headers={"x-api-key": KEY}, content=body)
             assert (failed.status_code, failed.json()) == (502, {"message": "Internal server error"})
-        binary = httpx.post(url, headers={"x-api-key": KEY, "content-type": "application/octet-stream"}, content=b"\xff")
+        binary = httpx.post(
+            url, headers={"x-api-key": KEY, "content-type": "application/octet-stream"}, content=b"\xff"
+        )
         assert binary.status_code == 201
         assert seen[-1]["isBase64Encoded"] is True and seen[-1]["body"] == "/w=="
 

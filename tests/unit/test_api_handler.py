@@ -75,7 +75,9 @@ def raw(churn_csv: Path) -> pd.DataFrame:
 
 def _api(schema: FeatureSchema, server: Any, threshold: float = 0.6) -> PredictionApi:
     url = f"http://127.0.0.1:{server.server_address[1]}"
-    settings = EndpointSettings(name="churn", url=url, region="us-east-1", read_timeout=0.5, max_attempts=2, unsigned=True)
+    settings = EndpointSettings(
+        name="churn", url=url, region="us-east-1", read_timeout=0.5, max_attempts=2, unsigned=True
+    )
     return PredictionApi(ModelBundle(schema, threshold, "test"), Endpoint(settings))
 
 
@@ -138,7 +140,13 @@ def test_predictions_with_the_bundles_threshold(schema: FeatureSchema, raw: pd.D
     ],
 )
 def test_bad_records_name_each_field(
-    schema: FeatureSchema, raw: pd.DataFrame, stand_in: Any, change: dict[str, Any], status: int, fields: list[str], words: str
+    schema: FeatureSchema,
+    raw: pd.DataFrame,
+    stand_in: Any,
+    change: dict[str, Any],
+    status: int,
+    fields: list[str],
+    words: str,
 ) -> None:
     record = {**raw.iloc[0].to_dict(), **change}
     code, body = _answer(_api(schema, stand_in), _event({"records": [raw.iloc[1].to_dict(), record]}))
@@ -202,7 +210,9 @@ def test_endpoint_failures_are_502(
     assert body["requestId"] == "req-1"
 
 
-def test_endpoint_timeout_is_504_and_unreachable_is_502(schema: FeatureSchema, raw: pd.DataFrame, stand_in: Any) -> None:
+def test_endpoint_timeout_is_504_and_unreachable_is_502(
+    schema: FeatureSchema, raw: pd.DataFrame, stand_in: Any
+) -> None:
     stand_in.mode = "hang"
     code, body = _answer(_api(schema, stand_in), _event(raw.iloc[0].to_dict()))
     assert code == 504
@@ -214,7 +224,9 @@ def test_endpoint_timeout_is_504_and_unreachable_is_502(schema: FeatureSchema, r
     assert "could not reach" in body["message"]
 
 
-def test_an_unexpected_failure_is_a_500_without_details(schema: FeatureSchema, raw: pd.DataFrame, stand_in: Any) -> None:
+def test_an_unexpected_failure_is_a_500_without_details(
+    schema: FeatureSchema, raw: pd.DataFrame, stand_in: Any
+) -> None:
     api = _api(schema, stand_in)
     api.bundle = None  # type: ignore[assignment]  # a broken container state
     code, body = _answer(api, _event(raw.iloc[0].to_dict()))
