@@ -22,12 +22,17 @@ def _fail(exc: KubesageError) -> None:
 @click.command("api")
 @click.option("--endpoint-url", required=True, help="Where the sagemaker-runtime client goes: kubesage serve's URL.")
 @click.option("--endpoint-name", default="kubesage-local", show_default=True, help="The endpoint name to invoke.")
-@click.option("--model", "model", required=True, help="models:/NAME/VERSION or a model dir: schema and threshold.")
+@click.option(
+    "--model",
+    "model",
+    default=None,
+    help="models:/NAME/VERSION or a model dir (schema, threshold); default: the newest customer-churn version.",
+)
 @click.option("--port", type=click.IntRange(1, 65535), default=3000, show_default=True)
 @click.option("--api-key", default=None, help=f"The key clients send as x-api-key (or ${ENV_API_KEY}; else generated).")
 @click.option("--container", is_flag=True, help="Run the handler in the Lambda image under the emulator (Docker).")
 def api_command(
-    endpoint_url: str, endpoint_name: str, model: str, port: int, api_key: str | None, container: bool
+    endpoint_url: str, endpoint_name: str, model: str | None, port: int, api_key: str | None, container: bool
 ) -> None:
     """Serve POST /predict on 127.0.0.1 as API Gateway would, in front of the Lambda handler."""
     from kubesage.api.bundle import bundle_from_model
@@ -39,6 +44,10 @@ def api_command(
         key = generate_api_key()
         click.echo(f"API key (generated; send it as x-api-key): {key}", err=True)
     try:
+        if model is None:
+            from kubesage.api.demo import latest_model
+
+            model = latest_model()
         bundle = bundle_from_model(model)
         if container:
             runtime = LambdaContainer(bundle, endpoint_url, endpoint_name).start()
