@@ -10,8 +10,8 @@ Everything goes through boto3, so AWS_ENDPOINT_URL (moto in server mode, in the 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,8 @@ from kubesage.api.bundle import bundle_from_model
 from kubesage.api.errors import DeployError
 from kubesage.api.package import LambdaZip, build_zip
 from kubesage.api.template import load_template, render
+from kubesage.aws import aws_call as shared_aws_call
+from kubesage.aws import is_not_found
 
 Progress = Callable[[str], None]
 BUILD_DIR = Path("build") / "lambda"
@@ -60,20 +62,9 @@ class DeployResult:
         return {**asdict(self), "key_command": self.key_command}
 
 
-@contextmanager
-def aws_call(action: str) -> Iterator[None]:
-    """botocore's errors as DeployError naming the call and what AWS said."""
-    from botocore.exceptions import BotoCoreError, ClientError, WaiterError
-
-    try:
-        yield
-    except ClientError as exc:
-        error = exc.response.get("Error", {})
-        raise DeployError(f"{action} failed: {error.get('Code')}: {error.get('Message')}") from exc
-    except WaiterError as exc:
-        raise DeployError(f"{action} did not finish: {exc}") from exc
-    except BotoCoreError as exc:
-        raise DeployError(f"{action} failed: {exc}") from exc
+def aws_call(operation: str) -> AbstractContextManager[None]:
+    """kubesage.aws's one botocore error mapping, raising DeployError (or AccessDeniedError)."""
+    return shared_aws_call(operation, DeployError)
 
 
 def _client(service: str, region: str | None) -> Any:
@@ -109,12 +100,13 @@ def upload_code(built: LambdaZip, bucket: str, region: str | None) -> bool:
     from botocore.exceptions import ClientError
 
     s3 = _client("s3", region)
-    try:
-        s3.head_object(Bucket=bucket, Key=built.s3_key)
-        return False
-    except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") not in ("404", "NoSuchKey", "NotFound"):
-            raise DeployError(f"s3:HeadObject s3://{bucket}/{built.s3_key} failed: {exc}") from exc
+    with aws_call(f"s3:HeadObject s3://{bucket}/{built.s3_key}"):
+        try:
+            s3.head_object(Bucket=bucket, Key=built.s3_key)
+            return False
+        except ClientError as exc:
+            if not is_not_found(exc):
+                raise  # mapped by aws_call: access denied, no such bucket, ...
     with aws_call(f"s3:PutObject s3://{bucket}/{built.s3_key}"):
         s3.put_object(Bucket=bucket, Key=built.s3_key, Body=built.path.read_bytes(), Metadata={"sha256": built.sha256})
     return True

@@ -39,6 +39,7 @@ from kubesage.runners.sagemaker.ir import (
     load_ir,
     plan_pipeline,
 )
+from kubesage.tracking.contract import ENV_EXPERIMENT_ID, ENV_PARENT_RUN_ID, ENV_RUNNER, ENV_TRACKING_URI
 
 SHIM_ENTRYPOINT = ["python3", "-m", "kubesage.runners.sagemaker.shim"]
 SPEC_CHANNEL = "kubesage-spec"
@@ -53,9 +54,9 @@ MODEL_DIR = "/opt/ml/model"
 APPROVAL_PARAMETER = "ModelApprovalStatus"
 # Per-run tracking values: parameters, so one pipeline definition serves every run.
 TRACKING_PARAMETERS = {
-    "KubesageMlflowTrackingUri": "MLFLOW_TRACKING_URI",
-    "KubesageMlflowParentRunId": "KUBESAGE_MLFLOW_PARENT_RUN_ID",
-    "KubesageMlflowExperimentId": "KUBESAGE_MLFLOW_EXPERIMENT_ID",
+    "KubesageMlflowTrackingUri": ENV_TRACKING_URI,
+    "KubesageMlflowParentRunId": ENV_PARENT_RUN_ID,
+    "KubesageMlflowExperimentId": ENV_EXPERIMENT_ID,
 }
 _STEP_NAME_RE = re.compile(r"^[A-Za-z0-9\-_]{1,64}$")
 _PIPELINE_NAME_RE = re.compile(r"[^A-Za-z0-9\-]+")
@@ -254,7 +255,7 @@ class _Builder:
         env: dict[str, Any] = {e["name"]: e["value"] for e in task.container.get("env", [])}
         for param, variable in TRACKING_PARAMETERS.items():
             env[variable] = self.parameters[param]
-        env["KUBESAGE_RUNNER"] = "sagemaker-local" if self.config.local_mode else "sagemaker"
+        env[ENV_RUNNER] = "sagemaker-local" if self.config.local_mode else "sagemaker"
         env["KUBESAGE_SAGEMAKER_EXECUTION_ARN"] = ExecutionVariables.PIPELINE_EXECUTION_ARN
         return env
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import re
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
+
+from kubesage.runners.base import RunnerOptions
 
 _BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$")
 _ROLE_RE = re.compile(r"^arn:aws[a-z\-]*:iam::\d{12}:role/[\w+=,.@\-/]+$")
@@ -15,16 +17,20 @@ DEFAULT_ROLE = "arn:aws:iam::000000000000:role/kubesage-sagemaker-execution"
 DEFAULT_BUCKET = "kubesage-artifacts"
 
 
-class SageMakerConfig(BaseModel):
+class SageMakerConfig(RunnerOptions):
     """Where and how the compiled pipeline runs. Every field has an offline-safe default."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    image_uri: str = DEFAULT_IMAGE
-    role_arn: str = DEFAULT_ROLE
-    bucket: str = DEFAULT_BUCKET
+    image_uri: str = Field(
+        default=DEFAULT_IMAGE, description="the step image URI (ECR)", json_schema_extra={"flag": "--image"}
+    )
+    role_arn: str = Field(
+        default=DEFAULT_ROLE, description="the pipeline execution role ARN", json_schema_extra={"flag": "--role"}
+    )
+    bucket: str = Field(
+        default=DEFAULT_BUCKET, description="the S3 bucket for artifacts", json_schema_extra={"flag": "--bucket"}
+    )
     prefix: str = "kubesage"
-    region: str = "us-east-1"
+    region: str = Field(default="us-east-1", description="the AWS region", json_schema_extra={"flag": "--region"})
     pipeline_name: str | None = Field(default=None, description="defaults to the KFP pipeline name")
     default_instance_type: str = "ml.m5.large"
     instance_types: dict[str, str] = Field(default_factory=dict, description="task name -> instance type")

@@ -20,10 +20,12 @@ import tarfile
 from pathlib import Path
 from typing import Any
 
+from kubesage.tracking.contract import HANDOFF_ENV
+
 EXECUTOR_OUTPUT = "executor_output.json"
 # Tracking variables arrive as pipeline parameters whose default is ""; an empty
 # MLFLOW_TRACKING_URI would point MLflow at the wrong place, so they are dropped.
-_DROP_IF_EMPTY = ("MLFLOW_TRACKING_URI", "KUBESAGE_MLFLOW_PARENT_RUN_ID", "KUBESAGE_MLFLOW_EXPERIMENT_ID")
+_DROP_IF_EMPTY = HANDOFF_ENV
 
 
 def cast_parameter(value: str, parameter_type: str) -> Any:
