@@ -30,6 +30,7 @@ lint: setup
 	$(BIN)/mypy
 	bash scripts/lint-imports.sh
 	$(BIN)/python scripts/lint_policies.py  # policy-lint: runners/sagemaker/iam/*.json (parliament + kubesage rules)
+	bash lambda/lint.sh
 
 ui: setup
 	$(BIN)/kubesage ui
@@ -42,6 +43,7 @@ image: setup
 	bash containers/common/base-image.sh
 	bash containers/common/wheelhouse.sh
 	bash containers/xgboost-daal4py/build.sh
+	bash lambda/build-image.sh
 
 bench: setup
 	@command -v wrk >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq wrk >/dev/null)

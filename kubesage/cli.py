@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from kubesage.api import cli as api_cli
 from kubesage.errors import KubesageError
 from kubesage.redact import redact_text, redact_uri
 
@@ -368,6 +369,10 @@ def ui(port: int, host: str) -> None:
     command = ["mlflow", "ui", "--backend-store-uri", uri, "--host", host, "--port", str(port), "--workers", "1"]
     os.execvp(sys.executable, [sys.executable, "-m", *command])
 
+
+main.add_command(api_cli.api_command)
+main.add_command(api_cli.deploy_command)
+main.add_command(api_cli.approve_command)
 
 if __name__ == "__main__":
     main()
