@@ -60,9 +60,14 @@ def grant_read(folders: Iterable[Path]) -> None:
     SageMaker's local mode downloads inputs into root-only temporary folders on the host and mounts
     them; the unprivileged step must still read them. Existing permissions are only widened for reading.
     """
+    traverse = stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH
     for folder in folders:
         if not folder.exists():
             continue
+        # The folders above must be passable too (local mode mounts /opt/ml/input itself 0700).
+        for parent in folder.resolve().parents:
+            if parent.stat().st_mode & traverse != traverse:
+                parent.chmod(parent.stat().st_mode | traverse)
         for path in [folder, *folder.rglob("*")]:
             if path.is_symlink():
                 continue

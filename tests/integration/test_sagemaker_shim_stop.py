@@ -142,6 +142,7 @@ def test_the_component_runs_as_the_unprivileged_user(tmp_path_factory: pytest.Te
         (data_dir / "data").write_text("rows\n")
         (data_dir / "data").chmod(0o600)
         data_dir.chmod(0o700)
+        data_dir.parent.chmod(0o700)  # local mode mounts /opt/ml/input itself root-only
         spec_dir, digest = _spec(
             root,
             ["sh", "-c", f"id -u > {out} && cat {data_dir / 'data'} >> {out}"],
