@@ -87,15 +87,18 @@ def _download_s3(uri: str, bucket: str, key: str, workdir: Path | None) -> Path:
 
 
 def _describe_s3_error(uri: str, exc: Any) -> str:
-    error = exc.response.get("Error", {})
-    code = str(error.get("Code", ""))
-    if code in {"404", "NoSuchKey", "NotFound"}:
-        return f"{uri}: no such S3 object; check the bucket and key"
+    """An input that cannot be read is the user's data problem (DataError), so the message says
+    what to fix; the code comes from the one botocore mapping (kubesage.aws)."""
+    from kubesage.aws import ACCESS_DENIED_CODES, NOT_FOUND_CODES, error_code
+
+    code = error_code(exc)
     if code == "NoSuchBucket":
         return f"{uri}: S3 bucket does not exist; check the bucket name"
-    if code in {"403", "AccessDenied", "Forbidden"}:
+    if code in NOT_FOUND_CODES:
+        return f"{uri}: no such S3 object; check the bucket and key"
+    if code in ACCESS_DENIED_CODES:
         return f"{uri}: access denied; the role or credentials need s3:GetObject on this object"
-    return f"{uri}: S3 refused the download ({code or 'error'}: {error.get('Message', exc)})"
+    return f"{uri}: S3 refused the download ({code or 'error'}: {exc.response.get('Error', {}).get('Message', exc)})"
 
 
 def file_sha256(path: Path | str) -> str:

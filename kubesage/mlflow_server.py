@@ -44,7 +44,7 @@ def _signal_group(process: subprocess.Popen[bytes], signum: int) -> None:
 
 
 def start_mlflow_server(
-    root: Path, host: str = "127.0.0.1", port: int | None = None, timeout: float = 90.0
+    root: Path, host: str = "127.0.0.1", port: int | None = None, timeout: float = 240.0
 ) -> MlflowServer:
     """A server with a SQLite backend in `root` and artifacts proxied into `root/artifacts`."""
     root.mkdir(parents=True, exist_ok=True)

@@ -2,6 +2,7 @@
 
     python3 -m kubesage.runners.sagemaker.shim --task T --spec-dir DIR --spec-sha256 HEX
                                                [--param NAME VALUE]... [--data-param NAME DIR URI]...
+                                               [--param-item NAME TYPE VALUE]...
 
 It reads the task spec the compiler wrote (the component's command, constants, where SageMaker put
 inputs and wants outputs) after checking it against the sha256 the pipeline definition pins
@@ -51,6 +52,12 @@ def cast_parameter(value: str, parameter_type: str) -> Any:
     return json.loads(value)
 
 
+def _single_entry(directory: Path) -> Path:
+    """An imported artifact's channel holds one object: hand the task that file."""
+    entries = sorted(p for p in directory.iterdir())
+    return entries[0] if len(entries) == 1 else directory
+
+
 def data_path(directory: Path, uri: str) -> Path:
     """What the task gets for a data parameter: the object the URI names, not its prefix neighbours.
 
@@ -90,13 +97,20 @@ def unpack_model(directory: Path, name: str) -> Path:
 
 
 def build_executor_input(
-    spec: dict[str, Any], params: dict[str, str], data_params: dict[str, tuple[str, str]], workdir: Path
+    spec: dict[str, Any],
+    params: dict[str, str],
+    data_params: dict[str, tuple[str, str]],
+    workdir: Path,
+    items: list[list[str]] | None = None,
 ) -> dict[str, Any]:
     """KFP's ExecutorInput (as JSON) for this task, pointing at SageMaker's directories."""
     declared = spec["component"].get("inputDefinitions", {}).get("parameters", {})
     values: dict[str, Any] = dict(spec["constants"])
     for name, raw in params.items():
         values[name] = cast_parameter(raw, declared.get(name, {}).get("parameterType", "STRING"))
+    # dsl.Collected over an unrolled loop: one --param-item per iteration, in order, typed like its producer
+    for name, item_type, raw in items or []:
+        values.setdefault(name, []).append(cast_parameter(raw, item_type))
     for name, (download_dir, uri) in data_params.items():
         values[name] = str(data_path(Path(download_dir), uri))
     for name, pdef in declared.items():
@@ -105,7 +119,11 @@ def build_executor_input(
     artifacts: dict[str, Any] = {}
     for name, art in spec["input_artifacts"].items():
         directory = Path(art["dir"])
-        path: Path = unpack_model(directory, name) if art["packed"] else directory / art["file"]
+        path: Path
+        if art["packed"]:
+            path = unpack_model(directory, name)
+        else:  # an imported S3 URI known only at run time has no file name in the spec: take what arrived
+            path = directory / art["file"] if art["file"] else _single_entry(directory)
         artifacts[name] = {"artifacts": [{"name": name, "type": art["type"], "uri": str(path), "metadata": {}}]}
     outputs = {
         name: {"artifacts": [{"name": name, "type": art["type"], "uri": art["path"], "metadata": {}}]}
@@ -149,6 +167,10 @@ def collect_outputs(spec: dict[str, Any], executor_input: dict[str, Any]) -> dic
             text = path.read_text()
             ptype = declared.get(name, {}).get("parameterType", "STRING")
             parameters[name] = text if ptype == "STRING" else json.loads(text)
+    for name, value in parameters.items():
+        # lists and dicts reach downstream steps through JsonGet as text: keep them JSON, the reader decodes
+        if declared.get(name, {}).get("parameterType") in ("LIST", "STRUCT") and not isinstance(value, str):
+            parameters[name] = json.dumps(value)
     metadata = {
         name: (entry.get("artifacts") or [{}])[0].get("metadata", {})
         for name, entry in executor_output.get("artifacts", {}).items()
@@ -159,7 +181,7 @@ def collect_outputs(spec: dict[str, Any], executor_input: dict[str, Any]) -> dic
 # Options the compiler emits with a fixed number of values. A value may start with '-' (a negative
 # number such as -1e-05, or any string), which argparse would take for an option, so these are
 # split off verbatim before argparse parses the rest.
-_VALUE_OPTIONS = {"--param": 2, "--data-param": 3}
+_VALUE_OPTIONS = {"--param": 2, "--data-param": 3, "--param-item": 3}
 
 
 def split_value_options(argv: list[str]) -> tuple[list[str], dict[str, list[list[str]]]]:
@@ -195,6 +217,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(rest)
     args.param = {name: value for name, value in values["--param"]}
     args.data_param = {name: (directory, uri) for name, directory, uri in values["--data-param"]}
+    args.param_item = values["--param-item"]
     return args
 
 
@@ -230,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
     for art in spec["output_artifacts"].values():
         Path(art["path"]).parent.mkdir(parents=True, exist_ok=True)
     try:
-        executor_input = build_executor_input(spec, args.param, args.data_param, workdir)
+        executor_input = build_executor_input(spec, args.param, args.data_param, workdir, args.param_item)
     except (ValueError, FileNotFoundError) as exc:
         print(f"kubesage shim: task '{args.task}': {exc}", file=sys.stderr)
         return 2
