@@ -327,12 +327,17 @@ def runs(pipeline_name: str | None, limit: int, output_format: str) -> None:
     "--model-dir", "model_dir", default=None, help="A model directory (xgboost-model.ubj [+ feature_schema.json])."
 )
 @click.option("--model", "model_uri", default=None, help="An MLflow model URI, e.g. models:/customer-churn/1.")
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", type=int, default=8080, show_default=True)
+@click.option("--host", default=None, help="Interface to listen on (default: $KUBESAGE_SERVE_HOST or 127.0.0.1).")
+@click.option("--port", type=int, default=None, help="Port (default: $SAGEMAKER_BIND_TO_PORT or 8080).")
 @click.option("--workers", type=click.IntRange(min=1), default=None, help="Worker processes (default: CPUs).")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="daal4py threads per worker.")
 def serve(
-    model_dir: str | None, model_uri: str | None, host: str, port: int, workers: int | None, threads: int | None
+    model_dir: str | None,
+    model_uri: str | None,
+    host: str | None,
+    port: int | None,
+    workers: int | None,
+    threads: int | None,
 ) -> None:
     """Serve a model over SageMaker's /ping and /invocations contract, without Docker."""
     from kubesage.serving.model_source import resolve_model_dir
