@@ -33,9 +33,9 @@ _STATUS = {"RUNNING": "started", "SUCCEEDED": "succeeded", "FAILED": "failed", "
            "SKIPPED": "skipped"}  # fmt: skip
 SERVER_HINT = (
     "start one the pods can reach, e.g. `mlflow server --backend-store-uri sqlite:///mlflow-server.db "
-    "--artifacts-destination ./mlartifacts --host 0.0.0.0 --port 5000`, then "
-    "`export MLFLOW_TRACKING_URI=http://host.minikube.internal:5000` (on minikube; elsewhere an address the "
-    "cluster's pods can reach)"
+    "--artifacts-destination ./mlartifacts --host 0.0.0.0 --port 5000`, then `export MLFLOW_TRACKING_URI="
+    "http://ADDRESS:5000` with an ADDRESS both this machine and the pods reach (on minikube: "
+    "`minikube ssh -- grep host.minikube.internal /etc/hosts`)"
 )
 
 

@@ -54,6 +54,7 @@ class Faults:
     cancel_after_task: str | None = None  # the run is canceled (as from the UI) once this task succeeds
     unauthorized: int = 0  # answer the next N requests 401, then serve again
     server_errors: int = 0  # answer the next N requests 503, then serve again
+    forbidden: int = 0  # answer the next N requests 403 (a profile the identity may not use)
     never_finish: bool = False  # runs stay RUNNING and never start a task
 
     def run_faults(self) -> dict[str, Any]:
@@ -408,6 +409,9 @@ class KfpStandin:
             if self.faults.unauthorized > 0:
                 self.faults.unauthorized -= 1
                 raise ApiError(401, "Unauthenticated: the request's bearer token is missing, expired or invalid")
+            if self.faults.forbidden > 0:
+                self.faults.forbidden -= 1
+                raise ApiError(403, "PermissionDenied: the user may not access the namespace's pipelines")
             if self.faults.server_errors > 0:
                 self.faults.server_errors -= 1
                 raise ApiError(503, "upstream connect error or disconnect/reset before headers")
