@@ -186,7 +186,7 @@ class KfpRunner(Runner):
         if run.state == "CANCELED":
             raise RunInterruptedError(f"KFP run {run_id} was canceled on the cluster (from the UI or the API)")
         reason = failed_step_reason(context.tracking) or _task_errors(run) or _run_error(run)
-        raise RunnerError(f"KFP run {run_id} ended {run.state}: {reason}")
+        raise RunnerError(f"KFP run {run_id} failed: {reason}")
 
     def _timed_out(self, api: KfpApi, run_id: str) -> RunnerError:
         why = f"KFP run {run_id} did not finish within {self.options.timeout_seconds:.0f} s"

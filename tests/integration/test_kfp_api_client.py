@@ -17,9 +17,9 @@ from kubesage.runners.base import CallbackProgress
 from kubesage.runners.kfp import KfpOptions
 from kubesage.runners.kfp.client import KfpApi
 from tests.standins.kfp_api import Faults, KfpStandin
-from tests.standins.kfp_fixtures import kfp_standin  # noqa: F401
+from tests.standins.kfp_fixtures import kfp_faults_reset, kfp_standin  # noqa: F401
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("kfp_faults_reset")]
 
 
 def make_api(host: str, **options: object) -> tuple[KfpApi, list[str], list[float]]:

@@ -16,9 +16,11 @@ import pytest
 from tests.standins.kfp_api import Faults, KfpStandin
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def kfp_standin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KfpStandin]:
-    """The KFP v2beta1 API stand-in on 127.0.0.1 (one per test module); runs execute with kfp.local."""
+    """The KFP v2beta1 API stand-in on 127.0.0.1 (one per session); runs execute with kfp.local.
+
+    Tests that inject `Faults` reset them when done (see `kfp_faults_reset`)."""
     standin = KfpStandin(tmp_path_factory.mktemp("kfp-standin")).start()
     try:
         yield standin
@@ -26,12 +28,20 @@ def kfp_standin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KfpStandin
         standin.stop()
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def kfp_runner_options(kfp_standin: KfpStandin) -> dict[str, Any]:
-    """Options for `get_runner("kfp", options)` (or `--option NAME=VALUE`) pointing at a fault-free stand-in.
+    """Options for `get_runner("kfp", options)` (or `--option NAME=VALUE`) pointing at the stand-in.
 
     The runs' tasks need MLFLOW_TRACKING_URI to be a server (the runner refuses SQLite: pods cannot
     share a file), e.g. the integration suite's `mlflow_server` fixture.
     """
-    kfp_standin.faults = Faults()
     return {"host": kfp_standin.url, "poll_seconds": 0.5, "timeout_seconds": 900.0}
+
+
+@pytest.fixture
+def kfp_faults_reset(kfp_standin: KfpStandin) -> Iterator[KfpStandin]:
+    """The stand-in, with its faults cleared after the test (so no other test meets them)."""
+    try:
+        yield kfp_standin
+    finally:
+        kfp_standin.faults = Faults()
