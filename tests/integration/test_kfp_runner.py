@@ -9,6 +9,7 @@ the stand-in executes each run with kfp.local in a clean process instead (tests/
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -167,7 +168,8 @@ def test_the_submitted_ir_carries_the_handoff_and_nothing_else(
         assert env["KUBESAGE_MLFLOW_PARENT_RUN_ID"] == runs["kfp"]["mlflow_run_id"]
     # The relative data path was submitted as the absolute path the tasks (not this cwd) can open.
     assert stored.model.runtime_config.parameters["input_data"] == str(churn_csv.resolve())
-    assert all(task["cachingOptions"]["enableCache"] is False for task in stored.spec["root"]["dag"]["tasks"].values())
+    # Caching off on every task (protojson leaves out a false flag; the compiled IR had it true).
+    assert all(not t.get("cachingOptions", {}).get("enableCache") for t in stored.spec["root"]["dag"]["tasks"].values())
 
 
 def test_401_ends_cleanly_then_the_next_run_succeeds(runs: dict[str, Any], mlflow_server: MlflowServer) -> None:
@@ -243,7 +245,8 @@ def test_sqlite_tracking_is_refused_before_anything_runs(
     seen = len(kfp_standin.requests)
     result = kfp_run(kfp_standin, workdir, f"sqlite:///{workdir / 'laptop.db'}", churn_csv)
     assert result.code == 1
-    assert "cannot reach a file on this machine" in result.stderr and "mlflow server" in result.stderr
+    error = result.json["error"]
+    assert "KFP pods cannot reach a file on this machine" in error and "mlflow server --backend-store-uri" in error
     assert len(kfp_standin.requests) == seen  # nothing was submitted
     assert not (workdir / "laptop.db").exists()  # nor recorded
 
@@ -267,10 +270,11 @@ def test_ctrl_c_without_a_terminal_leaves_the_run_and_says_how_to_stop_it(
         time.sleep(0.2)
     time.sleep(1.0)  # the runner is now following the run
     process.send_signal(signal.SIGINT)
-    _, err = process.communicate(timeout=60)
+    out, err = process.communicate(timeout=60)
     (run_id,) = set(kfp_standin.runs) - runs_before
     assert process.returncode == 130, err[-2000:]
-    assert f"{run_id}:terminate" in err and "keeps running" in err
+    failure = json.loads(out)["failure"]
+    assert f"{run_id}:terminate" in failure and "keeps running" in failure
     assert "Traceback" not in err
     assert kfp_standin.runs[run_id].model.state == "RUNNING"  # not terminated without asking
     kfp_standin.terminate_run(run_id)
@@ -301,3 +305,44 @@ def test_compile_target_kfp_writes_valid_ir_with_the_image(workdir: Path) -> Non
     images = {e["container"]["image"] for e in spec["deploymentSpec"]["executors"].values()}
     assert images == {"registry.local/kubesage:1"}
     assert not any("env" in e["container"] for e in spec["deploymentSpec"]["executors"].values())
+
+
+def test_ctrl_c_answered_yes_terminates_the_run(
+    kfp_standin: KfpStandin,  # noqa: F811
+    mlflow_server: MlflowServer,
+    workdir: Path,
+    churn_csv: Path,
+) -> None:
+    """The terminal path: a real KeyboardInterrupt in the main thread, the question answered yes."""
+    import _thread
+    import threading
+
+    from kubesage.environment import environment
+    from kubesage.pipeline_source import load_pipeline
+    from kubesage.runners.kfp.runner import KfpRunner
+
+    kfp_standin.faults = Faults(never_finish=True)
+    before = set(kfp_standin.runs)
+    questions: list[str] = []
+
+    def answer_yes(question: str) -> bool:
+        questions.append(question)
+        return True
+
+    def press_ctrl_c() -> None:
+        deadline = time.monotonic() + 120
+        while set(kfp_standin.runs) == before and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(0.5)  # the runner is now following the run
+        _thread.interrupt_main()
+
+    runner = KfpRunner({"host": kfp_standin.url, "poll_seconds": 0.2}, ask=answer_yes)
+    pipeline = load_pipeline("customer_churn", workdir / "ir")
+    threading.Thread(target=press_ctrl_c, daemon=True).start()
+    with environment({"MLFLOW_TRACKING_URI": mlflow_server.url}):
+        result = runner.run(pipeline, {"input_data": str(churn_csv)})
+    (run_id,) = set(kfp_standin.runs) - before
+    assert questions == [f"terminate KFP run {run_id} on the cluster? [y/N] "]
+    assert result.status == "interrupted" and f"KFP run {run_id} was terminated" in (result.failure or "")
+    assert kfp_standin.runs[run_id].model.state == "CANCELED"
+    assert result.registered_model_version is None
