@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from kubesage.components import defaults
 from kubesage.components.datasets import read_labelled_csv
 from kubesage.components.evaluate import EVALUATION_FILENAME, read_metric
 from kubesage.errors import TrackingError
@@ -14,7 +15,7 @@ from kubesage.features import FEATURE_SCHEMA_FILENAME, FeatureSchema
 from kubesage.modelio import load_booster
 from kubesage.tracking import tracking_uri
 
-DEFAULT_MODEL_NAME = "customer-churn"
+DEFAULT_MODEL_NAME = defaults.MODEL_NAME
 INPUT_EXAMPLE_ROWS = 3
 
 

@@ -16,6 +16,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from kubesage.components import defaults
 from kubesage.errors import KubesageError
 from kubesage.tracking import step_run
 from kubesage.tracking.contract import (
@@ -60,9 +61,9 @@ def preprocess_step(
     validation_path: str,
     test_path: str,
     schema_path: str,
-    seed: int = 42,
-    train_fraction: float = 0.7,
-    validation_fraction: float = 0.18,
+    seed: int = defaults.SEED,
+    train_fraction: float = defaults.TRAIN_FRACTION,
+    validation_fraction: float = defaults.VALIDATION_FRACTION,
 ) -> dict[str, float]:
     from kubesage.components.preprocess import SplitFractions, preprocess
 
@@ -114,7 +115,9 @@ def train_step(
     return _run("train", body)
 
 
-def evaluate_step(test_path: str, model_dir: str, evaluation_path: str, threshold: float = 0.5) -> Evaluation:
+def evaluate_step(
+    test_path: str, model_dir: str, evaluation_path: str, threshold: float = defaults.DECISION_THRESHOLD
+) -> Evaluation:
     from kubesage.components.evaluate import evaluate_model, plot_confusion, plot_roc, write_evaluation
 
     def body() -> Evaluation:
@@ -137,7 +140,7 @@ def register_step(
     schema_path: str,
     evaluation_path: str,
     test_path: str,
-    model_name: str = "customer-churn",
+    model_name: str = defaults.MODEL_NAME,
 ) -> Registration:
     from kubesage.components.register import register_model
 

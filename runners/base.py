@@ -32,6 +32,7 @@ from kubesage.tracking import (
 )
 from kubesage.tracking.contract import (
     TAG_BACKEND_RUN_ID,
+    TAG_FAILURE,
     TAG_NOT_REGISTERED,
     TAG_PARENT_RUN_ID,
     TAG_REGISTERED_NAME,
@@ -126,6 +127,9 @@ class RunResult:
     failure: str | None
     wall_seconds: float
     steps: list[StepSummary]
+    # step name -> the reason it recorded in MLflow: the same on every backend, whatever the
+    # backend's own message (`failure`) looks like.
+    failed_steps: dict[str, str] = field(default_factory=dict)
     tracking_uri: str = ""
 
     @property
@@ -250,6 +254,11 @@ def collect_result(
         )
         for child in children
     ]
+    failed_steps = {
+        child.data.tags.get(TAG_STEP, child.info.run_name or "?"): child.data.tags.get(TAG_FAILURE, "")
+        for child in children
+        if child.info.status == "FAILED"
+    }
     tags = parent.data.tags
     return RunResult(
         status=_RESULT_STATUS[status],
@@ -265,5 +274,6 @@ def collect_result(
         failure=failure,
         wall_seconds=wall_seconds,
         steps=steps,
+        failed_steps=failed_steps,
         tracking_uri=display_uri(tracking.tracking_uri),
     )

@@ -21,13 +21,6 @@ from kubesage.runners.sagemaker.config import SageMakerConfig
 from kubesage.tracking import PipelineRun
 
 
-def parameter_text(value: Any) -> str:
-    """SageMaker takes every parameter value as a string; booleans as true/false."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
-
-
 def handoff_parameters(tracking: PipelineRun) -> dict[str, str]:
     """The MLflow hand-off as pipeline parameters; refuses a URI that carries credentials."""
     parts = urlsplit(tracking.tracking_uri)
