@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from kubesage.components import defaults
 from kubesage.errors import KubesageError
+from kubesage.redact import redact_text
 from kubesage.tracking import step_run
 from kubesage.tracking.contract import (
     TAG_DATA_SHA256,
@@ -44,7 +45,7 @@ def reported(step: str) -> Iterator[None]:
     try:
         yield
     except KubesageError as exc:
-        message = f"{type(exc).__name__}: {exc}"
+        message = redact_text(f"{type(exc).__name__}: {exc}")
         write_failure(step, message)
         print(f"kubesage: step {step} failed: {message}", file=sys.stderr)
         raise SystemExit(exc.exit_code) from exc
@@ -147,7 +148,14 @@ def register_step(
     def body() -> Registration:
         with step_run("register") as tracker:
             registration = register_model(
-                model_dir, schema_path, evaluation_path, test_path, model_name, run_id=tracker.run_id
+                model_dir,
+                schema_path,
+                evaluation_path,
+                test_path,
+                model_name,
+                run_id=tracker.run_id,
+                # The parent run's id survives step retries: it makes a retried registration a no-op.
+                pipeline_run_id=tracker.parent_run_id,
             )
             tracker.set_tags(
                 {TAG_REGISTERED_NAME: registration.name, TAG_REGISTERED_VERSION: registration.version},

@@ -20,6 +20,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from kubesage.errors import KubesageError
+from kubesage.redact import redact_text, redact_uri
 
 F = TypeVar("F", bound=Callable[..., Any])
 WORK_DIR = Path("build") / "kubesage"
@@ -27,9 +28,12 @@ err_console = Console(stderr=True)
 
 
 def _fail(exc: KubesageError, as_json: bool) -> None:
+    # Messages may quote a tracking or data URI: never print the credentials in one.
+    message = redact_text(str(exc))
     if as_json:
-        click.echo(json.dumps({"status": "error", "error": str(exc), "kind": type(exc).__name__}))
-    err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        click.echo(json.dumps({"status": "error", "error": message, "kind": type(exc).__name__}))
+    # soft_wrap: one line whatever the terminal width, so scripts and logs see the whole message
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     sys.exit(exc.exit_code)
 
 
@@ -158,7 +162,7 @@ def run(
         _fail(exc, as_json)
         return
     if as_json:
-        click.echo(json.dumps(result.to_dict(), indent=2))
+        click.echo(redact_text(json.dumps(result.to_dict(), indent=2)))
     else:
         _print_result(result)
     if not result.succeeded:
@@ -299,7 +303,7 @@ def runs(pipeline_name: str | None, limit: int, output_format: str) -> None:
         _fail(exc, output_format == "json")
         return
     if output_format == "json":
-        click.echo(json.dumps([r.to_dict() for r in rows], indent=2))
+        click.echo(redact_text(json.dumps([r.to_dict() for r in rows], indent=2)))
         return
     metric_names = sorted({name for r in rows for name in r.metrics})
     table = Table(title="kubesage runs (newest first)", title_justify="left")
@@ -353,7 +357,7 @@ def ui(port: int, host: str) -> None:
 
     uri = tracking_uri()
     if not uri.startswith("sqlite:"):
-        err_console.print(f"MLFLOW_TRACKING_URI is {uri}: open that server's UI in a browser.")
+        err_console.print(f"MLFLOW_TRACKING_URI is {redact_uri(uri)}: open that server's UI in a browser.")
         return
     err_console.print(f"MLflow UI on http://{host}:{port} for {uri}")
     command = ["mlflow", "ui", "--backend-store-uri", uri, "--host", host, "--port", str(port), "--workers", "1"]

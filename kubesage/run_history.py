@@ -7,7 +7,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from kubesage import tracking as t
-from kubesage.errors import TrackingError
+from kubesage.errors import ParameterError, TrackingError
+from kubesage.redact import redact_text, redact_uri
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,22 @@ class RunRow:
         return asdict(self)
 
 
+def filter_literal(value: str) -> str:
+    """`value` as a string literal of an MLflow search filter, or ParameterError if it cannot be one.
+
+    MLflow's filter grammar has no escape sequence (it strips the outer quotes), so a value is put
+    in whichever quote it does not contain; one holding both quotes, a backslash (the tokenizer
+    reads it as an escape) or a control character cannot be expressed and is refused.
+    """
+    if "\\" in value or ("'" in value and '"' in value) or any(ord(c) < 32 for c in value):
+        raise ParameterError(
+            f"pipeline name {value!r} cannot be searched for: it holds both quote characters, a backslash "
+            "or a control character"
+        )
+    quote = '"' if "'" in value else "'"
+    return f"{quote}{value}{quote}"
+
+
 def recent_runs(pipeline: str | None = None, limit: int = 20, uri: str | None = None) -> list[RunRow]:
     """Parent runs of kubesage pipelines across experiments, newest first."""
     from mlflow import MlflowClient
@@ -33,7 +50,7 @@ def recent_runs(pipeline: str | None = None, limit: int = 20, uri: str | None = 
     client = MlflowClient(tracking_uri=uri)
     filters = [f"tags.`{t.TAG_KIND}` = 'pipeline'"]
     if pipeline:
-        filters.append(f"tags.`{t.TAG_PIPELINE}` = '{pipeline}'")
+        filters.append(f"tags.`{t.TAG_PIPELINE}` = {filter_literal(pipeline)}")
     try:
         experiments = [e.experiment_id for e in client.search_experiments(view_type=ViewType.ACTIVE_ONLY)]
         found = (
@@ -47,7 +64,7 @@ def recent_runs(pipeline: str | None = None, limit: int = 20, uri: str | None = 
             else []
         )
     except Exception as exc:
-        raise TrackingError(f"cannot read runs from MLflow at {uri}: {exc}") from exc
+        raise TrackingError(f"cannot read runs from MLflow at {redact_uri(uri)}: {redact_text(str(exc))}") from exc
     rows = []
     for run in found:
         tags = run.data.tags

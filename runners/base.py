@@ -22,9 +22,9 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from kubesage.errors import KubesageError, ParameterError, RunInterruptedError, RunnerError
 from kubesage.parameters import effective_parameters, parameter_specs, resolve_parameters
 from kubesage.pipeline_source import PipelineSource
+from kubesage.redact import redact_uri
 from kubesage.tracking import (
     PipelineRun,
-    display_uri,
     finish_pipeline_run,
     mlflow_call,
     start_pipeline_run,
@@ -235,10 +235,10 @@ def collect_result(
     failure: str | None,
 ) -> RunResult:
     """Read the run's outcome back from MLflow, where every backend's steps recorded it."""
-    from mlflow import MlflowClient
+    from kubesage.tracking.sqlite_store import mlflow_client
 
     tracking = context.tracking
-    client = MlflowClient(tracking_uri=tracking.tracking_uri)
+    client = mlflow_client(tracking.tracking_uri)
     with mlflow_call("read the finished run back", tracking.tracking_uri):
         parent = client.get_run(tracking.run_id)
         children = client.search_runs(
@@ -275,5 +275,5 @@ def collect_result(
         wall_seconds=wall_seconds,
         steps=steps,
         failed_steps=failed_steps,
-        tracking_uri=display_uri(tracking.tracking_uri),
+        tracking_uri=redact_uri(tracking.tracking_uri),
     )

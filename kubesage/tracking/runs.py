@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from kubesage.redact import redact_text
 from kubesage.tracking.contract import (
     ENV_EXPERIMENT_ID,
     ENV_EXPERIMENT_NAME,
@@ -92,9 +93,9 @@ class PipelineRun:
 
 
 def _client(uri: str) -> Any:
-    from mlflow import MlflowClient
+    from kubesage.tracking.sqlite_store import mlflow_client
 
-    return MlflowClient(tracking_uri=uri)
+    return mlflow_client(uri)
 
 
 def ensure_experiment(name: str, uri: str) -> str:
@@ -146,7 +147,7 @@ def finish_pipeline_run(run: PipelineRun, status: str, failure: str | None = Non
     client = _client(run.tracking_uri)
     with mlflow_call("close the pipeline run", run.tracking_uri):
         if failure:
-            client.set_tag(run.run_id, TAG_FAILURE, failure[:5000])
+            client.set_tag(run.run_id, TAG_FAILURE, redact_text(failure)[:5000])
         client.set_terminated(run.run_id, status=status)
 
 
@@ -231,7 +232,7 @@ def step_run(step: str) -> Iterator[StepTracker]:
     except BaseException as exc:
         status = "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED"
         with mlflow_call(f"close the run of step {step}", uri):
-            client.set_tag(run.info.run_id, TAG_FAILURE, str(exc)[:5000] or type(exc).__name__)
+            client.set_tag(run.info.run_id, TAG_FAILURE, redact_text(str(exc))[:5000] or type(exc).__name__)
             client.set_terminated(run.info.run_id, status=status)
         raise
     with mlflow_call(f"close the run of step {step}", uri):

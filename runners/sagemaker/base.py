@@ -10,10 +10,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from kubesage.errors import RunnerError
 from kubesage.pipeline_source import PipelineSource
+from kubesage.redact import uri_credentials
 from kubesage.runners.base import Runner
 from kubesage.runners.sagemaker.client import SageMakerClient
 from kubesage.runners.sagemaker.compiler import TRACKING_PARAMETERS, CompiledPipeline, compile_spec
@@ -22,14 +22,14 @@ from kubesage.tracking import PipelineRun
 
 
 def handoff_parameters(tracking: PipelineRun) -> dict[str, str]:
-    """The MLflow hand-off as pipeline parameters; refuses a URI that carries credentials."""
-    parts = urlsplit(tracking.tracking_uri)
-    if parts.username or parts.password or parts.query:
+    """The MLflow hand-off as pipeline parameters; refuses a URI that carries any credential."""
+    credentials = uri_credentials(tracking.tracking_uri)
+    if credentials:
         # Pipeline parameters are returned by DescribePipelineExecution to anyone who can read it.
         raise RunnerError(
-            "MLFLOW_TRACKING_URI carries credentials or a query string; SageMaker pipeline parameters are not "
-            "secret. Give the steps MLFLOW_TRACKING_USERNAME/PASSWORD (or a token) through the job role's secrets "
-            "and use a plain https://host URI"
+            f"MLFLOW_TRACKING_URI carries a credential ({', '.join(credentials)}), and SageMaker pipeline "
+            "parameters are not secret. Give the steps MLFLOW_TRACKING_USERNAME/PASSWORD or MLFLOW_TRACKING_TOKEN "
+            "through the job role's secrets and use a plain https://host URI"
         )
     env = tracking.step_env
     return {param: env.get(variable, "") for param, variable in TRACKING_PARAMETERS.items()}
@@ -70,7 +70,9 @@ class SageMakerRunnerBase(Runner):
 
     def compiled(self, pipeline: PipelineSource) -> CompiledPipeline:
         if pipeline.ir_path not in self._compiled:
-            self._compiled[pipeline.ir_path] = compile_spec(pipeline.spec, self.compile_config())
+            self._compiled[pipeline.ir_path] = compile_spec(
+                pipeline.spec, self.compile_config(), pipeline.platform_spec
+            )
         return self._compiled[pipeline.ir_path]
 
     def compile(self, pipeline: PipelineSource, output: Path) -> Path:

@@ -26,19 +26,25 @@ from typing import Any
 
 from kubesage.environment import environment
 from kubesage.errors import UnsupportedFeatureError
-from kubesage.runners.sagemaker import cel
+from kubesage.redact import redact_uri, uri_credentials
+from kubesage.runners.sagemaker import cel, platform
 from kubesage.runners.sagemaker.config import SageMakerConfig
 from kubesage.runners.sagemaker.ir import (
+    JSON_TYPES,
+    ArtifactSource,
+    Collected,
     Constant,
+    ImportedArtifact,
     ParamSource,
     PipelineParam,
     PipelinePlan,
     TaskOutputArtifact,
     TaskOutputParam,
     TaskPlan,
-    load_ir,
+    load_ir_documents,
     plan_pipeline,
 )
+from kubesage.runners.sagemaker.irschema import check_spec
 from kubesage.tracking.contract import ENV_EXPERIMENT_ID, ENV_PARENT_RUN_ID, ENV_RUNNER, ENV_TRACKING_URI
 
 SHIM_ENTRYPOINT = ["python3", "-m", "kubesage.runners.sagemaker.shim"]
@@ -143,7 +149,7 @@ def data_parameters(plan: PipelinePlan, config: SageMakerConfig) -> tuple[str, .
     return tuple(
         name
         for name, param in plan.parameters.items()
-        if param.type == "STRING" and (name == "input_data" or name.endswith("_data"))
+        if param.type == "STRING" and param.artifact_type is None and (name == "input_data" or name.endswith("_data"))
     )
 
 
@@ -157,11 +163,9 @@ def _topological(plan: PipelinePlan) -> list[TaskPlan]:
         if key in stack:
             raise UnsupportedFeatureError(f"task '{key}': dependency cycle {' -> '.join((*stack, key))}")
         task = plan.tasks[key]
-        upstream = set(task.depends_on)
-        upstream |= {s.task for s in task.parameters.values() if isinstance(s, TaskOutputParam)}
-        upstream |= {s.task for s in task.artifacts.values()}
+        upstream = set(task.depends_on) | _data_producers(task)
         for dep in sorted(upstream):
-            for member in _expand(dep, plan):
+            for member in plan.tasks_in(dep):
                 visit(member, (*stack, key))
         seen.add(key)
         order.append(task)
@@ -171,13 +175,15 @@ def _topological(plan: PipelinePlan) -> list[TaskPlan]:
     return order
 
 
-def _expand(key: str, plan: PipelinePlan) -> list[str]:
-    """A dependency on a condition group means a dependency on every task inside it."""
-    if key in plan.tasks:
-        return [key]
-    if key in plan.branch_groups:
-        return [t for member in plan.branch_groups[key] for t in _expand(member, plan)]
-    return [t for member in plan.conditions[key].members for t in _expand(member, plan)]
+def _data_producers(task: TaskPlan) -> set[str]:
+    """Tasks whose outputs `task` reads (SageMaker infers these dependencies from the references)."""
+    found: set[str] = set()
+    for source in [*task.parameters.values(), *task.artifacts.values()]:
+        if isinstance(source, TaskOutputParam | TaskOutputArtifact):
+            found.add(source.task)
+        elif isinstance(source, Collected):
+            found |= {item.task for item in source.items}
+    return found
 
 
 class _Builder:
@@ -205,6 +211,15 @@ class _Builder:
         }
         self.parameters: dict[str, Any] = {}
         for name, param in plan.parameters.items():
+            if param.type in JSON_TYPES:
+                # lists and dicts travel as JSON text; the shim decodes them to the declared type
+                default = json.dumps(param.default) if param.has_default else None
+                self.parameters[name] = (
+                    ParameterString(name=name, default_value=default)
+                    if param.has_default
+                    else ParameterString(name=name)
+                )
+                continue
             cls = kinds[param.type]
             self.parameters[name] = cls(name=name, default_value=param.default) if param.has_default else cls(name=name)
         reserved = {APPROVAL_PARAMETER, *TRACKING_PARAMETERS}
@@ -213,6 +228,11 @@ class _Builder:
             raise UnsupportedFeatureError(f"pipeline parameters {clash} clash with names kubesage reserves")
         for name in sorted(TRACKING_PARAMETERS):
             default = config.mlflow_tracking_uri if name == "KubesageMlflowTrackingUri" else ""
+            if uri_credentials(default):  # a parameter default is stored in the pipeline definition
+                raise UnsupportedFeatureError(
+                    f"the MLflow tracking URI {redact_uri(default)} carries a credential; a pipeline definition is "
+                    "not secret: give the steps MLFLOW_TRACKING_TOKEN (or USERNAME/PASSWORD) through secrets"
+                )
             self.parameters[name] = ParameterString(name=name, default_value=default)
         self.data_parameters = data_parameters(plan, config)
         for data_param in self.data_parameters:
@@ -278,7 +298,11 @@ class _Builder:
             ).to_string()
         raise AssertionError(f"constants are written into the task spec, not {source}")
 
-    def _artifact_uri(self, source: TaskOutputArtifact) -> Any:
+    def _artifact_uri(self, source: ArtifactSource) -> Any:
+        if isinstance(source, ImportedArtifact):
+            if isinstance(source.uri, PipelineParam):
+                return self.parameters[source.uri.name]
+            return str(source.uri.value)
         producer = self.steps[source.task]
         if self.plan.tasks[source.task].kind == "training":
             return producer.properties.ModelArtifacts.S3ModelArtifacts
@@ -288,11 +312,17 @@ class _Builder:
         """What the shim needs besides runtime values: the component and where things are."""
         inputs = {}
         for name, source in task.artifacts.items():
-            producer = self.plan.tasks[source.task]
+            if isinstance(source, ImportedArtifact):
+                # SageMaker downloads an S3 object into the channel under its base name; "" = what arrived
+                uri = str(source.uri.value) if isinstance(source.uri, Constant) else ""
+                file = "" if uri.endswith("/") else uri.rsplit("/", 1)[-1]
+                packed = False
+            else:
+                file, packed = source.key, self.plan.tasks[source.task].kind == "training"
             inputs[name] = {
                 "dir": f"{in_root}/{name}",
-                "file": source.key,
-                "packed": producer.kind == "training",
+                "file": file,
+                "packed": packed,
                 "type": task.input_artifact_types()[name]["artifactType"],
             }
         outputs = {}
@@ -327,6 +357,10 @@ class _Builder:
                 continue
             if isinstance(source, PipelineParam) and source.name in self.data_parameters:
                 args += ["--data-param", name, f"{in_root}/param-{source.name}"]
+            elif isinstance(source, Collected):
+                for item in source.items:
+                    item_type = self.plan.tasks[item.task].output_parameters()[item.key]["parameterType"]
+                    args += ["--param-item", name, item_type, self._value(task.key, item)]
             else:
                 args += ["--param", name, self._value(task.key, source)]
         return args
@@ -380,10 +414,13 @@ class _Builder:
         return CacheConfig(enable_caching=True, expire_after=self.config.cache_expire_after)
 
     def _depends_on(self, task: TaskPlan) -> list[str] | None:
-        """Only ordering-only dependencies (`.after()`); data dependencies SageMaker infers."""
-        data = {s.task for s in task.parameters.values() if isinstance(s, TaskOutputParam)}
-        data |= {s.task for s in task.artifacts.values()}
-        rest = sorted(set(task.depends_on) - data)
+        """Only ordering-only dependencies (`.after()`); data dependencies SageMaker infers.
+
+        A dependency on an inlined group (sub-pipeline, unrolled loop, branch group) is one on its
+        steps; one on an importer (no step) disappears."""
+        data = _data_producers(task)
+        steps = {step for dep in task.depends_on for step in self.plan.step_dependencies(dep)}
+        rest = sorted(steps - data)
         return rest or None
 
     # ---- steps ---------------------------------------------------------------------------------
@@ -600,11 +637,22 @@ class _Builder:
         self.report.append(f"pipeline '{self.plan.name}' -> SageMaker pipeline '{self.name}'")
         for name, param in self.plan.parameters.items():
             default = f"default {param.default!r}" if param.has_default else "required"
-            kind = {"STRING": "ParameterString", "NUMBER_INTEGER": "ParameterInteger"}.get(
-                param.type, "ParameterFloat" if param.type == "NUMBER_DOUBLE" else "ParameterBoolean"
-            )
+            kind = {
+                "STRING": "ParameterString",
+                "NUMBER_INTEGER": "ParameterInteger",
+                "NUMBER_DOUBLE": "ParameterFloat",
+                "BOOLEAN": "ParameterBoolean",
+            }.get(param.type, "ParameterString holding JSON (the shim decodes it)")
             data = " (data: S3 URI downloaded into the step)" if name in self.data_parameters else ""
+            if param.artifact_type is not None:
+                schema = param.artifact_type.get("schemaTitle", "artifact")
+                self.report.append(f"input artifact '{name}' {schema} -> ParameterString holding its S3 URI (required)")
+                continue
             self.report.append(f"parameter '{name}' {param.type} -> {kind} ({default}){data}")
+        self.report.extend(self.plan.notes)
+        for key, imported in sorted(self.plan.imports.items()):
+            uri = imported.uri.value if isinstance(imported.uri, Constant) else f"parameter '{imported.uri.name}'"
+            self.report.append(f"dsl.importer '{key}' ({uri}) -> no step; its consumers read the S3 URI as an input")
         extra_steps: dict[str, list[Any]] = {}
         for task in _topological(self.plan):
             step = self.training_step(task) if task.kind == "training" else self.processing_step(task)
@@ -668,9 +716,19 @@ class _Builder:
             )
         if task.container.get("resources"):
             notes.append("resource requests ignored: instance type comes from the config")
+        if task.origin:
+            notes.append(f"inlined from {task.origin}")
         for name, source in task.parameters.items():
             if isinstance(source, TaskOutputParam):
                 notes.append(f"input '{name}' <- JsonGet({source.task}.parameters.{source.key})")
+            elif isinstance(source, Collected):
+                tasks = ", ".join(item.task for item in source.items)
+                notes.append(f"input '{name}' <- dsl.Collected: list of {len(source.items)} outputs ({tasks})")
+            elif isinstance(source, PipelineParam) and self.plan.parameters[source.name].type in JSON_TYPES:
+                notes.append(f"input '{name}' <- JSON text of parameter '{source.name}', decoded by the shim")
+        for name, artifact in task.artifacts.items():
+            if isinstance(artifact, ImportedArtifact):
+                notes.append(f"input '{name}' <- S3 URI of {artifact.origin}")
         if notes:
             self.report.append(f"  {task.key}: " + "; ".join(notes))
 
@@ -684,16 +742,21 @@ def _depth(key: str, plan: PipelinePlan) -> int:
     return depth
 
 
-def build_pipeline(spec: dict[str, Any], config: SageMakerConfig, session: Any) -> tuple[Any, CompiledPipeline]:
+def build_pipeline(
+    spec: dict[str, Any], config: SageMakerConfig, session: Any, platform_spec: dict[str, Any] | None = None
+) -> tuple[Any, CompiledPipeline]:
     """Build the SDK `Pipeline` object (for runners) and the compiled, offline-serializable result."""
+    check_spec(spec, platform_spec)
     plan = plan_pipeline(spec)
+    platform_notes = platform.translate(platform_spec, plan)
     for key in [*plan.tasks, *plan.conditions]:
         if not _STEP_NAME_RE.match(key):
             raise UnsupportedFeatureError(f"task '{key}': name is not a valid SageMaker step name")
-    with _offline_env(config.region):
+    with _offline_env(config.region), _validate_sdk_config_once():
         _load_step_classes()
         builder = _Builder(plan, config, session)
         pipeline = builder.build()
+        builder.report.extend(platform_notes)
         definition = json.loads(pipeline.definition())
     compiled = CompiledPipeline(
         name=builder.name,
@@ -705,6 +768,38 @@ def build_pipeline(spec: dict[str, Any], config: SageMakerConfig, session: Any) 
         model_package_group=builder.model_package_group,
     )
     return pipeline, compiled
+
+
+_VALIDATED_SDK_CONFIGS: list[dict[str, Any]] = []
+
+
+@contextmanager
+def _validate_sdk_config_once() -> Iterator[None]:
+    """Validate the session's SDK config once per compile instead of at every config lookup.
+
+    The SDK re-validates the whole config against its JSON schema (including checking the schema
+    itself) on each `get_sagemaker_config_value`, about 60 times for a four-step pipeline: that made
+    one compile take seconds to minutes. The configs are constants (`_OFFLINE_SDK_CONFIG`, the local
+    mode defaults), so each is validated for real the first time in the process, and an equal dict is
+    not validated again.
+    """
+    from sagemaker.core.config.config_manager import SageMakerConfig as SdkConfig
+
+    original = SdkConfig.validate_sagemaker_config
+    validated = _VALIDATED_SDK_CONFIGS
+
+    def once(sagemaker_config: dict[str, Any] | None = None) -> None:
+        if sagemaker_config is not None and sagemaker_config in validated:
+            return
+        original(sagemaker_config)
+        if sagemaker_config is not None:
+            validated.append(sagemaker_config)
+
+    SdkConfig.validate_sagemaker_config = staticmethod(once)
+    try:
+        yield
+    finally:
+        SdkConfig.validate_sagemaker_config = staticmethod(original)
 
 
 @contextmanager
@@ -723,19 +818,22 @@ def _quiet_sdk() -> Iterator[None]:
             logger.setLevel(level)
 
 
-def compile_spec(spec: dict[str, Any], config: SageMakerConfig | None = None) -> CompiledPipeline:
-    """KFP IR dict -> SageMaker definition, offline and deterministic."""
+def compile_spec(
+    spec: dict[str, Any], config: SageMakerConfig | None = None, platform_spec: dict[str, Any] | None = None
+) -> CompiledPipeline:
+    """KFP IR dict (+ the kfp-kubernetes PlatformSpec, if any) -> SageMaker definition, offline and deterministic."""
     config = config or SageMakerConfig()
     with _quiet_sdk():
-        with _offline_env(config.region):
+        with _offline_env(config.region), _validate_sdk_config_once():
             session = offline_session(config)
-        _, compiled = build_pipeline(spec, config, session)
+        _, compiled = build_pipeline(spec, config, session, platform_spec)
     return compiled
 
 
 def compile_file(path: str | Path, config: SageMakerConfig | None = None) -> CompiledPipeline:
     """KFP IR YAML file -> SageMaker definition (see `compile_spec`)."""
-    return compile_spec(load_ir(path), config)
+    spec, platform_spec = load_ir_documents(path)
+    return compile_spec(spec, config, platform_spec)
 
 
 _ShimTrainingStep: Any = None

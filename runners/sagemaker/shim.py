@@ -1,7 +1,7 @@
 """In-container entry point of every compiled SageMaker step: run a KFP component from SageMaker paths.
 
     python3 -m kubesage.runners.sagemaker.shim --task T --spec-dir DIR [--param NAME VALUE]...
-                                               [--data-param NAME DIR]...
+                                               [--data-param NAME DIR]... [--param-item NAME TYPE VALUE]...
 
 It reads the task spec the compiler wrote (the component's command, constants, where SageMaker put
 inputs and wants outputs), builds KFP's executor input from those paths, resolves the command's
@@ -71,13 +71,20 @@ def unpack_model(directory: Path, name: str) -> Path:
 
 
 def build_executor_input(
-    spec: dict[str, Any], params: dict[str, str], data_params: dict[str, str], workdir: Path
+    spec: dict[str, Any],
+    params: dict[str, str],
+    data_params: dict[str, str],
+    workdir: Path,
+    items: list[list[str]] | None = None,
 ) -> dict[str, Any]:
     """KFP's ExecutorInput (as JSON) for this task, pointing at SageMaker's directories."""
     declared = spec["component"].get("inputDefinitions", {}).get("parameters", {})
     values: dict[str, Any] = dict(spec["constants"])
     for name, raw in params.items():
         values[name] = cast_parameter(raw, declared.get(name, {}).get("parameterType", "STRING"))
+    # dsl.Collected over an unrolled loop: one --param-item per iteration, in order, typed like its producer
+    for name, item_type, raw in items or []:
+        values.setdefault(name, []).append(cast_parameter(raw, item_type))
     for name, download_dir in data_params.items():
         values[name] = str(_single_entry(Path(download_dir)))
     for name, pdef in declared.items():
@@ -86,7 +93,11 @@ def build_executor_input(
     artifacts: dict[str, Any] = {}
     for name, art in spec["input_artifacts"].items():
         directory = Path(art["dir"])
-        path: Path = unpack_model(directory, name) if art["packed"] else directory / art["file"]
+        path: Path
+        if art["packed"]:
+            path = unpack_model(directory, name)
+        else:  # an imported S3 URI known only at run time has no file name in the spec: take what arrived
+            path = directory / art["file"] if art["file"] else _single_entry(directory)
         artifacts[name] = {"artifacts": [{"name": name, "type": art["type"], "uri": str(path), "metadata": {}}]}
     outputs = {
         name: {"artifacts": [{"name": name, "type": art["type"], "uri": art["path"], "metadata": {}}]}
@@ -130,6 +141,10 @@ def collect_outputs(spec: dict[str, Any], executor_input: dict[str, Any]) -> dic
             text = path.read_text()
             ptype = declared.get(name, {}).get("parameterType", "STRING")
             parameters[name] = text if ptype == "STRING" else json.loads(text)
+    for name, value in parameters.items():
+        # lists and dicts reach downstream steps through JsonGet as text: keep them JSON, the reader decodes
+        if declared.get(name, {}).get("parameterType") in ("LIST", "STRUCT") and not isinstance(value, str):
+            parameters[name] = json.dumps(value)
     metadata = {
         name: (entry.get("artifacts") or [{}])[0].get("metadata", {})
         for name, entry in executor_output.get("artifacts", {}).items()
@@ -143,6 +158,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--spec-dir", required=True, type=Path)
     parser.add_argument("--param", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"))
     parser.add_argument("--data-param", nargs=2, action="append", default=[], metavar=("NAME", "DIR"))
+    parser.add_argument("--param-item", nargs=3, action="append", default=[], metavar=("NAME", "TYPE", "VALUE"))
     parser.add_argument("--workdir", type=Path, default=None)
     return parser.parse_args(argv)
 
@@ -159,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     for art in spec["output_artifacts"].values():
         Path(art["path"]).parent.mkdir(parents=True, exist_ok=True)
     try:
-        executor_input = build_executor_input(spec, dict(args.param), dict(args.data_param), workdir)
+        executor_input = build_executor_input(spec, dict(args.param), dict(args.data_param), workdir, args.param_item)
     except (ValueError, FileNotFoundError) as exc:
         print(f"kubesage shim: task '{args.task}': {exc}", file=sys.stderr)
         return 2

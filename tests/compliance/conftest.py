@@ -19,13 +19,13 @@ from typing import Any
 import boto3
 import pandas as pd
 import pytest
-from moto.server import ThreadedMotoServer
 
 from kubesage.environment import environment
-from kubesage.mlflow_server import MlflowServer, start_mlflow_server
+from kubesage.mlflow_server import MlflowServer
 from kubesage.pipeline_source import PipelineSource, load_pipeline
 from kubesage.runners.base import Runner, RunResult
 from kubesage.runners.registry import get_runner
+from tests.servers import running_mlflow, running_moto
 
 IMAGE = os.environ.get("KUBESAGE_SAGEMAKER_TEST_IMAGE", "kubesage/xgboost-daal4py:latest")
 BUCKET = "kubesage-compliance"
@@ -50,20 +50,12 @@ class RunnerCase:
 
 @pytest.fixture(scope="session")
 def compliance_mlflow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServer]:
-    server = start_mlflow_server(tmp_path_factory.mktemp("compliance-mlflow"))
-    yield server
-    server.stop()
+    yield from running_mlflow(tmp_path_factory.mktemp("compliance-mlflow"))
 
 
 @pytest.fixture(scope="session")
 def compliance_moto() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
+    yield from running_moto()
 
 
 def _local_case(_request: pytest.FixtureRequest, tmp: Path) -> RunnerCase:

@@ -151,3 +151,31 @@ def test_bad_boolean_parameter_is_rejected_with_its_name(tmp_path: Path, capsys:
 )
 def test_cast_parameter(raw: str, ptype: str, expected: Any) -> None:
     assert shim.cast_parameter(raw, ptype) == expected
+
+
+def test_collected_items_json_parameters_and_imported_object(tmp_path: Path) -> None:
+    from kubesage.runners.sagemaker.shim import build_executor_input, collect_outputs
+
+    imported = tmp_path / "in" / "data"
+    imported.mkdir(parents=True)
+    (imported / "rows.csv").write_text("a\nb\n")
+    spec = {
+        "component": {
+            "inputDefinitions": {"parameters": {"xs": {"parameterType": "LIST"}, "w": {"parameterType": "STRUCT"}}},
+            "outputDefinitions": {"parameters": {"out": {"parameterType": "LIST"}}},
+        },
+        "constants": {},
+        "input_artifacts": {"data": {"dir": str(imported), "file": "", "packed": False, "type": {}}},
+        "output_artifacts": {},
+    }
+    items = [["xs", "NUMBER_INTEGER", "3"], ["xs", "NUMBER_INTEGER", "-1"], ["xs", "NUMBER_INTEGER", "7"]]
+    executor_input = build_executor_input(spec, {"w": '{"k": [1, "é"]}'}, {}, tmp_path / "work", items)
+    values = executor_input["inputs"]["parameterValues"]
+    assert values == {"xs": [3, -1, 7], "w": {"k": [1, "é"]}}
+    # a runtime importer URI has no file name in the spec: the one object that arrived is the artifact
+    assert executor_input["inputs"]["artifacts"]["data"]["artifacts"][0]["uri"] == str(imported / "rows.csv")
+    # a LIST output reaches downstream steps (through JsonGet) as JSON text, which their shim decodes
+    out_file = tmp_path / "work" / "executor_output.json"
+    out_file.parent.mkdir(parents=True, exist_ok=True)
+    out_file.write_text(json.dumps({"parameterValues": {"out": [1, "two"]}}))
+    assert collect_outputs({"task": "t", **spec}, executor_input)["parameters"] == {"out": '[1, "two"]'}

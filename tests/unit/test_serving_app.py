@@ -157,3 +157,53 @@ def test_resolve_config_precedence(monkeypatch: pytest.MonkeyPatch, tmp_path: Pa
         resolve_config(tmp_path)
     with pytest.raises(KubesageError, match="port 70000"):
         resolve_config(tmp_path, port=70000, workers=1)
+
+
+# ------------------------------------------------------------------ readiness and the prediction thread (issue 10)
+
+
+def test_invocation_waits_for_a_loading_worker_instead_of_503(model_dir: Path) -> None:
+    app = create_app(model_dir, exit_on_load_failure=False)
+    client = TestClient(app)
+    app.start_loading()  # the request below arrives while the loader thread is converting the model
+    response = client.post("/invocations", content=",".join(["0"] * 103), headers={"content-type": "text/csv"})
+    assert response.status_code == 200, response.text
+    assert 0.0 <= response.json()["predictions"][0]["score"] <= 1.0
+
+
+def test_large_bodies_queue_for_the_prediction_thread_then_get_429(
+    model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import asyncio
+
+    from kubesage.serving import app as app_module
+    from kubesage.serving.errors import ServerBusyError
+
+    app = create_app(model_dir, exit_on_load_failure=False)
+    predictor = app.load()
+    body = (",".join(["0.5"] * 103) + "\n").encode() * 200  # over INLINE_BODY_BYTES
+    assert len(body) > app_module.INLINE_BODY_BYTES
+
+    async def scenario() -> list[object]:
+        app._predict_lock.acquire()  # a prediction is running: everything queues behind it
+        waiting = [
+            asyncio.create_task(app._answer_in_thread(predictor, body, "text/csv", "application/json"))
+            for _ in range(app_module.MAX_QUEUED)
+        ]
+        await asyncio.sleep(0.1)
+        with pytest.raises(ServerBusyError):
+            await app._answer_in_thread(predictor, body, "text/csv", "application/json")
+        app._predict_lock.release()
+        return list(await asyncio.gather(*waiting))
+
+    answers = asyncio.run(scenario())
+    assert all(len(json.loads(a)["predictions"]) == 200 for a in answers)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(app_module, "PREDICT_DEADLINE_SECONDS", 0.2)
+    app._predict_lock.acquire()
+    try:
+        response = TestClient(app).post("/invocations", content=body, headers={"content-type": "text/csv"})
+    finally:
+        app._predict_lock.release()
+    assert response.status_code == 503
+    assert response.json()["code"] == "PredictionTimeout"
