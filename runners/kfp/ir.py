@@ -10,9 +10,9 @@ from __future__ import annotations
 import copy
 from collections.abc import Iterator, Mapping
 from typing import Any
-from urllib.parse import urlsplit
 
 from kubesage.errors import RunnerError
+from kubesage.redact import uri_credentials
 from kubesage.tracking.contract import ENV_TRACKING_URI
 
 
@@ -43,11 +43,11 @@ def executor_tasks(spec: Mapping[str, Any]) -> list[str]:
 
 def check_no_credentials(env: Mapping[str, str]) -> None:
     """The IR is readable by anyone who can read the run: refuse a tracking URI that carries secrets."""
-    parts = urlsplit(env.get(ENV_TRACKING_URI, ""))
-    if parts.username or parts.password or parts.query:
+    credentials = uri_credentials(env.get(ENV_TRACKING_URI, ""))
+    if credentials:
         raise RunnerError(
-            "MLFLOW_TRACKING_URI carries credentials or a query string, and KFP stores each run's IR where anyone "
-            "who can read the run sees it. Use a plain http(s)://host URI and give the pods "
+            f"MLFLOW_TRACKING_URI carries a credential ({', '.join(credentials)}), and KFP stores each run's IR "
+            "where anyone who can read the run sees it. Use a plain http(s)://host URI and give the pods "
             "MLFLOW_TRACKING_USERNAME/PASSWORD (or MLFLOW_TRACKING_TOKEN) from a Kubernetes secret"
         )
 
