@@ -14,7 +14,6 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,7 @@ import pytest
 import yaml
 from mlflow import MlflowClient
 
-from kubesage.mlflow_server import MlflowServer, start_mlflow_server
+from kubesage.mlflow_server import MlflowServer
 from tests.integration.cli_helpers import KUBESAGE, CliResult, run_cli
 from tests.standins.kfp_api import Faults, KfpStandin
 from tests.standins.kfp_fixtures import kfp_faults_reset, kfp_standin  # noqa: F401
@@ -31,17 +30,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.usefixtures
 
 STEPS = {"preprocess", "train", "evaluate", "register"}
 HANDOFF = {"MLFLOW_TRACKING_URI", "KUBESAGE_MLFLOW_PARENT_RUN_ID", "KUBESAGE_MLFLOW_EXPERIMENT_ID", "KUBESAGE_RUNNER"}
-
-
-@pytest.fixture(scope="module")
-def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServer]:
-    """A real `mlflow server` (pods cannot share a SQLite file), without MLflow 3's job runner: its seven
-    huey consumer processes are unused here and slow the server's start on a busy machine."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
-        server = start_mlflow_server(tmp_path_factory.mktemp("mlflow-server"), timeout=240)
-    yield server
-    server.stop()
 
 
 @pytest.fixture(scope="module")
