@@ -29,6 +29,7 @@ lint: setup
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	bash scripts/lint-imports.sh
+	$(BIN)/python scripts/lint_policies.py  # policy-lint: runners/sagemaker/iam/*.json (parliament + kubesage rules)
 
 ui: setup
 	$(BIN)/kubesage ui

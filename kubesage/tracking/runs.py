@@ -21,6 +21,7 @@ from kubesage.tracking.contract import (
     ENV_EXPERIMENT_NAME,
     ENV_PARENT_RUN_ID,
     ENV_RUNNER,
+    ENV_STEP_RUN_ID_FILE,
     ENV_TRACKING_URI,
     TAG_FAILURE,
     TAG_GIT_COMMIT,
@@ -226,6 +227,8 @@ def step_run(step: str) -> Iterator[StepTracker]:
         tags[TAG_PIPELINE_RUN_ID] = parent
     with mlflow_call(f"open the run of step {step}", uri):
         run = client.create_run(experiment_id, tags=tags, run_name=step)
+    if os.environ.get(ENV_STEP_RUN_ID_FILE):
+        Path(os.environ[ENV_STEP_RUN_ID_FILE]).write_text(run.info.run_id)
     tracker = StepTracker(client, run.info.run_id, parent, uri)
     try:
         yield tracker

@@ -18,6 +18,7 @@ from kubesage.runners.base import Runner
 from kubesage.runners.sagemaker.client import SageMakerClient
 from kubesage.runners.sagemaker.compiler import TRACKING_PARAMETERS, CompiledPipeline, compile_spec
 from kubesage.runners.sagemaker.config import SageMakerConfig
+from kubesage.runners.sagemaker.pinning import refuse_pinned
 from kubesage.tracking import PipelineRun
 
 
@@ -81,6 +82,10 @@ class SageMakerRunnerBase(Runner):
 
     def explain(self, pipeline: PipelineSource) -> str:
         return self.compiled(pipeline).explain()
+
+    def check_parameters(self, pipeline: PipelineSource, given: Mapping[str, Any]) -> dict[str, Any]:
+        refuse_pinned(self.compile_config().pinned_parameters, given)
+        return super().check_parameters(pipeline, given)
 
     def run_parameters(self, parameters: Mapping[str, Any], tracking: PipelineRun) -> dict[str, Any]:
         return {**parameters, **handoff_parameters(tracking)}

@@ -12,7 +12,6 @@ telemetry off and role validation off, so building the definition makes no netwo
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -27,8 +26,9 @@ from typing import Any
 from kubesage.environment import environment
 from kubesage.errors import UnsupportedFeatureError
 from kubesage.redact import redact_uri, uri_credentials
-from kubesage.runners.sagemaker import cel, platform
+from kubesage.runners.sagemaker import cel, platform, security
 from kubesage.runners.sagemaker.config import SageMakerConfig
+from kubesage.runners.sagemaker.integrity import DIGEST_FLAG, spec_bytes, spec_digest
 from kubesage.runners.sagemaker.ir import (
     JSON_TYPES,
     ArtifactSource,
@@ -45,6 +45,8 @@ from kubesage.runners.sagemaker.ir import (
     plan_pipeline,
 )
 from kubesage.runners.sagemaker.irschema import check_spec
+from kubesage.runners.sagemaker.naming import sagemaker_pipeline_name
+from kubesage.runners.sagemaker.pinning import approval_status, pin_plan
 from kubesage.tracking.contract import ENV_EXPERIMENT_ID, ENV_PARENT_RUN_ID, ENV_RUNNER, ENV_TRACKING_URI
 
 SHIM_ENTRYPOINT = ["python3", "-m", "kubesage.runners.sagemaker.shim"]
@@ -65,7 +67,6 @@ TRACKING_PARAMETERS = {
     "KubesageMlflowExperimentId": ENV_EXPERIMENT_ID,
 }
 _STEP_NAME_RE = re.compile(r"^[A-Za-z0-9\-_]{1,64}$")
-_PIPELINE_NAME_RE = re.compile(r"[^A-Za-z0-9\-]+")
 _OFFLINE_SDK_CONFIG = {"SchemaVersion": "1.0", "SageMaker": {"PythonSDK": {"Modules": {"TelemetryOptOut": True}}}}
 
 
@@ -80,6 +81,7 @@ class CompiledPipeline:
     parameters: dict[str, Any] = field(default_factory=dict)
     data_parameters: tuple[str, ...] = ()
     model_package_group: str | None = None
+    pinned: dict[str, Any] = field(default_factory=dict)
 
     def definition_json(self) -> str:
         return json.dumps(self.definition, indent=2, sort_keys=True) + "\n"
@@ -133,8 +135,7 @@ def offline_session(config: SageMakerConfig) -> Any:
 
 
 def pipeline_name(plan: PipelinePlan, config: SageMakerConfig) -> str:
-    name = config.pipeline_name or plan.name
-    return _PIPELINE_NAME_RE.sub("-", name).strip("-")[:256]
+    return sagemaker_pipeline_name(config.pipeline_name or plan.name)
 
 
 def _text(value: Any) -> str:
@@ -202,6 +203,7 @@ class _Builder:
         self.steps: dict[str, Any] = {}
         self.property_files: dict[str, Any] = {}
         self.assets: dict[str, bytes] = {}
+        self.spec_digests: dict[str, str] = {}
         self.report: list[str] = []
         kinds = {
             "STRING": ParameterString,
@@ -242,7 +244,8 @@ class _Builder:
                 )
         self.model_package_group: str | None = None
         self.register_task = self._find_register_task()
-        if self.register_task and not config.local_mode:
+        self.pinned_approval = approval_status(config.pinned_parameters, APPROVAL_PARAMETER)
+        if self.register_task and not config.local_mode and self.pinned_approval is None:
             self.parameters[APPROVAL_PARAMETER] = ParameterString(
                 name=APPROVAL_PARAMETER, default_value="PendingManualApproval"
             )
@@ -299,6 +302,8 @@ class _Builder:
         raise AssertionError(f"constants are written into the task spec, not {source}")
 
     def _artifact_uri(self, source: ArtifactSource) -> Any:
+        from sagemaker.core.workflow.functions import Join
+
         if isinstance(source, ImportedArtifact):
             if isinstance(source.uri, PipelineParam):
                 return self.parameters[source.uri.name]
@@ -306,7 +311,10 @@ class _Builder:
         producer = self.steps[source.task]
         if self.plan.tasks[source.task].kind == "training":
             return producer.properties.ModelArtifacts.S3ModelArtifacts
-        return producer.properties.ProcessingOutputConfig.Outputs[source.key].S3Output.S3Uri
+        # The trailing '/' keeps the S3Prefix input to this output's folder: without it, output
+        # `train` would also download a sibling output `train_data`.
+        uri = producer.properties.ProcessingOutputConfig.Outputs[source.key].S3Output.S3Uri
+        return Join(on="", values=[uri, "/"])
 
     def _task_spec(self, task: TaskPlan, in_root: str, out_root: str) -> dict[str, Any]:
         """What the shim needs besides runtime values: the component and where things are."""
@@ -344,19 +352,22 @@ class _Builder:
         }
 
     def _spec_uri(self, task: TaskPlan, spec: dict[str, Any]) -> str:
-        body = json.dumps(spec, indent=2, sort_keys=True).encode()
-        digest = hashlib.sha256(body).hexdigest()[:16]
-        uri = f"{self.config.s3_root()}/{self.name}/specs/{digest}/{task.key}.json"
+        body = spec_bytes(spec)
+        self.spec_digests[task.key] = spec_digest(body)
+        uri = f"{self.config.s3_root()}/{self.name}/specs/{self.spec_digests[task.key][:16]}/{task.key}.json"
         self.assets[uri] = body
         return uri
 
     def _arguments(self, task: TaskPlan, in_root: str) -> list[Any]:
         args: list[Any] = ["--task", task.key, "--spec-dir", f"{in_root}/{SPEC_CHANNEL}"]
+        # The spec's sha256 lives in the definition, so swapping the spec in S3 fails the step.
+        args += [DIGEST_FLAG, self.spec_digests[task.key]]
         for name, source in task.parameters.items():
             if isinstance(source, Constant):
                 continue
             if isinstance(source, PipelineParam) and source.name in self.data_parameters:
-                args += ["--data-param", name, f"{in_root}/param-{source.name}"]
+                uri = self.parameters[source.name].to_string()
+                args += ["--data-param", name, f"{in_root}/param-{source.name}", uri]
             elif isinstance(source, Collected):
                 for item in source.items:
                     item_type = self.plan.tasks[item.task].output_parameters()[item.key]["parameterType"]
@@ -463,7 +474,7 @@ class _Builder:
         ]
         processor = Processor(
             image_uri=self.config.image_uri,
-            role=self.config.role_arn,
+            role=self.config.job_role(),
             instance_count=self.config.instance_count(task.key),
             instance_type=self.config.instance_type(task.key),
             entrypoint=SHIM_ENTRYPOINT,
@@ -471,6 +482,8 @@ class _Builder:
             max_runtime_in_seconds=self.config.max_runtime_seconds,
             env=self._environment(task),
             sagemaker_session=self.session,
+            network_config=security.processing_network(self.config),
+            **security.processing_keys(self.config),
         )
         step_args = processor.run(
             inputs=inputs, outputs=outputs, arguments=self._arguments(task, PROCESSING_IN), wait=False, logs=False
@@ -508,16 +521,20 @@ class _Builder:
         ]
         trainer = ModelTrainer(
             training_image=self.config.image_uri,
-            role=self.config.role_arn,
+            role=self.config.job_role(),
             sagemaker_session=self.session,
             base_job_name=task.key,
             compute=Compute(
                 instance_type=self.config.instance_type(task.key),
                 instance_count=self.config.instance_count(task.key),
                 volume_size_in_gb=self.config.volume_size_gb,
+                volume_kms_key_id=self.config.volume_kms_key,
             ),
             stopping_condition=StoppingCondition(max_runtime_in_seconds=self.config.max_runtime_seconds),
-            output_data_config=OutputDataConfig(s3_output_path=f"{self.config.s3_root()}/{self.name}/models"),
+            output_data_config=OutputDataConfig(
+                s3_output_path=f"{self.config.s3_root()}/{self.name}/models", kms_key_id=self.config.output_kms_key
+            ),
+            networking=security.training_networking(self.config),
         )
         step_args = trainer.train(input_data_config=channels, wait=False, logs=False)
         step = _ShimTrainingStep(
@@ -554,7 +571,7 @@ class _Builder:
             name=f"{task.key}-model-package",
             request={
                 "ModelPackageGroupName": group,
-                "ModelApprovalStatus": self.parameters[APPROVAL_PARAMETER],
+                "ModelApprovalStatus": self.pinned_approval or self.parameters[APPROVAL_PARAMETER],
                 "InferenceSpecification": {
                     "Containers": [{"Image": self.config.image_uri, "ModelDataUrl": self._artifact_uri(models[0])}],
                     "SupportedContentTypes": ["text/csv", "application/json"],
@@ -567,9 +584,15 @@ class _Builder:
             depends_on=[task.key],
             display_name=f"{task.display_name} (model package)",
         )
+        approval = (
+            f"{APPROVAL_PARAMETER} pinned to {self.pinned_approval}"
+            if self.pinned_approval
+            else f"{APPROVAL_PARAMETER} execution parameter (default PendingManualApproval; anyone who may start "
+            "the pipeline may set it: pin it to take it away)"
+        )
         self.report.append(
             f"task '{task.key}' also -> RegisterModel step '{step.name}' in model package group '{group}' "
-            f"with {APPROVAL_PARAMETER} parameter (default PendingManualApproval), after the MLflow registration"
+            f"with {approval}, after the MLflow registration"
         )
         return step
 
@@ -653,6 +676,9 @@ class _Builder:
         for key, imported in sorted(self.plan.imports.items()):
             uri = imported.uri.value if isinstance(imported.uri, Constant) else f"parameter '{imported.uri.name}'"
             self.report.append(f"dsl.importer '{key}' ({uri}) -> no step; its consumers read the S3 URI as an input")
+        for name, value in sorted(self.config.pinned_parameters.items()):
+            self.report.append(f"parameter '{name}' pinned to {value!r}: a constant, not an execution parameter")
+        self.report.extend(security.report(self.config))
         extra_steps: dict[str, list[Any]] = {}
         for task in _topological(self.plan):
             step = self.training_step(task) if task.kind == "training" else self.processing_step(task)
@@ -748,6 +774,12 @@ def build_pipeline(
     """Build the SDK `Pipeline` object (for runners) and the compiled, offline-serializable result."""
     check_spec(spec, platform_spec)
     plan = plan_pipeline(spec)
+    plan = pin_plan(
+        plan,
+        config.pinned_parameters,
+        reserved=(APPROVAL_PARAMETER,),
+        data_parameters=data_parameters(plan, config),
+    )
     platform_notes = platform.translate(platform_spec, plan)
     for key in [*plan.tasks, *plan.conditions]:
         if not _STEP_NAME_RE.match(key):
@@ -766,6 +798,7 @@ def build_pipeline(
         parameters={n: p.default for n, p in plan.parameters.items() if p.has_default},
         data_parameters=builder.data_parameters,
         model_package_group=builder.model_package_group,
+        pinned=dict(config.pinned_parameters),
     )
     return pipeline, compiled
 
