@@ -20,6 +20,7 @@ from kubesage.runners.base import Runner, RunnerOptions
 
 RUNNER_PACKAGES: tuple[str, ...] = (
     "kubesage.runners.local",
+    "kubesage.runners.kfp",
     "kubesage.runners.sagemaker",
 )
 
