@@ -2,8 +2,9 @@
 
 Each runner case says how to reach its backend on this machine: `local` runs KFP's local runner;
 `kfp` submits to a stand-in for KFP's v2beta1 REST API that runs each pipeline with kfp.local in a
-clean process (tests/standins/: the client protocol, not a cluster); `sagemaker-local` runs the compiled SageMaker definition in the SageMaker SDK's local mode with the
-kubesage image in Docker, S3 being moto in server mode. Every case tracks into one real `mlflow
+clean process (tests/standins/: the client protocol, not a cluster); `sagemaker-local` runs the
+compiled SageMaker definition in the SageMaker SDK's local mode with the kubesage image in Docker,
+S3 being moto in server mode. Every case tracks into one real `mlflow
 server` on loopback (job containers share the host network), so all runs sit side by side in one
 store, as a user comparing runners would have them. Each heavy run happens once per session.
 """
