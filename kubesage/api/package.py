@@ -23,7 +23,7 @@ from kubesage.api.bundle import BUNDLE_FILENAME, ModelBundle, bundle_from_model
 
 HANDLER = "kubesage.api.handler.handler"
 RUNTIME = "python3.11"
-# Every module on the handler's import path; tests/unit/test_api_package.py imports the handler
+# Every module on the handler's import path; tests/unit/api/test_package.py imports the handler
 # from an unpacked zip with the installed kubesage hidden, so a missing one fails there.
 MODULES: tuple[str, ...] = (
     "kubesage/__init__.py",
