@@ -218,7 +218,12 @@ def step_run(step: str) -> Iterator[StepTracker]:
     if parent:
         tags["mlflow.parentRunId"] = parent
         tags[TAG_PIPELINE_RUN_ID] = parent
-    run = client.create_run(experiment_id, tags=tags, run_name=step)
+    try:
+        run = client.create_run(experiment_id, tags=tags, run_name=step)
+    except Exception as exc:  # an unreachable or refusing server: say so, with no traceback
+        raise TrackingError(
+            f"MLflow at {redact_uri(uri)} refused the {step} step's run: {redact_text(str(exc))}"
+        ) from exc
     tracker = StepTracker(client, run.info.run_id, parent)
     try:
         yield tracker
