@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from kubesage.components import defaults
 from kubesage.components.datasets import read_labelled_csv
 from kubesage.components.evaluate import EVALUATION_FILENAME, read_metric
 from kubesage.errors import TrackingError
@@ -17,7 +18,7 @@ from kubesage.redact import redact_text
 from kubesage.run_history import filter_literal
 from kubesage.tracking import TAG_PIPELINE_RUN_ID, tracking_uri
 
-DEFAULT_MODEL_NAME = "customer-churn"
+DEFAULT_MODEL_NAME = defaults.MODEL_NAME
 INPUT_EXAMPLE_ROWS = 3
 TAG_FEATURE_SCHEMA = "kubesage.feature_schema"
 

@@ -1,14 +1,13 @@
 """Step entry points: what each KFP component body calls, with tracking and failure reporting.
 
 Each function takes plain paths and values, so the KFP wrappers, the SageMaker shim and tests all
-call the same code. A KubesageError is written to the failure channel (KUBESAGE_FAILURE_DIR, where a
+call the same code. A KubesageError is written to the failure channel (kubesage.tracking.contract, where a
 runner reads it back to show the user the real reason, not "task failed") and ends the process with
 the error's exit code.
 """
 
 from __future__ import annotations
 
-import os
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
@@ -17,15 +16,17 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from kubesage.components import defaults
 from kubesage.errors import KubesageError
 from kubesage.redact import redact_text
-from kubesage.tracking import (
+from kubesage.tracking import step_run
+from kubesage.tracking.contract import (
     TAG_DATA_SHA256,
     TAG_DATA_URI,
     TAG_NOT_REGISTERED,
     TAG_REGISTERED_NAME,
     TAG_REGISTERED_VERSION,
-    step_run,
+    write_failure,
 )
 
 if TYPE_CHECKING:
@@ -36,18 +37,7 @@ if TYPE_CHECKING:
 # Each step imports only its own dependencies: a task is a fresh process, and importing
 # scikit-learn, MLflow and XGBoost for every step costs seconds of start-up each.
 
-ENV_FAILURE_DIR = "KUBESAGE_FAILURE_DIR"
 T = TypeVar("T")
-
-
-def write_failure(step: str, message: str) -> Path | None:
-    directory = os.environ.get(ENV_FAILURE_DIR)
-    if not directory:
-        return None
-    target = Path(directory) / f"{step}.txt"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(message, encoding="utf-8")
-    return target
 
 
 @contextmanager
@@ -72,9 +62,9 @@ def preprocess_step(
     validation_path: str,
     test_path: str,
     schema_path: str,
-    seed: int = 42,
-    train_fraction: float = 0.7,
-    validation_fraction: float = 0.18,
+    seed: int = defaults.SEED,
+    train_fraction: float = defaults.TRAIN_FRACTION,
+    validation_fraction: float = defaults.VALIDATION_FRACTION,
 ) -> dict[str, float]:
     from kubesage.components.preprocess import SplitFractions, preprocess
 
@@ -126,7 +116,9 @@ def train_step(
     return _run("train", body)
 
 
-def evaluate_step(test_path: str, model_dir: str, evaluation_path: str, threshold: float = 0.5) -> Evaluation:
+def evaluate_step(
+    test_path: str, model_dir: str, evaluation_path: str, threshold: float = defaults.DECISION_THRESHOLD
+) -> Evaluation:
     from kubesage.components.evaluate import evaluate_model, plot_confusion, plot_roc, write_evaluation
 
     def body() -> Evaluation:
@@ -149,7 +141,7 @@ def register_step(
     schema_path: str,
     evaluation_path: str,
     test_path: str,
-    model_name: str = "customer-churn",
+    model_name: str = defaults.MODEL_NAME,
 ) -> Registration:
     from kubesage.components.register import register_model
 

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from kubesage.errors import KubesageError
@@ -31,7 +32,8 @@ def _fail(exc: KubesageError, as_json: bool) -> None:
     message = redact_text(str(exc))
     if as_json:
         click.echo(json.dumps({"status": "error", "error": message, "kind": type(exc).__name__}))
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False)
+    # soft_wrap: one line whatever the terminal width, so scripts and logs see the whole message
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     sys.exit(exc.exit_code)
 
 
@@ -60,26 +62,59 @@ def output_option(func: F) -> F:
     )(func)
 
 
-def sagemaker_options(func: F) -> F:
-    """Where a SageMaker target runs; unset options keep the runner's offline-safe defaults."""
-    for option in reversed(
-        [
-            click.option("--image", "image_uri", default=None, help="SageMaker: the step image URI (ECR)."),
-            click.option("--role", "role_arn", default=None, help="SageMaker: the pipeline execution role ARN."),
-            click.option("--bucket", default=None, help="SageMaker: the S3 bucket for artifacts."),
-            click.option("--region", default=None, help="SageMaker: the AWS region."),
-        ]
-    ):
-        func = option(func)
-    return func
+def _runner_specs() -> dict[str, Any]:
+    from kubesage.runners.registry import runner_specs
+
+    return runner_specs()
 
 
-def _runner_options(runner: str, **options: str | None) -> dict[str, str]:
-    given = {k: v for k, v in options.items() if v is not None}
-    if given and not runner.startswith("sagemaker"):
-        flags = ", ".join("--" + k.removesuffix("_uri").removesuffix("_arn") for k in given)
-        raise click.UsageError(f"{flags} only apply to the sagemaker targets")
-    return given
+def _check_runner(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
+    from kubesage.runners.registry import runner_spec
+
+    try:
+        runner_spec(value)
+    except KubesageError as exc:
+        raise click.BadParameter(str(exc)) from None
+    return value
+
+
+def runner_option_flags(func: F) -> F:
+    """One flag per option field that asks for one (--image, --role, ...), plus --option NAME=VALUE."""
+    from kubesage.runners.registry import option_flags
+
+    for flag in reversed(option_flags()):
+        scope = ", ".join(flag.runners)
+        func = click.option(flag.flag, f"flag_{flag.field}", default=None, help=f"{scope}: {flag.help}.")(func)
+    return click.option(
+        "--option",
+        "runner_options",
+        multiple=True,
+        metavar="NAME=VALUE",
+        help="Any runner option (repeatable; `kubesage runners` lists them). JSON values for lists and numbers.",
+    )(func)
+
+
+def _options_for(runner: str, flags: dict[str, Any], pairs: tuple[str, ...]) -> dict[str, Any]:
+    """The options the user set for `runner`: its flags and --option values; flags of other runners refused."""
+    from kubesage.parameters import parse_assignments
+    from kubesage.runners.registry import option_flags, parse_option_values, runner_spec
+
+    spec = runner_spec(runner)
+    chosen: dict[str, Any] = {}
+    by_field = {f.field: f for f in option_flags()}
+    for key, value in flags.items():
+        if value is None:
+            continue
+        flag = by_field[key.removeprefix("flag_")]
+        if runner not in flag.runners:
+            raise click.UsageError(f"{flag.flag} applies to the {', '.join(flag.runners)} runner(s), not {runner}")
+        chosen[flag.field] = value
+    chosen.update(parse_option_values(spec, parse_assignments(pairs, what="--option")))
+    return chosen
+
+
+def _runners_help() -> str:
+    return "; ".join(f"{name}: {spec.summary}" for name, spec in _runner_specs().items())
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -94,31 +129,29 @@ def main() -> None:
     "--runner",
     default="local",
     show_default=True,
-    help="Backend: local, sagemaker or sagemaker-local (SDK local mode).",
+    callback=_check_runner,
+    help=f"The backend: {', '.join(_runner_specs())} (`kubesage runners` lists what each needs and its options).",
 )
 @click.option("--param", "params", multiple=True, metavar="NAME=VALUE", help="A pipeline parameter (repeatable).")
-@sagemaker_options
+@runner_option_flags
 @output_option
 def run(
     pipeline: str,
     runner: str,
     params: tuple[str, ...],
-    image_uri: str | None,
-    role_arn: str | None,
-    bucket: str | None,
-    region: str | None,
+    runner_options: tuple[str, ...],
     output_format: str,
+    **flags: Any,
 ) -> None:
     """Run PIPELINE (a name under pipelines/, module:function, or an IR YAML file)."""
     from kubesage.parameters import parse_assignments
     from kubesage.pipeline_source import load_pipeline
     from kubesage.runners.registry import get_runner
 
-    options = _runner_options(runner, image_uri=image_uri, role_arn=role_arn, bucket=bucket, region=region)
     as_json = output_format == "json"
     try:
+        backend = get_runner(runner, _options_for(runner, flags, runner_options))
         source = load_pipeline(pipeline, WORK_DIR)
-        backend = get_runner(runner, **options)
         given = parse_assignments(params)
         backend.check_parameters(source, given)  # before anything runs, even before the run header
         if not as_json:
@@ -133,7 +166,7 @@ def run(
     else:
         _print_result(result)
     if not result.succeeded:
-        sys.exit(1)
+        sys.exit(130 if result.status == "interrupted" else 1)
 
 
 @contextmanager
@@ -169,30 +202,38 @@ def _print_result(result: Any) -> None:
     console.print(f"MLflow run {result.mlflow_run_id}; wall time {result.wall_seconds:.1f} s")
 
 
+def _check_target(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
+    from kubesage.runners.registry import compile_targets
+
+    targets = compile_targets()
+    if value not in targets:
+        raise click.BadParameter(f"unknown target {value!r}; available: {', '.join(targets)}")
+    return value
+
+
 @main.command("compile")
 @click.argument("pipeline")
-@click.option("--target", type=click.Choice(["kfp", "sagemaker"]), default="kfp", show_default=True)
+@click.option(
+    "--target",
+    default="kfp",
+    show_default=True,
+    callback=_check_target,
+    help="What to compile to: kfp (IR YAML) or sagemaker (a pipeline definition).",
+)
 @click.option("--output", "output_path", required=True, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--explain", is_flag=True, help="Also print how each task and feature maps onto the target.")
-@sagemaker_options
+@runner_option_flags
 def compile_command(
-    pipeline: str,
-    target: str,
-    output_path: Path,
-    explain: bool,
-    image_uri: str | None,
-    role_arn: str | None,
-    bucket: str | None,
-    region: str | None,
+    pipeline: str, target: str, output_path: Path, explain: bool, runner_options: tuple[str, ...], **flags: Any
 ) -> None:
     """Compile PIPELINE to KFP IR YAML or to a SageMaker pipeline definition (offline, deterministic)."""
     from kubesage.pipeline_source import load_pipeline
-    from kubesage.runners.registry import get_runner
+    from kubesage.runners.registry import compile_targets, get_runner
 
-    options = _runner_options(target, image_uri=image_uri, role_arn=role_arn, bucket=bucket, region=region)
+    runner = compile_targets()[target].name
     try:
+        backend = get_runner(runner, _options_for(runner, flags, runner_options))
         source = load_pipeline(pipeline, WORK_DIR)
-        backend = get_runner("local" if target == "kfp" else target, **options)
         report = backend.explain(source) if explain else None
         written = backend.compile(source, output_path)
     except KubesageError as exc:
@@ -201,6 +242,30 @@ def compile_command(
     if report:
         click.echo(report, nl=False)
     err_console.print(f"wrote {written}")
+
+
+@main.command("runners")
+@output_option
+def runners_command(output_format: str) -> None:
+    """The backends `kubesage run --runner` takes, what each needs, and its options."""
+    from kubesage.runners.registry import describe_runners
+
+    described = describe_runners()
+    if output_format == "json":
+        click.echo(json.dumps(described, indent=2))
+        return
+    console = Console()
+    for entry in described:
+        extra = escape(f"  (pip install 'kubesage[{entry['extra']}]')") if entry["extra"] else ""
+        console.print(f"[bold cyan]{entry['name']}[/]: {entry['summary']}{extra}", highlight=False, soft_wrap=True)
+        console.print(f"  needs: {entry['needs']}", highlight=False, soft_wrap=True)
+        for option in entry["options"]:
+            flag = f" ({option['flag']})" if option["flag"] else ""
+            console.print(
+                escape(f"  --option {option['name']}={option['default']!s}{flag}  {option['description']}"),
+                highlight=False,
+                soft_wrap=True,
+            )
 
 
 @main.group()

@@ -49,6 +49,12 @@ class RunnerError(KubesageError):
     """A runner could not compile, submit or follow a pipeline run."""
 
 
+class RunInterruptedError(RunnerError):
+    """The user stopped a run (Ctrl-C); the message says what became of the backend's run."""
+
+    exit_code = 130
+
+
 class UnsupportedFeatureError(RunnerError):
     """A pipeline uses a feature the chosen backend cannot express."""
 
@@ -57,3 +63,19 @@ class UnsupportedFeatureError(RunnerError):
 
 class TrackingError(KubesageError):
     """MLflow could not be reached or refused a request."""
+
+
+class CloudError(KubesageError):
+    """A cloud API (AWS through boto3) refused or failed a request; the message names the call."""
+
+
+class AccessDeniedError(CloudError):
+    """The caller's credentials may not make this call; the message names the permission to grant."""
+
+    exit_code = 3
+
+
+class SpecIntegrityError(RunnerError):
+    """A step's task spec does not match the sha256 the compiled pipeline definition pins for it."""
+
+    exit_code = 2

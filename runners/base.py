@@ -1,8 +1,11 @@
 """The Runner interface every backend implements, and the shared work around it.
 
-`Runner.run` does what every backend needs (check parameters before anything runs, open the MLflow
-parent run, follow the run, close the parent run, collect the result); a backend fills in
-`compile`, `submit` and `wait`. Adding a backend touches no other backend: see `registry.py`.
+In the spirit of Kedro's AbstractRunner: `Runner.run` does what every backend needs (check the
+parameters once, before anything runs; open the MLflow parent run; time the run; turn a failure or
+Ctrl-C into a closed parent run with the reason; read the result back from MLflow). A backend fills
+in `compile` (what it executes, written to a file) and `_run` (execute or submit, and follow the run
+until it ends). Asynchronous backends follow their run inside `_run`. Adding a backend touches no
+other backend: a folder under runners/ and one line in `registry.py`.
 """
 
 from __future__ import annotations
@@ -14,25 +17,90 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from kubesage.errors import KubesageError, RunnerError
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from kubesage.errors import KubesageError, ParameterError, RunInterruptedError, RunnerError
 from kubesage.parameters import effective_parameters, parameter_specs, resolve_parameters
 from kubesage.pipeline_source import PipelineSource
-from kubesage.tracking import PipelineRun, finish_pipeline_run, start_pipeline_run
+from kubesage.redact import redact_uri
+from kubesage.tracking import (
+    PipelineRun,
+    finish_pipeline_run,
+    mlflow_call,
+    start_pipeline_run,
+    tag_pipeline_run,
+)
+from kubesage.tracking.contract import (
+    TAG_BACKEND_RUN_ID,
+    TAG_FAILURE,
+    TAG_NOT_REGISTERED,
+    TAG_PARENT_RUN_ID,
+    TAG_REGISTERED_NAME,
+    TAG_REGISTERED_VERSION,
+    TAG_STEP,
+)
 
-ProgressCallback = Callable[[str], None]
+
+class RunnerOptions(BaseModel):
+    """Base of every runner's options: validated once, at the boundary (CLI flags, --option, code).
+
+    A field's `json_schema_extra={"flag": "--image"}` gives it a dedicated CLI flag; every field can
+    also be set with `--option NAME=VALUE`.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+@dataclass(frozen=True)
+class StepEvent:
+    """A step changed state: started, succeeded, failed, skipped (with seconds once it ended)."""
+
+    name: str
+    status: str
+    seconds: float | None = None
+    message: str | None = None
+
+
+class Progress:
+    """Where runners report what is happening. The default prints nothing; the CLI prints lines."""
+
+    def info(self, message: str) -> None:
+        """A line about the run as a whole (where outputs go, what is being followed)."""
+
+    def step(self, event: StepEvent) -> None:
+        """A step started or ended."""
+
+
+class CallbackProgress(Progress):
+    """Progress as one callable taking a line of text (handy in tests and scripts)."""
+
+    def __init__(self, emit: Callable[[str], None]) -> None:
+        self._emit = emit
+
+    def info(self, message: str) -> None:
+        self._emit(message)
+
+    def step(self, event: StepEvent) -> None:
+        timing = f" in {event.seconds:.1f} s" if event.seconds is not None else ""
+        detail = f": {event.message}" if event.message else ""
+        self._emit(f"step {event.name} {event.status}{timing}{detail}")
 
 
 @dataclass
-class RunHandle:
-    """What `submit` returns: enough for `wait` to follow the run."""
+class RunContext:
+    """Everything `_run` needs: the pipeline, its checked parameters, the parent run, progress."""
 
-    pipeline_run_id: str
-    backend_id: str
     pipeline: PipelineSource
     parameters: dict[str, Any]
     tracking: PipelineRun
-    started_at: float = field(default_factory=time.time)
+    progress: Progress
+    backend_run_id: str = ""
     details: dict[str, Any] = field(default_factory=dict)
+
+    def record_backend_run(self, backend_run_id: str) -> None:
+        """Remember the backend's own id (execution ARN, KFP run id) and tag the parent run with it."""
+        self.backend_run_id = backend_run_id
+        tag_pipeline_run(self.tracking, {TAG_BACKEND_RUN_ID: backend_run_id})
 
 
 @dataclass(frozen=True)
@@ -46,7 +114,7 @@ class StepSummary:
 class RunResult:
     """The same summary whatever the backend; `to_dict` is the `--output json` object."""
 
-    status: str  # "succeeded" | "failed"
+    status: str  # "succeeded" | "failed" | "interrupted"
     runner: str
     pipeline: str
     pipeline_run_id: str
@@ -59,6 +127,10 @@ class RunResult:
     failure: str | None
     wall_seconds: float
     steps: list[StepSummary]
+    # step name -> the reason it recorded in MLflow: the same on every backend, whatever the
+    # backend's own message (`failure`) looks like.
+    failed_steps: dict[str, str] = field(default_factory=dict)
+    tracking_uri: str = ""
 
     @property
     def succeeded(self) -> bool:
@@ -69,103 +141,139 @@ class RunResult:
 
 
 class Runner(ABC):
-    """One backend. Subclasses implement compile, submit and wait; `run` is shared."""
+    """One backend. Subclasses set `name` and `Options`, and implement `compile` and `_run`."""
 
     name: ClassVar[str]
+    Options: ClassVar[type[RunnerOptions]] = RunnerOptions
 
+    def __init__(self, options: RunnerOptions | Mapping[str, Any] | None = None, **overrides: Any) -> None:
+        self.options = self.validate_options(options, **overrides)
+
+    @classmethod
+    def validate_options(cls, options: RunnerOptions | Mapping[str, Any] | None = None, **overrides: Any) -> Any:
+        """The runner's options model from a model, a mapping and/or keyword overrides (None = unset)."""
+        values: dict[str, Any] = {}
+        if isinstance(options, RunnerOptions):
+            values.update(options.model_dump())
+        elif options:
+            values.update(options)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        try:
+            return cls.Options.model_validate(values)
+        except ValidationError as exc:
+            problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'option'}: {e['msg']}" for e in exc.errors())
+            raise ParameterError(f"invalid {cls.name} runner option: {problems}") from None
+
+    # --- what a backend implements -----------------------------------------------------------------
     @abstractmethod
     def compile(self, pipeline: PipelineSource, output: Path) -> Path:
         """Write what this backend executes (IR YAML, a SageMaker definition, ...) to `output`."""
 
     @abstractmethod
-    def submit(self, pipeline: PipelineSource, parameters: Mapping[str, Any], tracking: PipelineRun) -> RunHandle:
-        """Start a run with checked, typed parameters; the steps join `tracking`'s parent run."""
+    def _run(self, context: RunContext) -> None:
+        """Execute (or submit and follow) the run until it ends.
 
-    @abstractmethod
-    def wait(self, handle: RunHandle, progress: ProgressCallback) -> None:
-        """Block until the run ends; raise KubesageError with the step's reason if it failed."""
+        Raise a KubesageError carrying the failing step's reason if the run failed; raise
+        RunInterruptedError if it was stopped on the user's request.
+        """
+
+    def preflight(self, pipeline: PipelineSource, parameters: Mapping[str, Any]) -> None:
+        """Checks that must pass before anything is recorded (reachable stores, usable inputs)."""
+        return None
 
     def explain(self, pipeline: PipelineSource) -> str:
         """How each task and feature maps onto this backend (`kubesage compile --explain`)."""
-        raise RunnerError(f"--explain is not available for the {self.name} target")
+        raise RunnerError(f"--explain is not available for the {self.name} runner")
 
+    # --- shared -----------------------------------------------------------------------------------
     def check_parameters(self, pipeline: PipelineSource, given: Mapping[str, Any]) -> dict[str, Any]:
-        specs = parameter_specs(pipeline.spec)
-        return resolve_parameters(specs, given)
+        """Typed values for `given`, checked against the pipeline's own inputs."""
+        return resolve_parameters(parameter_specs(pipeline.spec), given)
 
     def run(
         self,
         pipeline: PipelineSource,
         given: Mapping[str, Any],
-        progress: ProgressCallback = lambda _: None,
+        progress: Progress | Callable[[str], None] | None = None,
     ) -> RunResult:
+        """Check, record, execute and summarise one pipeline run."""
+        reporter = progress if isinstance(progress, Progress) else CallbackProgress(progress or (lambda _: None))
         parameters = self.check_parameters(pipeline, given)
+        self.preflight(pipeline, parameters)
         logged = effective_parameters(parameter_specs(pipeline.spec), parameters)
         tracking = start_pipeline_run(pipeline.name, self.name, logged)
+        context = RunContext(pipeline, parameters, tracking, reporter)
         started = time.perf_counter()
-        failure: str | None = None
-        handle: RunHandle | None = None
+        status, failure = "FINISHED", None
         try:
-            handle = self.submit(pipeline, parameters, tracking)
-            self.wait(handle, progress)
+            self._run(context)
+        except RunInterruptedError as exc:
+            status, failure = "KILLED", str(exc)
         except KubesageError as exc:
-            failure = str(exc)
-        except Exception as exc:  # a backend bug still closes the parent run
+            status, failure = "FAILED", str(exc)
+        except KeyboardInterrupt:
+            running = context.backend_run_id or "nothing"
+            finish_pipeline_run(tracking, "KILLED", f"interrupted (Ctrl-C) while {running} was running")
+            raise
+        except Exception as exc:  # a backend bug still closes the parent run, with the reason
             failure = f"{type(exc).__name__}: {exc}"
-            finish_pipeline_run(tracking, succeeded=False, failure=failure)
+            finish_pipeline_run(tracking, "FAILED", failure)
             raise RunnerError(f"the {self.name} runner failed unexpectedly: {failure}") from exc
-        finish_pipeline_run(tracking, succeeded=failure is None, failure=failure)
-        return collect_result(
-            runner=self.name,
-            pipeline=pipeline,
-            tracking=tracking,
-            backend_id=handle.backend_id if handle else "",
-            wall_seconds=time.perf_counter() - started,
-            failure=failure,
-        )
+        finish_pipeline_run(tracking, status, failure)
+        return collect_result(self.name, pipeline, context, time.perf_counter() - started, status, failure)
+
+
+_RESULT_STATUS = {"FINISHED": "succeeded", "FAILED": "failed", "KILLED": "interrupted"}
 
 
 def collect_result(
     runner: str,
     pipeline: PipelineSource,
-    tracking: PipelineRun,
-    backend_id: str,
+    context: RunContext,
     wall_seconds: float,
+    status: str,
     failure: str | None,
 ) -> RunResult:
     """Read the run's outcome back from MLflow, where every backend's steps recorded it."""
-    from mlflow import MlflowClient
+    from kubesage.tracking.sqlite_store import mlflow_client
 
-    from kubesage import tracking as t
-
-    client = MlflowClient(tracking_uri=tracking.tracking_uri)
-    parent = client.get_run(tracking.run_id)
-    children = client.search_runs(
-        [tracking.experiment_id],
-        filter_string=f"tags.mlflow.parentRunId = '{tracking.run_id}'",
-        order_by=["attributes.start_time ASC"],
-    )
+    tracking = context.tracking
+    client = mlflow_client(tracking.tracking_uri)
+    with mlflow_call("read the finished run back", tracking.tracking_uri):
+        parent = client.get_run(tracking.run_id)
+        children = client.search_runs(
+            [tracking.experiment_id],
+            filter_string=f"tags.`{TAG_PARENT_RUN_ID}` = '{tracking.run_id}'",
+            order_by=["attributes.start_time ASC"],
+        )
     steps = [
         StepSummary(
-            name=child.data.tags.get(t.TAG_STEP, child.info.run_name or "?"),
+            name=child.data.tags.get(TAG_STEP, child.info.run_name or "?"),
             status=child.info.status,
             seconds=((child.info.end_time - child.info.start_time) / 1000.0) if child.info.end_time else None,
         )
         for child in children
     ]
+    failed_steps = {
+        child.data.tags.get(TAG_STEP, child.info.run_name or "?"): child.data.tags.get(TAG_FAILURE, "")
+        for child in children
+        if child.info.status == "FAILED"
+    }
     tags = parent.data.tags
     return RunResult(
-        status="failed" if failure else "succeeded",
+        status=_RESULT_STATUS[status],
         runner=runner,
         pipeline=pipeline.name,
         pipeline_run_id=tracking.run_id,
         mlflow_run_id=tracking.run_id,
-        backend_id=backend_id,
+        backend_id=context.backend_run_id,
         metrics=dict(sorted(parent.data.metrics.items())),
-        registered_model_name=tags.get(t.TAG_REGISTERED_NAME),
-        registered_model_version=tags.get(t.TAG_REGISTERED_VERSION),
-        not_registered_reason=tags.get(t.TAG_NOT_REGISTERED) or (f"run failed: {failure}" if failure else None),
+        registered_model_name=tags.get(TAG_REGISTERED_NAME),
+        registered_model_version=tags.get(TAG_REGISTERED_VERSION),
+        not_registered_reason=tags.get(TAG_NOT_REGISTERED) or (f"run failed: {failure}" if failure else None),
         failure=failure,
         wall_seconds=wall_seconds,
         steps=steps,
+        failed_steps=failed_steps,
+        tracking_uri=redact_uri(tracking.tracking_uri),
     )

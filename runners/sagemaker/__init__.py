@@ -1,1 +1,46 @@
-"""SageMaker Pipelines backend: compile KFP IR to a SageMaker pipeline definition, submit and run it."""
+"""SageMaker Pipelines backend: compile KFP IR to a SageMaker pipeline definition, then run it on
+SageMaker (`sagemaker`) or in the SageMaker SDK's local mode with Docker (`sagemaker-local`)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from kubesage.runners.registry import RunnerSpec
+from kubesage.runners.sagemaker.config import SageMakerConfig
+
+
+class SageMakerOptions(SageMakerConfig):
+    endpoint_url: str | None = Field(default=None, description="SageMaker API endpoint (a stand-in such as moto)")
+    poll_seconds: float = Field(default=15.0, gt=0, description="seconds between status polls")
+    timeout_seconds: float = Field(default=6 * 3600, gt=0, description="give up following after this long")
+    on_exit: Literal["stop", "detach"] = Field(
+        default="stop",
+        description="on timeout or Ctrl-C: stop the execution, or leave it running and say how to follow it",
+    )
+
+
+class SageMakerLocalOptions(SageMakerConfig):
+    s3_endpoint_url: str | None = Field(default=None, description="S3 endpoint for local mode (e.g. moto)")
+
+
+RUNNERS = (
+    RunnerSpec(
+        name="sagemaker",
+        runner="kubesage.runners.sagemaker.runner:SageMakerRunner",
+        options=SageMakerOptions,
+        summary="SageMaker Pipelines: the IR compiled to SageMaker steps on the kubesage image",
+        needs="an AWS account: image in ECR, execution role, bucket; an MLflow server the jobs reach",
+        extra="sagemaker",
+        compile_target="sagemaker",
+    ),
+    RunnerSpec(
+        name="sagemaker-local",
+        runner="kubesage.runners.sagemaker.local_mode:SageMakerLocalRunner",
+        options=SageMakerLocalOptions,
+        summary="the same SageMaker definition run by the SageMaker SDK's local mode in Docker",
+        needs="Docker, the kubesage image, S3 (moto works), an MLflow server on this host",
+        extra="sagemaker",
+    ),
+)

@@ -1,35 +1,32 @@
 """A thin client over boto3 for what the runner does on AWS: S3 uploads, pipelines, executions.
 
-Every botocore error is mapped into RunnerError here (`_aws`), with the operation named, so callers
-and the CLI never show a botocore traceback.
+Every botocore error is mapped by `kubesage.aws.aws_call`, with the operation named, so callers and
+the CLI never show a botocore traceback.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from kubesage.aws import aws_call, error_code
 from kubesage.data import file_sha256
-from kubesage.errors import RunnerError
+from kubesage.errors import AccessDeniedError, RunnerError
+from kubesage.runners.base import Progress, StepEvent
 
 TERMINAL = frozenset({"Succeeded", "Failed", "Stopped"})
 
 
-@contextmanager
-def _aws(operation: str) -> Iterator[None]:
-    from botocore.exceptions import BotoCoreError, ClientError
+class FollowTimeoutError(RunnerError):
+    """The execution had not ended when the runner's timeout ran out."""
 
-    try:
-        yield
-    except ClientError as exc:
-        error = exc.response.get("Error", {})
-        raise RunnerError(f"AWS refused {operation}: {error.get('Code', '?')}: {error.get('Message', exc)}") from exc
-    except BotoCoreError as exc:
-        raise RunnerError(f"AWS call {operation} failed: {exc}") from exc
+
+def _aws(operation: str) -> AbstractContextManager[None]:
+    return aws_call(operation, RunnerError)
 
 
 def split_s3_uri(uri: str) -> tuple[str, str]:
@@ -111,10 +108,18 @@ class SageMakerClient:
         from botocore.exceptions import ClientError
 
         try:
-            arn: str = self.sagemaker.describe_model_package_group(ModelPackageGroupName=name)["ModelPackageGroupArn"]
+            with _aws(f"sagemaker:DescribeModelPackageGroup '{name}'"):
+                arn: str = self.sagemaker.describe_model_package_group(ModelPackageGroupName=name)[
+                    "ModelPackageGroupArn"
+                ]
             return arn
-        except ClientError:
-            pass
+        except RunnerError as exc:
+            # Only "does not exist" means create it; AccessDenied and the rest surface as they are.
+            if not isinstance(exc.__cause__, ClientError) or error_code(exc.__cause__) not in (
+                "ValidationException",
+                "ResourceNotFound",
+            ):
+                raise
         with _aws(f"sagemaker:CreateModelPackageGroup '{name}'"):
             arn = self.sagemaker.create_model_package_group(
                 ModelPackageGroupName=name,
@@ -150,10 +155,27 @@ class SageMakerClient:
             )["PipelineExecutionSteps"]
         return steps
 
+    def stop_execution(self, arn: str) -> None:
+        with _aws(f"sagemaker:StopPipelineExecution '{arn}'"):
+            self.sagemaker.stop_pipeline_execution(PipelineExecutionArn=arn)
+
+    def _describe_with_retries(self, arn: str, attempts: int = 4) -> dict[str, Any]:
+        """DescribePipelineExecution, retried with backoff: a throttle or a blip must not end the follow."""
+        for attempt in range(attempts):
+            try:
+                return self.describe_execution(arn)
+            except AccessDeniedError:
+                raise
+            except RunnerError:
+                if attempt == attempts - 1:
+                    raise
+                time.sleep(min(30.0, 2.0**attempt))
+        raise AssertionError("unreachable")
+
     def wait(
         self,
         arn: str,
-        progress: Callable[[str], None],
+        progress: Progress,
         poll_seconds: float = 15.0,
         timeout_seconds: float = 6 * 3600,
     ) -> dict[str, Any]:
@@ -162,7 +184,7 @@ class SageMakerClient:
         seen: dict[str, str] = {}
         list_steps = True
         while True:
-            described = self.describe_execution(arn)
+            described = self._describe_with_retries(arn)
             steps: list[dict[str, Any]] = []
             if list_steps:
                 try:
@@ -171,18 +193,17 @@ class SageMakerClient:
                     # Step status is progress only (moto, for one, lacks the call): keep following
                     # the execution status and say once why step lines are missing.
                     list_steps = False
-                    progress(f"step status unavailable: {str(exc).splitlines()[0][:200]}")
+                    progress.info(f"step status unavailable: {str(exc).splitlines()[0][:200]}")
             for step in steps:
                 status = step.get("StepStatus", "?")
                 if seen.get(step["StepName"]) != status:
                     seen[step["StepName"]] = status
-                    reason = f": {step['FailureReason']}" if step.get("FailureReason") else ""
-                    progress(f"step {step['StepName']}: {status}{reason}")
+                    progress.step(StepEvent(step["StepName"], status.lower(), message=step.get("FailureReason")))
             if described["PipelineExecutionStatus"] in TERMINAL:
                 return described
             if time.monotonic() > deadline:
-                raise RunnerError(
+                raise FollowTimeoutError(
                     f"pipeline execution {arn} still {described['PipelineExecutionStatus']} after "
-                    f"{timeout_seconds:.0f}s; raise the runner's timeout_seconds or follow it in the console"
+                    f"{timeout_seconds:.0f}s; raise --option timeout_seconds=N or follow it in the console"
                 )
             time.sleep(poll_seconds)

@@ -21,12 +21,13 @@ from __future__ import annotations
 import copy
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from kubesage.errors import RunnerError
 from kubesage.pipeline_source import PipelineSource
-from kubesage.runners.base import ProgressCallback, RunHandle, Runner
+from kubesage.runners.base import RunContext, StepEvent
+from kubesage.runners.sagemaker import SageMakerLocalOptions
+from kubesage.runners.sagemaker.base import SageMakerRunnerBase, stage_data_parameters
 from kubesage.runners.sagemaker.client import SageMakerClient
 from kubesage.runners.sagemaker.compiler import (
     OUTPUTS_FILE,
@@ -36,7 +37,7 @@ from kubesage.runners.sagemaker.compiler import (
     build_pipeline,
 )
 from kubesage.runners.sagemaker.config import SageMakerConfig
-from kubesage.tracking import PipelineRun, tracking_uri
+from kubesage.tracking import tracking_uri
 
 LOCAL_INSTANCE = "local"
 # Tracking URIs a job container can use from the host network: servers, not files on the host.
@@ -165,6 +166,7 @@ def run_local(
     parameters: Mapping[str, Any],
     boto_session: Any,
     s3_endpoint_url: str | None = None,
+    platform_spec: dict[str, Any] | None = None,
 ) -> tuple[CompiledPipeline, LocalExecution]:
     """Compile `spec` for local mode, upload its task specs, execute it with Docker, collect outputs."""
     config = local_config(config)
@@ -179,7 +181,7 @@ def run_local(
         step_session = StepSession(
             boto_session=boto_session, default_bucket=config.bucket, s3_endpoint_url=s3_endpoint_url
         )
-        pipeline, compiled = build_pipeline(spec, config, step_session)
+        pipeline, compiled = build_pipeline(spec, config, step_session, platform_spec)
         client.upload_assets(compiled.assets)
         run_session = LocalPipelineSession(
             boto_session=boto_session, default_bucket=config.bucket, s3_endpoint_url=s3_endpoint_url
@@ -188,8 +190,6 @@ def run_local(
         _allow_host_network()
         run_session.config = host_network_config(run_session.config)
         run_session.create_pipeline(pipeline, f"kubesage local run of {compiled.name}")
-        from kubesage.runners.sagemaker.runner import stage_data_parameters
-
         staged = stage_data_parameters(compiled, parameters, client, config.s3_root())
         values = {k: v for k, v in staged.items() if v is not None}
         before = _local_mode_containers()
@@ -236,64 +236,45 @@ def _processing_tasks(compiled: CompiledPipeline) -> set[str]:
     return found
 
 
-class SageMakerLocalRunner(Runner):
+class SageMakerLocalRunner(SageMakerRunnerBase):
     """`kubesage run PIPELINE --runner sagemaker-local`: the compiled pipeline in SDK local mode."""
 
     name = "sagemaker-local"
+    Options = SageMakerLocalOptions
+    options: SageMakerLocalOptions
 
-    def __init__(
-        self, config: SageMakerConfig | None = None, s3_endpoint_url: str | None = None, **settings: Any
-    ) -> None:
-        settings = {k: v for k, v in settings.items() if v is not None}
-        base = config or SageMakerConfig()
-        self.config = SageMakerConfig.model_validate({**base.model_dump(), **settings}) if settings else base
-        self.s3_endpoint_url = s3_endpoint_url
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
         # The last execution's steps and outputs.json, for callers that want more than RunResult.
         self.last_execution: LocalExecution | None = None
 
-    def compile(self, pipeline: PipelineSource, output: Path) -> Path:
-        from kubesage.runners.sagemaker.compiler import compile_spec
+    def compile_config(self) -> SageMakerConfig:
+        return local_config(super().compile_config())
 
-        compile_spec(pipeline.spec, local_config(self.config)).write(output)
-        return output
-
-    def check_parameters(self, pipeline: PipelineSource, given: Mapping[str, Any]) -> dict[str, Any]:
-        # Runner.run calls this before it opens the MLflow parent run: an unusable tracking URI
-        # fails here without leaving a FAILED run in a store the user cannot use anyway.
+    def preflight(self, pipeline: PipelineSource, parameters: Mapping[str, Any]) -> None:
+        # Before the MLflow parent run opens: an unusable tracking URI fails without leaving a
+        # FAILED run in a store the user cannot use anyway.
         check_tracking_uri(tracking_uri())
-        return super().check_parameters(pipeline, given)
 
-    def submit(self, pipeline: PipelineSource, parameters: Mapping[str, Any], tracking: PipelineRun) -> RunHandle:
-        check_tracking_uri(tracking.tracking_uri)
-        # Local mode runs synchronously: `wait` does the work.
-        return RunHandle(
-            pipeline_run_id=tracking.run_id,
-            backend_id="",
-            pipeline=pipeline,
-            parameters=dict(parameters),
-            tracking=tracking,
-        )
-
-    def wait(self, handle: RunHandle, progress: ProgressCallback) -> None:
+    def _run(self, context: RunContext) -> None:
         import boto3
-        from mlflow import MlflowClient
 
-        from kubesage.runners.sagemaker.compiler import TRACKING_PARAMETERS
-        from kubesage.runners.sagemaker.runner import TAG_EXECUTION_ARN
-
-        # The steps join the parent run through these pipeline parameters (the shim turns them into
+        # The steps join the parent run through pipeline parameters (the shim turns them back into
         # MLFLOW_TRACKING_URI etc.); on the host network the URI means the same inside the containers.
-        env = handle.tracking.step_env
-        parameters = {**handle.parameters, **{p: env.get(v, "") for p, v in TRACKING_PARAMETERS.items()}}
-        progress(f"running {handle.pipeline.name} in SageMaker local mode with {self.config.image_uri}")
-        boto_session = boto3.Session(region_name=self.config.region)
-        _, result = run_local(handle.pipeline.spec, self.config, parameters, boto_session, self.s3_endpoint_url)
-        self.last_execution = result
-        handle.backend_id = result.execution_id
-        MlflowClient(tracking_uri=handle.tracking.tracking_uri).set_tag(
-            handle.tracking.run_id, TAG_EXECUTION_ARN, result.execution_id
+        parameters = self.run_parameters(context.parameters, context.tracking)
+        context.progress.info(f"running {context.pipeline.name} in SageMaker local mode with {self.options.image_uri}")
+        boto_session = boto3.Session(region_name=self.options.region)
+        _, result = run_local(
+            context.pipeline.spec,
+            self.compile_config(),
+            parameters,
+            boto_session,
+            self.options.s3_endpoint_url,
+            context.pipeline.platform_spec,
         )
+        self.last_execution = result
+        context.record_backend_run(result.execution_id)
         for step in result.steps:
-            progress(f"step {step.name}: {step.status}" + (f" ({step.failure})" if step.failure else ""))
+            context.progress.step(StepEvent(step.name, step.status.lower(), message=step.failure))
         if not result.succeeded:
             raise RunnerError(f"SageMaker local-mode execution {result.execution_id} failed: {result.failure}")

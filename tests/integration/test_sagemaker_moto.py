@@ -15,6 +15,7 @@ import pytest
 
 from kubesage.errors import RunnerError
 from kubesage.pipeline_source import load_pipeline
+from kubesage.runners.base import CallbackProgress
 from kubesage.runners.sagemaker.client import SageMakerClient
 from kubesage.runners.sagemaker.compiler import compile_spec
 from kubesage.runners.sagemaker.config import SageMakerConfig
@@ -64,7 +65,7 @@ def test_submit_uploads_upserts_and_starts(aws, tracking, tmp_path: Path) -> Non
     endpoint, session = aws
     pipeline = load_pipeline("customer_churn", tmp_path / "ir")
     runner = SageMakerRunner(_config(), endpoint_url=endpoint, poll_seconds=0.1)
-    handle = runner.submit(pipeline, {"input_data": str(DATA), "seed": 7, "max_depth": 4}, tracking)
+    arn = runner.start(pipeline, {"input_data": str(DATA), "seed": 7, "max_depth": 4}, tracking)
 
     s3 = session.client("s3", endpoint_url=endpoint)
     sm = session.client("sagemaker", endpoint_url=endpoint)
@@ -73,7 +74,8 @@ def test_submit_uploads_upserts_and_starts(aws, tracking, tmp_path: Path) -> Non
         key = uri.removeprefix(f"s3://{BUCKET}/")
         assert s3.get_object(Bucket=BUCKET, Key=key)["Body"].read() == body
 
-    staged = handle.parameters["input_data"]
+    params = SageMakerClient(s3=s3, sagemaker=sm).execution_parameters(arn)
+    staged = params["input_data"]
     assert staged.startswith(f"s3://{BUCKET}/it/customer-churn/inputs/") and staged.endswith("/churn.txt")
     uploaded = s3.get_object(Bucket=BUCKET, Key=staged.removeprefix(f"s3://{BUCKET}/"))["Body"].read()
     assert uploaded == DATA.read_bytes()
@@ -82,20 +84,14 @@ def test_submit_uploads_upserts_and_starts(aws, tracking, tmp_path: Path) -> Non
     assert json.loads(described["PipelineDefinition"]) == compiled.definition
     assert described["RoleArn"] == ROLE
 
-    execution = sm.describe_pipeline_execution(PipelineExecutionArn=handle.backend_id)
+    execution = sm.describe_pipeline_execution(PipelineExecutionArn=arn)
     assert execution["PipelineArn"] == described["PipelineArn"]
-    params = SageMakerClient(s3=s3, sagemaker=sm).execution_parameters(handle.backend_id)
-    assert params["seed"] == "7" and params["max_depth"] == "4" and params["input_data"] == staged
+    assert params["seed"] == "7" and params["max_depth"] == "4"
     assert params["KubesageMlflowParentRunId"] == tracking.run_id
     assert params["KubesageMlflowTrackingUri"] == tracking.tracking_uri
 
     group = sm.describe_model_package_group(ModelPackageGroupName="customer-churn-models")
     assert group["ModelPackageGroupName"] == "customer-churn-models"
-
-    from mlflow import MlflowClient
-
-    tags = MlflowClient(tracking_uri=tracking.tracking_uri).get_run(tracking.run_id).data.tags
-    assert tags["kubesage.sagemaker.execution_arn"] == handle.backend_id
 
 
 def test_second_submit_updates_the_pipeline(aws, tracking, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -103,28 +99,28 @@ def test_second_submit_updates_the_pipeline(aws, tracking, tmp_path: Path) -> No
     endpoint, session = aws
     pipeline = load_pipeline("customer_churn", tmp_path / "ir")
     sm = session.client("sagemaker", endpoint_url=endpoint)
-    first = SageMakerRunner(_config(), endpoint_url=endpoint).submit(pipeline, {"input_data": str(DATA)}, tracking)
+    first = SageMakerRunner(_config(), endpoint_url=endpoint).start(pipeline, {"input_data": str(DATA)}, tracking)
+    pipeline_arn = sm.describe_pipeline(PipelineName="customer-churn")["PipelineArn"]
     image = "123456789012.dkr.ecr.us-east-1.amazonaws.com/kubesage/xgboost-daal4py:2"
-    second = SageMakerRunner(_config(image_uri=image), endpoint_url=endpoint).submit(
+    second = SageMakerRunner(_config(image_uri=image), endpoint_url=endpoint).start(
         pipeline, {"input_data": str(DATA)}, tracking
     )
-    assert first.details["pipeline_arn"] == second.details["pipeline_arn"]
-    definition = sm.describe_pipeline(PipelineName="customer-churn")["PipelineDefinition"]
-    assert image in definition
-    assert first.backend_id != second.backend_id
+    described = sm.describe_pipeline(PipelineName="customer-churn")
+    assert described["PipelineArn"] == pipeline_arn
+    assert image in described["PipelineDefinition"]
+    assert first != second
 
 
-def test_wait_reports_terminal_status_without_step_list(aws, tracking, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    """moto lacks ListPipelineExecutionSteps: `wait` must still finish from the execution status alone,
+def test_follow_reports_terminal_status_without_step_list(aws, tracking, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """moto lacks ListPipelineExecutionSteps: `follow` must still finish from the execution status alone,
     with no step lines (the step list is exercised only on real SageMaker)."""
     endpoint, _ = aws
     pipeline = load_pipeline("customer_churn", tmp_path / "ir")
     runner = SageMakerRunner(_config(), endpoint_url=endpoint, poll_seconds=0.1, timeout_seconds=30)
-    handle = runner.submit(pipeline, {"input_data": str(DATA)}, tracking)
+    arn = runner.start(pipeline, {"input_data": str(DATA)}, tracking)
     messages: list[str] = []
-    runner.wait(handle, messages.append)
-    assert handle.details["status"] == "Succeeded"
-    assert messages[0] == f"following SageMaker pipeline execution {handle.backend_id}"
+    runner.follow(arn, CallbackProgress(messages.append))  # raises unless the execution Succeeded
+    assert messages[0] == f"following SageMaker pipeline execution {arn}"
     assert messages[1].startswith("step status unavailable: AWS refused sagemaker:ListPipelineExecutionSteps")
     assert len(messages) == 2
 
@@ -134,17 +130,18 @@ def test_missing_input_file_and_missing_bucket_are_clear_errors(aws, tracking, t
     pipeline = load_pipeline("customer_churn", tmp_path / "ir")
     runner = SageMakerRunner(_config(), endpoint_url=endpoint)
     with pytest.raises(RunnerError, match="parameter 'input_data': '/nope.csv' is neither an s3:// URI"):
-        runner.submit(pipeline, {"input_data": "/nope.csv"}, tracking)
+        runner.start(pipeline, {"input_data": "/nope.csv"}, tracking)
     other = SageMakerRunner(_config(bucket="kubesage-no-such-bucket"), endpoint_url=endpoint)
     with pytest.raises(RunnerError, match="AWS refused s3:PutObject .*NoSuchBucket"):
-        other.submit(pipeline, {"input_data": str(DATA)}, tracking)
+        other.start(pipeline, {"input_data": str(DATA)}, tracking)
 
 
 def test_tracking_uri_with_a_password_never_becomes_a_parameter() -> None:
     from kubesage.errors import RunnerError
-    from kubesage.runners.sagemaker.runner import execution_parameters
+    from kubesage.runners.sagemaker.base import handoff_parameters
     from kubesage.tracking import PipelineRun
 
-    tracking = PipelineRun("run", "1", "https://user:secret@mlflow.example.com", "sagemaker")
-    with pytest.raises(RunnerError, match="carries a password"):
-        execution_parameters(None, {"input_data": "s3://b/k"}, tracking)  # type: ignore[arg-type]
+    for uri in ("https://user:secret@mlflow.example.com", "https://mlflow.example.com/?token=abc"):
+        tracking = PipelineRun("run", "1", uri, "sagemaker")
+        with pytest.raises(RunnerError, match="carries a credential"):
+            handoff_parameters(tracking)

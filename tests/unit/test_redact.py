@@ -53,11 +53,11 @@ def test_uris_inside_free_text_are_masked_and_the_rest_kept() -> None:
 
 @pytest.mark.parametrize("uri", CREDENTIAL_URIS)
 def test_sagemaker_refuses_any_credential_as_a_pipeline_parameter(uri: str) -> None:
-    from kubesage.runners.sagemaker.runner import execution_parameters
+    from kubesage.runners.sagemaker.base import handoff_parameters
 
     tracking = t.PipelineRun("run", "1", uri, "sagemaker")
     with pytest.raises(RunnerError, match="carries a credential") as caught:
-        execution_parameters(None, {"input_data": "s3://b/k"}, tracking)  # type: ignore[arg-type]
+        handoff_parameters(tracking)
     assert SECRET not in str(caught.value)
 
 
@@ -67,7 +67,7 @@ def test_failure_tags_are_redacted(mlflow_sqlite: str, monkeypatch: pytest.Monke
     run = t.start_pipeline_run("redaction", "local", {}, uri=mlflow_sqlite)
     for name, value in run.step_env.items():
         monkeypatch.setenv(name, value)
-    t.finish_pipeline_run(run, succeeded=False, failure=f"could not reach https://u:{SECRET}@h/ (token={SECRET})")
+    t.finish_pipeline_run(run, "FAILED", failure=f"could not reach https://u:{SECRET}@h/ (token={SECRET})")
     with pytest.raises(TrackingError), t.step_run("train"):
         raise TrackingError(f"MLflow at https://h/?access_token={SECRET} refused")
     client = MlflowClient(tracking_uri=mlflow_sqlite)

@@ -14,7 +14,7 @@ from kubesage.errors import KubesageError, ModelError
 from kubesage.features import transform_columns
 from kubesage.modelio import booster_probabilities, load_booster
 from kubesage.serving.app import InferenceApp, create_app
-from kubesage.serving.predictor import SERVING_PARITY_TOLERANCE, Predictor, booster_reference
+from kubesage.serving.predictor import SERVING_PARITY_TOLERANCE, Predictor
 from kubesage.serving.server import ENV_PORT, ENV_THREADS, ENV_WORKERS, available_cpus, check_model_dir, resolve_config
 
 
@@ -123,7 +123,9 @@ def test_single_row_answers_are_not_overwritten_by_the_next_call(model_dir: Path
     batch = predictor.predict(rows)
     assert [float(a[0]) for a in answers] == batch.tolist()
     assert len(set(batch.tolist())) == 3
-    assert np.allclose(batch, booster_reference(model_dir, rows), atol=SERVING_PARITY_TOLERANCE, rtol=0)
+    assert np.allclose(
+        batch, booster_probabilities(load_booster(model_dir), rows), atol=SERVING_PARITY_TOLERANCE, rtol=0
+    )
 
 
 def test_check_model_dir_fails_early(tmp_path: Path) -> None:

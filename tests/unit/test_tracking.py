@@ -6,6 +6,7 @@ import pytest
 from mlflow import MlflowClient
 
 from kubesage import tracking as t
+from kubesage.tracking import runs
 
 
 def test_step_without_tracking_is_a_no_op(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -26,7 +27,7 @@ def test_steps_nest_under_the_pipeline_run(mlflow_sqlite: str, monkeypatch: pyte
         tracker.set_tags({"kubesage.data_uri": "s3://b/k"}, also_parent=True)
     with pytest.raises(RuntimeError), t.step_run("evaluate"):
         raise RuntimeError("boom")
-    t.finish_pipeline_run(run, succeeded=False, failure="step evaluate: boom")
+    t.finish_pipeline_run(run, "FAILED", failure="step evaluate: boom")
 
     client = MlflowClient(tracking_uri=mlflow_sqlite)
     parent = client.get_run(run.run_id)
@@ -63,7 +64,7 @@ def test_sagemaker_plugin_header_noise_is_dropped_only_for_non_arn_uris(monkeypa
 
     record = logging.LogRecord("x", logging.WARNING, "f", 1, "Encountered unexpected error during resolving request "
                                "headers: list index out of range", None, None)  # fmt: skip
-    noise_filter = t._SageMakerHeaderNoise()
+    noise_filter = runs._SageMakerHeaderNoise()
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5000")
     assert not noise_filter.filter(record)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "arn:aws:sagemaker:us-east-1:123456789012:mlflow-tracking-server/x")

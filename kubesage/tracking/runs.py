@@ -1,9 +1,7 @@
-"""MLflow tracking: one parent run per pipeline run, one nested run per step.
+"""The run tree: the parent run a runner opens and closes, and the nested run each step opens.
 
-Runners open the parent run and hand its id to the steps through environment variables, so
-pipelines stay free of tracking parameters and every backend (KFP local, KFP cluster, SageMaker)
-records the same hierarchy. The embedded default is MLflow's own: a SQLite store `mlflow.db` and
-artifacts under `mlruns/`, in the working directory; `MLFLOW_TRACKING_URI` selects a server.
+The embedded default store is MLflow's own: a SQLite store `mlflow.db` and artifacts under
+`mlruns/`, in the working directory; `MLFLOW_TRACKING_URI` selects a server.
 """
 
 from __future__ import annotations
@@ -17,27 +15,25 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kubesage.errors import TrackingError
-from kubesage.redact import redact_text, redact_uri
-
-ENV_TRACKING_URI = "MLFLOW_TRACKING_URI"
-ENV_PARENT_RUN_ID = "KUBESAGE_MLFLOW_PARENT_RUN_ID"
-ENV_EXPERIMENT_ID = "KUBESAGE_MLFLOW_EXPERIMENT_ID"
-ENV_RUNNER = "KUBESAGE_RUNNER"
-ENV_EXPERIMENT_NAME = "KUBESAGE_MLFLOW_EXPERIMENT"
-
-TAG_RUNNER = "kubesage.runner"
-TAG_PIPELINE = "kubesage.pipeline"
-TAG_PIPELINE_RUN_ID = "kubesage.pipeline_run_id"
-TAG_STEP = "kubesage.step"
-TAG_DATA_URI = "kubesage.data_uri"
-TAG_DATA_SHA256 = "kubesage.data_sha256"
-TAG_GIT_COMMIT = "mlflow.source.git.commit"
-TAG_REGISTERED_VERSION = "kubesage.registered_model_version"
-TAG_REGISTERED_NAME = "kubesage.registered_model_name"
-TAG_NOT_REGISTERED = "kubesage.not_registered_reason"
-TAG_FAILURE = "kubesage.failure"
-TAG_KIND = "kubesage.kind"
+from kubesage.redact import redact_text
+from kubesage.tracking.contract import (
+    ENV_EXPERIMENT_ID,
+    ENV_EXPERIMENT_NAME,
+    ENV_PARENT_RUN_ID,
+    ENV_RUNNER,
+    ENV_STEP_RUN_ID_FILE,
+    ENV_TRACKING_URI,
+    TAG_FAILURE,
+    TAG_GIT_COMMIT,
+    TAG_KIND,
+    TAG_PARENT_RUN_ID,
+    TAG_PIPELINE,
+    TAG_PIPELINE_RUN_ID,
+    TAG_RUNNER,
+    TAG_STEP,
+    StepHandoff,
+)
+from kubesage.tracking.mlflow_calls import mlflow_call
 
 
 class _SageMakerHeaderNoise(logging.Filter):
@@ -81,7 +77,7 @@ def git_commit(cwd: Path | None = None) -> str:
 
 @dataclass(frozen=True)
 class PipelineRun:
-    """The MLflow side of one pipeline run; `step_env` is what every step needs to join it."""
+    """The MLflow side of one pipeline run; `handoff` is what every step needs to join it."""
 
     run_id: str
     experiment_id: str
@@ -89,32 +85,27 @@ class PipelineRun:
     runner: str
 
     @property
+    def handoff(self) -> StepHandoff:
+        return StepHandoff(self.tracking_uri, self.run_id, self.experiment_id, self.runner)
+
+    @property
     def step_env(self) -> dict[str, str]:
-        return {
-            ENV_TRACKING_URI: self.tracking_uri,
-            ENV_PARENT_RUN_ID: self.run_id,
-            ENV_EXPERIMENT_ID: self.experiment_id,
-            ENV_RUNNER: self.runner,
-        }
+        return self.handoff.to_env()
 
 
 def _client(uri: str) -> Any:
-    from kubesage.sqlite_store import mlflow_client
+    from kubesage.tracking.sqlite_store import mlflow_client
 
     return mlflow_client(uri)
 
 
 def ensure_experiment(name: str, uri: str) -> str:
     client = _client(uri)
-    try:
+    with mlflow_call(f"find or create experiment {name!r}", uri):
         existing = client.get_experiment_by_name(name)
         if existing is not None:
             return str(existing.experiment_id)
         return str(client.create_experiment(name))
-    except Exception as exc:  # MLflow raises many types for an unreachable or refusing server
-        raise TrackingError(
-            f"MLflow at {redact_uri(uri)} refused experiment {name!r}: {redact_text(str(exc))}"
-        ) from exc
 
 
 def start_pipeline_run(
@@ -136,22 +127,29 @@ def start_pipeline_run(
         TAG_KIND: "pipeline",
         **(tags or {}),
     }
-    try:
+    with mlflow_call("open the pipeline run", uri):
         run = client.create_run(experiment_id, tags=all_tags, run_name=f"{pipeline_name} ({runner})")
         run_id = run.info.run_id
         client.set_tag(run_id, TAG_PIPELINE_RUN_ID, run_id)
         for key, value in sorted(params.items()):
             client.log_param(run_id, key, _param_text(value))
-    except Exception as exc:
-        raise TrackingError(f"MLflow at {redact_uri(uri)} refused the pipeline run: {redact_text(str(exc))}") from exc
     return PipelineRun(run_id=run_id, experiment_id=experiment_id, tracking_uri=uri, runner=runner)
 
 
-def finish_pipeline_run(run: PipelineRun, succeeded: bool, failure: str | None = None) -> None:
+def tag_pipeline_run(run: PipelineRun, tags: Mapping[str, str]) -> None:
     client = _client(run.tracking_uri)
-    if failure:
-        client.set_tag(run.run_id, TAG_FAILURE, redact_text(failure)[:5000])
-    client.set_terminated(run.run_id, status="FINISHED" if succeeded else "FAILED")
+    with mlflow_call("tag the pipeline run", run.tracking_uri):
+        for key, value in tags.items():
+            client.set_tag(run.run_id, key, value)
+
+
+def finish_pipeline_run(run: PipelineRun, status: str, failure: str | None = None) -> None:
+    """Close the parent run as FINISHED, FAILED or KILLED, with the failure reason as a tag."""
+    client = _client(run.tracking_uri)
+    with mlflow_call("close the pipeline run", run.tracking_uri):
+        if failure:
+            client.set_tag(run.run_id, TAG_FAILURE, redact_text(failure)[:5000])
+        client.set_terminated(run.run_id, status=status)
 
 
 def _param_text(value: Any) -> str:
@@ -162,39 +160,48 @@ def _param_text(value: Any) -> str:
 class StepTracker:
     """What a step logs; every method is a no-op when tracking is off (a step run on its own)."""
 
-    def __init__(self, client: Any, run_id: str | None, parent_run_id: str | None) -> None:
+    def __init__(self, client: Any, run_id: str | None, parent_run_id: str | None, uri: str = "") -> None:
         self._client = client
         self.run_id = run_id
         self.parent_run_id = parent_run_id
+        self._uri = uri
 
     @property
     def enabled(self) -> bool:
         return self._client is not None and self.run_id is not None
 
+    def _targets(self, also_parent: bool) -> list[str]:
+        assert self.run_id is not None
+        return [self.run_id] + ([self.parent_run_id] if also_parent and self.parent_run_id else [])
+
     def log_params(self, params: Mapping[str, Any]) -> None:
         if self.enabled:
-            for key, value in sorted(params.items()):
-                self._client.log_param(self.run_id, key, _param_text(value))
+            with mlflow_call("log step parameters", self._uri):
+                for key, value in sorted(params.items()):
+                    self._client.log_param(self.run_id, key, _param_text(value))
 
     def log_metrics(self, metrics: Mapping[str, float], also_parent: bool = False) -> None:
         if not self.enabled:
             return
-        targets = [self.run_id] + ([self.parent_run_id] if also_parent and self.parent_run_id else [])
-        for run_id in targets:
-            for key, value in sorted(metrics.items()):
-                self._client.log_metric(run_id, key, float(value))
+        with mlflow_call("log step metrics", self._uri):
+            for run_id in self._targets(also_parent):
+                for key, value in sorted(metrics.items()):
+                    self._client.log_metric(run_id, key, float(value))
 
-    def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
-        if self.enabled:
-            self._client.log_artifact(self.run_id, str(path), artifact_path)
+    def log_artifact(self, path: str | Path, artifact_path: str | None = None, also_parent: bool = False) -> None:
+        if not self.enabled:
+            return
+        with mlflow_call(f"store artifact {Path(path).name}", self._uri):
+            for run_id in self._targets(also_parent):
+                self._client.log_artifact(run_id, str(path), artifact_path)
 
     def set_tags(self, tags: Mapping[str, str], also_parent: bool = False) -> None:
         if not self.enabled:
             return
-        targets = [self.run_id] + ([self.parent_run_id] if also_parent and self.parent_run_id else [])
-        for run_id in targets:
-            for key, value in tags.items():
-                self._client.set_tag(run_id, key, value)
+        with mlflow_call("tag the step run", self._uri):
+            for run_id in self._targets(also_parent):
+                for key, value in tags.items():
+                    self._client.set_tag(run_id, key, value)
 
 
 @contextmanager
@@ -216,19 +223,20 @@ def step_run(step: str) -> Iterator[StepTracker]:
     )
     tags = {TAG_STEP: step, TAG_KIND: "step", TAG_RUNNER: os.environ.get(ENV_RUNNER, "unknown")}
     if parent:
-        tags["mlflow.parentRunId"] = parent
+        tags[TAG_PARENT_RUN_ID] = parent
         tags[TAG_PIPELINE_RUN_ID] = parent
-    try:
+    with mlflow_call(f"open the run of step {step}", uri):
         run = client.create_run(experiment_id, tags=tags, run_name=step)
-    except Exception as exc:  # an unreachable or refusing server: say so, with no traceback
-        raise TrackingError(
-            f"MLflow at {redact_uri(uri)} refused the {step} step's run: {redact_text(str(exc))}"
-        ) from exc
-    tracker = StepTracker(client, run.info.run_id, parent)
+    if os.environ.get(ENV_STEP_RUN_ID_FILE):
+        Path(os.environ[ENV_STEP_RUN_ID_FILE]).write_text(run.info.run_id)
+    tracker = StepTracker(client, run.info.run_id, parent, uri)
     try:
         yield tracker
     except BaseException as exc:
-        client.set_tag(run.info.run_id, TAG_FAILURE, redact_text(str(exc))[:5000] or type(exc).__name__)
-        client.set_terminated(run.info.run_id, status="FAILED")
+        status = "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED"
+        with mlflow_call(f"close the run of step {step}", uri):
+            client.set_tag(run.info.run_id, TAG_FAILURE, redact_text(str(exc))[:5000] or type(exc).__name__)
+            client.set_terminated(run.info.run_id, status=status)
         raise
-    client.set_terminated(run.info.run_id, status="FINISHED")
+    with mlflow_call(f"close the run of step {step}", uri):
+        client.set_terminated(run.info.run_id, status="FINISHED")
