@@ -187,7 +187,9 @@ def main() -> int:
     # The prober is its own process: in this one it would share the GIL with 30 load threads and
     # time them as well as the server.
     probes = work / "pings.txt"
-    prober = subprocess.Popen([sys.executable, __file__, "--probe", url, str(probes)], cwd=REPO)
+    prober = subprocess.Popen([sys.executable, str(REPO / "bench" / "ping_probe.py"), url, str(probes)], cwd=REPO)
+    while not probes.exists() or not probes.read_text():  # probing before the load starts
+        time.sleep(0.2)
     idle = []
     for _ in range(300):
         try:
@@ -240,22 +242,6 @@ def main() -> int:
     return 0 if ok else 1
 
 
-def probe(url: str, out: str) -> None:
-    """GET /ping every 100 ms on a fresh connection; one "status seconds" line per probe."""
-    with open(out, "a", buffering=1) as lines:  # noqa: PTH123
-        while True:
-            started = time.monotonic()
-            try:
-                status: int | str = httpx.get(f"{url}/ping", timeout=10).status_code
-            except httpx.TransportError as exc:
-                status = type(exc).__name__
-            lines.write(f"{status} {time.monotonic() - started:.4f}\n")
-            time.sleep(0.1)
-
-
 if __name__ == "__main__":
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
-    if len(sys.argv) == 4 and sys.argv[1] == "--probe":
-        probe(sys.argv[2], sys.argv[3])
-        sys.exit(0)
     sys.exit(main())

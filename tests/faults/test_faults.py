@@ -250,7 +250,8 @@ def test_mlflow_server_killed_mid_run_fails_clearly_and_registers_nothing(
 ) -> None:
     from mlflow import MlflowClient
 
-    from kubesage.components.steps import ENV_FAILURE_DIR, register_step
+    from kubesage.components.steps import register_step
+    from kubesage.tracking.contract import ENV_FAILURE_DIR
 
     root = tmp_path / "mlflow"
     port = free_port()
