@@ -16,7 +16,7 @@ def main(uri: str, name: str) -> None:
             tracker.log_params({f"p{i}": i for i in range(10)})
             tracker.log_metrics({f"m{i}": float(i) for i in range(10)}, also_parent=True)
             tracker.set_tags({"kubesage.test": step}, also_parent=True)
-    t.finish_pipeline_run(run, succeeded=True)
+    t.finish_pipeline_run(run, "FINISHED")
 
 
 if __name__ == "__main__":
