@@ -31,10 +31,19 @@ PARITY_TOLERANCE = 1e-5
 
 
 def save_booster(booster: xgb.Booster, model_dir: str | Path) -> Path:
+    """Write the booster all at once or not at all: a full disk leaves no truncated model behind."""
     target = Path(model_dir)
-    target.mkdir(parents=True, exist_ok=True)
     path = target / MODEL_FILENAME
-    booster.save_model(str(path))
+    partial = target / f".partial-{MODEL_FILENAME}"  # keeps the .ubj suffix XGBoost picks the format by
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+        booster.save_model(str(partial))
+        partial.replace(path)
+    except (OSError, xgb.core.XGBoostError) as exc:
+        partial.unlink(missing_ok=True)
+        raise ModelError(
+            f"could not write the model to {path}: {exc}; free disk space or choose another directory"
+        ) from exc
     return path
 
 

@@ -221,7 +221,9 @@ class InferenceApp:
         self, predictor: Predictor, body: bytes, content_type: str | None, output: str
     ) -> bytes:
         """Decode and predict on the prediction thread, off the event loop, within the deadline."""
-        if self._queued >= MAX_QUEUED:
+        # Small bodies only come here while a large one holds the model; they are cheap, so
+        # they wait rather than being refused for the large bodies' sake.
+        if len(body) > INLINE_BODY_BYTES and self._queued >= MAX_QUEUED:
             raise ServerBusyError(f"{MAX_QUEUED} large requests are already waiting for this worker; retry shortly")
         loop = asyncio.get_running_loop()
         self._queued += 1

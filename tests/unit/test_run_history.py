@@ -28,7 +28,7 @@ def test_pipeline_names_with_quotes_find_exactly_their_runs(mlflow_sqlite: str) 
     names = ["customer-churn", "it's", 'say "hi"', injection]
     for name in names:
         run = t.start_pipeline_run(name, "local", {}, uri=mlflow_sqlite)
-        t.finish_pipeline_run(run, succeeded=True)
+        t.finish_pipeline_run(run, "FINISHED")
     for name in names:
         found = recent_runs(pipeline=name, uri=mlflow_sqlite)
         assert [row.pipeline for row in found] == [name]

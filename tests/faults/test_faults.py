@@ -1,0 +1,338 @@
+"""Faults injected from outside into real parts (issue 10, fault-injection suite).
+
+What stands in for what: moto in server mode stands in for S3 (AccessDenied is moto's own IAM
+enforcement; the 5xx answers come from a small HTTP proxy in front of moto that plays S3's
+`SlowDown`/`InternalError`, since moto 5.2 has no switch for server errors); a real `mlflow server`
+process is SIGKILLed; a real step process is SIGKILLed; a real 64 KiB tmpfs (mounted here as root;
+the test is skipped where mounting is not allowed) is the full disk.
+"""
+
+from __future__ import annotations
+
+import http.client
+import http.server
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import boto3
+import pytest
+
+from kubesage import tracking as t
+from kubesage.errors import DataError, ModelError
+from kubesage.mlflow_server import start_mlflow_server
+from kubesage.ports import free_port
+from tests.conftest import REPO_ROOT
+from tests.integration.cli_helpers import stop_server
+from tests.integration.test_server_live import start_server
+
+pytestmark = pytest.mark.integration
+
+
+# ------------------------------------------------------------------ the model server
+
+
+def test_corrupt_model_at_serve_start_never_becomes_ready_and_says_why(model_dir: Path, tmp_path: Path) -> None:
+    corrupt = tmp_path / "model"
+    shutil.copytree(model_dir, corrupt)
+    model = corrupt / "xgboost-model.ubj"
+    model.write_bytes(model.read_bytes()[: model.stat().st_size // 2])  # truncated mid-file
+    process = start_server(corrupt, free_port(), workers=1)
+    try:
+        output, _ = process.communicate(timeout=300)
+    finally:
+        stop_server(process)
+    text = output.decode()
+    assert process.returncode != 0
+    assert "failed to load" in text and str(corrupt) in text, text[-2000:]
+    assert "Traceback" not in text
+
+
+# ------------------------------------------------------------------ S3
+
+
+def _s3(endpoint: str, key: str = "testing", secret: str = "testing") -> object:
+    return boto3.client(
+        "s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id=key, aws_secret_access_key=secret
+    )
+
+
+@pytest.fixture
+def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "3")
+    monkeypatch.setenv("AWS_RETRY_MODE", "standard")
+
+
+class _FaultyS3Proxy(http.server.ThreadingHTTPServer):
+    """Forwards to moto, but answers the next `failures` requests with `status` and S3's XML error body."""
+
+    def __init__(self, upstream: str, status: int, code: str, failures: int) -> None:
+        self.upstream = upstream.removeprefix("http://")
+        self.status, self.code, self.failures, self.seen = status, code, failures, 0
+        super().__init__(("127.0.0.1", 0), _ProxyHandler)
+
+
+class _ProxyHandler(http.server.BaseHTTPRequestHandler):
+    server: _FaultyS3Proxy
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def _handle(self) -> None:
+        length = int(self.headers.get("content-length") or 0)
+        body = self.rfile.read(length) if length else b""
+        self.server.seen += 1
+        if self.server.failures > 0:
+            self.server.failures -= 1
+            error = f"<Error><Code>{self.server.code}</Code><Message>injected</Message></Error>".encode()
+            self.send_response(self.server.status)
+            self.send_header("content-type", "application/xml")
+            self.send_header("content-length", str(len(error) if self.command != "HEAD" else 0))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(error)
+            return
+        connection = http.client.HTTPConnection(self.server.upstream, timeout=30)
+        connection.request(self.command, self.path, body=body, headers=dict(self.headers))
+        answer = connection.getresponse()
+        payload = answer.read()
+        self.send_response(answer.status)
+        for name, value in answer.getheaders():
+            if name.lower() not in ("transfer-encoding", "connection"):
+                self.send_header(name, value)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(payload)
+
+    do_GET = do_HEAD = do_PUT = do_POST = _handle  # noqa: N815  (http.server dispatches on these names)
+
+
+@pytest.fixture
+def churn_in_moto(moto_endpoint: str, churn_csv: Path, aws_env: None) -> str:
+    client = _s3(moto_endpoint)
+    client.create_bucket(Bucket="faults")  # type: ignore[attr-defined]
+    client.upload_file(str(churn_csv), "faults", "churn.csv")  # type: ignore[attr-defined]
+    return "s3://faults/churn.csv"
+
+
+def _proxy(moto_endpoint: str, status: int, code: str, failures: int) -> Iterator[_FaultyS3Proxy]:
+    proxy = _FaultyS3Proxy(moto_endpoint, status, code, failures)
+    threading.Thread(target=proxy.serve_forever, daemon=True).start()
+    try:
+        yield proxy
+    finally:
+        proxy.shutdown()
+
+
+def test_s3_503_slowdown_is_retried_and_the_download_succeeds(
+    moto_endpoint: str, churn_in_moto: str, churn_csv: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kubesage.data import resolve_input
+
+    for proxy in _proxy(moto_endpoint, 503, "SlowDown", failures=2):
+        monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{proxy.server_address[1]}")
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+        local = resolve_input(churn_in_moto, tmp_path)
+        assert local.read_bytes() == churn_csv.read_bytes()
+        assert proxy.seen >= 3  # two refusals, then the real answer
+
+
+def test_s3_persistent_500_is_a_clear_data_error(
+    moto_endpoint: str, churn_in_moto: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kubesage.data import resolve_input
+
+    for proxy in _proxy(moto_endpoint, 500, "InternalError", failures=1000):
+        monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{proxy.server_address[1]}")
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+        with pytest.raises(DataError) as caught:
+            resolve_input(churn_in_moto, tmp_path)
+        assert churn_in_moto in str(caught.value)
+        assert proxy.seen == 3  # AWS_MAX_ATTEMPTS: retried, then given up
+    assert not any(tmp_path.iterdir()), "a failed download must leave no partial file"
+
+
+def test_s3_access_denied_names_the_permission(
+    moto_endpoint: str, churn_in_moto: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """moto's IAM enforcement: a user with no policy is refused GetObject, as AWS would."""
+    from kubesage.data import resolve_input
+
+    iam = boto3.client(
+        "iam",
+        endpoint_url=moto_endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    iam.create_user(UserName="no-s3")
+    keys = iam.create_access_key(UserName="no-s3")["AccessKey"]
+    previous = _reset_auth(moto_endpoint, "0")  # from now on every request must be authorised
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", keys["AccessKeyId"])
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", keys["SecretAccessKey"])
+    try:
+        with pytest.raises(DataError, match="access denied; the role or credentials need s3:GetObject"):
+            resolve_input(churn_in_moto, tmp_path)
+    finally:
+        _reset_auth(moto_endpoint, previous)
+
+
+def _reset_auth(moto_endpoint: str, allowed_unauthenticated: str) -> str:
+    """moto's switch for IAM enforcement: how many requests may still pass without authorisation."""
+    import urllib.request
+
+    request = urllib.request.Request(
+        f"{moto_endpoint}/moto-api/reset-auth",
+        data=allowed_unauthenticated.encode(),
+        headers={"Content-Type": "text/plain"},  # a form body would be parsed away by Flask
+    )
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        return str(json.loads(answer.read())["PREVIOUS_INITIAL_NO_AUTH_ACTION_COUNT"])
+
+
+# ------------------------------------------------------------------ full disk
+
+
+@pytest.fixture
+def tiny_disk(tmp_path: Path) -> Iterator[Path]:
+    mount = tmp_path / "tiny"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount)], capture_output=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", str(mount)], check=False)
+
+
+def test_full_disk_while_writing_the_model_leaves_nothing_half_written(trained_model: Path, tiny_disk: Path) -> None:
+    from kubesage.modelio import load_booster, save_booster
+
+    booster = load_booster(trained_model)
+    assert (trained_model / "xgboost-model.ubj").stat().st_size > 64 * 1024  # it cannot fit
+    with pytest.raises(ModelError, match="could not write the model to .*free disk space"):
+        save_booster(booster, tiny_disk / "model")
+    assert list((tiny_disk / "model").iterdir()) == []
+
+
+# ------------------------------------------------------------------ MLflow server and steps killed
+
+
+def _register_args(prepared: dict[str, Path], model_dir: Path, evaluation: Path, name: str) -> list[str]:
+    return [str(model_dir), str(prepared["schema"]), str(evaluation), str(prepared["test"]), name]
+
+
+@pytest.fixture
+def evaluation(prepared: dict[str, Path], model_dir: Path, tmp_path: Path) -> Path:
+    from kubesage.components.evaluate import evaluate_model, write_evaluation
+
+    return write_evaluation(evaluate_model(prepared["test"], model_dir), tmp_path / "evaluation.json")
+
+
+def test_mlflow_server_killed_mid_run_fails_clearly_and_registers_nothing(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    prepared: dict[str, Path],
+    model_dir: Path,
+    evaluation: Path,
+) -> None:
+    from mlflow import MlflowClient
+
+    from kubesage.components.steps import register_step
+    from kubesage.tracking.contract import ENV_FAILURE_DIR
+
+    root = tmp_path / "mlflow"
+    port = free_port()
+    server = start_mlflow_server(root, port=port, timeout=300)
+    run = t.start_pipeline_run("killed-server", "local", {}, uri=server.url)
+    for name, value in run.step_env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv(ENV_FAILURE_DIR, str(tmp_path / "failures"))
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
+    server.process.send_signal(signal.SIGKILL)  # the server dies between the run's steps
+    server.process.wait(timeout=30)
+    with pytest.raises(SystemExit) as exited:
+        register_step(*_register_args(prepared, model_dir, evaluation, "churn-killed"))
+    assert exited.value.code != 0
+    reason = (tmp_path / "failures" / "register.txt").read_text()
+    assert reason.startswith("TrackingError: MLflow at http://127.0.0.1:") and "register" in reason
+    restarted = start_mlflow_server(root, port=port, timeout=300)  # same store: what did the failed step leave?
+    try:
+        assert MlflowClient(tracking_uri=restarted.url).search_model_versions("name = 'churn-killed'") == []
+    finally:
+        restarted.stop()
+
+
+def test_register_step_killed_mid_run_then_retried_leaves_one_complete_version(
+    mlflow_sqlite: str,
+    prepared: dict[str, Path],
+    model_dir: Path,
+    evaluation: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from mlflow import MlflowClient
+
+    from kubesage.components.steps import register_step
+
+    run = t.start_pipeline_run("killed-step", "local", {}, uri=mlflow_sqlite)
+    env = {**os.environ, **run.step_env}
+    args = _register_args(prepared, model_dir, evaluation, "churn-step-killed")
+    code = "import sys; from kubesage.components.steps import register_step; register_step(*sys.argv[1:])"
+    step = subprocess.Popen([sys.executable, "-c", code, *args], env=env, cwd=REPO_ROOT)
+    time.sleep(8)  # imports done, the model being logged or registered
+    step.send_signal(signal.SIGKILL)
+    step.wait(timeout=30)
+    client = MlflowClient(tracking_uri=mlflow_sqlite)
+    before = client.search_model_versions("name = 'churn-step-killed'")
+    assert len(before) <= 1
+    for version in before:  # if the kill came after the create, the version is whole
+        assert version.tags[t.TAG_PIPELINE_RUN_ID] == run.run_id and "accuracy" in version.tags
+    for name, value in run.step_env.items():
+        monkeypatch.setenv(name, value)
+    retried = register_step(*args)
+    after = client.search_model_versions("name = 'churn-step-killed'")
+    assert [str(v.version) for v in after] == [retried.version]
+    if before:
+        assert retried.version == str(before[0].version)
+
+
+# ------------------------------------------------------------------ concurrent runs on the embedded store
+
+
+def test_concurrent_runs_share_a_new_sqlite_store(tmp_path: Path) -> None:
+    """Six processes, each a pipeline run's tracking calls, start together on a store that does not exist yet."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    runs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "tests.faults.concurrent_steps", uri, f"concurrent-{i % 2}"],
+            cwd=REPO_ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        for i in range(6)
+    ]
+    outputs = [process.communicate(timeout=600)[0].decode() for process in runs]
+    for process, output in zip(runs, outputs, strict=True):
+        assert process.returncode == 0, output[-3000:]
+        assert "database is locked" not in output
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    parents = client.search_runs(experiments, "tags.`kubesage.kind` = 'pipeline'")
+    assert len(parents) == 6 and {r.info.status for r in parents} == {"FINISHED"}
+    steps = client.search_runs(experiments, "tags.`kubesage.kind` = 'step'")
+    assert len(steps) == 18
