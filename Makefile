@@ -14,11 +14,12 @@ $(VENV)/.synced: pyproject.toml uv.lock
 
 setup: $(VENV)/.synced
 
-# The demo needs no dev tools: it syncs the default install only (`make setup` adds them back).
+# The demo needs no dev tools: it syncs the default install only (--inexact keeps dev tools a
+# `make setup` installed).
 $(VENV)/.demo-synced: pyproject.toml uv.lock
 	@command -v uv >/dev/null 2>&1 || python3 -m pip install --quiet "uv==$(UV_VERSION)"
 	@echo "installing kubesage (uv sync, quiet)..."
-	@uv sync --quiet --frozen
+	@uv sync --quiet --frozen --inexact
 	@touch $@
 
 # At most 40 lines: one per step start and end, the summary and the next steps (tests/integration/test_demo_output.py).

@@ -143,6 +143,7 @@ def run(
     """Run PIPELINE (a name under pipelines/, module:function, or an IR YAML file)."""
     if not verbose:  # MLflow's own INFO lines (database set-up, ...) belong in the task logs
         os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+    from kubesage.input_check import check_inputs
     from kubesage.parameters import parse_assignments
     from kubesage.pipeline_source import load_pipeline
     from kubesage.run_output import ConsoleProgress, print_result
@@ -150,9 +151,13 @@ def run(
 
     as_json = output_format == "json"
     try:
-        backend = get_runner(runner, _options_for(runner, flags, runner_options))
-        source = load_pipeline(pipeline, WORK_DIR)
+        options = _options_for(runner, flags, runner_options)
         given = parse_assignments(params)
+        # First, before compiling anything: a missing input file fails at once (Runner.run checks
+        # the defaults too, still before any MLflow run exists).
+        check_inputs(given, options.get("s3_endpoint_url"))
+        backend = get_runner(runner, options)
+        source = load_pipeline(pipeline, WORK_DIR)
         backend.check_parameters(source, given)  # before anything runs, even before the run header
         if not as_json:
             err_console.print(f"[bold]kubesage[/] running [cyan]{source.name}[/] on the [cyan]{runner}[/] runner")
@@ -213,7 +218,24 @@ def compile_command(
         return
     if report:
         click.echo(report, nl=False)
-    err_console.print(f"wrote {written}")
+    err_console.print(f"wrote {written}", highlight=False)
+    _print_placeholders(backend.options)
+
+
+def _print_placeholders(options: Any) -> None:
+    """Name every value the definition holds only as a placeholder, and the flag that sets it."""
+    from kubesage.runners.registry import placeholder_options
+
+    placeholders = placeholder_options(options)
+    if not placeholders:
+        return
+    err_console.print(
+        "[yellow]placeholders[/] in this definition (fine to read or diff it; set them before deploying):",
+        highlight=False,
+    )
+    for name, value, flag in placeholders:
+        how = f"{flag} VALUE or --option {name}=VALUE" if flag else f"--option {name}=VALUE"
+        err_console.print(escape(f"  {name} = {value}   set with {how}"), highlight=False, soft_wrap=True)
 
 
 @main.command("runners")

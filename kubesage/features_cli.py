@@ -17,11 +17,12 @@ from typing import Any
 import click
 
 from kubesage.errors import DataError, KubesageError, SchemaError
-from kubesage.features import LABEL_COLUMN, NUMERIC_COLUMNS
 
 
 def read_records(path: Path, rows: int | None = None) -> list[dict[str, Any]]:
     """Raw churn records from a CSV with a header: numbers as numbers (empty = null), the label dropped."""
+    from kubesage.features import LABEL_COLUMN
+
     if not path.is_file():
         raise DataError(f"{path} does not exist; pass a churn CSV with a header row")
     records: list[dict[str, Any]] = []
@@ -36,6 +37,8 @@ def read_records(path: Path, rows: int | None = None) -> list[dict[str, Any]]:
 
 
 def _value(column: str, text: str | None) -> Any:
+    from kubesage.features import NUMERIC_COLUMNS
+
     if text is None or not text.strip():
         return None
     if column in NUMERIC_COLUMNS:

@@ -12,6 +12,7 @@ _BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$")
 _ROLE_RE = re.compile(r"^arn:aws[a-z\-]*:iam::\d{12}:role/[\w+=,.@\-/]+$")
 
 # Placeholders keep `kubesage compile` usable without any AWS account; `run` replaces them.
+# Fields marked `"placeholder": True` are named by `kubesage compile` while they keep these values.
 DEFAULT_IMAGE = "kubesage/xgboost-daal4py:latest"
 DEFAULT_ROLE = "arn:aws:iam::000000000000:role/kubesage-sagemaker-execution"
 DEFAULT_BUCKET = "kubesage-artifacts"
@@ -21,13 +22,19 @@ class SageMakerConfig(RunnerOptions):
     """Where and how the compiled pipeline runs. Every field has an offline-safe default."""
 
     image_uri: str = Field(
-        default=DEFAULT_IMAGE, description="the step image URI (ECR)", json_schema_extra={"flag": "--image"}
+        default=DEFAULT_IMAGE,
+        description="the step image URI (ECR)",
+        json_schema_extra={"flag": "--image", "placeholder": True},
     )
     role_arn: str = Field(
-        default=DEFAULT_ROLE, description="the pipeline execution role ARN", json_schema_extra={"flag": "--role"}
+        default=DEFAULT_ROLE,
+        description="the pipeline execution role ARN",
+        json_schema_extra={"flag": "--role", "placeholder": True},
     )
     bucket: str = Field(
-        default=DEFAULT_BUCKET, description="the S3 bucket for artifacts", json_schema_extra={"flag": "--bucket"}
+        default=DEFAULT_BUCKET,
+        description="the S3 bucket for artifacts",
+        json_schema_extra={"flag": "--bucket", "placeholder": True},
     )
     prefix: str = "kubesage"
     region: str = Field(default="us-east-1", description="the AWS region", json_schema_extra={"flag": "--region"})
