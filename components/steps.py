@@ -125,8 +125,9 @@ def evaluate_step(test_path: str, model_dir: str, evaluation_path: str, threshol
             tracker.log_metrics(evaluation.metrics, also_parent=True)
             plots = Path(written).parent
             tracker.log_artifact(_named_copy(written, "evaluation.json"))
-            tracker.log_artifact(plot_roc(evaluation, plots / "roc_curve.png"), "plots")
-            tracker.log_artifact(plot_confusion(evaluation, plots / "confusion_matrix.png"), "plots")
+            # The plots also go on the parent run, so MLflow's compare view shows them side by side.
+            tracker.log_artifact(plot_roc(evaluation, plots / "roc_curve.png"), "plots", also_parent=True)
+            tracker.log_artifact(plot_confusion(evaluation, plots / "confusion_matrix.png"), "plots", also_parent=True)
             return evaluation
 
     return _run("evaluate", body)
@@ -144,8 +145,10 @@ def register_step(
     def body() -> Registration:
         with step_run("register") as tracker:
             registration = register_model(
-                model_dir, schema_path, evaluation_path, test_path, model_name, run_id=tracker.run_id
-            )
+                # Logged on the parent run, so its page and the runs table link the registered version.
+                model_dir, schema_path, evaluation_path, test_path, model_name,
+                run_id=tracker.parent_run_id or tracker.run_id,
+            )  # fmt: skip
             tracker.set_tags(
                 {TAG_REGISTERED_NAME: registration.name, TAG_REGISTERED_VERSION: registration.version},
                 also_parent=True,

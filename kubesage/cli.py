@@ -364,7 +364,9 @@ def ui(port: int, host: str) -> None:
     if not uri.startswith("sqlite:"):
         err_console.print(f"MLFLOW_TRACKING_URI is {uri}: open that server's UI in a browser.")
         return
-    err_console.print(f"MLflow UI on http://{host}:{port} for {uri}")
+    err_console.print(f"MLflow UI on http://{host}:{port} for {uri}", highlight=False)
+    for name, url in _experiment_urls(uri, f"http://{host}:{port}"):
+        err_console.print(f"  {name}: {url}", highlight=False, soft_wrap=True)
     command = ["mlflow", "ui", "--backend-store-uri", uri, "--host", host, "--port", str(port), "--workers", "1"]
     os.execvp(sys.executable, [sys.executable, "-m", *command])
 
@@ -372,6 +374,20 @@ def ui(port: int, host: str) -> None:
 from kubesage.features_cli import features  # noqa: E402  (its own module; registered here)
 
 main.add_command(features)
+
+
+def _experiment_urls(uri: str, base: str) -> list[tuple[str, str]]:
+    """Each kubesage experiment's runs table, in the layout kubesage keeps (runner, metrics, params)."""
+    from mlflow import MlflowClient
+
+    from kubesage.tracking.ui_view import VIEW_TAG, runs_url
+
+    try:
+        experiments = MlflowClient(tracking_uri=uri).search_experiments()
+    except Exception:  # the UI still starts; it shows the store's own error
+        return []
+    return [(e.name, runs_url(base, e.experiment_id)) for e in experiments if VIEW_TAG in e.tags]
+
 
 if __name__ == "__main__":
     main()
