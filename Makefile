@@ -28,6 +28,7 @@ demo: $(VENV)/.demo-synced
 	@$(BIN)/kubesage run customer_churn --param input_data=$(DEMO_DIR)/churn.csv
 
 test: setup lint image
+	bash scripts/install-browser.sh
 	$(BIN)/python -m pytest
 
 test-fast: setup
