@@ -22,7 +22,7 @@ from kubesage.tracking.ui_view import runs_url
 from tests.conftest import REPO_ROOT
 from tests.integration.cli_helpers import run_cli
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(3600)]  # two real runs
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 SCREENSHOTS = REPO_ROOT / "build" / "ui"
 TIMEOUT_MS = 120_000
