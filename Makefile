@@ -38,17 +38,20 @@ lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	bash scripts/lint-imports.sh
+	$(BIN)/python scripts/lint_policies.py  # policy-lint: runners/sagemaker/iam/*.json (parliament + kubesage rules)
 
 ui: setup
 	$(BIN)/kubesage ui
 
-# The container image: a Docker engine, a debootstrapped base, a host-built wheelhouse, then the
-# build (scripts/docker/). Each step skips or hits the cache when nothing changed.
+# The container images: a Docker engine, a debootstrapped base and a host-built wheelhouse shared by
+# every image (containers/common/), then each image's own build. Each step skips or hits the cache
+# when nothing changed.
 image: setup
-	bash scripts/docker/engine.sh
-	bash scripts/docker/base-image.sh
-	bash scripts/docker/wheelhouse.sh
-	bash scripts/docker/build-image.sh
+	bash containers/common/engine.sh
+	bash containers/common/base-image.sh
+	bash containers/common/wheelhouse.sh
+	bash containers/xgboost-daal4py/build.sh
 
 bench: setup
 	@command -v wrk >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq wrk >/dev/null)

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 from sklearn import metrics as skm
 
+from kubesage.components import defaults
 from kubesage.components.datasets import read_labelled_csv
 from kubesage.errors import ParameterError
 from kubesage.modelio import Daal4pyModel, load_booster
@@ -110,7 +111,9 @@ def sagemaker_model_quality(evaluation: Evaluation) -> dict[str, Any]:
     }
 
 
-def evaluate_model(test_csv: str | Path, model_dir: str | Path, threshold: float = 0.5) -> Evaluation:
+def evaluate_model(
+    test_csv: str | Path, model_dir: str | Path, threshold: float = defaults.DECISION_THRESHOLD
+) -> Evaluation:
     test = read_labelled_csv(test_csv)
     model = Daal4pyModel.from_booster(load_booster(model_dir))
     return compute_evaluation(test.labels, model.probabilities(test.features), threshold)

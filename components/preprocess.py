@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
+from kubesage.components import defaults
 from kubesage.components.datasets import LabelledFeatures, write_labelled_csv
 from kubesage.data import file_sha256, read_raw_table, resolve_input
 from kubesage.errors import DataError, ParameterError
@@ -20,8 +21,8 @@ from kubesage.features import FeatureSchema, fit_schema, transform_columns
 class SplitFractions:
     """Train and validation shares; the test split gets the rest (the seed used 70/18/12)."""
 
-    train: float = 0.70
-    validation: float = 0.18
+    train: float = defaults.TRAIN_FRACTION
+    validation: float = defaults.VALIDATION_FRACTION
 
     def __post_init__(self) -> None:
         if not (0 < self.train < 1 and 0 < self.validation < 1 and self.train + self.validation < 1):
@@ -73,7 +74,7 @@ def preprocess(
     input_data: str,
     output_paths: dict[str, str | Path],
     schema_path: str | Path,
-    seed: int = 42,
+    seed: int = defaults.SEED,
     fractions: SplitFractions | None = None,
 ) -> PreprocessResult:
     """Read and validate the raw data, split it, fit the schema on train, write all three splits."""

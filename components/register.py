@@ -4,18 +4,23 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from kubesage.components import defaults
 from kubesage.components.datasets import read_labelled_csv
 from kubesage.components.evaluate import EVALUATION_FILENAME, read_metric
 from kubesage.errors import TrackingError
 from kubesage.features import FEATURE_SCHEMA_FILENAME, FeatureSchema
 from kubesage.modelio import load_booster
-from kubesage.tracking import tracking_uri
+from kubesage.redact import redact_text
+from kubesage.run_history import filter_literal
+from kubesage.tracking import TAG_PIPELINE_RUN_ID, tracking_uri
 
-DEFAULT_MODEL_NAME = "customer-churn"
+DEFAULT_MODEL_NAME = defaults.MODEL_NAME
 INPUT_EXAMPLE_ROWS = 3
+TAG_FEATURE_SCHEMA = "kubesage.feature_schema"
 
 
 @dataclass(frozen=True)
@@ -42,16 +47,28 @@ def register_model(
     model_name: str = DEFAULT_MODEL_NAME,
     run_id: str | None = None,
     staging_dir: str | Path | None = None,
+    pipeline_run_id: str | None = None,
 ) -> Registration:
-    """Log the booster with mlflow.xgboost (UBJ, no pickle) and register a new version.
+    """Log the booster with mlflow.xgboost (UBJ, no pickle) and register it as one new version.
 
-    If anything after the version is created fails, the version is deleted again, so the registry
-    never holds a half-registered model.
+    Atomic: the version is created by one call that carries all its tags and its description, so
+    there is no window in which an untagged version exists and nothing to clean up afterwards.
+    Idempotent: the version is tagged with the pipeline run's id; a retried register step (a KFP
+    retry, SageMaker RetryPipelineExecution) finds that version and returns it instead of
+    registering a second one. Without a pipeline run id (a step called on its own) every call
+    registers a new version.
     """
     import mlflow
     import pandas as pd
     import xgboost
     from mlflow.models import infer_signature
+
+    mlflow.set_tracking_uri(tracking_uri())
+    client = mlflow.MlflowClient()
+    if pipeline_run_id:
+        existing = _version_for_pipeline_run(client, model_name, pipeline_run_id)
+        if existing is not None:
+            return existing
 
     booster = load_booster(model_dir)
     schema = FeatureSchema.load(schema_path)
@@ -64,11 +81,17 @@ def register_model(
         _staged_copy(evaluation_path, staging, EVALUATION_FILENAME),
     ]
     metrics = {name: read_metric(evaluation_path, name) for name in ("accuracy", "roc_auc")}
-
-    mlflow.set_tracking_uri(tracking_uri())
-    client = mlflow.MlflowClient()
+    tags = {key: f"{value:.6f}" for key, value in metrics.items()}
+    tags[TAG_FEATURE_SCHEMA] = FEATURE_SCHEMA_FILENAME
+    if pipeline_run_id:
+        tags[TAG_PIPELINE_RUN_ID] = pipeline_run_id
+    description = (
+        f"XGBoost binary:logistic, served through daal4py. accuracy {metrics['accuracy']:.4f}, "
+        f"ROC AUC {metrics['roc_auc']:.4f} on the test split."
+    )
     try:
         with mlflow.start_run(run_id=run_id) as active:
+            # Logged only, not registered: a logged model that is never registered is inert.
             info = mlflow.xgboost.log_model(
                 booster,
                 name="model",
@@ -76,32 +99,61 @@ def register_model(
                 input_example=example,
                 model_format="ubj",
                 extra_files=extra_files,
-                registered_model_name=model_name,
                 metadata={"kubesage_feature_schema_version": schema.version},
                 # Explicit requirements: inferring them imports the model in a subprocess (seconds).
                 pip_requirements=[f"xgboost=={xgboost.__version__}"],
             )
-            version = str(info.registered_model_version)
             active_run_id = active.info.run_id
-    except Exception as exc:
-        raise TrackingError(f"could not register model {model_name!r} in MLflow: {exc}") from exc
-    try:
-        for key, value in metrics.items():
-            client.set_model_version_tag(model_name, version, key, f"{value:.6f}")
-        client.set_model_version_tag(model_name, version, "kubesage.feature_schema", FEATURE_SCHEMA_FILENAME)
-        client.update_model_version(
+        _ensure_registered_model(client, model_name)
+        version = client.create_model_version(
             model_name,
-            version,
-            description=(
-                f"XGBoost binary:logistic, served through daal4py. accuracy {metrics['accuracy']:.4f}, "
-                f"ROC AUC {metrics['roc_auc']:.4f} on the test split."
-            ),
+            source=info.model_uri,
+            # The version links to the pipeline's parent run (when there is one), so the parent's
+            # page and the runs table show the registered model; the model itself stays on the step run.
+            run_id=pipeline_run_id or active_run_id,
+            tags=tags,
+            description=description,
+            model_id=info.model_id,
         )
     except Exception as exc:
-        client.delete_model_version(model_name, version)
         raise TrackingError(
-            f"registered {model_name} v{version} but could not annotate it ({exc}); the version was removed"
+            f"could not register model {model_name!r} in MLflow: {redact_text(str(exc))}; nothing was registered, "
+            "so the step can be retried"
         ) from exc
     return Registration(
-        name=model_name, version=version, model_uri=f"models:/{model_name}/{version}", run_id=active_run_id
+        name=model_name,
+        version=str(version.version),
+        model_uri=f"models:/{model_name}/{version.version}",
+        run_id=active_run_id,
     )
+
+
+def _version_for_pipeline_run(client: Any, model_name: str, pipeline_run_id: str) -> Registration | None:
+    """The version an earlier attempt of this pipeline run registered, if any (the oldest, should there be two)."""
+    try:
+        found = client.search_model_versions(
+            f"name = {filter_literal(model_name)} and tags.`{TAG_PIPELINE_RUN_ID}` = {filter_literal(pipeline_run_id)}"
+        )
+    except Exception as exc:
+        raise TrackingError(
+            f"could not look up earlier registrations of {model_name!r} in MLflow: {redact_text(str(exc))}"
+        ) from exc
+    if not found:
+        return None
+    first = min(found, key=lambda v: int(v.version))
+    return Registration(
+        name=model_name,
+        version=str(first.version),
+        model_uri=f"models:/{model_name}/{first.version}",
+        run_id=first.run_id,
+    )
+
+
+def _ensure_registered_model(client: Any, model_name: str) -> None:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client.create_registered_model(model_name)
+    except MlflowException as exc:
+        if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+            raise

@@ -16,7 +16,9 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from kubesage.components import defaults
 from kubesage.errors import KubesageError
+from kubesage.redact import redact_text
 from kubesage.tracking import step_run
 from kubesage.tracking.contract import (
     TAG_DATA_SHA256,
@@ -43,7 +45,7 @@ def reported(step: str) -> Iterator[None]:
     try:
         yield
     except KubesageError as exc:
-        message = f"{type(exc).__name__}: {exc}"
+        message = redact_text(f"{type(exc).__name__}: {exc}")
         write_failure(step, message)
         print(f"kubesage: step {step} failed: {message}", file=sys.stderr)
         raise SystemExit(exc.exit_code) from exc
@@ -60,9 +62,9 @@ def preprocess_step(
     validation_path: str,
     test_path: str,
     schema_path: str,
-    seed: int = 42,
-    train_fraction: float = 0.7,
-    validation_fraction: float = 0.18,
+    seed: int = defaults.SEED,
+    train_fraction: float = defaults.TRAIN_FRACTION,
+    validation_fraction: float = defaults.VALIDATION_FRACTION,
 ) -> dict[str, float]:
     from kubesage.components.preprocess import SplitFractions, preprocess
 
@@ -114,7 +116,9 @@ def train_step(
     return _run("train", body)
 
 
-def evaluate_step(test_path: str, model_dir: str, evaluation_path: str, threshold: float = 0.5) -> Evaluation:
+def evaluate_step(
+    test_path: str, model_dir: str, evaluation_path: str, threshold: float = defaults.DECISION_THRESHOLD
+) -> Evaluation:
     from kubesage.components.evaluate import evaluate_model, plot_confusion, plot_roc, write_evaluation
 
     def body() -> Evaluation:
@@ -125,9 +129,8 @@ def evaluate_step(test_path: str, model_dir: str, evaluation_path: str, threshol
             tracker.log_metrics(evaluation.metrics, also_parent=True)
             plots = Path(written).parent
             tracker.log_artifact(_named_copy(written, "evaluation.json"))
-            # The plots also go on the parent run, so MLflow's compare view shows them side by side.
-            tracker.log_artifact(plot_roc(evaluation, plots / "roc_curve.png"), "plots", also_parent=True)
-            tracker.log_artifact(plot_confusion(evaluation, plots / "confusion_matrix.png"), "plots", also_parent=True)
+            tracker.log_artifact(plot_roc(evaluation, plots / "roc_curve.png"), "plots")
+            tracker.log_artifact(plot_confusion(evaluation, plots / "confusion_matrix.png"), "plots")
             return evaluation
 
     return _run("evaluate", body)
@@ -138,17 +141,22 @@ def register_step(
     schema_path: str,
     evaluation_path: str,
     test_path: str,
-    model_name: str = "customer-churn",
+    model_name: str = defaults.MODEL_NAME,
 ) -> Registration:
     from kubesage.components.register import register_model
 
     def body() -> Registration:
         with step_run("register") as tracker:
             registration = register_model(
-                # Logged on the parent run, so its page and the runs table link the registered version.
-                model_dir, schema_path, evaluation_path, test_path, model_name,
-                run_id=tracker.parent_run_id or tracker.run_id,
-            )  # fmt: skip
+                model_dir,
+                schema_path,
+                evaluation_path,
+                test_path,
+                model_name,
+                run_id=tracker.run_id,
+                # The parent run's id survives step retries: it makes a retried registration a no-op.
+                pipeline_run_id=tracker.parent_run_id,
+            )
             tracker.set_tags(
                 {TAG_REGISTERED_NAME: registration.name, TAG_REGISTERED_VERSION: registration.version},
                 also_parent=True,

@@ -10,24 +10,26 @@ from typing import Any
 
 import xgboost as xgb
 
+from kubesage.components import defaults
 from kubesage.components.datasets import read_labelled_csv
 from kubesage.errors import ModelError, ParameterError
 from kubesage.features import FeatureSchema
 from kubesage.modelio import Daal4pyModel, check_parity, save_booster
+from kubesage.parameters import coerce_value
 
 
 @dataclass(frozen=True)
 class TrainParams:
     """Hyperparameters; the defaults are the seed's (max_depth 5, subsample 0.7, gamma 4, min_child_weight 6)."""
 
-    max_depth: int = 5
-    eta: float = 0.3
-    gamma: float = 4.0
-    min_child_weight: float = 6.0
-    subsample: float = 0.7
-    num_round: int = 100
-    early_stopping_rounds: int = 10
-    seed: int = 42
+    max_depth: int = defaults.MAX_DEPTH
+    eta: float = defaults.ETA
+    gamma: float = defaults.GAMMA
+    min_child_weight: float = defaults.MIN_CHILD_WEIGHT
+    subsample: float = defaults.SUBSAMPLE
+    num_round: int = defaults.NUM_ROUND
+    early_stopping_rounds: int = defaults.EARLY_STOPPING_ROUNDS
+    seed: int = defaults.SEED
 
     def __post_init__(self) -> None:
         checks = {
@@ -51,16 +53,11 @@ class TrainParams:
         unknown = sorted(set(values) - set(known))
         if unknown:
             raise ParameterError(f"unknown hyperparameter(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-        parsed: dict[str, Any] = {}
-        for name, raw in values.items():
-            kind = int if known[name] in ("int", int) else float
-            try:
-                number = float(str(raw).strip())
-                if kind is int and not number.is_integer():
-                    raise ValueError
-                parsed[name] = int(number) if kind is int else number
-            except ValueError:
-                raise ParameterError(f"hyperparameter {name}={raw!r} is not a valid {kind.__name__}") from None
+        # Field types are strings here (postponed annotations): "int" or "float".
+        ir_types = {"int": "NUMBER_INTEGER", "float": "NUMBER_DOUBLE"}
+        parsed = {
+            name: coerce_value(name, ir_types[str(known[name])], raw, "hyperparameter") for name, raw in values.items()
+        }
         return cls(**parsed)
 
     def xgboost_params(self) -> dict[str, Any]:

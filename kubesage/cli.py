@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from kubesage.errors import KubesageError
+from kubesage.redact import redact_text, redact_uri
 
 F = TypeVar("F", bound=Callable[..., Any])
 WORK_DIR = Path("build") / "kubesage"
@@ -26,9 +27,12 @@ err_console = Console(stderr=True)
 
 
 def _fail(exc: KubesageError, as_json: bool) -> None:
+    # Messages may quote a tracking or data URI: never print the credentials in one.
+    message = redact_text(str(exc))
     if as_json:
-        click.echo(json.dumps({"status": "error", "error": str(exc), "kind": type(exc).__name__}))
-    err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        click.echo(json.dumps({"status": "error", "error": message, "kind": type(exc).__name__}))
+    # soft_wrap: one line whatever the terminal width, so scripts and logs see the whole message
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     sys.exit(exc.exit_code)
 
 
@@ -167,7 +171,7 @@ def run(
         _fail(exc, as_json)
         return
     if as_json:
-        click.echo(json.dumps(result.to_dict(), indent=2))
+        click.echo(redact_text(json.dumps(result.to_dict(), indent=2)))
     else:
         print_result(result, given, Console())
     if not result.succeeded:
@@ -318,7 +322,7 @@ def runs(
         _fail(exc, as_json)
         return
     if as_json:
-        click.echo(json.dumps([r.to_dict() for r in rows], indent=2))
+        click.echo(redact_text(json.dumps([r.to_dict() for r in rows], indent=2)))
         return
     if not rows:
         hint = f" of pipeline {pipeline_name}" if pipeline_name else ""
@@ -362,7 +366,7 @@ def ui(port: int, host: str) -> None:
 
     uri = tracking_uri()
     if not uri.startswith("sqlite:"):
-        err_console.print(f"MLFLOW_TRACKING_URI is {uri}: open that server's UI in a browser.")
+        err_console.print(f"MLFLOW_TRACKING_URI is {redact_uri(uri)}: open that server's UI in a browser.")
         return
     err_console.print(f"MLflow UI on http://{host}:{port} for {uri}", highlight=False)
     for name, url in _experiment_urls(uri, f"http://{host}:{port}"):

@@ -10,7 +10,6 @@ from __future__ import annotations
 import difflib
 import hashlib
 import tempfile
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
@@ -34,22 +33,6 @@ _FIRST_DATA_LINE = 2
 # Text that float() accepts as NaN is treated like an empty field: missing, imputed later.
 _MISSING_TOKENS = frozenset({"nan"})
 _MAX_LISTED_VALUES = 5
-
-
-@dataclass(frozen=True)
-class RawDataSummary:
-    """What was read, for logging and MLflow params: row count, label balance, missing values."""
-
-    rows: int
-    label_counts: dict[str, int]
-    missing_counts: dict[str, int]
-
-    @property
-    def total_missing(self) -> int:
-        return sum(self.missing_counts.values())
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def resolve_input(uri: str, workdir: Path | None = None) -> Path:
@@ -104,15 +87,18 @@ def _download_s3(uri: str, bucket: str, key: str, workdir: Path | None) -> Path:
 
 
 def _describe_s3_error(uri: str, exc: Any) -> str:
-    error = exc.response.get("Error", {})
-    code = str(error.get("Code", ""))
-    if code in {"404", "NoSuchKey", "NotFound"}:
-        return f"{uri}: no such S3 object; check the bucket and key"
+    """An input that cannot be read is the user's data problem (DataError), so the message says
+    what to fix; the code comes from the one botocore mapping (kubesage.aws)."""
+    from kubesage.aws import ACCESS_DENIED_CODES, NOT_FOUND_CODES, error_code
+
+    code = error_code(exc)
     if code == "NoSuchBucket":
         return f"{uri}: S3 bucket does not exist; check the bucket name"
-    if code in {"403", "AccessDenied", "Forbidden"}:
+    if code in NOT_FOUND_CODES:
+        return f"{uri}: no such S3 object; check the bucket and key"
+    if code in ACCESS_DENIED_CODES:
         return f"{uri}: access denied; the role or credentials need s3:GetObject on this object"
-    return f"{uri}: S3 refused the download ({code or 'error'}: {error.get('Message', exc)})"
+    return f"{uri}: S3 refused the download ({code or 'error'}: {exc.response.get('Error', {}).get('Message', exc)})"
 
 
 def file_sha256(path: Path | str) -> str:
@@ -153,22 +139,6 @@ def read_raw_table(path: Path) -> pd.DataFrame:
     for col in RAW_COLUMNS:
         out[col] = _to_float(path, col, table[col]) if col in NUMERIC_COLUMNS else table[col].astype(str)
     return pd.DataFrame(out).reset_index(drop=True)
-
-
-def summarize_raw_table(frame: pd.DataFrame) -> RawDataSummary:
-    """Rows, label counts and per-column missing counts of a frame from `read_raw_table`."""
-    labels = frame[LABEL_COLUMN].value_counts()
-    missing: dict[str, int] = {}
-    for col in RAW_COLUMNS:
-        values = frame[col]
-        count = int(values.isna().sum()) if col in NUMERIC_COLUMNS else int((values == "").sum())
-        if count:
-            missing[col] = count
-    return RawDataSummary(
-        rows=len(frame),
-        label_counts={str(k): int(v) for k, v in labels.items()},
-        missing_counts=missing,
-    )
 
 
 def _read_strings(path: Path) -> pd.DataFrame:

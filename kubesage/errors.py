@@ -73,3 +73,9 @@ class AccessDeniedError(CloudError):
     """The caller's credentials may not make this call; the message names the permission to grant."""
 
     exit_code = 3
+
+
+class SpecIntegrityError(RunnerError):
+    """A step's task spec does not match the sha256 the compiled pipeline definition pins for it."""
+
+    exit_code = 2

@@ -217,9 +217,12 @@ def transform_records(records: Iterable[Mapping[str, Any]], schema: FeatureSchem
     for i, record in enumerate(rows):
         if not isinstance(record, Mapping):
             raise SchemaError(f"record {i} is a {type(record).__name__}, expected an object of raw columns")
-    missing = sorted({col for col in schema.input_columns for r in rows if col not in r})
-    if missing:
-        raise SchemaError(f"record is missing column(s) {', '.join(repr(m) for m in missing)}")
+    for i, record in enumerate(rows):
+        # Stop at the first incomplete record: scanning every record of a hostile body such as
+        # [{}, {}, ...] against every column took seconds and many times the body in memory.
+        missing = [col for col in schema.input_columns if col not in record]
+        if missing:
+            raise SchemaError(f"record {i} is missing column(s) {', '.join(repr(m) for m in missing)}")
     columns = {col: [r[col] for r in rows] for col in schema.input_columns}
     return transform_columns(columns, schema)
 

@@ -65,37 +65,57 @@ def parse_assignments(pairs: Iterable[str], what: str = "--param") -> dict[str, 
 
 def coerce(spec: ParameterSpec, value: Any) -> Any:
     """Convert a value (a CLI string or a typed value) to the parameter's type, or say why not."""
+    return coerce_value(spec.name, spec.type, value)
+
+
+def coerce_value(name: str, ir_type: str, value: Any, what: str = "parameter") -> Any:
+    """The one conversion of a text or typed value to a KFP IR parameter type.
+
+    The CLI's --param values, SageMaker's all-string hyperparameters and the step shim's arguments
+    all come through here, so "5", "5.0" and 5 mean the same integer everywhere.
+    """
     try:
-        if spec.type == "STRING":
+        if ir_type == "STRING":
             if not isinstance(value, str):
                 raise ValueError
             return value
-        if spec.type == "NUMBER_INTEGER":
+        if ir_type == "NUMBER_INTEGER":
             if isinstance(value, bool):
                 raise ValueError
-            number = float(value) if isinstance(value, str) else value
+            number = float(value.strip()) if isinstance(value, str) else value
             if isinstance(number, float) and not number.is_integer():
                 raise ValueError
             return int(number)
-        if spec.type == "NUMBER_DOUBLE":
+        if ir_type == "NUMBER_DOUBLE":
             if isinstance(value, bool):
                 raise ValueError
             return float(value)
-        if spec.type == "BOOLEAN":
+        if ir_type == "BOOLEAN":
             if isinstance(value, bool):
                 return value
             text = str(value).strip().lower()
             if text in _TRUE | _FALSE:
                 return text in _TRUE
             raise ValueError
-        if spec.type in ("LIST", "STRUCT"):
+        if ir_type in ("LIST", "STRUCT"):
             parsed = json.loads(value) if isinstance(value, str) else value
-            if not isinstance(parsed, list if spec.type == "LIST" else dict):
+            if not isinstance(parsed, list if ir_type == "LIST" else dict):
                 raise ValueError
             return parsed
-    except (TypeError, ValueError, json.JSONDecodeError):
-        raise ParameterError(f"parameter {spec.name}={value!r} is not a valid {spec.type_name}") from None
+    except (TypeError, ValueError, OverflowError, json.JSONDecodeError):
+        type_name = _TYPE_NAMES.get(ir_type, ir_type.lower())
+        raise ParameterError(f"{what} {name}={value!r} is not a valid {type_name}") from None
     return value
+
+
+def parameter_text(value: Any) -> str:
+    """The inverse for backends that take every value as text (SageMaker): booleans as true/false,
+    lists and dicts as JSON."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list | dict):
+        return json.dumps(value, separators=(",", ":"), sort_keys=True)
+    return str(value)
 
 
 def resolve_parameters(specs: Mapping[str, ParameterSpec], given: Mapping[str, Any]) -> dict[str, Any]:

@@ -29,6 +29,7 @@ class PipelineSource:
     ir_path: Path
     spec: dict[str, Any]
     origin: str
+    platform_spec: dict[str, Any] | None = None  # kfp-kubernetes settings, when the IR file has them
 
     @property
     def description(self) -> str:
@@ -74,15 +75,35 @@ def compile_pipeline_function(function: Any, target: Path) -> Path:
 
 def _from_ir_file(path: Path, origin: str) -> PipelineSource:
     try:
-        spec = yaml.safe_load(path.read_text(encoding="utf-8"))
+        # kfp-kubernetes writes a second document, the PlatformSpec, after the PipelineSpec
+        docs = [d for d in yaml.safe_load_all(path.read_text(encoding="utf-8")) if d is not None]
+    except UnicodeDecodeError as exc:
+        raise PipelineNotFoundError(f"{path} is not a text file (not UTF-8), so not a compiled KFP pipeline") from exc
     except yaml.YAMLError as exc:
-        raise PipelineNotFoundError(f"{path} is not valid YAML: {exc}") from exc
-    if not isinstance(spec, dict) or "root" not in spec or "pipelineInfo" not in spec:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise PipelineNotFoundError(f"{path} is not valid YAML{where}: {getattr(exc, 'problem', exc)}") from exc
+    spec = docs[0] if docs else None
+    platform = [d for d in docs[1:] if isinstance(d, dict) and "platforms" in d]
+    if not isinstance(spec, dict) or "root" not in spec or not isinstance(spec.get("pipelineInfo"), dict):
         raise PipelineNotFoundError(
-            f"{path} is not a compiled KFP pipeline (no pipelineInfo/root); compile it with "
-            "`kubesage compile PIPELINE --target kfp --output FILE` or kfp.compiler"
+            f"{path} is {'empty' if not docs else 'not a compiled KFP pipeline (no pipelineInfo/root)'}; compile it "
+            "with `kubesage compile PIPELINE --target kfp --output FILE` or kfp.compiler"
         )
-    return PipelineSource(name=str(spec["pipelineInfo"]["name"]), ir_path=path.resolve(), spec=spec, origin=origin)
+    if len(docs) > 1 + len(platform[:1]):
+        raise PipelineNotFoundError(
+            f"{path} holds {len(docs)} YAML documents; a compiled KFP pipeline has one PipelineSpec and at most "
+            "one PlatformSpec"
+        )
+    if not spec["pipelineInfo"].get("name"):
+        raise PipelineNotFoundError(f"{path} has no pipelineInfo.name; recompile it with kfp.compiler")
+    return PipelineSource(
+        name=str(spec["pipelineInfo"]["name"]),
+        ir_path=path.resolve(),
+        spec=spec,
+        origin=origin,
+        platform_spec=platform[0] if platform else None,
+    )
 
 
 def _import_pipeline_function(ref: str) -> Any:

@@ -13,6 +13,7 @@ from rich.table import Table
 
 from kubesage import tracking as t
 from kubesage.errors import ParameterError, TrackingError
+from kubesage.redact import redact_text, redact_uri
 
 # The metrics the narrow table shows (rounded); --wide and --compare show every metric.
 SUMMARY_METRICS: tuple[str, ...] = ("roc_auc", "f1", "accuracy")
@@ -36,9 +37,26 @@ class RunRow:
         return asdict(self)
 
 
+def filter_literal(value: str) -> str:
+    """`value` as a string literal of an MLflow search filter, or ParameterError if it cannot be one.
+
+    MLflow's filter grammar has no escape sequence (it strips the outer quotes), so a value is put
+    in whichever quote it does not contain; one holding both quotes, a backslash (the tokenizer
+    reads it as an escape) or a control character cannot be expressed and is refused.
+    """
+    if "\\" in value or ("'" in value and '"' in value) or any(ord(c) < 32 for c in value):
+        raise ParameterError(
+            f"pipeline name {value!r} cannot be searched for: it holds both quote characters, a backslash "
+            "or a control character"
+        )
+    quote = '"' if "'" in value else "'"
+    return f"{quote}{value}{quote}"
+
+
 def _pipeline_pattern(pipeline: str) -> str:
-    """A LIKE pattern matching both spellings (`_` matches any one character, `-` included)."""
-    return pipeline.replace("-", "_").replace("'", "")
+    """A LIKE literal matching both spellings (`_` matches any one character, `-` included); rows are
+    then kept only when their name is the same pipeline, so `_`'s looseness never shows."""
+    return filter_literal(pipeline.replace("-", "_"))
 
 
 def recent_runs(pipeline: str | None = None, limit: int = 20, uri: str | None = None) -> list[RunRow]:
@@ -50,7 +68,7 @@ def recent_runs(pipeline: str | None = None, limit: int = 20, uri: str | None = 
 
     filters = [f"tags.`{t.TAG_KIND}` = 'pipeline'"]
     if pipeline:
-        filters.append(f"tags.`{t.TAG_PIPELINE}` LIKE '{_pipeline_pattern(pipeline)}'")
+        filters.append(f"tags.`{t.TAG_PIPELINE}` LIKE {_pipeline_pattern(pipeline)}")
     rows = [_row(run) for run in _search(" and ".join(filters), limit, uri)]
     return [r for r in rows if not pipeline or same_pipeline_name(r.pipeline, pipeline)]
 
@@ -85,7 +103,7 @@ def _search(filter_string: str, limit: int, uri: str | None) -> list[Any]:
             )
         )
     except Exception as exc:
-        raise TrackingError(f"cannot read runs from MLflow at {t.display_uri(uri)}: {exc}") from exc
+        raise TrackingError(f"cannot read runs from MLflow at {redact_uri(uri)}: {redact_text(str(exc))}") from exc
 
 
 def _row(run: Any) -> RunRow:

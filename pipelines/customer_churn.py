@@ -5,6 +5,7 @@ preprocess -> train -> evaluate -> gate (accuracy >= min_accuracy) -> register |
 
 from kfp import dsl
 
+from kubesage.components import defaults
 from kubesage.components.kfp_components import (
     evaluate,
     preprocess,
@@ -14,6 +15,7 @@ from kubesage.components.kfp_components import (
 )
 
 PIPELINE_NAME = "customer-churn"
+D = defaults
 
 
 @dsl.pipeline(
@@ -22,19 +24,19 @@ PIPELINE_NAME = "customer-churn"
 )
 def customer_churn(
     input_data: str,
-    seed: int = 42,
-    train_fraction: float = 0.7,
-    validation_fraction: float = 0.18,
-    max_depth: int = 5,
-    eta: float = 0.3,
-    gamma: float = 4.0,
-    min_child_weight: float = 6.0,
-    subsample: float = 0.7,
-    num_round: int = 100,
-    early_stopping_rounds: int = 10,
-    decision_threshold: float = 0.5,
-    min_accuracy: float = 0.8,
-    model_name: str = "customer-churn",
+    seed: int = D.SEED,
+    train_fraction: float = D.TRAIN_FRACTION,
+    validation_fraction: float = D.VALIDATION_FRACTION,
+    max_depth: int = D.MAX_DEPTH,
+    eta: float = D.ETA,
+    gamma: float = D.GAMMA,
+    min_child_weight: float = D.MIN_CHILD_WEIGHT,
+    subsample: float = D.SUBSAMPLE,
+    num_round: int = D.NUM_ROUND,
+    early_stopping_rounds: int = D.EARLY_STOPPING_ROUNDS,
+    decision_threshold: float = D.DECISION_THRESHOLD,
+    min_accuracy: float = D.MIN_ACCURACY,
+    model_name: str = D.MODEL_NAME,
 ) -> None:
     prep = preprocess(
         input_data=input_data,

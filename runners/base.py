@@ -23,9 +23,9 @@ from kubesage.errors import KubesageError, ParameterError, RunInterruptedError, 
 from kubesage.input_check import check_inputs
 from kubesage.parameters import effective_parameters, parameter_specs, resolve_parameters
 from kubesage.pipeline_source import PipelineSource
+from kubesage.redact import redact_uri
 from kubesage.tracking import (
     PipelineRun,
-    display_uri,
     finish_pipeline_run,
     mlflow_call,
     start_pipeline_run,
@@ -33,6 +33,7 @@ from kubesage.tracking import (
 )
 from kubesage.tracking.contract import (
     TAG_BACKEND_RUN_ID,
+    TAG_FAILURE,
     TAG_NOT_REGISTERED,
     TAG_PARENT_RUN_ID,
     TAG_REGISTERED_NAME,
@@ -130,6 +131,9 @@ class RunResult:
     failure: str | None
     wall_seconds: float
     steps: list[StepSummary]
+    # step name -> the reason it recorded in MLflow: the same on every backend, whatever the
+    # backend's own message (`failure`) looks like.
+    failed_steps: dict[str, str] = field(default_factory=dict)
     tracking_uri: str = ""
 
     @property
@@ -242,10 +246,10 @@ def collect_result(
     failure: str | None,
 ) -> RunResult:
     """Read the run's outcome back from MLflow, where every backend's steps recorded it."""
-    from mlflow import MlflowClient
+    from kubesage.tracking.sqlite_store import mlflow_client
 
     tracking = context.tracking
-    client = MlflowClient(tracking_uri=tracking.tracking_uri)
+    client = mlflow_client(tracking.tracking_uri)
     with mlflow_call("read the finished run back", tracking.tracking_uri):
         parent = client.get_run(tracking.run_id)
         children = client.search_runs(
@@ -261,6 +265,11 @@ def collect_result(
         )
         for child in children
     ]
+    failed_steps = {
+        child.data.tags.get(TAG_STEP, child.info.run_name or "?"): child.data.tags.get(TAG_FAILURE, "")
+        for child in children
+        if child.info.status == "FAILED"
+    }
     tags = parent.data.tags
     return RunResult(
         status=_RESULT_STATUS[status],
@@ -276,5 +285,6 @@ def collect_result(
         failure=failure,
         wall_seconds=wall_seconds,
         steps=steps,
-        tracking_uri=display_uri(tracking.tracking_uri),
+        failed_steps=failed_steps,
+        tracking_uri=redact_uri(tracking.tracking_uri),
     )

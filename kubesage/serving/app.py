@@ -10,16 +10,26 @@ rest of the project.
 
 The model loads in a background thread when the server starts, so the socket answers at once
 (SageMaker wants connections accepted within 250 ms) and /ping says 503 until the model is
-converted and warmed. Prediction runs on the event-loop thread: one request at a time per worker
-process, which is what oneDAL's process-global thread setting wants.
+converted and warmed. Readiness is per worker process, and /ping may reach a ready worker while
+another is still loading: an invocation that reaches a loading worker waits for its loader (up to
+LOAD_WAIT_SECONDS) instead of answering 503.
+
+Small bodies (the single-record hot path) are decoded and predicted on the event-loop thread, as
+before. Larger ones go to the worker's one prediction thread, with a deadline, so a hostile 6 MiB
+body never holds /ping past SageMaker's 2 s; at most MAX_QUEUED requests wait for that thread,
+the next gets 429. Predictions themselves never run in two threads at once (a lock): oneDAL's
+thread setting is process-global and the single-row algorithm object is reused.
 """
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import logging
 import os
 import sys
 import threading
+import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from pathlib import Path
 from typing import Any
@@ -34,7 +44,7 @@ from kubesage.serving.codec import (
     encode_predictions,
     error_body,
 )
-from kubesage.serving.errors import PayloadTooLargeError, RequestError
+from kubesage.serving.errors import PayloadTooLargeError, RequestError, ServerBusyError
 from kubesage.serving.predictor import Predictor
 
 logger = logging.getLogger(__name__)
@@ -50,6 +60,15 @@ STARTUP_FAILURE_EXIT_CODE = 3
 _JSON_HEADER = (b"content-type", b"application/json")
 _OUTPUT_TYPES = {CSV: CSV.encode(), JSON: JSON.encode()}
 _ROUTES_ALLOW = {"ping": b"GET, HEAD", "invocations": b"POST"}
+# Bodies up to this size are answered on the event loop: decoding and predicting them takes well
+# under a millisecond, less than the hand-off to a thread would add.
+INLINE_BODY_BYTES = 16_384
+# A prediction (queueing included) that takes longer is answered 503: SageMaker gives up at 60 s.
+PREDICT_DEADLINE_SECONDS = 50.0
+# Requests that may wait for a worker's prediction thread; the next one is told to retry (429).
+MAX_QUEUED = 4
+# How long an invocation that reaches a worker still loading the model waits for it.
+LOAD_WAIT_SECONDS = 30.0
 
 
 class ClientDisconnectedError(Exception):
@@ -66,6 +85,9 @@ class InferenceApp:
         self.predictor: Predictor | None = None
         self.load_error: str | None = None
         self._loader: threading.Thread | None = None
+        self._predict_lock = threading.Lock()
+        self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="predict")
+        self._queued = 0
 
     # ---------------------------------------------------------------- lifecycle
 
@@ -110,6 +132,7 @@ class InferenceApp:
                 self.start_loading()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
+                self._executor.shutdown(wait=False, cancel_futures=True)
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
@@ -139,11 +162,15 @@ class InferenceApp:
                 )
         except ClientDisconnectedError:
             return  # nobody is left to answer
+        except ServerBusyError as exc:
+            await _send_error(send, exc.status, exc.code, str(exc), extra_headers=[(b"retry-after", b"1")])
         except PayloadTooLargeError as exc:
             # The unread rest of the body is still on the wire: close the connection after answering.
             await _send_error(send, exc.status, exc.code, str(exc), extra_headers=[(b"connection", b"close")])
         except RequestError as exc:
             await _send_error(send, exc.status, exc.code, str(exc))
+        except PredictionTimeoutError as exc:
+            await _send_error(send, 503, "PredictionTimeout", str(exc), extra_headers=[(b"retry-after", b"5")])
         except KubesageError as exc:
             await _send_error(send, 400, "InvalidInput", str(exc))
         except Exception:
@@ -158,15 +185,20 @@ class InferenceApp:
         await send({"type": "http.response.body", "body": b""})
 
     async def _invocations(self, scope: Scope, receive: Receive, send: Send) -> None:
-        predictor = self.predictor
+        predictor = self.predictor or await self._wait_for_model()
         if predictor is None:
             await _send_error(send, 503, "ModelNotReady", self._not_ready_message())
             return
         content_type, accept, content_length = _request_headers(scope)
         output = choose_output(accept)
         body = await _read_body(receive, content_length)
-        features = decode_request(body, content_type, predictor.n_features, predictor.schema)
-        payload = encode_predictions(predictor.predict(features), output)
+        if len(body) <= INLINE_BODY_BYTES and self._predict_lock.acquire(blocking=False):
+            try:
+                payload = _answer(predictor, body, content_type, output)
+            finally:
+                self._predict_lock.release()
+        else:
+            payload = await self._answer_in_thread(predictor, body, content_type, output)
         await send(
             {
                 "type": "http.response.start",
@@ -175,6 +207,43 @@ class InferenceApp:
             }
         )
         await send({"type": "http.response.body", "body": payload})
+
+    async def _wait_for_model(self) -> Predictor | None:
+        """The model once this worker's loader finishes, or None after LOAD_WAIT_SECONDS or a failure."""
+        deadline = time.monotonic() + LOAD_WAIT_SECONDS
+        while self.predictor is None and self.load_error is None and time.monotonic() < deadline:
+            if self._loader is None or not self._loader.is_alive():
+                break
+            await asyncio.sleep(0.02)
+        return self.predictor
+
+    async def _answer_in_thread(
+        self, predictor: Predictor, body: bytes, content_type: str | None, output: str
+    ) -> bytes:
+        """Decode and predict on the prediction thread, off the event loop, within the deadline."""
+        if self._queued >= MAX_QUEUED:
+            raise ServerBusyError(f"{MAX_QUEUED} large requests are already waiting for this worker; retry shortly")
+        loop = asyncio.get_running_loop()
+        self._queued += 1
+        work = self._executor.submit(self._answer_locked, predictor, body, content_type, output)
+        # The count drops when the thread is done with the work, not when the client stops waiting.
+        work.add_done_callback(lambda _: loop.call_soon_threadsafe(self._dequeue))
+        try:
+            return await asyncio.wait_for(asyncio.wrap_future(work), PREDICT_DEADLINE_SECONDS)
+        except TimeoutError:
+            work.cancel()
+            raise PredictionTimeoutError(
+                f"the prediction did not finish within {PREDICT_DEADLINE_SECONDS:.0f} s; send fewer rows"
+            ) from None
+
+    def _dequeue(self) -> None:
+        self._queued -= 1
+
+    def _answer_locked(self, predictor: Predictor, body: bytes, content_type: str | None, output: str) -> bytes:
+        features = decode_request(body, content_type, predictor.n_features, predictor.schema)
+        with self._predict_lock:
+            probabilities = predictor.predict(features)
+        return encode_predictions(probabilities, output)
 
     def _not_ready_message(self) -> str:
         if self.load_error:
@@ -185,6 +254,15 @@ class InferenceApp:
 def create_app(model_dir: str | Path, threads: int = 1, exit_on_load_failure: bool = True) -> InferenceApp:
     """An ASGI app for `model_dir`; it starts loading the model when the server sends lifespan startup."""
     return InferenceApp(model_dir, threads=threads, exit_on_load_failure=exit_on_load_failure)
+
+
+class PredictionTimeoutError(Exception):
+    """The prediction thread did not answer within PREDICT_DEADLINE_SECONDS."""
+
+
+def _answer(predictor: Predictor, body: bytes, content_type: str | None, output: str) -> bytes:
+    features = decode_request(body, content_type, predictor.n_features, predictor.schema)
+    return encode_predictions(predictor.predict(features), output)
 
 
 def _route(path: str) -> str | None:

@@ -43,6 +43,9 @@ SUPPORTED_CONTENT_TYPES: Final = (CSV, JSON)
 # SageMaker real-time endpoints refuse bodies over 6 MiB; refusing them here too keeps local
 # behaviour identical and bounds the memory one request can take.
 MAX_BODY_BYTES: Final = 6_291_456
+# Rows per request. A valid 6 MiB body of 103-feature vectors holds at most ~30,000 rows; the cap
+# refuses hostile bodies such as [{}, {}, ...] (2 million empty records) before they are expanded.
+MAX_ROWS: Final = 50_000
 # Below this many lines a Python split beats pandas' C parser, whose fixed cost is about 1 ms.
 PANDAS_MIN_ROWS: Final = 64
 _NUMBER_TYPES: Final = frozenset({int, float, type(None)})
@@ -102,11 +105,41 @@ def decode_request(body: bytes, content_type: str | None, n_features: int, schem
     if not body.strip():
         raise RequestError("the request body is empty; send at least one feature vector or record")
     if kind == CSV:
+        if body.count(b"\n") > MAX_ROWS:
+            raise RequestError(_too_many_rows(f"more than {MAX_ROWS:,}"))
         return parse_csv(body, n_features)
     fast = _parse_json_vectors(body, n_features)
     if fast is not None:
         return fast
+    _check_json_row_count(body)
     return json_to_features(parse_json(body), n_features, schema)
+
+
+def _too_many_rows(count: str) -> str:
+    return (
+        f"the body holds {count} rows; the limit is {MAX_ROWS:,} per request: split it, or use batch "
+        "transform for bulk scoring"
+    )
+
+
+def _check_json_row_count(body: bytes) -> None:
+    """Refuse too many rows before the reference parser builds a Python object per row.
+
+    simdjson's document is lazy, so counting the top-level (or instances/inputs/records) array
+    costs one scan of the body; bodies simdjson cannot read are left to the reference parser.
+    """
+    try:
+        document = _parse_document(body)
+        rows = document
+        if isinstance(document, simdjson.Object):
+            key = next((key for key in (*VECTOR_KEYS, "records") if key in document), None)
+            rows = document[key] if key is not None else None
+        count = len(rows) if isinstance(rows, simdjson.Array) else 0
+        del document, rows  # no proxy may outlive the reused parser's next parse
+    except (ValueError, TypeError, KeyError, RuntimeError):
+        return
+    if count > MAX_ROWS:
+        raise RequestError(_too_many_rows(f"{count:,}"))
 
 
 # ---------------------------------------------------------------------------------------- CSV
@@ -243,6 +276,12 @@ def parse_json(body: bytes) -> Any:
         raise RequestError("the JSON body is not valid UTF-8") from None
     except RecursionError:
         raise RequestError("the JSON body is nested too deeply") from None
+    except ValueError as exc:
+        # Python refuses to convert integers of 4,300+ digits (CVE-2020-10735's limit): a
+        # client's mistake, so a 400, never a 500.
+        if "digits" in str(exc):
+            raise RequestError("a number in the JSON body has too many digits (4,300 or more)") from None
+        raise RequestError(f"the body is not valid JSON: {exc}") from None
 
 
 def _parse_json_vectors(body: bytes, n_features: int) -> np.ndarray | None:

@@ -30,3 +30,10 @@ class NotAcceptableError(RequestError):
 class PayloadTooLargeError(RequestError):
     status = 413
     code = "PayloadTooLarge"
+
+
+class ServerBusyError(RequestError):
+    """Too many requests are already waiting for this worker: retry after a short pause."""
+
+    status = 429
+    code = "TooManyRequests"

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from kubesage.errors import ModelError, TrackingError
 from kubesage.modelio import find_model_file
+from kubesage.redact import redact_text, redact_uri
 
 # URIs MLflow resolves itself; anything else is a local path.
 MLFLOW_SCHEMES = ("models:/", "runs:/", "mlflow-artifacts:/", "s3://", "gs://", "wasbs://", "file://")
@@ -38,9 +39,11 @@ def resolve_model_dir(model: str, download_dir: str | Path | None = None) -> Pat
     try:
         local = Path(mlflow.artifacts.download_artifacts(artifact_uri=model, dst_path=str(target)))
     except MlflowException as exc:
-        raise TrackingError(f"could not download {model} from MLflow: {exc.message}{_versions_hint(model)}") from exc
+        raise TrackingError(
+            f"could not download {redact_uri(model)} from MLflow: {redact_text(exc.message)}{_versions_hint(model)}"
+        ) from exc
     except OSError as exc:
-        raise TrackingError(f"could not download {model} from MLflow: {exc}") from exc
+        raise TrackingError(f"could not download {redact_uri(model)} from MLflow: {redact_text(str(exc))}") from exc
     find_model_file(local)
     return local
 

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import xgboost as xgb
 
 from kubesage.errors import ModelError
 from kubesage.features import FeatureSchema
@@ -132,11 +131,3 @@ def set_thread_count(threads: int) -> None:
     import daal4py
 
     daal4py.daalinit(threads)
-
-
-def booster_reference(model_dir: str | Path, features: np.ndarray) -> np.ndarray:
-    """The training-time XGBoost probabilities, for tests and the benchmark's parity check."""
-    from kubesage.modelio import booster_probabilities
-
-    booster: xgb.Booster = load_booster(model_dir)
-    return booster_probabilities(booster, features)

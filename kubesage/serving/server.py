@@ -15,7 +15,8 @@ Process model, explicitly:
   SageMaker's 30 s before SIGKILL), then exit.
 
 uvicorn's httptools protocol runs over kubesage.serving.transport's write-coalescing transport,
-so each response leaves in one send instead of two.
+so each response leaves in one send instead of two; the same module bounds connections per worker,
+slow clients (header and body read timeouts), header size, and closes a refused upload lingeringly.
 
 Why uvicorn: granian 2.8 (Rust HTTP, ASGI and RSGI interfaces, same 2 workers) was measured
 against it on this app. It served 8 clients up to ~1.8x faster, but a single client's p50 rose
@@ -47,6 +48,7 @@ DEFAULT_PORT = 8080
 GRACEFUL_TIMEOUT_SECONDS = 20
 # SageMaker's front end reuses connections; keep them open longer than its idle timeout would.
 KEEP_ALIVE_SECONDS = 75
+WORKER_HEALTHCHECK_SECONDS = 300
 ENV_MODEL_DIR = "KUBESAGE_MODEL_DIR"
 ENV_THREADS = "KUBESAGE_SERVING_THREADS"
 ENV_WORKERS = "MODEL_SERVER_WORKERS"
@@ -146,6 +148,8 @@ def serve(
         http=CoalescingHttpToolsProtocol,
         loop="uvloop",
         lifespan="on",
+        # No WebSocket endpoint exists: an upgrade request is served (or refused) as plain HTTP.
+        ws="none",
         # No per-request logging or client-address rewriting in the hot path: the access log and
         # the X-Forwarded-For middleware each cost a few percent of a single-record request.
         access_log=False,
@@ -154,8 +158,21 @@ def serve(
         timeout_keep_alive=KEEP_ALIVE_SECONDS,
         timeout_graceful_shutdown=config.graceful_timeout,
         log_config=log_config(),
+        **_healthcheck_option(),
     )
     run_uvicorn(uvicorn_config)
+
+
+def _healthcheck_option() -> dict[str, Any]:
+    """uvicorn >= 0.41 kills a worker that does not answer its supervisor within 5 s of being spawned.
+
+    A worker spawned on a busy host (2 CPUs shared with the load, importing XGBoost and daal4py)
+    took longer, so every worker was killed and respawned for ever and the server never became
+    ready. The model's own readiness is /ping's job, not the supervisor's.
+    """
+    if "timeout_worker_healthcheck" in inspect.signature(uvicorn.Config).parameters:
+        return {"timeout_worker_healthcheck": WORKER_HEALTHCHECK_SECONDS}
+    return {}
 
 
 def run_uvicorn(config: uvicorn.Config) -> None:

@@ -1,4 +1,18 @@
-"""One send per response: uvicorn's httptools protocol over a transport that coalesces writes.
+"""uvicorn's httptools protocol, hardened, over a transport that sends each response in one write.
+
+Hardening (uvicorn's httptools protocol has none of these):
+- Slow clients: a request's headers must arrive within HEADER_TIMEOUT_SECONDS of its first byte
+  (or of the connection, for a client that connects and sends nothing), its body within
+  BODY_TIMEOUT_SECONDS of the headers; otherwise 408 and the connection closes. A client
+  trickling one byte at a time can no longer hold a connection for ever.
+- Headers over MAX_HEADER_BYTES: 431.
+- More than MAX_CONNECTIONS open connections on one worker: the request gets 429 (uvicorn's own
+  limit_concurrency answers 503, a server error for what is the client's load).
+- Lingering close (as nginx does): when a response is sent before the request body has all
+  arrived (a 413 for a body over 6 MiB), the server half-closes and keeps reading and discarding
+  for up to LINGER_SECONDS / LINGER_MAX_BYTES before it closes. Closing a socket with unread
+  data makes the kernel send a reset, which destroys the 413 before a client that sends the
+  whole body first (Python's urllib, many SDKs) reads it.
 
 uvicorn writes the status line and headers, then the body, as two `transport.write` calls; with
 TCP_NODELAY (uvloop's default) each becomes its own segment, its own syscall and its own wake-up
@@ -11,19 +25,38 @@ and a streamed response still leaves promptly, a loop turn later.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from kubesage.serving.codec import MAX_BODY_BYTES, error_body
+
+HEADER_TIMEOUT_SECONDS = 10.0
+BODY_TIMEOUT_SECONDS = 30.0
+MAX_HEADER_BYTES = 32_768
+MAX_CONNECTIONS = 256
+LINGER_SECONDS = 10.0
+LINGER_MAX_BYTES = 4 * MAX_BODY_BYTES
 
 
 class CoalescingTransport(asyncio.Transport):
     """Wraps a transport: writes queue until the loop's next turn, then go out as one `write`."""
 
-    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(
+        self,
+        transport: asyncio.Transport,
+        loop: asyncio.AbstractEventLoop,
+        linger: Callable[[], bool] | None = None,
+    ) -> None:
         super().__init__(extra=None)
         self._transport = transport
         self._loop = loop
         self._pending: list[bytes] = []
+        # Asked at close(): is part of the request body still on its way?
+        self._linger = linger
+        self.lingering = False
+        self.lingered_bytes = 0
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         if not data:
@@ -46,7 +79,23 @@ class CoalescingTransport(asyncio.Transport):
 
     def close(self) -> None:
         self.flush()
+        if self.lingering or self._transport.is_closing():
+            return
+        if self._linger is not None and self._linger() and self._transport.can_write_eof():
+            # Half-close: the client reads the response and our FIN; what it still sends is
+            # read and dropped (see the protocol's data_received) until it closes or time is up.
+            self.lingering = True
+            self._transport.write_eof()
+            self._transport.resume_reading()
+            self._loop.call_later(LINGER_SECONDS, self.close_now)
+            return
         self._transport.close()
+
+    def close_now(self) -> None:
+        """Close without lingering (a timed-out client, or one that sent too much after the answer)."""
+        self.flush()
+        if not self._transport.is_closing():
+            self._transport.close()
 
     def abort(self) -> None:
         self._pending = []
@@ -60,7 +109,7 @@ class CoalescingTransport(asyncio.Transport):
         return self._transport.can_write_eof()
 
     def is_closing(self) -> bool:
-        return self._transport.is_closing()
+        return self.lingering or self._transport.is_closing()
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         return self._transport.get_extra_info(name, default)
@@ -91,7 +140,120 @@ class CoalescingTransport(asyncio.Transport):
 
 
 class CoalescingHttpToolsProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol, unchanged except that it writes through a CoalescingTransport."""
+    """uvicorn's httptools protocol through a CoalescingTransport, with the limits in the module docstring."""
+
+    transport: CoalescingTransport
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(CoalescingTransport(transport, self.loop))
+        super().connection_made(CoalescingTransport(transport, self.loop, linger=self._body_incomplete))
+        self._awaiting_headers = True
+        self._header_bytes = 0
+        self._deadline: asyncio.TimerHandle | None = None
+        self._arm(HEADER_TIMEOUT_SECONDS, "the request headers")
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self.transport.lingering:
+            self.transport.lingered_bytes += len(data)
+            if self.transport.lingered_bytes > LINGER_MAX_BYTES:
+                self.transport.close_now()
+            return
+        if self._awaiting_headers:
+            self._header_bytes += len(data)
+        super().data_received(data)
+        if self._awaiting_headers and self._header_bytes > MAX_HEADER_BYTES and not self.transport.is_closing():
+            self._refuse(431, "HeadersTooLarge", f"the request headers exceed {MAX_HEADER_BYTES:,} bytes")
+
+    def eof_received(self) -> None:
+        if self.transport.lingering:
+            self.transport.close_now()
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        if self._deadline is None:
+            self._arm(HEADER_TIMEOUT_SECONDS, "the request headers")
+
+    def on_headers_complete(self) -> None:
+        self._awaiting_headers = False
+        self._arm(BODY_TIMEOUT_SECONDS, "the request body")
+        refusal = None
+        if len(self.connections) > MAX_CONNECTIONS:
+            refusal = _refusal(
+                429, "TooManyRequests", f"this worker has over {MAX_CONNECTIONS} open connections; retry shortly"
+            )
+        elif len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers) > MAX_HEADER_BYTES:
+            # Headers that arrived in one read are only measured here, once parsed.
+            refusal = _refusal(431, "HeadersTooLarge", f"the request headers exceed {MAX_HEADER_BYTES:,} bytes")
+        if refusal is None:
+            super().on_headers_complete()
+            return
+        app, self.app = self.app, refusal
+        try:
+            super().on_headers_complete()
+        finally:
+            self.app = app
+
+    def on_message_complete(self) -> None:
+        self._disarm()
+        super().on_message_complete()
+
+    def on_response_complete(self) -> None:
+        self._awaiting_headers = True
+        self._header_bytes = 0
+        super().on_response_complete()
+
+    def _body_incomplete(self) -> bool:
+        return self.cycle is not None and self.cycle.more_body
+
+    def _arm(self, seconds: float, what: str) -> None:
+        self._disarm()
+        self._deadline = self.loop.call_later(seconds, self._timed_out, seconds, what)
+
+    def _disarm(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def _timed_out(self, seconds: float, what: str) -> None:
+        self._deadline = None
+        if self.transport.is_closing():
+            return
+        if self.cycle is not None and self.cycle.response_started:
+            self.transport.close_now()
+            return
+        self._refuse(408, "RequestTimeout", f"{what} did not arrive within {seconds:.0f} s")
+
+    def _refuse(self, status: int, code: str, message: str) -> None:
+        """Answer before (or instead of) the app, then close: the request cannot be read further."""
+        self._disarm()
+        body = error_body(status, code, message)
+        head = (
+            f"HTTP/1.1 {status} {_REASONS[status]}\r\ncontent-type: application/json\r\n"
+            f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"
+        )
+        self.transport.write(head.encode() + body)
+        self.transport.close_now()
+
+
+_REASONS = {408: "Request Timeout", 431: "Request Header Fields Too Large"}
+
+
+def _refusal(status: int, code: str, message: str) -> Callable[[Any, Any, Any], Awaitable[None]]:
+    """An ASGI app that answers every request with this error and closes the connection."""
+    body = error_body(status, code, message)
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", b"%d" % len(body)),
+        (b"connection", b"close"),
+    ]
+    if status == 429:
+        headers.append((b"retry-after", b"1"))
+
+    async def refuse(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    return refuse

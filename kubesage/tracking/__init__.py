@@ -7,7 +7,7 @@ under `mlruns/`, in the working directory; `MLFLOW_TRACKING_URI` selects a serve
 """
 
 from kubesage.tracking.contract import *  # noqa: F403  (the contract's names are part of this API)
-from kubesage.tracking.mlflow_calls import display_uri, mlflow_call
+from kubesage.tracking.mlflow_calls import mlflow_call
 from kubesage.tracking.runs import (
     PipelineRun,
     StepTracker,
@@ -25,7 +25,6 @@ __all__ = [
     "PipelineRun",
     "StepTracker",
     "default_tracking_uri",
-    "display_uri",
     "ensure_experiment",
     "finish_pipeline_run",
     "git_commit",

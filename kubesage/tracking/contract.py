@@ -19,6 +19,7 @@ __all__ = [
     "ENV_FAILURE_DIR",
     "ENV_PARENT_RUN_ID",
     "ENV_RUNNER",
+    "ENV_STEP_RUN_ID_FILE",
     "ENV_TRACKING_URI",
     "EXPERIMENT_KIND_TRAINING",
     "HANDOFF_ENV",
@@ -53,6 +54,9 @@ ENV_RUNNER = "KUBESAGE_RUNNER"
 # a file system with them (local, KFP-in-Docker) set it. Others read the reason from the step's
 # MLflow run (TAG_FAILURE) or from the backend (SageMaker's FailureReason).
 ENV_FAILURE_DIR = "KUBESAGE_FAILURE_DIR"
+# Where a step writes its run id, so the process above it (the SageMaker shim) can close the run
+# as KILLED when the job is stopped and the step dies from the signal before it can.
+ENV_STEP_RUN_ID_FILE = "KUBESAGE_STEP_RUN_ID_FILE"
 
 # What a step needs to join the parent run, in the order runners deliver it.
 HANDOFF_ENV: tuple[str, ...] = (ENV_TRACKING_URI, ENV_PARENT_RUN_ID, ENV_EXPERIMENT_ID, ENV_RUNNER)

@@ -15,11 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from kubesage.redact import redact_text
 from kubesage.tracking.contract import (
     ENV_EXPERIMENT_ID,
     ENV_EXPERIMENT_NAME,
     ENV_PARENT_RUN_ID,
     ENV_RUNNER,
+    ENV_STEP_RUN_ID_FILE,
     ENV_TRACKING_URI,
     EXPERIMENT_KIND_TRAINING,
     TAG_EXPERIMENT_KIND,
@@ -95,9 +97,9 @@ class PipelineRun:
 
 
 def _client(uri: str) -> Any:
-    from mlflow import MlflowClient
+    from kubesage.tracking.sqlite_store import mlflow_client
 
-    return MlflowClient(tracking_uri=uri)
+    return mlflow_client(uri)
 
 
 def ensure_experiment(name: str, uri: str) -> str:
@@ -152,7 +154,7 @@ def finish_pipeline_run(run: PipelineRun, status: str, failure: str | None = Non
     client = _client(run.tracking_uri)
     with mlflow_call("close the pipeline run", run.tracking_uri):
         if failure:
-            client.set_tag(run.run_id, TAG_FAILURE, failure[:5000])
+            client.set_tag(run.run_id, TAG_FAILURE, redact_text(failure)[:5000])
         client.set_terminated(run.run_id, status=status)
     with mlflow_call("update the experiment's runs view", run.tracking_uri):
         update_runs_view(client, run.experiment_id)
@@ -233,13 +235,15 @@ def step_run(step: str) -> Iterator[StepTracker]:
         tags[TAG_PIPELINE_RUN_ID] = parent
     with mlflow_call(f"open the run of step {step}", uri):
         run = client.create_run(experiment_id, tags=tags, run_name=step)
+    if os.environ.get(ENV_STEP_RUN_ID_FILE):
+        Path(os.environ[ENV_STEP_RUN_ID_FILE]).write_text(run.info.run_id)
     tracker = StepTracker(client, run.info.run_id, parent, uri)
     try:
         yield tracker
     except BaseException as exc:
         status = "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED"
         with mlflow_call(f"close the run of step {step}", uri):
-            client.set_tag(run.info.run_id, TAG_FAILURE, str(exc)[:5000] or type(exc).__name__)
+            client.set_tag(run.info.run_id, TAG_FAILURE, redact_text(str(exc))[:5000] or type(exc).__name__)
             client.set_terminated(run.info.run_id, status=status)
         raise
     with mlflow_call(f"close the run of step {step}", uri):

@@ -10,33 +10,27 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from kubesage.errors import RunnerError
 from kubesage.pipeline_source import PipelineSource
+from kubesage.redact import uri_credentials
 from kubesage.runners.base import Runner
 from kubesage.runners.sagemaker.client import SageMakerClient
 from kubesage.runners.sagemaker.compiler import TRACKING_PARAMETERS, CompiledPipeline, compile_spec
 from kubesage.runners.sagemaker.config import SageMakerConfig
+from kubesage.runners.sagemaker.pinning import refuse_pinned
 from kubesage.tracking import PipelineRun
 
 
-def parameter_text(value: Any) -> str:
-    """SageMaker takes every parameter value as a string; booleans as true/false."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
-
-
 def handoff_parameters(tracking: PipelineRun) -> dict[str, str]:
-    """The MLflow hand-off as pipeline parameters; refuses a URI that carries credentials."""
-    parts = urlsplit(tracking.tracking_uri)
-    if parts.username or parts.password or parts.query:
+    """The MLflow hand-off as pipeline parameters; refuses a URI that carries any credential."""
+    credentials = uri_credentials(tracking.tracking_uri)
+    if credentials:
         # Pipeline parameters are returned by DescribePipelineExecution to anyone who can read it.
         raise RunnerError(
-            "MLFLOW_TRACKING_URI carries credentials or a query string; SageMaker pipeline parameters are not "
-            "secret. Give the steps MLFLOW_TRACKING_USERNAME/PASSWORD (or a token) through the job role's secrets "
-            "and use a plain https://host URI"
+            f"MLFLOW_TRACKING_URI carries a credential ({', '.join(credentials)}), and SageMaker pipeline "
+            "parameters are not secret. Give the steps MLFLOW_TRACKING_USERNAME/PASSWORD or MLFLOW_TRACKING_TOKEN "
+            "through the job role's secrets and use a plain https://host URI"
         )
     env = tracking.step_env
     return {param: env.get(variable, "") for param, variable in TRACKING_PARAMETERS.items()}
@@ -77,7 +71,9 @@ class SageMakerRunnerBase(Runner):
 
     def compiled(self, pipeline: PipelineSource) -> CompiledPipeline:
         if pipeline.ir_path not in self._compiled:
-            self._compiled[pipeline.ir_path] = compile_spec(pipeline.spec, self.compile_config())
+            self._compiled[pipeline.ir_path] = compile_spec(
+                pipeline.spec, self.compile_config(), pipeline.platform_spec
+            )
         return self._compiled[pipeline.ir_path]
 
     def compile(self, pipeline: PipelineSource, output: Path) -> Path:
@@ -86,6 +82,10 @@ class SageMakerRunnerBase(Runner):
 
     def explain(self, pipeline: PipelineSource) -> str:
         return self.compiled(pipeline).explain()
+
+    def check_parameters(self, pipeline: PipelineSource, given: Mapping[str, Any]) -> dict[str, Any]:
+        refuse_pinned(self.compile_config().pinned_parameters, given)
+        return super().check_parameters(pipeline, given)
 
     def run_parameters(self, parameters: Mapping[str, Any], tracking: PipelineRun) -> dict[str, Any]:
         return {**parameters, **handoff_parameters(tracking)}

@@ -1,42 +1,35 @@
-"""A parser for the small subset of CEL that KFP writes into ``triggerPolicy.condition``.
+"""KFP trigger conditions (CEL) -> a small expression tree that SageMaker conditions can express.
 
 KFP compiles ``dsl.If(a >= b)`` to strings such as
 ``int(inputs.parameter_values['pipelinechannel--n']) >= 3`` and ``dsl.Else``/``dsl.Elif`` to
-``!(...)`` and ``&&``. SageMaker can only express comparisons, Not, Or and a top-level And, so we
-accept exactly that grammar and reject the rest with a message instead of guessing:
-
-    expr    := or
-    or      := and ("||" and)*
-    and     := unary ("&&" unary)*
-    unary   := "!" unary | compare
-    compare := operand (("==" | "!=" | "<" | "<=" | ">" | ">=") operand)?
-    operand := "(" or ")" | cast "(" operand ")" | ref | number | string | true | false
-    ref     := "inputs.parameter_values[" string "]"
+``!(...)`` and ``&&``. The text is parsed by cel-python (``celpy``), a parser of the whole CEL
+language, so string literals follow CEL's own rules (escapes, non-ASCII text, raw strings); this
+module only translates its syntax tree. SageMaker can express comparisons, Not, Or and And (the
+compiler rewrites And inside Or/Not with De Morgan), so anything else (arithmetic, ``in``, function
+calls other than the type casts KFP writes, ternaries) is refused with the task named.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
+from functools import cache
+from typing import Any
 
 from kubesage.errors import UnsupportedFeatureError
 
 # int()/double()/string() appear around references when KFP knows the declared type; the values
 # SageMaker compares are already typed (parameters, JSON numbers), so casts are dropped.
-_CASTS = frozenset({"int", "double", "string", "bool", "float"})
+_CASTS = frozenset({"int", "double", "string", "bool", "uint"})
 
-_TOKEN_RE = re.compile(
-    r"""\s*(?:
-        (?P<ref>inputs\.parameter_values\[\s*(?P<refq>'[^']*'|"[^"]*")\s*\])
-      | (?P<number>-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)
-      | (?P<string>'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")
-      | (?P<op>==|!=|<=|>=|&&|\|\||<|>|!|\(|\))
-      | (?P<ident>[A-Za-z_][A-Za-z0-9_]*)
-    )""",
-    re.VERBOSE,
-)
-
-COMPARISONS = ("==", "!=", "<", "<=", ">", ">=")
+COMPARISONS = {
+    "relation_eq": "==",
+    "relation_ne": "!=",
+    "relation_lt": "<",
+    "relation_le": "<=",
+    "relation_gt": ">",
+    "relation_ge": ">=",
+}
+SUBSET = "comparisons ==, !=, <, <=, >, >= joined by &&, ||, ! on parameters and constants"
 
 
 @dataclass(frozen=True)
@@ -76,106 +69,142 @@ class Or:
 Expr = Compare | Not | And | Or | Ref | Literal
 
 
-def _tokenize(text: str) -> list[tuple[str, str]]:
-    tokens: list[tuple[str, str]] = []
-    pos = 0
-    text = text.strip()
-    while pos < len(text):
-        match = _TOKEN_RE.match(text, pos)
-        if match is None or match.end() == pos:
-            raise ValueError(f"unexpected text {text[pos : pos + 20]!r}")
-        kind = match.lastgroup if match.lastgroup != "refq" else "ref"
-        if match.group("ref") is not None:
-            tokens.append(("ref", match.group("refq")[1:-1]))
-        else:
-            assert kind is not None
-            tokens.append((kind, match.group(kind)))
-        pos = match.end()
-    return tokens
+class _OutsideSubsetError(ValueError):
+    """The expression is valid CEL but outside what SageMaker conditions express."""
 
 
-class _Parser:
-    def __init__(self, tokens: list[tuple[str, str]]) -> None:
-        self.tokens = tokens
-        self.pos = 0
+@cache
+def _parser() -> Any:
+    # celpy builds its LALR tables once per process (about 0.2 s); the import itself about 0.4 s.
+    from celpy.celparser import CELParser
 
-    def peek(self) -> tuple[str, str] | None:
-        return self.tokens[self.pos] if self.pos < len(self.tokens) else None
+    return CELParser()
 
-    def take(self, value: str | None = None) -> tuple[str, str]:
-        token = self.peek()
-        if token is None:
-            raise ValueError("unexpected end of expression")
-        if value is not None and token[1] != value:
-            raise ValueError(f"expected {value!r}, found {token[1]!r}")
-        self.pos += 1
-        return token
 
-    def parse(self) -> Expr:
-        expr = self.parse_or()
-        if self.peek() is not None:
-            raise ValueError(f"unexpected {self.peek()[1]!r}")  # type: ignore[index]
-        return expr
+def _flatten(tree: Any, rule: str) -> list[Any]:
+    """Left-recursive ``a || b || c`` (or &&) as the list of its operands."""
+    if tree.data != rule:
+        return [tree]
+    if len(tree.children) == 1:
+        return [tree.children[0]]
+    left, right = tree.children
+    return [*_flatten(left, rule), right]
 
-    def parse_or(self) -> Expr:
-        operands = [self.parse_and()]
-        while self.peek() == ("op", "||"):
-            self.take()
-            operands.append(self.parse_and())
-        return operands[0] if len(operands) == 1 else Or(tuple(operands))
 
-    def parse_and(self) -> Expr:
-        operands = [self.parse_unary()]
-        while self.peek() == ("op", "&&"):
-            self.take()
-            operands.append(self.parse_unary())
-        return operands[0] if len(operands) == 1 else And(tuple(operands))
+def _single(tree: Any) -> Any:
+    if len(tree.children) != 1:
+        what = {"addition": "arithmetic (+, -)", "multiplication": "arithmetic (*, /, %)"}.get(tree.data, tree.data)
+        raise _OutsideSubsetError(f"{what} is not supported")
+    return tree.children[0]
 
-    def parse_unary(self) -> Expr:
-        if self.peek() == ("op", "!"):
-            self.take()
-            return Not(self.parse_unary())
-        return self.parse_compare()
 
-    def parse_compare(self) -> Expr:
-        left = self.parse_operand()
-        token = self.peek()
-        if token is not None and token[0] == "op" and token[1] in COMPARISONS:
-            self.take()
-            right = self.parse_operand()
-            if not isinstance(left, Ref | Literal) or not isinstance(right, Ref | Literal):
-                raise ValueError("comparisons must compare parameters or constants")
-            return Compare(token[1], left, right)
-        return left
+def _literal(token: Any) -> Literal:
+    from celpy.evaluation import celstr
 
-    def parse_operand(self) -> Expr:
-        kind, value = self.take()
-        if (kind, value) == ("op", "("):
-            inner = self.parse_or()
-            self.take(")")
-            return inner
-        if kind == "ident" and value in _CASTS and self.peek() == ("op", "("):
-            self.take("(")
-            inner = self.parse_operand()
-            self.take(")")
-            return inner
-        if kind == "ident" and value in ("true", "false"):
-            return Literal(value == "true")
-        if kind == "ref":
-            return Ref(value)
-        if kind == "number":
-            return Literal(float(value) if re.search(r"[.eE]", value) else int(value))
-        if kind == "string":
-            return Literal(value[1:-1].encode().decode("unicode_escape"))
-        raise ValueError(f"unsupported token {value!r}")
+    kind, text = token.type, token.value
+    if kind in ("STRING_LIT", "MLSTRING_LIT"):
+        return Literal(str(celstr(token)))
+    if kind == "INT_LIT":
+        return Literal(int(text, 16) if "0x" in text else int(text))
+    if kind == "FLOAT_LIT":
+        return Literal(float(text))
+    if kind == "BOOL_LIT":
+        return Literal(text == "true")
+    raise _OutsideSubsetError(f"unsupported literal {text}")
+
+
+class _Translator:
+    def expr(self, tree: Any) -> Expr:
+        if tree.data == "expr":
+            if len(tree.children) != 1:
+                raise _OutsideSubsetError("the ternary operator ?: is not supported")
+            return self.expr(tree.children[0])
+        if tree.data == "conditionalor":
+            operands = [self.expr(node) for node in _flatten(tree, "conditionalor")]
+            return operands[0] if len(operands) == 1 else Or(tuple(operands))
+        if tree.data == "conditionaland":
+            operands = [self.expr(node) for node in _flatten(tree, "conditionaland")]
+            return operands[0] if len(operands) == 1 else And(tuple(operands))
+        if tree.data == "relation":
+            return self.relation(tree)
+        return self.value(tree)
+
+    def relation(self, tree: Any) -> Expr:
+        if len(tree.children) == 1:
+            return self.value(tree.children[0])
+        op_node, right = tree.children
+        op = COMPARISONS.get(op_node.data)
+        if op is None:
+            raise _OutsideSubsetError(f"operator {op_node.data.removeprefix('relation_')!r} is not supported")
+        left = self.operand(_single(op_node))
+        return Compare(op, left, self.operand(right))
+
+    def operand(self, tree: Any) -> Ref | Literal:
+        node = self.value(tree)
+        if not isinstance(node, Ref | Literal):
+            raise _OutsideSubsetError("comparisons must compare parameters or constants")
+        return node
+
+    def value(self, tree: Any) -> Expr:
+        """addition/multiplication/unary/member/primary chains down to a leaf."""
+        data = tree.data
+        if data in ("addition", "multiplication", "member", "primary"):
+            return self.value(_single(tree))
+        if data == "relation":
+            return self.relation(tree)
+        if data == "unary":
+            if len(tree.children) == 1:
+                return self.value(tree.children[0])
+            op, operand = tree.children
+            if op.data == "unary_not":
+                return Not(self.expr(operand))
+            raise _OutsideSubsetError("unary minus on an expression is not supported")
+        if data == "paren_expr":
+            return self.expr(tree.children[0])
+        if data == "literal":
+            return _literal(tree.children[0])
+        if data == "ident_arg":
+            name, *args = tree.children
+            if name.value not in _CASTS or len(args) != 1 or len(args[0].children) != 1:
+                raise _OutsideSubsetError(f"function {name.value}() is not supported")
+            return self.value(args[0].children[0])
+        if data == "member_index":
+            return self.reference(tree)
+        if data in ("expr", "conditionalor", "conditionaland"):
+            return self.expr(tree)
+        raise _OutsideSubsetError(f"{data.replace('_', ' ')} is not supported")
+
+    def reference(self, tree: Any) -> Ref:
+        """``inputs.parameter_values['name']``, the only reference KFP writes."""
+        target, index = tree.children
+        dotted = _single(target) if target.data == "member" else target
+        base = dotted.children[0] if dotted.data == "member_dot" else None
+        if (
+            base is None
+            or dotted.children[1].value != "parameter_values"
+            or base.pretty().split() != ["member", "primary", "ident", "inputs"]
+        ):
+            raise _OutsideSubsetError("only inputs.parameter_values[...] can be referenced")
+        key = self.expr(index)
+        if not isinstance(key, Literal) or not isinstance(key.value, str):
+            raise _OutsideSubsetError("a parameter reference needs a string key")
+        return Ref(key.value)
 
 
 def parse_condition(text: str, *, task: str) -> Expr:
     """Parse a KFP trigger condition; raise UnsupportedFeatureError naming ``task`` otherwise."""
+    from celpy.celparser import CELParseError
+
     try:
-        return _Parser(_tokenize(text)).parse()
-    except ValueError as exc:
+        tree = _parser().parse(text)
+    except CELParseError as exc:
+        where = f" at column {exc.column}" if getattr(exc, "column", None) else ""
         raise UnsupportedFeatureError(
-            f"task '{task}': condition {text!r} is outside the supported subset "
-            f"(comparisons ==, !=, <, <=, >, >= joined by &&, ||, ! on parameters and constants): {exc}"
+            f"task '{task}': condition {text!r} is not valid CEL (syntax error{where}); recompile it with kfp.compiler"
+        ) from exc
+    try:
+        return _Translator().expr(tree)
+    except (_OutsideSubsetError, ValueError) as exc:
+        raise UnsupportedFeatureError(
+            f"task '{task}': condition {text!r} is outside the supported subset ({SUBSET}): {exc}"
         ) from exc

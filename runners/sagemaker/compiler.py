@@ -12,7 +12,6 @@ telemetry off and role validation off, so building the definition makes no netwo
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -26,19 +25,28 @@ from typing import Any
 
 from kubesage.environment import environment
 from kubesage.errors import UnsupportedFeatureError
-from kubesage.runners.sagemaker import cel
+from kubesage.redact import redact_uri, uri_credentials
+from kubesage.runners.sagemaker import cel, platform, security
 from kubesage.runners.sagemaker.config import SageMakerConfig
+from kubesage.runners.sagemaker.integrity import DIGEST_FLAG, spec_bytes, spec_digest
 from kubesage.runners.sagemaker.ir import (
+    JSON_TYPES,
+    ArtifactSource,
+    Collected,
     Constant,
+    ImportedArtifact,
     ParamSource,
     PipelineParam,
     PipelinePlan,
     TaskOutputArtifact,
     TaskOutputParam,
     TaskPlan,
-    load_ir,
+    load_ir_documents,
     plan_pipeline,
 )
+from kubesage.runners.sagemaker.irschema import check_spec
+from kubesage.runners.sagemaker.naming import sagemaker_pipeline_name
+from kubesage.runners.sagemaker.pinning import approval_status, pin_plan
 from kubesage.tracking.contract import ENV_EXPERIMENT_ID, ENV_PARENT_RUN_ID, ENV_RUNNER, ENV_TRACKING_URI
 
 SHIM_ENTRYPOINT = ["python3", "-m", "kubesage.runners.sagemaker.shim"]
@@ -59,7 +67,6 @@ TRACKING_PARAMETERS = {
     "KubesageMlflowExperimentId": ENV_EXPERIMENT_ID,
 }
 _STEP_NAME_RE = re.compile(r"^[A-Za-z0-9\-_]{1,64}$")
-_PIPELINE_NAME_RE = re.compile(r"[^A-Za-z0-9\-]+")
 _OFFLINE_SDK_CONFIG = {"SchemaVersion": "1.0", "SageMaker": {"PythonSDK": {"Modules": {"TelemetryOptOut": True}}}}
 
 
@@ -74,6 +81,7 @@ class CompiledPipeline:
     parameters: dict[str, Any] = field(default_factory=dict)
     data_parameters: tuple[str, ...] = ()
     model_package_group: str | None = None
+    pinned: dict[str, Any] = field(default_factory=dict)
 
     def definition_json(self) -> str:
         return json.dumps(self.definition, indent=2, sort_keys=True) + "\n"
@@ -127,8 +135,7 @@ def offline_session(config: SageMakerConfig) -> Any:
 
 
 def pipeline_name(plan: PipelinePlan, config: SageMakerConfig) -> str:
-    name = config.pipeline_name or plan.name
-    return _PIPELINE_NAME_RE.sub("-", name).strip("-")[:256]
+    return sagemaker_pipeline_name(config.pipeline_name or plan.name)
 
 
 def _text(value: Any) -> str:
@@ -143,7 +150,7 @@ def data_parameters(plan: PipelinePlan, config: SageMakerConfig) -> tuple[str, .
     return tuple(
         name
         for name, param in plan.parameters.items()
-        if param.type == "STRING" and (name == "input_data" or name.endswith("_data"))
+        if param.type == "STRING" and param.artifact_type is None and (name == "input_data" or name.endswith("_data"))
     )
 
 
@@ -157,11 +164,9 @@ def _topological(plan: PipelinePlan) -> list[TaskPlan]:
         if key in stack:
             raise UnsupportedFeatureError(f"task '{key}': dependency cycle {' -> '.join((*stack, key))}")
         task = plan.tasks[key]
-        upstream = set(task.depends_on)
-        upstream |= {s.task for s in task.parameters.values() if isinstance(s, TaskOutputParam)}
-        upstream |= {s.task for s in task.artifacts.values()}
+        upstream = set(task.depends_on) | _data_producers(task)
         for dep in sorted(upstream):
-            for member in _expand(dep, plan):
+            for member in plan.tasks_in(dep):
                 visit(member, (*stack, key))
         seen.add(key)
         order.append(task)
@@ -171,13 +176,15 @@ def _topological(plan: PipelinePlan) -> list[TaskPlan]:
     return order
 
 
-def _expand(key: str, plan: PipelinePlan) -> list[str]:
-    """A dependency on a condition group means a dependency on every task inside it."""
-    if key in plan.tasks:
-        return [key]
-    if key in plan.branch_groups:
-        return [t for member in plan.branch_groups[key] for t in _expand(member, plan)]
-    return [t for member in plan.conditions[key].members for t in _expand(member, plan)]
+def _data_producers(task: TaskPlan) -> set[str]:
+    """Tasks whose outputs `task` reads (SageMaker infers these dependencies from the references)."""
+    found: set[str] = set()
+    for source in [*task.parameters.values(), *task.artifacts.values()]:
+        if isinstance(source, TaskOutputParam | TaskOutputArtifact):
+            found.add(source.task)
+        elif isinstance(source, Collected):
+            found |= {item.task for item in source.items}
+    return found
 
 
 class _Builder:
@@ -196,6 +203,7 @@ class _Builder:
         self.steps: dict[str, Any] = {}
         self.property_files: dict[str, Any] = {}
         self.assets: dict[str, bytes] = {}
+        self.spec_digests: dict[str, str] = {}
         self.report: list[str] = []
         kinds = {
             "STRING": ParameterString,
@@ -205,6 +213,15 @@ class _Builder:
         }
         self.parameters: dict[str, Any] = {}
         for name, param in plan.parameters.items():
+            if param.type in JSON_TYPES:
+                # lists and dicts travel as JSON text; the shim decodes them to the declared type
+                default = json.dumps(param.default) if param.has_default else None
+                self.parameters[name] = (
+                    ParameterString(name=name, default_value=default)
+                    if param.has_default
+                    else ParameterString(name=name)
+                )
+                continue
             cls = kinds[param.type]
             self.parameters[name] = cls(name=name, default_value=param.default) if param.has_default else cls(name=name)
         reserved = {APPROVAL_PARAMETER, *TRACKING_PARAMETERS}
@@ -213,6 +230,11 @@ class _Builder:
             raise UnsupportedFeatureError(f"pipeline parameters {clash} clash with names kubesage reserves")
         for name in sorted(TRACKING_PARAMETERS):
             default = config.mlflow_tracking_uri if name == "KubesageMlflowTrackingUri" else ""
+            if uri_credentials(default):  # a parameter default is stored in the pipeline definition
+                raise UnsupportedFeatureError(
+                    f"the MLflow tracking URI {redact_uri(default)} carries a credential; a pipeline definition is "
+                    "not secret: give the steps MLFLOW_TRACKING_TOKEN (or USERNAME/PASSWORD) through secrets"
+                )
             self.parameters[name] = ParameterString(name=name, default_value=default)
         self.data_parameters = data_parameters(plan, config)
         for data_param in self.data_parameters:
@@ -222,7 +244,8 @@ class _Builder:
                 )
         self.model_package_group: str | None = None
         self.register_task = self._find_register_task()
-        if self.register_task and not config.local_mode:
+        self.pinned_approval = approval_status(config.pinned_parameters, APPROVAL_PARAMETER)
+        if self.register_task and not config.local_mode and self.pinned_approval is None:
             self.parameters[APPROVAL_PARAMETER] = ParameterString(
                 name=APPROVAL_PARAMETER, default_value="PendingManualApproval"
             )
@@ -278,21 +301,36 @@ class _Builder:
             ).to_string()
         raise AssertionError(f"constants are written into the task spec, not {source}")
 
-    def _artifact_uri(self, source: TaskOutputArtifact) -> Any:
+    def _artifact_uri(self, source: ArtifactSource) -> Any:
+        from sagemaker.core.workflow.functions import Join
+
+        if isinstance(source, ImportedArtifact):
+            if isinstance(source.uri, PipelineParam):
+                return self.parameters[source.uri.name]
+            return str(source.uri.value)
         producer = self.steps[source.task]
         if self.plan.tasks[source.task].kind == "training":
             return producer.properties.ModelArtifacts.S3ModelArtifacts
-        return producer.properties.ProcessingOutputConfig.Outputs[source.key].S3Output.S3Uri
+        # The trailing '/' keeps the S3Prefix input to this output's folder: without it, output
+        # `train` would also download a sibling output `train_data`.
+        uri = producer.properties.ProcessingOutputConfig.Outputs[source.key].S3Output.S3Uri
+        return Join(on="", values=[uri, "/"])
 
     def _task_spec(self, task: TaskPlan, in_root: str, out_root: str) -> dict[str, Any]:
         """What the shim needs besides runtime values: the component and where things are."""
         inputs = {}
         for name, source in task.artifacts.items():
-            producer = self.plan.tasks[source.task]
+            if isinstance(source, ImportedArtifact):
+                # SageMaker downloads an S3 object into the channel under its base name; "" = what arrived
+                uri = str(source.uri.value) if isinstance(source.uri, Constant) else ""
+                file = "" if uri.endswith("/") else uri.rsplit("/", 1)[-1]
+                packed = False
+            else:
+                file, packed = source.key, self.plan.tasks[source.task].kind == "training"
             inputs[name] = {
                 "dir": f"{in_root}/{name}",
-                "file": source.key,
-                "packed": producer.kind == "training",
+                "file": file,
+                "packed": packed,
                 "type": task.input_artifact_types()[name]["artifactType"],
             }
         outputs = {}
@@ -314,19 +352,26 @@ class _Builder:
         }
 
     def _spec_uri(self, task: TaskPlan, spec: dict[str, Any]) -> str:
-        body = json.dumps(spec, indent=2, sort_keys=True).encode()
-        digest = hashlib.sha256(body).hexdigest()[:16]
-        uri = f"{self.config.s3_root()}/{self.name}/specs/{digest}/{task.key}.json"
+        body = spec_bytes(spec)
+        self.spec_digests[task.key] = spec_digest(body)
+        uri = f"{self.config.s3_root()}/{self.name}/specs/{self.spec_digests[task.key][:16]}/{task.key}.json"
         self.assets[uri] = body
         return uri
 
     def _arguments(self, task: TaskPlan, in_root: str) -> list[Any]:
         args: list[Any] = ["--task", task.key, "--spec-dir", f"{in_root}/{SPEC_CHANNEL}"]
+        # The spec's sha256 lives in the definition, so swapping the spec in S3 fails the step.
+        args += [DIGEST_FLAG, self.spec_digests[task.key]]
         for name, source in task.parameters.items():
             if isinstance(source, Constant):
                 continue
             if isinstance(source, PipelineParam) and source.name in self.data_parameters:
-                args += ["--data-param", name, f"{in_root}/param-{source.name}"]
+                uri = self.parameters[source.name].to_string()
+                args += ["--data-param", name, f"{in_root}/param-{source.name}", uri]
+            elif isinstance(source, Collected):
+                for item in source.items:
+                    item_type = self.plan.tasks[item.task].output_parameters()[item.key]["parameterType"]
+                    args += ["--param-item", name, item_type, self._value(task.key, item)]
             else:
                 args += ["--param", name, self._value(task.key, source)]
         return args
@@ -380,10 +425,13 @@ class _Builder:
         return CacheConfig(enable_caching=True, expire_after=self.config.cache_expire_after)
 
     def _depends_on(self, task: TaskPlan) -> list[str] | None:
-        """Only ordering-only dependencies (`.after()`); data dependencies SageMaker infers."""
-        data = {s.task for s in task.parameters.values() if isinstance(s, TaskOutputParam)}
-        data |= {s.task for s in task.artifacts.values()}
-        rest = sorted(set(task.depends_on) - data)
+        """Only ordering-only dependencies (`.after()`); data dependencies SageMaker infers.
+
+        A dependency on an inlined group (sub-pipeline, unrolled loop, branch group) is one on its
+        steps; one on an importer (no step) disappears."""
+        data = _data_producers(task)
+        steps = {step for dep in task.depends_on for step in self.plan.step_dependencies(dep)}
+        rest = sorted(steps - data)
         return rest or None
 
     # ---- steps ---------------------------------------------------------------------------------
@@ -426,7 +474,7 @@ class _Builder:
         ]
         processor = Processor(
             image_uri=self.config.image_uri,
-            role=self.config.role_arn,
+            role=self.config.job_role(),
             instance_count=self.config.instance_count(task.key),
             instance_type=self.config.instance_type(task.key),
             entrypoint=SHIM_ENTRYPOINT,
@@ -434,6 +482,8 @@ class _Builder:
             max_runtime_in_seconds=self.config.max_runtime_seconds,
             env=self._environment(task),
             sagemaker_session=self.session,
+            network_config=security.processing_network(self.config),
+            **security.processing_keys(self.config),
         )
         step_args = processor.run(
             inputs=inputs, outputs=outputs, arguments=self._arguments(task, PROCESSING_IN), wait=False, logs=False
@@ -471,16 +521,20 @@ class _Builder:
         ]
         trainer = ModelTrainer(
             training_image=self.config.image_uri,
-            role=self.config.role_arn,
+            role=self.config.job_role(),
             sagemaker_session=self.session,
             base_job_name=task.key,
             compute=Compute(
                 instance_type=self.config.instance_type(task.key),
                 instance_count=self.config.instance_count(task.key),
                 volume_size_in_gb=self.config.volume_size_gb,
+                volume_kms_key_id=self.config.volume_kms_key,
             ),
             stopping_condition=StoppingCondition(max_runtime_in_seconds=self.config.max_runtime_seconds),
-            output_data_config=OutputDataConfig(s3_output_path=f"{self.config.s3_root()}/{self.name}/models"),
+            output_data_config=OutputDataConfig(
+                s3_output_path=f"{self.config.s3_root()}/{self.name}/models", kms_key_id=self.config.output_kms_key
+            ),
+            networking=security.training_networking(self.config),
         )
         step_args = trainer.train(input_data_config=channels, wait=False, logs=False)
         step = _ShimTrainingStep(
@@ -517,7 +571,7 @@ class _Builder:
             name=f"{task.key}-model-package",
             request={
                 "ModelPackageGroupName": group,
-                "ModelApprovalStatus": self.parameters[APPROVAL_PARAMETER],
+                "ModelApprovalStatus": self.pinned_approval or self.parameters[APPROVAL_PARAMETER],
                 "InferenceSpecification": {
                     "Containers": [{"Image": self.config.image_uri, "ModelDataUrl": self._artifact_uri(models[0])}],
                     "SupportedContentTypes": ["text/csv", "application/json"],
@@ -530,9 +584,15 @@ class _Builder:
             depends_on=[task.key],
             display_name=f"{task.display_name} (model package)",
         )
+        approval = (
+            f"{APPROVAL_PARAMETER} pinned to {self.pinned_approval}"
+            if self.pinned_approval
+            else f"{APPROVAL_PARAMETER} execution parameter (default PendingManualApproval; anyone who may start "
+            "the pipeline may set it: pin it to take it away)"
+        )
         self.report.append(
             f"task '{task.key}' also -> RegisterModel step '{step.name}' in model package group '{group}' "
-            f"with {APPROVAL_PARAMETER} parameter (default PendingManualApproval), after the MLflow registration"
+            f"with {approval}, after the MLflow registration"
         )
         return step
 
@@ -600,11 +660,25 @@ class _Builder:
         self.report.append(f"pipeline '{self.plan.name}' -> SageMaker pipeline '{self.name}'")
         for name, param in self.plan.parameters.items():
             default = f"default {param.default!r}" if param.has_default else "required"
-            kind = {"STRING": "ParameterString", "NUMBER_INTEGER": "ParameterInteger"}.get(
-                param.type, "ParameterFloat" if param.type == "NUMBER_DOUBLE" else "ParameterBoolean"
-            )
+            kind = {
+                "STRING": "ParameterString",
+                "NUMBER_INTEGER": "ParameterInteger",
+                "NUMBER_DOUBLE": "ParameterFloat",
+                "BOOLEAN": "ParameterBoolean",
+            }.get(param.type, "ParameterString holding JSON (the shim decodes it)")
             data = " (data: S3 URI downloaded into the step)" if name in self.data_parameters else ""
+            if param.artifact_type is not None:
+                schema = param.artifact_type.get("schemaTitle", "artifact")
+                self.report.append(f"input artifact '{name}' {schema} -> ParameterString holding its S3 URI (required)")
+                continue
             self.report.append(f"parameter '{name}' {param.type} -> {kind} ({default}){data}")
+        self.report.extend(self.plan.notes)
+        for key, imported in sorted(self.plan.imports.items()):
+            uri = imported.uri.value if isinstance(imported.uri, Constant) else f"parameter '{imported.uri.name}'"
+            self.report.append(f"dsl.importer '{key}' ({uri}) -> no step; its consumers read the S3 URI as an input")
+        for name, value in sorted(self.config.pinned_parameters.items()):
+            self.report.append(f"parameter '{name}' pinned to {value!r}: a constant, not an execution parameter")
+        self.report.extend(security.report(self.config))
         extra_steps: dict[str, list[Any]] = {}
         for task in _topological(self.plan):
             step = self.training_step(task) if task.kind == "training" else self.processing_step(task)
@@ -668,9 +742,19 @@ class _Builder:
             )
         if task.container.get("resources"):
             notes.append("resource requests ignored: instance type comes from the config")
+        if task.origin:
+            notes.append(f"inlined from {task.origin}")
         for name, source in task.parameters.items():
             if isinstance(source, TaskOutputParam):
                 notes.append(f"input '{name}' <- JsonGet({source.task}.parameters.{source.key})")
+            elif isinstance(source, Collected):
+                tasks = ", ".join(item.task for item in source.items)
+                notes.append(f"input '{name}' <- dsl.Collected: list of {len(source.items)} outputs ({tasks})")
+            elif isinstance(source, PipelineParam) and self.plan.parameters[source.name].type in JSON_TYPES:
+                notes.append(f"input '{name}' <- JSON text of parameter '{source.name}', decoded by the shim")
+        for name, artifact in task.artifacts.items():
+            if isinstance(artifact, ImportedArtifact):
+                notes.append(f"input '{name}' <- S3 URI of {artifact.origin}")
         if notes:
             self.report.append(f"  {task.key}: " + "; ".join(notes))
 
@@ -684,16 +768,27 @@ def _depth(key: str, plan: PipelinePlan) -> int:
     return depth
 
 
-def build_pipeline(spec: dict[str, Any], config: SageMakerConfig, session: Any) -> tuple[Any, CompiledPipeline]:
+def build_pipeline(
+    spec: dict[str, Any], config: SageMakerConfig, session: Any, platform_spec: dict[str, Any] | None = None
+) -> tuple[Any, CompiledPipeline]:
     """Build the SDK `Pipeline` object (for runners) and the compiled, offline-serializable result."""
+    check_spec(spec, platform_spec)
     plan = plan_pipeline(spec)
+    plan = pin_plan(
+        plan,
+        config.pinned_parameters,
+        reserved=(APPROVAL_PARAMETER,),
+        data_parameters=data_parameters(plan, config),
+    )
+    platform_notes = platform.translate(platform_spec, plan)
     for key in [*plan.tasks, *plan.conditions]:
         if not _STEP_NAME_RE.match(key):
             raise UnsupportedFeatureError(f"task '{key}': name is not a valid SageMaker step name")
-    with _offline_env(config.region):
+    with _offline_env(config.region), _validate_sdk_config_once():
         _load_step_classes()
         builder = _Builder(plan, config, session)
         pipeline = builder.build()
+        builder.report.extend(platform_notes)
         definition = json.loads(pipeline.definition())
     compiled = CompiledPipeline(
         name=builder.name,
@@ -703,8 +798,41 @@ def build_pipeline(spec: dict[str, Any], config: SageMakerConfig, session: Any) 
         parameters={n: p.default for n, p in plan.parameters.items() if p.has_default},
         data_parameters=builder.data_parameters,
         model_package_group=builder.model_package_group,
+        pinned=dict(config.pinned_parameters),
     )
     return pipeline, compiled
+
+
+_VALIDATED_SDK_CONFIGS: list[dict[str, Any]] = []
+
+
+@contextmanager
+def _validate_sdk_config_once() -> Iterator[None]:
+    """Validate the session's SDK config once per compile instead of at every config lookup.
+
+    The SDK re-validates the whole config against its JSON schema (including checking the schema
+    itself) on each `get_sagemaker_config_value`, about 60 times for a four-step pipeline: that made
+    one compile take seconds to minutes. The configs are constants (`_OFFLINE_SDK_CONFIG`, the local
+    mode defaults), so each is validated for real the first time in the process, and an equal dict is
+    not validated again.
+    """
+    from sagemaker.core.config.config_manager import SageMakerConfig as SdkConfig
+
+    original = SdkConfig.validate_sagemaker_config
+    validated = _VALIDATED_SDK_CONFIGS
+
+    def once(sagemaker_config: dict[str, Any] | None = None) -> None:
+        if sagemaker_config is not None and sagemaker_config in validated:
+            return
+        original(sagemaker_config)
+        if sagemaker_config is not None:
+            validated.append(sagemaker_config)
+
+    SdkConfig.validate_sagemaker_config = staticmethod(once)
+    try:
+        yield
+    finally:
+        SdkConfig.validate_sagemaker_config = staticmethod(original)
 
 
 @contextmanager
@@ -723,19 +851,22 @@ def _quiet_sdk() -> Iterator[None]:
             logger.setLevel(level)
 
 
-def compile_spec(spec: dict[str, Any], config: SageMakerConfig | None = None) -> CompiledPipeline:
-    """KFP IR dict -> SageMaker definition, offline and deterministic."""
+def compile_spec(
+    spec: dict[str, Any], config: SageMakerConfig | None = None, platform_spec: dict[str, Any] | None = None
+) -> CompiledPipeline:
+    """KFP IR dict (+ the kfp-kubernetes PlatformSpec, if any) -> SageMaker definition, offline and deterministic."""
     config = config or SageMakerConfig()
     with _quiet_sdk():
-        with _offline_env(config.region):
+        with _offline_env(config.region), _validate_sdk_config_once():
             session = offline_session(config)
-        _, compiled = build_pipeline(spec, config, session)
+        _, compiled = build_pipeline(spec, config, session, platform_spec)
     return compiled
 
 
 def compile_file(path: str | Path, config: SageMakerConfig | None = None) -> CompiledPipeline:
     """KFP IR YAML file -> SageMaker definition (see `compile_spec`)."""
-    return compile_spec(load_ir(path), config)
+    spec, platform_spec = load_ir_documents(path)
+    return compile_spec(spec, config, platform_spec)
 
 
 _ShimTrainingStep: Any = None

@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import re
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from kubesage.runners.base import RunnerOptions
 
 _BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$")
 _ROLE_RE = re.compile(r"^arn:aws[a-z\-]*:iam::\d{12}:role/[\w+=,.@\-/]+$")
+_SUBNET_RE = re.compile(r"^subnet-[0-9a-f]{8,17}$")
+_SECURITY_GROUP_RE = re.compile(r"^sg-[0-9a-f]{8,17}$")
+# A KMS key id, key ARN, alias name or alias ARN (what CreateTrainingJob/CreateProcessingJob accept).
+_KMS_KEY_RE = re.compile(
+    r"^([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+    r"|alias/[\w/\-]+|arn:aws[a-z\-]*:kms:[a-z0-9\-]+:\d{12}:(key/[0-9a-f\-]{36}|alias/[\w/\-]+))$"
+)
+PinnedValue = str | bool | int | float
 
 # Placeholders keep `kubesage compile` usable without any AWS account; `run` replaces them.
 # Fields marked `"placeholder": True` are named by `kubesage compile` while they keep these values.
@@ -30,6 +38,12 @@ class SageMakerConfig(RunnerOptions):
         default=DEFAULT_ROLE,
         description="the pipeline execution role ARN",
         json_schema_extra={"flag": "--role", "placeholder": True},
+    )
+    job_role_arn: str | None = Field(
+        default=None,
+        description="the role the processing and training jobs run with (default: the pipeline role); keep "
+        "them apart (runners/sagemaker/iam/): the job role needs no sagemaker:* and no iam:PassRole",
+        json_schema_extra={"flag": "--job-role"},
     )
     bucket: str = Field(
         default=DEFAULT_BUCKET,
@@ -56,6 +70,20 @@ class SageMakerConfig(RunnerOptions):
         "and the task receives the local path. None: string parameters named 'input_data' or '*_data'",
     )
     mlflow_tracking_uri: str = ""
+    # Carried into every processing and training job of the definition (security.py).
+    subnets: tuple[str, ...] = Field(default=(), description="VPC subnet ids for every job")
+    security_group_ids: tuple[str, ...] = Field(default=(), description="VPC security group ids for every job")
+    enable_network_isolation: bool = Field(
+        default=False, description="no network from the job containers (steps then cannot reach MLflow)"
+    )
+    volume_kms_key: str | None = Field(default=None, description="KMS key for the jobs' storage volumes")
+    output_kms_key: str | None = Field(default=None, description="KMS key for the jobs' S3 outputs")
+    encrypt_inter_container_traffic: bool = False
+    pinned_parameters: dict[str, PinnedValue] = Field(
+        default_factory=dict,
+        description="parameters compiled in as constants (no longer execution parameters), e.g. "
+        "{'ModelApprovalStatus': 'PendingManualApproval', 'min_accuracy': 0.8}",
+    )
     local_mode: bool = Field(
         default=False,
         description="target the SDK's local mode, which cannot run RegisterModel steps",
@@ -68,12 +96,41 @@ class SageMakerConfig(RunnerOptions):
             raise ValueError(f"'{value}' is not a valid S3 bucket name (lowercase letters, digits, '.', '-')")
         return value
 
-    @field_validator("role_arn")
+    @field_validator("role_arn", "job_role_arn")
     @classmethod
-    def _role(cls, value: str) -> str:
-        if not _ROLE_RE.match(value):
+    def _role(cls, value: str | None) -> str | None:
+        if value is not None and not _ROLE_RE.match(value):
             raise ValueError(f"'{value}' is not an IAM role ARN (arn:aws:iam::<account>:role/<name>)")
         return value
+
+    @field_validator("subnets")
+    @classmethod
+    def _subnets(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        bad = [v for v in value if not _SUBNET_RE.match(v)]
+        if bad:
+            raise ValueError(f"{bad} are not VPC subnet ids (subnet-0123abcd...)")
+        return value
+
+    @field_validator("security_group_ids")
+    @classmethod
+    def _security_groups(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        bad = [v for v in value if not _SECURITY_GROUP_RE.match(v)]
+        if bad:
+            raise ValueError(f"{bad} are not security group ids (sg-0123abcd...)")
+        return value
+
+    @field_validator("volume_kms_key", "output_kms_key")
+    @classmethod
+    def _kms_key(cls, value: str | None) -> str | None:
+        if value is not None and not _KMS_KEY_RE.match(value):
+            raise ValueError(f"'{value}' is not a KMS key id, key ARN, alias/NAME or alias ARN")
+        return value
+
+    @model_validator(mode="after")
+    def _vpc_pairs(self) -> SageMakerConfig:
+        if bool(self.subnets) != bool(self.security_group_ids):
+            raise ValueError("a VPC needs both subnets and security_group_ids (SageMaker's VpcConfig takes both)")
+        return self
 
     @field_validator("prefix")
     @classmethod
@@ -82,6 +139,10 @@ class SageMakerConfig(RunnerOptions):
 
     def s3_root(self) -> str:
         return f"s3://{self.bucket}/{self.prefix}" if self.prefix else f"s3://{self.bucket}"
+
+    def job_role(self) -> str:
+        """The role processing and training jobs assume (the pipeline role if none was given)."""
+        return self.job_role_arn or self.role_arn
 
     def instance_type(self, task: str) -> str:
         return self.instance_types.get(task, self.default_instance_type)

@@ -1,8 +1,10 @@
 """Read a compiled KFP PipelineSpec (IR) into a flat, validated plan of tasks and conditions.
 
-Pure data in, pure data out: no SageMaker SDK here. Nested DAGs that KFP creates for `dsl.If` are
-flattened (their inputs resolved back to pipeline parameters, constants and upstream outputs), and
-everything SageMaker cannot express is rejected here with the task and the feature named.
+Pure data in, pure data out: no SageMaker SDK here. SageMaker's DAG is flat, so every nested DAG
+KFP writes is inlined here (see `inline.py` for how names and values are rewired): `dsl.If` groups
+become conditions, `dsl.If/Elif/Else` branch groups, sub-pipelines and `dsl.ParallelFor` over a list
+fixed at compile time (unrolled) become plain tasks. Everything SageMaker cannot express is
+rejected with the task and the feature named.
 """
 
 from __future__ import annotations
@@ -11,12 +13,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-
 from kubesage.errors import UnsupportedFeatureError
 from kubesage.runners.sagemaker import cel
 
-PARAMETER_TYPES = ("STRING", "NUMBER_INTEGER", "NUMBER_DOUBLE", "BOOLEAN")
+PARAMETER_TYPES = ("STRING", "NUMBER_INTEGER", "NUMBER_DOUBLE", "BOOLEAN", "LIST", "STRUCT")
+# Lists and dicts have no SageMaker parameter type: they travel as a JSON string the shim decodes.
+JSON_TYPES = ("LIST", "STRUCT")
 MODEL_SCHEMA = "system.Model"
 
 
@@ -37,13 +39,30 @@ class TaskOutputParam:
 
 
 @dataclass(frozen=True)
+class Collected:
+    """``dsl.Collected`` over an unrolled loop: one output per iteration, in item order."""
+
+    items: tuple[TaskOutputParam, ...]
+
+
+@dataclass(frozen=True)
 class TaskOutputArtifact:
     task: str
     key: str
 
 
-ParamSource = PipelineParam | Constant | TaskOutputParam
-Source = ParamSource | TaskOutputArtifact
+@dataclass(frozen=True)
+class ImportedArtifact:
+    """An artifact read straight from S3: a ``dsl.importer`` or an input artifact of the pipeline."""
+
+    uri: Constant | PipelineParam
+    artifact_type: dict[str, Any]
+    origin: str
+
+
+ParamSource = PipelineParam | Constant | TaskOutputParam | Collected
+ArtifactSource = TaskOutputArtifact | ImportedArtifact
+Source = ParamSource | ArtifactSource
 
 
 @dataclass(frozen=True)
@@ -52,6 +71,8 @@ class ParameterPlan:
     type: str
     default: Any
     has_default: bool
+    # set for an input artifact of the pipeline, which becomes a string parameter holding its S3 URI
+    artifact_type: dict[str, Any] | None = None
 
 
 @dataclass
@@ -62,13 +83,15 @@ class TaskPlan:
     component: dict[str, Any]
     container: dict[str, Any]
     parameters: dict[str, ParamSource]
-    artifacts: dict[str, TaskOutputArtifact]
+    artifacts: dict[str, ArtifactSource]
     kind: Literal["training", "processing"]
     model_output: str | None
     depends_on: list[str]
     group: str | None
     caching: bool
     retry: dict[str, Any] | None
+    executor: str = ""
+    origin: str = ""  # how the task got here when inlined: "sub-pipeline 'x'", "loop 'for-loop-2' item 0"
 
     def output_parameters(self) -> dict[str, Any]:
         return dict(self.component.get("outputDefinitions", {}).get("parameters", {}))
@@ -78,6 +101,10 @@ class TaskPlan:
 
     def input_artifact_types(self) -> dict[str, Any]:
         return dict(self.component.get("inputDefinitions", {}).get("artifacts", {}))
+
+    def input_parameter_types(self) -> dict[str, str]:
+        declared = self.component.get("inputDefinitions", {}).get("parameters", {})
+        return {name: str(p.get("parameterType", "STRING")) for name, p in declared.items()}
 
 
 @dataclass
@@ -99,198 +126,68 @@ class PipelinePlan:
     parameters: dict[str, ParameterPlan]
     tasks: dict[str, TaskPlan]
     conditions: dict[str, ConditionPlan]
-    # dsl.If/Elif/Else wrap their branches in a "condition-branches" DAG with no condition of its own
-    branch_groups: dict[str, list[str]] = field(default_factory=dict)
+    # DAGs without a step of their own (dsl.If/Elif/Else branch groups, sub-pipelines, unrolled
+    # loops): group key -> the keys directly inside it (tasks, conditions, other groups)
+    groups: dict[str, list[str]] = field(default_factory=dict)
+    # importer task key -> what it imports (no step: consumers read the S3 URI directly)
+    imports: dict[str, ImportedArtifact] = field(default_factory=dict)
+    # per-feature lines for the explain report (inlined sub-pipelines, unrolled loops, ...)
+    notes: list[str] = field(default_factory=list)
+
+    def tasks_in(self, key: str) -> list[str]:
+        """Every task inside `key` (a task, a condition or a group), at any depth."""
+        if key in self.tasks:
+            return [key]
+        members = self.conditions[key].members if key in self.conditions else self.groups.get(key, [])
+        return [task for member in members for task in self.tasks_in(member)]
+
+    def step_dependencies(self, key: str) -> list[str]:
+        """The SageMaker step names a dependency on `key` means: a task or a ConditionStep itself,
+        a group's members; an importer (no step) nothing."""
+        if key in self.tasks or key in self.conditions:
+            return [key]
+        return [step for member in self.groups.get(key, []) for step in self.step_dependencies(member)]
+
+
+def load_ir_documents(path: str | Path) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """A KFP IR YAML file: the PipelineSpec and, if kfp-kubernetes wrote one, the PlatformSpec."""
+    from kubesage.runners.sagemaker.irschema import split_documents
+
+    return split_documents(Path(path).read_text(encoding="utf-8"), str(path))
 
 
 def load_ir(path: str | Path) -> dict[str, Any]:
-    """Load a KFP IR YAML file (the first document; platform specs may follow)."""
-    text = Path(path).read_text(encoding="utf-8")
-    docs = [d for d in yaml.safe_load_all(text) if d]
-    if not docs or "root" not in docs[0] or "deploymentSpec" not in docs[0]:
-        raise UnsupportedFeatureError(f"{path} is not a compiled KFP pipeline (no root/deploymentSpec)")
-    spec: dict[str, Any] = docs[0]
-    return spec
+    """Load a KFP IR YAML file (the PipelineSpec document; a PlatformSpec may follow)."""
+    return load_ir_documents(path)[0]
 
 
-def _unsupported(task: str, feature: str, hint: str = "") -> UnsupportedFeatureError:
+def unsupported(task: str, feature: str, hint: str = "") -> UnsupportedFeatureError:
     suffix = f"; {hint}" if hint else ""
     return UnsupportedFeatureError(f"task '{task}': {feature} cannot be compiled to SageMaker Pipelines{suffix}")
 
 
 def _pipeline_parameters(spec: dict[str, Any]) -> dict[str, ParameterPlan]:
     defs = spec["root"].get("inputDefinitions", {})
-    if defs.get("artifacts"):
-        names = ", ".join(sorted(defs["artifacts"]))
-        raise UnsupportedFeatureError(
-            f"pipeline inputs {names}: input artifacts of the pipeline cannot be compiled to SageMaker "
-            "Pipelines; pass an S3 URI as a string parameter instead"
-        )
     params: dict[str, ParameterPlan] = {}
     for name, pdef in sorted(defs.get("parameters", {}).items()):
         ptype = pdef["parameterType"]
         if ptype not in PARAMETER_TYPES:
             raise UnsupportedFeatureError(
-                f"pipeline parameter '{name}': type {ptype} (dict/list) has no SageMaker parameter type; "
-                "use a string parameter holding JSON"
+                f"pipeline parameter '{name}': type {ptype} has no SageMaker parameter type; use a string parameter"
             )
         has_default = "defaultValue" in pdef
         default = pdef.get("defaultValue")
         if ptype == "NUMBER_INTEGER" and default is not None:
             default = int(default)
         params[name] = ParameterPlan(name, ptype, default, has_default)
+    for name, adef in sorted(defs.get("artifacts", {}).items()):
+        if adef.get("isArtifactList"):
+            raise UnsupportedFeatureError(
+                f"pipeline input '{name}': a list of artifacts cannot be compiled to SageMaker Pipelines; "
+                "pass one S3 prefix instead"
+            )
+        params[name] = ParameterPlan(name, "STRING", None, False, artifact_type=adef["artifactType"])
     return params
-
-
-def _resolve_parameter(task: str, name: str, spec: dict[str, Any], scope: dict[str, Source]) -> ParamSource:
-    if "componentInputParameter" in spec:
-        source = scope[spec["componentInputParameter"]]
-        assert not isinstance(source, TaskOutputArtifact)
-        return source
-    if "taskOutputParameter" in spec:
-        ref = spec["taskOutputParameter"]
-        return TaskOutputParam(ref["producerTask"], ref["outputParameterKey"])
-    if "runtimeValue" in spec:
-        return Constant(spec["runtimeValue"]["constant"])
-    if "taskFinalStatus" in spec:
-        raise _unsupported(task, f"input '{name}' reads PipelineTaskFinalStatus (dsl.ExitHandler)")
-    raise _unsupported(task, f"input '{name}' uses {sorted(spec)} (e.g. ParallelFor items or dsl.OneOf)")
-
-
-def _resolve_artifact(task: str, name: str, spec: dict[str, Any], scope: dict[str, Source]) -> TaskOutputArtifact:
-    if "componentInputArtifact" in spec:
-        source = scope[spec["componentInputArtifact"]]
-        assert isinstance(source, TaskOutputArtifact)
-        return source
-    if "taskOutputArtifact" in spec:
-        ref = spec["taskOutputArtifact"]
-        return TaskOutputArtifact(ref["producerTask"], ref["outputArtifactKey"])
-    raise _unsupported(task, f"input artifact '{name}' uses {sorted(spec)} (e.g. dsl.Collected or dsl.OneOf)")
-
-
-class _Walker:
-    def __init__(self, spec: dict[str, Any]) -> None:
-        self.spec = spec
-        self.components: dict[str, Any] = spec.get("components", {})
-        self.executors: dict[str, Any] = spec["deploymentSpec"]["executors"]
-        self.tasks: dict[str, TaskPlan] = {}
-        self.conditions: dict[str, ConditionPlan] = {}
-        self.branch_groups: dict[str, list[str]] = {}
-
-    def walk(self, dag: dict[str, Any], scope: dict[str, Source], group: str | None) -> None:
-        for key, task in sorted(dag.get("tasks", {}).items()):
-            self._check_task(key, task)
-            component = self.components[task["componentRef"]["name"]]
-            if "dag" in component:
-                self._walk_group(key, task, component, scope, group)
-            else:
-                self._add_task(key, task, component, scope, group)
-
-    def _check_task(self, key: str, task: dict[str, Any]) -> None:
-        if "iteratorPolicy" in task or "parameterIterator" in task or "artifactIterator" in task:
-            raise _unsupported(key, "dsl.ParallelFor", "unroll the loop in the pipeline function")
-        strategy = task.get("triggerPolicy", {}).get("strategy")
-        if strategy and strategy != "ALL_UPSTREAM_TASKS_SUCCEEDED":
-            raise _unsupported(key, f"trigger strategy {strategy} (dsl.ExitHandler or ignore_upstream_failure)")
-
-    def _group_scope(self, key: str, task: dict[str, Any], scope: dict[str, Source]) -> dict[str, Source]:
-        inner: dict[str, Source] = {}
-        for name, pspec in task.get("inputs", {}).get("parameters", {}).items():
-            inner[name] = _resolve_parameter(key, name, pspec, scope)
-        for name, aspec in task.get("inputs", {}).get("artifacts", {}).items():
-            inner[name] = _resolve_artifact(key, name, aspec, scope)
-        return inner
-
-    def _walk_group(
-        self, key: str, task: dict[str, Any], component: dict[str, Any], scope: dict[str, Source], group: str | None
-    ) -> None:
-        condition = task.get("triggerPolicy", {}).get("condition")
-        if task["componentRef"]["name"].startswith("comp-exit-handler"):
-            raise _unsupported(key, "dsl.ExitHandler")
-        if not condition and task["componentRef"]["name"].startswith("comp-condition-branches"):
-            self.branch_groups[key] = sorted(component["dag"].get("tasks", {}))
-            self.walk(component["dag"], self._group_scope(key, task, scope), group)
-            return
-        if not condition:
-            raise _unsupported(key, "a sub-pipeline used as a component (nested DAG without a condition)")
-        inner = self._group_scope(key, task, scope)
-        expression = cel.parse_condition(condition, task=key)
-        refs = {name: self._param_ref(key, name, inner) for name in _refs(expression)}
-        self.conditions[key] = ConditionPlan(
-            key=key,
-            display_name=task.get("taskInfo", {}).get("name", key),
-            text=condition,
-            expression=expression,
-            refs=refs,
-            depends_on=sorted(task.get("dependentTasks", [])),
-            group=group,
-        )
-        if group is not None:
-            self.conditions[group].members.append(key)
-        self.walk(component["dag"], inner, key)
-
-    @staticmethod
-    def _param_ref(key: str, name: str, scope: dict[str, Source]) -> ParamSource:
-        if name not in scope:
-            raise _unsupported(key, f"condition reads unknown input '{name}'")
-        source = scope[name]
-        if isinstance(source, TaskOutputArtifact):
-            raise _unsupported(key, f"condition on artifact '{name}'")
-        return source
-
-    def _add_task(
-        self, key: str, task: dict[str, Any], component: dict[str, Any], scope: dict[str, Source], group: str | None
-    ) -> None:
-        executor = self.executors[component["executorLabel"]]
-        if "importer" in executor:
-            raise _unsupported(key, "dsl.importer", "pass the S3 URI as a string parameter instead")
-        if "container" not in executor:
-            raise _unsupported(key, f"executor kind {sorted(executor)}")
-        inputs = task.get("inputs", {})
-        parameters = {
-            name: _resolve_parameter(key, name, pspec, scope)
-            for name, pspec in sorted(inputs.get("parameters", {}).items())
-        }
-        artifacts = {
-            name: _resolve_artifact(key, name, aspec, scope)
-            for name, aspec in sorted(inputs.get("artifacts", {}).items())
-        }
-        outputs = component.get("outputDefinitions", {}).get("artifacts", {})
-        models = sorted(n for n, a in outputs.items() if a["artifactType"].get("schemaTitle") == MODEL_SCHEMA)
-        if len(models) > 1:
-            raise _unsupported(key, f"more than one Model output ({', '.join(models)})")
-        for name, out in outputs.items():
-            if out.get("isArtifactList"):
-                raise _unsupported(key, f"artifact list output '{name}'")
-        self.tasks[key] = TaskPlan(
-            key=key,
-            display_name=task.get("taskInfo", {}).get("name", key),
-            component_name=task["componentRef"]["name"],
-            component={k: component[k] for k in ("inputDefinitions", "outputDefinitions") if k in component},
-            container=executor["container"],
-            parameters=parameters,
-            artifacts=artifacts,
-            kind="training" if models else "processing",
-            model_output=models[0] if models else None,
-            depends_on=sorted(task.get("dependentTasks", [])),
-            group=group,
-            caching=bool(task.get("cachingOptions", {}).get("enableCache", False)),
-            retry=task.get("retryPolicy"),
-        )
-        if group is not None:
-            self.conditions[group].members.append(key)
-
-
-def _refs(expression: cel.Expr) -> list[str]:
-    if isinstance(expression, cel.Ref):
-        return [expression.name]
-    if isinstance(expression, cel.Literal):
-        return []
-    if isinstance(expression, cel.Compare):
-        return _refs(expression.left) + _refs(expression.right)
-    if isinstance(expression, cel.Not):
-        return _refs(expression.operand)
-    return [name for operand in expression.operands for name in _refs(operand)]
 
 
 def _ancestors(group: str | None, conditions: dict[str, ConditionPlan]) -> set[str]:
@@ -301,42 +198,58 @@ def _ancestors(group: str | None, conditions: dict[str, ConditionPlan]) -> set[s
     return found
 
 
+def _producers(source: Source) -> list[TaskOutputParam | TaskOutputArtifact]:
+    if isinstance(source, TaskOutputParam | TaskOutputArtifact):
+        return [source]
+    if isinstance(source, Collected):
+        return list(source.items)
+    return []
+
+
 def _validate(plan: PipelinePlan) -> None:
     """Reject data flow SageMaker cannot express: reads of outputs that may not exist."""
     for task in plan.tasks.values():
         consumer_groups = _ancestors(task.group, plan.conditions)
         sources: list[tuple[str, Source]] = [*task.parameters.items(), *task.artifacts.items()]
-        for name, source in sources:
-            if isinstance(source, PipelineParam | Constant):
-                continue
-            producer = plan.tasks[source.task]
-            if producer.group is not None and producer.group not in consumer_groups:
-                raise _unsupported(
-                    task.key, f"input '{name}' reads '{producer.key}' from inside a dsl.If branch it is not in"
-                )
-            if producer.kind == "training" and source.key != producer.model_output:
-                raise _unsupported(
-                    task.key,
-                    f"input '{name}' reads output '{source.key}' of training task '{producer.key}' "
-                    "(a training job only exposes its Model)",
-                    "return it from a separate step",
-                )
+        for name, whole in sources:
+            for source in _producers(whole):
+                producer = plan.tasks[source.task]
+                if producer.group is not None and producer.group not in consumer_groups:
+                    raise unsupported(
+                        task.key, f"input '{name}' reads '{producer.key}' from inside a dsl.If branch it is not in"
+                    )
+                if producer.kind == "training" and source.key != producer.model_output:
+                    raise unsupported(
+                        task.key,
+                        f"input '{name}' reads output '{source.key}' of training task '{producer.key}' "
+                        "(a training job only exposes its Model)",
+                        "return it from a separate step",
+                    )
     for condition in plan.conditions.values():
-        for name, source in condition.refs.items():
-            if isinstance(source, TaskOutputParam) and plan.tasks[source.task].kind == "training":
-                raise _unsupported(
+        for name, ref in condition.refs.items():
+            if isinstance(ref, TaskOutputParam) and plan.tasks[ref.task].kind == "training":
+                raise unsupported(
                     condition.key,
-                    f"condition input '{name}' is an output parameter of training task '{source.task}' "
+                    f"condition input '{name}' is an output parameter of training task '{ref.task}' "
                     "(no PropertyFile on TrainingStep)",
                 )
 
 
 def plan_pipeline(spec: dict[str, Any]) -> PipelinePlan:
-    """Flatten and validate a KFP IR dict into a PipelinePlan."""
+    """Check, flatten and validate a KFP IR dict into a PipelinePlan."""
+    from kubesage.runners.sagemaker.inline import Walker
+    from kubesage.runners.sagemaker.irschema import check_spec
+
+    check_spec(spec)
     parameters = _pipeline_parameters(spec)
-    walker = _Walker(spec)
-    scope: dict[str, Source] = {name: PipelineParam(name) for name in parameters}
-    walker.walk(spec["root"]["dag"], scope, None)
+    walker = Walker(spec)
+    scope: dict[str, Source] = {
+        name: PipelineParam(name)
+        if param.artifact_type is None
+        else ImportedArtifact(PipelineParam(name), param.artifact_type, f"pipeline input '{name}'")
+        for name, param in parameters.items()
+    }
+    walker.walk_root(scope)
     info = spec.get("pipelineInfo", {})
     plan = PipelinePlan(
         name=info.get("name", "pipeline"),
@@ -344,7 +257,9 @@ def plan_pipeline(spec: dict[str, Any]) -> PipelinePlan:
         parameters=parameters,
         tasks=walker.tasks,
         conditions=walker.conditions,
-        branch_groups=walker.branch_groups,
+        groups=walker.groups,
+        imports=walker.imports,
+        notes=walker.notes,
     )
     _validate(plan)
     return plan

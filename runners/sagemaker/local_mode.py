@@ -166,6 +166,7 @@ def run_local(
     parameters: Mapping[str, Any],
     boto_session: Any,
     s3_endpoint_url: str | None = None,
+    platform_spec: dict[str, Any] | None = None,
 ) -> tuple[CompiledPipeline, LocalExecution]:
     """Compile `spec` for local mode, upload its task specs, execute it with Docker, collect outputs."""
     config = local_config(config)
@@ -180,7 +181,7 @@ def run_local(
         step_session = StepSession(
             boto_session=boto_session, default_bucket=config.bucket, s3_endpoint_url=s3_endpoint_url
         )
-        pipeline, compiled = build_pipeline(spec, config, step_session)
+        pipeline, compiled = build_pipeline(spec, config, step_session, platform_spec)
         client.upload_assets(compiled.assets)
         run_session = LocalPipelineSession(
             boto_session=boto_session, default_bucket=config.bucket, s3_endpoint_url=s3_endpoint_url
@@ -264,7 +265,12 @@ class SageMakerLocalRunner(SageMakerRunnerBase):
         context.progress.info(f"running {context.pipeline.name} in SageMaker local mode with {self.options.image_uri}")
         boto_session = boto3.Session(region_name=self.options.region)
         _, result = run_local(
-            context.pipeline.spec, self.compile_config(), parameters, boto_session, self.options.s3_endpoint_url
+            context.pipeline.spec,
+            self.compile_config(),
+            parameters,
+            boto_session,
+            self.options.s3_endpoint_url,
+            context.pipeline.platform_spec,
         )
         self.last_execution = result
         context.record_backend_run(result.execution_id)

@@ -1,12 +1,15 @@
 """In-container entry point of every compiled SageMaker step: run a KFP component from SageMaker paths.
 
-    python3 -m kubesage.runners.sagemaker.shim --task T --spec-dir DIR [--param NAME VALUE]...
-                                               [--data-param NAME DIR]...
+    python3 -m kubesage.runners.sagemaker.shim --task T --spec-dir DIR --spec-sha256 HEX
+                                               [--param NAME VALUE]... [--data-param NAME DIR URI]...
+                                               [--param-item NAME TYPE VALUE]...
 
 It reads the task spec the compiler wrote (the component's command, constants, where SageMaker put
-inputs and wants outputs), builds KFP's executor input from those paths, resolves the command's
-placeholders with KFP's own code, runs it, and writes the output parameters and artifact metadata
-to `outputs.json`, which downstream steps read through PropertyFile + JsonGet.
+inputs and wants outputs) after checking it against the sha256 the pipeline definition pins
+(`integrity.py`), builds KFP's executor input from those paths, resolves the command's placeholders
+with KFP's own code, runs it (as the image's unprivileged user, forwarding stop signals: `child.py`),
+and writes the output parameters and artifact metadata to `outputs.json`, which downstream steps
+read through PropertyFile + JsonGet.
 """
 
 from __future__ import annotations
@@ -14,12 +17,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
+import signal
 import sys
 import tarfile
 from pathlib import Path
 from typing import Any
 
+from kubesage.errors import SpecIntegrityError
+from kubesage.privileges import hand_over, step_account
+from kubesage.runners.sagemaker.child import child_environment, close_stopped_run, run_child
+from kubesage.runners.sagemaker.integrity import DIGEST_FLAG, read_verified_spec
+from kubesage.tracking import tracking_uri
 from kubesage.tracking.contract import HANDOFF_ENV
 
 EXECUTOR_OUTPUT = "executor_output.json"
@@ -45,9 +53,27 @@ def cast_parameter(value: str, parameter_type: str) -> Any:
 
 
 def _single_entry(directory: Path) -> Path:
-    """A data parameter's download dir holds one object: hand the task that file."""
+    """An imported artifact's channel holds one object: hand the task that file."""
     entries = sorted(p for p in directory.iterdir())
     return entries[0] if len(entries) == 1 else directory
+
+
+def data_path(directory: Path, uri: str) -> Path:
+    """What the task gets for a data parameter: the object the URI names, not its prefix neighbours.
+
+    SageMaker's S3Prefix input downloads every key that starts with the URI, so `s3://b/churn.txt`
+    also brings `churn.txt.bak`, and `s3://b/data` brings `data2/`. The object's own name is picked:
+    a file named like the URI's last segment (the object), else a folder of that name (a prefix
+    without a trailing slash); a URI ending in '/' means the whole folder.
+    """
+    if uri.endswith("/"):
+        return directory
+    name = uri.rstrip("/").rsplit("/", 1)[-1]
+    if name and (directory / name).exists():
+        return directory / name
+    # SDK local mode lays a prefix's keys out relative to the prefix itself.
+    entries = sorted(directory.iterdir()) if directory.is_dir() else []
+    return entries[0] if len(entries) == 1 and entries[0].is_file() else directory
 
 
 def unpack_model(directory: Path, name: str) -> Path:
@@ -71,22 +97,33 @@ def unpack_model(directory: Path, name: str) -> Path:
 
 
 def build_executor_input(
-    spec: dict[str, Any], params: dict[str, str], data_params: dict[str, str], workdir: Path
+    spec: dict[str, Any],
+    params: dict[str, str],
+    data_params: dict[str, tuple[str, str]],
+    workdir: Path,
+    items: list[list[str]] | None = None,
 ) -> dict[str, Any]:
     """KFP's ExecutorInput (as JSON) for this task, pointing at SageMaker's directories."""
     declared = spec["component"].get("inputDefinitions", {}).get("parameters", {})
     values: dict[str, Any] = dict(spec["constants"])
     for name, raw in params.items():
         values[name] = cast_parameter(raw, declared.get(name, {}).get("parameterType", "STRING"))
-    for name, download_dir in data_params.items():
-        values[name] = str(_single_entry(Path(download_dir)))
+    # dsl.Collected over an unrolled loop: one --param-item per iteration, in order, typed like its producer
+    for name, item_type, raw in items or []:
+        values.setdefault(name, []).append(cast_parameter(raw, item_type))
+    for name, (download_dir, uri) in data_params.items():
+        values[name] = str(data_path(Path(download_dir), uri))
     for name, pdef in declared.items():
         if name not in values and "defaultValue" in pdef:
             values[name] = pdef["defaultValue"]
     artifacts: dict[str, Any] = {}
     for name, art in spec["input_artifacts"].items():
         directory = Path(art["dir"])
-        path: Path = unpack_model(directory, name) if art["packed"] else directory / art["file"]
+        path: Path
+        if art["packed"]:
+            path = unpack_model(directory, name)
+        else:  # an imported S3 URI known only at run time has no file name in the spec: take what arrived
+            path = directory / art["file"] if art["file"] else _single_entry(directory)
         artifacts[name] = {"artifacts": [{"name": name, "type": art["type"], "uri": str(path), "metadata": {}}]}
     outputs = {
         name: {"artifacts": [{"name": name, "type": art["type"], "uri": art["path"], "metadata": {}}]}
@@ -130,6 +167,10 @@ def collect_outputs(spec: dict[str, Any], executor_input: dict[str, Any]) -> dic
             text = path.read_text()
             ptype = declared.get(name, {}).get("parameterType", "STRING")
             parameters[name] = text if ptype == "STRING" else json.loads(text)
+    for name, value in parameters.items():
+        # lists and dicts reach downstream steps through JsonGet as text: keep them JSON, the reader decodes
+        if declared.get(name, {}).get("parameterType") in ("LIST", "STRUCT") and not isinstance(value, str):
+            parameters[name] = json.dumps(value)
     metadata = {
         name: (entry.get("artifacts") or [{}])[0].get("metadata", {})
         for name, entry in executor_output.get("artifacts", {}).items()
@@ -137,39 +178,95 @@ def collect_outputs(spec: dict[str, Any], executor_input: dict[str, Any]) -> dic
     return {"task": spec["task"], "parameters": parameters, "artifacts": metadata}
 
 
+# Options the compiler emits with a fixed number of values. A value may start with '-' (a negative
+# number such as -1e-05, or any string), which argparse would take for an option, so these are
+# split off verbatim before argparse parses the rest.
+_VALUE_OPTIONS = {"--param": 2, "--data-param": 3, "--param-item": 3}
+
+
+def split_value_options(argv: list[str]) -> tuple[list[str], dict[str, list[list[str]]]]:
+    """(the other arguments, option -> its value lists); a short value list is a usage error."""
+    rest: list[str] = []
+    found: dict[str, list[list[str]]] = {option: [] for option in _VALUE_OPTIONS}
+    index = 0
+    while index < len(argv):
+        token = argv[index]
+        count = _VALUE_OPTIONS.get(token)
+        if count is None:
+            rest.append(token)
+            index += 1
+            continue
+        values = argv[index + 1 : index + 1 + count]
+        if len(values) != count:
+            raise ValueError(f"{token} takes {count} values, got {values}")
+        found[token].append(values)
+        index += 1 + count
+    return rest, found
+
+
 def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="kubesage.runners.sagemaker.shim")
     parser.add_argument("--task", required=True)
     parser.add_argument("--spec-dir", required=True, type=Path)
-    parser.add_argument("--param", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"))
-    parser.add_argument("--data-param", nargs=2, action="append", default=[], metavar=("NAME", "DIR"))
+    parser.add_argument(DIGEST_FLAG, required=True, dest="spec_sha256", metavar="HEX")
     parser.add_argument("--workdir", type=Path, default=None)
-    return parser.parse_args(argv)
+    try:
+        rest, values = split_value_options(list(sys.argv[1:] if argv is None else argv))
+    except ValueError as exc:
+        parser.error(str(exc))
+    args = parser.parse_args(rest)
+    args.param = {name: value for name, value in values["--param"]}
+    args.data_param = {name: (directory, uri) for name, directory, uri in values["--data-param"]}
+    args.param_item = values["--param-item"]
+    return args
+
+
+def _writable_folders(spec: dict[str, Any], workdir: Path) -> list[Path]:
+    """What the component writes: its output artifacts' folders and the executor's workdir."""
+    folders = [workdir]
+    for art in spec["output_artifacts"].values():
+        path = Path(art["path"])
+        folders.append(path if path.is_dir() else path.parent)
+    return folders
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
-    spec_path = args.spec_dir / f"{args.task}.json"
-    if not spec_path.is_file():
-        print(f"kubesage shim: task spec {spec_path} is missing", file=sys.stderr)
-        return 2
-    spec = json.loads(spec_path.read_text())
+    try:
+        spec = read_verified_spec(args.spec_dir / f"{args.task}.json", args.spec_sha256)
+    except SpecIntegrityError as exc:
+        print(f"kubesage shim: task '{args.task}': {exc}", file=sys.stderr)
+        return exc.exit_code
     workdir = args.workdir or Path("/tmp/kubesage-task")
     (workdir / "parameters").mkdir(parents=True, exist_ok=True)
     for art in spec["output_artifacts"].values():
         Path(art["path"]).parent.mkdir(parents=True, exist_ok=True)
     try:
-        executor_input = build_executor_input(spec, dict(args.param), dict(args.data_param), workdir)
+        executor_input = build_executor_input(spec, args.param, args.data_param, workdir, args.param_item)
     except (ValueError, FileNotFoundError) as exc:
         print(f"kubesage shim: task '{args.task}': {exc}", file=sys.stderr)
         return 2
     command = resolve_command(spec, executor_input)
-    env = {k: v for k, v in os.environ.items() if not (k in _DROP_IF_EMPTY and not v)}
-    print(f"kubesage shim: running task '{args.task}' ({spec['display_name']})", flush=True)
-    returncode = subprocess.call(command, env=env)
-    if returncode != 0:
-        print(f"kubesage shim: task '{args.task}' exited with {returncode}", file=sys.stderr)
-        return returncode
+    account = step_account()
+    home = workdir / "home"
+    if account is not None:
+        hand_over([*_writable_folders(spec, workdir), home], account)
+    run_id_file = workdir / "mlflow-run-id"
+    env = child_environment(os.environ, run_id_file, home if account else None, _DROP_IF_EMPTY)
+    user = f" as user {account.name!r}" if account else ""
+    print(f"kubesage shim: running task '{args.task}' ({spec['display_name']}){user}", flush=True)
+    result = run_child(command, env, account)
+    if result.stop_signal is not None:
+        run_id = close_stopped_run(run_id_file, env.get("MLFLOW_TRACKING_URI") or tracking_uri(), result.stop_signal)
+        closed = f"; MLflow run {run_id} marked KILLED" if run_id else ""
+        print(
+            f"kubesage shim: task '{args.task}' stopped by {signal.Signals(result.stop_signal).name}{closed}",
+            file=sys.stderr,
+        )
+        return result.exit_code
+    if result.returncode != 0:
+        print(f"kubesage shim: task '{args.task}' exited with {result.returncode}", file=sys.stderr)
+        return result.exit_code
     outputs = collect_outputs(spec, executor_input)
     target = Path(spec["outputs_file"])
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -61,7 +61,7 @@ def test_entry_commands_on_path(image: str) -> None:
 
 def test_runtime_imports_and_versions(image: str) -> None:
     code = (
-        "import importlib.metadata as m, daal4py, xgboost, kubesage.container, kubesage.serving.server; "
+        "import importlib.metadata as m, daal4py, xgboost, kubesage.image.entry, kubesage.serving.server; "
         "print(m.version('kubesage'), xgboost.__version__, m.version('scikit-learn-intelex'))"
     )
     out = docker("run", "--rm", "--network", "none", image, "python", "-c", code).stdout.split()

@@ -39,10 +39,10 @@ def run_cli(args: list[str], cwd: Path, tracking_uri: str, timeout: float = 600)
     return CliResult(done.returncode, done.stdout, done.stderr)
 
 
-def wait_ready(url: str, process: subprocess.Popen[bytes]) -> list[int]:
+def wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = START_TIMEOUT) -> list[int]:
     """Poll /ping until 200; returns the statuses seen (503 while loading, connection errors as 0)."""
     seen: list[int] = []
-    deadline = time.monotonic() + START_TIMEOUT
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
             output = process.stdout.read().decode() if process.stdout else ""
@@ -55,7 +55,7 @@ def wait_ready(url: str, process: subprocess.Popen[bytes]) -> list[int]:
         if status == 200:
             return seen
         time.sleep(0.05)
-    raise AssertionError(f"server not ready after {START_TIMEOUT} s; /ping said {seen[-5:]}")
+    raise AssertionError(f"server not ready after {timeout} s; /ping said {seen[-5:]}")
 
 
 def stop_server(process: subprocess.Popen[bytes]) -> int:

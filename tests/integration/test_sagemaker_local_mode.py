@@ -1,11 +1,10 @@
 """Compiled pipelines executed for real by the SageMaker SDK's local mode (Docker + docker-compose).
 
 Each job runs in the kubesage image exactly as the compiled definition says (shim entrypoint, task
-spec from S3, inputs and outputs through S3); S3 is moto in server mode on 127.0.0.1. The churn run
-goes through `SageMakerLocalRunner.run` against a real MLflow server on 127.0.0.1: the job containers
-share the host network, so the steps open their nested runs under the parent run and the register
-step registers into that server. The toy pipelines run untracked through `run_local`; their results
-are read back from each step's outputs.json.
+spec from S3, inputs and outputs through S3); S3 is moto in server mode on 127.0.0.1. The churn
+pipeline through `SageMakerLocalRunner.run`, tracked in a real MLflow server, is in the compliance
+suite (tests/compliance/), beside the other runners. The toy pipelines here run untracked through
+`run_local`; their results are read back from each step's outputs.json.
 """
 
 import importlib.util
@@ -16,16 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import boto3
-import mlflow
 import pytest
 from kfp import compiler
-from mlflow import MlflowClient
 
 from kubesage.errors import RunnerError
 from kubesage.mlflow_server import MlflowServer
-from kubesage.modelio import find_model_file
 from kubesage.pipeline_source import load_pipeline
-from kubesage.runners.local.runner import LocalRunner
 from kubesage.runners.sagemaker.config import SageMakerConfig
 from kubesage.runners.sagemaker.local_mode import SageMakerLocalRunner, check_tracking_uri, run_local
 
@@ -80,71 +75,6 @@ def _toy_spec(module: str, tmp_path: Path) -> dict[str, Any]:
 
 def _statuses(result: Any) -> dict[str, str]:
     return {s.name: s.status for s in result.steps}
-
-
-def test_churn_in_local_mode_is_tracked_and_matches_the_kfp_local_run(
-    session: boto3.Session, s3_endpoint: str, tracking_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """preprocess -> train (TrainingStep) -> evaluate -> gate -> register completes on the real data,
-    tracked in the MLflow server like the KFP local runner, with the same metrics as KFP's local
-    runner on the same data and seed."""
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", tracking_url)
-    pipeline = load_pipeline("customer_churn", tmp_path / "ir")
-    lines: list[str] = []
-    runner = SageMakerLocalRunner(_config(), s3_endpoint_url=s3_endpoint)
-    summary = runner.run(pipeline, {"input_data": str(DATA), "seed": 42}, lines.append)
-    assert summary.succeeded, summary.failure
-    result = runner.last_execution
-    assert result is not None and result.succeeded, result and result.failure
-    statuses = _statuses(result)
-    assert {statuses[t] for t in ("preprocess", "train", "evaluate", "register")} == {"Succeeded"}
-    assert "report-not-registered" not in statuses  # the else branch did not run
-    sagemaker_metrics = result.outputs["evaluate"]["artifacts"]["metrics"]
-    assert result.outputs["evaluate"]["parameters"]["Output"] == sagemaker_metrics["accuracy"]
-    assert result.outputs["register"]["parameters"]["Output"] == "1"  # first version in the server's registry
-    assert any(line == "step train: Succeeded" for line in lines)
-
-    # The shared summary, read back from the MLflow server the steps wrote to.
-    assert summary.runner == "sagemaker-local" and summary.backend_id == result.execution_id
-    assert [s.name for s in summary.steps] == ["preprocess", "train", "evaluate", "register"]
-    assert {s.status for s in summary.steps} == {"FINISHED"}
-    assert summary.metrics["accuracy"] == sagemaker_metrics["accuracy"]
-    assert (summary.registered_model_name, summary.registered_model_version) == ("customer-churn", "1")
-    assert summary.not_registered_reason is None
-
-    client = MlflowClient(tracking_uri=tracking_url)
-    parent = client.get_run(summary.mlflow_run_id)
-    assert parent.info.status == "FINISHED"
-    assert parent.data.tags["kubesage.runner"] == "sagemaker-local"
-    assert parent.data.tags["kubesage.sagemaker.execution_arn"] == result.execution_id
-    children = client.search_runs(
-        [parent.info.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'"
-    )
-    by_step = {c.data.tags["kubesage.step"]: c for c in children}
-    assert set(by_step) == {"preprocess", "train", "evaluate", "register"}
-    assert {c.info.status for c in children} == {"FINISHED"}
-    assert {c.data.tags["kubesage.runner"] for c in children} == {"sagemaker-local"}
-    assert by_step["preprocess"].data.metrics["rows_train"] == 3500
-    assert by_step["train"].data.params["subsample"] == "0.7"
-    for name, value in sagemaker_metrics.items():
-        assert by_step["evaluate"].data.metrics[name] == pytest.approx(value, rel=1e-12, abs=1e-12), name
-
-    versions = client.search_model_versions("name = 'customer-churn'")
-    assert [str(v.version) for v in versions] == ["1"]
-    assert versions[0].run_id == by_step["register"].info.run_id
-    # The model's files left the container: the server hands them out.
-    mlflow.set_tracking_uri(tracking_url)
-    downloaded = Path(mlflow.artifacts.download_artifacts("models:/customer-churn/1", dst_path=str(tmp_path / "dl")))
-    assert find_model_file(downloaded).stat().st_size > 0
-
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
-    kfp = LocalRunner(pipeline_root=tmp_path / "kfp-root").run(pipeline, {"input_data": str(DATA), "seed": 42})
-    assert kfp.succeeded, kfp.failure
-    assert set(kfp.metrics) >= set(sagemaker_metrics)
-    assert set(summary.metrics) == set(kfp.metrics)  # the parent run holds what the KFP local run's holds
-    for name, value in sagemaker_metrics.items():
-        assert kfp.metrics[name] == pytest.approx(value, rel=1e-12, abs=1e-12), name
-        assert summary.metrics[name] == pytest.approx(value, rel=1e-12, abs=1e-12), name
 
 
 def test_toy_words_runs_nested_conditions_and_else(session: boto3.Session, s3_endpoint: str, tmp_path: Path) -> None:

@@ -143,5 +143,5 @@ def test_tracking_uri_with_a_password_never_becomes_a_parameter() -> None:
 
     for uri in ("https://user:secret@mlflow.example.com", "https://mlflow.example.com/?token=abc"):
         tracking = PipelineRun("run", "1", uri, "sagemaker")
-        with pytest.raises(RunnerError, match="carries credentials"):
+        with pytest.raises(RunnerError, match="carries a credential"):
             handoff_parameters(tracking)

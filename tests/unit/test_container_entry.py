@@ -1,4 +1,4 @@
-"""The in-container dispatcher, run in-process and as `python -m kubesage.container`."""
+"""The in-container dispatcher, run in-process and as `python -m kubesage.image`."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from kubesage.container import drop_privileges, main, parse_serve_args
-from kubesage.sagemaker_train import ENV_BASE
+from kubesage.image.entry import drop_privileges, main, parse_serve_args
+from kubesage.image.train import ENV_BASE
 
 
 def test_unknown_command_prints_usage(capsys: pytest.CaptureFixture[str]) -> None:
@@ -27,7 +27,7 @@ def test_train_rejects_arguments(capsys: pytest.CaptureFixture[str]) -> None:
 def test_serve_reports_a_missing_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(ENV_BASE, str(tmp_path))
     result = subprocess.run(
-        [sys.executable, "-m", "kubesage.container", "serve", "--port", "18099"],
+        [sys.executable, "-m", "kubesage.image", "serve", "--port", "18099"],
         capture_output=True,
         text=True,
         timeout=120,
@@ -41,7 +41,7 @@ def test_serve_reports_a_missing_model(tmp_path: Path, monkeypatch: pytest.Monke
 
 def test_train_failure_through_the_module(tmp_path: Path) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "kubesage.container", "train"],
+        [sys.executable, "-m", "kubesage.image", "train"],
         capture_output=True,
         text=True,
         timeout=120,

@@ -57,4 +57,4 @@ def test_dockerfile_contract() -> None:
 def test_entry_scripts_exec_the_dispatcher(command: str) -> None:
     script = DOCKERFILE.parent / "bin" / command
     assert script.stat().st_mode & 0o111, f"{script} must be executable"
-    assert f'exec python -m kubesage.container {command} "$@"' in script.read_text()
+    assert f'exec python -m kubesage.image {command} "$@"' in script.read_text()

@@ -53,6 +53,7 @@ def _churn_function() -> Any:
 CASES = {
     "toy_threshold": (lambda: _load_function(GOLDEN / "toy_threshold.py", "toy_threshold"), CONFIG),
     "toy_words": (lambda: _load_function(GOLDEN / "toy_words.py", "toy_words"), CONFIG),
+    "toy_nested": (lambda: _load_function(GOLDEN / "toy_nested.py", "toy_nested"), CONFIG),
     "customer_churn": (
         _churn_function,
         CONFIG.model_copy(update={"data_parameters": ("input_data",), "model_package_group": "customer-churn"}),
@@ -190,8 +191,8 @@ def _make_model(model: dsl.Output[dsl.Model]) -> int:
 
 
 @dsl.pipeline(name="loop")
-def _loop() -> None:
-    with dsl.ParallelFor([1, 2, 3]) as item:
+def _loop(items: list = [1, 2, 3]) -> None:  # noqa: B006
+    with dsl.ParallelFor(items) as item:
         _echo(x=item)
 
 
@@ -203,12 +204,7 @@ def _exit() -> None:
 
 @dsl.pipeline(name="importer")
 def _importer() -> None:
-    dsl.importer(artifact_uri="s3://b/k", artifact_class=dsl.Dataset)
-
-
-@dsl.pipeline(name="dictparam")
-def _dict_param(config: dict = {"a": 1}) -> None:  # noqa: B006
-    _echo(x=1)
+    dsl.importer(artifact_uri="gs://b/k", artifact_class=dsl.Dataset)
 
 
 @dsl.pipeline(name="trainparam")
@@ -221,17 +217,16 @@ def _training_output_in_condition() -> None:
 @pytest.mark.parametrize(
     ("function", "message"),
     [
-        (_loop, r"task 'for-loop-\d+': dsl.ParallelFor"),
+        (_loop, r"task 'for-loop-\d+': dsl.ParallelFor over a list known only at run time"),
         (_exit, r"dsl.ExitHandler"),
-        (_importer, r"task 'importer': dsl.importer"),
-        (_dict_param, r"pipeline parameter 'config': type STRUCT"),
+        (_importer, r"task 'importer': dsl.importer of 'gs://b/k'"),
         (_training_output_in_condition, r"output parameter of training task 'make-model'"),
     ],
-    ids=["parallel-for", "exit-handler", "importer", "dict-param", "training-output-in-condition"],
+    ids=["runtime-parallel-for", "exit-handler", "gcs-importer", "training-output-in-condition"],
 )
 def test_unsupported_features_fail_naming_task_and_feature(function: Any, message: str, tmp_path: Path) -> None:
     with pytest.raises(UnsupportedFeatureError, match=message):
-        compile_file(_ir(function, tmp_path), CONFIG)
+        compile_spec(load_ir(_ir(function, tmp_path)), CONFIG)
 
 
 def test_unknown_register_task_and_bad_bucket(tmp_path: Path) -> None:
@@ -254,3 +249,56 @@ def test_compile_to_file_uses_flags(tmp_path: Path) -> None:
     assert all(uri.startswith("s3://my-bucket/kubesage/kubesage-toy-words/specs/") for uri in compiled.assets)
     with pytest.raises(ValueError, match="is not an IAM role ARN"):
         compile_to_file(load_ir(ir), tmp_path / "q.json", role_arn="my-role")
+
+
+def _json_get_step(value: dict[str, Any]) -> str:
+    """The step a JsonGet (possibly inside a Join, as in container arguments) reads."""
+    get = value["Std:Join"]["Values"][0] if "Std:Join" in value else value
+    return str(get["Std:JsonGet"]["PropertyFile"]["Get"].split(".")[1])
+
+
+def test_inlined_sub_pipelines_unrolled_loop_json_parameters_and_importer(tmp_path: Path) -> None:
+    compiled = compile_spec(load_ir(_ir(_load_function(GOLDEN / "toy_nested.py", "toy_nested"), tmp_path)), CONFIG)
+    steps = {s["Name"]: s for s in compiled.definition["Steps"]}
+    # two copies of the sub-pipeline, each with its own ConditionStep; three loop iterations; no importer step
+    assert set(steps) == {
+        "scaled-twice-scale",
+        "scaled-twice-condition-1",
+        "scaled-twice-2-scale",
+        "scaled-twice-2-condition-1",
+        "for-loop-2-0-scale",
+        "for-loop-2-1-scale",
+        "for-loop-2-2-scale",
+        "add-all",
+        "condition-3",
+    }
+    inner = steps["scaled-twice-2-condition-1"]["Arguments"]
+    assert [s["Name"] for s in inner["IfSteps"]] == ["scaled-twice-2-scale-2"]
+    assert _json_get_step(inner["Conditions"][0]["LeftValue"]) == "scaled-twice-2-scale"
+    # the second copy reads the first copy's output (the sub-pipeline's output is its inner task's)
+    second = steps["scaled-twice-2-scale"]["Arguments"]["AppSpecification"]["ContainerArguments"]
+    x = second[second.index("x") + 1]
+    assert _json_get_step(x) == "scaled-twice-scale"
+    # dsl.Collected: one --param-item per iteration, in item order, typed like the producer's output
+    args = steps["add-all"]["Arguments"]["AppSpecification"]["ContainerArguments"]
+    items = [i for i, a in enumerate(args) if a == "--param-item"]
+    assert [args[i + 1] for i in items] == ["xs"] * 3
+    assert [args[i + 2] for i in items] == ["NUMBER_INTEGER"] * 3
+    producers = [_json_get_step(args[i + 3]) for i in items]
+    assert producers == ["for-loop-2-0-scale", "for-loop-2-1-scale", "for-loop-2-2-scale"]
+    # a dict parameter is a string parameter holding JSON
+    params = {p["Name"]: p for p in compiled.definition["Parameters"]}
+    # (KFP stores dict defaults as protobuf Structs: numbers come back as floats, as KFP passes them)
+    assert params["weights"] == {"Name": "weights", "Type": "String", "DefaultValue": '{"0": 1.0, "1": 10.0}'}
+    # the non-ASCII literal reaches the condition unmangled
+    (cond,) = steps["condition-3"]["Arguments"]["Conditions"]
+    assert cond["RightValue"] == "Zürich"
+    # the importer's S3 URI is the input of the step that reads it; the shim opens rows.csv in it
+    (describe,) = steps["condition-3"]["Arguments"]["IfSteps"]
+    inputs = {i["InputName"]: i for i in describe["Arguments"]["ProcessingInputs"]}
+    assert inputs["data"]["S3Input"]["S3Uri"] == "s3://kubesage-golden/toy/rows.csv"
+    spec = next(json.loads(b) for u, b in compiled.assets.items() if u.endswith("/describe.json"))
+    assert spec["input_artifacts"]["data"]["file"] == "rows.csv"
+    report = compiled.explain()
+    assert "sub-pipeline 'scaled-twice-2' (comp-scaled-twice-2) -> inlined, prefix 'scaled-twice-2-'" in report
+    assert "dsl.importer 'importer' (s3://kubesage-golden/toy/rows.csv) -> no step" in report

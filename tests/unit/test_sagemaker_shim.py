@@ -19,6 +19,7 @@ from kfp import compiler
 from kubesage.runners.sagemaker import shim
 from kubesage.runners.sagemaker.compiler import compile_file
 from kubesage.runners.sagemaker.config import SageMakerConfig
+from kubesage.runners.sagemaker.integrity import spec_bytes, spec_digest
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "sagemaker"
 
@@ -40,10 +41,18 @@ def _compiled_specs(tmp_path: Path) -> dict[str, dict[str, Any]]:
     return specs
 
 
-def _run(task: dict[str, Any], spec_dir: Path, workdir: Path, *extra: str) -> int:
+def _write_spec(task: dict[str, Any], spec_dir: Path) -> str:
+    """Write the spec as the compiler would upload it; its sha256, as the definition pins it."""
     spec_dir.mkdir(parents=True, exist_ok=True)
-    (spec_dir / f"{task['task']}.json").write_text(json.dumps(task))
-    return shim.main(["--task", task["task"], "--spec-dir", str(spec_dir), "--workdir", str(workdir), *extra])
+    body = spec_bytes(task)
+    (spec_dir / f"{task['task']}.json").write_bytes(body)
+    return spec_digest(body)
+
+
+def _run(task: dict[str, Any], spec_dir: Path, workdir: Path, *extra: str) -> int:
+    digest = _write_spec(task, spec_dir)
+    argv = ["--task", task["task"], "--spec-dir", str(spec_dir), "--spec-sha256", digest, "--workdir", str(workdir)]
+    return shim.main([*argv, *extra])
 
 
 @pytest.fixture
@@ -151,3 +160,151 @@ def test_bad_boolean_parameter_is_rejected_with_its_name(tmp_path: Path, capsys:
 )
 def test_cast_parameter(raw: str, ptype: str, expected: Any) -> None:
     assert shim.cast_parameter(raw, ptype) == expected
+
+
+def test_collected_items_json_parameters_and_imported_object(tmp_path: Path) -> None:
+    from kubesage.runners.sagemaker.shim import build_executor_input, collect_outputs
+
+    imported = tmp_path / "in" / "data"
+    imported.mkdir(parents=True)
+    (imported / "rows.csv").write_text("a\nb\n")
+    spec = {
+        "component": {
+            "inputDefinitions": {"parameters": {"xs": {"parameterType": "LIST"}, "w": {"parameterType": "STRUCT"}}},
+            "outputDefinitions": {"parameters": {"out": {"parameterType": "LIST"}}},
+        },
+        "constants": {},
+        "input_artifacts": {"data": {"dir": str(imported), "file": "", "packed": False, "type": {}}},
+        "output_artifacts": {},
+    }
+    items = [["xs", "NUMBER_INTEGER", "3"], ["xs", "NUMBER_INTEGER", "-1"], ["xs", "NUMBER_INTEGER", "7"]]
+    executor_input = build_executor_input(spec, {"w": '{"k": [1, "é"]}'}, {}, tmp_path / "work", items)
+    values = executor_input["inputs"]["parameterValues"]
+    assert values == {"xs": [3, -1, 7], "w": {"k": [1, "é"]}}
+    # a runtime importer URI has no file name in the spec: the one object that arrived is the artifact
+    assert executor_input["inputs"]["artifacts"]["data"]["artifacts"][0]["uri"] == str(imported / "rows.csv")
+    # a LIST output reaches downstream steps (through JsonGet) as JSON text, which their shim decodes
+    out_file = tmp_path / "work" / "executor_output.json"
+    out_file.parent.mkdir(parents=True, exist_ok=True)
+    out_file.write_text(json.dumps({"parameterValues": {"out": [1, "two"]}}))
+    assert collect_outputs({"task": "t", **spec}, executor_input)["parameters"] == {"out": '[1, "two"]'}
+
+
+# ---- the spec is pinned by its sha256 (issue 10, item 6) ---------------------------------------
+
+
+@pytest.mark.usefixtures("venv_python_first")
+def test_a_spec_changed_after_compile_is_refused_and_never_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    specs = _compiled_specs(tmp_path)
+    task = specs["make-data"]
+    spec_dir = tmp_path / "spec"
+    digest = _write_spec(task, spec_dir)
+    # What an attacker with write access to the spec prefix would do: run their own code instead.
+    marker = tmp_path / "pwned"
+    swapped = {**task, "command": ["sh", "-c", f"touch {marker}"], "args": []}
+    (spec_dir / "make-data.json").write_bytes(spec_bytes(swapped))
+    argv = ["--task", "make-data", "--spec-dir", str(spec_dir), "--spec-sha256", digest]
+    code = shim.main([*argv, "--workdir", str(tmp_path / "w"), "--param", "n_rows", "5"])
+    assert code == 2
+    assert not marker.exists()
+    err = capsys.readouterr().err
+    assert f"pipeline definition pins {digest}" in err and "task 'make-data'" in err
+
+
+def test_the_compiled_arguments_pin_each_uploaded_spec(tmp_path: Path) -> None:
+    spec = importlib.util.spec_from_file_location("toy_threshold", GOLDEN / "toy_threshold.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    compiler.Compiler().compile(module.toy_threshold, str(tmp_path / "toy.yaml"))
+    compiled = compile_file(tmp_path / "toy.yaml", SageMakerConfig())
+    pinned = {}
+    text = compiled.definition_json()
+    for body in compiled.assets.values():
+        task = json.loads(body)["task"]
+        pinned[task] = spec_digest(body)
+        assert f'"{pinned[task]}"' in text
+    assert len(pinned) == 4
+
+
+def test_the_digest_flag_is_required(tmp_path: Path) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        shim.main(["--task", "t", "--spec-dir", str(tmp_path)])
+    assert exit_info.value.code == 2
+
+
+# ---- argv: values starting with '-' (item 16) --------------------------------------------------
+
+
+def test_parameter_values_that_look_like_options_are_kept() -> None:
+    args = shim._parse(
+        [
+            "--task",
+            "t",
+            "--param",
+            "lr",
+            "-1e-05",
+            "--spec-dir",
+            "/s",
+            "--param",
+            "label",
+            "--spec-dir",
+            "--spec-sha256",
+            "0" * 64,
+            "--data-param",
+            "input_data",
+            "/in",
+            "-s3://odd",
+        ]
+    )
+    assert args.param == {"lr": "-1e-05", "label": "--spec-dir"}
+    assert args.data_param == {"input_data": ("/in", "-s3://odd")}
+    assert args.spec_dir == Path("/s") and args.spec_sha256 == "0" * 64
+
+
+@pytest.mark.usefixtures("venv_python_first")
+def test_a_negative_float_parameter_reaches_the_component(tmp_path: Path) -> None:
+    specs = _compiled_specs(tmp_path)
+    extra = ["--param", "n_rows", "20", "--param", "noise", "-1e-05", "--param", "shuffle", "false"]
+    assert _run(specs["make-data"], tmp_path / "spec", tmp_path / "w", *extra) == 0
+    rows = (tmp_path / "opt-ml" / "processing" / "output" / "data" / "data").read_text().splitlines()
+    assert len(rows) == 20
+    # noise -1e-05: every y is within 1e-4 of the line 3x + 1 (the component got the value, negative)
+    assert all(abs(float(y) - (3.0 * float(x) + 1.0)) < 1e-4 for y, x in (r.split(",") for r in rows))
+
+
+def test_a_value_option_cut_short_is_a_usage_error() -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        shim._parse(["--task", "t", "--spec-dir", "/s", "--spec-sha256", "0" * 64, "--param", "only-name"])
+    assert exit_info.value.code == 2
+
+
+# ---- S3Prefix inputs: the object the URI names, not its neighbours (item 16) -----------------
+
+
+def test_a_data_uri_picks_its_object_not_keys_sharing_the_prefix(tmp_path: Path) -> None:
+    # What SageMaker's S3Prefix download of s3://b/in/churn.txt leaves when churn.txt.bak exists too.
+    (tmp_path / "churn.txt").write_text("real")
+    (tmp_path / "churn.txt.bak").write_text("stale")
+    assert shim.data_path(tmp_path, "s3://b/in/churn.txt") == tmp_path / "churn.txt"
+
+
+def test_a_folder_uri_without_slash_excludes_sibling_prefixes(tmp_path: Path) -> None:
+    # s3://b/data matches data/ and data2/: the task gets data/ only.
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "a.csv").write_text("1")
+    (tmp_path / "data2").mkdir()
+    (tmp_path / "data2" / "b.csv").write_text("2")
+    assert shim.data_path(tmp_path, "s3://b/data") == tmp_path / "data"
+    assert shim.data_path(tmp_path, "s3://b/") == tmp_path
+
+
+def test_sdk_local_mode_layout_of_a_single_object_still_resolves(tmp_path: Path) -> None:
+    (tmp_path / "churn.txt").write_text("x")
+    assert shim.data_path(tmp_path, "s3://b/in/abc/churn.txt") == tmp_path / "churn.txt"
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "only.csv").write_text("x")
+    assert shim.data_path(other, "s3://b/in/prefix") == other / "only.csv"

@@ -20,8 +20,8 @@ from kubesage.components.datasets import read_labelled_csv
 from kubesage.components.train import TrainParams
 from kubesage.errors import ParameterError
 from kubesage.features import FEATURE_SCHEMA_FILENAME, FeatureSchema
+from kubesage.image.train import ENV_BASE, TrainingPaths, main, parse_hyperparameters
 from kubesage.modelio import MODEL_FILENAME, booster_probabilities, load_booster
-from kubesage.sagemaker_train import ENV_BASE, TrainingPaths, main, parse_hyperparameters
 
 
 def lay_out(
@@ -190,7 +190,7 @@ def test_sigterm_stops_training_with_a_reason(tmp_path: Path, prepared: dict[str
     # unless handled. A run that cannot finish on its own: 1M rounds, no early stopping.
     paths = lay_out(tmp_path, prepared, {"num_round": "1000000", "early_stopping_rounds": "0", "eta": "0.01"})
     process = subprocess.Popen(
-        [sys.executable, "-m", "kubesage.container", "train"],
+        [sys.executable, "-m", "kubesage.image", "train"],
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, ENV_BASE: str(tmp_path)},

@@ -14,7 +14,7 @@ from kubesage.errors import KubesageError, ModelError
 from kubesage.features import transform_columns
 from kubesage.modelio import booster_probabilities, load_booster
 from kubesage.serving.app import InferenceApp, create_app
-from kubesage.serving.predictor import SERVING_PARITY_TOLERANCE, Predictor, booster_reference
+from kubesage.serving.predictor import SERVING_PARITY_TOLERANCE, Predictor
 from kubesage.serving.server import ENV_PORT, ENV_THREADS, ENV_WORKERS, available_cpus, check_model_dir, resolve_config
 
 
@@ -123,7 +123,9 @@ def test_single_row_answers_are_not_overwritten_by_the_next_call(model_dir: Path
     batch = predictor.predict(rows)
     assert [float(a[0]) for a in answers] == batch.tolist()
     assert len(set(batch.tolist())) == 3
-    assert np.allclose(batch, booster_reference(model_dir, rows), atol=SERVING_PARITY_TOLERANCE, rtol=0)
+    assert np.allclose(
+        batch, booster_probabilities(load_booster(model_dir), rows), atol=SERVING_PARITY_TOLERANCE, rtol=0
+    )
 
 
 def test_check_model_dir_fails_early(tmp_path: Path) -> None:
@@ -155,3 +157,53 @@ def test_resolve_config_precedence(monkeypatch: pytest.MonkeyPatch, tmp_path: Pa
         resolve_config(tmp_path)
     with pytest.raises(KubesageError, match="port 70000"):
         resolve_config(tmp_path, port=70000, workers=1)
+
+
+# ------------------------------------------------------------------ readiness and the prediction thread (issue 10)
+
+
+def test_invocation_waits_for_a_loading_worker_instead_of_503(model_dir: Path) -> None:
+    app = create_app(model_dir, exit_on_load_failure=False)
+    client = TestClient(app)
+    app.start_loading()  # the request below arrives while the loader thread is converting the model
+    response = client.post("/invocations", content=",".join(["0"] * 103), headers={"content-type": "text/csv"})
+    assert response.status_code == 200, response.text
+    assert 0.0 <= response.json()["predictions"][0]["score"] <= 1.0
+
+
+def test_large_bodies_queue_for_the_prediction_thread_then_get_429(
+    model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import asyncio
+
+    from kubesage.serving import app as app_module
+    from kubesage.serving.errors import ServerBusyError
+
+    app = create_app(model_dir, exit_on_load_failure=False)
+    predictor = app.load()
+    body = (",".join(["0.5"] * 103) + "\n").encode() * 200  # over INLINE_BODY_BYTES
+    assert len(body) > app_module.INLINE_BODY_BYTES
+
+    async def scenario() -> list[object]:
+        app._predict_lock.acquire()  # a prediction is running: everything queues behind it
+        waiting = [
+            asyncio.create_task(app._answer_in_thread(predictor, body, "text/csv", "application/json"))
+            for _ in range(app_module.MAX_QUEUED)
+        ]
+        await asyncio.sleep(0.1)
+        with pytest.raises(ServerBusyError):
+            await app._answer_in_thread(predictor, body, "text/csv", "application/json")
+        app._predict_lock.release()
+        return list(await asyncio.gather(*waiting))
+
+    answers = asyncio.run(scenario())
+    assert all(len(json.loads(a)["predictions"]) == 200 for a in answers)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(app_module, "PREDICT_DEADLINE_SECONDS", 0.2)
+    app._predict_lock.acquire()
+    try:
+        response = TestClient(app).post("/invocations", content=body, headers={"content-type": "text/csv"})
+    finally:
+        app._predict_lock.release()
+    assert response.status_code == 503
+    assert response.json()["code"] == "PredictionTimeout"

@@ -307,3 +307,25 @@ def test_json_fast_path_survives_a_document_still_held_from_an_earlier_call() ->
     held = codec._parse_document(b"[[1, 2, 3, 4, 5]]")  # pins the thread's parser
     assert decode_request(b"[[6, 7, 8, 9, 10]]", JSON, N, None).tolist() == [[6, 7, 8, 9, 10]]
     assert len(held) == 1
+
+
+# ------------------------------------------------------------------ hostile bodies (issue 10, items 1 and 3)
+
+
+def test_json_number_with_4300_digits_is_a_400_not_a_500() -> None:
+    body = b'{"instances": [[' + b"1" * 5000 + b", 2]]}"
+    with pytest.raises(RequestError, match="too many digits"):
+        decode_request(body, "application/json", 2, None)
+
+
+def test_rows_over_the_cap_are_refused_before_parsing() -> None:
+    from kubesage.serving.codec import MAX_ROWS
+
+    empty_records = b"[" + b",".join([b"{}"] * (MAX_ROWS + 1)) + b"]"
+    with pytest.raises(RequestError, match=f"{MAX_ROWS + 1:,} rows; the limit is {MAX_ROWS:,}"):
+        decode_request(empty_records, "application/json", 2, None)
+    csv_rows = b"1,2\n" * (MAX_ROWS + 1)
+    with pytest.raises(RequestError, match="more than 50,000 rows"):
+        decode_request(csv_rows, "text/csv", 2, None)
+    at_cap = b"1,2\n" * MAX_ROWS
+    assert decode_request(at_cap, "text/csv", 2, None).shape == (MAX_ROWS, 2)

@@ -19,7 +19,7 @@ if [[ "${FORCE:-0}" != 1 ]] && docker image inspect "$BASE_IMAGE" >/dev/null 2>&
     log "$BASE_IMAGE exists; skipping (FORCE=1 rebuilds)"
     exit 0
 fi
-command -v debootstrap >/dev/null || { log "debootstrap missing: run scripts/docker/engine.sh first"; exit 1; }
+command -v debootstrap >/dev/null || { log "debootstrap missing: run containers/common/engine.sh first"; exit 1; }
 
 # Use the machine's own Debian mirror (deb822 .sources or one-line .list), else deb.debian.org.
 apt_mirror() {

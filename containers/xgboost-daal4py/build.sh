@@ -18,10 +18,10 @@ if [[ "$GIT_COMMIT" != unknown ]] && ! git diff --quiet HEAD -- 2>/dev/null; the
 fi
 
 for needed in build/wheelhouse/requirements.txt build/wheelhouse/project; do
-    [[ -e "$needed" ]] || { log "$needed missing: run scripts/docker/wheelhouse.sh first"; exit 1; }
+    [[ -e "$needed" ]] || { log "$needed missing: run containers/common/wheelhouse.sh first"; exit 1; }
 done
 docker image inspect "$BASE_IMAGE" >/dev/null 2>&1 \
-    || { log "$BASE_IMAGE missing: run scripts/docker/base-image.sh first"; exit 1; }
+    || { log "$BASE_IMAGE missing: run containers/common/base-image.sh first"; exit 1; }
 
 log "building $IMAGE:$VERSION ($GIT_COMMIT) on $BASE_IMAGE"
 # The classic builder: this engine (Debian's docker.io) has no buildx plugin, and the Dockerfile

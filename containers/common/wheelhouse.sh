@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Build the wheelhouse the image installs from (containers cannot reach PyPI):
-#   build/wheelhouse/requirements.txt   runtime dependencies pinned by uv.lock (no dev extras), the
-#                                       complete closure, so the image installs them with --no-deps
+#   build/wheelhouse/locked.txt         runtime dependencies pinned by uv.lock with its sha256 hashes (no dev
+#                                       extras), the complete closure; `pip wheel --require-hashes` checks
+#                                       every download against them
 #   build/wheelhouse/deps/*.whl         one wheel per requirement, for this machine's CPython 3.11/glibc
+#   build/wheelhouse/requirements.txt   those wheels pinned by their own sha256, so the image installs them
+#                                       with --require-hashes --no-deps
 #   build/wheelhouse/project/*.whl      the kubesage wheel itself
 # Each part is rebuilt only when its inputs changed (the lock; the package sources), so a warm
 # `make image` neither downloads nor rebuilds anything and docker's layer cache stays valid.
@@ -27,10 +30,9 @@ PY
 
 # 1. Runtime requirements from the lock. The image is CPU-only: NCCL (xgboost's multi-GPU collective
 # library, a 350 MB wheel) is left out; nothing imports it unless a GPU is used.
-EXCLUDE_RE='^(nvidia-nccl-cu12)=='
-REQS="$WHEELHOUSE/requirements.txt"
-uv export --frozen --no-dev --no-hashes --no-emit-project --no-header --format requirements-txt 2>/dev/null \
-    | grep -vE '^[[:space:]]*#' | grep -vE "$EXCLUDE_RE" >"$REQS.new"
+REQS="$WHEELHOUSE/locked.txt"
+uv export --frozen --no-dev --no-emit-project --no-emit-package nvidia-nccl-cu12 --no-header \
+    --format requirements-txt 2>/dev/null >"$REQS.new"
 mv "$REQS.new" "$REQS"
 reqs_sum="$(sha256sum "$REQS" | cut -d' ' -f1)"
 if [[ -f "$WHEELHOUSE/deps/.stamp" && "$(cat "$WHEELHOUSE/deps/.stamp")" == "$reqs_sum" ]]; then
@@ -42,12 +44,15 @@ else
     # `pip wheel` takes binary wheels as they are and builds the odd sdist-only package on the host,
     # where compilers may live, so the image never needs one.
     # (The grep drops pip's noise about find-links folders that a machine's pip.conf may name.)
-    "$PYTHON" -m pip wheel --quiet --disable-pip-version-check --no-deps \
+    # --require-hashes: every file pip fetches must match a hash in uv.lock.
+    "$PYTHON" -m pip wheel --quiet --disable-pip-version-check --no-deps --require-hashes \
         --wheel-dir "$WHEELHOUSE/deps" --requirement "$REQS" \
         2> >(grep -v 'is ignored: it is neither a file nor a directory' >&2)
     printf '%s\n' "$reqs_sum" >"$WHEELHOUSE/deps/.stamp"
     log "$(find "$WHEELHOUSE/deps" -name '*.whl' | wc -l) wheels, $(du -sh "$WHEELHOUSE/deps" | cut -f1)"
 fi
+# Always from the wheels on disk, so the image installs exactly these files or fails.
+"$PYTHON" containers/common/hashed_requirements.py "$WHEELHOUSE/deps" >"$WHEELHOUSE/requirements.txt"
 
 # 2. The project wheel, rebuilt only when a packaged source changed.
 src_sum="$( (sha256sum pyproject.toml; find kubesage components pipelines runners -type f \

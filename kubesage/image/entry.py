@@ -1,4 +1,4 @@
-"""The image's entry dispatcher: `python -m kubesage.container train|serve`.
+"""The image's entry dispatcher: `python -m kubesage.image train|serve`.
 
 SageMaker starts bring-your-own containers as `docker run IMAGE train` or `docker run IMAGE serve`;
 the image's /usr/local/bin/train and /usr/local/bin/serve exec this module. Both commands read the
@@ -22,13 +22,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from kubesage.errors import KubesageError, ModelError
-from kubesage.sagemaker_train import TrainingPaths
+from kubesage.image.train import TrainingPaths
 
-logger = logging.getLogger("kubesage.container")
+logger = logging.getLogger("kubesage.image")
 
 ENV_SERVE_USER = "KUBESAGE_SERVE_USER"
 DEFAULT_SERVE_USER = "kubesage"
-USAGE = "usage: python -m kubesage.container {train|serve} (SageMaker runs `docker run IMAGE train|serve`)"
+USAGE = "usage: python -m kubesage.image {train|serve} (SageMaker runs `docker run IMAGE train|serve`)"
 
 
 def drop_privileges(user: str) -> bool:
@@ -86,14 +86,14 @@ def serve(argv: Sequence[str]) -> int:
 
 
 def train(argv: Sequence[str]) -> int:
-    from kubesage import sagemaker_train
+    from kubesage.image import train as training
 
     if argv:
         raise KubesageError(
             f"train takes no arguments (got {' '.join(argv)}); hyperparameters come from "
             "<base>/input/config/hyperparameters.json"
         )
-    return sagemaker_train.main()
+    return training.main()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,0 +1,61 @@
+"""Run step code as the image's unprivileged user, where SageMaker's container contract allows it.
+
+SageMaker starts training and processing containers as root and mounts root-owned folders under
+/opt/ml that the job must write (the model, outputs). The entry process (the step shim, or `train`)
+stays root only to hand those folders to the unprivileged user and to deliver the results; the code
+that parses data and runs the component runs as that user. `KUBESAGE_STEP_USER` names the user
+(default `kubesage`, which the image creates; `root` keeps root). Outside the image, where the user
+does not exist, or when not root, nothing changes.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import pwd
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+ENV_STEP_USER = "KUBESAGE_STEP_USER"
+DEFAULT_STEP_USER = "kubesage"
+
+
+@dataclass(frozen=True)
+class Account:
+    """The user step code runs as."""
+
+    name: str
+    uid: int
+    gid: int
+
+
+def step_account(user: str | None = None) -> Account | None:
+    """The account to drop to, or None when there is nothing to drop (not root, no such user, `root`)."""
+    name = user if user is not None else os.environ.get(ENV_STEP_USER, DEFAULT_STEP_USER)
+    if os.geteuid() != 0 or not name or name == "root":
+        return None
+    try:
+        entry = pwd.getpwnam(name)
+    except KeyError:
+        logger.info("user %r does not exist here; step code keeps running as root", name)
+        return None
+    return Account(name=name, uid=entry.pw_uid, gid=entry.pw_gid)
+
+
+def hand_over(folders: Iterable[Path], account: Account) -> None:
+    """Create `folders` if needed and give them, and everything in them, to `account`."""
+    for folder in folders:
+        folder.mkdir(parents=True, exist_ok=True)
+        for path in [folder, *folder.rglob("*")]:
+            os.chown(path, account.uid, account.gid, follow_symlinks=False)
+
+
+def become(account: Account) -> None:
+    """Drop this process to `account` for good (no supplementary groups, no way back)."""
+    os.setgroups([])
+    os.setgid(account.gid)
+    os.setuid(account.uid)
+    os.environ["USER"] = account.name

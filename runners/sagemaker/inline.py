@@ -1,0 +1,502 @@
+"""Flatten KFP's nested DAGs into the one flat DAG SageMaker Pipelines runs.
+
+KFP names a task uniquely only inside its own pipeline, and reads a sibling's output by its local
+name (`producerTask`) or a group's output through the group's `dag.outputs` selectors. Each DAG is
+walked as a `Frame`: its spec, the values of its inputs (`scope`) and the prefix that turns its
+local names into step names. A sub-pipeline's tasks get the prefix `<sub-pipeline task>-`, the
+tasks of loop iteration i the prefix `<loop task>-<i>-`; conditions and `dsl.If/Elif/Else` branch
+groups keep their parent's prefix (KFP numbers them uniquely per pipeline). Values are rewired
+while walking: a read of a sub-pipeline's output becomes a read of the inner task that produced it,
+a read of a loop's `dsl.Collected` output becomes the list of each iteration's output.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from kubesage.errors import UnsupportedFeatureError
+from kubesage.runners.sagemaker import cel
+from kubesage.runners.sagemaker.ir import (
+    MODEL_SCHEMA,
+    ArtifactSource,
+    Collected,
+    ConditionPlan,
+    Constant,
+    ImportedArtifact,
+    ParamSource,
+    PipelineParam,
+    Source,
+    TaskOutputArtifact,
+    TaskOutputParam,
+    TaskPlan,
+    unsupported,
+)
+
+MAX_STEP_NAME = 64
+# parseJson(string_value)["field"]: how KFP reads a field of a loop item (`item.field`)
+_FIELD_SELECTOR = re.compile(r'^parseJson\(string_value\)\["([^"\\]+)"\]$')
+# kfp-kubernetes CreatePVC/DeletePVC compile to tasks on these placeholder images
+_KUBERNETES_STUB_IMAGES = ("argostub/createpvc", "argostub/deletepvc")
+
+
+def step_name(name: str) -> str:
+    """SageMaker step names are at most 64 characters: longer inlined names keep a hash of the rest."""
+    if len(name) <= MAX_STEP_NAME:
+        return name
+    digest = hashlib.sha256(name.encode()).hexdigest()[:8]
+    return f"{name[: MAX_STEP_NAME - 9]}-{digest}"
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One DAG being inlined."""
+
+    dag: Mapping[str, Any]
+    scope: Mapping[str, Source]
+    prefix: str
+    condition: str | None  # the nearest enclosing dsl.If (a ConditionStep)
+    owner: str | None  # the group whose direct members are listed in `Walker.groups`
+    origin: str  # for the report: "" at the top, "sub-pipeline 'x'", "loop 'for-loop-2' item 1"
+
+    def name(self, local: str) -> str:
+        return step_name(self.prefix + local)
+
+    def task(self, local: str, reader: str) -> Mapping[str, Any]:
+        tasks = self.dag.get("tasks", {})
+        if local not in tasks:
+            raise UnsupportedFeatureError(
+                f"task '{reader}': reads task '{local}', which its DAG does not define (malformed pipeline IR); "
+                "recompile the pipeline with kfp.compiler"
+            )
+        found: Mapping[str, Any] = tasks[local]
+        return found
+
+
+class Walker:
+    """Collects tasks, conditions, groups and importers while inlining every DAG."""
+
+    def __init__(self, spec: Mapping[str, Any]) -> None:
+        self.spec = spec
+        self.components: Mapping[str, Any] = spec.get("components", {})
+        self.executors: Mapping[str, Any] = spec["deploymentSpec"]["executors"]
+        self.tasks: dict[str, TaskPlan] = {}
+        self.conditions: dict[str, ConditionPlan] = {}
+        self.groups: dict[str, list[str]] = {}
+        self.imports: dict[str, ImportedArtifact] = {}
+        self.notes: list[str] = []
+
+    # ---- walking -------------------------------------------------------------------------------
+
+    def walk_root(self, scope: Mapping[str, Source]) -> None:
+        self.walk(Frame(self.spec["root"]["dag"], scope, "", None, None, ""))
+
+    def walk(self, frame: Frame) -> None:
+        for local, task in sorted(frame.dag.get("tasks", {}).items()):
+            self._check_task(frame.name(local), task)
+            component = self.component(local, task)
+            if "dag" in component:
+                self._walk_group(frame, local, task, component)
+            elif "importer" in self._executor(local, component):
+                self.imports[frame.name(local)] = self.importer(frame, local, task, component)
+                self._add_member(frame, frame.name(local), step=False)
+            else:
+                self._add_task(frame, local, task, component)
+
+    def component(self, local: str, task: Mapping[str, Any]) -> Mapping[str, Any]:
+        name = task.get("componentRef", {}).get("name")
+        if name not in self.components:
+            raise UnsupportedFeatureError(
+                f"task '{local}': componentRef names component {name!r}, which the pipeline IR does not define; "
+                "recompile the pipeline with kfp.compiler"
+            )
+        component: Mapping[str, Any] = self.components[name]
+        return component
+
+    def _executor(self, local: str, component: Mapping[str, Any]) -> Mapping[str, Any]:
+        label = str(component.get("executorLabel"))
+        if label not in self.executors:
+            raise UnsupportedFeatureError(
+                f"task '{local}': executor {label!r} is missing from deploymentSpec (malformed pipeline IR); "
+                "recompile the pipeline with kfp.compiler"
+            )
+        executor: Mapping[str, Any] = self.executors[label]
+        return executor
+
+    @staticmethod
+    def _check_task(key: str, task: Mapping[str, Any]) -> None:
+        strategy = task.get("triggerPolicy", {}).get("strategy")
+        if strategy and strategy != "ALL_UPSTREAM_TASKS_SUCCEEDED":
+            raise unsupported(
+                key,
+                f"trigger strategy {strategy} (dsl.ExitHandler or ignore_upstream_failure)",
+                "SageMaker runs a step only when every step it depends on succeeded",
+            )
+
+    def _add_member(self, frame: Frame, key: str, *, step: bool) -> None:
+        if frame.owner is not None and frame.owner in self.groups:
+            self.groups[frame.owner].append(key)
+        if step and frame.condition is not None:
+            self.conditions[frame.condition].members.append(key)
+
+    @staticmethod
+    def group_kind(task: Mapping[str, Any]) -> str:
+        ref = task.get("componentRef", {}).get("name", "")
+        if ref.startswith("comp-exit-handler"):
+            return "exit-handler"
+        if "parameterIterator" in task or "artifactIterator" in task:
+            return "loop"
+        if task.get("triggerPolicy", {}).get("condition"):
+            return "condition"
+        if ref.startswith("comp-condition-branches"):
+            return "branches"
+        if ref.startswith("comp-for-loop") or ref.startswith("comp-condition-"):
+            return "malformed"
+        return "sub-pipeline"
+
+    def _walk_group(self, frame: Frame, local: str, task: Mapping[str, Any], component: Mapping[str, Any]) -> None:
+        key = frame.name(local)
+        kind = self.group_kind(task)
+        if kind == "exit-handler":
+            raise unsupported(key, "dsl.ExitHandler", "SageMaker Pipelines has no step that runs after a failure")
+        children = self.child_frames(frame, local, task, component)
+        if kind == "condition":
+            condition = task["triggerPolicy"]["condition"]
+            inner = children[0].scope
+            expression = cel.parse_condition(condition, task=key)
+            self.conditions[key] = ConditionPlan(
+                key=key,
+                display_name=task.get("taskInfo", {}).get("name", local),
+                text=condition,
+                expression=expression,
+                refs={name: self._condition_ref(key, name, inner) for name in _refs(expression)},
+                depends_on=sorted(frame.name(d) for d in task.get("dependentTasks", [])),
+                group=frame.condition,
+            )
+            self._add_member(frame, key, step=True)
+        else:
+            self.groups[key] = []
+            self._add_member(frame, key, step=False)
+            if kind == "sub-pipeline":
+                self.notes.append(f"sub-pipeline '{key}' ({task['componentRef']['name']}) -> inlined, prefix '{key}-'")
+            elif kind == "loop":
+                self.notes.append(
+                    f"dsl.ParallelFor '{key}' over {len(children)} items fixed at compile time -> unrolled into "
+                    f"parallel steps {', '.join(repr(c.prefix + '*') for c in children)}" + self._parallelism_note(task)
+                )
+        for child in children:
+            self.walk(child)
+
+    @staticmethod
+    def _parallelism_note(task: Mapping[str, Any]) -> str:
+        limit = task.get("iteratorPolicy", {}).get("parallelismLimit")
+        if not limit:
+            return ""
+        return f"; parallelism={limit} not carried (SageMaker limits parallel steps per pipeline, not per loop)"
+
+    @staticmethod
+    def _condition_ref(key: str, name: str, scope: Mapping[str, Source]) -> ParamSource:
+        if name not in scope:
+            raise unsupported(key, f"condition reads unknown input '{name}'")
+        source = scope[name]
+        if isinstance(source, TaskOutputArtifact | ImportedArtifact):
+            raise unsupported(key, f"condition on artifact '{name}'")
+        if isinstance(source, Collected):
+            raise unsupported(key, f"condition on the dsl.Collected list '{name}'")
+        return source
+
+    # ---- nested DAGs ---------------------------------------------------------------------------
+
+    def child_frames(
+        self, frame: Frame, local: str, task: Mapping[str, Any], component: Mapping[str, Any]
+    ) -> list[Frame]:
+        """The frames a group task's DAG is walked in: one, or one per loop item."""
+        key = frame.name(local)
+        kind = self.group_kind(task)
+        if kind == "malformed":
+            raise UnsupportedFeatureError(
+                f"task '{key}': group {task['componentRef']['name']} has neither a loop iterator nor a condition "
+                "(malformed pipeline IR); recompile the pipeline with kfp.compiler"
+            )
+        scope = self._group_scope(frame, local, task)
+        dag = component["dag"]
+        if kind == "loop":
+            items, item_input = self._loop_items(frame, local, task, scope)
+            return [
+                Frame(
+                    dag,
+                    {**scope, item_input: Constant(item)},
+                    f"{frame.prefix}{local}-{index}-",
+                    frame.condition,
+                    key,
+                    f"loop '{key}' item {index}",
+                )
+                for index, item in enumerate(items)
+            ]
+        if kind == "sub-pipeline":
+            return [Frame(dag, scope, f"{frame.prefix}{local}-", frame.condition, key, f"sub-pipeline '{key}'")]
+        if kind == "condition":
+            return [Frame(dag, scope, frame.prefix, key, None, frame.origin)]
+        return [Frame(dag, scope, frame.prefix, frame.condition, key, frame.origin)]
+
+    def _group_scope(self, frame: Frame, local: str, task: Mapping[str, Any]) -> dict[str, Source]:
+        key = frame.name(local)
+        inner: dict[str, Source] = {}
+        for name, pspec in task.get("inputs", {}).get("parameters", {}).items():
+            inner[name] = self.parameter(frame, key, name, pspec)
+        for name, aspec in task.get("inputs", {}).get("artifacts", {}).items():
+            inner[name] = self.artifact(frame, key, name, aspec)
+        return inner
+
+    def _loop_items(
+        self, frame: Frame, local: str, task: Mapping[str, Any], scope: Mapping[str, Source]
+    ) -> tuple[list[Any], str]:
+        key = frame.name(local)
+        if "artifactIterator" in task:
+            raise unsupported(
+                key, "dsl.ParallelFor over a list of artifacts", "SageMaker cannot fan out over a runtime list"
+            )
+        iterator = task["parameterIterator"]
+        items_spec = iterator.get("items", {})
+        if "raw" in items_spec:
+            items = _json_list(key, items_spec["raw"])
+        else:
+            source = scope.get(items_spec.get("inputParameter", ""))
+            if not isinstance(source, Constant):
+                raise unsupported(
+                    key,
+                    "dsl.ParallelFor over a list known only at run time",
+                    "SageMaker cannot fan out at run time; loop over a literal list in the pipeline function",
+                )
+            items = source.value if isinstance(source.value, list) else _json_list(key, source.value)
+        if not items:
+            raise unsupported(key, "dsl.ParallelFor over an empty list")
+        return items, str(iterator.get("itemInput", ""))
+
+    # ---- values --------------------------------------------------------------------------------
+
+    def parameter(self, frame: Frame, reader: str, name: str, spec: Mapping[str, Any]) -> ParamSource:
+        if "componentInputParameter" in spec:
+            source = frame.scope.get(spec["componentInputParameter"])
+            if source is None:
+                raise UnsupportedFeatureError(
+                    f"task '{reader}': input '{name}' reads '{spec['componentInputParameter']}', which its DAG "
+                    "does not declare (malformed pipeline IR); recompile the pipeline with kfp.compiler"
+                )
+            if isinstance(source, TaskOutputArtifact | ImportedArtifact):
+                raise unsupported(reader, f"input '{name}' reads an artifact as a parameter")
+            selector = spec.get("parameterExpressionSelector")
+            return _select(reader, name, source, selector) if selector else source
+        if "taskOutputParameter" in spec:
+            ref = spec["taskOutputParameter"]
+            return self.output_parameter(frame, reader, ref.get("producerTask", ""), ref.get("outputParameterKey", ""))
+        if "runtimeValue" in spec:
+            return Constant(spec["runtimeValue"].get("constant"))
+        if "taskFinalStatus" in spec:
+            raise unsupported(reader, f"input '{name}' reads PipelineTaskFinalStatus (dsl.ExitHandler)")
+        raise unsupported(reader, f"input '{name}' uses {sorted(spec)}")
+
+    def artifact(self, frame: Frame, reader: str, name: str, spec: Mapping[str, Any]) -> ArtifactSource:
+        if "componentInputArtifact" in spec:
+            source = frame.scope.get(spec["componentInputArtifact"])
+            if not isinstance(source, TaskOutputArtifact | ImportedArtifact):
+                raise UnsupportedFeatureError(
+                    f"task '{reader}': input artifact '{name}' reads '{spec['componentInputArtifact']}', which is not "
+                    "an artifact of its DAG (malformed pipeline IR); recompile the pipeline with kfp.compiler"
+                )
+            return source
+        if "taskOutputArtifact" in spec:
+            ref = spec["taskOutputArtifact"]
+            return self.output_artifact(frame, reader, ref.get("producerTask", ""), ref.get("outputArtifactKey", ""))
+        raise unsupported(reader, f"input artifact '{name}' uses {sorted(spec)}")
+
+    def output_parameter(self, frame: Frame, reader: str, producer: str, key: str) -> ParamSource:
+        task = frame.task(producer, reader)
+        component = self.component(producer, task)
+        if "dag" not in component:
+            return TaskOutputParam(frame.name(producer), key)
+        selector = component["dag"].get("outputs", {}).get("parameters", {}).get(key)
+        if selector is None:
+            raise UnsupportedFeatureError(
+                f"task '{reader}': reads output '{key}' of '{frame.name(producer)}', which its DAG does not declare "
+                "(malformed pipeline IR); recompile the pipeline with kfp.compiler"
+            )
+        if "valueFromOneof" in selector:
+            raise _one_of(reader, frame.name(producer))
+        inner = selector.get("valueFromParameter", {})
+        children = self.child_frames(frame, producer, task, component)
+        values = [
+            self.output_parameter(child, reader, inner.get("producerSubtask", ""), inner.get("outputParameterKey", ""))
+            for child in children
+        ]
+        if self.group_kind(task) != "loop":
+            return values[0]
+        items = [v for v in values if isinstance(v, TaskOutputParam)]
+        if len(items) != len(values):
+            raise unsupported(
+                reader, f"dsl.Collected of nested loops or sub-pipeline lists from '{frame.name(producer)}'"
+            )
+        return Collected(tuple(items))
+
+    def output_artifact(self, frame: Frame, reader: str, producer: str, key: str) -> ArtifactSource:
+        task = frame.task(producer, reader)
+        component = self.component(producer, task)
+        if "dag" not in component:
+            if "importer" in self._executor(producer, component):
+                return self.importer(frame, producer, task, component)
+            return TaskOutputArtifact(frame.name(producer), key)
+        selector = component["dag"].get("outputs", {}).get("artifacts", {}).get(key)
+        if selector is None:
+            raise UnsupportedFeatureError(
+                f"task '{reader}': reads artifact '{key}' of '{frame.name(producer)}', which its DAG does not declare "
+                "(malformed pipeline IR); recompile the pipeline with kfp.compiler"
+            )
+        selectors = selector.get("artifactSelectors", [])
+        if self.group_kind(task) == "loop":
+            raise unsupported(
+                reader,
+                f"dsl.Collected of artifacts from loop '{frame.name(producer)}'",
+                "a SageMaker step input is one S3 location; collect output parameters instead",
+            )
+        if len(selectors) != 1:
+            raise _one_of(reader, frame.name(producer))
+        (child,) = self.child_frames(frame, producer, task, component)
+        inner = selectors[0]
+        return self.output_artifact(child, reader, inner.get("producerSubtask", ""), inner.get("outputArtifactKey", ""))
+
+    def importer(
+        self, frame: Frame, local: str, task: Mapping[str, Any], component: Mapping[str, Any]
+    ) -> ImportedArtifact:
+        """A `dsl.importer` of an s3:// URI: no step; its consumers read the URI directly."""
+        key = frame.name(local)
+        spec = self._executor(local, component)["importer"]
+        uri_spec = spec.get("artifactUri", {})
+        uri: Constant | PipelineParam
+        if "constant" in uri_spec:
+            uri = Constant(uri_spec["constant"])
+        else:
+            pspec = task.get("inputs", {}).get("parameters", {}).get(uri_spec.get("runtimeParameter", ""), {})
+            source = self.parameter(frame, key, "uri", pspec)
+            if not isinstance(source, Constant | PipelineParam):
+                raise unsupported(
+                    key,
+                    "dsl.importer of a URI computed by another task",
+                    "pass the S3 URI as a pipeline parameter or a literal",
+                )
+            uri = source
+        if isinstance(uri, Constant) and not str(uri.value).startswith("s3://"):
+            raise unsupported(
+                key,
+                f"dsl.importer of {uri.value!r}",
+                "SageMaker steps read inputs from S3 only; import an s3:// URI",
+            )
+        return ImportedArtifact(uri, dict(spec.get("typeSchema", {})), f"dsl.importer '{key}'")
+
+    # ---- tasks ---------------------------------------------------------------------------------
+
+    def _add_task(self, frame: Frame, local: str, task: Mapping[str, Any], component: Mapping[str, Any]) -> None:
+        key = frame.name(local)
+        executor = self._executor(local, component)
+        if "container" not in executor:
+            raise unsupported(key, f"executor kind {sorted(executor)}")
+        image = str(executor["container"].get("image", ""))
+        if image.startswith(_KUBERNETES_STUB_IMAGES):
+            raise unsupported(
+                key,
+                "a Kubernetes PersistentVolumeClaim (kfp-kubernetes CreatePVC/DeletePVC)",
+                "SageMaker steps share data through S3 artifacts, not volumes",
+            )
+        if key in self.tasks or key in self.conditions or key in self.groups:
+            raise UnsupportedFeatureError(
+                f"task '{key}': two tasks get the same step name after inlining sub-pipelines and loops; "
+                "rename one of them"
+            )
+        inputs = task.get("inputs", {})
+        parameters = {
+            name: self.parameter(frame, key, name, pspec)
+            for name, pspec in sorted(inputs.get("parameters", {}).items())
+        }
+        artifacts = {
+            name: self.artifact(frame, key, name, aspec) for name, aspec in sorted(inputs.get("artifacts", {}).items())
+        }
+        outputs = component.get("outputDefinitions", {}).get("artifacts", {})
+        models = sorted(n for n, a in outputs.items() if a["artifactType"].get("schemaTitle") == MODEL_SCHEMA)
+        if len(models) > 1:
+            raise unsupported(key, f"more than one Model output ({', '.join(models)})")
+        for name, out in outputs.items():
+            if out.get("isArtifactList"):
+                raise unsupported(key, f"artifact list output '{name}'")
+        for name, art in component.get("inputDefinitions", {}).get("artifacts", {}).items():
+            if art.get("isArtifactList"):
+                raise unsupported(key, f"artifact list input '{name}' (dsl.Collected of artifacts)")
+        self.tasks[key] = TaskPlan(
+            key=key,
+            display_name=task.get("taskInfo", {}).get("name", local),
+            component_name=task["componentRef"]["name"],
+            component={k: component[k] for k in ("inputDefinitions", "outputDefinitions") if k in component},
+            container=executor["container"],
+            parameters=parameters,
+            artifacts=artifacts,
+            kind="training" if models else "processing",
+            model_output=models[0] if models else None,
+            depends_on=sorted(frame.name(d) for d in task.get("dependentTasks", [])),
+            group=frame.condition,
+            caching=bool(task.get("cachingOptions", {}).get("enableCache", False)),
+            retry=task.get("retryPolicy"),
+            executor=str(component.get("executorLabel", "")),
+            origin=frame.origin,
+        )
+        self._add_member(frame, key, step=True)
+
+
+def _one_of(reader: str, group: str) -> UnsupportedFeatureError:
+    return unsupported(
+        reader,
+        f"dsl.OneOf over the branches of '{group}'",
+        "a SageMaker step cannot read an output of whichever dsl.If branch ran (steps outside a ConditionStep "
+        "cannot reference steps inside it); move the consumer into each branch",
+    )
+
+
+def _json_list(key: str, raw: Any) -> list[Any]:
+    try:
+        items = json.loads(raw) if isinstance(raw, str) else raw
+    except json.JSONDecodeError as exc:
+        raise UnsupportedFeatureError(f"task '{key}': loop items {raw!r} are not a JSON list: {exc.msg}") from exc
+    if not isinstance(items, list):
+        raise UnsupportedFeatureError(f"task '{key}': loop items {raw!r} are not a JSON list")
+    return items
+
+
+def _select(reader: str, name: str, source: ParamSource, selector: str) -> ParamSource:
+    """A field of a loop item (`item.a`), which is a constant once the loop is unrolled."""
+    match = _FIELD_SELECTOR.match(selector)
+    if not isinstance(source, Constant) or match is None:
+        raise unsupported(reader, f"input '{name}' selects {selector!r} from a value known only at run time")
+    value = source.value
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError:
+            value = None
+    if not isinstance(value, dict) or match.group(1) not in value:
+        raise UnsupportedFeatureError(
+            f"task '{reader}': input '{name}': loop item {source.value!r} has no field {match.group(1)!r}"
+        )
+    return Constant(value[match.group(1)])
+
+
+def _refs(expression: cel.Expr) -> list[str]:
+    if isinstance(expression, cel.Ref):
+        return [expression.name]
+    if isinstance(expression, cel.Literal):
+        return []
+    if isinstance(expression, cel.Compare):
+        return _refs(expression.left) + _refs(expression.right)
+    if isinstance(expression, cel.Not):
+        return _refs(expression.operand)
+    return [name for operand in expression.operands for name in _refs(operand)]

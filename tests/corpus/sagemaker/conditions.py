@@ -1,0 +1,84 @@
+# Nested `with` blocks mirror how KFP users write nested groups.
+# ruff: noqa: SIM117
+"""dsl.If / Elif / Else, nested conditions, non-ASCII literals, dsl.OneOf."""
+
+from kfp import dsl
+
+from tests.corpus.sagemaker._components import echo, fit, flip, make_data, say, total
+from tests.corpus.sagemaker._expect import Case, Refused, Translates
+
+
+@dsl.pipeline(name="if-on-output")
+def if_on_output(seed: int = 2) -> None:
+    coin = flip(seed=seed)
+    with dsl.If(coin.output == "heads"):
+        say(text="heads won")
+
+
+@dsl.pipeline(name="if-elif-else")
+def if_elif_else(seed: int = 2) -> None:
+    coin = flip(seed=seed)
+    with dsl.If(coin.output == "heads"):
+        say(text="heads")
+    with dsl.Elif(coin.output == "tails"):
+        say(text="tails")
+    with dsl.Else():
+        say(text="edge")
+
+
+@dsl.pipeline(name="nested-if-on-parameters")
+def nested_if_on_parameters(n: int = 3, ratio: float = 0.5, flag: bool = True) -> None:
+    with dsl.If(n > 2):
+        with dsl.If(ratio <= 0.75):
+            with dsl.If(flag == True):  # noqa: E712
+                echo(x=n)
+
+
+@dsl.pipeline(name="non-ascii-condition")
+def non_ascii_condition(city: str = "Zürich") -> None:
+    with dsl.If(city == "Zürich"):
+        say(text="grüezi")
+    with dsl.Else():
+        say(text="hello")
+
+
+@dsl.pipeline(name="one-of-parameter")
+def one_of_parameter(seed: int = 1) -> None:
+    coin = flip(seed=seed)
+    with dsl.If(coin.output == "heads"):
+        a = say(text="a")
+    with dsl.Else():
+        b = say(text="b")
+    say(text=dsl.OneOf(a.output, b.output))
+
+
+@dsl.pipeline(name="one-of-artifact")
+def one_of_artifact(seed: int = 1) -> None:
+    coin = flip(seed=seed)
+    with dsl.If(coin.output == "heads"):
+        small = make_data(n=2)
+    with dsl.Else():
+        big = make_data(n=20)
+    fit(data=dsl.OneOf(small.outputs["data"], big.outputs["data"]))
+
+
+@dsl.pipeline(name="condition-then-loop")
+def condition_then_loop(n: int = 3) -> None:
+    with dsl.If(n > 1):
+        with dsl.ParallelFor([1, 2]) as item:
+            doubled = echo(x=item)
+        total(xs=dsl.Collected(doubled.output))
+
+
+CORPUS: list[Case] = [
+    (if_on_output, Translates("flip", "condition-1", "say", report=("ConditionStep 'condition-1'",))),
+    (if_elif_else, Translates("flip", "condition-2", "condition-3", "condition-4", "say", "say-2", "say-3")),
+    (nested_if_on_parameters, Translates("condition-1", "condition-2", "condition-3", "echo")),
+    (non_ascii_condition, Translates("condition-2", "condition-3", "say", "say-2")),
+    (one_of_parameter, Refused(r"task 'say-3': dsl.OneOf over the branches of 'condition-branches-1'")),
+    (one_of_artifact, Refused(r"task 'fit': dsl.OneOf over the branches of 'condition-branches-1'")),
+    (
+        condition_then_loop,
+        Translates("condition-1", "for-loop-3-0-echo", "for-loop-3-1-echo", "total", report=("unrolled",)),
+    ),
+]

@@ -1,0 +1,90 @@
+"""Pipelines used as components (sub-pipelines), at several depths; exit handlers."""
+
+from kfp import dsl
+from kfp.dsl import Dataset
+
+from tests.corpus.sagemaker._components import count_lines, echo, make_data, say
+from tests.corpus.sagemaker._expect import Case, Refused, Translates
+
+
+@dsl.pipeline
+def inner(a: int) -> int:
+    first = echo(x=a)
+    with dsl.If(first.output > 1):
+        echo(x=first.output)
+    return first.output
+
+
+@dsl.pipeline
+def middle(b: int) -> int:
+    deeper = inner(a=b)
+    return echo(x=deeper.output).output
+
+
+@dsl.pipeline
+def data_maker(n: int) -> Dataset:
+    return make_data(n=n).outputs["data"]
+
+
+@dsl.pipeline(name="sub-pipeline")
+def sub_pipeline(n: int = 3) -> None:
+    result = inner(a=n)
+    echo(x=result.output)
+
+
+@dsl.pipeline(name="sub-pipeline-three-deep")
+def sub_pipeline_three_deep(n: int = 3) -> None:
+    result = middle(b=n)
+    echo(x=result.output)
+
+
+@dsl.pipeline(name="sub-pipeline-twice")
+def sub_pipeline_twice(n: int = 3) -> None:
+    one = inner(a=n)
+    inner(a=one.output)
+
+
+@dsl.pipeline(name="sub-pipeline-in-condition")
+def sub_pipeline_in_condition(n: int = 3) -> None:
+    with dsl.If(n > 0):
+        inner(a=n)
+
+
+@dsl.pipeline(name="sub-pipeline-artifact")
+def sub_pipeline_artifact(n: int = 4) -> None:
+    made = data_maker(n=n)
+    count_lines(data=made.output)
+
+
+@dsl.pipeline(name="after-sub-pipeline")
+def after_sub_pipeline(n: int = 3) -> None:
+    group = inner(a=n)
+    say(text="done").after(group)
+
+
+@dsl.pipeline(name="exit-handler")
+def exit_handler() -> None:
+    with dsl.ExitHandler(say(text="bye")):
+        echo(x=1)
+
+
+CORPUS: list[Case] = [
+    (
+        sub_pipeline,
+        Translates("inner-echo", "inner-condition-1", "inner-echo-2", "echo", report=("sub-pipeline 'inner'",)),
+    ),
+    (
+        sub_pipeline_three_deep,
+        Translates("middle-inner-echo", "middle-inner-condition-1", "middle-inner-echo-2", "middle-echo", "echo"),
+    ),
+    (
+        sub_pipeline_twice,
+        Translates(
+            "inner-echo", "inner-condition-1", "inner-echo-2", "inner-2-echo", "inner-2-condition-1", "inner-2-echo-2"
+        ),
+    ),
+    (sub_pipeline_in_condition, Translates("condition-1", "inner-echo", "inner-condition-1", "inner-echo-2")),
+    (sub_pipeline_artifact, Translates("data-maker-make-data", "count-lines")),
+    (after_sub_pipeline, Translates("inner-echo", "inner-condition-1", "inner-echo-2", "say")),
+    (exit_handler, Refused(r"task 'exit-handler-1': dsl.ExitHandler")),
+]

@@ -1,0 +1,92 @@
+"""Credentials in tracking URIs: redacted wherever printed or stored, refused where they would become a parameter.
+
+The MLflow side is a real SQLite store; the CLI is the real click command run in-process against an
+MLflow URL nothing listens on (so MLflow's own error message quotes the URL, credentials included).
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from kubesage import tracking as t
+from kubesage.errors import RunnerError, TrackingError
+from kubesage.redact import redact_text, redact_uri, uri_credentials
+
+SECRET = "s3cr3tvalue"
+CREDENTIAL_URIS = [
+    f"https://user:{SECRET}@mlflow.example.com:5000/",
+    f"https://{SECRET}@mlflow.example.com/",
+    f"https://mlflow.example.com/?token={SECRET}",
+    f"https://mlflow.example.com/api?run=1&access_token={SECRET}",
+    f"https://acct.blob.core.windows.net/c?sv=2024-01-01&sig={SECRET}&se=x",
+    f"https://b.s3.amazonaws.com/k?X-Amz-Credential=AKIA&X-Amz-Signature={SECRET}",
+]
+
+
+@pytest.mark.parametrize("uri", CREDENTIAL_URIS)
+def test_every_credential_form_is_found_and_masked(uri: str) -> None:
+    assert uri_credentials(uri)
+    redacted = redact_uri(uri)
+    assert SECRET not in redacted
+    assert "***" in redacted
+    assert redacted.split("://")[0] == uri.split("://")[0]
+
+
+@pytest.mark.parametrize(
+    "uri", ["http://127.0.0.1:5000", "sqlite:////tmp/mlflow.db", "s3://bucket/key?versionId=3", "models:/churn/1"]
+)
+def test_uris_without_credentials_are_unchanged(uri: str) -> None:
+    assert uri_credentials(uri) == []
+    assert redact_uri(uri) == uri
+
+
+def test_uris_inside_free_text_are_masked_and_the_rest_kept() -> None:
+    text = f"MLflow at https://u:{SECRET}@h:5000/x refused ('https://{SECRET}@h/y'); see https://h/z?token={SECRET}."
+    redacted = redact_text(text)
+    assert SECRET not in redacted
+    assert redacted.startswith("MLflow at https://***@h:5000/x refused ('https://***@h/y')")
+    assert "token=***" in redacted
+
+
+@pytest.mark.parametrize("uri", CREDENTIAL_URIS)
+def test_sagemaker_refuses_any_credential_as_a_pipeline_parameter(uri: str) -> None:
+    from kubesage.runners.sagemaker.base import handoff_parameters
+
+    tracking = t.PipelineRun("run", "1", uri, "sagemaker")
+    with pytest.raises(RunnerError, match="carries a credential") as caught:
+        handoff_parameters(tracking)
+    assert SECRET not in str(caught.value)
+
+
+def test_failure_tags_are_redacted(mlflow_sqlite: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from mlflow import MlflowClient
+
+    run = t.start_pipeline_run("redaction", "local", {}, uri=mlflow_sqlite)
+    for name, value in run.step_env.items():
+        monkeypatch.setenv(name, value)
+    t.finish_pipeline_run(run, "FAILED", failure=f"could not reach https://u:{SECRET}@h/ (token={SECRET})")
+    with pytest.raises(TrackingError), t.step_run("train"):
+        raise TrackingError(f"MLflow at https://h/?access_token={SECRET} refused")
+    client = MlflowClient(tracking_uri=mlflow_sqlite)
+    parent = client.get_run(run.run_id).data.tags[t.TAG_FAILURE]
+    assert SECRET not in parent and "https://***@h/" in parent
+    step = client.search_runs([run.experiment_id], filter_string="tags.`kubesage.step` = 'train'")
+    assert step, "the step run was not recorded"
+    assert SECRET not in step[0].data.tags[t.TAG_FAILURE]
+
+
+def test_cli_errors_never_print_the_credential(monkeypatch: pytest.MonkeyPatch) -> None:
+    from kubesage.cli import main
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://user:{SECRET}@127.0.0.1:9/")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
+    result = CliRunner().invoke(main, ["runs", "--output", "json"])
+    assert result.exit_code != 0
+    answer = json.loads(result.stdout.splitlines()[0])
+    assert answer["status"] == "error"
+    assert "http://***@127.0.0.1:9" in answer["error"]
+    assert SECRET not in result.output
