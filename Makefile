@@ -9,16 +9,26 @@ DEMO_DIR := build/demo
 
 $(VENV)/.synced: pyproject.toml uv.lock
 	@command -v uv >/dev/null 2>&1 || python3 -m pip install --quiet "uv==$(UV_VERSION)"
-	uv sync --frozen --extra dev
+	uv sync --quiet --frozen --extra dev
 	@touch $@
 
 setup: $(VENV)/.synced
 
-demo: setup
-	$(BIN)/kubesage data generate --rows 5000 --seed 7 --output $(DEMO_DIR)/churn.csv
-	$(BIN)/kubesage run customer_churn --param input_data=$(DEMO_DIR)/churn.csv
+# The demo needs no dev tools: it syncs the default install only (--inexact keeps dev tools a
+# `make setup` installed).
+$(VENV)/.demo-synced: pyproject.toml uv.lock
+	@command -v uv >/dev/null 2>&1 || python3 -m pip install --quiet "uv==$(UV_VERSION)"
+	@echo "installing kubesage (uv sync, quiet)..."
+	@uv sync --quiet --frozen --inexact
+	@touch $@
+
+# At most 40 lines: one per step start and end, the summary and the next steps (tests/integration/test_demo_output.py).
+demo: $(VENV)/.demo-synced
+	@$(BIN)/kubesage data generate --rows 5000 --seed 7 --output $(DEMO_DIR)/churn.csv
+	@$(BIN)/kubesage run customer_churn --param input_data=$(DEMO_DIR)/churn.csv
 
 test: setup lint image
+	bash scripts/install-browser.sh
 	$(BIN)/python -m pytest
 
 test-fast: setup
