@@ -22,10 +22,13 @@ $(VENV)/.demo-synced: pyproject.toml uv.lock
 	@uv sync --quiet --frozen --inexact
 	@touch $@
 
-# At most 40 lines: one per step start and end, the summary and the next steps (tests/integration/test_demo_output.py).
+# At most 40 lines: one per step start and end, the summary and the next steps, then the seed's
+# serving path: the registered model served, the local API in front of the Lambda handler, one raw
+# record sent with the API key, the answer printed, everything stopped (tests/integration/test_demo_output.py).
 demo: $(VENV)/.demo-synced
 	@$(BIN)/kubesage data generate --rows 5000 --seed 7 --output $(DEMO_DIR)/churn.csv
 	@$(BIN)/kubesage run customer_churn --param input_data=$(DEMO_DIR)/churn.csv
+	@$(BIN)/python -m kubesage.api.demo --data $(DEMO_DIR)/churn.csv
 
 test: setup lint image
 	bash scripts/install-browser.sh

@@ -6,7 +6,11 @@ is the demo's: at most 40 lines in all.
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -34,7 +38,19 @@ def test_demo_prints_at_most_40_lines_and_ends_with_next_steps(workdir: Path, tr
     )
     result = run_cli(["run", "customer_churn", "--param", "input_data=build/demo/churn.csv"], workdir, tracking_uri)
     assert result.code == 0, result.stderr[-3000:]
-    text = generate.stdout + generate.stderr + result.stderr + result.stdout
+    # The Makefile's last demo line: the registered model behind the local API, one raw record sent.
+    api = subprocess.run(
+        [sys.executable, "-m", "kubesage.api.demo", "--data", "build/demo/churn.csv"],
+        cwd=workdir,
+        env={**os.environ, "MLFLOW_TRACKING_URI": tracking_uri},
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert api.returncode == 0, api.stderr[-3000:]
+    assert json.loads(api.stdout.split("\n", 1)[1])["predictions"][0]["churn"] in (True, False)
+    text = generate.stdout + generate.stderr + result.stderr + result.stdout + api.stderr + api.stdout
     lines = text.splitlines()
     assert len(lines) <= DEMO_LINE_BUDGET, text
     assert max(len(line) for line in lines) < 200, "no long line of ROC points or executor input"
