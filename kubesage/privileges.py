@@ -26,24 +26,29 @@ DEFAULT_STEP_USER = "kubesage"
 
 @dataclass(frozen=True)
 class Account:
-    """The user step code runs as."""
+    """An unprivileged user to run as (step code, the model server)."""
 
     name: str
     uid: int
     gid: int
+    home: str = "/"
 
 
-def step_account(user: str | None = None) -> Account | None:
-    """The account to drop to, or None when there is nothing to drop (not root, no such user, `root`)."""
-    name = user if user is not None else os.environ.get(ENV_STEP_USER, DEFAULT_STEP_USER)
+def account_to_drop_to(name: str) -> Account | None:
+    """The account `name`, or None when there is nothing to drop (not root, no such user, `root`)."""
     if os.geteuid() != 0 or not name or name == "root":
         return None
     try:
         entry = pwd.getpwnam(name)
     except KeyError:
-        logger.info("user %r does not exist here; step code keeps running as root", name)
+        logger.info("user %r does not exist here; keeps running as root", name)
         return None
-    return Account(name=name, uid=entry.pw_uid, gid=entry.pw_gid)
+    return Account(name=name, uid=entry.pw_uid, gid=entry.pw_gid, home=entry.pw_dir)
+
+
+def step_account(user: str | None = None) -> Account | None:
+    """The account step code runs as: `user`, else $KUBESAGE_STEP_USER, else `kubesage`."""
+    return account_to_drop_to(user if user is not None else os.environ.get(ENV_STEP_USER, DEFAULT_STEP_USER))
 
 
 def hand_over(folders: Iterable[Path], account: Account) -> None:
@@ -84,3 +89,4 @@ def become(account: Account) -> None:
     os.setgid(account.gid)
     os.setuid(account.uid)
     os.environ["USER"] = account.name
+    os.environ["HOME"] = account.home

@@ -16,13 +16,13 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import pwd
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from kubesage.errors import KubesageError, ModelError
 from kubesage.image.train import TrainingPaths
+from kubesage.privileges import account_to_drop_to, become
 
 logger = logging.getLogger("kubesage.image")
 
@@ -33,18 +33,10 @@ USAGE = "usage: python -m kubesage.image {train|serve} (SageMaker runs `docker r
 
 def drop_privileges(user: str) -> bool:
     """Become `user` if running as root and the user exists; True if the process changed user."""
-    if os.geteuid() != 0 or not user or user == "root":
+    account = account_to_drop_to(user)
+    if account is None:
         return False
-    try:
-        entry = pwd.getpwnam(user)
-    except KeyError:
-        logger.info("user %r does not exist here; serving as root", user)
-        return False
-    os.setgroups([])
-    os.setgid(entry.pw_gid)
-    os.setuid(entry.pw_uid)
-    os.environ["HOME"] = entry.pw_dir
-    os.environ["USER"] = user
+    become(account)
     return True
 
 

@@ -20,9 +20,8 @@ import pytest
 from kubesage.api.bundle import bundle_from_model
 from kubesage.api.gateway import LambdaInvoker, generate_api_key
 from kubesage.api.local import LAMBDA_IMAGE, RIE_PATH, GatewayServer, LambdaContainer
-from kubesage.ports import free_port
 from tests.integration.api_helpers import evaluation_path_probability, registered_model_dir, seed_record
-from tests.integration.cli_helpers import KUBESAGE, stop_server, wait_ready
+from tests.integration.cli_helpers import served
 
 pytestmark = [pytest.mark.container, pytest.mark.slow]
 
@@ -34,17 +33,8 @@ def model_dir(trained_model: Path, prepared: dict[str, Path], tmp_path_factory: 
 
 @pytest.fixture(scope="module")
 def endpoint(model_dir: Path) -> Iterator[str]:
-    port = free_port()
-    process = subprocess.Popen(
-        [KUBESAGE, "serve", "--model-dir", str(model_dir), "--port", str(port), "--workers", "1"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_ready(url, process)
+    with served(model_dir, workers=1) as url:
         yield url
-    finally:
-        stop_server(process)
 
 
 def test_the_seed_record_through_the_lambda_image(endpoint: str, model_dir: Path, churn_csv: Path) -> None:

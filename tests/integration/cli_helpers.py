@@ -8,6 +8,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -67,3 +69,25 @@ def stop_server(process: subprocess.Popen[bytes]) -> int:
             process.kill()
             process.wait()
     return process.returncode
+
+
+def start_server(model_dir: Path, port: int, workers: int = 1) -> subprocess.Popen[bytes]:
+    """`kubesage serve` on loopback, as a user starts it."""
+    command = [sys.executable, "-m", "kubesage.cli", "serve", "--model-dir", str(model_dir), "--host", "127.0.0.1"]
+    command += ["--port", str(port), "--workers", str(workers), "--threads", "1"]
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+
+@contextmanager
+def served(model_dir: Path, workers: int = 1) -> Iterator[str]:
+    """A running `kubesage serve` of `model_dir`, ready; its URL. Stopped on exit."""
+    from kubesage.ports import free_port
+
+    port = free_port()
+    process = start_server(model_dir, port, workers)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(url, process)
+        yield url
+    finally:
+        stop_server(process)

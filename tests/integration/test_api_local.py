@@ -20,7 +20,7 @@ import pytest
 
 from kubesage.ports import free_port
 from tests.integration.api_helpers import evaluation_path_probability, registered_model_dir, seed_record
-from tests.integration.cli_helpers import KUBESAGE, stop_server, wait_ready
+from tests.integration.cli_helpers import KUBESAGE, served, stop_server
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 KEY = "test-key-0123456789abcdefghijklmnopqrstu"
@@ -33,17 +33,8 @@ def model_dir(trained_model: Path, prepared: dict[str, Path], tmp_path_factory: 
 
 @pytest.fixture(scope="module")
 def endpoint(model_dir: Path) -> Iterator[str]:
-    port = free_port()
-    process = subprocess.Popen(
-        [KUBESAGE, "serve", "--model-dir", str(model_dir), "--port", str(port), "--workers", "1"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_ready(url, process)
+    with served(model_dir, workers=1) as url:
         yield url
-    finally:
-        stop_server(process)
 
 
 @pytest.fixture(scope="module")

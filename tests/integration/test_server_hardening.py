@@ -25,8 +25,8 @@ import pytest
 from kubesage.ports import free_port
 from kubesage.serving.codec import MAX_BODY_BYTES
 from kubesage.serving.transport import HEADER_TIMEOUT_SECONDS, MAX_CONNECTIONS, MAX_HEADER_BYTES
-from tests.integration.cli_helpers import stop_server, wait_ready
-from tests.integration.test_server_live import raw_request, start_server
+from tests.integration.cli_helpers import served, start_server, stop_server, wait_ready
+from tests.integration.test_server_live import raw_request
 
 pytestmark = pytest.mark.integration
 
@@ -34,14 +34,8 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(scope="module")
 def one_worker(model_dir: Path) -> Iterator[str]:
     """One worker, so every connection meets the same event loop."""
-    port = free_port()
-    process = start_server(model_dir, port, workers=1)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_ready(url, process)
+    with served(model_dir, workers=1) as url:
         yield url
-    finally:
-        stop_server(process)
 
 
 def _port(url: str) -> int:

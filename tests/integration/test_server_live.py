@@ -40,27 +40,15 @@ from kubesage.ports import free_port
 from kubesage.serving import OPENAPI_DOCUMENT
 from kubesage.serving.codec import MAX_BODY_BYTES
 from kubesage.serving.predictor import SERVING_PARITY_TOLERANCE
-from tests.integration.cli_helpers import stop_server, wait_ready
+from tests.integration.cli_helpers import served, start_server, stop_server, wait_ready
 
 pytestmark = pytest.mark.integration
 
 
-def start_server(model_dir: Path, port: int, workers: int) -> subprocess.Popen[bytes]:
-    command = [sys.executable, "-m", "kubesage.cli", "serve", "--model-dir", str(model_dir), "--host", "127.0.0.1"]
-    command += ["--port", str(port), "--workers", str(workers), "--threads", "1"]
-    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-
-
 @pytest.fixture(scope="module")
 def live_server(model_dir: Path) -> Iterator[str]:
-    port = free_port()
-    process = start_server(model_dir, port, workers=2)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_ready(url, process)
+    with served(model_dir, workers=2) as url:
         yield url
-    finally:
-        stop_server(process)
 
 
 def csv_body(matrix: np.ndarray) -> str:
