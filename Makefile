@@ -9,16 +9,29 @@ DEMO_DIR := build/demo
 
 $(VENV)/.synced: pyproject.toml uv.lock
 	@command -v uv >/dev/null 2>&1 || python3 -m pip install --quiet "uv==$(UV_VERSION)"
-	uv sync --frozen --extra dev
+	uv sync --quiet --frozen --extra dev
 	@touch $@
 
 setup: $(VENV)/.synced
 
-demo: setup
-	$(BIN)/kubesage data generate --rows 5000 --seed 7 --output $(DEMO_DIR)/churn.csv
-	$(BIN)/kubesage run customer_churn --param input_data=$(DEMO_DIR)/churn.csv
+# The demo needs no dev tools: it syncs the default install only (--inexact keeps dev tools a
+# `make setup` installed).
+$(VENV)/.demo-synced: pyproject.toml uv.lock
+	@command -v uv >/dev/null 2>&1 || python3 -m pip install --quiet "uv==$(UV_VERSION)"
+	@echo "installing kubesage (uv sync, quiet)..."
+	@uv sync --quiet --frozen --inexact
+	@touch $@
+
+# At most 40 lines: one per step start and end, the summary and the next steps, then the seed's
+# serving path: the registered model served, the local API in front of the Lambda handler, one raw
+# record sent with the API key, the answer printed, everything stopped (tests/integration/test_demo_output.py).
+demo: $(VENV)/.demo-synced
+	@$(BIN)/kubesage data generate --rows 5000 --seed 7 --output $(DEMO_DIR)/churn.csv
+	@$(BIN)/kubesage run customer_churn --param input_data=$(DEMO_DIR)/churn.csv
+	@$(BIN)/python -m kubesage.api.demo --data $(DEMO_DIR)/churn.csv
 
 test: setup lint image
+	bash scripts/install-browser.sh
 	$(BIN)/python -m pytest
 
 test-fast: setup
@@ -30,6 +43,7 @@ lint: setup
 	$(BIN)/mypy
 	bash scripts/lint-imports.sh
 	$(BIN)/python scripts/lint_policies.py  # policy-lint: runners/sagemaker/iam/*.json (parliament + kubesage rules)
+	bash lambda/lint.sh
 
 ui: setup
 	$(BIN)/kubesage ui
@@ -42,6 +56,7 @@ image: setup
 	bash containers/common/base-image.sh
 	bash containers/common/wheelhouse.sh
 	bash containers/xgboost-daal4py/build.sh
+	bash lambda/build-image.sh
 
 bench: setup
 	@command -v wrk >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq wrk >/dev/null)

@@ -205,7 +205,7 @@ def main() -> None:
         model_uri, mlflow_env = log_mlflow_model(booster, work)
 
         our_port, mlflow_port = free_port(), free_port()
-        ours = [sys.executable, "-m", "kubesage.serving", "--model", str(model_dir), "--host", "127.0.0.1"]
+        ours = [sys.executable, "-m", "kubesage.cli", "serve", "--model-dir", str(model_dir), "--host", "127.0.0.1"]
         workers = args.workers or available_cpus()  # the same count for all three servers
         ours += ["--port", str(our_port), "--workers", str(workers)]
         processes.append(start(ours, dict(os.environ), work / "kubesage.log"))

@@ -166,9 +166,12 @@ def plot_confusion(evaluation: Evaluation, path: str | Path) -> Path:
 
     matrix = np.asarray(evaluation.confusion)
     fig, ax = plt.subplots(figsize=(4, 4), dpi=100)
-    ax.imshow(matrix, cmap="Blues")
+    ax.imshow(matrix, cmap="Blues", vmin=0)
+    names = [["true negatives", "false positives"], ["false negatives", "true positives"]]
     for (row, col), count in np.ndenumerate(matrix):
-        ax.text(col, row, str(count), ha="center", va="center", color="black")
+        # White on the dark cells, black on the light ones: readable on every shade of the map.
+        colour = "white" if count > matrix.max() / 2 else "black"
+        ax.text(col, row, f"{count}\n{names[row][col]}", ha="center", va="center", color=colour, fontsize=11)
     ax.set_xticks([0, 1], labels=["False", "True"])
     ax.set_yticks([0, 1], labels=["False", "True"])
     ax.set(xlabel="Predicted", ylabel="Actual", title=f"Confusion matrix @ {evaluation.threshold:g}")

@@ -15,8 +15,8 @@ from kubesage.errors import TrackingError
 from kubesage.features import FEATURE_SCHEMA_FILENAME, FeatureSchema
 from kubesage.modelio import load_booster
 from kubesage.redact import redact_text
-from kubesage.run_history import filter_literal
 from kubesage.tracking import TAG_PIPELINE_RUN_ID, tracking_uri
+from kubesage.tracking.filters import filter_literal
 
 DEFAULT_MODEL_NAME = defaults.MODEL_NAME
 INPUT_EXAMPLE_ROWS = 3
@@ -108,7 +108,9 @@ def register_model(
         version = client.create_model_version(
             model_name,
             source=info.model_uri,
-            run_id=active_run_id,
+            # The version links to the pipeline's parent run (when there is one), so the parent's
+            # page and the runs table show the registered model; the model itself stays on the step run.
+            run_id=pipeline_run_id or active_run_id,
             tags=tags,
             description=description,
             model_id=info.model_id,

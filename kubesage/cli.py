@@ -17,8 +17,8 @@ from typing import Any, TypeVar
 import click
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 
+from kubesage.api import cli as api_cli
 from kubesage.errors import KubesageError
 from kubesage.redact import redact_text, redact_uri
 
@@ -133,38 +133,48 @@ def main() -> None:
     help=f"The backend: {', '.join(_runner_specs())} (`kubesage runners` lists what each needs and its options).",
 )
 @click.option("--param", "params", multiple=True, metavar="NAME=VALUE", help="A pipeline parameter (repeatable).")
+@click.option("--verbose", "-v", is_flag=True, help="Also print every task's own log (always kept in a file).")
 @runner_option_flags
 @output_option
 def run(
     pipeline: str,
     runner: str,
     params: tuple[str, ...],
+    verbose: bool,
     runner_options: tuple[str, ...],
     output_format: str,
     **flags: Any,
 ) -> None:
     """Run PIPELINE (a name under pipelines/, module:function, or an IR YAML file)."""
+    if not verbose:  # MLflow's own INFO lines (database set-up, ...) belong in the task logs
+        os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+    from kubesage.input_check import check_inputs
     from kubesage.parameters import parse_assignments
     from kubesage.pipeline_source import load_pipeline
+    from kubesage.run_output import ConsoleProgress, print_result
     from kubesage.runners.registry import get_runner
 
     as_json = output_format == "json"
     try:
-        backend = get_runner(runner, _options_for(runner, flags, runner_options))
-        source = load_pipeline(pipeline, WORK_DIR)
+        options = _options_for(runner, flags, runner_options)
         given = parse_assignments(params)
+        # First, before compiling anything: a missing input file fails at once (Runner.run checks
+        # the defaults too, still before any MLflow run exists).
+        check_inputs(given, options.get("s3_endpoint_url"))
+        backend = get_runner(runner, options)
+        source = load_pipeline(pipeline, WORK_DIR)
         backend.check_parameters(source, given)  # before anything runs, even before the run header
         if not as_json:
             err_console.print(f"[bold]kubesage[/] running [cyan]{source.name}[/] on the [cyan]{runner}[/] runner")
         with _stdout_to_stderr() if as_json else _nullcontext():
-            result = backend.run(source, given, progress=lambda msg: err_console.print(f"[dim]{msg}[/]"))
+            result = backend.run(source, given, progress=ConsoleProgress(err_console, verbose))
     except KubesageError as exc:
         _fail(exc, as_json)
         return
     if as_json:
         click.echo(redact_text(json.dumps(result.to_dict(), indent=2)))
     else:
-        _print_result(result)
+        print_result(result, given, Console())
     if not result.succeeded:
         sys.exit(130 if result.status == "interrupted" else 1)
 
@@ -172,34 +182,6 @@ def run(
 @contextmanager
 def _nullcontext() -> Iterator[None]:
     yield
-
-
-def _print_result(result: Any) -> None:
-    console = Console()
-    steps = Table(title=f"{result.pipeline} on {result.runner}: {result.status}", title_justify="left")
-    steps.add_column("step")
-    steps.add_column("status")
-    steps.add_column("seconds", justify="right")
-    for step in result.steps:
-        steps.add_row(step.name, step.status, f"{step.seconds:.2f}" if step.seconds is not None else "-")
-    console.print(steps)
-    if result.metrics:
-        metrics = Table(title="metrics (test split)", title_justify="left")
-        metrics.add_column("metric")
-        metrics.add_column("value", justify="right")
-        for name, value in result.metrics.items():
-            metrics.add_row(name, f"{value:.4f}")
-        console.print(metrics)
-    if result.registered_model_version:
-        console.print(
-            f"[green]registered[/] {result.registered_model_name} version {result.registered_model_version}"
-            f"  (models:/{result.registered_model_name}/{result.registered_model_version})"
-        )
-    else:
-        console.print(f"[yellow]not registered[/]: {result.not_registered_reason}")
-    if result.failure:
-        console.print(f"[red]failed[/]: {result.failure}")
-    console.print(f"MLflow run {result.mlflow_run_id}; wall time {result.wall_seconds:.1f} s")
 
 
 def _check_target(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
@@ -241,7 +223,24 @@ def compile_command(
         return
     if report:
         click.echo(report, nl=False)
-    err_console.print(f"wrote {written}")
+    err_console.print(f"wrote {written}", highlight=False)
+    _print_placeholders(backend.options)
+
+
+def _print_placeholders(options: Any) -> None:
+    """Name every value the definition holds only as a placeholder, and the flag that sets it."""
+    from kubesage.runners.registry import placeholder_options
+
+    placeholders = placeholder_options(options)
+    if not placeholders:
+        return
+    err_console.print(
+        "[yellow]placeholders[/] in this definition (fine to read or diff it; set them before deploying):",
+        highlight=False,
+    )
+    for name, value, flag in placeholders:
+        how = f"{flag} VALUE or --option {name}=VALUE" if flag else f"--option {name}=VALUE"
+        err_console.print(escape(f"  {name} = {value}   set with {how}"), highlight=False, soft_wrap=True)
 
 
 @main.command("runners")
@@ -290,36 +289,47 @@ def data_generate(rows: int, seed: int, output_path: Path) -> None:
 
 
 @main.command()
-@click.option("--pipeline", "pipeline_name", default=None, help="Only runs of this pipeline (its IR name).")
+@click.option("--pipeline", "pipeline_name", default=None, help="Only runs of this pipeline (either spelling).")
 @click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True)
+@click.option("--wide", is_flag=True, help="Every metric and parameter, full run ids (needs a wide terminal).")
+@click.option(
+    "--compare", "compare_ids", multiple=True, metavar="RUN", help="Runs side by side (two or more; repeatable)."
+)
+@click.argument("more_ids", nargs=-1, metavar="[RUN...]")
 @output_option
-def runs(pipeline_name: str | None, limit: int, output_format: str) -> None:
-    """Recent pipeline runs from MLflow, metrics side by side."""
-    from kubesage.run_history import recent_runs
+def runs(
+    pipeline_name: str | None,
+    limit: int,
+    wide: bool,
+    compare_ids: tuple[str, ...],
+    more_ids: tuple[str, ...],
+    output_format: str,
+) -> None:
+    """Recent pipeline runs from MLflow: metrics and the parameters that differ.
 
+    `kubesage runs --compare RUN RUN...` shows two or more runs (full or short ids) side by side.
+    """
+    from kubesage.run_history import compare_table, get_runs, recent_runs, runs_table
+
+    as_json = output_format == "json"
+    wanted = (*compare_ids, *more_ids)
     try:
-        rows = recent_runs(pipeline_name, limit)
+        if more_ids and not compare_ids:
+            raise click.UsageError("run ids go with --compare: kubesage runs --compare RUN RUN...")
+        if wanted and len(wanted) < 2:
+            raise click.UsageError("--compare needs two or more run ids")
+        rows = get_runs(wanted) if wanted else recent_runs(pipeline_name, limit)
     except KubesageError as exc:
-        _fail(exc, output_format == "json")
+        _fail(exc, as_json)
         return
-    if output_format == "json":
+    if as_json:
         click.echo(redact_text(json.dumps([r.to_dict() for r in rows], indent=2)))
         return
-    metric_names = sorted({name for r in rows for name in r.metrics})
-    table = Table(title="kubesage runs (newest first)", title_justify="left")
-    for column in ["started", "pipeline", "runner", "status", "registered", *metric_names, "run id"]:
-        table.add_column(column)
-    for r in rows:
-        table.add_row(
-            r.started,
-            r.pipeline,
-            r.runner,
-            r.status,
-            r.registered or "-",
-            *[f"{r.metrics[m]:.4f}" if m in r.metrics else "-" for m in metric_names],
-            r.run_id,
-        )
-    Console().print(table)
+    if not rows:
+        hint = f" of pipeline {pipeline_name}" if pipeline_name else ""
+        err_console.print(f"no runs{hint} yet; start one with `kubesage run PIPELINE`")
+        return
+    Console().print(compare_table(rows) if wanted else runs_table(rows, wide=wide))
 
 
 @main.command()
@@ -327,12 +337,17 @@ def runs(pipeline_name: str | None, limit: int, output_format: str) -> None:
     "--model-dir", "model_dir", default=None, help="A model directory (xgboost-model.ubj [+ feature_schema.json])."
 )
 @click.option("--model", "model_uri", default=None, help="An MLflow model URI, e.g. models:/customer-churn/1.")
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", type=int, default=8080, show_default=True)
+@click.option("--host", default=None, help="Interface to listen on (default: $KUBESAGE_SERVE_HOST or 127.0.0.1).")
+@click.option("--port", type=int, default=None, help="Port (default: $SAGEMAKER_BIND_TO_PORT or 8080).")
 @click.option("--workers", type=click.IntRange(min=1), default=None, help="Worker processes (default: CPUs).")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="daal4py threads per worker.")
 def serve(
-    model_dir: str | None, model_uri: str | None, host: str, port: int, workers: int | None, threads: int | None
+    model_dir: str | None,
+    model_uri: str | None,
+    host: str | None,
+    port: int | None,
+    workers: int | None,
+    threads: int | None,
 ) -> None:
     """Serve a model over SageMaker's /ping and /invocations contract, without Docker."""
     from kubesage.serving.model_source import resolve_model_dir
@@ -359,9 +374,33 @@ def ui(port: int, host: str) -> None:
     if not uri.startswith("sqlite:"):
         err_console.print(f"MLFLOW_TRACKING_URI is {redact_uri(uri)}: open that server's UI in a browser.")
         return
-    err_console.print(f"MLflow UI on http://{host}:{port} for {uri}")
+    err_console.print(f"MLflow UI on http://{host}:{port} for {uri}", highlight=False)
+    for name, url in _experiment_urls(uri, f"http://{host}:{port}"):
+        err_console.print(f"  {name}: {url}", highlight=False, soft_wrap=True)
     command = ["mlflow", "ui", "--backend-store-uri", uri, "--host", host, "--port", str(port), "--workers", "1"]
     os.execvp(sys.executable, [sys.executable, "-m", *command])
+
+
+main.add_command(api_cli.api_command)
+main.add_command(api_cli.deploy_command)
+main.add_command(api_cli.approve_command)
+
+from kubesage.features_cli import features  # noqa: E402  (its own module; registered here)
+
+main.add_command(features)
+
+
+def _experiment_urls(uri: str, base: str) -> list[tuple[str, str]]:
+    """Each kubesage experiment's runs table, in the layout kubesage keeps (runner, metrics, params)."""
+    from mlflow import MlflowClient
+
+    from kubesage.tracking.ui_view import VIEW_TAG, runs_url
+
+    try:
+        experiments = MlflowClient(tracking_uri=uri).search_experiments()
+    except Exception:  # the UI still starts; it shows the store's own error
+        return []
+    return [(e.name, runs_url(base, e.experiment_id)) for e in experiments if VIEW_TAG in e.tags]
 
 
 if __name__ == "__main__":

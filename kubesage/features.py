@@ -8,20 +8,26 @@ Feature layout, as in the seed: one one-hot block per categorical column (catego
 strings), then the numeric columns standardised with the training split's mean and standard
 deviation. An unknown category encodes as all zeros. A missing numeric value (None, NaN or an empty
 string) is imputed with the training split's median before scaling.
+
+numpy is imported inside the batch functions only: `encode_record` (one record, plain Python, the
+same per-value rules and arithmetic) is what the Lambda handler imports, and numpy alone would cost
+it more import time than its whole budget.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import numbers
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
-
-import numpy as np
+from typing import TYPE_CHECKING, Any, Protocol
 
 from kubesage.errors import SchemaError
+
+if TYPE_CHECKING:
+    import numpy as np
 
 SCHEMA_VERSION = 1
 FEATURE_SCHEMA_FILENAME = "feature_schema.json"
@@ -164,7 +170,8 @@ def category_key(value: Any) -> str | None:
             return None
         if value.is_integer():
             return str(int(value))
-    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+    # numbers.Integral covers numpy's integer scalars too, without importing numpy.
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
         return str(int(value))
     text = str(value).strip()
     return text or None
@@ -172,6 +179,8 @@ def category_key(value: Any) -> str | None:
 
 def fit_schema(columns: Columns) -> FeatureSchema:
     """Learn categories and numeric statistics from the training split's raw columns."""
+    import numpy as np
+
     categories: dict[str, list[str]] = {}
     for col in CATEGORICAL_COLUMNS:
         keys = {category_key(v) for v in _column(columns, col)}
@@ -193,6 +202,8 @@ def fit_schema(columns: Columns) -> FeatureSchema:
 
 def transform_columns(columns: Columns, schema: FeatureSchema) -> np.ndarray:
     """Turn raw columns (a DataFrame or a dict of sequences) into a float64 feature matrix."""
+    import numpy as np
+
     n_rows = _row_count(columns, schema)
     out = np.zeros((n_rows, schema.n_features), dtype=np.float64)
     offset = 0
@@ -227,6 +238,28 @@ def transform_records(records: Iterable[Mapping[str, Any]], schema: FeatureSchem
     return transform_columns(columns, schema)
 
 
+def encode_record(record: Mapping[str, Any], schema: FeatureSchema) -> list[float]:
+    """One raw record to its feature vector in plain Python: `transform_columns` for a single row.
+
+    The same category keys, number parsing, median imputation and float64 arithmetic
+    ((value - mean) / std), so the result equals `transform_columns` bit for bit (tested).
+    """
+    out: list[float] = []
+    for col, cats in schema.categories.items():
+        if col not in record:
+            raise SchemaError(f"record is missing column '{col}'")
+        key = category_key(record[col])
+        out.extend(1.0 if key == cat else 0.0 for cat in cats)
+    for col, stats in schema.numeric.items():
+        if col not in record:
+            raise SchemaError(f"record is missing column '{col}'")
+        number = parse_number(col, record[col], 0)
+        if math.isnan(number):
+            number = stats.median
+        out.append((number - stats.mean) / stats.std)
+    return out
+
+
 def _column(columns: Columns, name: str) -> Sequence[Any]:
     try:
         values = columns[name]
@@ -244,23 +277,29 @@ def _row_count(columns: Columns, schema: FeatureSchema) -> int:
 
 def _parse_numeric(col: str, values: Sequence[Any]) -> np.ndarray:
     """Parse one numeric column; None, NaN and "" are missing, anything else must be a finite number."""
+    import numpy as np
+
     parsed = np.empty(len(values), dtype=np.float64)
     for row, value in enumerate(values):
-        if value is None or (isinstance(value, str) and not value.strip()):
-            parsed[row] = np.nan
-            continue
-        if isinstance(value, bool):
-            raise SchemaError(f"column '{col}', row {row}: {value!r} is not a number")
-        try:
-            number = float(value)
-        except OverflowError:
-            raise SchemaError(f"column '{col}', row {row}: the value is too large for a number") from None
-        except (TypeError, ValueError):
-            raise SchemaError(f"column '{col}', row {row}: {shorten(repr(value))} is not a number") from None
-        if math.isinf(number):
-            raise SchemaError(f"column '{col}', row {row}: {shorten(repr(value))} is not a finite number")
-        parsed[row] = number
+        parsed[row] = parse_number(col, value, row)
     return parsed
+
+
+def parse_number(col: str, value: Any, row: int) -> float:
+    """One raw numeric value: NaN when missing (None, NaN, ""), else a finite float or SchemaError."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return math.nan
+    if isinstance(value, bool):
+        raise SchemaError(f"column '{col}', row {row}: {value!r} is not a number")
+    try:
+        number = float(value)
+    except OverflowError:
+        raise SchemaError(f"column '{col}', row {row}: the value is too large for a number") from None
+    except (TypeError, ValueError):
+        raise SchemaError(f"column '{col}', row {row}: {shorten(repr(value))} is not a number") from None
+    if math.isinf(number):
+        raise SchemaError(f"column '{col}', row {row}: {shorten(repr(value))} is not a finite number")
+    return number
 
 
 def shorten(text: str, limit: int = 40) -> str:

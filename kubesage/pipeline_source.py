@@ -42,6 +42,16 @@ def available_pipelines() -> list[str]:
     return sorted(m.name for m in pkgutil.iter_modules(package.__path__) if not m.name.startswith("_"))
 
 
+def same_pipeline_name(a: str, b: str) -> bool:
+    """`customer_churn` and `customer-churn` name the same pipeline (module name vs. KFP's IR name)."""
+    return a.replace("_", "-").lower() == b.replace("_", "-").lower()
+
+
+def builtin_name(ref: str, known: list[str]) -> str:
+    """The built-in pipeline module `ref` names in either spelling, or `ref` unchanged."""
+    return next((name for name in known if same_pipeline_name(name, ref)), ref)
+
+
 def load_pipeline(ref: str, workdir: Path) -> PipelineSource:
     """Compile (or read) the pipeline named by `ref`; compiled IR lands in `workdir`."""
     path = Path(ref)
@@ -105,6 +115,7 @@ def _import_pipeline_function(ref: str) -> Any:
             raise PipelineNotFoundError(f"module {module_name} has no attribute {attr!r}")
         return _require_pipeline(function, ref)
     known = available_pipelines()
+    ref = builtin_name(ref, known)
     if ref not in known:
         raise PipelineNotFoundError(
             f"unknown pipeline {ref!r}; built-in pipelines: {', '.join(known)}. "

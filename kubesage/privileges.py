@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import pwd
+import stat
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,6 +52,30 @@ def hand_over(folders: Iterable[Path], account: Account) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         for path in [folder, *folder.rglob("*")]:
             os.chown(path, account.uid, account.gid, follow_symlinks=False)
+
+
+def grant_read(folders: Iterable[Path]) -> None:
+    """Let every user read `folders` and traverse them (inputs a root-run platform wrote 0700/0600).
+
+    SageMaker's local mode downloads inputs into root-only temporary folders on the host and mounts
+    them; the unprivileged step must still read them. Existing permissions are only widened for reading.
+    """
+    traverse = stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH
+    for folder in folders:
+        if not folder.exists():
+            continue
+        # The folders above must be passable too (local mode mounts /opt/ml/input itself 0700).
+        for parent in folder.resolve().parents:
+            if parent.stat().st_mode & traverse != traverse:
+                parent.chmod(parent.stat().st_mode | traverse)
+        for path in [folder, *folder.rglob("*")]:
+            if path.is_symlink():
+                continue
+            mode = path.stat().st_mode
+            extra = stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH
+            if path.is_dir():
+                extra |= stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH
+            path.chmod(mode | extra)
 
 
 def become(account: Account) -> None:

@@ -20,6 +20,7 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from kubesage.errors import KubesageError, ParameterError, RunInterruptedError, RunnerError
+from kubesage.input_check import check_inputs
 from kubesage.parameters import effective_parameters, parameter_specs, resolve_parameters
 from kubesage.pipeline_source import PipelineSource
 from kubesage.redact import redact_uri
@@ -69,6 +70,9 @@ class Progress:
 
     def step(self, event: StepEvent) -> None:
         """A step started or ended."""
+
+    def log(self, line: str) -> None:
+        """One line of a task's own output (executor input, library logs); the CLI shows it with --verbose."""
 
 
 class CallbackProgress(Progress):
@@ -181,6 +185,11 @@ class Runner(ABC):
         """Checks that must pass before anything is recorded (reachable stores, usable inputs)."""
         return None
 
+    def input_endpoint(self) -> str | None:
+        """The S3 endpoint input data is read through (a stand-in's URL), for the pre-run input check."""
+        value = getattr(self.options, "s3_endpoint_url", None)
+        return str(value) if value else None
+
     def explain(self, pipeline: PipelineSource) -> str:
         """How each task and feature maps onto this backend (`kubesage compile --explain`)."""
         raise RunnerError(f"--explain is not available for the {self.name} runner")
@@ -199,6 +208,8 @@ class Runner(ABC):
         """Check, record, execute and summarise one pipeline run."""
         reporter = progress if isinstance(progress, Progress) else CallbackProgress(progress or (lambda _: None))
         parameters = self.check_parameters(pipeline, given)
+        # Before the parent run opens, so a missing input leaves nothing behind in MLflow.
+        check_inputs(effective_parameters(parameter_specs(pipeline.spec), parameters), self.input_endpoint())
         self.preflight(pipeline, parameters)
         logged = effective_parameters(parameter_specs(pipeline.spec), parameters)
         tracking = start_pipeline_run(pipeline.name, self.name, logged)

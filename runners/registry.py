@@ -20,6 +20,7 @@ from kubesage.runners.base import Runner, RunnerOptions
 
 RUNNER_PACKAGES: tuple[str, ...] = (
     "kubesage.runners.local",
+    "kubesage.runners.kfp",
     "kubesage.runners.sagemaker",
 )
 
@@ -134,6 +135,18 @@ def parse_option_values(spec: RunnerSpec, pairs: dict[str, str]) -> dict[str, An
         except json.JSONDecodeError:
             values[name] = text  # pydantic names the problem if the text does not fit the field
     return values
+
+
+def placeholder_options(options: RunnerOptions) -> list[tuple[str, Any, str | None]]:
+    """(field, value, flag) of every option still at a placeholder default (`"placeholder": True`)."""
+    found = []
+    for field_name, info in type(options).model_fields.items():
+        extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
+        value = getattr(options, field_name)
+        if extra.get("placeholder") and value == info.get_default(call_default_factory=True):
+            flag = extra.get("flag")
+            found.append((field_name, value, flag if isinstance(flag, str) else None))
+    return found
 
 
 def describe_runners() -> list[dict[str, Any]]:

@@ -39,8 +39,29 @@ def resolve_model_dir(model: str, download_dir: str | Path | None = None) -> Pat
     try:
         local = Path(mlflow.artifacts.download_artifacts(artifact_uri=model, dst_path=str(target)))
     except MlflowException as exc:
-        raise TrackingError(f"could not download {redact_uri(model)} from MLflow: {redact_text(exc.message)}") from exc
+        raise TrackingError(
+            f"could not download {redact_uri(model)} from MLflow: {redact_text(exc.message)}{_versions_hint(model)}"
+        ) from exc
     except OSError as exc:
         raise TrackingError(f"could not download {redact_uri(model)} from MLflow: {redact_text(str(exc))}") from exc
     find_model_file(local)
     return local
+
+
+def _versions_hint(model: str) -> str:
+    """For models:/NAME/VERSION, the versions NAME has (or that it has none), to pick from."""
+    if not model.startswith("models:/"):
+        return ""
+    name = model.removeprefix("models:/").split("/", 1)[0].split("@", 1)[0]
+    from mlflow import MlflowClient
+
+    try:
+        safe = name.replace("'", "")
+        versions = MlflowClient().search_model_versions(f"name = '{safe}'")
+    except Exception:  # the download error above is the one to show
+        return ""
+    if not versions:
+        return f"; no registered model {name!r} has any version (`kubesage run` registers one)"
+    numbers = sorted(int(v.version) for v in versions)
+    listed = ", ".join(str(n) for n in numbers[-10:])
+    return f"; {name} has version(s) {listed}: e.g. --model models:/{name}/{numbers[-1]}"

@@ -53,13 +53,17 @@ ENV_MODEL_DIR = "KUBESAGE_MODEL_DIR"
 ENV_THREADS = "KUBESAGE_SERVING_THREADS"
 ENV_WORKERS = "MODEL_SERVER_WORKERS"
 ENV_PORT = "SAGEMAKER_BIND_TO_PORT"
+# The one host default: loopback, so `kubesage serve` on a laptop is not reachable from the network;
+# the image sets KUBESAGE_SERVE_HOST=0.0.0.0, as SageMaker requires of a serving container.
+ENV_HOST = "KUBESAGE_SERVE_HOST"
+DEFAULT_HOST = "127.0.0.1"
 CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
 
 
 @dataclass(frozen=True)
 class ServerConfig:
     model_dir: Path
-    host: str = "0.0.0.0"
+    host: str = DEFAULT_HOST
     port: int = DEFAULT_PORT
     workers: int = 1
     threads: int = 1
@@ -88,7 +92,7 @@ def available_cpus(cpu_max: Path = CGROUP_CPU_MAX) -> int:
 
 def resolve_config(
     model_dir: str | Path,
-    host: str = "0.0.0.0",
+    host: str | None = None,
     port: int | None = None,
     workers: int | None = None,
     threads: int | None = None,
@@ -101,7 +105,7 @@ def resolve_config(
     resolved_port = port if port is not None else _env_int(ENV_PORT) or DEFAULT_PORT
     return ServerConfig(
         model_dir=Path(model_dir).resolve(),
-        host=host,
+        host=host or os.environ.get(ENV_HOST) or DEFAULT_HOST,
         port=resolved_port,
         workers=resolved_workers,
         threads=resolved_threads,
@@ -118,7 +122,7 @@ def check_model_dir(model_dir: str | Path) -> None:
 
 def serve(
     model_dir: str | Path,
-    host: str = "0.0.0.0",
+    host: str | None = None,
     port: int | None = None,
     workers: int | None = None,
     threads: int | None = None,

@@ -21,10 +21,12 @@ __all__ = [
     "ENV_RUNNER",
     "ENV_STEP_RUN_ID_FILE",
     "ENV_TRACKING_URI",
+    "EXPERIMENT_KIND_TRAINING",
     "HANDOFF_ENV",
     "TAG_BACKEND_RUN_ID",
     "TAG_DATA_SHA256",
     "TAG_DATA_URI",
+    "TAG_EXPERIMENT_KIND",
     "TAG_FAILURE",
     "TAG_GIT_COMMIT",
     "TAG_KIND",
@@ -74,6 +76,11 @@ TAG_REGISTERED_NAME = "kubesage.registered_model_name"
 TAG_NOT_REGISTERED = "kubesage.not_registered_reason"
 TAG_FAILURE = "kubesage.failure"
 TAG_KIND = "kubesage.kind"
+# MLflow 3's experiment type: "custom_model_development" is "Machine learning" (runs, metrics,
+# models), not "GenAI apps & agents" (traces). MLflow UIs that key their view on the experiment read
+# this tag; 3.17's UI also keeps a per-browser workflow type, which `?workflowType=` in a URL sets.
+TAG_EXPERIMENT_KIND = "mlflow.experimentKind"
+EXPERIMENT_KIND_TRAINING = "custom_model_development"
 
 
 @dataclass(frozen=True)

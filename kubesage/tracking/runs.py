@@ -23,6 +23,8 @@ from kubesage.tracking.contract import (
     ENV_RUNNER,
     ENV_STEP_RUN_ID_FILE,
     ENV_TRACKING_URI,
+    EXPERIMENT_KIND_TRAINING,
+    TAG_EXPERIMENT_KIND,
     TAG_FAILURE,
     TAG_GIT_COMMIT,
     TAG_KIND,
@@ -34,6 +36,7 @@ from kubesage.tracking.contract import (
     StepHandoff,
 )
 from kubesage.tracking.mlflow_calls import mlflow_call
+from kubesage.tracking.ui_view import update_runs_view
 
 
 class _SageMakerHeaderNoise(logging.Filter):
@@ -100,12 +103,15 @@ def _client(uri: str) -> Any:
 
 
 def ensure_experiment(name: str, uri: str) -> str:
+    """The experiment's id, created if needed and marked as model training (not GenAI) for the UI."""
     client = _client(uri)
     with mlflow_call(f"find or create experiment {name!r}", uri):
         existing = client.get_experiment_by_name(name)
-        if existing is not None:
-            return str(existing.experiment_id)
-        return str(client.create_experiment(name))
+        if existing is None:
+            return str(client.create_experiment(name, tags={TAG_EXPERIMENT_KIND: EXPERIMENT_KIND_TRAINING}))
+        if TAG_EXPERIMENT_KIND not in existing.tags:  # made before kubesage set the kind
+            client.set_experiment_tag(existing.experiment_id, TAG_EXPERIMENT_KIND, EXPERIMENT_KIND_TRAINING)
+        return str(existing.experiment_id)
 
 
 def start_pipeline_run(
@@ -150,6 +156,8 @@ def finish_pipeline_run(run: PipelineRun, status: str, failure: str | None = Non
         if failure:
             client.set_tag(run.run_id, TAG_FAILURE, redact_text(failure)[:5000])
         client.set_terminated(run.run_id, status=status)
+    with mlflow_call("update the experiment's runs view", run.tracking_uri):
+        update_runs_view(client, run.experiment_id)
 
 
 def _param_text(value: Any) -> str:

@@ -24,6 +24,5 @@ RUNNERS = (
         options=LocalOptions,
         summary="KFP's local runner: each task a subprocess on this machine",
         needs="nothing (embedded MLflow store by default)",
-        compile_target="kfp",
     ),
 )

@@ -19,6 +19,7 @@ from kubesage.errors import RunnerError
 from kubesage.pipeline_source import PipelineSource
 from kubesage.runners.base import RunContext, Runner
 from kubesage.runners.local import LocalOptions
+from kubesage.runners.local.task_logs import capture_task_output
 from kubesage.tracking.contract import ENV_FAILURE_DIR, read_failures
 
 DEFAULT_PIPELINE_ROOT = Path("local_outputs")
@@ -58,12 +59,23 @@ class LocalRunner(Runner):
         warnings.filterwarnings("ignore", message=r".*non-Python base image.*")
         pipeline = components.load_component_from_file(str(context.pipeline.ir_path))
         root = self.pipeline_root
-        context.progress.info(f"running {context.pipeline.name} on KFP's local runner (outputs in {root})")
-        try:
-            with environment(env):
-                pipeline(**context.parameters)
-        except Exception as exc:
-            reason = read_failures(failure_dir) or f"{type(exc).__name__}: {exc}"
-            raise RunnerError(f"pipeline {context.pipeline.name} failed: {reason}") from exc
-        finally:
-            shutil.rmtree(failure_dir, ignore_errors=True)
+        log_path = root / "logs" / f"{context.backend_run_id}.log"
+        context.progress.info(f"task outputs in {root}/, task logs in {log_path}")
+        with capture_task_output(log_path, context.progress) as events:
+            try:
+                with environment(env):
+                    pipeline(**context.parameters)
+            except Exception as exc:
+                reason = read_failures(failure_dir) or f"{type(exc).__name__}: {exc}"
+                for task in events.failed:
+                    tail = "\n".join(f"  | {line}" for line in _tail_without(events.tail(task), reason))
+                    context.progress.info(f"last lines of task {task} (full log: {log_path}):\n{tail}")
+                raise RunnerError(f"pipeline {context.pipeline.name} failed: {reason}") from exc
+            finally:
+                shutil.rmtree(failure_dir, ignore_errors=True)
+
+
+def _tail_without(lines: list[str], reason: str) -> list[str]:
+    """The task's last lines, minus the ones that only repeat the reason the error will show."""
+    words = reason.split(": ", 1)[-1]
+    return [line for line in lines if words not in line]

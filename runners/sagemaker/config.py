@@ -20,6 +20,7 @@ _KMS_KEY_RE = re.compile(
 PinnedValue = str | bool | int | float
 
 # Placeholders keep `kubesage compile` usable without any AWS account; `run` replaces them.
+# Fields marked `"placeholder": True` are named by `kubesage compile` while they keep these values.
 DEFAULT_IMAGE = "kubesage/xgboost-daal4py:latest"
 DEFAULT_ROLE = "arn:aws:iam::000000000000:role/kubesage-sagemaker-execution"
 DEFAULT_BUCKET = "kubesage-artifacts"
@@ -29,10 +30,14 @@ class SageMakerConfig(RunnerOptions):
     """Where and how the compiled pipeline runs. Every field has an offline-safe default."""
 
     image_uri: str = Field(
-        default=DEFAULT_IMAGE, description="the step image URI (ECR)", json_schema_extra={"flag": "--image"}
+        default=DEFAULT_IMAGE,
+        description="the step image URI (ECR)",
+        json_schema_extra={"flag": "--image", "placeholder": True},
     )
     role_arn: str = Field(
-        default=DEFAULT_ROLE, description="the pipeline execution role ARN", json_schema_extra={"flag": "--role"}
+        default=DEFAULT_ROLE,
+        description="the pipeline execution role ARN",
+        json_schema_extra={"flag": "--role", "placeholder": True},
     )
     job_role_arn: str | None = Field(
         default=None,
@@ -41,7 +46,9 @@ class SageMakerConfig(RunnerOptions):
         json_schema_extra={"flag": "--job-role"},
     )
     bucket: str = Field(
-        default=DEFAULT_BUCKET, description="the S3 bucket for artifacts", json_schema_extra={"flag": "--bucket"}
+        default=DEFAULT_BUCKET,
+        description="the S3 bucket for artifacts",
+        json_schema_extra={"flag": "--bucket", "placeholder": True},
     )
     prefix: str = "kubesage"
     region: str = Field(default="us-east-1", description="the AWS region", json_schema_extra={"flag": "--region"})

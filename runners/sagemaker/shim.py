@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from kubesage.errors import SpecIntegrityError
-from kubesage.privileges import hand_over, step_account
+from kubesage.privileges import grant_read, hand_over, step_account
 from kubesage.runners.sagemaker.child import child_environment, close_stopped_run, run_child
 from kubesage.runners.sagemaker.integrity import DIGEST_FLAG, read_verified_spec
 from kubesage.tracking import tracking_uri
@@ -230,6 +230,17 @@ def _writable_folders(spec: dict[str, Any], workdir: Path) -> list[Path]:
     return folders
 
 
+def _readable_folders(spec: dict[str, Any], data_params: dict[str, tuple[str, str]]) -> list[Path]:
+    """What the component reads that the platform wrote as root: input artifacts (and their
+    unpacked models) and downloaded data parameters."""
+    folders = []
+    for art in spec["input_artifacts"].values():
+        directory = Path(art["dir"])
+        folders += [directory, directory.parent / f"{directory.name}-unpacked"]
+    folders += [Path(download_dir) for download_dir, _ in data_params.values()]
+    return folders
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
     try:
@@ -251,6 +262,7 @@ def main(argv: list[str] | None = None) -> int:
     home = workdir / "home"
     if account is not None:
         hand_over([*_writable_folders(spec, workdir), home], account)
+        grant_read(_readable_folders(spec, args.data_param))
     run_id_file = workdir / "mlflow-run-id"
     env = child_environment(os.environ, run_id_file, home if account else None, _DROP_IF_EMPTY)
     user = f" as user {account.name!r}" if account else ""

@@ -1,8 +1,10 @@
 """Every runner that can run here, driven through the same pipeline, data and seed.
 
 Each runner case says how to reach its backend on this machine: `local` runs KFP's local runner;
-`sagemaker-local` runs the compiled SageMaker definition in the SageMaker SDK's local mode with the
-kubesage image in Docker, S3 being moto in server mode. Every case tracks into one real `mlflow
+`kfp` submits to a stand-in for KFP's v2beta1 REST API that runs each pipeline with kfp.local in a
+clean process (tests/standins/: the client protocol, not a cluster); `sagemaker-local` runs the
+compiled SageMaker definition in the SageMaker SDK's local mode with the kubesage image in Docker,
+S3 being moto in server mode. Every case tracks into one real `mlflow
 server` on loopback (job containers share the host network), so all runs sit side by side in one
 store, as a user comparing runners would have them. Each heavy run happens once per session.
 """
@@ -26,6 +28,7 @@ from kubesage.pipeline_source import PipelineSource, load_pipeline
 from kubesage.runners.base import Runner, RunResult
 from kubesage.runners.registry import get_runner
 from tests.servers import running_mlflow, running_moto
+from tests.standins.kfp_fixtures import kfp_runner_options, kfp_standin  # noqa: F401  (fixtures)
 
 IMAGE = os.environ.get("KUBESAGE_SAGEMAKER_TEST_IMAGE", "kubesage/xgboost-daal4py:latest")
 BUCKET = "kubesage-compliance"
@@ -74,9 +77,16 @@ def _sagemaker_local_case(request: pytest.FixtureRequest, _tmp: Path) -> RunnerC
     return RunnerCase("sagemaker-local", options, aws)
 
 
+def _kfp_case(request: pytest.FixtureRequest, _tmp: Path) -> RunnerCase:
+    # The KFP v2beta1 API stand-in (tests/standins/kfp_api.py): kfp.Client's protocol, each run executed
+    # by kfp.local in a clean process; it stands in for the API, not for Argo, the driver/launcher or scheduling.
+    return RunnerCase("kfp", request.getfixturevalue("kfp_runner_options"))
+
+
 # Every runner that can run on this machine. A new backend adds its case here.
 CASE_BUILDERS: dict[str, Callable[[pytest.FixtureRequest, Path], RunnerCase]] = {
     "local": _local_case,
+    "kfp": _kfp_case,
     "sagemaker-local": _sagemaker_local_case,
 }
 

@@ -158,7 +158,6 @@ def _bad_file(tmp: Path, churn_csv: Path, kind: str) -> Path:
 @pytest.mark.parametrize(
     ("kind", "message"),
     [
-        ("missing", "does not exist"),
         ("empty", "empty"),
         ("misspelled", "Day Mins"),
         ("non_numeric", "Day Mins"),
@@ -176,7 +175,7 @@ def test_bad_input_fails_clearly_and_registers_nothing(
     tmp_path: Path,
 ) -> None:
     before = _registered_versions(tracking_uri)
-    path = tmp_path / "nope.csv" if kind == "missing" else _bad_file(tmp_path, churn_csv, kind)
+    path = _bad_file(tmp_path, churn_csv, kind)
     result = run_cli(
         ["run", "customer_churn", "--param", f"input_data={path}", "--output", "json"], workdir, tracking_uri
     )
@@ -187,6 +186,21 @@ def test_bad_input_fails_clearly_and_registers_nothing(
     assert message.lower() in data["failure"].lower()
     assert "Traceback" not in data["failure"]
     assert _registered_versions(tracking_uri) == before
+
+
+def test_a_missing_input_file_fails_before_anything_runs(
+    workdir: Path, tracking_uri: str, churn_run: dict[str, Any], tmp_path: Path
+) -> None:
+    """Checked before the parent run opens: one message, well under 2 s of work, no run left behind."""
+    client = MlflowClient(tracking_uri=tracking_uri)
+    runs_before = len(client.search_runs([churn_run_experiment(client)]))
+    missing = tmp_path / "nope.csv"
+    result = run_cli(["run", "customer-churn", "--param", f"input_data={missing}"], workdir, tracking_uri)
+    assert result.code == 2
+    assert result.stderr.count(f"input data file {missing} does not exist") == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "preprocess" not in result.stderr  # no task started
+    assert len(client.search_runs([churn_run_experiment(client)])) == runs_before
 
 
 @pytest.mark.parametrize(

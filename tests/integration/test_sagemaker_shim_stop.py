@@ -37,7 +37,12 @@ with step_run("long-step"):
 """
 
 
-def _spec(tmp_path: Path, command: list[str], outputs: dict[str, Any] | None = None) -> tuple[Path, str]:
+def _spec(
+    tmp_path: Path,
+    command: list[str],
+    outputs: dict[str, Any] | None = None,
+    inputs: dict[str, Any] | None = None,
+) -> tuple[Path, str]:
     spec = {
         "pipeline": "stop-test",
         "task": "long-step",
@@ -46,7 +51,7 @@ def _spec(tmp_path: Path, command: list[str], outputs: dict[str, Any] | None = N
         "command": command,
         "args": [],
         "constants": {},
-        "input_artifacts": {},
+        "input_artifacts": inputs or {},
         "output_artifacts": outputs or {},
         "outputs_file": str(tmp_path / "out" / "kubesage-outputs" / "outputs.json"),
     }
@@ -131,8 +136,18 @@ def test_the_component_runs_as_the_unprivileged_user(tmp_path_factory: pytest.Te
     root.mkdir(mode=0o755)
     try:
         out = root / "out" / "whoami" / "whoami"
+        # An input as SageMaker's local mode leaves it: a root-only folder holding a root-only file.
+        data_dir = root / "in" / "data"
+        data_dir.mkdir(parents=True)
+        (data_dir / "data").write_text("rows\n")
+        (data_dir / "data").chmod(0o600)
+        data_dir.chmod(0o700)
+        data_dir.parent.chmod(0o700)  # local mode mounts /opt/ml/input itself root-only
         spec_dir, digest = _spec(
-            root, ["sh", "-c", f"id -u > {out}"], outputs={"whoami": {"path": str(out), "type": "system.Artifact"}}
+            root,
+            ["sh", "-c", f"id -u > {out} && cat {data_dir / 'data'} >> {out}"],
+            outputs={"whoami": {"path": str(out), "type": "system.Artifact"}},
+            inputs={"data": {"dir": str(data_dir), "file": "data", "packed": False, "type": "system.Dataset"}},
         )
         env = {**os.environ, "KUBESAGE_STEP_USER": "nobody"}
         argv = ["--task", "long-step", "--spec-dir", str(spec_dir), "--spec-sha256", digest]
@@ -144,7 +159,9 @@ def test_the_component_runs_as_the_unprivileged_user(tmp_path_factory: pytest.Te
             timeout=120,
         )
         assert done.returncode == 0, done.stderr
-        assert int(out.read_text()) == 65534  # nobody
+        uid, data = out.read_text().splitlines()
+        assert int(uid) == 65534  # nobody
+        assert data == "rows"  # the root-only input was made readable
         assert "as user 'nobody'" in done.stdout
         # The shim itself (root) still delivers the outputs file.
         assert (root / "out" / "kubesage-outputs" / "outputs.json").stat().st_uid == 0

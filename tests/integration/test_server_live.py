@@ -1,6 +1,6 @@
 """The model server as a real process on loopback: parity, clients we did not write, limits, SIGTERM.
 
-The server runs as `python -m kubesage.serving` (uvicorn, 2 worker processes) on a churn model
+The server runs as `kubesage serve` (uvicorn, 2 worker processes) on a churn model
 trained here from the real data.
 """
 
@@ -46,7 +46,7 @@ pytestmark = pytest.mark.integration
 
 
 def start_server(model_dir: Path, port: int, workers: int) -> subprocess.Popen[bytes]:
-    command = [sys.executable, "-m", "kubesage.serving", "--model", str(model_dir), "--host", "127.0.0.1"]
+    command = [sys.executable, "-m", "kubesage.cli", "serve", "--model-dir", str(model_dir), "--host", "127.0.0.1"]
     command += ["--port", str(port), "--workers", str(workers), "--threads", "1"]
     return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
@@ -262,7 +262,7 @@ def test_unusable_model_exits_non_zero_with_reason(tmp_path: Path, bad: str) -> 
         target.mkdir()
         (target / "notes.txt").write_text("no booster here")
     result = subprocess.run(
-        [sys.executable, "-m", "kubesage.serving", "--model", str(target), "--port", str(free_port())],
+        [sys.executable, "-m", "kubesage.cli", "serve", "--model-dir", str(target), "--port", str(free_port())],
         capture_output=True,
         text=True,
         timeout=120,

@@ -7,9 +7,10 @@ invisible to the wheel until pyproject.toml lists it; the editable install hides
 from __future__ import annotations
 
 import tomllib
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.paths import REPO_ROOT
+
+ROOT = REPO_ROOT
 
 
 def _packages_on_disk() -> set[str]:

@@ -18,8 +18,9 @@ from kubesage.errors import UnsupportedFeatureError
 from kubesage.runners.sagemaker.compiler import CompiledPipeline, compile_file, compile_spec
 from kubesage.runners.sagemaker.config import SageMakerConfig
 from kubesage.runners.sagemaker.ir import load_ir
+from tests.paths import TESTS_DIR
 
-GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "sagemaker"
+GOLDEN = TESTS_DIR / "golden" / "sagemaker"
 REGEN = os.environ.get("KUBESAGE_REGEN_GOLDEN") == "1"
 CONFIG = SageMakerConfig(
     image_uri="123456789012.dkr.ecr.us-east-1.amazonaws.com/kubesage/xgboost-daal4py:1",

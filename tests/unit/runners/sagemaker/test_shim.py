@@ -20,8 +20,9 @@ from kubesage.runners.sagemaker import shim
 from kubesage.runners.sagemaker.compiler import compile_file
 from kubesage.runners.sagemaker.config import SageMakerConfig
 from kubesage.runners.sagemaker.integrity import spec_bytes, spec_digest
+from tests.paths import TESTS_DIR
 
-GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "sagemaker"
+GOLDEN = TESTS_DIR / "golden" / "sagemaker"
 
 
 def _compiled_specs(tmp_path: Path) -> dict[str, dict[str, Any]]:

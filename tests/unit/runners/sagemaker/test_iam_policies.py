@@ -17,7 +17,9 @@ from typing import Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.paths import REPO_ROOT
+
+ROOT = REPO_ROOT
 IAM = ROOT / "runners" / "sagemaker" / "iam"
 
 

@@ -25,8 +25,9 @@ from kubesage.pipeline_source import load_pipeline
 from kubesage.runners.sagemaker.compiler import CompiledPipeline, compile_spec
 from kubesage.runners.sagemaker.config import SageMakerConfig
 from tests.corpus.sagemaker._expect import Expectation, Refused, Translates
+from tests.paths import TESTS_DIR
 
-CORPUS_DIR = Path(__file__).resolve().parents[1] / "corpus" / "sagemaker"
+CORPUS_DIR = TESTS_DIR / "corpus" / "sagemaker"
 MODULES = ("basics", "conditions", "nested", "loops", "importers", "kubernetes")
 MALFORMED = sorted((CORPUS_DIR / "malformed").glob("*.yaml"))
 CONFIG = SageMakerConfig(bucket="kubesage-corpus")

@@ -17,8 +17,9 @@ from kubesage.runners.sagemaker.compiler import CompiledPipeline, compile_file
 from kubesage.runners.sagemaker.config import SageMakerConfig
 from kubesage.runners.sagemaker.naming import sagemaker_pipeline_name
 from kubesage.runners.sagemaker.pinning import refuse_pinned
+from tests.paths import TESTS_DIR
 
-GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "sagemaker"
+GOLDEN = TESTS_DIR / "golden" / "sagemaker"
 SECURE = SageMakerConfig(
     role_arn="arn:aws:iam::123456789012:role/kubesage-sagemaker-pipeline",
     job_role_arn="arn:aws:iam::123456789012:role/kubesage-sagemaker-job",

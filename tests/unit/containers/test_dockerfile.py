@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
-DOCKERFILE = Path(__file__).resolve().parents[2] / "containers" / "xgboost-daal4py" / "Dockerfile"
+from tests.paths import REPO_ROOT
+
+DOCKERFILE = REPO_ROOT / "containers" / "xgboost-daal4py" / "Dockerfile"
 
 
 def hadolint() -> str:

@@ -1,0 +1,140 @@
+"""`kubesage api`, `kubesage deploy` and `kubesage approve`: thin click adapters over kubesage.api."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from kubesage.errors import KubesageError
+
+ENV_API_KEY = "KUBESAGE_API_KEY"
+
+
+def _fail(exc: KubesageError) -> None:
+    click.echo(f"error: {exc}", err=True)
+    sys.exit(exc.exit_code)
+
+
+@click.command("api")
+@click.option("--endpoint-url", required=True, help="Where the sagemaker-runtime client goes: kubesage serve's URL.")
+@click.option("--endpoint-name", default="kubesage-local", show_default=True, help="The endpoint name to invoke.")
+@click.option(
+    "--model",
+    "model",
+    default=None,
+    help="models:/NAME/VERSION or a model dir (schema, threshold); default: the newest customer-churn version.",
+)
+@click.option("--port", type=click.IntRange(1, 65535), default=3000, show_default=True)
+@click.option("--api-key", default=None, help=f"The key clients send as x-api-key (or ${ENV_API_KEY}; else generated).")
+@click.option("--container", is_flag=True, help="Run the handler in the Lambda image under the emulator (Docker).")
+def api_command(
+    endpoint_url: str, endpoint_name: str, model: str | None, port: int, api_key: str | None, container: bool
+) -> None:
+    """Serve POST /predict on 127.0.0.1 as API Gateway would, in front of the Lambda handler."""
+    from kubesage.api.bundle import bundle_from_model
+    from kubesage.api.gateway import InProcessInvoker, LambdaInvoker, generate_api_key
+    from kubesage.api.local import GatewayServer, LambdaContainer, in_process_api
+
+    key = api_key or os.environ.get(ENV_API_KEY) or ""
+    if not key:
+        key = generate_api_key()
+        click.echo(f"API key (generated; send it as x-api-key): {key}", err=True)
+    try:
+        if model is None:
+            from kubesage.api.demo import latest_model
+
+            model = latest_model()
+        bundle = bundle_from_model(model)
+        if container:
+            runtime = LambdaContainer(bundle, endpoint_url, endpoint_name).start()
+            invoke = LambdaInvoker(runtime.url)
+        else:
+            invoke = InProcessInvoker(in_process_api(bundle, endpoint_url, endpoint_name))  # type: ignore[assignment]
+        gateway = GatewayServer(invoke, key, port=port)
+    except KubesageError as exc:
+        _fail(exc)
+        return
+    where = "the Lambda image under the emulator" if container else "in-process"
+    click.echo(
+        f"POST http://127.0.0.1:{port}/predict -> handler ({where}; {bundle.model}, threshold "
+        f"{bundle.decision_threshold:g}) -> {endpoint_url} endpoint '{endpoint_name}'",
+        err=True,
+    )
+    try:
+        gateway.serve_forever()
+    finally:
+        if container:
+            runtime.stop()
+
+
+@click.command("approve")
+@click.argument("model_package_arn")
+@click.option("--region", default=None)
+@click.option("--output", "output_format", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def approve_command(model_package_arn: str, region: str | None, output_format: str) -> None:
+    """Approve a SageMaker model package so `kubesage deploy` accepts it."""
+    from kubesage.api.deploy import approve_model_package
+
+    try:
+        status = approve_model_package(model_package_arn, region=region)
+    except KubesageError as exc:
+        _fail(exc)
+        return
+    if output_format == "json":
+        click.echo(json.dumps({"model_package": model_package_arn, "status": status}))
+    else:
+        click.echo(f"{model_package_arn}: {status}")
+
+
+@click.command("deploy")
+@click.option("--model-package", "model_package_arn", required=True, help="An Approved SageMaker model package ARN.")
+@click.option("--model", "model", required=True, help="Its registered model (models:/NAME/VERSION): schema, threshold.")
+@click.option("--stack-name", default="kubesage-churn", show_default=True)
+@click.option("--execution-role", "execution_role_arn", required=True, help="The SageMaker model's execution role.")
+@click.option("--bucket", required=True, help="S3 bucket for the Lambda zip (by content hash) and data capture.")
+@click.option("--instance-type", default="ml.m5.large", show_default=True)
+@click.option("--region", default=None)
+@click.option("--template-only", type=click.Path(dir_okay=False), default=None, help="Write the rendered template.")
+@click.option("--output", "output_format", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def deploy_command(
+    model_package_arn: str,
+    model: str,
+    stack_name: str,
+    execution_role_arn: str,
+    bucket: str,
+    instance_type: str,
+    region: str | None,
+    template_only: str | None,
+    output_format: str,
+) -> None:
+    """Create or update the API stack (endpoint, Lambda, API Gateway) through a CloudFormation change set."""
+    from kubesage.api.deploy import DeployRequest, deploy, render_template
+
+    if template_only:
+        Path(template_only).write_text(render_template(), encoding="utf-8")
+        click.echo(f"wrote {template_only}", err=True)
+        return
+    request = DeployRequest(
+        stack_name=stack_name,
+        model_package_arn=model_package_arn,
+        model=model,
+        execution_role_arn=execution_role_arn,
+        bucket=bucket,
+        instance_type=instance_type,
+        region=region,
+    )
+    try:
+        result = deploy(request, progress=lambda message: click.echo(message, err=True))
+    except KubesageError as exc:
+        _fail(exc)
+        return
+    if output_format == "json":
+        click.echo(json.dumps(result.to_dict(), indent=2))
+        return
+    click.echo(f"stack {result.stack_name}: {result.status}")
+    click.echo(f"API: POST {result.api_url}")
+    click.echo(f"API key: {result.key_command}")

@@ -1,0 +1,86 @@
+"""Edits to the compiled IR before it goes to the cluster: pure functions on the PipelineSpec dict.
+
+Pods do not inherit the CLI's environment, so the MLflow hand-off travels in the IR itself: each
+executor's container `env`. Only the hand-off variables go there (tracking URI, parent run id,
+experiment id, runner name), never a credential: a URI carrying one is refused.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from kubesage.errors import RunnerError
+from kubesage.redact import uri_credentials
+from kubesage.tracking.contract import ENV_TRACKING_URI
+
+
+def executors(spec: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """Executor label -> its container spec."""
+    found = spec.get("deploymentSpec", {}).get("executors", {})
+    return {label: executor["container"] for label, executor in found.items() if "container" in executor}
+
+
+def _dags(spec: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
+    yield spec["root"]["dag"]
+    for component in spec.get("components", {}).values():
+        if "dag" in component:
+            yield component["dag"]
+
+
+def executor_tasks(spec: Mapping[str, Any]) -> list[str]:
+    """The names of the tasks that run a container (not the DAGs around them), in IR order."""
+    components = spec.get("components", {})
+    names = []
+    for dag in _dags(spec):
+        for name, task in dag.get("tasks", {}).items():
+            component = components.get(task.get("componentRef", {}).get("name", ""), {})
+            if "executorLabel" in component:
+                names.append(name)
+    return names
+
+
+def check_no_credentials(env: Mapping[str, str]) -> None:
+    """The IR is readable by anyone who can read the run: refuse a tracking URI that carries secrets."""
+    credentials = uri_credentials(env.get(ENV_TRACKING_URI, ""))
+    if credentials:
+        raise RunnerError(
+            f"MLFLOW_TRACKING_URI carries a credential ({', '.join(credentials)}), and KFP stores each run's IR "
+            "where anyone who can read the run sees it. Use a plain http(s)://host URI and give the pods "
+            "MLFLOW_TRACKING_USERNAME/PASSWORD (or MLFLOW_TRACKING_TOKEN) from a Kubernetes secret"
+        )
+
+
+def prepare(
+    spec: Mapping[str, Any],
+    env: Mapping[str, str] | None = None,
+    image: str | None = None,
+    enable_caching: bool | None = None,
+) -> dict[str, Any]:
+    """A copy of `spec` with `env` in every executor, `image` on every executor, caching set on every task."""
+    out = copy.deepcopy(dict(spec))
+    if env:
+        check_no_credentials(env)
+    for container in executors(out).values():
+        if env:
+            kept = [e for e in container.get("env", []) if e.get("name") not in env]
+            container["env"] = kept + [{"name": k, "value": v} for k, v in env.items()]
+        if image:
+            container["image"] = image
+    if enable_caching is not None:
+        for dag in _dags(out):
+            for task in dag.get("tasks", {}).values():
+                task.setdefault("cachingOptions", {})["enableCache"] = enable_caching
+    return out
+
+
+def validate(spec: Mapping[str, Any]) -> None:
+    """Parse into the PipelineSpec proto, as the KFP API server will: a broken edit fails here, offline."""
+    from google.protobuf import json_format
+    from kfp.pipeline_spec import pipeline_spec_pb2
+
+    try:
+        json_format.ParseDict(dict(spec), pipeline_spec_pb2.PipelineSpec())
+    except json_format.ParseError as exc:
+        raise RunnerError(f"the IR is not a valid PipelineSpec after kubesage's edits: {exc}") from exc

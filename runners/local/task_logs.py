@@ -1,0 +1,120 @@
+"""KFP local runner output: task logs to a file, task start/end to `Progress`.
+
+KFP's local runner logs "Executing task 'x'" and "Task 'x' finished with status SUCCESS" on the root
+logger and prints each task's output (its executor input JSON, library chatter) with `print`. Both
+go through `sys.stdout`, which `capture_task_output` points at a `TaskLog`: every line goes to the
+run's log file, and to `Progress.log` (the console shows it with `--verbose`). A filter on the root
+logger (KFP swaps the root logger's handlers per task, never its filters) turns the two task
+messages into `StepEvent`s with their timing.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import re
+import sys
+import time
+from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager, redirect_stdout
+from pathlib import Path
+from typing import TextIO
+
+from kubesage.runners.base import Progress, StepEvent
+
+TAIL_LINES = 15
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_STARTED = re.compile(r"^Executing task '(?P<name>[^']+)'")
+_ENDED = re.compile(r"^Task '(?P<name>[^']+)' finished with status (?P<status>[A-Z_]+)")
+_STATUS = {"SUCCESS": "succeeded", "FAILURE": "failed"}
+
+
+def strip_ansi(text: str) -> str:
+    return _ANSI.sub("", text)
+
+
+class TaskLog(io.TextIOBase):
+    """A write-only text stream: whole lines to the log file and to `Progress.log`; a tail per task."""
+
+    def __init__(self, target: TextIO, progress: Progress) -> None:
+        self._target = target
+        self._progress = progress
+        self._pending = ""
+        self.current_task: str | None = None
+        self.tails: dict[str, deque[str]] = {}
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        self._target.write(text)
+        self._pending += text
+        *lines, self._pending = self._pending.split("\n")
+        for line in lines:
+            self._line(strip_ansi(line))
+        if lines:
+            self._target.flush()  # so `tail -f` on the log follows the run
+        return len(text)
+
+    def flush(self) -> None:
+        self._target.flush()
+
+    def _line(self, line: str) -> None:
+        self._progress.log(line)
+        if self.current_task is not None and line.strip():
+            self.tails.setdefault(self.current_task, deque(maxlen=TAIL_LINES)).append(line.strip())
+
+    def tail(self, task: str) -> list[str]:
+        return list(self.tails.get(task, ()))
+
+
+class TaskEvents(logging.Filter):
+    """Turns KFP's task start/end log records into StepEvents; lets every record through."""
+
+    def __init__(self, progress: Progress, log: TaskLog) -> None:
+        super().__init__()
+        self._progress = progress
+        self._log = log
+        self._started: dict[str, float] = {}
+        self.failed: list[str] = []
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = strip_ansi(record.getMessage())
+        if started := _STARTED.match(message):
+            name = started["name"]
+            self._started[name] = time.perf_counter()
+            self._log.current_task = name
+            self._progress.step(StepEvent(name, "started"))
+        elif ended := _ENDED.match(message):
+            name = ended["name"]
+            self._log.current_task = None  # KFP's own summary lines are not the task's output
+            began = self._started.pop(name, None)
+            seconds = time.perf_counter() - began if began is not None else None
+            status = _STATUS.get(ended["status"], ended["status"].lower())
+            if status == "failed":
+                self.failed.append(name)
+            self._progress.step(StepEvent(name, status, seconds))
+        return True
+
+    def tail(self, task: str) -> list[str]:
+        """The last lines task `task` printed (for a failed task's summary)."""
+        return self._log.tail(task)
+
+
+@contextmanager
+def capture_task_output(log_path: Path, progress: Progress) -> Iterator[TaskEvents]:
+    """Within the block, KFP's output goes to `log_path` (and Progress.log) and task events to `progress`."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    root = logging.getLogger()
+    with log_path.open("w", encoding="utf-8") as target:
+        log = TaskLog(target, progress)
+        events = TaskEvents(progress, log)
+        root.addFilter(events)
+        try:
+            with redirect_stdout(log):
+                yield events
+        finally:
+            root.removeFilter(events)
+            log.write("\n")
+            sys.stdout.flush()

@@ -1,0 +1,209 @@
+"""`kubesage deploy` and `kubesage approve` against moto in server mode, over HTTP through boto3.
+
+What stands in for what: moto plays CloudFormation, S3, SageMaker, Lambda, IAM, Logs and API Gateway.
+It creates and describes the stack's resources, which is what these tests assert. It silently skips
+AWS::ApiGateway::Stage, ApiKey, UsagePlan and UsagePlanKey while reporting CREATE_COMPLETE, so those
+four (throttling, access logging, tracing, the key and the plan) are asserted from the rendered
+template itself, not from moto. moto's API Gateway never invokes a Lambda: the request path is tested
+through the local API front (test_api_local.py). Real API keys, throttling and IAM evaluation are
+verified only on paper.
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from kubesage.api.deploy import DeployRequest, approve_model_package, deploy
+from kubesage.api.errors import DeployError
+from kubesage.api.template import load_template, render
+from tests.integration.api_helpers import registered_model_dir
+
+pytestmark = pytest.mark.integration
+REGION = "us-east-1"
+BUCKET = "kubesage-artifacts"
+ROLE = "arn:aws:iam::123456789012:role/sagemaker-execution"
+
+
+@pytest.fixture
+def aws(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[boto3.Session]:
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    session = boto3.Session(region_name=REGION)
+    s3 = session.client("s3")
+    if BUCKET not in [b["Name"] for b in s3.list_buckets()["Buckets"]]:
+        s3.create_bucket(Bucket=BUCKET)
+    yield session
+
+
+@pytest.fixture(scope="module")
+def model_dir(trained_model: Path, prepared: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return registered_model_dir(trained_model, prepared, tmp_path_factory.mktemp("registered"), threshold=0.4)
+
+
+def _package(session: boto3.Session, status: str) -> str:
+    sagemaker = session.client("sagemaker")
+    group = "customer-churn-models"
+    with contextlib.suppress(sagemaker.exceptions.ClientError):
+        sagemaker.create_model_package_group(ModelPackageGroupName=group)
+    arn: str = sagemaker.create_model_package(
+        ModelPackageGroupName=group,
+        ModelApprovalStatus=status,
+        InferenceSpecification={
+            "Containers": [
+                {"Image": "123456789012.dkr.ecr.us-east-1.amazonaws.com/kubesage:1", "ModelDataUrl": "s3://b/m.tar.gz"}
+            ],
+            "SupportedContentTypes": ["text/csv"],
+            "SupportedResponseMIMETypes": ["application/json"],
+        },
+    )["ModelPackageArn"]
+    return arn
+
+
+def _request(package: str, model_dir: Path, stack: str) -> DeployRequest:
+    return DeployRequest(
+        stack_name=stack, model_package_arn=package, model=str(model_dir), execution_role_arn=ROLE, bucket=BUCKET,
+        region=REGION,
+    )  # fmt: skip
+
+
+def test_refuses_a_package_that_is_not_approved_then_approve_lets_it_through(
+    aws: boto3.Session, model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    package = _package(aws, "PendingManualApproval")
+    with pytest.raises(DeployError, match="PendingManualApproval, not Approved.*kubesage approve"):
+        deploy(_request(package, model_dir, "refused"))
+    cfn = aws.client("cloudformation")
+    assert "refused" not in [s["StackName"] for s in cfn.list_stacks()["StackSummaries"]]
+    assert approve_model_package(package, region=REGION) == "Approved"
+
+
+def test_deploy_creates_the_stack_and_its_resources(
+    aws: boto3.Session, model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    package = _package(aws, "Approved")
+    messages: list[str] = []
+    result = deploy(_request(package, model_dir, "churn-api"), progress=messages.append)
+    assert result.status == "CREATE_COMPLETE"
+    assert result.code_uploaded
+    assert any("change set" in m for m in messages)
+
+    # The function: code from S3 by content hash, the endpoint's name in its environment.
+    lam = aws.client("lambda")
+    function = lam.get_function(FunctionName="churn-api-predict")
+    config = function["Configuration"]
+    assert config["Handler"] == "kubesage.api.handler.handler"
+    assert config["Runtime"] == "python3.11"
+    assert config["Timeout"] == 30
+    endpoint_name = config["Environment"]["Variables"]["ENDPOINT_NAME"]
+    assert endpoint_name == result.endpoint_name
+    key = result.code_s3_uri.removeprefix(f"s3://{BUCKET}/")
+    head = aws.client("s3").head_object(Bucket=BUCKET, Key=key)
+    assert head["Metadata"]["sha256"].startswith(key.split("api-")[1].removesuffix(".zip"))
+
+    # The permission: API Gateway may invoke it for POST /predict on this API only.
+    policy = json.loads(lam.get_policy(FunctionName="churn-api-predict")["Policy"])
+    (statement,) = policy["Statement"]
+    source_arn = statement["Condition"]["ArnLike"]["AWS:SourceArn"]
+    assert source_arn.endswith("/*/POST/predict")
+    apis = aws.client("apigateway").get_rest_apis()["items"]
+    api = next(a for a in apis if a["name"] == "churn-api-api")
+    assert f":{api['id']}/" in source_arn
+
+    # The role: InvokeEndpoint on this endpoint's ARN only, plus its own logs; trust pinned to the account.
+    iam = aws.client("iam")
+    role_name = config["Role"].split("/")[-1]
+    role = iam.get_role(RoleName=role_name)["Role"]
+    trust = role["AssumeRolePolicyDocument"]
+    trust = trust if isinstance(trust, dict) else json.loads(trust)
+    assert trust["Statement"][0]["Condition"]["StringEquals"]["aws:SourceAccount"] == "123456789012"
+    documents = {}
+    for name in iam.list_role_policies(RoleName=role_name)["PolicyNames"]:
+        document: Any = iam.get_role_policy(RoleName=role_name, PolicyName=name)["PolicyDocument"]
+        # moto returns inline policies created by CloudFormation as a Python repr string.
+        documents[name] = document if isinstance(document, dict) else ast.literal_eval(document)
+    invoke = documents["invoke-endpoint"]["Statement"][0]
+    assert invoke["Action"] == "sagemaker:InvokeEndpoint"
+    endpoint = aws.client("sagemaker").describe_endpoint(EndpointName=endpoint_name)
+    assert invoke["Resource"] == endpoint["EndpointArn"]
+    logs = documents["own-logs"]["Statement"][0]
+    assert sorted(logs["Action"]) == ["logs:CreateLogStream", "logs:PutLogEvents"]
+    assert "/aws/lambda/churn-api-predict" in logs["Resource"]
+
+    # The endpoint: from the approved package, with data capture of inputs and outputs.
+    sagemaker = aws.client("sagemaker")
+    endpoint_config = sagemaker.describe_endpoint_config(EndpointConfigName=endpoint["EndpointConfigName"])
+    capture = endpoint_config["DataCaptureConfig"]
+    assert capture["EnableCapture"] is True
+    assert capture["DestinationS3Uri"] == f"s3://{BUCKET}/kubesage/data-capture"
+    assert {o["CaptureMode"] for o in capture["CaptureOptions"]} == {"Input", "Output"}
+    variant = endpoint_config["ProductionVariants"][0]
+    assert variant["InstanceType"] == "ml.m5.large"
+    model = sagemaker.describe_model(ModelName=variant["ModelName"])
+    assert model["PrimaryContainer"]["ModelPackageName"] == package
+    assert model["ExecutionRoleArn"] == ROLE
+
+    # The API: POST /predict, key required, Lambda proxy integration to this function.
+    gateway = aws.client("apigateway")
+    resources = gateway.get_resources(restApiId=api["id"])["items"]
+    predict = next(r for r in resources if r.get("path") == "/predict")
+    method = gateway.get_method(restApiId=api["id"], resourceId=predict["id"], httpMethod="POST")
+    assert method["apiKeyRequired"] is True
+    assert method["methodIntegration"]["type"] == "AWS_PROXY"
+    assert config["FunctionArn"] in method["methodIntegration"]["uri"]
+    assert gateway.get_deployments(restApiId=api["id"])["items"]
+    log_groups = {g["logGroupName"] for g in aws.client("logs").describe_log_groups()["logGroups"]}
+    assert {"/aws/lambda/churn-api-predict", "/aws/apigateway/churn-api-access"} <= log_groups
+    assert result.api_url == f"https://{api['id']}.execute-api.{REGION}.amazonaws.com/prod/predict"
+    assert result.key_command.startswith("aws apigateway get-api-key --api-key ")
+
+    # A second deploy of the same model and code changes nothing and uploads nothing.
+    again = deploy(_request(package, model_dir, "churn-api"))
+    assert not again.code_uploaded
+    assert again.status in ("NO_CHANGES", "UPDATE_COMPLETE")
+
+
+def test_what_moto_skips_is_asserted_from_the_template() -> None:
+    """Stage, ApiKey, UsagePlan and UsagePlanKey: moto reports success but creates none of them."""
+    template = render(load_template())
+    resources = template["Resources"]
+    (deployment_id,) = [k for k, v in resources.items() if v["Type"] == "AWS::ApiGateway::Deployment"]
+    stage = resources["ApiStage"]["Properties"]
+    assert stage["DeploymentId"] == {"Ref": deployment_id}
+    assert stage["TracingEnabled"] is True
+    assert stage["AccessLogSetting"]["DestinationArn"] == {"Fn::GetAtt": ["ApiAccessLogGroup", "Arn"]}
+    assert "$context.requestId" in stage["AccessLogSetting"]["Format"]
+    (setting,) = stage["MethodSettings"]
+    assert setting["ThrottlingRateLimit"] == {"Ref": "ThrottleRateLimit"}
+    assert setting["ThrottlingBurstLimit"] == {"Ref": "ThrottleBurstLimit"}
+    plan = resources["UsagePlan"]["Properties"]
+    assert plan["ApiStages"] == [{"ApiId": {"Ref": "RestApi"}, "Stage": {"Ref": "ApiStage"}}]
+    assert plan["Quota"] == {"Limit": {"Ref": "QuotaPerDay"}, "Period": "DAY"}
+    assert plan["Throttle"] == {"RateLimit": {"Ref": "ThrottleRateLimit"}, "BurstLimit": {"Ref": "ThrottleBurstLimit"}}
+    key = resources["UsagePlanKey"]["Properties"]
+    assert key == {"KeyId": {"Ref": "ApiKey"}, "KeyType": "API_KEY", "UsagePlanId": {"Ref": "UsagePlan"}}
+    assert resources["ApiKey"]["Properties"]["Enabled"] is True
+    assert resources["PredictMethod"]["Properties"]["ApiKeyRequired"] is True
+
+
+def test_the_deployment_id_changes_when_a_method_changes() -> None:
+    template = load_template()
+    before = {k for k in render(template)["Resources"] if k.startswith("ApiDeployment")}
+    template["Resources"]["PredictMethod"]["Properties"]["HttpMethod"] = "PUT"
+    after = {k for k in render(template)["Resources"] if k.startswith("ApiDeployment")}
+    template["Resources"]["Function"]["Properties"]["MemorySize"] = 512  # not deployed by the API
+    unchanged = {k for k in render(template)["Resources"] if k.startswith("ApiDeployment")}
+    assert before != after
+    assert unchanged == after

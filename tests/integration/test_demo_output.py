@@ -1,0 +1,82 @@
+"""What a newcomer sees: `make demo`'s commands in text mode on KFP's local runner (a real run).
+
+The Makefile runs exactly these two commands (plus one "installing" line), so the line budget here
+is the demo's: at most 40 lines in all.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tests.integration.cli_helpers import run_cli
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+DEMO_LINE_BUDGET = 40 - 1  # the Makefile's own "installing kubesage" line
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("demo")
+
+
+@pytest.fixture(scope="module")
+def tracking_uri(workdir: Path) -> str:
+    return f"sqlite:///{workdir / 'mlflow.db'}"
+
+
+def test_demo_prints_at_most_40_lines_and_ends_with_next_steps(workdir: Path, tracking_uri: str) -> None:
+    generate = run_cli(
+        ["data", "generate", "--rows", "5000", "--seed", "7", "--output", "build/demo/churn.csv"], workdir, tracking_uri
+    )
+    result = run_cli(["run", "customer_churn", "--param", "input_data=build/demo/churn.csv"], workdir, tracking_uri)
+    assert result.code == 0, result.stderr[-3000:]
+    # The Makefile's last demo line: the registered model behind the local API, one raw record sent.
+    api = subprocess.run(
+        [sys.executable, "-m", "kubesage.api.demo", "--data", "build/demo/churn.csv"],
+        cwd=workdir,
+        env={**os.environ, "MLFLOW_TRACKING_URI": tracking_uri},
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert api.returncode == 0, api.stderr[-3000:]
+    assert json.loads(api.stdout.split("\n", 1)[1])["predictions"][0]["churn"] in (True, False)
+    text = generate.stdout + generate.stderr + result.stderr + result.stdout + api.stderr + api.stdout
+    lines = text.splitlines()
+    assert len(lines) <= DEMO_LINE_BUDGET, text
+    assert max(len(line) for line in lines) < 200, "no long line of ROC points or executor input"
+    assert "executor_input" not in text and "parameterValues" not in text
+    for step in ("preprocess", "train", "evaluate", "register"):
+        assert re.search(rf"{step}\s+started", text), text
+        assert re.search(rf"{step}\s+succeeded\s+\d+\.\d s", text), text
+    log_path = Path(re.search(r"task logs in (\S+\.log)", text)[1])  # type: ignore[index]
+    assert (workdir / log_path).is_file()
+    assert "parameterValues" in (workdir / log_path).read_text()  # the task logs are kept, in the file
+    assert "kubesage serve --model models:/customer-churn/1" in result.stdout
+    assert "kubesage features records build/demo/churn.csv" in result.stdout
+    assert result.stdout.rstrip().splitlines()[-1].startswith("  send it:")
+
+
+def test_verbose_shows_the_task_logs(workdir: Path, tracking_uri: str, churn_csv: Path, tmp_path: Path) -> None:
+    """A failing step's last lines and its reason appear once; with --verbose the task logs too."""
+    frame = pd.read_csv(churn_csv).rename(columns={"Day Mins": "Day Minutes"})
+    bad = tmp_path / "misspelled.csv"
+    frame.to_csv(bad, index=False)
+    result = run_cli(["run", "customer_churn", "--param", f"input_data={bad}"], workdir, tracking_uri)
+    assert result.code == 1
+    text = result.stdout + result.stderr
+    assert re.search(r"preprocess\s+failed", text), text
+    assert "last lines of task preprocess" in text
+    assert text.count("DataError") == 1, text
+    assert "Traceback" not in result.stdout
+    verbose = run_cli(["run", "customer_churn", "--param", f"input_data={bad}", "--verbose"], workdir, tracking_uri)
+    assert "parameterValues" in verbose.stderr

@@ -1,0 +1,129 @@
+"""Execute one submitted KFP run with kfp.local: the stand-in's "cluster", one clean process per run.
+
+Started by `tests/standins/kfp_api.py` as `python kfp_execute.py RUN_DIR` with a minimal environment
+(no MLflow or kubesage variables): like a pod, each task sees only the env its IR container spec
+carries, which kfp.local applies per task. RUN_DIR holds `pipeline.yaml` (the submitted
+PipelineSpec), `run.json` (parameters, pipeline root, faults); this process appends one JSON line per
+task state change to `events.jsonl`, which the API server turns into `run_details.task_details`.
+
+Only kfp and the standard library are imported here: this file runs outside the test's packages.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_STARTED = re.compile(r"Executing task '([^']+)'")
+_ENDED = re.compile(r"Task '([^']+)' finished with status (\w+)")
+
+
+class _Events:
+    """Appends task events and remembers where each task's log output starts (for its error line)."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.path = run_dir / "events.jsonl"
+        self.log_path = run_dir / "tasks.log"
+        self.current: str | None = None
+        self.log_start = 0
+
+    def emit(self, **event: Any) -> None:
+        with self.path.open("a", encoding="utf-8") as out:
+            out.write(json.dumps({"time": time.time(), **event}) + "\n")
+
+    def last_log_line(self) -> str:
+        sys.stdout.flush()
+        with self.log_path.open("rb") as log:
+            log.seek(self.log_start)
+            lines = [ln.strip() for ln in log.read().decode("utf-8", "replace").splitlines()]
+        lines = [_ANSI.sub("", ln) for ln in lines if ln]
+        return lines[-1] if lines else "the task exited with a non-zero status"
+
+
+class _TaskWatcher(logging.Filter):
+    """kfp.local logs 'Executing task X' and 'Task X finished with status Y': the task life cycle.
+
+    A filter on the root logger, not a handler: kfp.local swaps the root logger's handlers per task.
+    """
+
+    def __init__(self, events: _Events, fail: dict[str, str], cancel_after: str | None) -> None:
+        super().__init__()
+        self.events = events
+        self.fail = fail
+        self.cancel_after = cancel_after
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        self.observe(_ANSI.sub("", record.getMessage()))
+        return True
+
+    def observe(self, text: str) -> None:
+        if started := _STARTED.search(text):
+            name = started.group(1)
+            self.events.current = name
+            sys.stdout.flush()
+            self.events.log_start = self.events.log_path.stat().st_size
+            self.events.emit(task=name, state="RUNNING")
+        elif ended := _ENDED.search(text):
+            name, status = ended.group(1), ended.group(2)
+            if status == "SUCCESS":
+                self.events.emit(task=name, state="SUCCEEDED")
+                if name == self.cancel_after:
+                    self.events.emit(run="CANCELED", message=f"run canceled by a user after task {name}")
+                    os._exit(0)  # the run stops here, as a terminated workflow would
+            else:
+                message = self.fail.get(name) or self.events.last_log_line()
+                self.events.emit(task=name, state="FAILED", message=message)
+
+
+def _inject_failures(events: _Events, fail: dict[str, str]) -> None:
+    """A task named in `fail` does not run: it fails with the given message, as a pod killed by the cluster."""
+    from kfp.local import status, subprocess_task_handler
+
+    real_run = subprocess_task_handler.SubprocessTaskHandler.run
+
+    def run(self: Any) -> Any:
+        if events.current in fail:
+            print(fail[events.current], flush=True)
+            return status.Status.FAILURE
+        return real_run(self)
+
+    subprocess_task_handler.SubprocessTaskHandler.run = run  # type: ignore[method-assign]
+
+
+def main(run_dir: Path) -> int:
+    from kfp import components, local
+
+    config = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
+    events = _Events(run_dir)
+    faults = config.get("faults", {})
+    fail: dict[str, str] = faults.get("fail_task", {})
+    logging.getLogger().addFilter(_TaskWatcher(events, fail, faults.get("cancel_after_task")))
+    logging.getLogger().setLevel(logging.INFO)
+    _inject_failures(events, fail)
+    local.init(
+        runner=local.SubprocessRunner(use_venv=False), pipeline_root=config["pipeline_root"], raise_on_error=True
+    )
+    pipeline = components.load_component_from_file(str(run_dir / "pipeline.yaml"))
+    try:
+        pipeline(**config["parameters"])
+    except Exception as exc:  # kfp.local raises RuntimeError naming the failed task
+        events.emit(run="FAILED", message=_ANSI.sub("", str(exc)))
+        return 1
+    events.emit(run="SUCCEEDED")
+    return 0
+
+
+if __name__ == "__main__":
+    target = Path(sys.argv[1])
+    with (target / "tasks.log").open("a", encoding="utf-8") as log:
+        sys.stdout = log
+        sys.stderr = log
+        logging.basicConfig(stream=log, level=logging.INFO, force=True)
+        raise SystemExit(main(target))

@@ -1,0 +1,47 @@
+"""Pytest fixtures for the KFP API stand-in (tests/standins/kfp_api.py).
+
+Use them from any conftest or test module with
+`from tests.standins.kfp_fixtures import kfp_standin, kfp_runner_options  # noqa: F401`.
+The stand-in proves the client protocol, parameters, tracking hand-off and failure handling of the
+kfp runner; not Argo, KFP's driver/launcher, scheduling or a cluster's pods.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.standins.kfp_api import Faults, KfpStandin
+
+
+@pytest.fixture(scope="session")
+def kfp_standin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KfpStandin]:
+    """The KFP v2beta1 API stand-in on 127.0.0.1 (one per session); runs execute with kfp.local.
+
+    Tests that inject `Faults` reset them when done (see `kfp_faults_reset`)."""
+    standin = KfpStandin(tmp_path_factory.mktemp("kfp-standin")).start()
+    try:
+        yield standin
+    finally:
+        standin.stop()
+
+
+@pytest.fixture(scope="session")
+def kfp_runner_options(kfp_standin: KfpStandin) -> dict[str, Any]:
+    """Options for `get_runner("kfp", options)` (or `--option NAME=VALUE`) pointing at the stand-in.
+
+    The runs' tasks need MLFLOW_TRACKING_URI to be a server (the runner refuses SQLite: pods cannot
+    share a file), e.g. the integration suite's `mlflow_server` fixture.
+    """
+    return {"host": kfp_standin.url, "poll_seconds": 0.5, "timeout_seconds": 900.0}
+
+
+@pytest.fixture
+def kfp_faults_reset(kfp_standin: KfpStandin) -> Iterator[KfpStandin]:
+    """The stand-in, with its faults cleared after the test (so no other test meets them)."""
+    try:
+        yield kfp_standin
+    finally:
+        kfp_standin.faults = Faults()

@@ -1,0 +1,121 @@
+"""The MLflow UI on two real pipeline runs, in a real headless browser (Debian's chromium).
+
+Two runs of the churn pipeline on KFP's local runner, differing in max_depth, tracked in a real
+`mlflow server`; Playwright drives /usr/bin/chromium (scripts/install-browser.sh installs it; no
+browser is downloaded). Screenshots land in build/ui/ for a person to look at.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from mlflow import MlflowClient
+
+from kubesage.mlflow_server import MlflowServer, start_mlflow_server
+from kubesage.tracking.contract import EXPERIMENT_KIND_TRAINING, TAG_EXPERIMENT_KIND
+from kubesage.tracking.ui_view import runs_url
+from tests.conftest import REPO_ROOT
+from tests.integration.cli_helpers import run_cli
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(3600)]  # two real runs
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+SCREENSHOTS = REPO_ROOT / "build" / "ui"
+TIMEOUT_MS = 120_000
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServer]:
+    running = start_mlflow_server(tmp_path_factory.mktemp("ui-mlflow"), timeout=600)  # slow on a busy CI box
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def two_runs(server: MlflowServer, churn_csv: Path, tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
+    workdir = tmp_path_factory.mktemp("ui-runs")
+    results = []
+    for depth in (3, 6):
+        args = ["run", "customer_churn", "--param", f"input_data={churn_csv}", "--param", f"max_depth={depth}"]
+        result = run_cli([*args, "--output", "json"], workdir, server.url)
+        assert result.code == 0, result.stderr[-3000:]
+        results.append(result.json)
+    return results
+
+
+@pytest.fixture(scope="module")
+def page() -> Iterator[Any]:
+    if not Path(CHROMIUM).exists():
+        pytest.fail("chromium is not installed: run scripts/install-browser.sh (make test does)")
+    from playwright.sync_api import sync_playwright
+
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
+        context = browser.new_context(viewport={"width": 1600, "height": 1000})
+        tab = context.new_page()
+        tab.set_default_timeout(TIMEOUT_MS)
+        yield tab
+        browser.close()
+
+
+def test_the_experiment_is_marked_as_model_training(server: MlflowServer, two_runs: list[dict[str, Any]]) -> None:
+    experiment = MlflowClient(tracking_uri=server.url).get_experiment_by_name("customer-churn")
+    assert experiment is not None
+    assert experiment.tags[TAG_EXPERIMENT_KIND] == EXPERIMENT_KIND_TRAINING
+
+
+def test_the_parent_run_carries_metrics_plots_and_the_registered_model(
+    server: MlflowServer, two_runs: list[dict[str, Any]]
+) -> None:
+    client = MlflowClient(tracking_uri=server.url)
+    run_id = two_runs[0]["mlflow_run_id"]
+    assert client.get_run(run_id).data.metrics["roc_auc"] == pytest.approx(two_runs[0]["metrics"]["roc_auc"])
+    plots = {a.path for a in client.list_artifacts(run_id, "plots")}
+    assert plots == {"plots/roc_curve.png", "plots/confusion_matrix.png"}
+    versions = client.search_model_versions(f"run_id = '{run_id}'")
+    assert [v.version for v in versions] == [two_runs[0]["registered_model_version"]]
+
+
+def test_runs_table_shows_the_runner_and_metric_columns(
+    server: MlflowServer, two_runs: list[dict[str, Any]], page: Any
+) -> None:
+    experiment = MlflowClient(tracking_uri=server.url).get_experiment_by_name("customer-churn")
+    assert experiment is not None
+    page.goto(runs_url(server.url, experiment.experiment_id))
+    grid = page.locator(".ag-root")
+    grid.get_by_text("kubesage.runner").first.wait_for()
+    page.wait_for_timeout(1500)  # let the grid finish laying out before the screenshot
+    page.screenshot(path=str(SCREENSHOTS / "runs-table.png"), full_page=True)
+    headers = grid.locator(".ag-header").inner_text()
+    for column in ("kubesage.runner", "roc_auc", "accuracy", "max_depth"):
+        assert column in headers, headers
+    body = grid.locator(".ag-body").inner_text()
+    assert body.count("local") >= 2, body
+    for run in two_runs:
+        assert f"{run['metrics']['roc_auc']:.4f}"[:5] in body, body
+
+
+def test_compare_view_shows_both_runs_metrics_and_roc_plots(
+    server: MlflowServer, two_runs: list[dict[str, Any]], page: Any
+) -> None:
+    experiment = MlflowClient(tracking_uri=server.url).get_experiment_by_name("customer-churn")
+    assert experiment is not None
+    ids = [run["mlflow_run_id"] for run in two_runs]
+    query = f"runs={json.dumps(ids)}&experiments={json.dumps([experiment.experiment_id])}"
+    page.goto(f"{server.url}/#/compare-runs?{query}")
+    page.get_by_text("roc_auc").first.wait_for()
+    text = page.locator("body").inner_text()
+    for run in two_runs:
+        assert f"{run['metrics']['roc_auc']:.4f}"[:5] in text
+    assert "No common artifacts" not in text
+    page.get_by_text("roc_curve.png").first.click()
+    images = page.locator("img[src*='roc_curve.png']")
+    images.nth(1).wait_for()
+    assert images.count() == 2
+    page.wait_for_timeout(1500)
+    page.screenshot(path=str(SCREENSHOTS / "compare-runs.png"), full_page=True)

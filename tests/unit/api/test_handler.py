@@ -1,0 +1,234 @@
+"""The Lambda handler's logic, called directly, against a real HTTP endpoint stand-in on loopback.
+
+The stand-in speaks sagemaker-runtime's InvokeEndpoint over HTTP (boto3 really calls it): it answers
+with scores, an error, garbage, or nothing at all, so every status the handler maps is produced by
+a real response, not by patching boto3.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from kubesage.api.bundle import ModelBundle
+from kubesage.api.endpoint import Endpoint, EndpointSettings
+from kubesage.api.handler import PredictionApi
+from kubesage.api.records import MAX_BODY_BYTES
+from kubesage.features import LABEL_COLUMN, FeatureSchema, encode_record, transform_columns
+
+
+class StandIn(BaseHTTPRequestHandler):
+    """POST /endpoints/<name>/invocations: behaviour set on the server object."""
+
+    def do_POST(self) -> None:
+        server: Any = self.server
+        body = self.rfile.read(int(self.headers["Content-Length"])).decode()
+        server.seen.append((self.path, self.headers["Content-Type"], body))
+        if server.mode == "hang":
+            time.sleep(3)
+            return
+        if server.mode == "error":
+            payload, status = {"code": "ModelError", "message": "the model failed"}, 424
+        elif server.mode == "garbage":
+            payload, status = {"nothing": 1}, 200
+        else:
+            rows = body.splitlines()
+            payload, status = {"predictions": [{"score": server.score} for _ in rows]}, 200
+        data = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def stand_in() -> Iterator[Any]:
+    server: Any = ThreadingHTTPServer(("127.0.0.1", 0), StandIn)
+    server.mode, server.score, server.seen = "ok", 0.7, []
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def schema(prepared: dict[str, Path]) -> FeatureSchema:
+    return FeatureSchema.load(prepared["schema"])
+
+
+@pytest.fixture(scope="module")
+def raw(churn_csv: Path) -> pd.DataFrame:
+    return pd.read_csv(churn_csv, dtype=str).drop(columns=[LABEL_COLUMN])
+
+
+def _api(schema: FeatureSchema, server: Any, threshold: float = 0.6) -> PredictionApi:
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    settings = EndpointSettings(
+        name="churn", url=url, region="us-east-1", read_timeout=0.5, max_attempts=2, unsigned=True
+    )
+    return PredictionApi(ModelBundle(schema, threshold, "test"), Endpoint(settings))
+
+
+def _event(body: Any, **extra: Any) -> dict[str, Any]:
+    text = body if isinstance(body, str) or body is None else json.dumps(body)
+    return {"httpMethod": "POST", "body": text, "requestContext": {"requestId": "req-1"}, **extra}
+
+
+def _answer(api: PredictionApi, event: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    response = api.handle(event)
+    assert "Traceback" not in response["body"]
+    return response["statusCode"], json.loads(response["body"])
+
+
+def test_encode_record_equals_the_batch_transform_bit_for_bit(schema: FeatureSchema, raw: pd.DataFrame) -> None:
+    rows = raw.head(400)
+    batch = transform_columns(rows, schema)
+    single = [encode_record(record, schema) for record in rows.to_dict("records")]
+    assert batch.tolist() == single
+    # Numbers as JSON numbers encode the same as the seed's strings.
+    numeric = {k: (float(v) if k in schema.numeric else v) for k, v in rows.iloc[0].to_dict().items()}
+    assert encode_record(numeric, schema) == single[0]
+
+
+def test_the_bundle_round_trips_with_the_feature_order(schema: FeatureSchema) -> None:
+    again = ModelBundle.from_json(ModelBundle(schema, 0.42, "models:/m/1").to_json())
+    assert again.schema.feature_names == schema.feature_names
+    assert (again.decision_threshold, again.model) == (0.42, "models:/m/1")
+
+
+def test_predictions_with_the_bundles_threshold(schema: FeatureSchema, raw: pd.DataFrame, stand_in: Any) -> None:
+    records = raw.head(3).to_dict("records")
+    api = _api(schema, stand_in, threshold=0.6)
+    status, body = _answer(api, _event({"records": records}))
+    assert status == 200
+    assert body == {"predictions": [{"churn_probability": 0.7, "churn": True}] * 3}
+    path, content_type, sent = stand_in.seen[-1]
+    assert path == "/endpoints/churn/invocations"
+    assert content_type == "text/csv"
+    assert [[float(x) for x in line.split(",")] for line in sent.splitlines()] == [
+        encode_record(r, schema) for r in records
+    ]
+    stand_in.score = 0.59
+    assert _answer(api, _event(records[0]))[1] == {"predictions": [{"churn_probability": 0.59, "churn": False}]}
+    assert _answer(api, _event(records[:2]))[1]["predictions"][1]["churn"] is False
+
+
+@pytest.mark.parametrize(
+    ("change", "status", "fields", "words"),
+    [
+        ({"Day Mins": None}, 400, ["Day Mins"], "must be a number, got null"),
+        ({"Day Mins": "lots"}, 400, ["Day Mins"], "must be a number"),
+        ({"Day Calls": "-3"}, 400, ["Day Calls"], "zero or more"),
+        ({"Day Calls": 2.5}, 400, ["Day Calls"], "whole number"),
+        ({"Int'l Plan": "maybe"}, 400, ["Int'l Plan"], "'yes' or 'no'"),
+        ({"Area Code": "80"}, 400, ["Area Code"], "three-digit"),
+        ({"State": 7, "Eve Calls": True}, 400, ["State", "Eve Calls"], "must be a string"),
+        ({"Day Min": "1"}, 400, ["Day Min"], "did you mean 'Day Mins'"),
+        ({"Night Charge": "1e999"}, 400, ["Night Charge"], "must be a number"),
+    ],
+)
+def test_bad_records_name_each_field(
+    schema: FeatureSchema,
+    raw: pd.DataFrame,
+    stand_in: Any,
+    change: dict[str, Any],
+    status: int,
+    fields: list[str],
+    words: str,
+) -> None:
+    record = {**raw.iloc[0].to_dict(), **change}
+    code, body = _answer(_api(schema, stand_in), _event({"records": [raw.iloc[1].to_dict(), record]}))
+    assert code == status
+    assert [e["field"] for e in body["errors"]] == fields
+    assert all(e["record"] == 1 for e in body["errors"])
+    assert words in body["message"]
+    assert body["requestId"] == "req-1"
+    assert stand_in.seen == []  # nothing reached the endpoint
+
+
+def test_missing_fields_are_all_listed(schema: FeatureSchema, raw: pd.DataFrame, stand_in: Any) -> None:
+    record = raw.iloc[0].to_dict()
+    del record["Day Mins"], record["State"], record["Phone"]  # Phone is optional
+    code, body = _answer(_api(schema, stand_in), _event(record))
+    assert code == 400
+    assert sorted(e["field"] for e in body["errors"]) == ["Day Mins", "State"]
+    assert all(e["message"] == "is missing" for e in body["errors"])
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "words"),
+    [
+        ("{not json", 400, "not valid JSON"),
+        ('{"Day Mins": NaN}', 400, "not valid JSON"),
+        (None, 400, "body is empty"),
+        ("[]", 400, "no records"),
+        ("42", 400, "JSON number"),
+        ('{"records": [1]}', 400, "record 0 is a JSON number"),
+        ('{"records": {}, "x": 1}', 400, "unexpected key"),
+        (json.dumps([{}] * 1001), 400, "at most 1,000"),
+        ("x" * (MAX_BODY_BYTES + 1), 413, "the limit is 6,291,456"),
+    ],
+)
+def test_malformed_bodies(schema: FeatureSchema, stand_in: Any, body: str | None, status: int, words: str) -> None:
+    code, answer = _answer(_api(schema, stand_in), _event(body))
+    assert code == status
+    assert words in answer["message"]
+
+
+def test_base64_bodies_and_methods(schema: FeatureSchema, raw: pd.DataFrame, stand_in: Any) -> None:
+    import base64
+
+    api = _api(schema, stand_in)
+    encoded = base64.b64encode(json.dumps(raw.iloc[0].to_dict()).encode()).decode()
+    assert _answer(api, _event(encoded, isBase64Encoded=True))[0] == 200
+    assert _answer(api, _event("%%%", isBase64Encoded=True))[0] == 400
+    code, body = _answer(api, {**_event("{}"), "httpMethod": "GET"})
+    assert code == 405
+    assert "POST" in body["message"]
+
+
+@pytest.mark.parametrize(("mode", "status", "words"), [("error", 502, "ModelError"), ("garbage", 502, "unreadable")])
+def test_endpoint_failures_are_502(
+    schema: FeatureSchema, raw: pd.DataFrame, stand_in: Any, mode: str, status: int, words: str
+) -> None:
+    stand_in.mode = mode
+    code, body = _answer(_api(schema, stand_in), _event(raw.iloc[0].to_dict()))
+    assert code == status
+    assert words in body["message"]
+    assert body["requestId"] == "req-1"
+
+
+def test_endpoint_timeout_is_504_and_unreachable_is_502(
+    schema: FeatureSchema, raw: pd.DataFrame, stand_in: Any
+) -> None:
+    stand_in.mode = "hang"
+    code, body = _answer(_api(schema, stand_in), _event(raw.iloc[0].to_dict()))
+    assert code == 504
+    assert "did not answer in time" in body["message"]
+    stand_in.shutdown()
+    stand_in.server_close()
+    code, body = _answer(_api(schema, stand_in), _event(raw.iloc[0].to_dict()))
+    assert code == 502
+    assert "could not reach" in body["message"]
+
+
+def test_an_unexpected_failure_is_a_500_without_details(
+    schema: FeatureSchema, raw: pd.DataFrame, stand_in: Any
+) -> None:
+    api = _api(schema, stand_in)
+    api.bundle = None  # type: ignore[assignment]  # a broken container state
+    code, body = _answer(api, _event(raw.iloc[0].to_dict()))
+    assert code == 500
+    assert body["message"] == "internal error; see the function's log"

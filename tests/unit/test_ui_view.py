@@ -1,0 +1,59 @@
+"""What kubesage writes for the MLflow UI: the experiment kind and the shared runs-table layout."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from mlflow import MlflowClient
+
+from kubesage.errors import TrackingError
+from kubesage.serving.model_source import resolve_model_dir
+from kubesage.tracking import ensure_experiment, finish_pipeline_run, start_pipeline_run
+from kubesage.tracking.contract import EXPERIMENT_KIND_TRAINING, TAG_EXPERIMENT_KIND
+from kubesage.tracking.ui_view import VIEW_TAG, runs_url, view_state
+
+
+def test_layout_puts_runner_metrics_and_differing_params_in_columns() -> None:
+    state = view_state(["f1", "roc_auc", "rows_train"], ["max_depth"])
+    assert state["selectedColumns"] == [
+        "tags.`kubesage.runner`",
+        "attributes.`Models`",
+        "metrics.`roc_auc`",
+        "metrics.`f1`",
+        "metrics.`rows_train`",
+        "params.`max_depth`",
+        "attributes.`Source`",
+    ]
+
+
+def test_url_opens_the_training_side_and_the_shared_layout() -> None:
+    url = runs_url("http://127.0.0.1:5000/", "7")
+    assert url == "http://127.0.0.1:5000/#/experiments/7/runs?workflowType=machine_learning&viewStateShareKey=kubesage"
+
+
+def test_experiments_are_marked_as_training_and_get_the_layout(mlflow_sqlite: str) -> None:
+    client = MlflowClient(tracking_uri=mlflow_sqlite)
+    older = client.create_experiment("made-before")  # as an older kubesage left it: no kind tag
+    assert ensure_experiment("made-before", mlflow_sqlite) == older
+    assert client.get_experiment(older).tags[TAG_EXPERIMENT_KIND] == EXPERIMENT_KIND_TRAINING
+    for depth in (3, 6):
+        run = start_pipeline_run("customer-churn", "local", {"max_depth": depth, "seed": 42})
+        client.log_metric(run.run_id, "roc_auc", 0.9)
+        finish_pipeline_run(run, "FINISHED")
+    experiment = client.get_experiment(run.experiment_id)
+    assert experiment.tags[TAG_EXPERIMENT_KIND] == EXPERIMENT_KIND_TRAINING
+    columns = json.loads(experiment.tags[VIEW_TAG])["selectedColumns"]
+    assert "params.`max_depth`" in columns and "params.`seed`" not in columns
+    assert "metrics.`roc_auc`" in columns and "tags.`kubesage.runner`" in columns
+
+
+def test_a_missing_model_version_lists_the_versions_that_exist(mlflow_sqlite: str) -> None:
+    client = MlflowClient(tracking_uri=mlflow_sqlite)
+    client.create_registered_model("churn-x")
+    for _ in range(2):
+        client.create_model_version("churn-x", source="file:///nowhere")
+    with pytest.raises(TrackingError, match=r"churn-x has version\(s\) 1, 2: e.g. --model models:/churn-x/2"):
+        resolve_model_dir("models:/churn-x/99")
+    with pytest.raises(TrackingError, match="no registered model 'nope' has any version"):
+        resolve_model_dir("models:/nope/1")
