@@ -41,8 +41,9 @@ def save_booster(booster: xgb.Booster, model_dir: str | Path) -> Path:
         partial.replace(path)
     except (OSError, xgb.core.XGBoostError) as exc:
         partial.unlink(missing_ok=True)
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__  # no native stack
         raise ModelError(
-            f"could not write the model to {path}: {exc}; free disk space or choose another directory"
+            f"could not write the model to {path}: {reason}; free disk space or choose another directory"
         ) from exc
     return path
 

@@ -3,7 +3,7 @@
 What stands in for what: moto in server mode stands in for S3 (AccessDenied is moto's own IAM
 enforcement; the 5xx answers come from a small HTTP proxy in front of moto that plays S3's
 `SlowDown`/`InternalError`, since moto 5.2 has no switch for server errors); a real `mlflow server`
-process is SIGKILLed; a real step process is SIGKILLed; a real 64 KiB tmpfs (mounted here as root;
+process is SIGKILLed; a real step process is SIGKILLed; a real 16 KiB tmpfs (mounted here as root;
 the test is skipped where mounting is not allowed) is the full disk.
 """
 
@@ -208,7 +208,7 @@ def _reset_auth(moto_endpoint: str, allowed_unauthenticated: str) -> str:
 def tiny_disk(tmp_path: Path) -> Iterator[Path]:
     mount = tmp_path / "tiny"
     mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount)], capture_output=True)
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16k", "tmpfs", str(mount)], capture_output=True)
     if done.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
     try:
@@ -221,7 +221,7 @@ def test_full_disk_while_writing_the_model_leaves_nothing_half_written(trained_m
     from kubesage.modelio import load_booster, save_booster
 
     booster = load_booster(trained_model)
-    assert (trained_model / "xgboost-model.ubj").stat().st_size > 64 * 1024  # it cannot fit
+    assert (trained_model / "xgboost-model.ubj").stat().st_size > 16 * 1024  # it cannot fit
     with pytest.raises(ModelError, match="could not write the model to .*free disk space"):
         save_booster(booster, tiny_disk / "model")
     assert list((tiny_disk / "model").iterdir()) == []
@@ -262,7 +262,8 @@ def test_mlflow_server_killed_mid_run_fails_clearly_and_registers_nothing(
     monkeypatch.setenv(ENV_FAILURE_DIR, str(tmp_path / "failures"))
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
-    server.process.send_signal(signal.SIGKILL)  # the server dies between the run's steps
+    for pid in _process_tree(server.process.pid):  # the server (and its workers) die between the run's steps
+        os.kill(pid, signal.SIGKILL)
     server.process.wait(timeout=30)
     with pytest.raises(SystemExit) as exited:
         register_step(*_register_args(prepared, model_dir, evaluation, "churn-killed"))
@@ -274,6 +275,16 @@ def test_mlflow_server_killed_mid_run_fails_clearly_and_registers_nothing(
         assert MlflowClient(tracking_uri=restarted.url).search_model_versions("name = 'churn-killed'") == []
     finally:
         restarted.stop()
+
+
+def _process_tree(pid: int) -> list[int]:
+    """`pid` and its descendants (mlflow server runs its web workers as child processes)."""
+    found = [pid]
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        children = (task / "children").read_text().split() if (task / "children").exists() else []
+        for child in children:
+            found += _process_tree(int(child))
+    return found
 
 
 def test_register_step_killed_mid_run_then_retried_leaves_one_complete_version(
