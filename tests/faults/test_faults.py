@@ -30,8 +30,7 @@ from kubesage.errors import DataError, ModelError
 from kubesage.mlflow_server import start_mlflow_server
 from kubesage.ports import free_port
 from tests.conftest import REPO_ROOT
-from tests.integration.cli_helpers import stop_server
-from tests.integration.test_server_live import start_server
+from tests.integration.cli_helpers import start_server, stop_server
 
 pytestmark = pytest.mark.integration
 
@@ -72,11 +71,17 @@ def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 class _FaultyS3Proxy(http.server.ThreadingHTTPServer):
-    """Forwards to moto, but answers the next `failures` requests with `status` and S3's XML error body."""
+    """Forwards to moto, but answers the next `failures` requests with `status` and an error body.
 
-    def __init__(self, upstream: str, status: int, code: str, failures: int) -> None:
+    By default every request may fail, with S3's XML error; with `target` only JSON-protocol calls
+    whose X-Amz-Target ends with it fail (e.g. SageMaker's DescribePipelineExecution), with the JSON
+    error those services send. moto has no switch for either, so this proxy stands in for AWS's.
+    """
+
+    def __init__(self, upstream: str, status: int, code: str, failures: int, target: str | None = None) -> None:
         self.upstream = upstream.removeprefix("http://")
         self.status, self.code, self.failures, self.seen = status, code, failures, 0
+        self.target, self.refused = target, 0
         super().__init__(("127.0.0.1", 0), _ProxyHandler)
 
 
@@ -90,11 +95,18 @@ class _ProxyHandler(http.server.BaseHTTPRequestHandler):
         length = int(self.headers.get("content-length") or 0)
         body = self.rfile.read(length) if length else b""
         self.server.seen += 1
-        if self.server.failures > 0:
+        targeted = self.server.target is None or self.headers.get("x-amz-target", "").endswith(self.server.target)
+        if self.server.failures > 0 and targeted:
             self.server.failures -= 1
-            error = f"<Error><Code>{self.server.code}</Code><Message>injected</Message></Error>".encode()
+            self.server.refused += 1
+            if self.server.target is None:
+                error = f"<Error><Code>{self.server.code}</Code><Message>injected</Message></Error>".encode()
+                kind = "application/xml"
+            else:
+                error = json.dumps({"__type": self.server.code, "message": "Rate exceeded (injected)"}).encode()
+                kind = "application/x-amz-json-1.1"
             self.send_response(self.server.status)
-            self.send_header("content-type", "application/xml")
+            self.send_header("content-type", kind)
             self.send_header("content-length", str(len(error) if self.command != "HEAD" else 0))
             self.end_headers()
             if self.command != "HEAD":
@@ -123,8 +135,10 @@ def churn_in_moto(moto_endpoint: str, churn_csv: Path, aws_env: None) -> str:
     return "s3://faults/churn.csv"
 
 
-def _proxy(moto_endpoint: str, status: int, code: str, failures: int) -> Iterator[_FaultyS3Proxy]:
-    proxy = _FaultyS3Proxy(moto_endpoint, status, code, failures)
+def _proxy(
+    moto_endpoint: str, status: int, code: str, failures: int, target: str | None = None
+) -> Iterator[_FaultyS3Proxy]:
+    proxy = _FaultyS3Proxy(moto_endpoint, status, code, failures, target)
     threading.Thread(target=proxy.serve_forever, daemon=True).start()
     try:
         yield proxy
@@ -347,3 +361,33 @@ def test_concurrent_runs_share_a_new_sqlite_store(tmp_path: Path) -> None:
     assert len(parents) == 6 and {r.info.status for r in parents} == {"FINISHED"}
     steps = client.search_runs(experiments, "tags.`kubesage.kind` = 'step'")
     assert len(steps) == 18
+
+
+def test_sagemaker_throttling_on_describe_does_not_end_the_follow(
+    moto_endpoint: str, churn_csv: Path, tmp_path: Path, aws_env: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DescribePipelineExecution throttled (HTTP 400 ThrottlingException) more often than botocore's
+    own retries absorb: the runner keeps following and reports the execution's real end state.
+    (moto marks executions Succeeded at once; the throttling comes from the proxy in front of it.)"""
+    from kubesage.pipeline_source import load_pipeline
+    from kubesage.runners.base import CallbackProgress
+    from kubesage.runners.sagemaker.runner import SageMakerRunner
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    _s3(moto_endpoint).create_bucket(Bucket="faults-sagemaker")  # type: ignore[attr-defined]
+    tracking = t.start_pipeline_run("customer-churn", "sagemaker", {}, uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    pipeline = load_pipeline("customer_churn", tmp_path / "ir")
+    for proxy in _proxy(moto_endpoint, 400, "ThrottlingException", failures=6, target="DescribePipelineExecution"):
+        options = {
+            "endpoint_url": f"http://127.0.0.1:{proxy.server_address[1]}",
+            "bucket": "faults-sagemaker",
+            "role_arn": "arn:aws:iam::123456789012:role/kubesage-sagemaker-execution",
+            "poll_seconds": 0.1,
+        }
+        runner = SageMakerRunner(options)
+        arn = runner.start(pipeline, {"input_data": str(churn_csv)}, tracking)
+        lines: list[str] = []
+        runner.follow(arn, CallbackProgress(lines.append))  # raises unless it saw the execution succeed
+        assert proxy.refused == 6 and proxy.failures == 0
+        assert lines[0] == f"following SageMaker pipeline execution {arn}"

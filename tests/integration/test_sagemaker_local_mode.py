@@ -11,6 +11,8 @@ import importlib.util
 import json
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -113,6 +115,37 @@ def test_toy_threshold_trains_and_gates(session: boto3.Session, s3_endpoint: str
     _, gated = run_local(spec, _config(), {"n_rows": 120, "min_r2": 1.5}, session, s3_endpoint)
     assert gated.succeeded and "publish" not in _statuses(gated)
     assert json.dumps(gated.outputs["score-line"]["parameters"]) != "{}"
+
+
+def _kfp_local_output(module: str, tmp_path: Path, **arguments: Any) -> Any:
+    """The pipeline's output on KFP's own local runner, in a separate process (kfp.local is global state)."""
+    script = (
+        "import importlib.util, json, sys\n"
+        "from kfp import local\n"
+        f"spec = importlib.util.spec_from_file_location('{module}', r'{GOLDEN / (module + '.py')}')\n"
+        "mod = importlib.util.module_from_spec(spec); spec.loader.exec_module(mod)\n"
+        f"local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=r'{tmp_path / 'kfp-root'}')\n"
+        f"print(json.dumps(getattr(mod, '{module}')(**json.loads(sys.argv[1])).output))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, json.dumps(arguments)], capture_output=True, text=True, timeout=600, check=True
+    )
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_unrolled_loop_and_inlined_sub_pipeline_match_kfp_local(
+    session: boto3.Session, s3_endpoint: str, tmp_path: Path
+) -> None:
+    """A literal ParallelFor unrolled into three steps, dsl.Collected gathered into a list parameter,
+    and a sub-pipeline inlined: run for real in local mode, with the values KFP's local runner gives."""
+    spec = _toy_spec("toy_nested_loop", tmp_path)
+    _, result = run_local(spec, _config(), {"offset": 5}, session, s3_endpoint)
+    assert result.succeeded, result.failure
+    out = {name: o["parameters"].get("Output") for name, o in result.outputs.items()}
+    assert [out[f"for-loop-2-{i}-square"] for i in range(3)] == [1, 4, 9]
+    assert out["total"] == 14 and out["inner-square"] == 196 and out["inner-add"] == 210
+    assert out["add"] == 215
+    assert _kfp_local_output("toy_nested_loop", tmp_path, offset=5) == out["add"]
 
 
 def test_local_mode_runner_refuses_a_store_containers_cannot_write(
