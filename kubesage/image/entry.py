@@ -22,7 +22,7 @@ from pathlib import Path
 
 from kubesage.errors import KubesageError, ModelError
 from kubesage.image.train import TrainingPaths
-from kubesage.privileges import account_to_drop_to, become, grant_read, hand_over, step_account
+from kubesage.privileges import account_to_drop_to, become
 
 logger = logging.getLogger("kubesage.image")
 
@@ -85,16 +85,6 @@ def train(argv: Sequence[str]) -> int:
             f"train takes no arguments (got {' '.join(argv)}); hyperparameters come from "
             "<base>/input/config/hyperparameters.json"
         )
-    # SageMaker starts the job as root with /opt/ml/model and /opt/ml/output root-owned: hand those to
-    # the unprivileged account, make the inputs readable, then drop for good before any training code
-    # runs (as the pipeline steps' shim does). KUBESAGE_STEP_USER=root keeps root.
-    paths = TrainingPaths.resolve()
-    account = step_account()
-    if account is not None:
-        hand_over([paths.model_dir, paths.output_dir], account)
-        grant_read([paths.base / "input"])
-        become(account)
-        logger.info("training as user %r (uid %d)", account.name, account.uid)
     return training.main()
 
 
