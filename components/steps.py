@@ -129,9 +129,13 @@ def evaluate_step(
             tracker.log_metrics(evaluation.metrics, also_parent=True)
             plots = Path(written).parent
             tracker.log_artifact(_named_copy(written, "evaluation.json"))
-            # The plots also go on the parent run, so MLflow's compare view shows them side by side.
-            tracker.log_artifact(plot_roc(evaluation, plots / "roc_curve.png"), "plots", also_parent=True)
-            tracker.log_artifact(plot_confusion(evaluation, plots / "confusion_matrix.png"), "plots", also_parent=True)
+            for plot in (
+                plot_roc(evaluation, plots / "roc_curve.png"),
+                plot_confusion(evaluation, plots / "confusion_matrix.png"),
+            ):
+                tracker.log_artifact(plot, "plots")
+                # The parent run too, so MLflow's compare view shows both runs' plots side by side.
+                tracker.log_parent_artifact(plot)
             return evaluation
 
     return _run("evaluate", body)

@@ -196,12 +196,20 @@ class StepTracker:
                 for key, value in sorted(metrics.items()):
                     self._client.log_metric(run_id, key, float(value))
 
-    def log_artifact(self, path: str | Path, artifact_path: str | None = None, also_parent: bool = False) -> None:
-        if not self.enabled:
-            return
-        with mlflow_call(f"store artifact {Path(path).name}", self._uri):
-            for run_id in self._targets(also_parent):
-                self._client.log_artifact(run_id, str(path), artifact_path)
+    def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
+        if self.enabled:
+            with mlflow_call(f"store artifact {Path(path).name}", self._uri):
+                self._client.log_artifact(self.run_id, str(path), artifact_path)
+
+    def log_parent_artifact(self, path: str | Path) -> None:
+        """Put `path` at the root of the parent run's artifacts.
+
+        At the root because MLflow's compare view lists only files there (folders are skipped), so
+        plots on the parent runs appear side by side when runs are compared.
+        """
+        if self.enabled and self.parent_run_id:
+            with mlflow_call(f"store artifact {Path(path).name} on the pipeline run", self._uri):
+                self._client.log_artifact(self.parent_run_id, str(path))
 
     def set_tags(self, tags: Mapping[str, str], also_parent: bool = False) -> None:
         if not self.enabled:

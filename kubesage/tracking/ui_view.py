@@ -21,8 +21,10 @@ from kubesage.tracking.contract import TAG_KIND, TAG_RUNNER
 
 VIEW_KEY = "kubesage"
 VIEW_TAG = f"mlflow.sharedViewState.{VIEW_KEY}"
-# Metrics first in this order when a run has them; others follow alphabetically.
-KEY_METRICS: tuple[str, ...] = ("roc_auc", "pr_auc", "accuracy", "f1", "precision", "recall", "log_loss")
+# The metrics shown, when a run has them. MLflow lays columns out by kind (attributes, metrics,
+# parameters, tags) and its grid draws only the columns in view, so every extra metric pushes the
+# runner column (a tag, last) out of sight: the table keeps a few, the run page has them all.
+KEY_METRICS: tuple[str, ...] = ("roc_auc", "accuracy", "f1")
 # How many recent pipeline runs decide which parameters differ.
 RECENT_RUNS = 50
 
@@ -33,14 +35,11 @@ def _column(kind: str, key: str) -> str:
 
 
 def view_state(metrics: Sequence[str], params: Sequence[str]) -> dict[str, Any]:
-    """The shared layout: runner and registered model first, then metrics, then differing params."""
-    ordered = [m for m in KEY_METRICS if m in metrics] + sorted(set(metrics) - set(KEY_METRICS))
+    """The shared layout: the key metrics, the parameters that differ, and the runner."""
     columns = [
         _column("tags", TAG_RUNNER),
-        _column("attributes", "Models"),
-        *[_column("metrics", m) for m in ordered],
+        *[_column("metrics", m) for m in KEY_METRICS if m in metrics],
         *[_column("params", p) for p in params],
-        _column("attributes", "Source"),
     ]
     return {
         "selectedColumns": columns,

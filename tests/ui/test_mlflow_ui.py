@@ -56,7 +56,8 @@ def page() -> Iterator[Any]:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
-        context = browser.new_context(viewport={"width": 1600, "height": 1000})
+        # Wide: MLflow's grid draws only the columns in view, and its assistant panel takes a third.
+        context = browser.new_context(viewport={"width": 1920, "height": 1200})
         tab = context.new_page()
         tab.set_default_timeout(TIMEOUT_MS)
         yield tab
@@ -75,15 +76,12 @@ def test_the_parent_run_carries_metrics_plots_and_the_registered_model(
     client = MlflowClient(tracking_uri=server.url)
     run_id = two_runs[0]["mlflow_run_id"]
     assert client.get_run(run_id).data.metrics["roc_auc"] == pytest.approx(two_runs[0]["metrics"]["roc_auc"])
-    plots = {a.path for a in client.list_artifacts(run_id, "plots")}
-    assert plots == {"plots/roc_curve.png", "plots/confusion_matrix.png"}
+    # At the root: MLflow's compare view lists only root files as common artifacts.
+    assert {"roc_curve.png", "confusion_matrix.png"} <= {a.path for a in client.list_artifacts(run_id)}
     versions = client.search_model_versions(f"run_id = '{run_id}'")
     assert [v.version for v in versions] == [two_runs[0]["registered_model_version"]]
 
 
-@pytest.mark.xfail(
-    reason="issue 13 open: the selectors do not yet match MLflow 3.17's live runs table / compare view", strict=False
-)
 def test_runs_table_shows_the_runner_and_metric_columns(
     server: MlflowServer, two_runs: list[dict[str, Any]], page: Any
 ) -> None:
@@ -99,13 +97,11 @@ def test_runs_table_shows_the_runner_and_metric_columns(
         assert column in headers, headers
     body = grid.locator(".ag-body").inner_text()
     assert body.count("local") >= 2, body
-    for run in two_runs:
-        assert f"{run['metrics']['roc_auc']:.4f}"[:5] in body, body
+    for run in two_runs:  # the table shows full precision
+        assert str(run["metrics"]["roc_auc"])[:6] in body, body
+        assert str(run["metrics"]["accuracy"])[:6] in body, body
 
 
-@pytest.mark.xfail(
-    reason="issue 13 open: the selectors do not yet match MLflow 3.17's live runs table / compare view", strict=False
-)
 def test_compare_view_shows_both_runs_metrics_and_roc_plots(
     server: MlflowServer, two_runs: list[dict[str, Any]], page: Any
 ) -> None:
@@ -116,12 +112,13 @@ def test_compare_view_shows_both_runs_metrics_and_roc_plots(
     page.goto(f"{server.url}/#/compare-runs?{query}")
     page.get_by_text("roc_auc").first.wait_for()
     text = page.locator("body").inner_text()
-    for run in two_runs:
-        assert f"{run['metrics']['roc_auc']:.4f}"[:5] in text
+    for run in two_runs:  # the compare view rounds to 3 decimals
+        assert str(round(run["metrics"]["roc_auc"], 3)) in text, text
     assert "No common artifacts" not in text
+    # The parent runs' plots sit at their artifact roots, which is all the compare view lists.
     page.get_by_text("roc_curve.png").first.click()
-    images = page.locator("img[src*='roc_curve.png']")
+    images = page.locator("img[src^='blob:']")  # the two runs' PNGs, fetched and shown side by side
     images.nth(1).wait_for()
-    assert images.count() == 2
+    assert images.count() >= 2
     page.wait_for_timeout(1500)
     page.screenshot(path=str(SCREENSHOTS / "compare-runs.png"), full_page=True)
