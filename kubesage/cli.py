@@ -355,12 +355,30 @@ def serve(
 
     if (model_dir is None) == (model_uri is None):
         raise click.UsageError("give exactly one of --model-dir DIR or --model URI")
+    err_console.print(_request_examples(model_uri or model_dir or "", port), highlight=False, soft_wrap=True)
     try:
         run_server(
             resolve_model_dir(model_dir or model_uri or ""), host=host, port=port, workers=workers, threads=threads
         )
     except KubesageError as exc:
         _fail(exc, as_json=False)
+
+
+def _request_examples(model: str, port: int | None) -> str:
+    """Requests that work when pasted: raw records (the model's schema turns them into features) and CSV."""
+    from kubesage.serving.server import DEFAULT_PORT, ENV_PORT
+
+    shown = port or int(os.environ.get(ENV_PORT) or DEFAULT_PORT)
+    url = f"localhost:{shown}/invocations"
+    return "\n".join(
+        [
+            f"serving {model} on port {shown} once /ping answers 200 (Ctrl-C stops). Try, with your churn CSV:",
+            "  kubesage features records churn.csv --rows 2 --output request.json",
+            f"  curl -s {url} -H 'Content-Type: application/json' --data-binary @request.json",
+            f"  kubesage features transform churn.csv --rows 2 --model {model} --output vectors.csv",
+            f"  curl -s {url} -H 'Content-Type: text/csv' --data-binary @vectors.csv",
+        ]
+    )
 
 
 @main.command()
