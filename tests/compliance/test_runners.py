@@ -98,9 +98,9 @@ def test_registered_version_belongs_to_this_run_and_its_files_left_the_step(
     client = MlflowClient(tracking_uri=churn_run.tracking_uri)
     result = churn_run.result
     version = client.get_model_version("customer-churn", str(result.registered_model_version))
-    register_run = client.get_run(version.run_id)
-    assert register_run.data.tags["kubesage.step"] == "register"
-    assert register_run.data.tags["mlflow.parentRunId"] == result.mlflow_run_id
+    # The version links to the pipeline's parent run, so the UI shows it beside the run's metrics.
+    assert version.run_id == result.mlflow_run_id
+    assert version.tags["kubesage.pipeline_run_id"] == result.mlflow_run_id
     mlflow.set_tracking_uri(churn_run.tracking_uri)
     model_uri = f"models:/customer-churn/{result.registered_model_version}"
     downloaded = Path(mlflow.artifacts.download_artifacts(model_uri, dst_path=str(tmp_path / "model")))
@@ -142,7 +142,7 @@ def test_a_failing_step_is_reported_the_same_way(failing_run: CompletedRun) -> N
     assert parent.info.status == "FAILED"
     assert parent.data.tags["kubesage.failure"] == result.failure
     versions = client.search_model_versions("name = 'customer-churn'")
-    assert all(client.get_run(v.run_id).data.tags["mlflow.parentRunId"] != result.mlflow_run_id for v in versions)
+    assert all(v.run_id != result.mlflow_run_id for v in versions)
 
 
 def _experiments(client: MlflowClient) -> list[str]:
