@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -75,7 +76,9 @@ def register_model(
     test = read_labelled_csv(test_csv)
     example = pd.DataFrame(test.features[:INPUT_EXAMPLE_ROWS], columns=schema.feature_names)
     signature = infer_signature(example, np.zeros(len(example), dtype=np.float64))
-    staging = Path(staging_dir or Path(model_dir).parent / "register-staging")
+    # A fresh temporary folder: beside the model would be inside a step's input, which on SageMaker
+    # is read-only to the unprivileged user the step runs as.
+    staging = Path(staging_dir) if staging_dir else Path(tempfile.mkdtemp(prefix="kubesage-register-"))
     extra_files = [
         _staged_copy(schema_path, staging, FEATURE_SCHEMA_FILENAME),
         _staged_copy(evaluation_path, staging, EVALUATION_FILENAME),
