@@ -117,7 +117,9 @@ def test_compare_view_shows_both_runs_metrics_and_roc_plots(
     # The parent runs' plots sit at their artifact roots, which is all the compare view lists.
     page.get_by_text("roc_curve.png").first.click()
     # The two runs' PNGs, fetched and shown side by side (each also has a hidden preview copy).
-    page.wait_for_function("document.querySelectorAll(\"img[src^='blob:']\").length >= 2")
+    page.wait_for_function(
+        "new Set([...document.querySelectorAll(\"img[src^='blob:']\")].map(img => img.src)).size >= 2"
+    )
     assert len({img.get_attribute("src") for img in page.locator("img[src^='blob:']").all()}) >= 2
     page.wait_for_timeout(1500)
     page.screenshot(path=str(SCREENSHOTS / "compare-runs.png"), full_page=True)
