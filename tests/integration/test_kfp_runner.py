@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 import yaml
 from mlflow import MlflowClient
@@ -102,8 +104,8 @@ def test_kfp_run_matches_the_local_run(runs: dict[str, Any]) -> None:
 
 def test_progress_lines_follow_each_task(runs: dict[str, Any]) -> None:
     err = runs["kfp_stderr"]
-    for step in STEPS:
-        assert f"step {step} started" in err and f"step {step} succeeded" in err
+    for step in STEPS:  # the CLI's step lines: "  .. preprocess  started", "  ok preprocess  succeeded  1.2 s"
+        assert re.search(rf"{step}\s+started", err) and re.search(rf"{step}\s+succeeded", err), err
     assert "retrying in" in err and "503" in err  # the two injected 5xx were retried, not fatal
     assert f"following KFP run {runs['kfp']['backend_id']}" in err
 
@@ -216,12 +218,16 @@ def test_a_step_failure_reports_the_steps_own_reason(
     kfp_standin: KfpStandin,  # noqa: F811
     mlflow_server: MlflowServer,
     workdir: Path,
+    churn_csv: Path,
 ) -> None:
+    # A file that exists (a missing one is refused before submitting) but lacks a column the step needs.
+    bad = workdir / "churn-no-day-mins.csv"
+    pd.read_csv(churn_csv).drop(columns=["Day Mins"]).to_csv(bad, index=False)
     before = versions(mlflow_server.url)
-    result = kfp_run(kfp_standin, workdir, mlflow_server.url, workdir / "no-such.csv")
+    result = kfp_run(kfp_standin, workdir, mlflow_server.url, bad)
     assert result.code == 1
     failure = result.json["failure"]
-    assert "step preprocess" in failure and "does not exist" in failure
+    assert "step preprocess" in failure and "Day Mins" in failure
     assert versions(mlflow_server.url) == before
 
 
