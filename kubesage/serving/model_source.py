@@ -34,10 +34,15 @@ def resolve_model_dir(model: str, download_dir: str | Path | None = None) -> Pat
     import mlflow.artifacts
     from mlflow.exceptions import MlflowException
 
+    from kubesage.tracking import tracking_uri
+
     target = Path(download_dir) if download_dir else Path(tempfile.mkdtemp(prefix="kubesage-model-"))
     target.mkdir(parents=True, exist_ok=True)
     try:
-        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=model, dst_path=str(target)))
+        # The URI in force, explicitly: MLflow's process-global tracking URI may have been set by other code.
+        local = Path(
+            mlflow.artifacts.download_artifacts(artifact_uri=model, dst_path=str(target), tracking_uri=tracking_uri())
+        )
     except MlflowException as exc:
         raise TrackingError(
             f"could not download {redact_uri(model)} from MLflow: {redact_text(exc.message)}{_versions_hint(model)}"
@@ -55,9 +60,11 @@ def _versions_hint(model: str) -> str:
     name = model.removeprefix("models:/").split("/", 1)[0].split("@", 1)[0]
     from mlflow import MlflowClient
 
+    from kubesage.tracking import tracking_uri
+
     try:
         safe = name.replace("'", "")
-        versions = MlflowClient().search_model_versions(f"name = '{safe}'")
+        versions = MlflowClient(tracking_uri=tracking_uri()).search_model_versions(f"name = '{safe}'")
     except Exception:  # the download error above is the one to show
         return ""
     if not versions:
