@@ -100,6 +100,9 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     print(f"POST /predict (API key; {result['model']}, threshold {result['threshold']}): first record of {args.data}")
     print(json.dumps({"predictions": result["predictions"], "label in the data": result["label"]}, indent=2))
+    print("run the same path yourself, in two terminals:")
+    print(f"  kubesage serve --model {result['model']} --port 8080")
+    print(f"  kubesage api --endpoint-url http://127.0.0.1:8080 --model {result['model']}   # prints its API key")
     return 0
 
 

@@ -49,7 +49,11 @@ def test_demo_prints_at_most_40_lines_and_ends_with_next_steps(workdir: Path, tr
         check=False,
     )
     assert api.returncode == 0, api.stderr[-3000:]
-    assert json.loads(api.stdout.split("\n", 1)[1])["predictions"][0]["churn"] in (True, False)
+    answer, next_steps = api.stdout.split("\n", 1)[1].split("run the same path yourself", 1)
+    assert json.loads(answer)["predictions"][0]["churn"] in (True, False)
+    # The demo ends with next steps that work when pasted.
+    assert api.stdout.rstrip().splitlines()[-1].startswith("  kubesage api --endpoint-url http://127.0.0.1:8080")
+    assert "kubesage serve --model models:/customer-churn/1 --port 8080" in next_steps
     text = generate.stdout + generate.stderr + result.stderr + result.stdout + api.stderr + api.stdout
     lines = text.splitlines()
     assert len(lines) <= DEMO_LINE_BUDGET, text
