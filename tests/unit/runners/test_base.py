@@ -39,6 +39,14 @@ class ToyRunner(Runner):
         self.body(context)
 
 
+@pytest.fixture(autouse=True)
+def input_file(mlflow_sqlite: str) -> Path:
+    """`x.csv` in the working directory (mlflow_sqlite's temporary one): inputs are checked before a run."""
+    path = Path("x.csv")
+    path.write_text("State,Churn?\n", encoding="utf-8")
+    return path
+
+
 @pytest.fixture(scope="module")
 def pipeline(tmp_path_factory: pytest.TempPathFactory) -> PipelineSource:
     return load_pipeline("customer_churn", tmp_path_factory.mktemp("ir"))
