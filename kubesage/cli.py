@@ -113,10 +113,6 @@ def _options_for(runner: str, flags: dict[str, Any], pairs: tuple[str, ...]) -> 
     return chosen
 
 
-def _runners_help() -> str:
-    return "; ".join(f"{name}: {spec.summary}" for name, spec in _runner_specs().items())
-
-
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="kubesage")
 def main() -> None:

@@ -39,7 +39,6 @@ __all__ = [
     "TAG_RUNNER",
     "TAG_STEP",
     "StepHandoff",
-    "handoff_from_env",
     "read_failures",
     "write_failure",
 ]
@@ -99,12 +98,6 @@ class StepHandoff:
             ENV_EXPERIMENT_ID: self.experiment_id,
             ENV_RUNNER: self.runner,
         }
-
-
-def handoff_from_env(env: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The hand-off variables present (and non-empty) in `env` (default: this process)."""
-    source = os.environ if env is None else env
-    return {name: source[name] for name in HANDOFF_ENV if source.get(name)}
 
 
 # --- the failure channel --------------------------------------------------------------------------
