@@ -10,9 +10,9 @@ rest of the project.
 
 The model loads in a background thread when the server starts, so the socket answers at once
 (SageMaker wants connections accepted within 250 ms) and /ping says 503 until the model is
-converted and warmed. Readiness is per worker process, and /ping may reach a ready worker while
-another is still loading: an invocation that reaches a loading worker waits for its loader (up to
-LOAD_WAIT_SECONDS) instead of answering 503.
+converted and warmed in every worker process, and 200 for ever after (kubesage.serving.readiness).
+An invocation that reaches a worker still loading (one uvicorn respawned) waits for its loader (up
+to LOAD_WAIT_SECONDS) instead of answering 503.
 
 Small bodies (the single-record hot path) are decoded and predicted on the event-loop thread, as
 before. Larger ones go to the worker's one prediction thread, with a deadline, so a hostile 6 MiB
@@ -46,6 +46,7 @@ from kubesage.serving.codec import (
 )
 from kubesage.serving.errors import PayloadTooLargeError, RequestError, ServerBusyError
 from kubesage.serving.predictor import Predictor
+from kubesage.serving.readiness import ServerReadiness
 
 logger = logging.getLogger(__name__)
 
@@ -78,10 +79,17 @@ class ClientDisconnectedError(Exception):
 class InferenceApp:
     """ASGI app serving one model directory. Build with `create_app`."""
 
-    def __init__(self, model_dir: str | Path, threads: int = 1, exit_on_load_failure: bool = True) -> None:
+    def __init__(
+        self,
+        model_dir: str | Path,
+        threads: int = 1,
+        exit_on_load_failure: bool = True,
+        readiness: ServerReadiness | None = None,
+    ) -> None:
         self.model_dir = Path(model_dir)
         self.threads = threads
         self.exit_on_load_failure = exit_on_load_failure
+        self.readiness = readiness or ServerReadiness()
         self.predictor: Predictor | None = None
         self.load_error: str | None = None
         self._loader: threading.Thread | None = None
@@ -94,6 +102,7 @@ class InferenceApp:
     def load(self) -> Predictor:
         """Load synchronously (tests, or callers that want to fail before serving)."""
         self.predictor = Predictor.load(self.model_dir, threads=self.threads)
+        self.readiness.worker_loaded()
         return self.predictor
 
     def start_loading(self) -> None:
@@ -178,7 +187,7 @@ class InferenceApp:
             await _send_error(send, 500, "InternalError", "the server failed to answer; see the server log")
 
     async def _ping(self, send: Send) -> None:
-        if self.predictor is None:
+        if self.load_error is not None or not self.readiness.is_ready(worker_loaded=self.predictor is not None):
             await _send_error(send, 503, "ModelNotReady", self._not_ready_message())
             return
         await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"0")]})
@@ -250,12 +259,19 @@ class InferenceApp:
     def _not_ready_message(self) -> str:
         if self.load_error:
             return f"the model failed to load: {self.load_error}"
+        if self.predictor is not None:
+            return "the model is still loading in another worker; retry when GET /ping answers 200"
         return "the model is still loading; retry when GET /ping answers 200"
 
 
-def create_app(model_dir: str | Path, threads: int = 1, exit_on_load_failure: bool = True) -> InferenceApp:
+def create_app(
+    model_dir: str | Path,
+    threads: int = 1,
+    exit_on_load_failure: bool = True,
+    readiness: ServerReadiness | None = None,
+) -> InferenceApp:
     """An ASGI app for `model_dir`; it starts loading the model when the server sends lifespan startup."""
-    return InferenceApp(model_dir, threads=threads, exit_on_load_failure=exit_on_load_failure)
+    return InferenceApp(model_dir, threads=threads, exit_on_load_failure=exit_on_load_failure, readiness=readiness)
 
 
 class PredictionTimeoutError(Exception):

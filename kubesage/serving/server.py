@@ -31,6 +31,8 @@ import inspect
 import logging
 import math
 import os
+import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,6 +42,7 @@ import uvicorn
 from kubesage.errors import KubesageError, ModelError
 from kubesage.modelio import find_model_file, load_schema_if_present
 from kubesage.serving.app import InferenceApp, create_app
+from kubesage.serving.readiness import ENV_EXPECTED_WORKERS, ENV_READY_DIR, ServerReadiness
 from kubesage.serving.transport import CoalescingHttpToolsProtocol
 
 logger = logging.getLogger(__name__)
@@ -164,7 +167,14 @@ def serve(
         log_config=log_config(),
         **_healthcheck_option(),
     )
-    run_uvicorn(uvicorn_config)
+    # /ping's one truth for all workers (kubesage.serving.readiness), gone with the server.
+    ready_dir = tempfile.mkdtemp(prefix="kubesage-ready-")
+    os.environ[ENV_READY_DIR] = ready_dir
+    os.environ[ENV_EXPECTED_WORKERS] = str(config.workers)
+    try:
+        run_uvicorn(uvicorn_config)
+    finally:
+        shutil.rmtree(ready_dir, ignore_errors=True)
 
 
 def _healthcheck_option() -> dict[str, Any]:
@@ -217,7 +227,7 @@ def app_from_env() -> InferenceApp:
     model_dir = os.environ.get(ENV_MODEL_DIR)
     if not model_dir:
         raise KubesageError(f"{ENV_MODEL_DIR} is not set; start the server with kubesage.serving.serve()")
-    return create_app(model_dir, threads=_env_int(ENV_THREADS) or 1)
+    return create_app(model_dir, threads=_env_int(ENV_THREADS) or 1, readiness=ServerReadiness.from_env())
 
 
 def _env_int(name: str) -> int | None:

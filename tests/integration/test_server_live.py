@@ -243,6 +243,20 @@ def test_ping_answers_503_then_200_while_loading(model_dir: Path) -> None:
     assert set(statuses) <= {0, 503, 200}
 
 
+def test_ping_never_flaps_back_to_503_once_ready(model_dir: Path) -> None:
+    """SageMaker reads a 503 after a 200 as an unhealthy instance; two workers load at their own pace."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    process = start_server(model_dir, port, workers=2)
+    try:
+        wait_ready(url, process)
+        # A new connection per request, so the kernel hands them to either worker.
+        after = [httpx.get(f"{url}/ping", timeout=5).status_code for _ in range(200)]
+    finally:
+        stop_server(process)
+    assert set(after) == {200}
+
+
 @pytest.mark.parametrize("bad", ["missing", "not-a-model"])
 def test_unusable_model_exits_non_zero_with_reason(tmp_path: Path, bad: str) -> None:
     target = tmp_path / "model"
