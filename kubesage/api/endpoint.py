@@ -79,11 +79,11 @@ class Endpoint:
 
     def predict(self, rows: Sequence[Sequence[float]]) -> list[float]:
         """P(churn) per feature row, in order."""
-        body = "\n".join(",".join(map(repr, row)) for row in rows)
+        body = csv_body(rows)
         name = self.settings.name
         try:
             response = self.client.invoke_endpoint(
-                EndpointName=name, ContentType="text/csv", Accept="application/json", Body=body.encode()
+                EndpointName=name, ContentType="text/csv", Accept="application/json", Body=body
             )
             payload = response["Body"].read()
         except (ReadTimeoutError, ConnectTimeoutError) as exc:
@@ -101,6 +101,11 @@ class Endpoint:
         except BotoCoreError as exc:
             raise EndpointError(f"calling the model endpoint '{name}' failed: {exc}") from exc
         return _scores(payload, len(rows), name)
+
+
+def csv_body(rows: Sequence[Sequence[float]]) -> bytes:
+    """Feature rows as the endpoint's text/csv: repr round-trips every float64 exactly."""
+    return "\n".join(",".join(map(repr, row)) for row in rows).encode()
 
 
 def _scores(payload: bytes, expected: int, name: str) -> list[float]:

@@ -23,6 +23,7 @@ from kubesage.modelio import (
     find_model_file,
     load_booster,
     load_schema_if_present,
+    xgboost_view,
 )
 
 logger = logging.getLogger(__name__)
@@ -85,7 +86,7 @@ class Predictor:
         return predictor
 
     def predict(self, features: np.ndarray) -> np.ndarray:
-        """P(class 1) per row. The codec hands over C-contiguous float64 (rows, n_features) matrices.
+        """P(class 1) per row, from the values XGBoost would compare (`modelio.xgboost_view`).
 
         Calls oneDAL's prediction directly: daal4py's model-builder wrapper around the very same
         call (`predict_proba`) re-checks its inputs on each request, a third of the time of a
@@ -96,7 +97,7 @@ class Predictor:
         """
         if features.ndim != 2 or features.shape[1] != self.n_features:
             raise ModelError(f"expected {self.n_features} features per row, got {features.shape[-1]}")
-        matrix = np.ascontiguousarray(features, dtype=np.float64)
+        matrix = xgboost_view(features)
         daal_model = self.daal_model.model.daal_model_
         if matrix.shape[0] == 1:
             if self._single_row is None:
