@@ -23,9 +23,16 @@ from typing import Any
 from kubesage.api.errors import FieldProblem, InvalidRequestError, PayloadTooLargeError
 from kubesage.features import CATEGORICAL_COLUMNS, DROPPED_COLUMNS, NUMERIC_COLUMNS, shorten
 
-# Lambda's synchronous invocation payload limit (6 MB), the same as SageMaker's endpoint limit.
-MAX_BODY_BYTES = 6_291_456
 MAX_RECORDS = 1000
+# The work a request may cause is bounded by what a valid one needs, not by Lambda's 6 MB payload
+# limit: the largest real churn record is 618 bytes as indented JSON, so 1,000 of them fit in 1 MiB.
+# A 6 MB body would take seconds of CPU to parse and check on a 256 MB function; it is refused first.
+MAX_BODY_BYTES = 1_048_576
+# The 400 lists at most this many problems (and says how many records were checked), so the answer
+# stays a few kilobytes whatever the body; validation stops collecting once it has them.
+MAX_PROBLEMS = 50
+# Echoed field names are cut to this many characters: the answer never repeats a client's megabytes.
+MAX_NAME_CHARS = 40
 COUNT_COLUMNS = frozenset(
     {"Account Length", "VMail Message", "Day Calls", "Eve Calls", "Night Calls", "Intl Calls", "CustServ Calls"}
 )
@@ -34,6 +41,9 @@ PLAN_VALUES = ("yes", "no")
 REQUIRED_FIELDS: tuple[str, ...] = (*CATEGORICAL_COLUMNS, *NUMERIC_COLUMNS)
 OPTIONAL_FIELDS: tuple[str, ...] = DROPPED_COLUMNS
 KNOWN_FIELDS = frozenset(REQUIRED_FIELDS + OPTIONAL_FIELDS)
+# A record has 20 fields (Phone among them, optional); one with far more is refused whole, before
+# any key is checked, so a body of unknown keys costs one problem, not one per key.
+MAX_KEYS_PER_RECORD = 2 * len(KNOWN_FIELDS)
 _STATE = re.compile(r"[A-Z]{2}")
 _AREA_CODE = re.compile(r"[0-9]{3}")
 SHAPE_HINT = 'send one raw churn record as a JSON object, a list of them, or {"records": [...]}'
@@ -50,7 +60,9 @@ def read_body(body: str | bytes | None, is_base64: bool = False) -> list[dict[st
         except (binascii.Error, ValueError):
             raise InvalidRequestError("the request body is marked base64 but is not valid base64") from None
     if len(raw) > MAX_BODY_BYTES:
-        raise PayloadTooLargeError(f"the body is {len(raw):,} bytes; the limit is {MAX_BODY_BYTES:,} (6 MB)")
+        raise PayloadTooLargeError(
+            f"the body is {len(raw):,} bytes; the limit is {MAX_BODY_BYTES:,} (1 MiB, room for {MAX_RECORDS:,} records)"
+        )
     try:
         document = json.loads(raw, parse_constant=_reject_constant)
     except UnicodeDecodeError:
@@ -61,6 +73,8 @@ def read_body(body: str | bytes | None, is_base64: bool = False) -> list[dict[st
         ) from None
     except ValueError as exc:  # NaN / Infinity tokens
         raise InvalidRequestError(f"the request body is not valid JSON ({exc})") from None
+    except RecursionError:  # json's parser recurses per level; a deep body is the client's mistake
+        raise InvalidRequestError(f"the request body is nested too deeply; {SHAPE_HINT}") from None
     return _records(document)
 
 
@@ -71,8 +85,9 @@ def _reject_constant(token: str) -> Any:
 def _records(document: Any) -> list[dict[str, Any]]:
     if isinstance(document, Mapping) and "records" in document:
         if len(document) != 1:
-            extra = sorted(k for k in document if k != "records")
-            raise InvalidRequestError(f"unexpected key(s) {extra} next to 'records'; {SHAPE_HINT}")
+            extra = [_name(k) for k in document if k != "records"]
+            shown = ", ".join(repr(k) for k in sorted(extra)[:5]) + (", ..." if len(extra) > 5 else "")
+            raise InvalidRequestError(f"unexpected key(s) [{shown}] next to 'records'; {SHAPE_HINT}")
         document = document["records"]
         if not isinstance(document, list):
             raise InvalidRequestError(f"'records' must be a list of objects; {SHAPE_HINT}")
@@ -87,20 +102,28 @@ def _records(document: Any) -> list[dict[str, Any]]:
         FieldProblem(i, "", f"record {i} is a JSON {_json_type(r)}, expected an object of raw fields")
         for i, r in enumerate(records)
         if not isinstance(r, Mapping)
-    ]
+    ][:MAX_PROBLEMS]
     if problems:
         raise InvalidRequestError(summary(problems), problems)
     return records
 
 
 def validate_records(records: list[dict[str, Any]]) -> None:
-    """Raise InvalidRequestError listing every bad field of every record; return if all are valid."""
-    problems = [problem for i, record in enumerate(records) for problem in record_problems(i, record)]
+    """Raise InvalidRequestError listing the bad fields (up to MAX_PROBLEMS); return if all are valid."""
+    problems: list[FieldProblem] = []
+    for i, record in enumerate(records):
+        problems.extend(record_problems(i, record))
+        if len(problems) >= MAX_PROBLEMS:
+            # Stop here: the client fixes these first, and the work stays bounded.
+            raise InvalidRequestError(summary(problems[:MAX_PROBLEMS], checked=i + 1), problems[:MAX_PROBLEMS])
     if problems:
         raise InvalidRequestError(summary(problems), problems)
 
 
 def record_problems(index: int, record: Mapping[str, Any]) -> list[FieldProblem]:
+    if len(record) > MAX_KEYS_PER_RECORD:
+        message = f"record {index} has {len(record):,} keys; a raw churn record has at most {len(KNOWN_FIELDS)} fields"
+        return [FieldProblem(index, "", message)]
     problems: list[FieldProblem] = []
     for name in REQUIRED_FIELDS:
         if name not in record:
@@ -113,10 +136,16 @@ def record_problems(index: int, record: Mapping[str, Any]) -> list[FieldProblem]
         if name in record and not isinstance(record[name], str | None):
             problems.append(FieldProblem(index, name, f"must be a string, got {_json_type(record[name])}"))
     for name in sorted(set(record) - KNOWN_FIELDS, key=str):
-        close = get_close_matches(str(name), sorted(KNOWN_FIELDS), n=1)
+        shown = _name(name)
+        close = get_close_matches(shown, sorted(KNOWN_FIELDS), n=1)
         hint = f" (did you mean '{close[0]}'?)" if close else ""
-        problems.append(FieldProblem(index, str(name), f"is not an input field{hint}"))
+        problems.append(FieldProblem(index, shown, f"is not an input field{hint}"))
     return problems
+
+
+def _name(key: Any) -> str:
+    """A client's key as echoed back: cut short, so a long key costs the answer 40 characters."""
+    return shorten(str(key), MAX_NAME_CHARS)
 
 
 def _field_problem(name: str, value: Any) -> str | None:
@@ -159,11 +188,15 @@ def _number(value: int | float | str) -> float | None:
     return number if math.isfinite(number) else None
 
 
-def summary(problems: list[FieldProblem]) -> str:
+def summary(problems: list[FieldProblem], checked: int | None = None) -> str:
+    """The 400's message; `checked` says validation stopped after that many records (problems capped)."""
     shown = "; ".join((f"record {p.record}: '{p.field}' {p.message}" if p.field else p.message) for p in problems[:10])
     more = f"; and {len(problems) - 10} more" if len(problems) > 10 else ""
     noun = "problem" if len(problems) == 1 else "problems"
-    return f"{len(problems)} {noun} in the request: {shown}{more}"
+    count = f"{len(problems)} {noun}"
+    if checked is not None:
+        count = f"at least {count} (checking stopped at the first {len(problems)}, in record {checked - 1})"
+    return f"{count} in the request: {shown}{more}"
 
 
 def _quote(value: Any) -> str:

@@ -21,7 +21,7 @@ import pytest
 from kubesage.api.bundle import ModelBundle
 from kubesage.api.endpoint import Endpoint, EndpointSettings
 from kubesage.api.handler import PredictionApi
-from kubesage.api.records import MAX_BODY_BYTES
+from kubesage.api.records import MAX_BODY_BYTES, MAX_NAME_CHARS, MAX_PROBLEMS
 from kubesage.features import LABEL_COLUMN, FeatureSchema, encode_record, transform_columns
 
 
@@ -178,7 +178,7 @@ def test_missing_fields_are_all_listed(schema: FeatureSchema, raw: pd.DataFrame,
         ('{"records": [1]}', 400, "record 0 is a JSON number"),
         ('{"records": {}, "x": 1}', 400, "unexpected key"),
         (json.dumps([{}] * 1001), 400, "at most 1,000"),
-        ("x" * (MAX_BODY_BYTES + 1), 413, "the limit is 6,291,456"),
+        ("x" * (MAX_BODY_BYTES + 1), 413, "the limit is 1,048,576"),
     ],
 )
 def test_malformed_bodies(schema: FeatureSchema, stand_in: Any, body: str | None, status: int, words: str) -> None:
@@ -232,3 +232,62 @@ def test_an_unexpected_failure_is_a_500_without_details(
     code, body = _answer(api, _event(raw.iloc[0].to_dict()))
     assert code == 500
     assert body["message"] == "internal error; see the function's log"
+
+
+# Abuse: what a hostile body costs the function is bounded by what a valid request needs (issue 18
+# item 5). The CPU side is measured by bench/bench_api_abuse.py; here the status and the answer's size.
+ANSWER_LIMIT = 64 * 1024
+
+
+def _unknown_keys(size: int) -> str:
+    """One JSON object of distinct unknown keys, about `size` bytes."""
+    keys = (f'"unknown field {i:07d}": 1' for i in range(size // 28))
+    return "{" + ", ".join(keys) + "}"
+
+
+def test_a_6_mb_body_of_unknown_keys_is_refused_in_a_short_answer(schema: FeatureSchema, stand_in: Any) -> None:
+    response = _api(schema, stand_in).handle(_event(_unknown_keys(6_000_000)))
+    assert response["statusCode"] == 413
+    assert len(response["body"]) < ANSWER_LIMIT
+    assert stand_in.seen == []
+
+
+def test_a_record_of_many_unknown_keys_is_one_problem(schema: FeatureSchema, stand_in: Any) -> None:
+    body = _unknown_keys(MAX_BODY_BYTES - 100)
+    assert len(body) <= MAX_BODY_BYTES
+    response = _api(schema, stand_in).handle(_event(body))
+    assert response["statusCode"] == 400
+    assert len(response["body"]) < 1024
+    answer = json.loads(response["body"])
+    assert answer["errors"] == [
+        {"record": 0, "field": "", "message": "record 0 has 37,445 keys; a raw churn record has at most 20 fields"}
+    ]
+
+
+def test_problems_are_capped_and_names_cut_short(schema: FeatureSchema, raw: pd.DataFrame, stand_in: Any) -> None:
+    long_name = "Day Mins" + "x" * 100_000
+    record = {**raw.iloc[0].to_dict(), **{f"extra {i}": 1 for i in range(19)}}
+    response = _api(schema, stand_in).handle(_event([{long_name: 1, **record}] + [record] * 999))
+    assert response["statusCode"] == 400
+    assert len(response["body"]) < ANSWER_LIMIT
+    answer = json.loads(response["body"])
+    assert len(answer["errors"]) == MAX_PROBLEMS
+    assert max(len(e["field"]) for e in answer["errors"]) == MAX_NAME_CHARS
+    assert answer["errors"][0] == {
+        "record": 0,
+        "field": "Day Mins" + "x" * (MAX_NAME_CHARS - 11) + "...",
+        "message": "is not an input field",
+    }
+    assert answer["message"].startswith(f"at least {MAX_PROBLEMS} problems (checking stopped at the first")
+    many_extra = json.dumps({"records": [], **{f"k{i}" * 100: 1 for i in range(1000)}})
+    code, answer = _answer(_api(schema, stand_in), _event(many_extra))
+    assert code == 400
+    assert len(answer["message"]) < 500
+
+
+def test_a_deeply_nested_body_is_a_400(schema: FeatureSchema, stand_in: Any) -> None:
+    code, answer = _answer(_api(schema, stand_in), _event("[" * 10_000 + "]" * 10_000))
+    assert code == 400
+    assert answer["message"].startswith("the request body is nested too deeply")
+    code, answer = _answer(_api(schema, stand_in), _event('{"a":' * 10_000 + "1" + "}" * 10_000))
+    assert code == 400
