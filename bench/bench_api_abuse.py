@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from kubesage.api.bundle import ModelBundle
 from kubesage.api.endpoint import Endpoint, EndpointSettings
@@ -44,7 +44,7 @@ def bodies() -> dict[str, str]:
     }
 
 
-def measure(handle: Callable[[dict[str, object]], dict[str, object]], body: str) -> tuple[int, int, float]:
+def measure(handle: Callable[[Mapping[str, object]], dict[str, object]], body: str) -> tuple[int, int, float]:
     event = {"httpMethod": "POST", "body": body, "requestContext": {"requestId": "bench"}}
     start = time.process_time()
     response = handle(event)

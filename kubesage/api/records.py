@@ -122,8 +122,8 @@ def validate_records(records: list[dict[str, Any]]) -> None:
 
 def record_problems(index: int, record: Mapping[str, Any]) -> list[FieldProblem]:
     if len(record) > MAX_KEYS_PER_RECORD:
-        message = f"record {index} has {len(record):,} keys; a raw churn record has at most {len(KNOWN_FIELDS)} fields"
-        return [FieldProblem(index, "", message)]
+        too_many = f"record {index} has {len(record):,} keys; a raw churn record has at most {len(KNOWN_FIELDS)} fields"
+        return [FieldProblem(index, "", too_many)]
     problems: list[FieldProblem] = []
     for name in REQUIRED_FIELDS:
         if name not in record:
