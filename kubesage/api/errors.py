@@ -29,6 +29,11 @@ class ApiError(KubesageError):
 
     status = 500
 
+    @property
+    def public_message(self) -> str:
+        """What the client is told: the whole message for its own mistakes (4xx), see subclasses."""
+        return str(self)
+
 
 class InvalidRequestError(ApiError):
     """The client's request is malformed or holds bad records; `problems` names each bad field."""
@@ -50,15 +55,27 @@ class PayloadTooLargeError(InvalidRequestError):
 
 
 class EndpointError(ApiError):
-    """The model endpoint answered with an error, an unusable body, or could not be reached."""
+    """The model endpoint answered with an error, an unusable body, or could not be reached.
+
+    The message names the endpoint and quotes AWS (account id, role and function ARNs, log links):
+    it goes to the function's log only; the client gets `public_message` and the request id.
+    """
 
     status = 502
+
+    @property
+    def public_message(self) -> str:
+        return "the model endpoint could not answer; retry later, or report the requestId"
 
 
 class EndpointTimeoutError(EndpointError):
     """The model endpoint did not answer within the client's timeouts and retries."""
 
     status = 504
+
+    @property
+    def public_message(self) -> str:
+        return "the model endpoint did not answer in time; retry shortly, or report the requestId"
 
 
 class DeployError(KubesageError):

@@ -3,7 +3,8 @@
     POST /predict  body: one raw churn record, a list of them, or {"records": [...]}
     200 {"predictions": [{"churn_probability": p, "churn": true|false}, ...]}
     400 / 405 / 413 {"message": ..., "errors": [{"record", "field", "message"}], "requestId": ...}
-    502 / 504 {"message": ..., "requestId": ...}   (the endpoint failed / timed out)
+    502 / 504 {"message": ..., "requestId": ...}   (the endpoint failed / timed out: a generic message;
+                                                    the detail is logged under the request id)
 
 `handler(event, context)` is the Lambda entry point (`kubesage.api.handler.handler`); the work is in
 `PredictionApi.handle`, which tests and the local API front call directly. The container's state
@@ -86,7 +87,7 @@ def respond(status: int, payload: Mapping[str, Any], request_id: str) -> dict[st
 
 
 def error_response(exc: ApiError, request_id: str) -> dict[str, Any]:
-    payload: dict[str, Any] = {"message": str(exc), "requestId": request_id}
+    payload: dict[str, Any] = {"message": exc.public_message, "requestId": request_id}
     if isinstance(exc, InvalidRequestError) and exc.problems:
         payload["errors"] = [p.to_dict() for p in exc.problems]
     return respond(exc.status, payload, request_id)

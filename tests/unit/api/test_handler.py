@@ -199,29 +199,61 @@ def test_base64_bodies_and_methods(schema: FeatureSchema, raw: pd.DataFrame, sta
     assert "POST" in body["message"]
 
 
-@pytest.mark.parametrize(("mode", "status", "words"), [("error", 502, "ModelError"), ("garbage", 502, "unreadable")])
-def test_endpoint_failures_are_502(
-    schema: FeatureSchema, raw: pd.DataFrame, stand_in: Any, mode: str, status: int, words: str
+@pytest.mark.parametrize(("mode", "detail"), [("error", "ModelError: the model failed"), ("garbage", "unreadable")])
+def test_endpoint_failures_are_a_generic_502_with_the_detail_in_the_log(
+    schema: FeatureSchema, raw: pd.DataFrame, stand_in: Any, caplog: pytest.LogCaptureFixture, mode: str, detail: str
 ) -> None:
     stand_in.mode = mode
     code, body = _answer(_api(schema, stand_in), _event(raw.iloc[0].to_dict()))
-    assert code == status
-    assert words in body["message"]
-    assert body["requestId"] == "req-1"
+    assert (code, body) == (
+        502,
+        {"message": "the model endpoint could not answer; retry later, or report the requestId", "requestId": "req-1"},
+    )
+    # The endpoint's name and the AWS message (ARNs, account id, log links) are in the log only.
+    logged = [r.getMessage() for r in caplog.records if r.name == "kubesage.api"]
+    assert len(logged) == 1
+    assert logged[0].startswith("request req-1: the model endpoint 'churn' answered")
+    assert detail in logged[0]
 
 
-def test_endpoint_timeout_is_504_and_unreachable_is_502(
+def _count_attempts(api: PredictionApi) -> list[str]:
+    """Every HTTP request botocore sends for the API's endpoint client, counted by botocore's own hook."""
+    sent: list[str] = []
+    api.endpoint.client.meta.events.register("before-send", lambda request, **_: sent.append(request.url))
+    return sent
+
+
+def test_a_read_timeout_is_a_504_sent_once_and_unreachable_is_a_502_after_retries(
     schema: FeatureSchema, raw: pd.DataFrame, stand_in: Any
 ) -> None:
     stand_in.mode = "hang"
-    code, body = _answer(_api(schema, stand_in), _event(raw.iloc[0].to_dict()))
+    api = _api(schema, stand_in)
+    sent = _count_attempts(api)
+    code, body = _answer(api, _event(raw.iloc[0].to_dict()))
     assert code == 504
-    assert "did not answer in time" in body["message"]
+    assert body["message"] == "the model endpoint did not answer in time; retry shortly, or report the requestId"
+    # The endpoint got the request and may still be working on it: not sent again.
+    assert len(sent) == 1
+    assert len(stand_in.seen) == 1
     stand_in.shutdown()
     stand_in.server_close()
-    code, body = _answer(_api(schema, stand_in), _event(raw.iloc[0].to_dict()))
+    api = _api(schema, stand_in)
+    sent = _count_attempts(api)
+    code, body = _answer(api, _event(raw.iloc[0].to_dict()))
     assert code == 502
-    assert "could not reach" in body["message"]
+    assert "churn" not in body["message"]
+    assert len(sent) == 2  # max_attempts: a refused connection never reached the endpoint, so it is retried
+
+
+def test_settings_that_could_outlast_the_gateway_are_refused() -> None:
+    from kubesage.api.endpoint import DEADLINE_SECONDS, worst_case_seconds
+    from kubesage.api.errors import EndpointError
+
+    assert worst_case_seconds(EndpointSettings(name="e").read_timeout, EndpointSettings(name="e").max_attempts) == 14.3
+    with pytest.raises(EndpointError, match=r"KUBESAGE_ENDPOINT_MAX_ATTEMPTS=3 and KUBESAGE_ENDPOINT_READ_TIMEOUT=20 "):
+        EndpointSettings(name="e", read_timeout=20.0)
+    assert worst_case_seconds(20.0, 2) <= DEADLINE_SECONDS
+    EndpointSettings(name="e", read_timeout=20.0, max_attempts=2)
 
 
 def test_an_unexpected_failure_is_a_500_without_details(
