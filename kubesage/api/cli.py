@@ -11,7 +11,7 @@ import click
 
 from kubesage.errors import KubesageError
 
-ENV_API_KEY = "KUBESAGE_API_KEY"
+ENV_API_KEY = "KUBESAGE_API_KEY"  # kubesage.api.gateway.ENV_API_KEY, without importing it for --help
 
 
 def _fail(exc: KubesageError) -> None:
@@ -29,21 +29,27 @@ def _fail(exc: KubesageError) -> None:
     help="models:/NAME/VERSION or a model dir (schema, threshold); default: the newest customer-churn version.",
 )
 @click.option("--port", type=click.IntRange(1, 65535), default=3000, show_default=True)
-@click.option("--api-key", default=None, help=f"The key clients send as x-api-key (or ${ENV_API_KEY}; else generated).")
+@click.option(
+    "--api-key-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help=f"A file holding the key clients send as x-api-key (else ${ENV_API_KEY}; else generated). "
+    "Not an argument: arguments show in `ps`.",
+)
 @click.option("--container", is_flag=True, help="Run the handler in the Lambda image under the emulator (Docker).")
 def api_command(
-    endpoint_url: str, endpoint_name: str, model: str | None, port: int, api_key: str | None, container: bool
+    endpoint_url: str, endpoint_name: str, model: str | None, port: int, api_key_file: Path | None, container: bool
 ) -> None:
     """Serve POST /predict on 127.0.0.1 as API Gateway would, in front of the Lambda handler."""
     from kubesage.api.bundle import bundle_from_model
-    from kubesage.api.gateway import InProcessInvoker, LambdaInvoker, generate_api_key
+    from kubesage.api.gateway import InProcessInvoker, LambdaInvoker, generate_api_key, read_api_key
     from kubesage.api.local import GatewayServer, LambdaContainer, in_process_api
 
-    key = api_key or os.environ.get(ENV_API_KEY) or ""
-    if not key:
-        key = generate_api_key()
-        click.echo(f"API key (generated; send it as x-api-key): {key}", err=True)
     try:
+        key = read_api_key(api_key_file, os.environ)
+        if key is None:
+            key = generate_api_key()
+            click.echo(f"API key (generated; send it as x-api-key): {key}", err=True)
         if model is None:
             from kubesage.api.demo import latest_model
 

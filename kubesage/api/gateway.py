@@ -2,7 +2,7 @@
 
 It does what API Gateway does for the one route the template declares, `POST /predict`:
 - any other route or method -> 403 `{"message": "Missing Authentication Token"}`;
-- a missing or wrong `x-api-key` -> 403 `{"message": "Forbidden"}`;
+- a missing or wrong `x-api-key` -> 403 `{"message": "Forbidden"}`, before any of the body is read;
 - a body over API Gateway's 10 MB limit -> 413;
 - the request becomes the proxy event `sam local start-api` builds (payload format 1.0);
 - the handler's answer becomes the HTTP response; a handler that raises or answers something that
@@ -25,12 +25,17 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 from urllib.error import HTTPError
 from urllib.parse import unquote_plus
 from urllib.request import Request, urlopen
 
+from kubesage.errors import ParameterError
+
 logger = logging.getLogger(__name__)
+
+ENV_API_KEY = "KUBESAGE_API_KEY"
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
@@ -49,6 +54,22 @@ TEXT_TYPES = ("application/json", "text/", "application/xml")
 def generate_api_key() -> str:
     """A random key with API Gateway's length (40 characters)."""
     return secrets.token_urlsafe(30)[:40]
+
+
+def read_api_key(path: Path | None, environ: Mapping[str, str]) -> str | None:
+    """The key from a file (first line) or KUBESAGE_API_KEY, else None (generate one).
+
+    Never from the command line: arguments show in `ps` and shell history to every local user.
+    """
+    if path is not None:
+        try:
+            key = path.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ParameterError(f"cannot read the API key file {path}: {exc.strerror}") from None
+        if not key:
+            raise ParameterError(f"the API key file {path} is empty; write the key on its first line")
+        return key
+    return environ.get(ENV_API_KEY, "").strip() or None
 
 
 class LocalGateway:
@@ -76,13 +97,14 @@ class LocalGateway:
         if (scope["method"], scope["path"]) != ROUTE:
             await _send(send, 403, {"message": "Missing Authentication Token"})
             return
-        body = await _read(receive)
-        if body is None:
-            await _send(send, 413, {"message": "Request Too Long"})
-            return
+        # The key first: a client without it must not make the gateway read (and hold) 10 MB.
         given = next((v for k, v in headers if k.lower() == "x-api-key"), "")
         if not hmac.compare_digest(given.encode(), self.api_key.encode()):
             await _send(send, 403, {"message": "Forbidden"})
+            return
+        body = await _read(receive)
+        if body is None:
+            await _send(send, 413, {"message": "Request Too Long"})
             return
         event = proxy_event(scope, headers, body, self.stage, api_key=given)
         try:

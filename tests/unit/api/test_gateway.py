@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import httpx
+import pytest
 
 from kubesage.api.gateway import generate_api_key
 from kubesage.api.local import GatewayServer
@@ -65,3 +66,50 @@ def test_the_policy_check_passes_the_template_and_catches_a_wildcard() -> None:
     assert any("wildcard action" in p for p in found)
     assert any("RESOURCE_STAR" in p for p in found)
     assert any("aws:SourceAccount" in p for p in found)
+
+
+def test_a_request_without_the_key_is_refused_before_its_body_is_read() -> None:
+    import asyncio
+
+    from kubesage.api.gateway import LocalGateway
+
+    reads: list[int] = []
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        reads.append(1)
+        return {"type": "http.request", "body": b"x" * 65536, "more_body": True}
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    def invoke(event: dict[str, Any]) -> Mapping[str, Any]:
+        raise AssertionError("the function must not be called")
+
+    scope = {"type": "http", "method": "POST", "path": "/predict", "headers": [(b"x-api-key", b"wrong")]}
+    asyncio.run(LocalGateway(invoke, KEY)(scope, receive, send))
+    assert sent[0]["status"] == 403
+    assert json.loads(sent[1]["body"]) == {"message": "Forbidden"}
+    assert reads == []
+
+
+def test_the_key_comes_from_a_file_or_the_environment_never_an_argument(tmp_path: Any) -> None:
+    from click.testing import CliRunner
+
+    from kubesage.api.cli import api_command
+    from kubesage.api.gateway import read_api_key
+    from kubesage.errors import ParameterError
+
+    key_file = tmp_path / "key"
+    key_file.write_text(f"{KEY}\n")
+    assert read_api_key(key_file, {"KUBESAGE_API_KEY": "other"}) == KEY
+    assert read_api_key(None, {"KUBESAGE_API_KEY": " env-key "}) == "env-key"
+    assert read_api_key(None, {}) is None
+    (tmp_path / "empty").write_text("\n")
+    with pytest.raises(ParameterError, match="the API key file .*empty; write the key on its first line"):
+        read_api_key(tmp_path / "empty", {})
+    with pytest.raises(ParameterError, match="cannot read the API key file .*missing: No such file"):
+        read_api_key(tmp_path / "missing", {})
+    result = CliRunner().invoke(api_command, ["--endpoint-url", "http://127.0.0.1:9", "--api-key", KEY])
+    assert result.exit_code == 2
+    assert "No such option '--api-key'" in result.output
