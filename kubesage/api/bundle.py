@@ -16,6 +16,7 @@ from typing import Any
 from kubesage.api.errors import DeployError
 from kubesage.errors import SchemaError
 from kubesage.features import FeatureSchema
+from kubesage.redact import redact_text
 
 BUNDLE_FILENAME = "kubesage_model.json"
 ENV_BUNDLE = "KUBESAGE_MODEL_BUNDLE"
@@ -99,7 +100,8 @@ def bundle_from_model(model: str, download_dir: str | Path | None = None) -> Mod
         raise DeployError(
             f"{model} has no feature_schema.json; register it with kubesage's pipeline, which attaches one"
         )
-    return ModelBundle(schema=schema, decision_threshold=read_threshold(directory, model), model=model)
+    # `model` travels in the zip and the logs: never with a credential a URI may carry.
+    return ModelBundle(schema=schema, decision_threshold=read_threshold(directory, model), model=redact_text(model))
 
 
 def read_threshold(directory: Path, model: str) -> float:

@@ -22,6 +22,7 @@ from kubesage.api.package import LambdaZip, build_zip
 from kubesage.api.template import load_template, render
 from kubesage.aws import aws_call as shared_aws_call
 from kubesage.aws import is_not_found
+from kubesage.redact import redact_text
 
 Progress = Callable[[str], None]
 BUILD_DIR = Path("build") / "lambda"
@@ -124,6 +125,12 @@ def parameters(request: DeployRequest, built: LambdaZip) -> list[dict[str, str]]
     return [{"ParameterKey": k, "ParameterValue": v} for k, v in values.items()]
 
 
+def stack_tags(model: str) -> list[dict[str, str]]:
+    """The stack's tags: the --model string, credentials masked, since tags are readable by anyone
+    who may describe the stack (and are copied to every resource)."""
+    return [{"Key": "kubesage:model", "Value": redact_text(model)[:256]}]
+
+
 def stack_exists(cfn: Any, name: str) -> bool:
     from botocore.exceptions import ClientError
 
@@ -157,7 +164,7 @@ def deploy(request: DeployRequest, progress: Progress = lambda _: None) -> Deplo
             TemplateBody=json.dumps(render(load_template())),
             Parameters=parameters(request, built),
             Capabilities=["CAPABILITY_IAM"],
-            Tags=[{"Key": "kubesage:model", "Value": bundle.model[:256]}],
+            Tags=stack_tags(bundle.model),
         )
     progress(f"change set {change_set} ({kind}) created; waiting for it")
     if not _wait_change_set(cfn, request.stack_name, change_set):

@@ -10,6 +10,8 @@ import json
 
 import pytest
 from click.testing import CliRunner
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
 from kubesage import tracking as t
 from kubesage.errors import RunnerError, TrackingError
@@ -90,3 +92,64 @@ def test_cli_errors_never_print_the_credential(monkeypatch: pytest.MonkeyPatch) 
     assert answer["status"] == "error"
     assert "http://***@127.0.0.1:9" in answer["error"]
     assert SECRET not in result.output
+
+
+# Every shape a secret travels in (issue 18 item 10), each a template with {s} where the secret goes.
+SHAPES = [
+    "MLFLOW_TRACKING_PASSWORD={s}",
+    "export DATABRICKS_TOKEN={s}",
+    "AWS_SECRET_ACCESS_KEY={s} AWS_SESSION_TOKEN={s}",
+    "MLFLOW_TRACKING_TOKEN: {s}",
+    "Authorization: Bearer {s}",
+    "authorization=Basic {s}",
+    "Proxy-Authorization: {s}",
+    "curl -H 'Authorization: Bearer {s}' https://h/",
+    "sent Bearer {s} to the server",
+    '{{"user": "me", "password": "{s}"}}',
+    "{{'client_secret': '{s}', 'n': 1}}",
+    '{{"MLFLOW_TRACKING_PASSWORD":"{s}"}}',
+    "https://storage.googleapis.com/b/o?X-Goog-Algorithm=GOOG4-RSA-SHA256&X-Goog-Signature={s}&X-Goog-Date=1",
+    "X-Goog-Signature: {s}",
+    "https://user:{s}@mlflow.example.com:5000/",
+    "https://{s}@mlflow.example.com/api",
+    "https://h/p?run=1&access_token={s}",
+    "https://b.s3.amazonaws.com/k?X-Amz-Credential=AKIA/x&X-Amz-Signature={s}",
+    "?sv=2024&sig={s}",
+    "x-api-key: {s}",
+]
+URL_SAFE = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~"
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    shape=st.sampled_from(SHAPES),
+    secret=st.text(alphabet=URL_SAFE, min_size=8, max_size=64),
+    before=st.sampled_from(["", "error: ", "failed (", "line1\n"]),
+    after=st.sampled_from(["", " and more", ")", "\nnext line", "; retry"]),
+)
+def test_no_generated_secret_survives_redaction_in_any_shape(shape: str, secret: str, before: str, after: str) -> None:
+    # Secrets that are part of the shape's own words (e.g. 'password') would be found regardless.
+    assume(secret.lower() not in shape.lower())
+    text = before + shape.format(s=secret) + after
+    redacted = redact_text(text)
+    assert secret not in redacted
+    assert "***" in redacted
+    assert redacted.startswith(before)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.text(alphabet=URL_SAFE + " :=/", max_size=80))
+def test_text_without_a_secret_name_is_unchanged(text: str) -> None:
+    assume(not any(word in text.lower() for word in ("password", "passwd", "secret", "token", "signature",
+                                                      "credential", "api", "bearer", "basic", "auth", "key",
+                                                      "code", "sig", "://")))  # fmt: skip
+    assert redact_text(text) == text
+
+
+def test_deploy_tags_and_the_bundle_never_carry_a_credential() -> None:
+    from kubesage.api.deploy import stack_tags
+
+    model = f"https://user:{SECRET}@mlflow.example.com/models/churn?token={SECRET}"
+    (tag,) = stack_tags(model)
+    assert tag == {"Key": "kubesage:model", "Value": "https://***@mlflow.example.com/models/churn?token=***"}
+    assert stack_tags("models:/customer-churn/3") == [{"Key": "kubesage:model", "Value": "models:/customer-churn/3"}]
