@@ -8,6 +8,11 @@ ingress or the proxy URL itself) with a bearer token and a CA bundle works throu
 Every call goes through `KfpApi.call`: a 5xx or a dropped connection is retried with backoff, a 401 or
 403 ends with what to do, anything else with the server's own message. kfp.Client prints links to
 stdout; they are passed on as progress lines instead.
+
+Submitting is not idempotent on the server (each CreateRun starts a run), and a 5xx or a dropped
+connection can come after the server created it. `submit_run` makes it so: before sending again it
+looks for a run of the same (client-chosen) name in the experiment that was not there before the
+first attempt, and returns that one instead of starting a second.
 """
 
 from __future__ import annotations
@@ -173,3 +178,39 @@ class KfpApi:
                 "KFP API (the ml-pipeline service, e.g. a port-forward to 8888, or the UI's /pipeline path)"
             )
         return RunnerError(f"cannot {what}: the KFP API answered {status}: {message}")
+
+
+def _name_filter(name: str) -> str:
+    """The v2beta1 Filter proto as JSON: display_name EQUALS name."""
+    return json.dumps({"predicates": [{"key": "display_name", "operation": "EQUALS", "string_value": name}]})
+
+
+def _runs_named(client: Any, experiment_id: str, name: str, namespace: str | None) -> list[Any]:
+    response = client.list_runs(
+        experiment_id=experiment_id, namespace=namespace, filter=_name_filter(name), page_size=100
+    )
+    return list(response.runs or [])
+
+
+def submit_run(api: KfpApi, experiment_id: str, run_name: str, **run_options: Any) -> Any:
+    """`kfp.Client.run_pipeline`, at most one run however many times the request is retried."""
+    client = api.client
+    namespace = api.options.namespace
+    existing = api.call(
+        f"list runs named {run_name!r}", _runs_named, client, experiment_id, run_name, namespace
+    )
+    before = {run.run_id for run in existing}
+    attempted = False
+
+    def once() -> Any:
+        nonlocal attempted
+        if attempted:
+            # The last attempt may have started the run before its answer was lost: find it first.
+            for run in _runs_named(client, experiment_id, run_name, namespace):
+                if run.run_id not in before:
+                    api.progress.info(f"the run {run_name!r} was started by the last attempt: {run.run_id}")
+                    return run
+        attempted = True
+        return client.run_pipeline(experiment_id, run_name, **run_options)
+
+    return api.call("submit the run", once)

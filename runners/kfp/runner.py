@@ -23,7 +23,7 @@ from kubesage.errors import RunInterruptedError, RunnerError
 from kubesage.pipeline_source import PipelineSource
 from kubesage.runners.base import RunContext, Runner, StepEvent
 from kubesage.runners.kfp import KfpOptions
-from kubesage.runners.kfp.client import KfpApi, resolve_host
+from kubesage.runners.kfp.client import KfpApi, resolve_host, submit_run
 from kubesage.runners.kfp.ir import executor_tasks, prepare, validate
 from kubesage.tracking import PipelineRun, tracking_uri
 from kubesage.tracking.contract import TAG_FAILURE, TAG_PARENT_RUN_ID, TAG_STEP
@@ -124,9 +124,8 @@ class KfpRunner(Runner):
             source: dict[str, Any] = {"pipeline_package_path": str(package)}
             if self.options.pipeline_name:
                 source = self._upload(api, package, context.tracking)
-            return api.call(
-                "submit the run",
-                client.run_pipeline,
+            return submit_run(
+                api,
                 experiment.experiment_id,
                 run_name,
                 params=parameters,

@@ -96,3 +96,40 @@ def test_no_host_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("KF_PIPELINES_ENDPOINT", raising=False)
     with pytest.raises(RunnerError, match="--option host=.*KF_PIPELINES_ENDPOINT"):
         make_api("")
+
+
+def _tiny_pipeline(path: Path) -> Path:
+    from kfp import compiler, dsl
+
+    # No annotations: this module's `from __future__ import annotations` turns them into strings,
+    # which kfp's component decorator cannot read.
+    @dsl.component(base_image="python:3.11")
+    def hello():  # type: ignore[no-untyped-def]  # noqa: ANN202
+        print("hello")
+
+    @dsl.pipeline(name="tiny")
+    def tiny():  # type: ignore[no-untyped-def]  # noqa: ANN202
+        hello()
+
+    compiler.Compiler().compile(tiny, str(path))
+    return path
+
+
+def test_a_submit_whose_answer_is_lost_starts_one_run(kfp_standin: KfpStandin, tmp_path: Path) -> None:  # noqa: F811
+    from kubesage.runners.kfp.client import submit_run
+
+    package = _tiny_pipeline(tmp_path / "tiny.yaml")
+    api, lines, slept = make_api(kfp_standin.url)
+    experiment = api.call("create", api.client.create_experiment, "idempotent")
+    name = "churn run"
+    # A run of the same name from before (a user-chosen name used twice) is not mistaken for ours.
+    kfp_standin.faults = Faults(never_finish=True)
+    earlier = submit_run(api, experiment.experiment_id, name, pipeline_package_path=str(package))
+    kfp_standin.faults = Faults(never_finish=True, lose_run_answers=1)
+    run = submit_run(api, experiment.experiment_id, name, pipeline_package_path=str(package))
+    named = [r.model.run_id for r in kfp_standin.runs.values() if r.model.display_name == name]
+    assert len(named) == 2  # the earlier one and this one: the retry started no third
+    assert run.run_id in named
+    assert run.run_id != earlier.run_id
+    assert len(slept) == 1  # one retry found the run the lost answer had started
+    assert f"the run {name!r} was started by the last attempt: {run.run_id}" in lines

@@ -56,6 +56,7 @@ class Faults:
     server_errors: int = 0  # answer the next N requests 503, then serve again
     forbidden: int = 0  # answer the next N requests 403 (a profile the identity may not use)
     never_finish: bool = False  # runs stay RUNNING and never start a task
+    lose_run_answers: int = 0  # the next N CreateRun calls start the run, then drop the connection unanswered
 
     def run_faults(self) -> dict[str, Any]:
         return {"fail_task": dict(self.fail_task), "cancel_after_task": self.cancel_after_task}
@@ -292,6 +293,13 @@ class KfpStandin:
             run.state = "RUNNING"
         return run
 
+    def list_runs(self, query: dict[str, str]) -> Any:
+        runs = [s.model for s in self.runs.values()]
+        if query.get("experiment_id"):
+            runs = [r for r in runs if r.experiment_id == query["experiment_id"]]
+        found = _filtered(runs, query.get("filter"))
+        return kfp_server_api.V2beta1ListRunsResponse(runs=found or None, total_size=len(found))
+
     def get_run(self, run_id: str) -> Any:
         stored = self._stored(run_id)
         self._refresh(stored)
@@ -493,6 +501,12 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             self.owner.gate(self.headers.get("Authorization"))
             answer = self._route(method, parts.path, query, raw)
+            if (method, parts.path) == ("POST", f"{PREFIX}/runs") and self.owner.faults.lose_run_answers > 0:
+                # The run was created; the answer is lost (a proxy reset, a pod restart mid-reply).
+                self.owner.faults.lose_run_answers -= 1
+                self.owner.requests.append((method, parts.path, 0))
+                self.close_connection = True
+                return
             payload: Any = to_json(answer) if not isinstance(answer, dict) else answer
         except ApiError as exc:
             status = exc.status
@@ -529,6 +543,8 @@ class _Handler(BaseHTTPRequestHandler):
                 return api.upload_version(query, self._uploaded_spec(raw))
             case "GET", ["pipelines", pipeline_id, "versions"]:
                 return api.list_versions(pipeline_id)
+            case "GET", ["runs"]:
+                return api.list_runs(query)
             case "POST", ["runs"]:
                 return api.create_run(_json_body(raw))
             case "GET", ["runs", run_id]:
