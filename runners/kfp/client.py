@@ -196,9 +196,7 @@ def submit_run(api: KfpApi, experiment_id: str, run_name: str, **run_options: An
     """`kfp.Client.run_pipeline`, at most one run however many times the request is retried."""
     client = api.client
     namespace = api.options.namespace
-    existing = api.call(
-        f"list runs named {run_name!r}", _runs_named, client, experiment_id, run_name, namespace
-    )
+    existing = api.call(f"list runs named {run_name!r}", _runs_named, client, experiment_id, run_name, namespace)
     before = {run.run_id for run in existing}
     attempted = False
 

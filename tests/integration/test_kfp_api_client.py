@@ -104,11 +104,11 @@ def _tiny_pipeline(path: Path) -> Path:
     # No annotations: this module's `from __future__ import annotations` turns them into strings,
     # which kfp's component decorator cannot read.
     @dsl.component(base_image="python:3.11")
-    def hello():  # type: ignore[no-untyped-def]  # noqa: ANN202
+    def hello():  # type: ignore[no-untyped-def]
         print("hello")
 
     @dsl.pipeline(name="tiny")
-    def tiny():  # type: ignore[no-untyped-def]  # noqa: ANN202
+    def tiny():  # type: ignore[no-untyped-def]
         hello()
 
     compiler.Compiler().compile(tiny, str(path))
