@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +15,7 @@ from kubesage.components.datasets import read_labelled_csv
 from kubesage.components.evaluate import EVALUATION_FILENAME, read_metric
 from kubesage.errors import TrackingError
 from kubesage.features import FEATURE_SCHEMA_FILENAME, FeatureSchema
-from kubesage.modelio import load_booster
+from kubesage.modelio import TAG_MODEL_SHA256, load_booster, model_sha256
 from kubesage.redact import redact_text
 from kubesage.tracking import TAG_PIPELINE_RUN_ID, tracking_uri
 from kubesage.tracking.filters import filter_literal
@@ -22,6 +23,10 @@ from kubesage.tracking.filters import filter_literal
 DEFAULT_MODEL_NAME = defaults.MODEL_NAME
 INPUT_EXAMPLE_ROWS = 3
 TAG_FEATURE_SCHEMA = "kubesage.feature_schema"
+# The SageMaker execution whose model package holds this model (the package records the same ARN in
+# its CustomerMetadataProperties): `kubesage deploy` refuses a package and a version that differ.
+TAG_EXECUTION_ARN = "kubesage.sagemaker_execution_arn"
+ENV_EXECUTION_ARN = "KUBESAGE_SAGEMAKER_EXECUTION_ARN"
 
 
 @dataclass(frozen=True)
@@ -86,6 +91,12 @@ def register_model(
     metrics = {name: read_metric(evaluation_path, name) for name in ("accuracy", "roc_auc")}
     tags = {key: f"{value:.6f}" for key, value in metrics.items()}
     tags[TAG_FEATURE_SCHEMA] = FEATURE_SCHEMA_FILENAME
+    # The digest of the model as the training step wrote it (on SageMaker, the file inside the
+    # package's model.tar.gz): what deploy and the serving container check before using it.
+    tags[TAG_MODEL_SHA256] = model_sha256(model_dir)
+    execution_arn = os.environ.get(ENV_EXECUTION_ARN, "").strip()
+    if execution_arn:
+        tags[TAG_EXECUTION_ARN] = execution_arn
     if pipeline_run_id:
         tags[TAG_PIPELINE_RUN_ID] = pipeline_run_id
     description = (

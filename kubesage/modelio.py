@@ -36,6 +36,34 @@ NON_MODEL_JSON_FILES = frozenset(
 PARITY_TOLERANCE = 1e-5
 
 
+# The model artifact's digest: recorded by the register step (MLflow version tag), checked by
+# `kubesage deploy` against the package's model.tar.gz, and handed to the serving container, which
+# refuses to load different bytes (an artifact replaced in S3 after approval).
+TAG_MODEL_SHA256 = "kubesage.model_sha256"
+ENV_MODEL_SHA256 = "KUBESAGE_MODEL_SHA256"
+
+
+def model_sha256(model_dir: str | Path) -> str:
+    """The sha256 (hex) of the booster file the directory's model is loaded from."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with find_model_file(model_dir).open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def verify_model_sha256(model_dir: str | Path, expected: str, source: str) -> None:
+    """Raise ModelError (one line) unless the model's booster file has the sha256 `expected`."""
+    actual = model_sha256(model_dir)
+    if actual != expected.strip().lower():
+        raise ModelError(
+            f"the model in {model_dir} has sha256 {actual}, but {source} records {expected.strip()}: "
+            "the artifact changed after registration; refusing it"
+        )
+
+
 def save_booster(booster: xgb.Booster, model_dir: str | Path) -> Path:
     """Write the booster all at once or not at all: a full disk leaves no truncated model behind."""
     target = Path(model_dir)

@@ -8,6 +8,7 @@ the worker's event-loop thread, never from several Python threads at once.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,11 +19,13 @@ import numpy as np
 from kubesage.errors import ModelError
 from kubesage.features import FeatureSchema
 from kubesage.modelio import (
+    ENV_MODEL_SHA256,
     Daal4pyModel,
     check_parity,
     find_model_file,
     load_booster,
     load_schema_if_present,
+    verify_model_sha256,
     xgboost_view,
 )
 
@@ -54,6 +57,9 @@ class Predictor:
         """Load, convert, check parity against XGBoost and warm; raises ModelError/SchemaError."""
         started = time.perf_counter()
         set_thread_count(threads)
+        expected = os.environ.get(ENV_MODEL_SHA256, "").strip()
+        if expected:  # set by `kubesage deploy` on the SageMaker model: the digest it verified
+            verify_model_sha256(model_dir, expected, ENV_MODEL_SHA256)
         model_path = find_model_file(model_dir)
         booster = load_booster(model_dir)
         booster.set_param({"nthread": threads})

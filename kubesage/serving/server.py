@@ -40,7 +40,7 @@ from typing import Any
 import uvicorn
 
 from kubesage.errors import KubesageError, ModelError
-from kubesage.modelio import find_model_file, load_schema_if_present
+from kubesage.modelio import ENV_MODEL_SHA256, find_model_file, load_schema_if_present, verify_model_sha256
 from kubesage.serving.app import InferenceApp, create_app
 from kubesage.serving.readiness import ENV_EXPECTED_WORKERS, ENV_READY_DIR, ServerReadiness
 from kubesage.serving.transport import CoalescingHttpToolsProtocol
@@ -121,6 +121,9 @@ def check_model_dir(model_dir: str | Path) -> None:
         raise ModelError(f"model directory {model_dir} does not exist")
     find_model_file(model_dir)
     load_schema_if_present(model_dir)
+    expected = os.environ.get(ENV_MODEL_SHA256, "").strip()
+    if expected:  # `kubesage deploy` sets it on the SageMaker model: the digest it verified
+        verify_model_sha256(model_dir, expected, ENV_MODEL_SHA256)
 
 
 def serve(

@@ -5,6 +5,7 @@ A real MLflow SQLite store and the suite's model trained on the real churn data.
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import pytest
@@ -47,6 +48,8 @@ def test_a_retried_register_step_returns_the_same_version(
     assert tags[t.TAG_PIPELINE_RUN_ID] == run.run_id
     assert float(tags["accuracy"]) > 0.8 and float(tags["roc_auc"]) > 0.8
     assert tags["kubesage.feature_schema"] == "feature_schema.json"
+    # The model artifact's digest, for deploy and the serving container to check (issue 18 item 1).
+    assert tags["kubesage.model_sha256"] == hashlib.sha256((model_dir / "xgboost-model.ubj").read_bytes()).hexdigest()
     assert "ROC AUC" in versions[0].description
 
     other = _in_pipeline_run(monkeypatch, mlflow_sqlite)  # a new pipeline run registers a new version

@@ -51,6 +51,32 @@ def test_train_failure_through_the_module(tmp_path: Path) -> None:
     assert "input channel 'train' is missing" in (tmp_path / "output" / "failure").read_text()
 
 
+def test_serve_refuses_a_model_whose_digest_differs_in_one_line(trained_model: Path, tmp_path: Path) -> None:
+    """The serving container checks the model against the digest `kubesage deploy` verified (issue 18 item 1)."""
+    import hashlib
+    import shutil
+
+    model_dir = tmp_path / "model"
+    shutil.copytree(trained_model, model_dir)
+    recorded = hashlib.sha256((model_dir / "xgboost-model.ubj").read_bytes()).hexdigest()
+    with (model_dir / "xgboost-model.ubj").open("ab") as handle:
+        handle.write(b" ")  # tampered after registration
+    result = subprocess.run(
+        [sys.executable, "-m", "kubesage.image", "serve", "--port", "18098"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, ENV_BASE: str(tmp_path), "KUBESAGE_MODEL_SHA256": recorded},
+    )
+    assert result.returncode != 0
+    (line,) = [line for line in result.stderr.splitlines() if line.startswith("kubesage serve:")]
+    assert line.startswith(f"kubesage serve: ModelError: the model in {model_dir} has sha256 ")
+    assert line.endswith(
+        f"but KUBESAGE_MODEL_SHA256 records {recorded}: the artifact changed after registration; refusing it"
+    )
+    assert "Traceback" not in result.stderr
+
+
 def test_serve_arguments() -> None:
     args = parse_serve_args(["--model-dir", "/m", "--port", "9000", "--workers", "2", "--threads", "1"])
     assert (args.model_dir, args.port, args.workers, args.threads) == (Path("/m"), 9000, 2, 1)
