@@ -1,6 +1,7 @@
 """`kubesage deploy`: an Approved model package to a running API, through one CloudFormation change set.
 
-    check the package is Approved -> package the Lambda zip (handler + the model's bundle)
+    check the package is Approved -> verify its model artifact against the digest registration
+    recorded (kubesage.api.integrity) -> package the Lambda zip (handler + the model's bundle)
     -> upload it by content hash (skipped when S3 has it) -> render the template
     -> create a change set (CREATE or UPDATE) -> wait -> execute -> wait -> outputs
 
@@ -18,6 +19,7 @@ from typing import Any
 
 from kubesage.api.bundle import bundle_from_model
 from kubesage.api.errors import DeployError
+from kubesage.api.integrity import artifact_sha256, check_same_execution, recorded_for, verify_artifact
 from kubesage.api.package import LambdaZip, build_zip
 from kubesage.api.template import load_template, render
 from kubesage.aws import aws_call as shared_aws_call
@@ -86,14 +88,31 @@ def approve_model_package(arn: str, region: str | None = None) -> str:
     return approval_status(arn, region)
 
 
-def require_approved(arn: str, region: str | None) -> None:
-    status = approval_status(arn, region)
+def require_approved(arn: str, region: str | None) -> dict[str, Any]:
+    """The package's description, if it is Approved; DeployError otherwise."""
+    with aws_call(f"sagemaker:DescribeModelPackage {arn}"):
+        package: dict[str, Any] = _client("sagemaker", region).describe_model_package(ModelPackageName=arn)
+    status = package["ModelApprovalStatus"]
     if status != "Approved":
         raise DeployError(
             f"model package {arn} is {status}, not Approved; review it, then approve it with "
             f"`kubesage approve {arn}` or `aws sagemaker update-model-package --model-package-arn {arn} "
             "--model-approval-status Approved`"
         )
+    return package
+
+
+def verify_package(package: dict[str, Any], model: str, region: str | None) -> str:
+    """The package's model artifact digest, once it matches what registration recorded for `model`."""
+    arn = str(package["ModelPackageArn"])
+    recorded = recorded_for(model)
+    check_same_execution(arn, dict(package.get("CustomerMetadataProperties") or {}), recorded)
+    containers = package.get("InferenceSpecification", {}).get("Containers") or [{}]
+    url = str(containers[0].get("ModelDataUrl") or "")
+    with aws_call(f"s3:GetObject {url}"):
+        actual = artifact_sha256(_client("s3", region), url)
+    verify_artifact(arn, url, actual, recorded)
+    return actual
 
 
 def upload_code(built: LambdaZip, bucket: str, region: str | None) -> bool:
@@ -113,8 +132,9 @@ def upload_code(built: LambdaZip, bucket: str, region: str | None) -> bool:
     return True
 
 
-def parameters(request: DeployRequest, built: LambdaZip) -> list[dict[str, str]]:
+def parameters(request: DeployRequest, built: LambdaZip, model_sha256: str) -> list[dict[str, str]]:
     values = {
+        "ModelSha256": model_sha256,
         "ModelPackageArn": request.model_package_arn,
         "ModelExecutionRoleArn": request.execution_role_arn,
         "EndpointInstanceType": request.instance_type,
@@ -144,8 +164,10 @@ def stack_exists(cfn: Any, name: str) -> bool:
 
 
 def deploy(request: DeployRequest, progress: Progress = lambda _: None) -> DeployResult:
-    require_approved(request.model_package_arn, request.region)
+    package = require_approved(request.model_package_arn, request.region)
     progress(f"model package {request.model_package_arn} is Approved")
+    model_sha256 = verify_package(package, request.model, request.region)
+    progress(f"its model artifact has the sha256 registered for {redact_text(request.model)}: {model_sha256}")
     bundle = bundle_from_model(request.model)
     built = build_zip(bundle, BUILD_DIR)
     uploaded = upload_code(built, request.bucket, request.region)
@@ -162,7 +184,7 @@ def deploy(request: DeployRequest, progress: Progress = lambda _: None) -> Deplo
             ChangeSetName=change_set,
             ChangeSetType=kind,
             TemplateBody=json.dumps(render(load_template())),
-            Parameters=parameters(request, built),
+            Parameters=parameters(request, built, model_sha256),
             Capabilities=["CAPABILITY_IAM"],
             Tags=stack_tags(bundle.model),
         )

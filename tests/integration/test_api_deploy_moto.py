@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import hashlib
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -51,7 +52,22 @@ def model_dir(trained_model: Path, prepared: dict[str, Path], tmp_path_factory: 
     return registered_model_dir(trained_model, prepared, tmp_path_factory.mktemp("registered"), threshold=0.4)
 
 
-def _package(session: boto3.Session, status: str) -> str:
+def _upload_model(session: boto3.Session, model_dir: Path, key: str, tamper: bool = False) -> str:
+    """The model directory as the training job leaves it in S3 (model.tar.gz); optionally altered after."""
+    import io
+    import tarfile
+
+    data = (model_dir / "xgboost-model.ubj").read_bytes() + (b" " if tamper else b"")
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        info = tarfile.TarInfo("xgboost-model.ubj")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    session.client("s3").put_object(Bucket=BUCKET, Key=key, Body=buffer.getvalue())
+    return f"s3://{BUCKET}/{key}"
+
+
+def _package(session: boto3.Session, status: str, model_data_url: str = f"s3://{BUCKET}/runs/e1/model.tar.gz") -> str:
     sagemaker = session.client("sagemaker")
     group = "customer-churn-models"
     with contextlib.suppress(sagemaker.exceptions.ClientError):
@@ -61,7 +77,7 @@ def _package(session: boto3.Session, status: str) -> str:
         ModelApprovalStatus=status,
         InferenceSpecification={
             "Containers": [
-                {"Image": "123456789012.dkr.ecr.us-east-1.amazonaws.com/kubesage:1", "ModelDataUrl": "s3://b/m.tar.gz"}
+                {"Image": "123456789012.dkr.ecr.us-east-1.amazonaws.com/kubesage:1", "ModelDataUrl": model_data_url}
             ],
             "SupportedContentTypes": ["text/csv"],
             "SupportedResponseMIMETypes": ["application/json"],
@@ -93,6 +109,7 @@ def test_deploy_creates_the_stack_and_its_resources(
     aws: boto3.Session, model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
+    _upload_model(aws, model_dir, "runs/e1/model.tar.gz")
     package = _package(aws, "Approved")
     messages: list[str] = []
     result = deploy(_request(package, model_dir, "churn-api"), progress=messages.append)
@@ -153,6 +170,10 @@ def test_deploy_creates_the_stack_and_its_resources(
     assert variant["InstanceType"] == "ml.m5.large"
     model = sagemaker.describe_model(ModelName=variant["ModelName"])
     assert model["PrimaryContainer"]["ModelPackageName"] == package
+    # The digest deploy verified travels to every serving instance, which checks it before loading.
+    digest = hashlib.sha256((model_dir / "xgboost-model.ubj").read_bytes()).hexdigest()
+    assert model["PrimaryContainer"]["Environment"] == {"KUBESAGE_MODEL_SHA256": digest}
+    assert f"registered for {model_dir}: {digest}" in " ".join(messages)
     assert model["ExecutionRoleArn"] == ROLE
 
     # The API: POST /predict, key required, Lambda proxy integration to this function.
@@ -173,6 +194,37 @@ def test_deploy_creates_the_stack_and_its_resources(
     again = deploy(_request(package, model_dir, "churn-api"))
     assert not again.code_uploaded
     assert again.status in ("NO_CHANGES", "UPDATE_COMPLETE")
+
+
+def test_a_tampered_model_artifact_is_refused_in_one_line(
+    aws: boto3.Session, model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The package's model.tar.gz replaced after registration (issue 18 item 1): deploy refuses it."""
+    monkeypatch.chdir(tmp_path)
+    url = _upload_model(aws, model_dir, "runs/e2/model.tar.gz", tamper=True)
+    package = _package(aws, "Approved", url)
+    with pytest.raises(DeployError) as refused:
+        deploy(_request(package, model_dir, "tampered"))
+    message = str(refused.value)
+    assert "\n" not in message
+    assert message.startswith(f"model package {package}'s artifact {url} has sha256 ")
+    assert message.endswith("the artifact changed after registration; refusing to deploy it")
+    stacks = aws.client("cloudformation").list_stacks()["StackSummaries"]
+    assert "tampered" not in [s["StackName"] for s in stacks]
+
+
+def test_a_package_and_a_version_of_different_executions_are_refused() -> None:
+    """The package records its execution; the MLflow version too (issue 18 item 3)."""
+    from kubesage.api.integrity import Recorded, check_same_execution
+
+    ours = "arn:aws:sagemaker:us-east-1:123456789012:pipeline/p/execution/aaa"
+    other = "arn:aws:sagemaker:us-east-1:123456789012:pipeline/p/execution/bbb"
+    check_same_execution("pkg", {"kubesage:execution": ours}, Recorded("0" * 64, ours, "models:/m/3"))
+    check_same_execution("pkg", {}, Recorded("0" * 64, None, "a directory"))
+    with pytest.raises(DeployError, match=r"comes from execution .*/bbb, but models:/m/3 from .*/aaa; deploy"):
+        check_same_execution("pkg", {"kubesage:execution": other}, Recorded("0" * 64, ours, "models:/m/3"))
+    with pytest.raises(DeployError, match=r"\(none recorded\), but models:/m/3 from .*/aaa"):
+        check_same_execution("pkg", {}, Recorded("0" * 64, ours, "models:/m/3"))
 
 
 def test_what_moto_skips_is_asserted_from_the_template() -> None:
