@@ -561,6 +561,8 @@ class _Builder:
         return step
 
     def register_step(self, task: TaskPlan) -> Any:
+        from sagemaker.core.workflow.execution_variables import ExecutionVariables
+
         models = [s for s in task.artifacts.values() if self.plan.tasks[s.task].model_output == s.key]
         if len(models) != 1:
             raise UnsupportedFeatureError(
@@ -579,7 +581,13 @@ class _Builder:
                     "SupportedRealtimeInferenceInstanceTypes": list(self.config.inference_instance_types),
                     "SupportedTransformInstanceTypes": list(self.config.inference_instance_types),
                 },
-                "CustomerMetadataProperties": {"kubesage:pipeline": self.name, "kubesage:task": task.key},
+                # The execution binds the package to the MLflow version the register step tagged with
+                # the same ARN: `kubesage deploy` refuses a package and a --model that differ.
+                "CustomerMetadataProperties": {
+                    "kubesage:pipeline": self.name,
+                    "kubesage:task": task.key,
+                    "kubesage:execution": ExecutionVariables.PIPELINE_EXECUTION_ARN,
+                },
             },
             depends_on=[task.key],
             display_name=f"{task.display_name} (model package)",
