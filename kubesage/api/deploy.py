@@ -2,7 +2,7 @@
 
     check the package is Approved -> verify its model artifact against the digest registration
     recorded (kubesage.api.integrity) -> package the Lambda zip (handler + the model's bundle)
-    -> upload it by content hash (skipped when S3 has it) -> render the template
+    -> upload it by content hash (skipped when S3 holds the same bytes) -> render the template
     -> create a change set (CREATE or UPDATE) -> wait -> execute -> wait -> outputs
 
 Everything goes through boto3, so AWS_ENDPOINT_URL (moto in server mode, in the tests) works as is.
@@ -115,25 +115,46 @@ def verify_package(package: dict[str, Any], model: str, region: str | None) -> s
     return actual
 
 
-def upload_code(built: LambdaZip, bucket: str, region: str | None) -> bool:
-    """Put the zip at its content-addressed key unless it is already there; True if uploaded."""
+@dataclass(frozen=True)
+class UploadedCode:
+    uploaded: bool
+    version_id: str  # "" when the bucket is not versioned
+
+
+def upload_code(built: LambdaZip, bucket: str, region: str | None) -> UploadedCode:
+    """Put the zip at its content-addressed key unless the very same bytes are already there.
+
+    The key's name proves nothing: anyone who may write the bucket could have put other bytes
+    there. The object is read back (about 20 KB) and its sha256 compared; different bytes are
+    overwritten. On a versioned bucket the version checked (or written) is pinned in the stack
+    (S3ObjectVersion), so a later overwrite cannot reach the function's next update either.
+    """
+    import hashlib
+
     from botocore.exceptions import ClientError
 
     s3 = _client("s3", region)
-    with aws_call(f"s3:HeadObject s3://{bucket}/{built.s3_key}"):
+    where = f"s3://{bucket}/{built.s3_key}"
+    with aws_call(f"s3:GetObject {where}"):
         try:
-            s3.head_object(Bucket=bucket, Key=built.s3_key)
-            return False
+            existing = s3.get_object(Bucket=bucket, Key=built.s3_key)
+            if hashlib.sha256(existing["Body"].read()).hexdigest() == built.sha256:
+                return UploadedCode(False, str(existing.get("VersionId") or "").replace("null", ""))
         except ClientError as exc:
             if not is_not_found(exc):
                 raise  # mapped by aws_call: access denied, no such bucket, ...
-    with aws_call(f"s3:PutObject s3://{bucket}/{built.s3_key}"):
-        s3.put_object(Bucket=bucket, Key=built.s3_key, Body=built.path.read_bytes(), Metadata={"sha256": built.sha256})
-    return True
+    with aws_call(f"s3:PutObject {where}"):
+        put = s3.put_object(
+            Bucket=bucket, Key=built.s3_key, Body=built.path.read_bytes(), Metadata={"sha256": built.sha256}
+        )
+    return UploadedCode(True, str(put.get("VersionId") or "").replace("null", ""))
 
 
-def parameters(request: DeployRequest, built: LambdaZip, model_sha256: str) -> list[dict[str, str]]:
+def parameters(
+    request: DeployRequest, built: LambdaZip, model_sha256: str, code_version: str = ""
+) -> list[dict[str, str]]:
     values = {
+        "CodeObjectVersion": code_version,
         "ModelSha256": model_sha256,
         "ModelPackageArn": request.model_package_arn,
         "ModelExecutionRoleArn": request.execution_role_arn,
@@ -170,7 +191,8 @@ def deploy(request: DeployRequest, progress: Progress = lambda _: None) -> Deplo
     progress(f"its model artifact has the sha256 registered for {redact_text(request.model)}: {model_sha256}")
     bundle = bundle_from_model(request.model)
     built = build_zip(bundle, BUILD_DIR)
-    uploaded = upload_code(built, request.bucket, request.region)
+    code = upload_code(built, request.bucket, request.region)
+    uploaded = code.uploaded
     progress(f"function code s3://{request.bucket}/{built.s3_key} ({'uploaded' if uploaded else 'already there'})")
 
     import json
@@ -184,7 +206,7 @@ def deploy(request: DeployRequest, progress: Progress = lambda _: None) -> Deplo
             ChangeSetName=change_set,
             ChangeSetType=kind,
             TemplateBody=json.dumps(render(load_template())),
-            Parameters=parameters(request, built, model_sha256),
+            Parameters=parameters(request, built, model_sha256, code.version_id),
             Capabilities=["CAPABILITY_IAM"],
             Tags=stack_tags(bundle.model),
         )

@@ -213,6 +213,33 @@ def test_a_tampered_model_artifact_is_refused_in_one_line(
     assert "tampered" not in [s["StackName"] for s in stacks]
 
 
+def test_other_bytes_at_the_code_key_are_replaced_and_the_version_pinned(
+    aws: boto3.Session, model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The zip's content-hash key proves nothing about its bytes (issue 18 item 2)."""
+    monkeypatch.chdir(tmp_path)
+    bucket = "kubesage-versioned"
+    s3 = aws.client("s3")
+    s3.create_bucket(Bucket=bucket)
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    url = _upload_model(aws, model_dir, "runs/e3/model.tar.gz")
+    request = DeployRequest(
+        stack_name="pinned", model_package_arn=_package(aws, "Approved", url), model=str(model_dir),
+        execution_role_arn=ROLE, bucket=bucket, region=REGION,
+    )  # fmt: skip
+    first = deploy(request)
+    key = first.code_s3_uri.removeprefix(f"s3://{bucket}/")
+    genuine = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    s3.put_object(Bucket=bucket, Key=key, Body=b"not the function")  # someone swaps the zip
+    again = deploy(request)
+    assert again.code_uploaded
+    latest = s3.get_object(Bucket=bucket, Key=key)
+    assert latest["Body"].read() == genuine
+    stack = aws.client("cloudformation").describe_stacks(StackName="pinned")["Stacks"][0]
+    pinned = {p["ParameterKey"]: p["ParameterValue"] for p in stack["Parameters"]}["CodeObjectVersion"]
+    assert pinned == latest["VersionId"]
+
+
 def test_a_package_and_a_version_of_different_executions_are_refused() -> None:
     """The package records its execution; the MLflow version too (issue 18 item 3)."""
     from kubesage.api.integrity import Recorded, check_same_execution
