@@ -9,7 +9,9 @@ they are rendered with example values first, because parliament checks ARN forma
    mismatched resources, bad condition keys, privilege escalation, credentials exposure.
 2. kubesage's rules, on what each role may do (IAM wildcard matching on probe ARNs, conditions
    ignored, so a rule fails when an action *may* be allowed):
-   - the job role: no sagemaker:* action, no iam:PassRole, no write to task specs or inputs;
+   - the job role: no sagemaker:* action, no iam:PassRole, no write to task specs or inputs, nor to
+     keys outside runs/ that `*/runs/*` matches anyway; writes to another execution's outputs are
+     reported as an accepted exposure (ACCEPTED_EXPOSURES says why) or fail the lint;
    - the pipeline role: starts and stops only jobs the pipeline named (pipelines-*), no
      sagemaker action on an account-wide resource (arn:aws:sagemaker:REGION:ACCOUNT:*);
    - every iam:PassRole: one named role, conditioned on iam:PassedToService;
@@ -31,6 +33,26 @@ EXAMPLE = {"ACCOUNT_ID": "111122223333", "REGION": "us-east-1", "BUCKET": "kubes
 SPEC_KEY = "arn:aws:s3:::kubesage-example/kubesage/customer-churn/specs/0123456789abcdef/train.json"
 INPUT_KEY = "arn:aws:s3:::kubesage-example/kubesage/customer-churn/inputs/0123456789abcdef/churn.txt"
 RUN_KEY = "arn:aws:s3:::kubesage-example/kubesage/customer-churn/runs/exec1/evaluate/kubesage-outputs/outputs.json"
+# In S3 ARNs `*` matches `/` too, so `PREFIX/*/runs/*` also matches these keys outside the runs/ tree:
+# an extra file in an uploaded input folder or beside a spec. The job role must be denied them.
+OUTSIDE_RUNS_KEYS = {
+    "arn:aws:s3:::kubesage-example/kubesage/customer-churn/inputs/0123456789abcdef/runs/extra.csv": "an input folder",
+    "arn:aws:s3:::kubesage-example/kubesage/customer-churn/specs/0123456789abcdef/runs/train.json": "a spec folder",
+}
+# Another execution's outputs: its model (behind a model package) and the outputs.json its gate reads.
+OTHER_EXECUTION_KEYS = (
+    "arn:aws:s3:::kubesage-example/kubesage/customer-churn/runs/exec2/train/model/pipelines-exec2-train/output/model.tar.gz",
+    "arn:aws:s3:::kubesage-example/kubesage/customer-churn/runs/exec2/evaluate/kubesage-outputs/outputs.json",
+)
+# What the job role may do that least privilege would forbid, and why it stays (printed on each lint).
+ACCEPTED_EXPOSURES: dict[tuple[str, str], str] = {
+    ("job-role-policy.json", "another execution's outputs"): (
+        "SageMaker Pipelines runs every job of a definition with one role, and a job's S3 requests carry no "
+        "execution id IAM could match; SageMaker itself uploads the outputs (no If-None-Match), so the bucket "
+        "cannot demand write-once. Mitigated, not prevented: register records the model's sha256, `kubesage "
+        "deploy` and the serving container refuse other bytes (runners/sagemaker/README.md)"
+    ),
+}
 # Jobs that a SageMaker pipeline did not start (its jobs are named pipelines-<execution>-<step>-...).
 FOREIGN_JOBS = {
     "sagemaker:CreateTrainingJob": "arn:aws:sagemaker:us-east-1:111122223333:training-job/someone-elses-job",
@@ -69,16 +91,21 @@ def _match(pattern: str, value: str) -> bool:
     return fnmatch.fnmatchcase(value.lower(), pattern.lower())
 
 
+def _applies(stmt: dict[str, Any], action: str, resource: str) -> bool:
+    return any(_match(a, action) for a in _list(stmt.get("Action"))) and any(
+        _match(r, resource) for r in _list(stmt.get("Resource"))
+    )
+
+
 def may_allow(policy: dict[str, Any], action: str, resource: str) -> bool:
-    """Whether some Allow statement may grant `action` on `resource` (conditions ignored)."""
-    for stmt in _list_statements(policy):
-        if stmt.get("Effect") != "Allow":
-            continue
-        if any(_match(a, action) for a in _list(stmt.get("Action"))) and any(
-            _match(r, resource) for r in _list(stmt.get("Resource"))
-        ):
-            return True
-    return False
+    """Whether some Allow may grant `action` on `resource` and no unconditional Deny takes it back.
+
+    Conditions are ignored on Allows (a rule fails when an action *may* be allowed); a Deny counts only
+    without a Condition, since only then is it sure to apply."""
+    statements = _list_statements(policy)
+    if any(s.get("Effect") == "Deny" and "Condition" not in s and _applies(s, action, resource) for s in statements):
+        return False
+    return any(s.get("Effect") == "Allow" and _applies(s, action, resource) for s in statements)
 
 
 def _list_statements(policy: dict[str, Any]) -> list[dict[str, Any]]:
@@ -125,8 +152,14 @@ def kubesage_rules(name: str, policy: dict[str, Any]) -> list[str]:
         for key, what in ((SPEC_KEY, "task specs"), (INPUT_KEY, "uploaded inputs")):
             if may_allow(policy, "s3:PutObject", key) or may_allow(policy, "s3:DeleteObject", key):
                 found.append(f"{name}: jobs may write {what} ({key}); specs and inputs are read-only to jobs")
+        for key, where in OUTSIDE_RUNS_KEYS.items():
+            if may_allow(policy, "s3:PutObject", key):
+                found.append(f"{name}: jobs may write outside runs/, into {where} ({key}); deny specs/ and inputs/")
         if not may_allow(policy, "s3:PutObject", RUN_KEY):
             found.append(f"{name}: jobs cannot write their outputs ({RUN_KEY})")
+        exposed = [key for key in OTHER_EXECUTION_KEYS if may_allow(policy, "s3:PutObject", key)]
+        if exposed and (name, "another execution's outputs") not in ACCEPTED_EXPOSURES:
+            found.append(f"{name}: jobs may overwrite another execution's outputs ({exposed[0]})")
     if name == "pipeline-role-policy.json":
         for action, job in FOREIGN_JOBS.items():
             if may_allow(policy, action, job):
@@ -167,8 +200,22 @@ def lint(directory: Path) -> list[str]:
     return messages
 
 
+def accepted_exposures(directory: Path) -> list[str]:
+    """The accepted exposures that still apply to the policies in `directory`, one line each."""
+    lines = []
+    for (file, what), why in ACCEPTED_EXPOSURES.items():
+        path = directory / file
+        if path.exists():
+            policy = json.loads(render(path.read_text()))
+            if any(may_allow(policy, "s3:PutObject", key) for key in OTHER_EXECUTION_KEYS):
+                lines.append(f"accepted: {file}: jobs may overwrite {what}: {why}")
+    return lines
+
+
 def main(argv: list[str]) -> int:
     directory = Path(argv[0]) if argv else IAM_DIR
+    for line in accepted_exposures(directory):
+        print(line)
     messages = lint(directory)
     for message in messages:
         print(message)

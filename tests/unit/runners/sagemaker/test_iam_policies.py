@@ -96,8 +96,13 @@ def test_the_pipeline_role_starts_only_its_own_jobs_and_passes_only_the_job_role
         ),
         (
             "job-role-policy.json",
-            lambda p: p["Statement"][2].update(Resource="arn:aws:s3:::BUCKET/PREFIX/*"),
+            lambda p: (p["Statement"][2].update(Resource="arn:aws:s3:::BUCKET/PREFIX/*"), p["Statement"].pop(3)),
             "jobs may write task specs",
+        ),
+        (  # `*` matches `/`: without the Deny, PREFIX/*/runs/* reaches into input and spec folders
+            "job-role-policy.json",
+            lambda p: p["Statement"].pop(3),
+            "jobs may write outside runs/, into an input folder",
         ),
         (
             "pipeline-role-policy.json",
@@ -121,6 +126,7 @@ def test_the_pipeline_role_starts_only_its_own_jobs_and_passes_only_the_job_role
         "account-wide-create",
         "job-role-sagemaker",
         "job-role-writes-specs",
+        "job-role-writes-outside-runs",
         "passrole-unconditioned",
         "passrole-wildcard",
         "trust-no-source-account",
@@ -139,3 +145,22 @@ def test_the_readme_uses_the_files_not_inline_policies() -> None:
     for name in ("pipeline-trust.json", "job-trust.json", "pipeline-role-policy.json", "job-role-policy.json"):
         assert f"iam/{name}" in readme
     assert '"Statement"' not in readme
+
+
+def test_writes_to_another_executions_outputs_are_reported_as_accepted_or_fail(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 18 item 1: the lint checks the job role against keys of another execution."""
+    job = _policy("job-role-policy.json")
+    assert all(LINT.may_allow(job, "s3:PutObject", key) for key in LINT.OTHER_EXECUTION_KEYS)
+    assert not any(LINT.may_allow(job, "s3:PutObject", key) for key in LINT.OUTSIDE_RUNS_KEYS)
+    assert LINT.main([str(IAM)]) == 0
+    (accepted,) = [line for line in capsys.readouterr().out.splitlines() if line.startswith("accepted:")]
+    assert accepted.startswith("accepted: job-role-policy.json: jobs may overwrite another execution's outputs: ")
+    assert "serving container refuse other bytes" in accepted
+    monkeypatch.setattr(LINT, "ACCEPTED_EXPOSURES", {})
+    findings = LINT.lint(IAM)
+    assert findings == [
+        "job-role-policy.json: jobs may overwrite another execution's outputs "
+        f"({LINT.OTHER_EXECUTION_KEYS[0]})"
+    ]
