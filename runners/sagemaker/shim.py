@@ -18,12 +18,13 @@ import argparse
 import json
 import os
 import signal
+import stat
 import sys
 import tarfile
 from pathlib import Path
 from typing import Any
 
-from kubesage.errors import SpecIntegrityError
+from kubesage.errors import RunnerError, SpecIntegrityError
 from kubesage.privileges import grant_read, hand_over, step_account
 from kubesage.runners.sagemaker.child import child_environment, close_stopped_run, run_child
 from kubesage.runners.sagemaker.integrity import DIGEST_FLAG, read_verified_spec
@@ -155,18 +156,55 @@ def resolve_command(spec: dict[str, Any], executor_input: dict[str, Any]) -> lis
     return resolved
 
 
+def _no_links(path: Path) -> None:
+    """Refuse a path with a symbolic link anywhere in it: the unprivileged step wrote these folders."""
+    absolute = Path(os.path.abspath(path))
+    if os.path.realpath(absolute.parent) != str(absolute.parent) or absolute.is_symlink():
+        raise RunnerError(f"{path} is or goes through a symbolic link, which the step made; refusing to follow it")
+
+
+def read_step_file(path: Path) -> str | None:
+    """The text of a regular file the step wrote, or None if there is none; never through a symlink.
+
+    The shim runs as root and the step as an unprivileged user who owns its output folders: a link
+    it planted (to /etc/shadow, a root-only credential) must not be read and published in outputs.json.
+    """
+    _no_links(path)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:  # ELOOP: the last component became a link after the check
+        raise RunnerError(f"cannot read {path} without following a link ({exc.strerror})") from exc
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+            raise RunnerError(f"{path} is not a regular file (a FIFO, device or folder the step made); refusing it")
+        return handle.read().decode("utf-8")
+
+
+def write_new_file(path: Path, text: str) -> None:
+    """Write `text` as root to a new file at `path`, replacing whatever (a planted link) was there."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _no_links(path.parent / "_")
+    if path.is_symlink() or path.exists():
+        path.unlink()  # a link is removed, never written through
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+
+
 def collect_outputs(spec: dict[str, Any], executor_input: dict[str, Any]) -> dict[str, Any]:
     """Output parameters and artifact metadata, from the executor output and the output files."""
     out_file = Path(executor_input["outputs"]["outputFile"])
-    executor_output = json.loads(out_file.read_text()) if out_file.is_file() else {}
+    text = read_step_file(out_file)
+    executor_output = json.loads(text) if text is not None else {}
     parameters: dict[str, Any] = dict(executor_output.get("parameterValues", {}))
     declared = spec["component"].get("outputDefinitions", {}).get("parameters", {})
     for name, target in executor_input["outputs"]["parameters"].items():
-        path = Path(target["outputFile"])
-        if name not in parameters and path.is_file():
-            text = path.read_text()
+        value = None if name in parameters else read_step_file(Path(target["outputFile"]))
+        if value is not None:
             ptype = declared.get(name, {}).get("parameterType", "STRING")
-            parameters[name] = text if ptype == "STRING" else json.loads(text)
+            parameters[name] = value if ptype == "STRING" else json.loads(value)
     for name, value in parameters.items():
         # lists and dicts reach downstream steps through JsonGet as text: keep them JSON, the reader decodes
         if declared.get(name, {}).get("parameterType") in ("LIST", "STRUCT") and not isinstance(value, str):
@@ -279,10 +317,12 @@ def main(argv: list[str] | None = None) -> int:
     if result.returncode != 0:
         print(f"kubesage shim: task '{args.task}' exited with {result.returncode}", file=sys.stderr)
         return result.exit_code
-    outputs = collect_outputs(spec, executor_input)
-    target = Path(spec["outputs_file"])
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(json.dumps(outputs, indent=2, sort_keys=True))
+    try:
+        outputs = collect_outputs(spec, executor_input)
+        write_new_file(Path(spec["outputs_file"]), json.dumps(outputs, indent=2, sort_keys=True))
+    except RunnerError as exc:
+        print(f"kubesage shim: task '{args.task}': {exc}", file=sys.stderr)
+        return exc.exit_code
     return 0
 
 

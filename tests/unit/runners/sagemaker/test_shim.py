@@ -191,6 +191,44 @@ def test_collected_items_json_parameters_and_imported_object(tmp_path: Path) -> 
     assert collect_outputs({"task": "t", **spec}, executor_input)["parameters"] == {"out": '[1, "two"]'}
 
 
+def test_outputs_are_never_read_or_written_through_a_link_the_step_planted(tmp_path: Path) -> None:
+    """The shim runs as root; the step (unprivileged) owns its output folders (issue 18 item 12)."""
+    from kubesage.errors import RunnerError
+    from kubesage.runners.sagemaker.shim import collect_outputs, read_step_file, write_new_file
+
+    secret = tmp_path / "root-only"
+    secret.write_text("the root-only secret")
+    work = tmp_path / "work"
+    work.mkdir()
+    out_file = work / "executor_output.json"
+    out_file.symlink_to(secret)
+    spec = {"task": "t", "component": {}}
+    executor_input = {"outputs": {"outputFile": str(out_file), "parameters": {}}}
+    with pytest.raises(RunnerError, match="executor_output.json is or goes through a symbolic link"):
+        collect_outputs(spec, executor_input)
+    out_file.unlink()
+    param = work / "param"
+    param.symlink_to(secret)
+    executor_input = {"outputs": {"outputFile": str(out_file), "parameters": {"p": {"outputFile": str(param)}}}}
+    with pytest.raises(RunnerError, match="param is or goes through a symbolic link"):
+        collect_outputs(spec, executor_input)
+    linked_dir = tmp_path / "linked"
+    linked_dir.symlink_to(tmp_path)  # a folder link: the file itself is regular
+    with pytest.raises(RunnerError, match="goes through a symbolic link"):
+        read_step_file(linked_dir / "root-only")
+    os.mkfifo(work / "fifo")
+    with pytest.raises(RunnerError, match="not a regular file"):
+        read_step_file(work / "fifo")
+    assert read_step_file(work / "absent") is None
+    # outputs.json: a link planted where it will be written is replaced, its target untouched.
+    planted = work / "outputs.json"
+    planted.symlink_to(secret)
+    write_new_file(planted, '{"ok": 1}')
+    assert not planted.is_symlink()
+    assert planted.read_text() == '{"ok": 1}'
+    assert secret.read_text() == "the root-only secret"
+
+
 # ---- the spec is pinned by its sha256 (issue 10, item 6) ---------------------------------------
 
 
