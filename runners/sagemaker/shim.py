@@ -158,7 +158,7 @@ def resolve_command(spec: dict[str, Any], executor_input: dict[str, Any]) -> lis
 
 def _no_links(path: Path) -> None:
     """Refuse a path with a symbolic link anywhere in it: the unprivileged step wrote these folders."""
-    absolute = Path(os.path.abspath(path))
+    absolute = path.absolute()
     if os.path.realpath(absolute.parent) != str(absolute.parent) or absolute.is_symlink():
         raise RunnerError(f"{path} is or goes through a symbolic link, which the step made; refusing to follow it")
 
