@@ -42,6 +42,7 @@ class SageMakerClient:
 
     s3: Any
     sagemaker: Any
+    ecr_client: Any = None
 
     @classmethod
     def create(cls, region: str, endpoint_url: str | None = None, session: Any | None = None) -> SageMakerClient:
@@ -51,7 +52,14 @@ class SageMakerClient:
         return cls(
             s3=session.client("s3", region_name=region, endpoint_url=endpoint_url),
             sagemaker=session.client("sagemaker", region_name=region, endpoint_url=endpoint_url),
+            ecr_client=session.client("ecr", region_name=region, endpoint_url=endpoint_url),
         )
+
+    def ecr(self) -> Any:
+        """The ECR client the step image's tag is resolved through (kubesage.runners.sagemaker.image)."""
+        if self.ecr_client is None:
+            raise RunnerError("no ECR client to resolve the step image's tag; pass --image REPOSITORY@sha256:...")
+        return self.ecr_client
 
     # ---- S3 --------------------------------------------------------------------------------------
 

@@ -19,6 +19,7 @@ from kubesage.runners.base import Progress, RunContext
 from kubesage.runners.sagemaker import SageMakerOptions
 from kubesage.runners.sagemaker.base import SageMakerRunnerBase, stage_data_parameters
 from kubesage.runners.sagemaker.client import FollowTimeoutError, SageMakerClient
+from kubesage.runners.sagemaker.image import is_pinned, pinned_image
 from kubesage.tracking import PipelineRun
 
 
@@ -41,8 +42,9 @@ class SageMakerRunner(SageMakerRunnerBase):
 
     def start(self, pipeline: PipelineSource, parameters: Mapping[str, Any], tracking: PipelineRun) -> str:
         """Upload, upsert and start an execution; returns its ARN."""
-        compiled = self.compiled(pipeline)
         client = self.client
+        self._pin_image(client)
+        compiled = self.compiled(pipeline)
         client.upload_assets(compiled.assets)
         staged = stage_data_parameters(compiled, parameters, client, self.options.s3_root())
         client.upsert_pipeline(compiled.name, compiled.definition_json(), self.options.role_arn, pipeline.description)
@@ -50,6 +52,14 @@ class SageMakerRunner(SageMakerRunnerBase):
             client.ensure_model_package_group(compiled.model_package_group)
         values = {name: parameter_text(v) for name, v in self.run_parameters(staged, tracking).items()}
         return client.start_execution(compiled.name, values)
+
+    def _pin_image(self, client: SageMakerClient) -> None:
+        """Name the step image by digest in the definition: resolve an ECR tag, refuse any other tag."""
+        if is_pinned(self.options.image_uri):
+            return
+        pinned = pinned_image(self.options.image_uri, client.ecr())
+        self.options = self.options.model_copy(update={"image_uri": pinned})
+        self._compiled.clear()  # compiled with the tag: compile again with the digest
 
     def follow(self, execution_arn: str, progress: Progress) -> None:
         """Block until the execution ends; raise with SageMaker's reason if it did not succeed."""

@@ -383,6 +383,7 @@ def test_sagemaker_throttling_on_describe_does_not_end_the_follow(
             "endpoint_url": f"http://127.0.0.1:{proxy.server_address[1]}",
             "bucket": "faults-sagemaker",
             "role_arn": "arn:aws:iam::123456789012:role/kubesage-sagemaker-execution",
+            "image_uri": f"123456789012.dkr.ecr.us-east-1.amazonaws.com/kubesage/xgboost-daal4py@sha256:{'0' * 64}",
             "poll_seconds": 0.1,
         }
         runner = SageMakerRunner(options)

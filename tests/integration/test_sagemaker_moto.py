@@ -54,8 +54,12 @@ def tracking(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[n
     return start_pipeline_run("customer-churn", "sagemaker", {"seed": 42}, uri=uri)
 
 
+PINNED_IMAGE = f"123456789012.dkr.ecr.us-east-1.amazonaws.com/kubesage/xgboost-daal4py@sha256:{'0' * 64}"
+
+
 def _config(**update: object) -> SageMakerConfig:
-    return SageMakerConfig(role_arn=ROLE, bucket=BUCKET, prefix="it", region=REGION).model_copy(update=update)
+    config = SageMakerConfig(role_arn=ROLE, bucket=BUCKET, prefix="it", region=REGION, image_uri=PINNED_IMAGE)
+    return config.model_copy(update=update)
 
 
 def test_submit_uploads_upserts_and_starts(aws, tracking, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -101,13 +105,22 @@ def test_second_submit_updates_the_pipeline(aws, tracking, tmp_path: Path) -> No
     sm = session.client("sagemaker", endpoint_url=endpoint)
     first = SageMakerRunner(_config(), endpoint_url=endpoint).start(pipeline, {"input_data": str(DATA)}, tracking)
     pipeline_arn = sm.describe_pipeline(PipelineName="customer-churn")["PipelineArn"]
-    image = "123456789012.dkr.ecr.us-east-1.amazonaws.com/kubesage/xgboost-daal4py:2"
+    # A tag is resolved to its digest through ECR (issue 18 item 4): the definition names the digest.
+    ecr = session.client("ecr", endpoint_url=endpoint)
+    repository = ecr.create_repository(repositoryName="kubesage/xgboost-daal4py")["repository"]
+    manifest = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+                           "config": {"digest": "sha256:" + "1" * 64, "size": 1}, "layers": []})  # fmt: skip
+    digest = ecr.put_image(repositoryName="kubesage/xgboost-daal4py", imageManifest=manifest, imageTag="2")["image"][
+        "imageId"
+    ]["imageDigest"]
+    image = f"{repository['repositoryUri']}:2"
     second = SageMakerRunner(_config(image_uri=image), endpoint_url=endpoint).start(
         pipeline, {"input_data": str(DATA)}, tracking
     )
     described = sm.describe_pipeline(PipelineName="customer-churn")
     assert described["PipelineArn"] == pipeline_arn
-    assert image in described["PipelineDefinition"]
+    assert f"{repository['repositoryUri']}@{digest}" in described["PipelineDefinition"]
+    assert image not in described["PipelineDefinition"]
     assert first != second
 
 
@@ -145,3 +158,18 @@ def test_tracking_uri_with_a_password_never_becomes_a_parameter() -> None:
         tracking = PipelineRun("run", "1", uri, "sagemaker")
         with pytest.raises(RunnerError, match="carries a credential"):
             handoff_parameters(tracking)
+
+
+def test_a_mutable_tag_outside_ecr_is_refused_before_anything_is_uploaded(aws, tracking, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Issue 18 item 4: the shim that checks the specs lives in the image, so the image is pinned."""
+    endpoint, session = aws
+    pipeline = load_pipeline("customer_churn", tmp_path / "ir")
+    runner = SageMakerRunner(
+        _config(image_uri="kubesage/xgboost-daal4py:latest", prefix="refused"), endpoint_url=endpoint
+    )
+    with pytest.raises(
+        RunnerError, match=r"'kubesage/xgboost-daal4py:latest' is a mutable tag outside ECR; pass --image"
+    ):
+        runner.start(pipeline, {"input_data": str(DATA)}, tracking)
+    listed = session.client("s3", endpoint_url=endpoint).list_objects_v2(Bucket=BUCKET, Prefix="refused/")
+    assert listed.get("KeyCount", 0) == 0

@@ -161,6 +161,5 @@ def test_writes_to_another_executions_outputs_are_reported_as_accepted_or_fail(
     monkeypatch.setattr(LINT, "ACCEPTED_EXPOSURES", {})
     findings = LINT.lint(IAM)
     assert findings == [
-        "job-role-policy.json: jobs may overwrite another execution's outputs "
-        f"({LINT.OTHER_EXECUTION_KEYS[0]})"
+        f"job-role-policy.json: jobs may overwrite another execution's outputs ({LINT.OTHER_EXECUTION_KEYS[0]})"
     ]
