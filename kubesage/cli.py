@@ -398,6 +398,7 @@ def ui(port: int, host: str) -> None:
 main.add_command(api_cli.api_command)
 main.add_command(api_cli.deploy_command)
 main.add_command(api_cli.approve_command)
+main.add_command(api_cli.api_key_group)
 
 from kubesage.features_cli import features  # noqa: E402  (its own module; registered here)
 

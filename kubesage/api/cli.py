@@ -6,6 +6,7 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -144,3 +145,62 @@ def deploy_command(
     click.echo(f"stack {result.stack_name}: {result.status}")
     click.echo(f"API: POST {result.api_url}")
     click.echo(f"API key: {result.key_command}")
+
+
+@click.group("api-key")
+def api_key_group() -> None:
+    """Per-client API keys of a deployed API: each its own throttle and quota, revocable alone."""
+
+
+def _key_options(function: Any) -> Any:
+    function = click.option("--region", default=None)(function)
+    function = click.option("--stack-name", default="kubesage-churn", show_default=True)(function)
+    return function
+
+
+@api_key_group.command("issue")
+@click.argument("client")
+@_key_options
+@click.option("--usage-plan-id", default=None, help="Default: the stack's UsagePlan.")
+def api_key_issue(client: str, stack_name: str, region: str | None, usage_plan_id: str | None) -> None:
+    """Issue a key for CLIENT in the stack's usage plan; prints its value once (to stdout only)."""
+    from kubesage.api import keys
+
+    try:
+        plan = usage_plan_id or keys.usage_plan_id(stack_name, region)
+        issued = keys.issue_key(stack_name, client, plan, region)
+    except KubesageError as exc:
+        _fail(exc)
+        return
+    click.echo(f"issued key {issued.key_id} ({issued.name}) for client {client!r}; its value, shown once:", err=True)
+    click.echo(issued.value)
+
+
+@api_key_group.command("revoke")
+@click.argument("client")
+@_key_options
+def api_key_revoke(client: str, stack_name: str, region: str | None) -> None:
+    """Delete CLIENT's key; the API refuses it from then on."""
+    from kubesage.api import keys
+
+    try:
+        revoked = keys.revoke_key(stack_name, client, region)
+    except KubesageError as exc:
+        _fail(exc)
+        return
+    click.echo(f"revoked key {revoked.key_id} ({revoked.name}) of client {client!r}")
+
+
+@api_key_group.command("list")
+@_key_options
+def api_key_list(stack_name: str, region: str | None) -> None:
+    """The clients that hold a key (never the values)."""
+    from kubesage.api import keys
+
+    try:
+        found = keys.list_keys(stack_name, region)
+    except KubesageError as exc:
+        _fail(exc)
+        return
+    for key in found:
+        click.echo(f"{key.client}\t{key.key_id}")

@@ -286,3 +286,38 @@ def test_the_deployment_id_changes_when_a_method_changes() -> None:
     unchanged = {k for k in render(template)["Resources"] if k.startswith("ApiDeployment")}
     assert before != after
     assert unchanged == after
+
+
+def test_per_client_keys_are_issued_into_the_plan_listed_and_revoked(aws: boto3.Session) -> None:
+    """Issue 18 item 8, through the CLI against moto's API Gateway API (keys, plans, plan keys).
+
+    moto's CloudFormation skips the stack's UsagePlan, so the plan here is made with the API directly
+    and passed as --usage-plan-id; the template's plan and its per-key limits are asserted above."""
+    from click.testing import CliRunner
+
+    from kubesage.cli import main
+
+    gateway = aws.client("apigateway")
+    plan = gateway.create_usage_plan(name="keys-plan", throttle={"rateLimit": 10.0, "burstLimit": 20})["id"]
+    runner = CliRunner()
+    args = ["--stack-name", "keys", "--region", REGION]
+    issued = runner.invoke(main, ["api-key", "issue", "acme", *args, "--usage-plan-id", plan])
+    assert issued.exit_code == 0, issued.output
+    value = issued.stdout.strip()
+    (key,) = [k for k in gateway.get_api_keys(includeValues=True)["items"] if k["name"] == "keys-client-acme"]
+    assert key["value"] == value and key["enabled"] is True
+    assert key["tags"] == {"kubesage:stack": "keys", "kubesage:client": "acme"}
+    assert [k["id"] for k in gateway.get_usage_plan_keys(usagePlanId=plan)["items"]] == [key["id"]]
+    again = runner.invoke(main, ["api-key", "issue", "acme", *args, "--usage-plan-id", plan])
+    assert again.exit_code == 1
+    assert "client 'acme' already has a key (keys-client-acme); revoke it first" in again.stderr
+    assert runner.invoke(main, ["api-key", "issue", "beta", *args, "--usage-plan-id", plan]).exit_code == 0
+    listed = runner.invoke(main, ["api-key", "list", *args])
+    assert [line.split("\t")[0] for line in listed.stdout.splitlines()] == ["acme", "beta"]
+    assert value not in listed.stdout
+    revoked = runner.invoke(main, ["api-key", "revoke", "acme", *args])
+    assert revoked.exit_code == 0, revoked.output
+    assert "keys-client-acme" not in [k["name"] for k in gateway.get_api_keys()["items"]]
+    assert runner.invoke(main, ["api-key", "revoke", "acme", *args]).exit_code == 1
+    bad = runner.invoke(main, ["api-key", "issue", "Bad Name", *args, "--usage-plan-id", plan])
+    assert "use 1-63 lower-case letters" in bad.stderr
