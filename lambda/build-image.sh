@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Build kubesage/lambda-api:{latest,<version>} and fetch the Lambda Runtime Interface Emulator.
-#   build/lambda-image/wheelhouse/   the `lambda-image` dependency group (awslambdaric, boto3), pinned by uv.lock
+#   build/lambda-image/wheelhouse/   the `lambda-image` dependency group (awslambdaric, boto3), pinned with
+#                                    uv.lock's hashes, which the image's pip install checks every build
 #   build/lambda-image/task/         the handler's modules (python -m kubesage.api.package --code-only)
 #   build/lambda/aws-lambda-rie      the emulator, from the aws-sam-cli wheel on PyPI (it is not
 #                                    downloadable from GitHub here); mounted at run time, never shipped
@@ -35,12 +36,15 @@ fi
 
 # 2. The wheelhouse, rebuilt when the lock's lambda-image group changes.
 mkdir -p "$CONTEXT/wheelhouse"
-uv export --frozen --only-group lambda-image --no-hashes --no-header --format requirements-txt 2>/dev/null \
+# With uv.lock's sha256 hashes: the download and the image's install (--require-hashes) both check
+# every wheel against the lock, the install on every build, so a wheel swapped in build/ fails it.
+uv export --frozen --only-group lambda-image --no-header --format requirements-txt 2>/dev/null \
     | grep -vE '^[[:space:]]*#' >"$CONTEXT/requirements.new"
 if ! cmp -s "$CONTEXT/requirements.new" "$CONTEXT/wheelhouse/requirements.txt"; then
     log "building the wheelhouse"
     find "$CONTEXT/wheelhouse" -name '*.whl' -delete
-    pip_quiet download --no-deps --only-binary=:all: --python-version 3.11 --platform manylinux2014_x86_64 \
+    pip_quiet download --no-deps --require-hashes --only-binary=:all: --python-version 3.11 \
+        --platform manylinux2014_x86_64 \
         --platform manylinux_2_17_x86_64 --platform manylinux_2_28_x86_64 \
         -d "$CONTEXT/wheelhouse" -r "$CONTEXT/requirements.new"
     mv "$CONTEXT/requirements.new" "$CONTEXT/wheelhouse/requirements.txt"

@@ -51,6 +51,10 @@ else
     printf '%s\n' "$reqs_sum" >"$WHEELHOUSE/deps/.stamp"
     log "$(find "$WHEELHOUSE/deps" -name '*.whl' | wc -l) wheels, $(du -sh "$WHEELHOUSE/deps" | cut -f1)"
 fi
+# Every time, stamp or not: each wheel on disk must hash to what uv.lock lists for it, so a wheel
+# swapped in build/ after it was downloaded fails here instead of being hashed into the image.
+"$PYTHON" containers/common/hashed_requirements.py --verify "$WHEELHOUSE/deps" uv.lock \
+    || { log "a wheel in $WHEELHOUSE/deps does not match uv.lock: delete $WHEELHOUSE/deps and rebuild"; exit 1; }
 # Always from the wheels on disk, so the image installs exactly these files or fails.
 "$PYTHON" containers/common/hashed_requirements.py "$WHEELHOUSE/deps" >"$WHEELHOUSE/requirements.txt"
 

@@ -86,3 +86,33 @@ def test_the_image_and_the_wheelhouse_require_hashes() -> None:
     assert "--no-hashes" not in script
     assert "pip wheel --quiet --disable-pip-version-check --no-deps --require-hashes" in script
     assert "hashed_requirements.py" in script
+
+
+def test_every_build_checks_the_wheels_on_disk_against_the_lock(tmp_path: Path) -> None:
+    """Issue 18 item 11: a wheel swapped in build/ after download fails even when the stamp matches."""
+    import hashlib
+
+    hashed = _module()
+    wheels = tmp_path / "deps"
+    wheels.mkdir()
+    genuine = _wheel(wheels, "VALUE = 1\n")
+    digest = hashlib.sha256(genuine.read_bytes()).hexdigest()
+    lock = tmp_path / "uv.lock"
+    lock.write_text(
+        "version = 1\n"
+        '[[package]]\nname = "kubesage-probe"\nversion = "1.0"\n'
+        f'wheels = [{{ url = "https://x/kubesage_probe-1.0-py3-none-any.whl", hash = "sha256:{digest}" }}]\n'
+        '[[package]]\nname = "kfp-server-api"\nversion = "2.17.3"\n'
+        'sdist = { url = "https://x/kfp-server-api-2.17.3.tar.gz", hash = "sha256:00" }\n'
+    )
+    (wheels / "kfp_server_api-2.17.3-py3-none-any.whl").write_bytes(b"built on the host from the sdist")
+    assert hashed.verify(wheels, lock) == ([], ["kfp_server_api-2.17.3-py3-none-any.whl"])
+    _wheel(wheels, "VALUE = 'swapped'\n")
+    problems, _ = hashed.verify(wheels, lock)
+    assert len(problems) == 1
+    assert problems[0].endswith("is not one uv.lock lists for kubesage-probe 1.0")
+    assert hashed.main(["--verify", str(wheels), str(lock)]) == 1
+    script = (ROOT / "containers" / "common" / "wheelhouse.sh").read_text()
+    # The check runs outside the stamp's if/else: on every build.
+    verify_at = script.index("hashed_requirements.py --verify")
+    assert script.rindex("\nfi\n", 0, verify_at) > script.index('if [[ -f "$WHEELHOUSE/deps/.stamp"')
