@@ -16,7 +16,6 @@ from typing import Any
 from kubesage.api.errors import DeployError
 from kubesage.errors import SchemaError
 from kubesage.features import FeatureSchema
-from kubesage.redact import redact_text
 
 BUNDLE_FILENAME = "kubesage_model.json"
 ENV_BUNDLE = "KUBESAGE_MODEL_BUNDLE"
@@ -92,6 +91,7 @@ def bundle_from_model(model: str, download_dir: str | Path | None = None) -> Mod
     without either cannot be served by the API, and the error says so.
     """
     from kubesage.modelio import load_schema_if_present
+    from kubesage.redact import redact_text  # here, not at the top: the Lambda zip ships without it
     from kubesage.serving.model_source import resolve_model_dir
 
     directory = resolve_model_dir(model, download_dir)

@@ -21,7 +21,14 @@ assert h.__file__.startswith(sys.argv[1]), h.__file__
 event = {"httpMethod": "POST", "body": '{"State": "PA"}', "requestContext": {"requestId": "r"}}
 answer = h.handler(event, None)
 heavy = sorted({"numpy", "pandas", "pydantic", "xgboost", "mlflow"} & set(sys.modules))
-print(json.dumps({"status": answer["statusCode"], "body": json.loads(answer["body"]), "heavy": heavy}))
+# Every kubesage module the handler loaded must come from the zip: the editable install would
+# otherwise supply one the zip lacks, which then fails only in the real function.
+outside = sorted(
+    name for name, module in sys.modules.items()
+    if name.startswith("kubesage") and not str(getattr(module, "__file__", "") or sys.argv[1]).startswith(sys.argv[1])
+)
+print(json.dumps({"status": answer["statusCode"], "body": json.loads(answer["body"]), "heavy": heavy,
+                  "outside": outside}))
 """
 
 
@@ -44,5 +51,6 @@ def test_the_zip_is_deterministic_small_and_runs_the_handler(prepared: dict[str,
     )  # fmt: skip
     result = json.loads(done.stdout)
     assert result["heavy"] == []
+    assert result["outside"] == []
     assert result["status"] == 400
     assert len(result["body"]["errors"]) == 18  # every required field but State is missing
