@@ -8,9 +8,20 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from tests.needs import NEEDS_BY_MARKER, require
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # The real seed dataset lives beside the repository (../shared/data), never inside it.
 CHURN_CSV = REPO_ROOT.parent / "shared" / "data" / "churn.txt"
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """A test marked `container` or `browser` skips with the reason where its needs are missing
+    (fails under `make test`, see tests/needs.py), before any of its fixtures start a server."""
+    for marker, missing in NEEDS_BY_MARKER.items():
+        if item.get_closest_marker(marker) is not None:
+            require(missing())
 
 
 @pytest.fixture(scope="session")

@@ -91,7 +91,15 @@ CASE_BUILDERS: dict[str, Callable[[pytest.FixtureRequest, Path], RunnerCase]] = 
 }
 
 
-@pytest.fixture(scope="session", params=list(CASE_BUILDERS))
+# Cases that need more than Python: their markers select them like any suite (`make test-fast`
+# deselects `container`), and tests/needs.py skips them, or fails them under `make test`, where the
+# engine or the image is missing.
+CASE_MARKS = {"sagemaker-local": [pytest.mark.container]}
+
+
+@pytest.fixture(
+    scope="session", params=[pytest.param(name, marks=CASE_MARKS.get(name, ()), id=name) for name in CASE_BUILDERS]
+)
 def case(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> RunnerCase:
     return CASE_BUILDERS[request.param](request, tmp_path_factory.mktemp(f"case-{request.param}"))
 
