@@ -50,15 +50,26 @@ def mlflow_sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return migrated_sqlite_template(tmp_path_factory.mktemp("mlflow-template"))
 
 
-@pytest.fixture
-def mlflow_sqlite(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mlflow_sqlite_template: Path) -> Iterator[str]:
-    """An empty SQLite MLflow store in a temporary working directory (a copy of the session's template)."""
+def _track_into(uri: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run the test in `tmp_path`, tracking into `uri`, with no pipeline run's hand-off inherited."""
     monkeypatch.chdir(tmp_path)
-    uri = fresh_sqlite_store(mlflow_sqlite_template, tmp_path / "mlflow.db")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     for name in ("KUBESAGE_MLFLOW_PARENT_RUN_ID", "KUBESAGE_MLFLOW_EXPERIMENT_ID", "KUBESAGE_FAILURE_DIR"):
         monkeypatch.delenv(name, raising=False)
-    yield uri
+    return uri
+
+
+@pytest.fixture
+def mlflow_sqlite(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mlflow_sqlite_template: Path) -> str:
+    """An empty SQLite MLflow store in a temporary working directory (a copy of the session's template)."""
+    return _track_into(fresh_sqlite_store(mlflow_sqlite_template, tmp_path / "mlflow.db"), tmp_path, monkeypatch)
+
+
+@pytest.fixture
+def mlflow_sqlite_unopened(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Like `mlflow_sqlite`, but the store's file does not exist yet: for tests asserting that
+    nothing opened (so created) it."""
+    return _track_into(f"sqlite:///{tmp_path / 'mlflow.db'}", tmp_path, monkeypatch)
 
 
 @pytest.fixture(scope="session")
