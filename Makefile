@@ -30,12 +30,15 @@ demo: $(VENV)/.demo-synced
 	@$(BIN)/kubesage run customer_churn --param input_data=$(DEMO_DIR)/churn.csv
 	@$(BIN)/python -m kubesage.api.demo --data $(DEMO_DIR)/churn.csv
 
+# Every suite. KUBESAGE_TESTS_STRICT=1 turns a missing engine, image or browser into failures, never
+# skips (tests/needs.py); --durations=20 shows where the time went, every run.
 test: setup lint image
 	bash scripts/install-browser.sh
-	$(BIN)/python -m pytest
+	KUBESAGE_TESTS_STRICT=1 $(BIN)/python -m pytest --durations=20
 
+# No Docker, no browser: those suites are deselected, so this passes on a machine with neither.
 test-fast: setup
-	$(BIN)/python -m pytest -m "not container"
+	$(BIN)/python -m pytest -m "not container and not browser" --durations=20
 
 lint: setup
 	$(BIN)/ruff check .

@@ -8,9 +8,22 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from kubesage.mlflow_server import MlflowServer
+from tests.needs import NEEDS_BY_MARKER, require
+from tests.servers import fresh_sqlite_store, migrated_sqlite_template, running_mlflow
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # The real seed dataset lives beside the repository (../shared/data), never inside it.
 CHURN_CSV = REPO_ROOT.parent / "shared" / "data" / "churn.txt"
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """A test marked `container` or `browser` skips with the reason where its needs are missing
+    (fails under `make test`, see tests/needs.py), before any of its fixtures start a server."""
+    for marker, missing in NEEDS_BY_MARKER.items():
+        if item.get_closest_marker(marker) is not None:
+            require(missing())
 
 
 @pytest.fixture(scope="session")
@@ -31,15 +44,40 @@ def churn(churn_csv: Path) -> pd.DataFrame:
     return pd.read_csv(churn_csv)
 
 
-@pytest.fixture
-def mlflow_sqlite(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """An empty SQLite MLflow store in a temporary working directory."""
+@pytest.fixture(scope="session")
+def mlflow_sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An empty, migrated MLflow SQLite store, made once per session and copied by `mlflow_sqlite`."""
+    return migrated_sqlite_template(tmp_path_factory.mktemp("mlflow-template"))
+
+
+def _track_into(uri: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run the test in `tmp_path`, tracking into `uri`, with no pipeline run's hand-off inherited."""
     monkeypatch.chdir(tmp_path)
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     for name in ("KUBESAGE_MLFLOW_PARENT_RUN_ID", "KUBESAGE_MLFLOW_EXPERIMENT_ID", "KUBESAGE_FAILURE_DIR"):
         monkeypatch.delenv(name, raising=False)
-    yield uri
+    return uri
+
+
+@pytest.fixture
+def mlflow_sqlite(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mlflow_sqlite_template: Path) -> str:
+    """An empty SQLite MLflow store in a temporary working directory (a copy of the session's template)."""
+    return _track_into(fresh_sqlite_store(mlflow_sqlite_template, tmp_path / "mlflow.db"), tmp_path, monkeypatch)
+
+
+@pytest.fixture
+def mlflow_sqlite_unopened(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Like `mlflow_sqlite`, but the store's file does not exist yet: for tests asserting that
+    nothing opened (so created) it."""
+    return _track_into(f"sqlite:///{tmp_path / 'mlflow.db'}", tmp_path, monkeypatch)
+
+
+@pytest.fixture(scope="session")
+def shared_mlflow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServer]:
+    """One real `mlflow server` for the whole session (starting one took ~27 s on the loaded 2-core
+    machine): the compliance and integration suites track into it. Their tests assert on the runs and
+    model versions they made, never on the store being empty."""
+    yield from running_mlflow(tmp_path_factory.mktemp("shared-mlflow"))
 
 
 @pytest.fixture(scope="session")

@@ -27,7 +27,7 @@ from kubesage.mlflow_server import MlflowServer
 from kubesage.pipeline_source import PipelineSource, load_pipeline
 from kubesage.runners.base import Runner, RunResult
 from kubesage.runners.registry import get_runner
-from tests.servers import running_mlflow, running_moto
+from tests.servers import running_moto
 from tests.standins.kfp_fixtures import kfp_runner_options, kfp_standin  # noqa: F401  (fixtures)
 
 IMAGE = os.environ.get("KUBESAGE_SAGEMAKER_TEST_IMAGE", "kubesage/xgboost-daal4py:latest")
@@ -52,8 +52,9 @@ class RunnerCase:
 
 
 @pytest.fixture(scope="session")
-def compliance_mlflow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServer]:
-    yield from running_mlflow(tmp_path_factory.mktemp("compliance-mlflow"))
+def compliance_mlflow(shared_mlflow: MlflowServer) -> MlflowServer:
+    """The session's MLflow server (tests/conftest.py): the runners' runs sit side by side in it."""
+    return shared_mlflow
 
 
 @pytest.fixture(scope="session")
@@ -91,7 +92,15 @@ CASE_BUILDERS: dict[str, Callable[[pytest.FixtureRequest, Path], RunnerCase]] = 
 }
 
 
-@pytest.fixture(scope="session", params=list(CASE_BUILDERS))
+# Cases that need more than Python: their markers select them like any suite (`make test-fast`
+# deselects `container`), and tests/needs.py skips them, or fails them under `make test`, where the
+# engine or the image is missing.
+CASE_MARKS = {"sagemaker-local": [pytest.mark.container]}
+
+
+@pytest.fixture(
+    scope="session", params=[pytest.param(name, marks=CASE_MARKS.get(name, ()), id=name) for name in CASE_BUILDERS]
+)
 def case(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> RunnerCase:
     return CASE_BUILDERS[request.param](request, tmp_path_factory.mktemp(f"case-{request.param}"))
 

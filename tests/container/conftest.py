@@ -1,12 +1,12 @@
 """Fixtures for the container suite: the real Docker engine and the image `make image` builds.
 
-Nothing here is skipped: a missing engine or image fails every test with the command that fixes it.
+Where the engine or the image is missing, every test here skips with the command that fixes it;
+under `make test` (KUBESAGE_TESTS_STRICT=1) it fails instead (tests/needs.py).
 """
 
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import uuid
@@ -17,7 +17,8 @@ from typing import Any
 
 import pytest
 
-IMAGE = os.environ.get("KUBESAGE_IMAGE", "kubesage/xgboost-daal4py:latest")
+from tests.needs import IMAGE, missing_image, require
+
 # String values, as SageMaker writes hyperparameters.json.
 HYPERPARAMETERS = {"max_depth": "4", "eta": "0.2", "num_round": "120", "early_stopping_rounds": "10"}
 
@@ -31,15 +32,8 @@ def docker(*args: str, timeout: float = 300, check: bool = True) -> subprocess.C
 
 @pytest.fixture(scope="session")
 def image() -> str:
-    """The image under test; fails (never skips) when the engine or the image is missing."""
-    if shutil.which("docker") is None:
-        pytest.fail("the docker CLI is not installed: run `make image` (it installs and starts the engine)")
-    info = subprocess.run(["docker", "info"], capture_output=True, text=True, timeout=60)
-    if info.returncode != 0:
-        pytest.fail(f"the Docker engine is not answering ({info.stderr.strip()[:200]}): run `make image`")
-    found = subprocess.run(["docker", "image", "inspect", IMAGE], capture_output=True, text=True, timeout=60)
-    if found.returncode != 0:
-        pytest.fail(f"image {IMAGE} does not exist: run `make image`")
+    """The image under test; skips (fails under `make test`) when the engine or the image is missing."""
+    require(missing_image(IMAGE))
     return IMAGE
 
 

@@ -10,7 +10,6 @@ limits and IAM; those are verified only on paper.
 from __future__ import annotations
 
 import json
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from kubesage.api.gateway import LambdaInvoker, generate_api_key
 from kubesage.api.local import LAMBDA_IMAGE, RIE_PATH, GatewayServer, LambdaContainer
 from tests.integration.api_helpers import evaluation_path_probability, registered_model_dir, seed_record
 from tests.integration.cli_helpers import served
+from tests.needs import missing_image, require
 
 pytestmark = [pytest.mark.container, pytest.mark.slow]
 
@@ -38,9 +38,8 @@ def endpoint(model_dir: Path) -> Iterator[str]:
 
 
 def test_the_seed_record_through_the_lambda_image(endpoint: str, model_dir: Path, churn_csv: Path) -> None:
-    found = subprocess.run(["docker", "image", "inspect", LAMBDA_IMAGE], capture_output=True, timeout=60)
-    if found.returncode != 0 or not RIE_PATH.is_file():
-        pytest.fail(f"{LAMBDA_IMAGE} or {RIE_PATH} is missing: run `make image` (lambda/build-image.sh)")
+    require(missing_image(LAMBDA_IMAGE))
+    require(None if RIE_PATH.is_file() else f"{RIE_PATH} is missing: run `make image` (lambda/build-image.sh)")
     record, label = seed_record(churn_csv)
     key = generate_api_key()
     with LambdaContainer(bundle_from_model(str(model_dir)), endpoint, "churn") as function:

@@ -31,6 +31,7 @@ from kubesage.mlflow_server import start_mlflow_server
 from kubesage.ports import free_port
 from tests.conftest import REPO_ROOT
 from tests.integration.cli_helpers import start_server, stop_server
+from tests.servers import fresh_sqlite_store
 
 pytestmark = pytest.mark.integration
 
@@ -364,7 +365,12 @@ def test_concurrent_runs_share_a_new_sqlite_store(tmp_path: Path) -> None:
 
 
 def test_sagemaker_throttling_on_describe_does_not_end_the_follow(
-    moto_endpoint: str, churn_csv: Path, tmp_path: Path, aws_env: None, monkeypatch: pytest.MonkeyPatch
+    moto_endpoint: str,
+    churn_csv: Path,
+    tmp_path: Path,
+    aws_env: None,
+    monkeypatch: pytest.MonkeyPatch,
+    mlflow_sqlite_template: Path,
 ) -> None:
     """DescribePipelineExecution throttled (HTTP 400 ThrottlingException) more often than botocore's
     own retries absorb: the runner keeps following and reports the execution's real end state.
@@ -376,7 +382,8 @@ def test_sagemaker_throttling_on_describe_does_not_end_the_follow(
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     _s3(moto_endpoint).create_bucket(Bucket="faults-sagemaker")  # type: ignore[attr-defined]
-    tracking = t.start_pipeline_run("customer-churn", "sagemaker", {}, uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    uri = fresh_sqlite_store(mlflow_sqlite_template, tmp_path / "mlflow.db")
+    tracking = t.start_pipeline_run("customer-churn", "sagemaker", {}, uri=uri)
     pipeline = load_pipeline("customer_churn", tmp_path / "ir")
     for proxy in _proxy(moto_endpoint, 400, "ThrottlingException", failures=6, target="DescribePipelineExecution"):
         options = {

@@ -1,4 +1,4 @@
-"""Real local servers for the integration suite, one of each per test module."""
+"""Real local servers for the integration suite: the session's MLflow server, one moto per test module."""
 
 from __future__ import annotations
 
@@ -7,13 +7,13 @@ from collections.abc import Iterator
 import pytest
 
 from kubesage.mlflow_server import MlflowServer
-from tests.servers import running_mlflow, running_moto
+from tests.servers import running_moto
 
 
-@pytest.fixture(scope="module")
-def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServer]:
-    """A real `mlflow server` process on loopback, one per test module, with its own store and artifacts."""
-    yield from running_mlflow(tmp_path_factory.mktemp("mlflow-server"))
+@pytest.fixture(scope="session")
+def mlflow_server(shared_mlflow: MlflowServer) -> MlflowServer:
+    """The session's real `mlflow server` on loopback (tests/conftest.py), shared with the compliance suite."""
+    return shared_mlflow
 
 
 @pytest.fixture(scope="module")

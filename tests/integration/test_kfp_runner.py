@@ -65,6 +65,8 @@ def runs(
     503s on its way (retried with backoff); it runs as a version of a named pipeline.
     """
     uri = mlflow_server.url
+    # The session's server holds other suites' versions too: what each run registered is counted from here.
+    versions_before = versions(uri)
     local = run_cli(["run", "customer_churn", "--param", f"input_data={churn_csv}", "--output", "json"], workdir, uri)
     assert local.code == 0, local.stderr[-3000:]
     unauthorized = kfp_run(kfp_standin, workdir, uri, churn_csv, faults=Faults(unauthorized=1))
@@ -85,6 +87,7 @@ def runs(
         "kfp": kfp.json,
         "kfp_stderr": kfp.stderr,
         "unauthorized": unauthorized,
+        "versions_before": versions_before,
         "versions_after_401": versions_after_401,
     }
 
@@ -96,7 +99,8 @@ def test_kfp_run_matches_the_local_run(runs: dict[str, Any]) -> None:
     for name, value in local["metrics"].items():
         assert kfp["metrics"][name] == pytest.approx(value, rel=1e-9), name
     assert kfp["metrics"]["roc_auc"] >= 0.95
-    assert (local["registered_model_version"], kfp["registered_model_version"]) == ("1", "2")
+    first = runs["versions_before"] + 1  # the local run's version, then the kfp run's
+    assert (local["registered_model_version"], kfp["registered_model_version"]) == (str(first), str(first + 1))
     assert kfp["registered_model_name"] == "customer-churn" and kfp["not_registered_reason"] is None
     assert [s["name"] for s in kfp["steps"]] == [s["name"] for s in local["steps"]]
     assert all(s["status"] == "FINISHED" for s in kfp["steps"])
@@ -168,7 +172,7 @@ def test_401_ends_cleanly_then_the_next_run_succeeds(runs: dict[str, Any], mlflo
     data = result.json
     assert data["status"] == "failed" and "401" in data["failure"] and "token_file" in data["failure"]
     assert data["registered_model_version"] is None and "Traceback" not in result.stderr
-    assert runs["versions_after_401"] == 1  # only the local run's version
+    assert runs["versions_after_401"] == runs["versions_before"] + 1  # only the local run's version
     assert MlflowClient(tracking_uri=mlflow_server.url).get_run(data["mlflow_run_id"]).info.status == "FAILED"
     assert runs["kfp"]["status"] == "succeeded"  # the same stand-in served the next run
 

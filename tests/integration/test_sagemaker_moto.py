@@ -21,6 +21,7 @@ from kubesage.runners.sagemaker.compiler import compile_spec
 from kubesage.runners.sagemaker.config import SageMakerConfig
 from kubesage.runners.sagemaker.runner import SageMakerRunner
 from kubesage.tracking import start_pipeline_run
+from tests.servers import fresh_sqlite_store
 
 pytestmark = pytest.mark.integration
 
@@ -48,8 +49,8 @@ def aws(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> tuple[str, boto3
 
 
 @pytest.fixture
-def tracking(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+def tracking(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mlflow_sqlite_template: Path):  # type: ignore[no-untyped-def]
+    uri = fresh_sqlite_store(mlflow_sqlite_template, tmp_path / "mlflow.db")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     return start_pipeline_run("customer-churn", "sagemaker", {"seed": 42}, uri=uri)
 

@@ -24,6 +24,7 @@ from mlflow import MlflowClient
 
 from kubesage.runners.sagemaker.integrity import spec_bytes, spec_digest
 from kubesage.tracking import TAG_FAILURE, TAG_STEP, start_pipeline_run
+from tests.servers import fresh_sqlite_store
 
 pytestmark = pytest.mark.integration
 
@@ -82,8 +83,8 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def test_sigterm_is_forwarded_and_the_step_run_ends_killed(tmp_path: Path) -> None:
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+def test_sigterm_is_forwarded_and_the_step_run_ends_killed(tmp_path: Path, mlflow_sqlite_template: Path) -> None:
+    uri = fresh_sqlite_store(mlflow_sqlite_template, tmp_path / "mlflow.db")
     parent = start_pipeline_run("stop-test", "sagemaker", {}, uri=uri)
     spec_dir, digest = _spec(tmp_path, [sys.executable, "-c", COMPONENT])
     pid_file = tmp_path / "component.pid"

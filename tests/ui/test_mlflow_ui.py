@@ -8,7 +8,6 @@ browser is downloaded). Screenshots land in build/ui/ for a person to look at.
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,9 +20,9 @@ from kubesage.tracking.contract import EXPERIMENT_KIND_TRAINING, TAG_EXPERIMENT_
 from kubesage.tracking.ui_view import runs_url
 from tests.conftest import REPO_ROOT
 from tests.integration.cli_helpers import run_cli
+from tests.needs import CHROMIUM, missing_browser, require
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(3600)]  # two real runs
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 SCREENSHOTS = REPO_ROOT / "build" / "ui"
 TIMEOUT_MS = 120_000
 
@@ -49,8 +48,7 @@ def two_runs(server: MlflowServer, churn_csv: Path, tmp_path_factory: pytest.Tem
 
 @pytest.fixture(scope="module")
 def page() -> Iterator[Any]:
-    if not Path(CHROMIUM).exists():
-        pytest.fail("chromium is not installed: run scripts/install-browser.sh (make test does)")
+    require(missing_browser())
     from playwright.sync_api import sync_playwright
 
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
@@ -82,6 +80,7 @@ def test_the_parent_run_carries_metrics_plots_and_the_registered_model(
     assert [v.version for v in versions] == [two_runs[0]["registered_model_version"]]
 
 
+@pytest.mark.browser
 def test_runs_table_shows_the_runner_and_metric_columns(
     server: MlflowServer, two_runs: list[dict[str, Any]], page: Any
 ) -> None:
@@ -101,6 +100,7 @@ def test_runs_table_shows_the_runner_and_metric_columns(
         assert str(run["metrics"]["accuracy"])[:6] in table, table
 
 
+@pytest.mark.browser
 def test_compare_view_shows_both_runs_metrics_and_roc_plots(
     server: MlflowServer, two_runs: list[dict[str, Any]], page: Any
 ) -> None:

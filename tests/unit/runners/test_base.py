@@ -40,9 +40,11 @@ class ToyRunner(Runner):
 
 
 @pytest.fixture(autouse=True)
-def input_file(mlflow_sqlite: str) -> Path:
-    """`x.csv` in the working directory (mlflow_sqlite's temporary one): inputs are checked before a run."""
-    path = Path("x.csv")
+def input_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """`x.csv` in the working directory (the test's temporary one, where the mlflow_sqlite fixtures
+    also run it; requesting none here leaves the store unopened): inputs are checked before a run."""
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "x.csv"
     path.write_text("State,Churn?\n", encoding="utf-8")
     return path
 
@@ -82,13 +84,13 @@ def test_a_successful_run_is_recorded_and_summarised(mlflow_sqlite: str, pipelin
 
 
 def test_parameters_are_checked_before_the_backend_or_mlflow_is_touched(
-    mlflow_sqlite: str, pipeline: PipelineSource
+    mlflow_sqlite_unopened: str, pipeline: PipelineSource
 ) -> None:
     runner = ToyRunner(_steps_succeed)
     with pytest.raises(ParameterError, match="did you mean 'max_depth'"):
         runner.run(pipeline, {"input_data": "x.csv", "max_dept": 3})
     assert runner.calls == 0
-    assert not Path(mlflow_sqlite.removeprefix("sqlite:///")).exists()
+    assert not Path(mlflow_sqlite_unopened.removeprefix("sqlite:///")).exists()
 
 
 def test_a_step_failure_closes_the_parent_as_failed_with_the_reason(
