@@ -37,7 +37,6 @@ import socket
 import struct
 import sys
 import tempfile
-import time
 import traceback
 from typing import Any
 
@@ -86,35 +85,37 @@ def wait_status_text(status: int) -> str:
 
 
 # --- the zygote ----------------------------------------------------------------------------------
-def preload(modules: list[str]) -> dict[str, float]:
-    """Import `modules`; seconds per module. A module that fails is left for the task to report."""
-    seconds: dict[str, float] = {}
-    for name in modules:
-        began = time.perf_counter()
-        try:
-            importlib.import_module(name)
-        except Exception as exc:  # the task that needs it fails with the real error, in its own log
-            print(f"fork server: not preloaded {name}: {type(exc).__name__}: {exc}", file=sys.stderr)
-        seconds[name] = time.perf_counter() - began
-    return seconds
+def _import(name: str) -> None:
+    try:
+        importlib.import_module(name)
+    except Exception as exc:  # the task that needs it fails with the real error, in its own log
+        print(f"fork server: not preloaded {name}: {type(exc).__name__}: {exc}", file=sys.stderr)
 
 
-def serve(control: socket.socket) -> None:
-    """Fork a child per request until the runner closes `control`; report each child's end."""
+def serve(control: socket.socket, preload: list[str]) -> None:
+    """Import `preload`, and fork a child per request until the runner closes `control`.
+
+    A request that arrives while modules are still being imported is served at once (between two
+    imports): its child imports what it needs itself, as a fresh process would, instead of waiting
+    for modules it may not need; later tasks find them imported.
+    """
     wake_read, wake_write = os.pipe()
     os.set_blocking(wake_read, False)
     os.set_blocking(wake_write, False)
     signal.set_wakeup_fd(wake_write)
     signal.signal(signal.SIGCHLD, lambda *_: None)  # a handler, so SIGCHLD wakes select()
     children: dict[int, socket.socket] = {}
+    pending = list(preload)
     try:
         while True:
-            readable, _, _ = select.select([control, wake_read], [], [])
+            readable, _, _ = select.select([control, wake_read], [], [], 0 if pending else None)
             if wake_read in readable:
                 with contextlib.suppress(BlockingIOError):
                     os.read(wake_read, 512)
             _reap(children)
             if control not in readable:
+                if pending:
+                    _import(pending.pop(0))
                 continue
             received = _recv_request(control)
             if received is None:
@@ -218,13 +219,15 @@ def _restore_blas_threads(environment: dict[str, str]) -> None:
     threadpool_limits(limits=threads, user_api="blas")
 
 
-def main(argv: list[str]) -> int:
+def main(argv: list[str]) -> None:
     control = socket.socket(fileno=int(argv[0]))
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the runner's (and the tasks') to handle
-    preload(argv[1:])
-    serve(control)
-    return 0
+    serve(control, argv[1:])
+    sys.stderr.flush()
+    # No interpreter teardown: with MLflow, pandas and XGBoost loaded it takes seconds, and there
+    # is nothing to save.
+    os._exit(0)
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    main(sys.argv[1:])
