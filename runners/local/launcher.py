@@ -91,7 +91,6 @@ class ForkServer:
         self._process: subprocess.Popen[bytes] | None = None
         self._control: socket.socket | None = None
         self._lock = threading.Lock()
-        self._used = False
 
     def start(self) -> None:
         ours, theirs = socket.socketpair()
@@ -106,16 +105,16 @@ class ForkServer:
         self._control = ours
 
     def stop(self) -> None:
+        """Close the zygote. The run has ended, so no task of it is running; a zygote still
+        preloading is stopped rather than waited for."""
         if self._control is not None:
             self._control.close()
             self._control = None
         if self._process is not None:
-            if not self._used:  # stopped before any task (a refused parameter): no need to finish importing
-                self._process.terminate()
             try:
-                self._process.wait(timeout=10)
+                self._process.wait(timeout=0.5)
             except subprocess.TimeoutExpired:
-                self._process.kill()
+                self._process.terminate()
                 self._process.wait()
             self._process = None
 
@@ -130,7 +129,6 @@ class ForkServer:
         """Run `call` in a fresh fork; each output line goes to `emit`; the exit code (-N: signal N)."""
         if self._control is None:
             raise RunnerError("the fork server is not running")
-        self._used = True
         out_read, out_write = os.pipe()
         status_ours, status_theirs = socket.socketpair()
         try:
