@@ -140,7 +140,7 @@ class ContentCache(kfp_cache.LocalCache):
             return [ContentCache._serialize_value_for_key(v) for v in value]
         if isinstance(value, dict):
             return {k: ContentCache._serialize_value_for_key(v) for k, v in value.items()}
-        if isinstance(value, str) and _is_local(value) and os.path.isfile(value):
+        if isinstance(value, str) and _is_local(value) and Path(value).is_file():
             return {"file": value, "content": content_digest(value)}
         return value
 
@@ -194,7 +194,7 @@ class ContentCache(kfp_cache.LocalCache):
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
                 json.dump(entry, handle)
-            os.replace(tmp_path, self._entry_path(key))
+            Path(tmp_path).replace(self._entry_path(key))
         except BaseException:
             Path(tmp_path).unlink(missing_ok=True)
             raise

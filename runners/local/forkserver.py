@@ -38,6 +38,7 @@ import struct
 import sys
 import tempfile
 import traceback
+from pathlib import Path
 from typing import Any
 
 _HEADER = struct.Struct("!I")
@@ -108,12 +109,12 @@ def serve(control: socket.socket, preload: list[str]) -> None:
     pending = list(preload)
     try:
         while True:
-            readable, _, _ = select.select([control, wake_read], [], [], 0 if pending else None)
+            readable, _, _ = select.select([control.fileno(), wake_read], [], [], 0 if pending else None)
             if wake_read in readable:
                 with contextlib.suppress(BlockingIOError):
                     os.read(wake_read, 512)
             _reap(children)
-            if control not in readable:
+            if control.fileno() not in readable:
                 if pending:
                     _import(pending.pop(0))
                 continue
@@ -193,13 +194,12 @@ def _execute(request: dict[str, Any]) -> int:
     os.environ["_KFP_RUNTIME"] = "true"
     _restore_blas_threads(environment)
     # `python3 -m` puts the working directory first on sys.path.
-    sys.path[0] = os.getcwd()
-    program_path = tempfile.mkdtemp()
-    module_path = os.path.join(program_path, "ephemeral_component.py")
+    sys.path[0] = str(Path.cwd())
+    program_path = Path(tempfile.mkdtemp())
+    module_path = program_path / "ephemeral_component.py"
     try:
-        with open(module_path, "w", encoding="utf-8") as handle:
-            handle.write(request["source"])
-        sys.argv = ["-m", "--component_module_path", module_path, *request["args"]]
+        module_path.write_text(request["source"], encoding="utf-8")
+        sys.argv = ["-m", "--component_module_path", str(module_path), *request["args"]]
         from kfp.dsl import executor_main
 
         executor_main.executor_main()

@@ -170,16 +170,18 @@ def task_handler(server: ForkServer | None, notes: StepRunNotes) -> Iterator[Non
 
     original = subprocess_task_handler.SubprocessTaskHandler
     handler = _handler_class(original, server, notes)
-    subprocess_task_handler.SubprocessTaskHandler = handler  # type: ignore[misc]
+    subprocess_task_handler.SubprocessTaskHandler = handler
     try:
         yield
     finally:
-        subprocess_task_handler.SubprocessTaskHandler = original  # type: ignore[misc]
+        subprocess_task_handler.SubprocessTaskHandler = original
 
 
 def _handler_class(base: type[Any], server: ForkServer | None, notes: StepRunNotes) -> type[Any]:
-    class KubesageTaskHandler(base):  # type: ignore[misc,valid-type]
+    class KubesageTaskHandler(base):
         """KFP's SubprocessTaskHandler, launching through the fork server when there is one."""
+
+        env_vars: dict[str, str]
 
         def run(self) -> Any:
             with tempfile.TemporaryDirectory(prefix="kubesage-task-") as scratch:
@@ -197,7 +199,7 @@ def _handler_class(base: type[Any], server: ForkServer | None, notes: StepRunNot
                 return super().run()
             # What KFP's subprocess gets: this process's environment plus the container's env.
             env = {**os.environ, **self.env_vars}
-            code = server.run(call, env, os.getcwd(), _print_line)
+            code = server.run(call, env, str(Path.cwd()), _print_line)
             if code < 0:
                 _print_line(f"task process ended by signal {-code}\n")
             _print_line("\n")  # as KFP's handler ends a task's output

@@ -41,7 +41,7 @@ def parallel_dags(workers: int) -> Iterator[None]:
         with slots:
             return original_execute(**kwargs)
 
-    class ParallelExecutor(enhanced_dag_orchestrator.ParallelExecutor):  # type: ignore[misc]
+    class ParallelExecutor(enhanced_dag_orchestrator.ParallelExecutor):
         def __init__(self, max_workers: int | None = None) -> None:
             super().__init__(max_workers)
             self.conservative_max = workers
@@ -103,7 +103,7 @@ def _run_dag(
         spec = tasks[name]
         component = components[spec.component_ref.name]
         if component.WhichOneof("implementation") == "dag":
-            return dag_orchestrator.run_dag(  # type: ignore[no-any-return]
+            return dag_orchestrator.run_dag(
                 pipeline_resource_name=pipeline_resource_name,
                 dag_component_spec=component,
                 components=components,
@@ -115,7 +115,7 @@ def _run_dag(
                 fail_stack=fail_stack,
                 parent_io_store=io_store,
             )
-        return task_executor.execute_single_task(  # type: ignore[no-any-return]
+        return task_executor.execute_single_task(
             task_name=name,
             task_spec=spec,
             pipeline_resource_name=pipeline_resource_name,
@@ -128,7 +128,7 @@ def _run_dag(
             fail_stack=fail_stack,
         )
 
-    pending, done = set(tasks), set()
+    pending, done = set(tasks), set[str]()
     failed: str | None = None
     # Threads only wait on task processes; the semaphore in execute_single_task bounds the tasks.
     with concurrent.futures.ThreadPoolExecutor(max_workers=max(pool_size, 1) * 2) as pool:
@@ -172,7 +172,9 @@ def _indented_print(num_spaces: int = 4) -> Iterator[None]:
 
 
 def _print_with(original: Any) -> Any:
-    def indented(*args: Any, sep: str | None = " ", end: str | None = "\n", file: Any = None, flush: bool = False) -> None:
+    def indented(
+        *args: Any, sep: str | None = " ", end: str | None = "\n", file: Any = None, flush: bool = False
+    ) -> None:
         spaces = getattr(_indent, "spaces", 0)
         if not spaces:
             original(*args, sep=sep, end=end, file=file, flush=flush)

@@ -14,6 +14,7 @@ def leave_traces(out: Output[Dataset]) -> None:
     """Changes what a task could leak into the next one: a module global, the environment, the cwd."""
     import json
     import os
+    from pathlib import Path
 
     from kubesage.tracking import step_run
 
@@ -21,15 +22,15 @@ def leave_traces(out: Output[Dataset]) -> None:
         json.kubesage_leaked = True  # type: ignore[attr-defined]
         os.environ["KUBESAGE_LEAKED"] = "1"
         os.chdir("/")
-        with open(out.path, "w", encoding="utf-8") as handle:
-            handle.write("traces left")
-        tracker.log_params({"cwd": os.getcwd()})
+        Path(out.path).write_text("traces left", encoding="utf-8")
+        tracker.log_params({"cwd": str(Path.cwd())})
 
 
 @dsl.component(base_image="python:3.11", install_kfp_package=False)
 def look_for_traces(data: Input[Dataset]) -> None:
     import json
     import os
+    from pathlib import Path
 
     from kubesage.tracking import step_run
 
@@ -38,8 +39,8 @@ def look_for_traces(data: Input[Dataset]) -> None:
             {
                 "global_seen": hasattr(json, "kubesage_leaked"),
                 "env_seen": os.environ.get("KUBESAGE_LEAKED", "absent"),
-                "cwd": os.getcwd(),
-                "input": open(data.path, encoding="utf-8").read(),
+                "cwd": str(Path.cwd()),
+                "input": Path(data.path).read_text(encoding="utf-8"),
             }
         )
 
@@ -79,20 +80,23 @@ def crash_pipeline(how: str = "segfault") -> None:
 
 @dsl.component(base_image="python:3.11", install_kfp_package=False)
 def write_text(text: str, out: Output[Dataset]) -> None:
+    from pathlib import Path
+
     from kubesage.tracking import step_run
 
     with step_run("write_text") as tracker:
-        with open(out.path, "w", encoding="utf-8") as handle:
-            handle.write(text)
+        Path(out.path).write_text(text, encoding="utf-8")
         tracker.log_metrics({"chars": len(text)})
 
 
 @dsl.component(base_image="python:3.11", install_kfp_package=False)
 def count_chars(data: Input[Dataset], extra: int) -> int:
+    from pathlib import Path
+
     from kubesage.tracking import step_run
 
     with step_run("count_chars") as tracker:
-        count = len(open(data.path, encoding="utf-8").read()) + extra
+        count = len(Path(data.path).read_text(encoding="utf-8")) + extra
         tracker.log_metrics({"count": count}, also_parent=True)
     return count
 
@@ -116,8 +120,8 @@ def cache_pipeline(text: str = "hello", extra: int = 0) -> None:
 def hold(label: str, seconds: float, rendezvous_dir: str, wait_seconds: float) -> None:
     """Sleeps `seconds`, then leaves a marker in `rendezvous_dir` and waits (at most `wait_seconds`)
     for the other three: how many markers it saw tells whether the four tasks ran at once."""
-    import os
     import time
+    from pathlib import Path
 
     from kubesage.tracking import step_run
 
@@ -125,9 +129,10 @@ def hold(label: str, seconds: float, rendezvous_dir: str, wait_seconds: float) -
         time.sleep(seconds)
         seen = 0
         if rendezvous_dir:
-            open(os.path.join(rendezvous_dir, label), "w").close()
+            meeting = Path(rendezvous_dir)
+            (meeting / label).touch()
             deadline = time.monotonic() + wait_seconds
-            while (seen := len(os.listdir(rendezvous_dir))) < 4 and time.monotonic() < deadline:
+            while (seen := len(list(meeting.iterdir()))) < 4 and time.monotonic() < deadline:
                 time.sleep(0.05)
         tracker.log_metrics({"peers_seen": seen})
 
@@ -135,6 +140,6 @@ def hold(label: str, seconds: float, rendezvous_dir: str, wait_seconds: float) -
 @dsl.pipeline(name="four-independent")
 def four_independent_pipeline(seconds: float = 0.0, rendezvous_dir: str = "", wait_seconds: float = 0.0) -> None:
     for label in ("a", "b", "c", "d"):
-        hold(label=label, seconds=seconds, rendezvous_dir=rendezvous_dir, wait_seconds=wait_seconds).set_caching_options(
-            False
-        )
+        hold(
+            label=label, seconds=seconds, rendezvous_dir=rendezvous_dir, wait_seconds=wait_seconds
+        ).set_caching_options(False)
