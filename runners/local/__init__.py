@@ -29,6 +29,7 @@ class LocalOptions(RunnerOptions):
             "reuse the outputs of a task whose component and inputs (parameters, artifact contents) "
             "match an earlier successful run; the cache is <pipeline_root>/.kubesage_cache"
         ),
+        json_schema_extra={"flag": "--no-cache", "switch_value": False, "flag_help": "run every task, reuse nothing"},
     )
     max_parallel: int | None = Field(
         default=None,
