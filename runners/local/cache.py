@@ -20,6 +20,7 @@ producing run wrote them under the pipeline root. Deleting either folder is alwa
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -76,6 +77,22 @@ def _file_digest(path: Path) -> str:
             h.update(block)
     with _digests_lock:
         _digests[memo] = h.hexdigest()
+    return h.hexdigest()
+
+
+@functools.cache
+def kubesage_code_digest() -> str:
+    """SHA-256 over the source of kubesage's core and steps, as installed (once per process)."""
+    import importlib
+
+    h = hashlib.sha256()
+    for package in ("kubesage", "kubesage.components"):
+        module_file = importlib.import_module(package).__file__
+        if module_file is None:
+            continue
+        root = Path(module_file).parent
+        for source in sorted(root.rglob("*.py")):
+            h.update(str(source.relative_to(root)).encode("utf-8") + b"\0" + source.read_bytes() + b"\0")
     return h.hexdigest()
 
 
@@ -155,9 +172,12 @@ class ContentCache(kfp_cache.LocalCache):
     ) -> str:
         # LocalCache.compute_key serialises arguments with `self._serialize_value_for_key`, which
         # this class overrides; the format number keeps keys apart from kfp's own entries.
-        return super().compute_key(
-            f"kubesage/{_ENTRY_FORMAT}/{component_name}", image, full_command, arguments, env_vars, custom_cache_key
-        )
+        name = f"kubesage/{_ENTRY_FORMAT}/{component_name}"
+        if any("kubesage" in part for part in full_command):
+            # The component's source is in the command, but kubesage's steps live in the installed
+            # package: a change to them must rerun the task too.
+            name += f"/{kubesage_code_digest()}"
+        return super().compute_key(name, image, full_command, arguments, env_vars, custom_cache_key)
 
     def get(self, key: str) -> dict[str, Any] | None:
         path = Path(self._entry_path(key))

@@ -19,7 +19,8 @@ per-task socketpair); the zygote forks and, once the child ends, writes its wait
 ("exit 0", "signal 11") on that socketpair. Closing the control socket stops the zygote, which
 terminates any child still running.
 
-Run as `python -m kubesage.runners.local.forkserver FD MODULE...` (the runner does this).
+Run as `python -m kubesage.runners.local.forkserver FD ESSENTIAL_MODULE... -- MODULE...` (the runner
+does this).
 """
 
 from __future__ import annotations
@@ -93,13 +94,17 @@ def _import(name: str) -> None:
         print(f"fork server: not preloaded {name}: {type(exc).__name__}: {exc}", file=sys.stderr)
 
 
-def serve(control: socket.socket, preload: list[str]) -> None:
-    """Import `preload`, and fork a child per request until the runner closes `control`.
+def serve(control: socket.socket, essential: list[str], preload: list[str]) -> None:
+    """Import `essential`, then fork a child per request until the runner closes `control`,
+    importing `preload` in between.
 
-    A request that arrives while modules are still being imported is served at once (between two
-    imports): its child imports what it needs itself, as a fresh process would, instead of waiting
-    for modules it may not need; later tasks find them imported.
+    `essential` is what every task needs (KFP's executor, MLflow's client): tasks wait for it, so
+    that four tasks started at once do not each import MLflow. A request that arrives while `preload`
+    is still being imported is served at once (between two imports): its child imports what it
+    needs itself, as a fresh process would; later tasks find it imported.
     """
+    for name in essential:
+        _import(name)
     wake_read, wake_write = os.pipe()
     os.set_blocking(wake_read, False)
     os.set_blocking(wake_write, False)
@@ -222,7 +227,8 @@ def _restore_blas_threads(environment: dict[str, str]) -> None:
 def main(argv: list[str]) -> None:
     control = socket.socket(fileno=int(argv[0]))
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the runner's (and the tasks') to handle
-    serve(control, argv[1:])
+    split = argv.index("--") if "--" in argv else len(argv)
+    serve(control, argv[1:split], argv[split + 1 :])
     sys.stderr.flush()
     # No interpreter teardown: with MLflow, pandas and XGBoost loaded it takes seconds, and there
     # is nothing to save.

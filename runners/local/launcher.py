@@ -32,27 +32,30 @@ from kubesage.tracking.contract import ENV_STEP_RUN_ID_FILE
 if TYPE_CHECKING:
     from kubesage.runners.local.cache import StepRunNotes
 
-# What the churn components import, in dependency order; a missing one is simply not preloaded.
-# (what the steps import inside functions included: daal4py, matplotlib, MLflow's model flavours).
-DEFAULT_PRELOAD: tuple[str, ...] = (
+# What the fork server imports before forking tasks. ESSENTIAL, what every kubesage step needs, is
+# imported before the first task starts; DEFAULT_PRELOAD in the order the churn steps need it
+# (including what they import inside functions: daal4py, matplotlib, MLflow's model flavours), a
+# task arriving meanwhile starting at once. A module that fails to import is left to the task.
+ESSENTIAL: tuple[str, ...] = (
     "kfp.dsl.executor_main",
     "kubesage.tracking",
     "mlflow.tracking",
     "mlflow.store.tracking.sqlalchemy_store",
+)
+DEFAULT_PRELOAD: tuple[str, ...] = (
+    "kubesage.components.steps",
+    "kubesage.components.preprocess",  # pandas, scikit-learn
+    "sklearn.model_selection",
+    "kubesage.components.train",  # XGBoost
+    "daal4py",
+    "kubesage.components.evaluate",
+    "sklearn.metrics",
+    "matplotlib.pyplot",
+    "matplotlib.backends.backend_agg",
+    "kubesage.components.register",
     "mlflow.store.model_registry.sqlalchemy_store",
     "mlflow.models",
     "mlflow.xgboost",
-    "xgboost",
-    "daal4py",
-    "sklearn.metrics",
-    "sklearn.model_selection",
-    "matplotlib.pyplot",
-    "matplotlib.backends.backend_agg",
-    "kubesage.components.steps",
-    "kubesage.components.preprocess",
-    "kubesage.components.train",
-    "kubesage.components.evaluate",
-    "kubesage.components.register",
 )
 
 
@@ -86,7 +89,8 @@ def kfp_python_call(full_command: Sequence[str]) -> PythonCall | None:
 class ForkServer:
     """The zygote process and the runner's end of its control socket (thread-safe)."""
 
-    def __init__(self, preload: Sequence[str] = DEFAULT_PRELOAD) -> None:
+    def __init__(self, essential: Sequence[str] = ESSENTIAL, preload: Sequence[str] = DEFAULT_PRELOAD) -> None:
+        self._essential = list(essential)
         self._preload = list(preload)
         self._process: subprocess.Popen[bytes] | None = None
         self._control: socket.socket | None = None
@@ -96,7 +100,15 @@ class ForkServer:
         ours, theirs = socket.socketpair()
         env = {**os.environ, **ZYGOTE_ENV}
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "kubesage.runners.local.forkserver", str(theirs.fileno()), *self._preload],
+            [
+                sys.executable,
+                "-m",
+                "kubesage.runners.local.forkserver",
+                str(theirs.fileno()),
+                *self._essential,
+                "--",
+                *self._preload,
+            ],
             pass_fds=[theirs.fileno()],
             env=env,
             stdin=subprocess.DEVNULL,
