@@ -23,7 +23,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import logging
 import os
 import tempfile
 import threading
@@ -42,7 +41,12 @@ from kubesage.tracking.contract import TAG_KIND, TAG_PARENT_RUN_ID, TAG_PIPELINE
 TAG_CACHED = "kubesage.cached"
 TAG_CACHED_FROM = "kubesage.cached_from_run_id"
 _ENTRY_FORMAT = 1
-_log = logging.getLogger(__name__)
+
+
+def _note(message: str) -> None:
+    # Printed, not logged: within a run, stdout is the run's task log (and --verbose's console), so
+    # the reason an entry was not used is kept with the run without adding console lines.
+    print(f"kubesage cache: {message}")
 
 
 # --- content digests -------------------------------------------------------------------------------
@@ -188,11 +192,11 @@ class ContentCache(kfp_cache.LocalCache):
             entry = CacheEntry(raw["outputs"], dict(raw["digests"]), raw.get("step_run_id"))
             outputs = {name: _deserialize(value) for name, value in entry.outputs.items()}
         except (OSError, ValueError, KeyError, TypeError) as exc:
-            _log.warning("ignoring cache entry %s: %s: %s", path.name, type(exc).__name__, exc)
+            _note(f"ignoring entry {path.name}: {type(exc).__name__}: {exc}")
             return None
         for uri, digest in entry.digests.items():
             if content_digest(uri) != digest:
-                _log.warning("ignoring cache entry %s: %s is missing or changed since it was stored", path.name, uri)
+                _note(f"ignoring entry {path.name}: {uri} is missing or changed since it was stored")
                 return None
         if self._on_hit is not None and not self._on_hit(entry, self._notes.task):
             return None
@@ -281,7 +285,7 @@ class CachedStepRecorder:
         try:
             source = client.get_run(entry.step_run_id)
         except Exception as exc:  # deleted, or recorded in another store: cannot copy its record
-            _log.warning("ignoring cache entry made by run %s: %s", entry.step_run_id, exc)
+            _note(f"ignoring an entry made by run {entry.step_run_id}: {exc}")
             return False
         if source.info.status != "FINISHED":
             return False

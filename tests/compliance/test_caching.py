@@ -153,7 +153,11 @@ def test_an_entry_that_does_not_parse_is_ignored_and_replaced(small: LocalRuns) 
     for entry in entries:
         entry.write_text('{"outputs": {"out": ', encoding="utf-8")
 
-    assert small.run(SMALL, {"text": "hello"}).cached() == set()
+    rerun = small.run(SMALL, {"text": "hello"})
+    assert rerun.cached() == set()
+    log = (small.workdir / "root" / "logs" / f"{rerun.result.backend_id}.log").read_text(encoding="utf-8")
+    assert log.count("kubesage cache: ignoring entry") == 2
+    assert "JSONDecodeError" in log
     assert small.run(SMALL, {"text": "hello"}).cached() == {"write_text", "count_chars"}
 
 
