@@ -335,7 +335,23 @@ class CachedStepRecorder:
                 if old.tags.get(k) == v and k.startswith("kubesage.") and k not in _PER_RUN_TAGS
             ]
             client.log_batch(parent_id, metrics=shared_metrics, tags=shared_tags)
+        _copy_artifacts(client, source.info.run_id, run_id, producer_parent, parent_id)
         client.set_terminated(run_id, status="FINISHED")
+
+
+def _copy_artifacts(client: Any, source: str, target: str, source_parent: str | None, target_parent: str) -> None:
+    """The step run's files to the cached step run; those it also put at the root of its pipeline
+    run (evaluate's plots) to the root of this one."""
+    if not client.list_artifacts(source):
+        return
+    with tempfile.TemporaryDirectory(prefix="kubesage-cached-") as scratch:
+        local = Path(client.download_artifacts(source, "", scratch))
+        client.log_artifacts(target, str(local))
+        if not source_parent:
+            return
+        on_parent = {a.path for a in client.list_artifacts(source_parent) if not a.is_dir}
+        for path in sorted(p for p in local.rglob("*") if p.is_file() and p.name in on_parent):
+            client.log_artifact(target_parent, str(path))
 
 
 # Tags that describe a run itself, never copied from one pipeline run to another.

@@ -67,19 +67,22 @@ class LocalRuns:
 
 # --- the churn pipeline: change only max_depth --------------------------------------------------------
 @pytest.fixture(scope="module")
-def churn_runs(tmp_path_factory: pytest.TempPathFactory, churn_csv: Path) -> Iterator[tuple[LocalRuns, Run, Run, Run]]:
+def churn_runs(
+    tmp_path_factory: pytest.TempPathFactory, churn_csv: Path
+) -> Iterator[tuple[LocalRuns, Run, Run, Run, Run]]:
     runs = LocalRuns(tmp_path_factory.mktemp("churn-cache"))
     data = {"input_data": str(churn_csv), "seed": 42}
     first = runs.run("customer_churn", data)
     rerun = runs.run("customer_churn", {**data, "max_depth": 3})
     uncached = runs.run("customer_churn", {**data, "max_depth": 3}, root="other-root", enable_caching=False)
-    yield runs, first, rerun, uncached
+    again = runs.run("customer_churn", {**data, "max_depth": 3})
+    yield runs, first, rerun, uncached, again
 
 
 def test_changing_max_depth_reruns_train_and_after_but_not_preprocess(
-    churn_runs: tuple[LocalRuns, Run, Run, Run],
+    churn_runs: tuple[LocalRuns, Run, Run, Run, Run],
 ) -> None:
-    _, first, rerun, _ = churn_runs
+    _, first, rerun, _, _ = churn_runs
     assert first.cached() == set()
     assert rerun.cached() == {"preprocess"}
     assert set(rerun.steps) == {"preprocess", "train", "evaluate", "register"}
@@ -89,28 +92,45 @@ def test_changing_max_depth_reruns_train_and_after_but_not_preprocess(
     assert rerun.steps["train"].data.params["max_depth"] == "3"
 
 
-def test_a_cached_step_is_recorded_like_the_run_it_reuses(churn_runs: tuple[LocalRuns, Run, Run, Run]) -> None:
-    runs, first, rerun, _ = churn_runs
+def test_a_cached_step_is_recorded_like_the_run_it_reuses(churn_runs: tuple[LocalRuns, Run, Run, Run, Run]) -> None:
+    runs, first, rerun, _, _ = churn_runs
     producer, cached = first.steps["preprocess"], rerun.steps["preprocess"]
     assert cached.data.tags[CACHED_FROM] == producer.info.run_id
     assert cached.info.status == "FINISHED"
     assert cached.data.metrics == producer.data.metrics
     assert cached.data.metrics["rows_train"] == 3500
     assert cached.data.params == producer.data.params
+    files = {a.path for a in MlflowClient(tracking_uri=runs.uri).list_artifacts(cached.info.run_id)}
+    assert "feature_schema.json" in files  # the step run's files come along
     # what preprocess also set on its pipeline run (the data's URI and hash) is on the new one too
     first_tags, rerun_tags = runs.parent(first.result).data.tags, runs.parent(rerun.result).data.tags
     assert rerun_tags["kubesage.data_sha256"] == first_tags["kubesage.data_sha256"]
     assert rerun_tags["kubesage.data_uri"] == first_tags["kubesage.data_uri"]
 
 
-def test_the_cached_rerun_records_the_metrics_of_an_uncached_run(churn_runs: tuple[LocalRuns, Run, Run, Run]) -> None:
-    _, first, rerun, uncached = churn_runs
+def test_the_cached_rerun_records_the_metrics_of_an_uncached_run(
+    churn_runs: tuple[LocalRuns, Run, Run, Run, Run],
+) -> None:
+    _, first, rerun, uncached, _ = churn_runs
     assert uncached.cached() == set()
     assert rerun.result.metrics == uncached.result.metrics
     assert rerun.result.metrics != first.result.metrics  # max_depth 3 is a different model
     for step in ("train", "evaluate"):
         ours, theirs = (_without_timings(r.steps[step].data.metrics) for r in (rerun, uncached))
         assert ours == theirs, step
+
+
+def test_a_rerun_with_nothing_changed_reuses_every_step_and_keeps_the_record_whole(
+    churn_runs: tuple[LocalRuns, Run, Run, Run, Run],
+) -> None:
+    runs, _, rerun, _, again = churn_runs
+    assert again.cached() == {"preprocess", "train", "evaluate", "register"}
+    assert again.result.metrics == rerun.result.metrics
+    assert again.result.registered_model_version == rerun.result.registered_model_version
+    client = MlflowClient(tracking_uri=runs.uri)
+    assert {"roc_curve.png", "confusion_matrix.png"} <= {
+        a.path for a in client.list_artifacts(again.result.mlflow_run_id)
+    }
 
 
 def _without_timings(metrics: dict[str, float]) -> dict[str, float]:
