@@ -84,6 +84,15 @@ def runner_option_flags(func: F) -> F:
 
     for flag in reversed(option_flags()):
         scope = ", ".join(flag.runners)
+        if flag.switch_value is not None:
+            func = click.option(
+                flag.flag,
+                f"flag_{flag.field}",
+                flag_value=flag.switch_value,
+                default=None,
+                help=f"{scope}: {flag.help}.",
+            )(func)
+            continue
         func = click.option(flag.flag, f"flag_{flag.field}", default=None, help=f"{scope}: {flag.help}.")(func)
     return click.option(
         "--option",

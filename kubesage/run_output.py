@@ -20,7 +20,13 @@ from kubesage.runners.base import Progress, RunResult, StepEvent
 
 # The metrics the summary shows, in this order; `kubesage runs --wide` and MLflow keep all of them.
 KEY_METRICS: tuple[str, ...] = ("roc_auc", "pr_auc", "accuracy", "precision", "recall", "f1", "log_loss")
-_MARKS = {"started": "[dim]..[/]", "succeeded": "[green]ok[/]", "failed": "[red]!![/]", "skipped": "[dim]--[/]"}
+_MARKS = {
+    "started": "[dim]..[/]",
+    "succeeded": "[green]ok[/]",
+    "failed": "[red]!![/]",
+    "skipped": "[dim]--[/]",
+    "cached": "[cyan]==[/]",
+}
 
 
 class ConsoleProgress(Progress):

@@ -95,6 +95,8 @@ class OptionFlag:
     field: str
     help: str
     runners: tuple[str, ...]
+    # A flag without a value (`--no-cache`) sets the field to this; None: the flag takes a value.
+    switch_value: Any = None
 
 
 def option_flags() -> list[OptionFlag]:
@@ -110,7 +112,8 @@ def option_flags() -> list[OptionFlag]:
             if known and known.field != field_name:
                 raise RunnerError(f"flag {flag} names two options ({known.field}, {field_name})")
             runners = (*known.runners, spec.name) if known else (spec.name,)
-            found[flag] = OptionFlag(flag, field_name, info.description or field_name, runners)
+            help_text = extra.get("flag_help") or info.description or field_name
+            found[flag] = OptionFlag(flag, field_name, str(help_text), runners, extra.get("switch_value"))
     return sorted(found.values(), key=lambda f: f.flag)
 
 

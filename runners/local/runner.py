@@ -1,8 +1,9 @@
-"""KFP's local runner: each task a subprocess of this interpreter.
+"""KFP's local runner: tasks forked from a warm process (launcher=fork) or KFP's subprocesses.
 
 `SubprocessRunner(use_venv=False)` runs tasks with the installed kubesage instead of building a
 virtualenv and pip-installing per task (slow, and impossible offline). The compiled IR is loaded
-back and executed, so a user's IR YAML file runs exactly like a built-in pipeline.
+back and executed, so a user's IR YAML file runs exactly like a built-in pipeline. The launcher,
+the content-keyed cache and parallel DAGs are in launcher.py, cache.py, parallel.py (session.py).
 """
 
 from __future__ import annotations
@@ -12,13 +13,17 @@ import shutil
 import tempfile
 import uuid
 import warnings
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 from kubesage.environment import environment
 from kubesage.errors import RunnerError
 from kubesage.pipeline_source import PipelineSource
-from kubesage.runners.base import RunContext, Runner
+from kubesage.runners.base import Progress, RunContext, Runner, RunResult
 from kubesage.runners.local import LocalOptions
+from kubesage.runners.local.launcher import ForkServer
+from kubesage.runners.local.session import cache_root, kfp_session, start_launcher
 from kubesage.runners.local.task_logs import capture_task_output
 from kubesage.tracking.contract import ENV_FAILURE_DIR, read_failures
 
@@ -31,6 +36,7 @@ class LocalRunner(Runner):
     name = "local"
     Options = LocalOptions
     options: LocalOptions
+    _launcher: ForkServer | None = None
 
     @property
     def pipeline_root(self) -> Path:
@@ -42,6 +48,22 @@ class LocalRunner(Runner):
             shutil.copyfile(pipeline.ir_path, output)
         return output
 
+    def run(
+        self,
+        pipeline: PipelineSource,
+        given: Mapping[str, Any],
+        progress: Progress | Callable[[str], None] | None = None,
+    ) -> RunResult:
+        # The fork server starts importing now, while the parameters are checked and the MLflow
+        # parent run opens; closed however the run ends.
+        self._launcher = start_launcher(self.options, progress if isinstance(progress, Progress) else Progress())
+        try:
+            return super().run(pipeline, given, progress)
+        finally:
+            if self._launcher is not None:
+                self._launcher.stop()
+            self._launcher = None
+
     def _run(self, context: RunContext) -> None:
         from kfp import components, local
 
@@ -52,6 +74,8 @@ class LocalRunner(Runner):
             runner=local.SubprocessRunner(use_venv=False),
             pipeline_root=str(self.pipeline_root.resolve()),
             raise_on_error=True,
+            enable_caching=self.options.enable_caching,
+            cache_root=str(cache_root(self.pipeline_root)),
         )
         # Display names and the image name mean nothing to the local subprocess runner; say it once
         # in the docs rather than on every task.
@@ -61,7 +85,8 @@ class LocalRunner(Runner):
         root = self.pipeline_root
         log_path = root / "logs" / f"{context.backend_run_id}.log"
         context.progress.info(f"task outputs in {root}/, task logs in {log_path}")
-        with capture_task_output(log_path, context.progress) as events:
+        session = kfp_session(self.options, self._launcher, context.tracking, root, context.progress)
+        with capture_task_output(log_path, context.progress) as events, session:
             try:
                 with environment(env):
                     pipeline(**context.parameters)

@@ -6,6 +6,8 @@ go through `sys.stdout`, which `capture_task_output` points at a `TaskLog`: ever
 run's log file, and to `Progress.log` (the console shows it with `--verbose`). A filter on the root
 logger (KFP swaps the root logger's handlers per task, never its filters) turns the two task
 messages into `StepEvent`s with their timing.
+Tasks may run at once (parallel.py): the task a line belongs to is per thread, since a task's
+output is printed on the thread that started it.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import io
 import logging
 import re
 import sys
+import threading
 import time
 from collections import deque
 from collections.abc import Iterator
@@ -41,24 +44,36 @@ class TaskLog(io.TextIOBase):
         self._target = target
         self._progress = progress
         self._pending = ""
-        self.current_task: str | None = None
+        self._lock = threading.RLock()
+        self._task = threading.local()
         self.tails: dict[str, deque[str]] = {}
+
+    @property
+    def current_task(self) -> str | None:
+        task: str | None = getattr(self._task, "name", None)
+        return task
+
+    @current_task.setter
+    def current_task(self, name: str | None) -> None:
+        self._task.name = name
 
     def writable(self) -> bool:
         return True
 
     def write(self, text: str) -> int:
-        self._target.write(text)
-        self._pending += text
-        *lines, self._pending = self._pending.split("\n")
-        for line in lines:
-            self._line(strip_ansi(line))
-        if lines:
-            self._target.flush()  # so `tail -f` on the log follows the run
+        with self._lock:
+            self._target.write(text)
+            self._pending += text
+            *lines, self._pending = self._pending.split("\n")
+            for line in lines:
+                self._line(strip_ansi(line))
+            if lines:
+                self._target.flush()  # so `tail -f` on the log follows the run
         return len(text)
 
     def flush(self) -> None:
-        self._target.flush()
+        with self._lock:
+            self._target.flush()
 
     def _line(self, line: str) -> None:
         self._progress.log(line)

@@ -1,0 +1,265 @@
+"""A fork server (zygote) for KFP's lightweight Python tasks: the imports are paid once per run.
+
+KFP's subprocess runner starts each task as `sh -ec '... python3 -m kfp.dsl.executor_main ...'`, a
+fresh interpreter that imports KFP's executor, MLflow, scikit-learn, XGBoost and daal4py again: about
+4-6 s per task for well under a second of work. Here one helper process imports them once and forks
+a child per task. The child runs exactly what that shell line runs, KFP's own `executor_main` with the
+same arguments, the task's environment and working directory, and its stdout and stderr on a pipe the
+runner reads like the subprocess's. Every task is a fresh fork of the same untouched parent, so a
+crash, a changed global, working directory or environment variable in one task never reaches the next.
+
+Fork safety: the zygote stays single-threaded. It imports with `OPENBLAS_NUM_THREADS=1` (OpenBLAS
+starts its thread pool when numpy loads) and `JE_ARROW_MALLOC_CONF=background_thread:false` (pyarrow's
+jemalloc starts a purging thread when pandas loads); a child sets OpenBLAS back to the thread count a
+fresh process would get. No MLflow store, database connection or OpenMP region is opened before fork.
+
+Protocol, over a Unix socketpair given to the zygote at start: the runner sends a length-prefixed
+JSON request with two file descriptors (the write end of the task's output pipe, and one end of a
+per-task socketpair); the zygote forks and, once the child ends, writes its wait status as text
+("exit 0", "signal 11") on that socketpair. Closing the control socket stops the zygote, which
+terminates any child still running.
+
+Run as `python -m kubesage.runners.local.forkserver FD ESSENTIAL_MODULE... -- MODULE...` (the runner
+does this).
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import importlib
+import io
+import json
+import os
+import select
+import shutil
+import signal
+import socket
+import struct
+import sys
+import tempfile
+import traceback
+from pathlib import Path
+from typing import Any
+
+_HEADER = struct.Struct("!I")
+# What the zygote's environment gets so that importing numpy and pandas starts no thread.
+ZYGOTE_ENV = {"OPENBLAS_NUM_THREADS": "1", "JE_ARROW_MALLOC_CONF": "background_thread:false"}
+
+
+def send_request(sock: socket.socket, request: dict[str, Any], fds: list[int]) -> None:
+    payload = json.dumps(request).encode("utf-8")
+    socket.send_fds(sock, [_HEADER.pack(len(payload))], fds)
+    sock.sendall(payload)
+
+
+def _recv_exact(sock: socket.socket, size: int) -> bytes | None:
+    chunks = bytearray()
+    while len(chunks) < size:
+        chunk = sock.recv(size - len(chunks))
+        if not chunk:
+            return None
+        chunks += chunk
+    return bytes(chunks)
+
+
+def _recv_request(sock: socket.socket) -> tuple[dict[str, Any], list[int]] | None:
+    """The next request and its descriptors; None when the runner closed the socket."""
+    header, fds, _flags, _addr = socket.recv_fds(sock, _HEADER.size, 2)
+    if not header:
+        return None
+    if len(header) < _HEADER.size:
+        rest = _recv_exact(sock, _HEADER.size - len(header))
+        if rest is None:
+            return None
+        header += rest
+    (size,) = _HEADER.unpack(header)
+    payload = _recv_exact(sock, size)
+    if payload is None:
+        return None
+    return json.loads(payload), list(fds)
+
+
+def wait_status_text(status: int) -> str:
+    if os.WIFSIGNALED(status):
+        return f"signal {os.WTERMSIG(status)}"
+    return f"exit {os.waitstatus_to_exitcode(status)}"
+
+
+# --- the zygote ----------------------------------------------------------------------------------
+def _import(name: str) -> None:
+    try:
+        importlib.import_module(name)
+    except Exception as exc:  # the task that needs it fails with the real error, in its own log
+        print(f"fork server: not preloaded {name}: {type(exc).__name__}: {exc}", file=sys.stderr)
+
+
+def _warm_tracking_store() -> None:
+    """Build the MLflow client and stores of the run's SQLite store once, for every task to inherit.
+
+    Building them (engine, table and schema checks) took 0.4 s per step on a busy machine. The
+    connections they opened are closed again (`Engine.dispose`, SQLAlchemy's advice before fork):
+    children inherit the engines with empty pools and open their own connections.
+    """
+    try:
+        from mlflow.store.model_registry.sqlalchemy_store import SqlAlchemyStore as RegistryStore
+        from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+        from kubesage.tracking import tracking_uri
+        from kubesage.tracking.sqlite_store import mlflow_client, sqlite_path
+
+        uri = os.environ.get("MLFLOW_TRACKING_URI") or tracking_uri()
+        if sqlite_path(uri) is None:
+            return
+        mlflow_client(uri)
+        for store in (SqlAlchemyStore, RegistryStore):
+            for engine in getattr(store, "_engine_map", {}).values():
+                engine.dispose()
+    except Exception as exc:  # each task then builds its own, as a fresh process would
+        print(f"fork server: MLflow store not prepared: {type(exc).__name__}: {exc}", file=sys.stderr)
+
+
+def serve(control: socket.socket, essential: list[str], preload: list[str]) -> None:
+    """Import `essential`, then fork a child per request until the runner closes `control`,
+    importing `preload` in between.
+
+    `essential` is what every task needs (KFP's executor, MLflow's client): tasks wait for it, so
+    that four tasks started at once do not each import MLflow. A request that arrives while `preload`
+    is still being imported is served at once (between two imports): its child imports what it
+    needs itself, as a fresh process would; later tasks find it imported.
+    """
+    for name in essential:
+        _import(name)
+    _warm_tracking_store()
+    wake_read, wake_write = os.pipe()
+    os.set_blocking(wake_read, False)
+    os.set_blocking(wake_write, False)
+    signal.set_wakeup_fd(wake_write)
+    signal.signal(signal.SIGCHLD, lambda *_: None)  # a handler, so SIGCHLD wakes select()
+    children: dict[int, socket.socket] = {}
+    pending = list(preload)
+    try:
+        while True:
+            readable, _, _ = select.select([control.fileno(), wake_read], [], [], 0 if pending else None)
+            if wake_read in readable:
+                with contextlib.suppress(BlockingIOError):
+                    os.read(wake_read, 512)
+            _reap(children)
+            if control.fileno() not in readable:
+                if pending:
+                    _import(pending.pop(0))
+                continue
+            received = _recv_request(control)
+            if received is None:
+                return
+            request, fds = received
+            out_fd, status_fd = fds
+            status_sock = socket.socket(fileno=status_fd)
+            pid = os.fork()
+            if pid == 0:
+                status_sock.close()
+                control.close()
+                os.close(wake_read)
+                os.close(wake_write)
+                _child(request, out_fd)  # never returns
+            os.close(out_fd)
+            children[pid] = status_sock
+    finally:
+        for pid in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+        for pid, sock in children.items():
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, 0)
+            sock.close()
+
+
+def _reap(children: dict[int, socket.socket]) -> None:
+    while children:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+        sock = children.pop(pid, None)
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.sendall(wait_status_text(status).encode("ascii"))
+            sock.close()
+
+
+def _child(request: dict[str, Any], out_fd: int) -> None:
+    """Become the task: what KFP's `sh -ec` line does, minus the new interpreter. Ends the process."""
+    code = 1
+    try:
+        signal.set_wakeup_fd(-1)
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.dup2(out_fd, 1)
+        os.dup2(out_fd, 2)
+        os.close(out_fd)
+        sys.stdout = io.TextIOWrapper(io.FileIO(1, "w", closefd=False), line_buffering=True)
+        sys.stderr = io.TextIOWrapper(io.FileIO(2, "w", closefd=False), line_buffering=True)
+        code = _execute(request)
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except BaseException:
+        traceback.print_exc()
+        code = 1
+    finally:
+        with contextlib.suppress(BaseException):
+            atexit._run_exitfuncs()
+        with contextlib.suppress(BaseException):
+            sys.stdout.flush()
+            sys.stderr.flush()
+        os._exit(code)
+
+
+def _execute(request: dict[str, Any]) -> int:
+    environment: dict[str, str] = request["env"]
+    os.chdir(request["cwd"])
+    os.environ.clear()
+    os.environ.update(environment)
+    os.environ["_KFP_RUNTIME"] = "true"
+    _restore_blas_threads(environment)
+    # `python3 -m` puts the working directory first on sys.path.
+    sys.path[0] = str(Path.cwd())
+    program_path = Path(tempfile.mkdtemp())
+    module_path = program_path / "ephemeral_component.py"
+    try:
+        module_path.write_text(request["source"], encoding="utf-8")
+        sys.argv = ["-m", "--component_module_path", str(module_path), *request["args"]]
+        from kfp.dsl import executor_main
+
+        executor_main.executor_main()
+    finally:
+        shutil.rmtree(program_path, ignore_errors=True)
+    return 0
+
+
+def _restore_blas_threads(environment: dict[str, str]) -> None:
+    """Give OpenBLAS the threads a fresh process would start with (the zygote held it at one)."""
+    wanted = environment.get("OPENBLAS_NUM_THREADS") or environment.get("OMP_NUM_THREADS")
+    threads = int(wanted) if wanted and wanted.isdigit() else (os.cpu_count() or 1)
+    if threads <= 1:
+        return
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=threads, user_api="blas")
+
+
+def main(argv: list[str]) -> None:
+    control = socket.socket(fileno=int(argv[0]))
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the runner's (and the tasks') to handle
+    split = argv.index("--") if "--" in argv else len(argv)
+    serve(control, argv[1:split], argv[split + 1 :])
+    sys.stderr.flush()
+    # No interpreter teardown: with MLflow, pandas and XGBoost loaded it takes seconds, and there
+    # is nothing to save.
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

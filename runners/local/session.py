@@ -1,0 +1,77 @@
+"""What kubesage adds around one kfp.local pipeline call: launcher, cache, parallelism.
+
+`kfp_session` is entered after `local.init` and around the pipeline call; it restores every patch of
+kfp.local on exit, so a later plain kfp.local call in the same process is unaffected.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from kubesage.runners.base import Progress
+from kubesage.runners.local import LocalOptions
+from kubesage.runners.local.launcher import ForkServer, fork_available
+from kubesage.tracking import PipelineRun
+
+if TYPE_CHECKING:
+    from kubesage.runners.local.cache import StepRunNotes
+
+# Under the pipeline root, beside the runs whose artifacts the entries name.
+CACHE_DIRNAME = ".kubesage_cache"
+
+
+def cache_root(pipeline_root: Path) -> Path:
+    return pipeline_root.resolve() / CACHE_DIRNAME
+
+
+def start_launcher(options: LocalOptions, progress: Progress) -> ForkServer | None:
+    """The fork server for a run (importing starts at once, alongside the rest), or None."""
+    if options.launcher != "fork":
+        return None
+    if not fork_available():
+        progress.info("fork is not available here: each task starts as a new Python process")
+        return None
+    server = ForkServer()
+    server.start()
+    return server
+
+
+@contextlib.contextmanager
+def kfp_session(
+    options: LocalOptions, server: ForkServer | None, tracking: PipelineRun, pipeline_root: Path, progress: Progress
+) -> Iterator[None]:
+    # Imported here, not at the top: they import kfp, and the fork server should start importing
+    # before this process does.
+    from kubesage.runners.local.cache import CachedStepRecorder, ContentCache, StepRunNotes, install
+    from kubesage.runners.local.launcher import task_handler
+    from kubesage.runners.local.parallel import parallel_dags
+
+    notes = StepRunNotes()
+    if options.enable_caching:
+        recorder = CachedStepRecorder(tracking, progress)
+        install(ContentCache(str(cache_root(pipeline_root)), notes, on_hit=recorder))
+    workers = options.max_parallel or os.cpu_count() or 1
+    with task_handler(server, notes), parallel_dags(workers), _named_tasks(notes):
+        yield
+
+
+@contextlib.contextmanager
+def _named_tasks(notes: StepRunNotes) -> Iterator[None]:
+    """Tell `notes` which task kfp.local is about to run on this thread (its cache lookup comes first)."""
+    from kfp.local.orchestrator import task_executor
+
+    original = task_executor.execute_single_task
+
+    def execute_single_task(**kwargs: Any) -> Any:
+        notes.begin(kwargs["task_name"])
+        return original(**kwargs)
+
+    task_executor.execute_single_task = execute_single_task
+    try:
+        yield
+    finally:
+        task_executor.execute_single_task = original

@@ -1,0 +1,95 @@
+"""The local runner's task launchers on real kfp.local runs, tracked in a real MLflow SQLite store.
+
+Each task is a fresh fork of one warm process (launcher=fork, the default) or KFP's own subprocess
+(launcher=subprocess): whatever a task changes or however it dies, the next task starts clean.
+Independent tasks run at once, up to `max_parallel`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from mlflow import MlflowClient
+
+from kubesage.pipeline_source import load_pipeline
+from kubesage.runners.base import RunResult
+from kubesage.runners.registry import get_runner
+
+pytestmark = [pytest.mark.integration]
+
+PIPELINES = "tests.integration.local_pipelines"
+
+
+def run_local(ref: str, workdir: Path, params: dict[str, Any] | None = None, **options: Any) -> RunResult:
+    source = load_pipeline(f"{PIPELINES}:{ref}", workdir / "build")
+    runner = get_runner("local", {"pipeline_root": str(workdir / "root"), **options})
+    return runner.run(source, params or {})
+
+
+def step_runs(uri: str, result: RunResult) -> dict[str, Any]:
+    client = MlflowClient(tracking_uri=uri)
+    parent = client.get_run(result.mlflow_run_id)
+    children = client.search_runs(
+        [parent.info.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'"
+    )
+    return {c.data.tags["kubesage.step"]: c for c in children}
+
+
+@pytest.mark.parametrize("launcher", ["fork", "subprocess"])
+def test_a_task_leaves_nothing_behind_for_the_next(launcher: str, mlflow_sqlite: str, tmp_path: Path) -> None:
+    result = run_local("isolation_pipeline", tmp_path, launcher=launcher)
+
+    assert result.succeeded, result.failure
+    runs = step_runs(mlflow_sqlite, result)
+    assert runs["leave_traces"].data.params["cwd"] == "/"
+    assert runs["look_for_traces"].data.params == {
+        "global_seen": "False",
+        "env_seen": "absent",
+        "cwd": str(Path.cwd()),
+        "input": "traces left",
+    }
+
+
+@pytest.mark.parametrize(("how", "line"), [("segfault", "task process ended by signal 11"), ("exit", None)])
+def test_a_crashed_task_does_not_take_the_next_one_down(
+    how: str, line: str | None, mlflow_sqlite: str, tmp_path: Path
+) -> None:
+    result = run_local("crash_pipeline", tmp_path, {"how": how})
+
+    assert result.status == "failed"
+    assert "'crash'" in (result.failure or "")
+    runs = step_runs(mlflow_sqlite, result)
+    assert runs["survive"].info.status == "FINISHED"
+    assert runs["survive"].data.params == {"pid_differs": "True"}
+    if line:
+        log = (tmp_path / "root" / "logs" / f"{result.backend_id}.log").read_text(encoding="utf-8")
+        assert line in log
+
+
+def _peers_seen(uri: str, result: RunResult) -> list[int]:
+    runs = step_runs(uri, result)
+    return sorted(int(runs[f"hold_{label}"].data.metrics["peers_seen"]) for label in "abcd")
+
+
+def test_independent_tasks_run_at_once(mlflow_sqlite: str, tmp_path: Path) -> None:
+    rendezvous = tmp_path / "rendezvous"
+    rendezvous.mkdir()
+    params = {"rendezvous_dir": str(rendezvous), "wait_seconds": 300.0}
+
+    result = run_local("four_independent_pipeline", tmp_path, params, max_parallel=4)
+
+    assert result.succeeded, result.failure
+    assert _peers_seen(mlflow_sqlite, result) == [4, 4, 4, 4]  # every task saw the other three running
+
+
+def test_max_parallel_one_runs_them_one_after_another(mlflow_sqlite: str, tmp_path: Path) -> None:
+    rendezvous = tmp_path / "rendezvous"
+    rendezvous.mkdir()
+    params = {"rendezvous_dir": str(rendezvous), "wait_seconds": 0.0}
+
+    result = run_local("four_independent_pipeline", tmp_path, params, max_parallel=1)
+
+    assert result.succeeded, result.failure
+    assert _peers_seen(mlflow_sqlite, result) == [1, 2, 3, 4]  # each found only those before it
