@@ -19,6 +19,7 @@ from kubesage.errors import RunnerError
 from kubesage.pipeline_source import PipelineSource
 from kubesage.runners.base import RunContext, Runner
 from kubesage.runners.local import LocalOptions
+from kubesage.runners.local.conditions import evaluated_conditions, skipped_event
 from kubesage.runners.local.task_logs import capture_task_output
 from kubesage.tracking.contract import ENV_FAILURE_DIR, read_failures
 
@@ -63,7 +64,7 @@ class LocalRunner(Runner):
         context.progress.info(f"task outputs in {root}/, task logs in {log_path}")
         with capture_task_output(log_path, context.progress) as events:
             try:
-                with environment(env):
+                with environment(env), evaluated_conditions(lambda b: context.progress.step(skipped_event(b))):
                     pipeline(**context.parameters)
             except Exception as exc:
                 reason = read_failures(failure_dir) or f"{type(exc).__name__}: {exc}"
