@@ -6,7 +6,10 @@ carries, which kfp.local applies per task. RUN_DIR holds `pipeline.yaml` (the su
 PipelineSpec), `run.json` (parameters, pipeline root, faults); this process appends one JSON line per
 task state change to `events.jsonl`, which the API server turns into `run_details.task_details`.
 
-Only kfp and the standard library are imported here: this file runs outside the test's packages.
+Only kfp, the standard library and kubesage's patch of kfp.local's condition evaluation are imported
+here: this file runs outside the test's packages. A cluster's driver evaluates `dsl.If` conditions
+correctly; kfp.local 2.17 does not (runners/local/UPSTREAM.md), so the stand-in applies the same patch
+as the local runner, to behave as a cluster does.
 """
 
 from __future__ import annotations
@@ -99,6 +102,10 @@ def _inject_failures(events: _Events, fail: dict[str, str]) -> None:
 
 def main(run_dir: Path) -> int:
     from kfp import components, local
+
+    from kubesage.runners.local.conditions import install
+
+    install()
 
     config = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
     events = _Events(run_dir)
