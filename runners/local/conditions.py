@@ -11,7 +11,8 @@ In the IR the condition reads `inputs.parameter_values[NAME]`, NAME being an inp
 task itself, bound like any task input (a task output, a parent input, a constant). So this module:
 
 - makes kfp.local's own evaluator answer "run" for every condition task, and
-- wraps the orchestrator's `execute_task`, which receives the task spec: a task with a trigger
+- wraps the orchestrator's `execute_task`, which receives the task spec: every task's inputs bound to
+  an upstream output are checked first (so a missing one names the task and the input), and a task with a trigger
   condition has the inputs its condition reads resolved the way KFP resolves any task input
   (`OrchestratorUtils.make_task_arguments`), and the CEL text evaluated by cel-python with the values
   typed as KFP's backend types them (numbers are protobuf doubles; the compiler writes `int()` casts).
@@ -160,17 +161,42 @@ def evaluate(task_name: str, condition: str, values: Mapping[str, Any]) -> bool:
     return bool(result)
 
 
+def check_upstream_inputs(task_name: str, task_spec: Any, io_store: Any) -> None:
+    """Every input bound to an upstream task's output has a value, or the error names task and input.
+
+    kfp.local reads these the same way (`IOStore.get_task_output`) and fails with "Tried to get
+    output 'x' from task 'y'", which names neither the task that needed it nor its input.
+    """
+    bindings = [
+        (name, spec.task_output_parameter.producer_task, spec.task_output_parameter.output_parameter_key)
+        for name, spec in task_spec.inputs.parameters.items()
+        if spec.HasField("task_output_parameter")
+    ] + [
+        (name, spec.task_output_artifact.producer_task, spec.task_output_artifact.output_artifact_key)
+        for name, spec in task_spec.inputs.artifacts.items()
+        if spec.HasField("task_output_artifact")
+    ]
+    for name, producer, key in bindings:
+        try:
+            io_store.get_task_output(producer, key)
+        except ValueError as exc:
+            raise UnresolvedInputError(
+                f"task '{task_name}': input '{name}' (output '{key}' of task '{producer}') could not be resolved: {exc}"
+            ) from exc
+
+
 def _wrap_execute_task(real: Callable[..., Any]) -> Callable[..., Any]:
     def execute_task(*args: Any, **kwargs: Any) -> Any:
-        task_spec = kwargs.get("task_spec")
-        condition = task_spec.trigger_policy.condition if task_spec is not None else ""
-        if not condition:
-            return real(*args, **kwargs)
         from kfp.local import status
 
+        task_spec = kwargs["task_spec"]
         task_name: str = kwargs["task_name"]
+        condition = task_spec.trigger_policy.condition
         log = _current
         try:
+            check_upstream_inputs(task_name, task_spec, kwargs["io_store"])
+            if not condition:
+                return real(*args, **kwargs)
             values = resolve_condition_inputs(task_name, task_spec, kwargs["io_store"])
             taken = evaluate(task_name, condition, values)
         except UnresolvedInputError as exc:

@@ -103,9 +103,7 @@ def _inject_failures(events: _Events, fail: dict[str, str]) -> None:
 def main(run_dir: Path) -> int:
     from kfp import components, local
 
-    from kubesage.runners.local.conditions import install
-
-    install()
+    from kubesage.runners.local.conditions import evaluated_conditions
 
     config = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
     events = _Events(run_dir)
@@ -119,7 +117,9 @@ def main(run_dir: Path) -> int:
     )
     pipeline = components.load_component_from_file(str(run_dir / "pipeline.yaml"))
     try:
-        pipeline(**config["parameters"])
+        # A cluster reports a dsl.If branch whose condition was false as a SKIPPED task.
+        with evaluated_conditions(lambda branch: events.emit(task=branch.task, state="SKIPPED")):
+            pipeline(**config["parameters"])
     except Exception as exc:  # kfp.local raises RuntimeError naming the failed task
         events.emit(run="FAILED", message=_ANSI.sub("", str(exc)))
         return 1
