@@ -234,7 +234,7 @@ def install() -> None:
     with _LOCK:
         if getattr(orchestrator.execute_task, _PATCHED_MARK, False):
             return
-        orchestrator.ConditionEvaluator.evaluate_condition = staticmethod(_always_run)  # type: ignore[method-assign,assignment]
+        orchestrator.ConditionEvaluator.evaluate_condition = staticmethod(_always_run)
         orchestrator.execute_task = _wrap_execute_task(orchestrator.execute_task)
 
 

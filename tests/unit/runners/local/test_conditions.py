@@ -31,16 +31,34 @@ N = "inputs.parameter_values['pipelinechannel--summarize-n']"
         (f"{MEAN} > 2.5", {"pipelinechannel--summarize-mean": 1.0}, False),
         # KFP writes int() around integer channels; the backend holds every number as a double.
         (f"int({N}) >= 300", {"pipelinechannel--summarize-n": 300}, True),
-        (f"double(int({N})) > {MEAN}", {"pipelinechannel--summarize-n": 3, "pipelinechannel--summarize-mean": 2.5}, True),
+        (
+            f"double(int({N})) > {MEAN}",
+            {"pipelinechannel--summarize-n": 3, "pipelinechannel--summarize-mean": 2.5},
+            True,
+        ),
         # dsl.Elif / dsl.Else: negations joined with &&
-        (f"!({MEAN} > 2.5) && int({N}) > 10", {"pipelinechannel--summarize-mean": 1.0, "pipelinechannel--summarize-n": 20}, True),
+        (
+            f"!({MEAN} > 2.5) && int({N}) > 10",
+            {"pipelinechannel--summarize-mean": 1.0, "pipelinechannel--summarize-n": 20},
+            True,
+        ),
         (f"!({MEAN} > 2.5) || false", {"pipelinechannel--summarize-mean": 4.0}, False),
-        ("inputs.parameter_values['pipelinechannel--alert-Output'] != ''", {"pipelinechannel--alert-Output": "it's"}, True),
-        ("inputs.parameter_values['pipelinechannel--note-Output'] == true", {"pipelinechannel--note-Output": True}, True),
+        (
+            "inputs.parameter_values['pipelinechannel--alert-Output'] != ''",
+            {"pipelinechannel--alert-Output": "it's"},
+            True,
+        ),
+        (
+            "inputs.parameter_values['pipelinechannel--note-Output'] == true",
+            {"pipelinechannel--note-Output": True},
+            True,
+        ),
         ("inputs.parameter_values['pipelinechannel--city'] == 'Zürich'", {"pipelinechannel--city": "Zürich"}, True),
     ],
 )
-def test_conditions_evaluate_as_cel_with_kfp_typed_values(condition: str, values: dict[str, Any], expected: bool) -> None:
+def test_conditions_evaluate_as_cel_with_kfp_typed_values(
+    condition: str, values: dict[str, Any], expected: bool
+) -> None:
     assert referenced_inputs(condition) == list(values)
     assert evaluate("condition-1", condition, values) is expected
 
@@ -99,7 +117,9 @@ def test_a_skipped_branch_reads_as_the_pipeline_author_wrote_it() -> None:
     condition = f"{MEAN} > inputs.parameter_values['pipelinechannel--threshold']"
     assert readable(condition) == "summarize-mean > threshold"
     event = skipped_event(
-        SkippedBranch("condition-1", condition, {"pipelinechannel--summarize-mean": 1.5, "pipelinechannel--threshold": 2.5})
+        SkippedBranch(
+            "condition-1", condition, {"pipelinechannel--summarize-mean": 1.5, "pipelinechannel--threshold": 2.5}
+        )
     )
     assert (event.name, event.status) == ("condition-1", "skipped")
     assert event.message == "summarize-mean > threshold is false (summarize-mean=1.5, threshold=2.5)"
