@@ -59,11 +59,12 @@ _SQUARES = {f"square-{x}": float(x * x) for x in (1, 2, 3)}
 _TOTAL = 1 * 1 + 4 * 10 + 9 * 100  # squares of 1, 2, 3 weighted by {"0": 1, "1": 10, "2": 100}
 
 SCENARIOS: dict[str, Scenario] = {
-    # mean 4.95 > 2.5: the If branch, its nested If on n (300 >= 200) and the If on alert's str output.
+    # mean 4.95 > 2.5: the plain If, its nested If on n (300 >= 200), the If on alert's str output;
+    # n 300 <= 1000, so the Elif (mean > 2.5) of the second group.
     "sensor-high": Scenario(
         "sensor_alerts",
         {"count": 300},
-        frozenset({"make-readings", "summarize", "alert", "many-readings", "alert-said"}),
+        frozenset({"make-readings", "summarize", "alert", "many-readings", "alert-said", "warm"}),
         {
             "summarize.mean": _MEAN,
             "summarize.n": _N,
@@ -71,16 +72,17 @@ SCENARIOS: dict[str, Scenario] = {
             "alert.n": _N,
             "many-readings.chars": float(len(f"mean {_MEAN:.3f} over {_N} readings")),
             "alert-said.chars": float(len(f"mean {_MEAN:.3f} over {_N} readings")),
+            "warm.chars": float(len("above threshold")),
         },
     ),
-    # mean 4.95 <= 7 and n 300 <= 1000: neither If nor Elif, the Else branch.
+    # mean 4.95 <= 7 and n 300 <= 1000: neither If, nor the Elif: the Else branch.
     "sensor-calm": Scenario(
         "sensor_alerts",
         {"count": 300, "threshold": 7.0},
         frozenset({"make-readings", "summarize", "calm"}),
         {"summarize.mean": _MEAN, "summarize.n": _N, "calm.chars": float(len("below threshold"))},
     ),
-    # mean 4.95 <= 7 but n 300 > 200: the Elif branch.
+    # n 300 > 200: the second group's If (its Elif and Else skipped); mean 4.95 <= 7: no alert.
     "sensor-flood": Scenario(
         "sensor_alerts",
         {"count": 300, "threshold": 7.0, "flood": 200},

@@ -73,14 +73,18 @@ def note(label: str, text: str) -> bool:
 def sensor_alerts(count: int = 300, threshold: float = 2.5, flood: int = 1000) -> None:
     readings = make_readings(count=count)
     summary = summarize(readings=readings.outputs["readings"])
+    # The example: a plain dsl.If on a NamedTuple field, in the root DAG (kfp.local skipped it).
     with dsl.If(summary.outputs["mean"] > threshold, name="high"):
         raised = alert(label="alert", mean=summary.outputs["mean"], n=summary.outputs["n"])
         with dsl.If(summary.outputs["n"] >= 200, name="many"):
             note(label="many-readings", text=raised.output)
         with dsl.If(raised.output != "", name="said"):  # a condition on a single (str) output
             note(label="alert-said", text=raised.output).after(raised)
-    with dsl.Elif(summary.outputs["n"] > flood, name="flood"):
+    # If / Elif / Else: one `condition-branches` DAG around three condition tasks.
+    with dsl.If(summary.outputs["n"] > flood, name="flood"):
         alert(label="flood", mean=summary.outputs["mean"], n=summary.outputs["n"])
+    with dsl.Elif(summary.outputs["mean"] > threshold, name="warm"):
+        note(label="warm", text="above threshold")
     with dsl.Else(name="calm"):
         note(label="calm", text="below threshold")
 

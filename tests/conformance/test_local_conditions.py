@@ -34,15 +34,19 @@ def test_an_unresolvable_condition_input_fails_the_run_naming_task_and_input(
     source = load_pipeline("tests.conformance.pipelines:sensor_alerts", tmp_path / "ir")
 
     def unbind_mean(spec: dict[str, Any]) -> None:
-        # dsl.If/Elif/Else compile to condition tasks inside a `condition-branches-1` DAG.
-        for task in _condition_tasks(spec["components"]["comp-condition-branches-1"]).values():
-            task["inputs"]["parameters"]["pipelinechannel--summarize-mean"]["componentInputParameter"] = (
-                "pipelinechannel--summarize-average"
-            )
+        # dsl.If/Elif/Else compile to condition tasks inside a `condition-branches-N` DAG.
+        branches = next(c for name, c in spec["components"].items() if name.startswith("comp-condition-branches"))
+        for task in _condition_tasks(branches).values():
+            bindings = task["inputs"]["parameters"]
+            if "pipelinechannel--summarize-mean" in bindings:
+                bindings["pipelinechannel--summarize-mean"]["componentInputParameter"] = (
+                    "pipelinechannel--summarize-average"
+                )
 
     result = LocalRunner(pipeline_root=str(tmp_path / "root")).run(_tampered(source, tmp_path, unbind_mean), {})
     assert result.status == "failed" and result.failure is not None
-    assert "task 'condition-4': input 'pipelinechannel--summarize-mean' of its condition" in result.failure
+    # condition-6 is the Elif on the mean (condition-5, the If, reads only n)
+    assert "task 'condition-6': input 'pipelinechannel--summarize-mean' of its condition" in result.failure
     assert "(parent input 'pipelinechannel--summarize-average')" in result.failure
     assert result.skipped_branches == {}
 
@@ -51,13 +55,14 @@ def test_an_unresolvable_upstream_output_names_the_task_that_needed_it(mlflow_sq
     source = load_pipeline("tests.conformance.pipelines:sensor_alerts", tmp_path / "ir")
 
     def rename_output(spec: dict[str, Any]) -> None:
-        binding = spec["root"]["dag"]["tasks"]["condition-branches-1"]["inputs"]["parameters"]
+        # condition-1: the plain dsl.If on summarize's NamedTuple field `mean`
+        binding = spec["root"]["dag"]["tasks"]["condition-1"]["inputs"]["parameters"]
         binding["pipelinechannel--summarize-mean"]["taskOutputParameter"]["outputParameterKey"] = "average"
 
     result = LocalRunner(pipeline_root=str(tmp_path / "root")).run(_tampered(source, tmp_path, rename_output), {})
     assert result.status == "failed" and result.failure is not None
     assert (
-        "task 'condition-branches-1': input 'pipelinechannel--summarize-mean' (output 'average' of task "
+        "task 'condition-1': input 'pipelinechannel--summarize-mean' (output 'average' of task "
         "'summarize') could not be resolved" in result.failure
     )
 
