@@ -55,3 +55,15 @@ def test_mlflow_run_tree_is_one_parent_with_a_finished_child_per_task(completed:
         assert run.data.tags["kubesage.runner"] == completed.runner, step  # type: ignore[attr-defined]
         assert run.data.tags["kubesage.pipeline_run_id"] == parent.info.run_id, step  # type: ignore[attr-defined]
     assert sorted(s.name for s in completed.result.steps) == sorted(completed.scenario.steps)
+
+
+def test_the_runner_reports_the_branches_its_conditions_skipped(completed: CompletedRun) -> None:
+    """Why: a skipped branch is part of what a run did; the summary states it on every runner
+    (the local runner's evaluation, KFP's SKIPPED tasks, SageMaker's ConditionStep outcome)."""
+    assert completed.result.succeeded, completed.result.failure
+    skipped = completed.result.skipped_branches
+    expected = completed.scenario.skipped
+    if isinstance(expected, int):
+        assert len(skipped) == expected, skipped
+    else:
+        assert set(skipped) == expected
