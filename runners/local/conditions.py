@@ -268,7 +268,14 @@ def readable(condition: str) -> str:
     return re.sub(r"inputs\.parameter_values\[\s*['\"](?:pipelinechannel--)?([^'\"]+)['\"]\s*\]", r"\1", condition)
 
 
+def _shown(value: Any) -> str:
+    """A value as the pipeline's author would write it: 1000, not the 1000.0 KFP carries."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return repr(value)
+
+
 def skipped_event(branch: SkippedBranch) -> StepEvent:
     """A skipped branch as a step line: `-- condition-1  skipped  summarize-mean > threshold is false (...)`."""
-    values = ", ".join(f"{name.removeprefix('pipelinechannel--')}={value!r}" for name, value in branch.values.items())
+    values = ", ".join(f"{name.removeprefix('pipelinechannel--')}={_shown(v)}" for name, v in branch.values.items())
     return StepEvent(branch.task, "skipped", message=f"{readable(branch.condition)} is false ({values})")

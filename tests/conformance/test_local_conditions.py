@@ -49,7 +49,7 @@ def test_an_unresolvable_condition_input_fails_the_run_naming_task_and_input(
     # condition-6 (the Elif) and condition-7 (the Else) read the mean; condition-5 (the If) only n
     assert re.search(r"task 'condition-[67]': input 'pipelinechannel--summarize-mean' of its condition", result.failure)
     assert "(parent input 'pipelinechannel--summarize-average')" in result.failure
-    assert result.skipped_branches == {}
+    assert set(result.skipped_branches) <= {"condition-5"}  # the If on n, evaluated before the failure
 
 
 def test_an_unresolvable_upstream_output_names_the_task_that_needed_it(mlflow_sqlite: str, tmp_path: Path) -> None:
