@@ -269,9 +269,9 @@ def readable(condition: str) -> str:
 
 
 def _shown(value: Any) -> str:
-    """A value as the pipeline's author would write it: 1000, not the 1000.0 KFP carries."""
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
+    """A value as the pipeline's author would write it: 1000, not the 1000.0 KFP carries; 6 digits."""
+    if isinstance(value, float):
+        return str(int(value)) if value.is_integer() else f"{value:.6g}"
     return repr(value)
 
 
