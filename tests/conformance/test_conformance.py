@@ -57,10 +57,12 @@ def test_mlflow_run_tree_is_one_parent_with_a_finished_child_per_task(completed:
     assert sorted(s.name for s in completed.result.steps) == sorted(completed.scenario.steps)
 
 
-def test_the_runner_reports_the_branches_its_conditions_skipped(completed: CompletedRun) -> None:
-    """Why: a skipped branch is part of what a run did; the summary states it on every runner
-    (the local runner's evaluation, KFP's SKIPPED tasks, SageMaker's ConditionStep outcome)."""
+def test_the_runner_counts_its_tasks_and_reports_the_branches_its_conditions_skipped(completed: CompletedRun) -> None:
+    """Why: the summary states how many tasks ran and which branches were skipped, on every runner
+    (the local runner's evaluation, KFP's SKIPPED tasks, SageMaker's ConditionStep outcome), from the
+    backend's own view: a user's pipeline may track nothing in MLflow."""
     assert completed.result.succeeded, completed.result.failure
+    assert completed.result.tasks_run == len(completed.scenario.steps)
     skipped = completed.result.skipped_branches
     expected = completed.scenario.skipped
     if isinstance(expected, int):
