@@ -95,7 +95,7 @@ RAN = frozenset({"succeeded", "failed", "stopped"})
 
 
 class StepLedger(Progress):
-    """Passes every report on, and keeps each step's last status: what the run summary counts.
+    """Passes every report on, and counts the tasks that ran and the branches skipped: the summary's numbers.
 
     Built from the runner's own step events, not from MLflow, so it also counts tasks of a user's
     pipeline that track nothing; a skipped branch is a step event with status "skipped".
@@ -103,25 +103,27 @@ class StepLedger(Progress):
 
     def __init__(self, inner: Progress) -> None:
         self._inner = inner
-        self.last: dict[str, StepEvent] = {}
+        self.tasks_run = 0
+        # branch -> why; a branch skipped again (another loop iteration) as "condition-3 (2)"
+        self.skipped: dict[str, str] = {}
 
     def info(self, message: str) -> None:
         self._inner.info(message)
 
     def step(self, event: StepEvent) -> None:
-        self.last[event.name] = event
+        # Counted per event, not per name: loop iterations and a sub-pipeline used twice repeat names.
+        if event.status in RAN:
+            self.tasks_run += 1
+        elif event.status == "skipped":
+            key, n = event.name, 1
+            while key in self.skipped:
+                n += 1
+                key = f"{event.name} ({n})"
+            self.skipped[key] = event.message or ""
         self._inner.step(event)
 
     def log(self, line: str) -> None:
         self._inner.log(line)
-
-    @property
-    def tasks_run(self) -> int:
-        return sum(1 for event in self.last.values() if event.status in RAN)
-
-    @property
-    def skipped(self) -> dict[str, str]:
-        return {name: e.message or "" for name, e in self.last.items() if e.status == "skipped"}
 
 
 @dataclass

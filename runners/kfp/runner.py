@@ -168,9 +168,11 @@ class KfpRunner(Runner):
             for task in sorted(details, key=lambda t: str(t.start_time or "")):
                 # Container tasks, and any task the cluster skipped (a dsl.If branch whose condition was false).
                 reported = task.display_name in tasks or task.state == "SKIPPED"
-                if not reported or not task.state or seen.get(task.display_name) == task.state:
+                # By task id: loop iterations and a sub-pipeline used twice share a display name.
+                key = str(task.task_id or task.display_name)
+                if not reported or not task.state or seen.get(key) == task.state:
                     continue
-                seen[task.display_name] = task.state
+                seen[key] = task.state
                 message = task.error.message if task.error and task.state == "FAILED" else None
                 context.progress.step(
                     StepEvent(task.display_name, _STATUS.get(task.state, task.state.lower()), _seconds(task), message)

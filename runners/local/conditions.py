@@ -28,6 +28,7 @@ handed back from here rather than trusted to propagate.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -97,8 +98,6 @@ def _program(text: str) -> Any:
 
 def referenced_inputs(condition: str) -> list[str]:
     """The names a condition reads through `inputs.parameter_values[...]`, in order, each once."""
-    import re
-
     names = re.findall(r"inputs\.parameter_values\[\s*['\"]([^'\"]+)['\"]\s*\]", condition)
     return list(dict.fromkeys(names))
 
@@ -263,8 +262,6 @@ def evaluated_conditions(on_skip: Callable[[SkippedBranch], None] | None = None)
 
 def readable(condition: str) -> str:
     """`inputs.parameter_values['pipelinechannel--summarize-mean'] > 2.5` as `summarize-mean > 2.5`."""
-    import re
-
     return re.sub(r"inputs\.parameter_values\[\s*['\"](?:pipelinechannel--)?([^'\"]+)['\"]\s*\]", r"\1", condition)
 
 
