@@ -55,6 +55,10 @@ class RunInterruptedError(RunnerError):
     exit_code = 130
 
 
+class UnresolvedInputError(RunnerError):
+    """A task input (a condition's operand, an argument) has no value when the task is reached."""
+
+
 class UnsupportedFeatureError(RunnerError):
     """A pipeline uses a feature the chosen backend cannot express."""
 

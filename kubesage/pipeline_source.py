@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -109,7 +110,7 @@ def _from_ir_file(path: Path, origin: str) -> PipelineSource:
 def _import_pipeline_function(ref: str) -> Any:
     if ":" in ref:
         module_name, _, attr = ref.partition(":")
-        module = _import(module_name, ref)
+        module = _import_from_cwd(module_name, ref)
         function = getattr(module, attr, None)
         if function is None:
             raise PipelineNotFoundError(f"module {module_name} has no attribute {attr!r}")
@@ -129,6 +130,23 @@ def _import_pipeline_function(ref: str) -> Any:
             raise PipelineNotFoundError(f"pipelines/{ref}.py must define one @dsl.pipeline named {ref}")
         function = candidates[0]
     return _require_pipeline(function, ref)
+
+
+def _import_from_cwd(module_name: str, ref: str) -> Any:
+    """A user's `my_module:pipeline` from the current directory first, as `python -m` and uvicorn do.
+
+    The console script's sys.path starts with its own bin folder, not the directory it runs in, so
+    `kubesage run my_module:sensor_alerts` beside my_module.py would not find it otherwise.
+    """
+    cwd = str(Path.cwd())
+    added = cwd not in sys.path
+    if added:
+        sys.path.insert(0, cwd)
+    try:
+        return _import(module_name, ref)
+    finally:
+        if added and cwd in sys.path:
+            sys.path.remove(cwd)
 
 
 def _import(module_name: str, ref: str) -> Any:

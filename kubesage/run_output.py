@@ -54,6 +54,18 @@ def step_line(event: StepEvent) -> str:
     return f"  {mark} {escape(event.name):<16} {event.status:<10}{seconds}{detail}"
 
 
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}{'' if count == 1 else 'es' if word.endswith('ch') else 's'}"
+
+
+def task_count(result: RunResult) -> str:
+    """`5 tasks ran, 1 branch skipped`: what the backend executed, whether or not the tasks track anything."""
+    text = f"{_plural(result.tasks_run, 'task')} ran"
+    if result.skipped_branches:
+        text += f", {_plural(len(result.skipped_branches), 'branch')} skipped"
+    return text
+
+
 def metrics_table(metrics: Mapping[str, float]) -> Table | None:
     """The key metrics in one row, so the summary stays a few lines tall."""
     shown = [name for name in KEY_METRICS if name in metrics]
@@ -94,10 +106,12 @@ def print_result(result: RunResult, parameters: Mapping[str, Any], console: Cons
     colour = "green" if result.succeeded else "red"
     console.print(
         f"[bold {colour}]{result.status}[/] {escape(result.pipeline)} on {result.runner} "
-        f"in {result.wall_seconds:.0f} s  (MLflow run {result.mlflow_run_id})",
+        f"in {result.wall_seconds:.0f} s: {task_count(result)}  (MLflow run {result.mlflow_run_id})",
         highlight=False,
         soft_wrap=True,
     )
+    for branch, why in result.skipped_branches.items():
+        console.print(f"  [dim]skipped[/] {escape(branch)}" + (f": {escape(why)}" if why else ""), highlight=False)
     table = metrics_table(result.metrics)
     if table is not None:
         console.print(table)
@@ -106,8 +120,9 @@ def print_result(result: RunResult, parameters: Mapping[str, Any], console: Cons
             f"[green]registered[/] models:/{result.registered_model_name}/{result.registered_model_version}",
             highlight=False,
         )
-    elif result.succeeded:
-        console.print(f"[yellow]not registered[/]: {escape(result.not_registered_reason or '')}", highlight=False)
+    elif result.succeeded and result.not_registered_reason:
+        # Only a pipeline with a register step (or its gate) records why nothing was registered.
+        console.print(f"[yellow]not registered[/]: {escape(result.not_registered_reason)}", highlight=False)
     if not result.succeeded:
         console.print(f"[bold red]error:[/] {escape(result.failure or result.status)}", highlight=False, soft_wrap=True)
         return

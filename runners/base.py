@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -90,6 +90,42 @@ class CallbackProgress(Progress):
         self._emit(f"step {event.name} {event.status}{timing}{detail}")
 
 
+# Step statuses that mean the task's own code ran (as opposed to started, skipped, stopping, ...).
+RAN = frozenset({"succeeded", "failed", "stopped"})
+
+
+class StepLedger(Progress):
+    """Passes every report on, and counts the tasks that ran and the branches skipped: the summary's numbers.
+
+    Built from the runner's own step events, not from MLflow, so it also counts tasks of a user's
+    pipeline that track nothing; a skipped branch is a step event with status "skipped".
+    """
+
+    def __init__(self, inner: Progress) -> None:
+        self._inner = inner
+        self.tasks_run = 0
+        # branch -> why; a branch skipped again (another loop iteration) as "condition-3 (2)"
+        self.skipped: dict[str, str] = {}
+
+    def info(self, message: str) -> None:
+        self._inner.info(message)
+
+    def step(self, event: StepEvent) -> None:
+        # Counted per event, not per name: loop iterations and a sub-pipeline used twice repeat names.
+        if event.status in RAN:
+            self.tasks_run += 1
+        elif event.status == "skipped":
+            key, n = event.name, 1
+            while key in self.skipped:
+                n += 1
+                key = f"{event.name} ({n})"
+            self.skipped[key] = event.message or ""
+        self._inner.step(event)
+
+    def log(self, line: str) -> None:
+        self._inner.log(line)
+
+
 @dataclass
 class RunContext:
     """Everything `_run` needs: the pipeline, its checked parameters, the parent run, progress."""
@@ -135,6 +171,10 @@ class RunResult:
     # backend's own message (`failure`) looks like.
     failed_steps: dict[str, str] = field(default_factory=dict)
     tracking_uri: str = ""
+    # The backend's own view of the tasks: how many ran (succeeded or failed), and the condition
+    # branches skipped because their condition was false (branch -> why), which MLflow cannot show.
+    tasks_run: int = 0
+    skipped_branches: dict[str, str] = field(default_factory=dict)
 
     @property
     def succeeded(self) -> bool:
@@ -206,7 +246,8 @@ class Runner(ABC):
         progress: Progress | Callable[[str], None] | None = None,
     ) -> RunResult:
         """Check, record, execute and summarise one pipeline run."""
-        reporter = progress if isinstance(progress, Progress) else CallbackProgress(progress or (lambda _: None))
+        inner = progress if isinstance(progress, Progress) else CallbackProgress(progress or (lambda _: None))
+        reporter = StepLedger(inner)
         parameters = self.check_parameters(pipeline, given)
         # Before the parent run opens, so a missing input leaves nothing behind in MLflow.
         check_inputs(effective_parameters(parameter_specs(pipeline.spec), parameters), self.input_endpoint())
@@ -231,7 +272,8 @@ class Runner(ABC):
             finish_pipeline_run(tracking, "FAILED", failure)
             raise RunnerError(f"the {self.name} runner failed unexpectedly: {failure}") from exc
         finish_pipeline_run(tracking, status, failure)
-        return collect_result(self.name, pipeline, context, time.perf_counter() - started, status, failure)
+        result = collect_result(self.name, pipeline, context, time.perf_counter() - started, status, failure)
+        return replace(result, tasks_run=reporter.tasks_run, skipped_branches=reporter.skipped)
 
 
 _RESULT_STATUS = {"FINISHED": "succeeded", "FAILED": "failed", "KILLED": "interrupted"}

@@ -165,9 +165,13 @@ class KfpRunner(Runner):
             run = api.call(f"read KFP run {run_id}", api.client.get_run, run_id)
             details = (run.run_details.task_details if run.run_details else None) or []
             for task in sorted(details, key=lambda t: str(t.start_time or "")):
-                if task.display_name not in tasks or not task.state or seen.get(task.display_name) == task.state:
+                # Container tasks, and any task the cluster skipped (a dsl.If branch whose condition was false).
+                reported = task.display_name in tasks or task.state == "SKIPPED"
+                # By task id: loop iterations and a sub-pipeline used twice share a display name.
+                key = str(task.task_id or task.display_name)
+                if not reported or not task.state or seen.get(key) == task.state:
                     continue
-                seen[task.display_name] = task.state
+                seen[key] = task.state
                 message = task.error.message if task.error and task.state == "FAILED" else None
                 context.progress.step(
                     StepEvent(task.display_name, _STATUS.get(task.state, task.state.lower()), _seconds(task), message)

@@ -22,6 +22,7 @@ from kubesage.errors import RunnerError
 from kubesage.pipeline_source import PipelineSource
 from kubesage.runners.base import Progress, RunContext, Runner, RunResult
 from kubesage.runners.local import LocalOptions
+from kubesage.runners.local.conditions import evaluated_conditions, skipped_event
 from kubesage.runners.local.launcher import ForkServer
 from kubesage.runners.local.session import cache_root, kfp_session, start_launcher
 from kubesage.runners.local.task_logs import capture_task_output
@@ -88,7 +89,7 @@ class LocalRunner(Runner):
         session = kfp_session(self.options, self._launcher, context.tracking, root, context.progress)
         with capture_task_output(log_path, context.progress) as events, session:
             try:
-                with environment(env):
+                with environment(env), evaluated_conditions(lambda b: context.progress.step(skipped_event(b))):
                     pipeline(**context.parameters)
             except Exception as exc:
                 reason = read_failures(failure_dir) or f"{type(exc).__name__}: {exc}"

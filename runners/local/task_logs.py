@@ -126,10 +126,17 @@ def capture_task_output(log_path: Path, progress: Progress) -> Iterator[TaskEven
         log = TaskLog(target, progress)
         events = TaskEvents(progress, log)
         root.addFilter(events)
+        # kfp.local sets the root logger to INFO around each task and puts back the level it found;
+        # with parallel loop iterations, one task putting back WARNING dropped another task's
+        # "finished" record before any filter saw it. At INFO for the whole run, every put-back is INFO.
+        level = root.level
+        if root.getEffectiveLevel() > logging.INFO:
+            root.setLevel(logging.INFO)
         try:
             with redirect_stdout(log):
                 yield events
         finally:
+            root.setLevel(level)
             root.removeFilter(events)
             log.write("\n")
             sys.stdout.flush()

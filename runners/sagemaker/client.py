@@ -203,10 +203,10 @@ class SageMakerClient:
                     list_steps = False
                     progress.info(f"step status unavailable: {str(exc).splitlines()[0][:200]}")
             for step in steps:
-                status = step.get("StepStatus", "?")
-                if seen.get(step["StepName"]) != status:
-                    seen[step["StepName"]] = status
-                    progress.step(StepEvent(step["StepName"], status.lower(), message=step.get("FailureReason")))
+                event = step_event(step)
+                if event is not None and seen.get(step["StepName"]) != event.status:
+                    seen[step["StepName"]] = event.status
+                    progress.step(event)
             if described["PipelineExecutionStatus"] in TERMINAL:
                 return described
             if time.monotonic() > deadline:
@@ -215,3 +215,22 @@ class SageMakerClient:
                     f"{timeout_seconds:.0f}s; raise --option timeout_seconds=N or follow it in the console"
                 )
             time.sleep(poll_seconds)
+
+
+def condition_outcome(step: Mapping[str, Any]) -> bool | None:
+    """A ConditionStep's outcome from `ListPipelineExecutionSteps` (None for other steps, or not yet known).
+
+    SageMaker answers "True"/"False"; the SDK's local mode a bool.
+    """
+    outcome = ((step.get("Metadata") or {}).get("Condition") or {}).get("Outcome")
+    return None if outcome is None else str(outcome).lower() == "true"
+
+
+def step_event(step: Mapping[str, Any]) -> StepEvent | None:
+    """A listed step as progress: a ConditionStep only when false (its branch was skipped), not as a task."""
+    outcome = condition_outcome(step)
+    if outcome is False:
+        return StepEvent(step["StepName"], "skipped", message="condition is false")
+    if outcome is True or step.get("StepType") == "Condition" or "Condition" in (step.get("Metadata") or {}):
+        return None
+    return StepEvent(step["StepName"], str(step.get("StepStatus", "?")).lower(), message=step.get("FailureReason"))

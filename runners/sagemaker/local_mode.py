@@ -28,7 +28,7 @@ from kubesage.pipeline_source import PipelineSource
 from kubesage.runners.base import RunContext, StepEvent
 from kubesage.runners.sagemaker import SageMakerLocalOptions
 from kubesage.runners.sagemaker.base import SageMakerRunnerBase, stage_data_parameters
-from kubesage.runners.sagemaker.client import SageMakerClient
+from kubesage.runners.sagemaker.client import SageMakerClient, condition_outcome
 from kubesage.runners.sagemaker.compiler import (
     OUTPUTS_FILE,
     OUTPUTS_NAME,
@@ -49,6 +49,8 @@ class LocalStep:
     name: str
     status: str
     failure: str | None
+    # A ConditionStep's outcome (its branch ran or was skipped); None for the steps that run jobs.
+    condition: bool | None = None
 
 
 @dataclass
@@ -199,7 +201,7 @@ def run_local(
             _remove_containers(_local_mode_containers() - before)
         described = execution.describe()
         steps = [
-            LocalStep(s["StepName"], s["StepStatus"], s.get("FailureReason"))
+            LocalStep(s["StepName"], s["StepStatus"], s.get("FailureReason"), condition_outcome(s))
             for s in execution.list_steps()["PipelineExecutionSteps"]
         ]
     result = LocalExecution(
@@ -275,6 +277,9 @@ class SageMakerLocalRunner(SageMakerRunnerBase):
         self.last_execution = result
         context.record_backend_run(result.execution_id)
         for step in result.steps:
-            context.progress.step(StepEvent(step.name, step.status.lower(), message=step.failure))
+            if step.condition is False:
+                context.progress.step(StepEvent(step.name, "skipped", message="condition is false"))
+            elif step.condition is None:
+                context.progress.step(StepEvent(step.name, step.status.lower(), message=step.failure))
         if not result.succeeded:
             raise RunnerError(f"SageMaker local-mode execution {result.execution_id} failed: {result.failure}")

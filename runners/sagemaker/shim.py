@@ -53,6 +53,17 @@ def cast_parameter(value: str, parameter_type: str) -> Any:
     return json.loads(value)
 
 
+def typed_constant(value: Any, parameter_type: str) -> Any:
+    """A constant or default from the IR, typed as declared: the IR holds every number as a protobuf
+    double (`1.0`), and KFP's backend hands an NUMBER_INTEGER input an int. Without this, a constant
+    reaching an inlined sub-pipeline's int input arrived as 1.0 (found by tests/conformance/)."""
+    if parameter_type == "NUMBER_INTEGER" and isinstance(value, float) and value.is_integer():
+        return int(value)
+    if parameter_type == "NUMBER_DOUBLE" and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    return value
+
+
 def _single_entry(directory: Path) -> Path:
     """An imported artifact's channel holds one object: hand the task that file."""
     entries = sorted(p for p in directory.iterdir())
@@ -106,7 +117,10 @@ def build_executor_input(
 ) -> dict[str, Any]:
     """KFP's ExecutorInput (as JSON) for this task, pointing at SageMaker's directories."""
     declared = spec["component"].get("inputDefinitions", {}).get("parameters", {})
-    values: dict[str, Any] = dict(spec["constants"])
+    values: dict[str, Any] = {
+        name: typed_constant(value, declared.get(name, {}).get("parameterType", ""))
+        for name, value in spec["constants"].items()
+    }
     for name, raw in params.items():
         values[name] = cast_parameter(raw, declared.get(name, {}).get("parameterType", "STRING"))
     # dsl.Collected over an unrolled loop: one --param-item per iteration, in order, typed like its producer
@@ -116,7 +130,7 @@ def build_executor_input(
         values[name] = str(data_path(Path(download_dir), uri))
     for name, pdef in declared.items():
         if name not in values and "defaultValue" in pdef:
-            values[name] = pdef["defaultValue"]
+            values[name] = typed_constant(pdef["defaultValue"], pdef.get("parameterType", ""))
     artifacts: dict[str, Any] = {}
     for name, art in spec["input_artifacts"].items():
         directory = Path(art["dir"])

@@ -386,24 +386,36 @@ class KfpStandin:
     def _task_event(self, stored: StoredRun, event: dict[str, Any]) -> None:
         name, state = event["task"], event["state"]
         at = datetime.fromtimestamp(event["time"], UTC)
-        task = stored.tasks.get(name)
+        key = self._task_key(stored, name, state)
+        task = stored.tasks.get(key)
         if task is None:
             task = kfp_server_api.V2beta1PipelineTaskDetail(
                 run_id=stored.model.run_id,
-                task_id=str(uuid.uuid5(uuid.UUID(stored.model.run_id), name)),
+                task_id=str(uuid.uuid5(uuid.UUID(stored.model.run_id), key)),
                 display_name=name,
                 create_time=at,
                 start_time=at,
                 pod_name=f"{stored.model.run_id[:8]}-{name}",
                 state_history=[],
             )
-            stored.tasks[name] = task
+            stored.tasks[key] = task
         task.state = state
         task.state_history.append(kfp_server_api.V2beta1RuntimeStatus(update_time=at, state=state))
         if state in FINAL_STATES:
             task.end_time = at
         if event.get("message"):
             task.error = kfp_server_api.GoogleRpcStatus(code=2, message=event["message"])
+
+    @staticmethod
+    def _task_key(stored: StoredRun, name: str, state: str) -> str:
+        """Which task detail an event belongs to. kfp.local logs each execution's start once, so a
+        start (or a skip) is a new task, as on a cluster, where every loop iteration and every use of a
+        sub-pipeline has its own; an end belongs to the oldest execution of that name still open."""
+        keys = [k for k in stored.tasks if k == name or k.startswith(f"{name}#")]
+        if state in ("RUNNING", "SKIPPED") or not keys:
+            return name if not keys else f"{name}#{len(keys) + 1}"
+        open_keys = [k for k in keys if stored.tasks[k].state not in FINAL_STATES]
+        return open_keys[0] if open_keys else keys[-1]
 
     def _stored(self, run_id: str) -> StoredRun:
         if run_id not in self.runs:

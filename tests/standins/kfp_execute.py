@@ -6,7 +6,10 @@ carries, which kfp.local applies per task. RUN_DIR holds `pipeline.yaml` (the su
 PipelineSpec), `run.json` (parameters, pipeline root, faults); this process appends one JSON line per
 task state change to `events.jsonl`, which the API server turns into `run_details.task_details`.
 
-Only kfp and the standard library are imported here: this file runs outside the test's packages.
+Only kfp (and its PyYAML), the standard library and kubesage's patch of kfp.local's condition evaluation are imported
+here: this file runs outside the test's packages. A cluster's driver evaluates `dsl.If` conditions
+correctly; kfp.local 2.17 does not (runners/local/UPSTREAM.md), so the stand-in applies the same patch
+as the local runner, to behave as a cluster does.
 """
 
 from __future__ import annotations
@@ -53,8 +56,11 @@ class _TaskWatcher(logging.Filter):
     A filter on the root logger, not a handler: kfp.local swaps the root logger's handlers per task.
     """
 
-    def __init__(self, events: _Events, fail: dict[str, str], cancel_after: str | None) -> None:
+    def __init__(
+        self, events: _Events, fail: dict[str, str], cancel_after: str | None, names: dict[str, str] | None = None
+    ) -> None:
         super().__init__()
+        self.names = names or {}
         self.events = events
         self.fail = fail
         self.cancel_after = cancel_after
@@ -65,13 +71,13 @@ class _TaskWatcher(logging.Filter):
 
     def observe(self, text: str) -> None:
         if started := _STARTED.search(text):
-            name = started.group(1)
+            name = self.names.get(started.group(1), started.group(1))
             self.events.current = name
             sys.stdout.flush()
             self.events.log_start = self.events.log_path.stat().st_size
             self.events.emit(task=name, state="RUNNING")
         elif ended := _ENDED.search(text):
-            name, status = ended.group(1), ended.group(2)
+            name, status = self.names.get(ended.group(1), ended.group(1)), ended.group(2)
             if status == "SUCCESS":
                 self.events.emit(task=name, state="SUCCEEDED")
                 if name == self.cancel_after:
@@ -80,6 +86,20 @@ class _TaskWatcher(logging.Filter):
             else:
                 message = self.fail.get(name) or self.events.last_log_line()
                 self.events.emit(task=name, state="FAILED", message=message)
+
+
+def _task_names(pipeline_yaml: Path) -> dict[str, str]:
+    """kfp.local logs a task by its component's name (`scale-4` for `comp-scale-4`); a cluster by the
+    task's name (`scale`). Component name -> task name, from the IR, so the details read as a cluster's."""
+    import yaml
+
+    spec = yaml.safe_load(pipeline_yaml.read_text(encoding="utf-8"))
+    dags = [spec["root"]["dag"], *(c["dag"] for c in spec.get("components", {}).values() if "dag" in c)]
+    return {
+        task["componentRef"]["name"].removeprefix("comp-"): name
+        for dag in dags
+        for name, task in dag.get("tasks", {}).items()
+    }
 
 
 def _inject_failures(events: _Events, fail: dict[str, str]) -> None:
@@ -100,11 +120,14 @@ def _inject_failures(events: _Events, fail: dict[str, str]) -> None:
 def main(run_dir: Path) -> int:
     from kfp import components, local
 
+    from kubesage.runners.local.conditions import evaluated_conditions
+
     config = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
     events = _Events(run_dir)
     faults = config.get("faults", {})
     fail: dict[str, str] = faults.get("fail_task", {})
-    logging.getLogger().addFilter(_TaskWatcher(events, fail, faults.get("cancel_after_task")))
+    names = _task_names(run_dir / "pipeline.yaml")
+    logging.getLogger().addFilter(_TaskWatcher(events, fail, faults.get("cancel_after_task"), names))
     logging.getLogger().setLevel(logging.INFO)
     _inject_failures(events, fail)
     local.init(
@@ -112,7 +135,9 @@ def main(run_dir: Path) -> int:
     )
     pipeline = components.load_component_from_file(str(run_dir / "pipeline.yaml"))
     try:
-        pipeline(**config["parameters"])
+        # A cluster reports a dsl.If branch whose condition was false as a SKIPPED task.
+        with evaluated_conditions(lambda branch: events.emit(task=branch.task, state="SKIPPED")):
+            pipeline(**config["parameters"])
     except Exception as exc:  # kfp.local raises RuntimeError naming the failed task
         events.emit(run="FAILED", message=_ANSI.sub("", str(exc)))
         return 1

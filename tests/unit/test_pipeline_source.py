@@ -68,3 +68,21 @@ def test_yaml_that_is_not_a_pipeline(tmp_path: Path) -> None:
     path.write_text(yaml.safe_dump({"kind": "Deployment"}))
     with pytest.raises(PipelineNotFoundError, match="not a compiled KFP pipeline"):
         load_pipeline(str(path), tmp_path)
+
+
+def test_a_users_module_in_the_current_directory_is_found(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 26: `kubesage run my_module:sensor_alerts` beside my_module.py; the console script's
+    sys.path does not start with the directory it runs in."""
+    import sys
+
+    (tmp_path / "issue26_user_module.py").write_text(
+        "from kfp import dsl\n\n"
+        "@dsl.component\ndef hello(name: str) -> str:\n    return name\n\n"
+        "@dsl.pipeline(name='user-pipeline')\ndef user_pipeline(name: str = 'x'):\n    hello(name=name)\n",
+        encoding="utf-8",
+    )
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(tmp_path))])
+    source = load_pipeline("issue26_user_module:user_pipeline", tmp_path / "ir")
+    assert source.name == "user-pipeline"
+    assert str(tmp_path) not in sys.path  # imported from there, not left on the path

@@ -137,3 +137,35 @@ def test_a_failed_run_shows_its_reason_once_and_no_next_steps() -> None:
     text = console.export_text()
     assert text.count("boom") == 1
     assert "next steps" not in text
+
+
+def test_summary_of_a_pipeline_without_a_register_step_states_tasks_and_skipped_branches() -> None:
+    """Issue 26: a user's pipeline has no register step; the summary said `not registered: ` with
+    nothing after it, and nothing about the branch its condition skipped."""
+    console = Console(record=True, width=120)
+    result = _result(
+        pipeline="sensor-alerts",
+        metrics={},
+        registered_model_name=None,
+        registered_model_version=None,
+        tasks_run=2,
+        skipped_branches={"condition-1": "summarize-mean > threshold is false (summarize-mean=1.5, threshold=2.5)"},
+    )
+    print_result(result, {}, console)
+    text = console.export_text()
+    assert "not registered" not in text
+    assert "succeeded sensor-alerts on local in 61 s: 2 tasks ran, 1 branch skipped" in text
+    assert "skipped condition-1: summarize-mean > threshold is false (summarize-mean=1.5, threshold=2.5)" in text
+
+
+def test_summary_counts_one_task_and_branches_in_plural() -> None:
+    console = Console(record=True, width=120)
+    print_result(_result(tasks_run=1, skipped_branches={"a": "", "b": ""}), {}, console)
+    assert ": 1 task ran, 2 branches skipped" in console.export_text()
+
+
+def test_a_gate_that_refused_still_says_why_nothing_was_registered() -> None:
+    console = Console(record=True, width=120)
+    reason = "accuracy 0.71 < min_accuracy 0.8"
+    print_result(_result(registered_model_version=None, not_registered_reason=reason, tasks_run=3), {}, console)
+    assert f"not registered: {reason}" in console.export_text()

@@ -160,3 +160,26 @@ def test_callback_progress_formats_step_events() -> None:
     progress.step(StepEvent("train", "succeeded", 1.25))
     progress.step(StepEvent("evaluate", "failed", message="boom"))
     assert lines == ["running", "step train succeeded in 1.2 s", "step evaluate failed: boom"]
+
+
+def test_the_step_ledger_counts_executions_not_names_and_keeps_every_skipped_branch() -> None:
+    """Loop iterations and a sub-pipeline used twice repeat task names; each one ran."""
+    from kubesage.runners.base import Progress, StepEvent, StepLedger
+
+    seen: list[StepEvent] = []
+
+    class Keep(Progress):
+        def step(self, event: StepEvent) -> None:
+            seen.append(event)
+
+    ledger = StepLedger(Keep())
+    for status in ("started", "succeeded", "started", "succeeded", "failed"):
+        ledger.step(StepEvent("square", status))
+    ledger.step(StepEvent("condition-3", "skipped", message="item > 1 is false (item=1)"))
+    ledger.step(StepEvent("condition-3", "skipped", message="item > 1 is false (item=0)"))
+    assert ledger.tasks_run == 3
+    assert ledger.skipped == {
+        "condition-3": "item > 1 is false (item=1)",
+        "condition-3 (2)": "item > 1 is false (item=0)",
+    }
+    assert len(seen) == 7  # every event passed on

@@ -347,3 +347,16 @@ def test_sdk_local_mode_layout_of_a_single_object_still_resolves(tmp_path: Path)
     other.mkdir()
     (other / "only.csv").write_text("x")
     assert shim.data_path(other, "s3://b/in/prefix") == other / "only.csv"
+
+
+@pytest.mark.parametrize(
+    ("value", "ptype", "expected"),
+    [(1.0, "NUMBER_INTEGER", 1), (2.5, "NUMBER_INTEGER", 2.5), (3, "NUMBER_DOUBLE", 3.0), (True, "BOOLEAN", True)],
+)
+def test_constants_are_typed_as_declared(value: Any, ptype: str, expected: Any) -> None:
+    """The IR holds numbers as doubles; an int input must get an int (an inlined sub-pipeline's
+    constant arrived as 1.0 on sagemaker-local, and the component's int output then failed)."""
+    from kubesage.runners.sagemaker.shim import typed_constant
+
+    result = typed_constant(value, ptype)
+    assert result == expected and type(result) is type(expected)

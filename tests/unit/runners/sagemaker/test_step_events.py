@@ -1,0 +1,31 @@
+"""SageMaker steps as progress: a ConditionStep is not a task; when false, its branch was skipped."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from kubesage.runners.base import StepEvent
+from kubesage.runners.sagemaker.client import condition_outcome, step_event
+
+
+@pytest.mark.parametrize(
+    ("outcome", "expected"),
+    [("True", True), ("False", False), (True, True), (False, False)],  # SageMaker's strings, local mode's bools
+)
+def test_condition_outcome_from_either_sagemaker_or_local_mode(outcome: Any, expected: bool) -> None:
+    assert condition_outcome({"StepName": "condition-1", "Metadata": {"Condition": {"Outcome": outcome}}}) is expected
+
+
+def test_a_false_condition_step_is_a_skipped_branch_and_a_true_one_no_task() -> None:
+    false = {"StepName": "condition-1", "StepStatus": "Succeeded", "Metadata": {"Condition": {"Outcome": "False"}}}
+    true = {"StepName": "condition-2", "StepStatus": "Succeeded", "Metadata": {"Condition": {"Outcome": "True"}}}
+    assert step_event(false) == StepEvent("condition-1", "skipped", message="condition is false")
+    assert step_event(true) is None
+
+
+def test_job_steps_report_their_status_and_failure() -> None:
+    step = {"StepName": "train", "StepStatus": "Failed", "FailureReason": "boom", "Metadata": {"TrainingJob": {}}}
+    assert step_event(step) == StepEvent("train", "failed", message="boom")
+    assert condition_outcome(step) is None
