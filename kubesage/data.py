@@ -103,11 +103,8 @@ def _describe_s3_error(uri: str, exc: Any) -> str:
 
 def file_sha256(path: Path | str) -> str:
     """Hex SHA-256 of a file's bytes: the data hash tagged on every run."""
-    digest = hashlib.sha256()
     with Path(path).open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def read_raw_table(path: Path) -> pd.DataFrame:

@@ -47,11 +47,8 @@ def model_sha256(model_dir: str | Path) -> str:
     """The sha256 (hex) of the booster file the directory's model is loaded from."""
     import hashlib
 
-    digest = hashlib.sha256()
     with find_model_file(model_dir).open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def verify_model_sha256(model_dir: str | Path, expected: str, source: str) -> None:

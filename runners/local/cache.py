@@ -75,13 +75,11 @@ def _file_digest(path: Path) -> str:
     with _digests_lock:
         if memo in _digests:
             return _digests[memo]
-    h = hashlib.sha256()
     with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            h.update(block)
+        digest = hashlib.file_digest(handle, "sha256").hexdigest()
     with _digests_lock:
-        _digests[memo] = h.hexdigest()
-    return h.hexdigest()
+        _digests[memo] = digest
+    return digest
 
 
 @functools.cache
