@@ -70,14 +70,17 @@ _SECRET_MEMBER_IN_TEXT = re.compile(
     re.IGNORECASE,
 )
 # `Authorization: Bearer TOKEN` (any scheme) and a bare `Bearer TOKEN`: the scheme stays, the rest goes.
+# A value stops at a backslash (redacting JSON text must not eat the escape before a closing quote)
+# and a `$NAME` placeholder is no secret (the KFP runner's hints say `Bearer $TOKEN`). Only known
+# schemes count as one, so in `Authorization: SECRET more` the secret is the value, not a scheme.
 _AUTHORIZATION_IN_TEXT = re.compile(
-    r"(?P<name>(?<![\w-])(?:proxy-)?authorization\s*[:=]\s*)(?P<scheme>[A-Za-z0-9-]+\s+)?[^\s'\",;]+",
+    r"(?P<name>(?<![\w-])(?:proxy-)?authorization\s*[:=]\s*)(?P<scheme>(?:basic|bearer|digest|negotiate|ntlm|token|aws4-hmac-sha256)\s+)?+(?!\$)[^\s'\",;\\]+",
     re.IGNORECASE,
 )
 _BEARER_IN_TEXT = re.compile(r"(?<![\w-])(?P<scheme>bearer|basic)\s+(?!\*\*\*)[A-Za-z0-9\-._~+/]+=*", re.IGNORECASE)
 # `name=value` outside a URI (a query string quoted alone, an environment dump) with a secret name.
 _SECRET_PAIR_IN_TEXT = re.compile(
-    r"(?<![\w.-])(" + _SECRET_NAME + r")(=)(?!\*\*\*|[A-Za-z0-9-]+\s+\*\*\*)([^\s&,;'\"<>)\]]+)",
+    r"(?<![\w.-])(" + _SECRET_NAME + r")(=)(?!\*\*\*|[A-Za-z0-9-]+\s+\*\*\*|\$)([^\s&,;'\"<>)\]\\]+)",
     re.IGNORECASE,
 )
 # `name: value` (a header line, YAML): only the names that contain a secret word, since short exact

@@ -153,3 +153,14 @@ def test_deploy_tags_and_the_bundle_never_carry_a_credential() -> None:
     (tag,) = stack_tags(model)
     assert tag == {"Key": "kubesage:model", "Value": "https://***@mlflow.example.com/models/churn?token=***"}
     assert stack_tags("models:/customer-churn/3") == [{"Key": "kubesage:model", "Value": "models:/customer-churn/3"}]
+
+
+@pytest.mark.parametrize("token", ["$TOKEN", "eyJhbGciOiJIUzI1NiJ9.c2VjcmV0.sig"])
+def test_redacted_json_stays_json(token: str) -> None:
+    """`--output json` is redacted as text: a masked header must not eat the escape before a quote."""
+    document = {"failure": f'run `curl -H "Authorization: Bearer {token}"` or set "MLFLOW_TRACKING_PASSWORD={token}"'}
+    parsed = json.loads(redact_text(json.dumps(document)))
+    if token.startswith("$"):
+        assert parsed == document  # a placeholder, not a secret
+    else:
+        assert token not in parsed["failure"] and "Authorization: Bearer ***" in parsed["failure"]
