@@ -73,23 +73,22 @@ def _peers_seen(uri: str, result: RunResult) -> list[int]:
     return sorted(int(runs[f"hold_{label}"].data.metrics["peers_seen"]) for label in "abcd")
 
 
-def test_independent_tasks_run_at_once(mlflow_sqlite: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("max_parallel", "wait_seconds", "peers_seen"),
+    [
+        (4, 300.0, [4, 4, 4, 4]),  # every task saw the other three running
+        (1, 0.0, [1, 2, 3, 4]),  # one after another: each found only those before it
+    ],
+    ids=["independent-tasks-at-once", "max-parallel-one-in-turn"],
+)
+def test_max_parallel_bounds_independent_tasks(
+    mlflow_sqlite: str, tmp_path: Path, max_parallel: int, wait_seconds: float, peers_seen: list[int]
+) -> None:
     rendezvous = tmp_path / "rendezvous"
     rendezvous.mkdir()
-    params = {"rendezvous_dir": str(rendezvous), "wait_seconds": 300.0}
+    params = {"rendezvous_dir": str(rendezvous), "wait_seconds": wait_seconds}
 
-    result = run_local("four_independent_pipeline", tmp_path, params, max_parallel=4)
-
-    assert result.succeeded, result.failure
-    assert _peers_seen(mlflow_sqlite, result) == [4, 4, 4, 4]  # every task saw the other three running
-
-
-def test_max_parallel_one_runs_them_one_after_another(mlflow_sqlite: str, tmp_path: Path) -> None:
-    rendezvous = tmp_path / "rendezvous"
-    rendezvous.mkdir()
-    params = {"rendezvous_dir": str(rendezvous), "wait_seconds": 0.0}
-
-    result = run_local("four_independent_pipeline", tmp_path, params, max_parallel=1)
+    result = run_local("four_independent_pipeline", tmp_path, params, max_parallel=max_parallel)
 
     assert result.succeeded, result.failure
-    assert _peers_seen(mlflow_sqlite, result) == [1, 2, 3, 4]  # each found only those before it
+    assert _peers_seen(mlflow_sqlite, result) == peers_seen
