@@ -30,7 +30,7 @@ $(VENV)/.demo-synced: pyproject.toml uv.lock
 demo: $(VENV)/.demo-synced
 	@$(BIN)/kubesage data generate --rows 5000 --seed 7 --output $(DEMO_DIR)/churn.csv
 	@$(BIN)/kubesage run customer_churn --param input_data=$(DEMO_DIR)/churn.csv
-	@$(BIN)/python -m kubesage.api.demo --data $(DEMO_DIR)/churn.csv
+	@$(BIN)/python -m kubesage.local_api.demo --data $(DEMO_DIR)/churn.csv
 
 # Every suite. KUBESAGE_TESTS_STRICT=1 turns a missing engine, image or browser into failures, never
 # skips (tests/needs.py); --durations=20 shows where the time went, every run.

@@ -23,11 +23,11 @@ from pathlib import Path
 import pandas as pd
 from bench_serving import CHURN, start, stop, train_model, wait_for
 
-from kubesage.api.bundle import ModelBundle
-from kubesage.api.handler import PredictionApi
-from kubesage.api.local import in_process_api
-from kubesage.features import LABEL_COLUMN, FeatureSchema, encode_record
-from kubesage.ports import free_port
+from kubesage.churn.features import LABEL_COLUMN, FeatureSchema, encode_record
+from kubesage.lambda_runtime.bundle import ModelBundle
+from kubesage.lambda_runtime.handler import PredictionApi
+from kubesage.local_api.front import in_process_api
+from kubesage.util.ports import free_port
 
 COLD_RUNS = 15
 WARM_REQUESTS = 2000
@@ -57,7 +57,7 @@ def own_import_ms(env: dict[str, str]) -> tuple[float, float]:
     best_boto3 = best_handler = float("inf")
     for _ in range(COLD_RUNS):
         done = subprocess.run(
-            [sys.executable, "-X", "importtime", "-c", "import boto3; import kubesage.api.handler"],
+            [sys.executable, "-X", "importtime", "-c", "import boto3; import kubesage.lambda_runtime.handler"],
             env=env, capture_output=True, text=True, check=True,
         )  # fmt: skip
         cumulative = {}
@@ -66,7 +66,7 @@ def own_import_ms(env: dict[str, str]) -> tuple[float, float]:
             if len(parts) == 3 and parts[1].strip().isdigit():
                 cumulative[parts[2].rstrip()] = int(parts[1]) / 1000  # top level: no leading spaces
         best_boto3 = min(best_boto3, cumulative[" boto3"])
-        best_handler = min(best_handler, cumulative[" kubesage.api.handler"])
+        best_handler = min(best_handler, cumulative[" kubesage.lambda_runtime.handler"])
     return best_boto3, best_handler
 
 
@@ -114,8 +114,8 @@ def main() -> None:
             {
                 "boto3": "import boto3",
                 "client": "import boto3; boto3.client('sagemaker-runtime')",
-                "import": "import kubesage.api.handler",
-                "init": "from kubesage.api.handler import PredictionApi; PredictionApi.from_environment()",
+                "import": "import kubesage.lambda_runtime.handler",
+                "init": "from kubesage.lambda_runtime.handler import PredictionApi; PredictionApi.from_environment()",
             },
             env,
         )
@@ -124,7 +124,8 @@ def main() -> None:
         )  # fmt: skip
         importtime_boto3, importtime_handler = own_import_ms(env)
         heavy = subprocess.run(
-            [sys.executable, "-c", f"import sys, kubesage.api.handler; print(sorted({HEAVY!r} & set(sys.modules)))"],
+            [sys.executable, "-c",
+             f"import sys, kubesage.lambda_runtime.handler; print(sorted({HEAVY!r} & set(sys.modules)))"],
             env=env, capture_output=True, text=True, check=True,
         ).stdout.strip()  # fmt: skip
 
@@ -145,7 +146,8 @@ def main() -> None:
     rows = [
         ("import boto3 alone", f"{boto3_alone:.0f} ms", ""),
         ("import boto3 + sagemaker-runtime client", f"{boto3_client:.0f} ms", ""),
-        ("import kubesage.api.handler", f"{handler_import:.0f} ms", f"+{handler_import - boto3_alone:.0f} vs boto3"),
+        ("import kubesage.lambda_runtime.handler", f"{handler_import:.0f} ms",
+         f"+{handler_import - boto3_alone:.0f} vs boto3"),
         ("handler import + init (bundle, client)", f"{handler_init:.0f} ms", f"+{handler_init - boto3_client:.0f}"
          " vs boto3 + client (goal +100)"),
         ("-X importtime: boto3 | handler modules on top", f"{importtime_boto3:.0f} ms", f"{importtime_handler:.0f} ms"),

@@ -14,11 +14,11 @@ import json
 import time
 from collections.abc import Callable, Mapping
 
-from kubesage.api.bundle import ModelBundle
-from kubesage.api.endpoint import Endpoint, EndpointSettings
-from kubesage.api.handler import PredictionApi
-from kubesage.api.records import MAX_BODY_BYTES
-from kubesage.features import FeatureSchema
+from kubesage.churn.features import FeatureSchema
+from kubesage.lambda_runtime.bundle import ModelBundle
+from kubesage.lambda_runtime.endpoint import Endpoint, EndpointSettings
+from kubesage.lambda_runtime.handler import PredictionApi
+from kubesage.lambda_runtime.records import MAX_BODY_BYTES
 
 CPU_GOAL_SECONDS = 1.0
 ANSWER_GOAL_BYTES = 64 * 1024

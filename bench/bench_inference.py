@@ -29,10 +29,10 @@ from pathlib import Path
 import numpy as np
 import xgboost as xgb
 
+from kubesage.churn.modelio import PARITY_TOLERANCE, Daal4pyModel, booster_probabilities, load_booster
 from kubesage.components.datasets import read_labelled_csv
 from kubesage.components.preprocess import preprocess
 from kubesage.components.train import TrainParams, train_from_csv
-from kubesage.modelio import PARITY_TOLERANCE, Daal4pyModel, booster_probabilities, load_booster
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data" / "churn.txt"

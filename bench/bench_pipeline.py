@@ -43,7 +43,7 @@ class Timed:
 def timed_run(workdir: Path, ref: str, params: dict[str, Any], root: str, **options: Any) -> Timed:
     from mlflow import MlflowClient
 
-    from kubesage.pipeline_source import load_pipeline
+    from kubesage.ir.source import load_pipeline
     from kubesage.runners.registry import get_runner
 
     source = load_pipeline(ref, workdir / "build")

@@ -36,11 +36,11 @@ import numpy as np
 import pandas as pd
 import xgboost as xgb
 
-from kubesage.features import LABEL_COLUMN, POSITIVE_LABEL, fit_schema, transform_columns
-from kubesage.modelio import booster_probabilities, save_booster
-from kubesage.ports import free_port
+from kubesage.churn.features import LABEL_COLUMN, POSITIVE_LABEL, fit_schema, transform_columns
+from kubesage.churn.modelio import booster_probabilities, save_booster
 from kubesage.serving.codec import CSV, JSON
 from kubesage.serving.server import available_cpus
+from kubesage.util.ports import free_port
 
 CHURN = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "churn.txt"
 BATCH_ROWS = 1000
@@ -205,7 +205,16 @@ def main() -> None:
         model_uri, mlflow_env = log_mlflow_model(booster, work)
 
         our_port, mlflow_port = free_port(), free_port()
-        ours = [sys.executable, "-m", "kubesage.cli", "serve", "--model-dir", str(model_dir), "--host", "127.0.0.1"]
+        ours = [
+            sys.executable,
+            "-m",
+            "kubesage.cli",
+            "serve",
+            "--model-dir",
+            str(model_dir),
+            "--host",
+            "127.0.0.1",
+        ]
         workers = args.workers or available_cpus()  # the same count for all three servers
         ours += ["--port", str(our_port), "--workers", str(workers)]
         processes.append(start(ours, dict(os.environ), work / "kubesage.log"))

@@ -38,10 +38,10 @@ import pandas as pd
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from kubesage.churn.features import FeatureSchema, transform_columns  # noqa: E402
 from kubesage.components.preprocess import preprocess  # noqa: E402
 from kubesage.components.train import TrainParams, train_from_csv  # noqa: E402
-from kubesage.features import FeatureSchema, transform_columns  # noqa: E402
-from kubesage.ports import free_port  # noqa: E402
+from kubesage.util.ports import free_port  # noqa: E402
 
 CHURN = REPO.parent / "shared" / "data" / "churn.txt"
 

@@ -15,10 +15,10 @@ from typing import Any
 import numpy as np
 from sklearn import metrics as skm
 
+from kubesage.churn.modelio import Daal4pyModel, load_booster
 from kubesage.components import defaults
 from kubesage.components.datasets import read_labelled_csv
 from kubesage.errors import ParameterError
-from kubesage.modelio import Daal4pyModel, load_booster
 
 EVALUATION_FILENAME = "evaluation.json"
 CURVE_POINTS = 101

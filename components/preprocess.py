@@ -10,11 +10,11 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
+from kubesage.churn.data import file_sha256, read_raw_table, resolve_input
+from kubesage.churn.features import FeatureSchema, fit_schema, transform_columns
 from kubesage.components import defaults
 from kubesage.components.datasets import LabelledFeatures, write_labelled_csv
-from kubesage.data import file_sha256, read_raw_table, resolve_input
 from kubesage.errors import DataError, ParameterError
-from kubesage.features import FeatureSchema, fit_schema, transform_columns
 
 
 @dataclass(frozen=True)

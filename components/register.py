@@ -10,15 +10,15 @@ from typing import Any
 
 import numpy as np
 
+from kubesage.churn.features import FEATURE_SCHEMA_FILENAME, FeatureSchema
+from kubesage.churn.modelio import TAG_MODEL_SHA256, load_booster, model_sha256
 from kubesage.components import defaults
 from kubesage.components.datasets import read_labelled_csv
 from kubesage.components.evaluate import EVALUATION_FILENAME, read_metric
 from kubesage.errors import TrackingError
-from kubesage.features import FEATURE_SCHEMA_FILENAME, FeatureSchema
-from kubesage.modelio import TAG_MODEL_SHA256, load_booster, model_sha256
-from kubesage.redact import redact_text
 from kubesage.tracking import TAG_PIPELINE_RUN_ID, tracking_uri
 from kubesage.tracking.filters import filter_literal
+from kubesage.util.redact import redact_text
 
 DEFAULT_MODEL_NAME = defaults.MODEL_NAME
 INPUT_EXAMPLE_ROWS = 3

@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from kubesage.components import defaults
 from kubesage.errors import KubesageError
-from kubesage.redact import redact_text
 from kubesage.tracking import step_run
 from kubesage.tracking.contract import (
     TAG_DATA_SHA256,
@@ -28,6 +27,7 @@ from kubesage.tracking.contract import (
     TAG_REGISTERED_VERSION,
     write_failure,
 )
+from kubesage.util.redact import redact_text
 
 if TYPE_CHECKING:
     from kubesage.components.evaluate import Evaluation
@@ -101,8 +101,8 @@ def train_step(
     model_dir: str,
     params: TrainParams,
 ) -> TrainResult:
+    from kubesage.churn.features import FeatureSchema
     from kubesage.components.train import train_from_csv
-    from kubesage.features import FeatureSchema
 
     def body() -> TrainResult:
         with step_run("train") as tracker:

@@ -10,12 +10,12 @@ from typing import Any
 
 import xgboost as xgb
 
+from kubesage.churn.features import FeatureSchema
+from kubesage.churn.modelio import Daal4pyModel, check_parity, save_booster
 from kubesage.components import defaults
 from kubesage.components.datasets import read_labelled_csv
 from kubesage.errors import ModelError, ParameterError
-from kubesage.features import FeatureSchema
-from kubesage.modelio import Daal4pyModel, check_parity, save_booster
-from kubesage.parameters import coerce_value
+from kubesage.ir.parameters import coerce_value
 
 
 @dataclass(frozen=True)

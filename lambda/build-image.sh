@@ -2,7 +2,7 @@
 # Build kubesage/lambda-api:{latest,<version>} and fetch the Lambda Runtime Interface Emulator.
 #   build/lambda-image/wheelhouse/   the `lambda-image` dependency group (awslambdaric, boto3), pinned with
 #                                    uv.lock's hashes, which the image's pip install checks every build
-#   build/lambda-image/task/         the handler's modules (python -m kubesage.api.package --code-only)
+#   build/lambda-image/task/         the handler's modules (python -m kubesage.deploy.package --code-only)
 #   build/lambda/aws-lambda-rie      the emulator, from the aws-sam-cli wheel on PyPI (it is not
 #                                    downloadable from GitHub here); mounted at run time, never shipped
 # Needs the Docker engine and kubesage/python-base:3.11-bookworm (make image builds both first).
@@ -54,7 +54,7 @@ fi
 
 # 3. The handler's code, the scripts and the Dockerfile.
 rm -rf "$CONTEXT/task"
-"$ROOT/.venv/bin/python" -m kubesage.api.package --code-only --output "$CONTEXT/task" >/dev/null
+"$ROOT/.venv/bin/python" -m kubesage.deploy.package --code-only --output "$CONTEXT/task" >/dev/null
 cp lambda/Dockerfile lambda/bootstrap lambda/entrypoint.sh "$CONTEXT/"
 
 docker image inspect "$BASE_IMAGE" >/dev/null 2>&1 || { log "$BASE_IMAGE missing: run make image"; exit 1; }

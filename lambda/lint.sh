@@ -6,4 +6,4 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BIN="$ROOT/.venv/bin"
 "$BIN/cfn-lint" "$ROOT/lambda/template.yaml"
 # parliament imports pkg_resources, which warns on import; the warning is not a finding.
-"$BIN/python" -W ignore::UserWarning -m kubesage.api.policies "$ROOT/lambda/template.yaml"
+"$BIN/python" -W ignore::UserWarning -m kubesage.deploy.policies "$ROOT/lambda/template.yaml"

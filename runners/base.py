@@ -20,10 +20,9 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from kubesage.errors import KubesageError, ParameterError, RunInterruptedError, RunnerError
-from kubesage.input_check import check_inputs
-from kubesage.parameters import effective_parameters, parameter_specs, resolve_parameters
-from kubesage.pipeline_source import PipelineSource
-from kubesage.redact import redact_uri
+from kubesage.ir.inputs import check_inputs
+from kubesage.ir.parameters import effective_parameters, parameter_specs, resolve_parameters
+from kubesage.ir.source import PipelineSource
 from kubesage.tracking import (
     PipelineRun,
     finish_pipeline_run,
@@ -40,6 +39,7 @@ from kubesage.tracking.contract import (
     TAG_REGISTERED_VERSION,
     TAG_STEP,
 )
+from kubesage.util.redact import redact_uri
 
 
 class RunnerOptions(BaseModel):

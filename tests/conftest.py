@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from kubesage.mlflow_server import MlflowServer
+from tests.mlflow_server import MlflowServer
 from tests.needs import NEEDS_BY_MARKER, require
 from tests.servers import fresh_sqlite_store, migrated_sqlite_template, running_mlflow
 
@@ -94,8 +94,8 @@ def prepared(churn_csv: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[
 @pytest.fixture(scope="session")
 def trained_model(prepared: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A model directory (xgboost-model.ubj + feature_schema.json) trained on the real churn data."""
+    from kubesage.churn.features import FeatureSchema
     from kubesage.components.train import TrainParams, train_from_csv
-    from kubesage.features import FeatureSchema
 
     model_dir = tmp_path_factory.mktemp("model")
     train_from_csv(

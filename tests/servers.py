@@ -15,7 +15,7 @@ from pathlib import Path
 
 from moto.server import ThreadedMotoServer
 
-from kubesage.mlflow_server import MlflowServer, start_mlflow_server
+from tests.mlflow_server import MlflowServer, start_mlflow_server
 
 
 def running_mlflow(root: Path) -> Iterator[MlflowServer]:

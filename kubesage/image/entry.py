@@ -22,7 +22,7 @@ from pathlib import Path
 
 from kubesage.errors import KubesageError, ModelError
 from kubesage.image.train import TrainingPaths
-from kubesage.privileges import account_to_drop_to, become
+from kubesage.util.privileges import account_to_drop_to, become
 
 logger = logging.getLogger("kubesage.image")
 

@@ -28,8 +28,8 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
+from kubesage.churn.features import FEATURE_SCHEMA_FILENAME, FeatureSchema
 from kubesage.errors import DataError, KubesageError, ParameterError
-from kubesage.features import FEATURE_SCHEMA_FILENAME, FeatureSchema
 
 if TYPE_CHECKING:
     from kubesage.components.train import TrainParams, TrainResult

@@ -13,7 +13,7 @@ Accepted request shapes (documented in openapi.yaml as well):
   and `Infinity` are rejected.
 - `application/json`, raw churn records (only when the model directory has a feature schema):
   `{"records": [{...}, ...]}`, a bare list of objects, or one object. They go through
-  `kubesage.features.transform_records`, the same transform as batch preprocessing.
+  `kubesage.churn.features.transform_records`, the same transform as batch preprocessing.
 
 Responses: `application/json` `{"predictions": [{"score": p}, ...]}` or `text/csv` with one
 probability per line, chosen by the Accept header.
@@ -33,8 +33,8 @@ import numpy as np
 import orjson
 import simdjson
 
+from kubesage.churn.features import FeatureSchema, shorten, transform_records
 from kubesage.errors import SchemaError
-from kubesage.features import FeatureSchema, shorten, transform_records
 from kubesage.serving.errors import NotAcceptableError, RequestError, UnsupportedMediaTypeError
 
 CSV: Final = "text/csv"

@@ -5,9 +5,9 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
+from kubesage.churn.modelio import find_model_file
 from kubesage.errors import ModelError, TrackingError
-from kubesage.modelio import find_model_file
-from kubesage.redact import redact_text, redact_uri
+from kubesage.util.redact import redact_text, redact_uri
 
 # URIs MLflow resolves itself; anything else is a local path.
 MLFLOW_SCHEMES = ("models:/", "runs:/", "mlflow-artifacts:/", "s3://", "gs://", "wasbs://", "file://")

@@ -16,9 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from kubesage.errors import ModelError
-from kubesage.features import FeatureSchema
-from kubesage.modelio import (
+from kubesage.churn.features import FeatureSchema
+from kubesage.churn.modelio import (
     ENV_MODEL_SHA256,
     Daal4pyModel,
     check_parity,
@@ -28,6 +27,7 @@ from kubesage.modelio import (
     verify_model_sha256,
     xgboost_view,
 )
+from kubesage.errors import ModelError
 
 logger = logging.getLogger(__name__)
 

@@ -39,8 +39,8 @@ from typing import Any
 
 import uvicorn
 
+from kubesage.churn.modelio import ENV_MODEL_SHA256, find_model_file, load_schema_if_present, verify_model_sha256
 from kubesage.errors import KubesageError, ModelError
-from kubesage.modelio import ENV_MODEL_SHA256, find_model_file, load_schema_if_present, verify_model_sha256
 from kubesage.serving.app import InferenceApp, create_app
 from kubesage.serving.readiness import ENV_EXPECTED_WORKERS, ENV_READY_DIR, ServerReadiness
 from kubesage.serving.transport import CoalescingHttpToolsProtocol

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from kubesage.errors import KubesageError, TrackingError
-from kubesage.redact import redact_text, redact_uri
+from kubesage.util.redact import redact_text, redact_uri
 
 
 @contextmanager

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kubesage.redact import redact_text
 from kubesage.tracking.contract import (
     ENV_EXPERIMENT_ID,
     ENV_EXPERIMENT_NAME,
@@ -37,6 +36,7 @@ from kubesage.tracking.contract import (
 )
 from kubesage.tracking.mlflow_calls import mlflow_call
 from kubesage.tracking.ui_view import update_runs_view
+from kubesage.util.redact import redact_text
 
 
 class _SageMakerHeaderNoise(logging.Filter):

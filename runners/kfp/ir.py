@@ -12,8 +12,8 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from kubesage.errors import RunnerError
-from kubesage.redact import uri_credentials
 from kubesage.tracking.contract import ENV_TRACKING_URI
+from kubesage.util.redact import uri_credentials
 
 
 def executors(spec: Mapping[str, Any]) -> dict[str, dict[str, Any]]:

@@ -20,7 +20,7 @@ from typing import Any
 import yaml
 
 from kubesage.errors import RunInterruptedError, RunnerError
-from kubesage.pipeline_source import PipelineSource
+from kubesage.ir.source import PipelineSource
 from kubesage.runners.base import RunContext, Runner, StepEvent
 from kubesage.runners.kfp import KfpOptions
 from kubesage.runners.kfp.client import KfpApi, resolve_host, submit_run

@@ -17,9 +17,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from kubesage.environment import environment
 from kubesage.errors import RunnerError
-from kubesage.pipeline_source import PipelineSource
+from kubesage.ir.source import PipelineSource
 from kubesage.runners.base import Progress, RunContext, Runner, RunResult
 from kubesage.runners.local import LocalOptions
 from kubesage.runners.local.conditions import evaluated_conditions, skipped_event
@@ -27,6 +26,7 @@ from kubesage.runners.local.launcher import ForkServer
 from kubesage.runners.local.session import cache_root, kfp_session, start_launcher
 from kubesage.runners.local.task_logs import capture_task_output
 from kubesage.tracking.contract import ENV_FAILURE_DIR, read_failures
+from kubesage.util.environment import environment
 
 DEFAULT_PIPELINE_ROOT = Path("local_outputs")
 

@@ -12,14 +12,14 @@ from pathlib import Path
 from typing import Any
 
 from kubesage.errors import RunnerError
-from kubesage.pipeline_source import PipelineSource
-from kubesage.redact import uri_credentials
+from kubesage.ir.source import PipelineSource
 from kubesage.runners.base import Runner
 from kubesage.runners.sagemaker.client import SageMakerClient
 from kubesage.runners.sagemaker.compiler import TRACKING_PARAMETERS, CompiledPipeline, compile_spec
 from kubesage.runners.sagemaker.config import SageMakerConfig
 from kubesage.runners.sagemaker.pinning import refuse_pinned
 from kubesage.tracking import PipelineRun
+from kubesage.util.redact import uri_credentials
 
 
 def handoff_parameters(tracking: PipelineRun) -> dict[str, str]:

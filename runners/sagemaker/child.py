@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
-from kubesage.privileges import Account
+from kubesage.util.privileges import Account
 
 FORWARDED = (signal.SIGTERM, signal.SIGINT)
 

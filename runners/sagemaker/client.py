@@ -1,6 +1,6 @@
 """A thin client over boto3 for what the runner does on AWS: S3 uploads, pipelines, executions.
 
-Every botocore error is mapped by `kubesage.aws.aws_call`, with the operation named, so callers and
+Every botocore error is mapped by `kubesage.util.aws.aws_call`, with the operation named, so callers and
 the CLI never show a botocore traceback.
 """
 
@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kubesage.aws import aws_call, error_code
-from kubesage.data import file_sha256
+from kubesage.churn.data import file_sha256
 from kubesage.errors import AccessDeniedError, RunnerError
 from kubesage.runners.base import Progress, StepEvent
+from kubesage.util.aws import aws_call, error_code
 
 TERMINAL = frozenset({"Succeeded", "Failed", "Stopped"})
 

@@ -23,9 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kubesage.environment import environment
 from kubesage.errors import UnsupportedFeatureError
-from kubesage.redact import redact_uri, uri_credentials
+from kubesage.ir.schema import check_spec
 from kubesage.runners.sagemaker import cel, platform, security
 from kubesage.runners.sagemaker.config import SageMakerConfig
 from kubesage.runners.sagemaker.integrity import DIGEST_FLAG, spec_bytes, spec_digest
@@ -44,10 +43,11 @@ from kubesage.runners.sagemaker.ir import (
     load_ir_documents,
     plan_pipeline,
 )
-from kubesage.runners.sagemaker.irschema import check_spec
 from kubesage.runners.sagemaker.naming import sagemaker_pipeline_name
 from kubesage.runners.sagemaker.pinning import approval_status, pin_plan
 from kubesage.tracking.contract import ENV_EXPERIMENT_ID, ENV_PARENT_RUN_ID, ENV_RUNNER, ENV_TRACKING_URI
+from kubesage.util.environment import environment
+from kubesage.util.redact import redact_uri, uri_credentials
 
 SHIM_ENTRYPOINT = ["python3", "-m", "kubesage.runners.sagemaker.shim"]
 SPEC_CHANNEL = "kubesage-spec"

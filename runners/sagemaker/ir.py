@@ -151,7 +151,7 @@ class PipelinePlan:
 
 def load_ir_documents(path: str | Path) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """A KFP IR YAML file: the PipelineSpec and, if kfp-kubernetes wrote one, the PlatformSpec."""
-    from kubesage.runners.sagemaker.irschema import split_documents
+    from kubesage.ir.schema import split_documents
 
     return split_documents(Path(path).read_text(encoding="utf-8"), str(path))
 
@@ -237,8 +237,8 @@ def _validate(plan: PipelinePlan) -> None:
 
 def plan_pipeline(spec: dict[str, Any]) -> PipelinePlan:
     """Check, flatten and validate a KFP IR dict into a PipelinePlan."""
+    from kubesage.ir.schema import check_spec
     from kubesage.runners.sagemaker.inline import Walker
-    from kubesage.runners.sagemaker.irschema import check_spec
 
     check_spec(spec)
     parameters = _pipeline_parameters(spec)

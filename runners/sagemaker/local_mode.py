@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kubesage.errors import RunnerError
-from kubesage.pipeline_source import PipelineSource
+from kubesage.ir.source import PipelineSource
 from kubesage.runners.base import RunContext, StepEvent
 from kubesage.runners.sagemaker import SageMakerLocalOptions
 from kubesage.runners.sagemaker.base import SageMakerRunnerBase, stage_data_parameters

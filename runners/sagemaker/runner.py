@@ -13,8 +13,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from kubesage.errors import RunInterruptedError, RunnerError
-from kubesage.parameters import parameter_text
-from kubesage.pipeline_source import PipelineSource
+from kubesage.ir.parameters import parameter_text
+from kubesage.ir.source import PipelineSource
 from kubesage.runners.base import Progress, RunContext
 from kubesage.runners.sagemaker import SageMakerOptions
 from kubesage.runners.sagemaker.base import SageMakerRunnerBase, stage_data_parameters

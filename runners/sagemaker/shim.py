@@ -25,11 +25,11 @@ from pathlib import Path
 from typing import Any
 
 from kubesage.errors import RunnerError, SpecIntegrityError
-from kubesage.privileges import grant_read, hand_over, step_account
 from kubesage.runners.sagemaker.child import child_environment, close_stopped_run, run_child
 from kubesage.runners.sagemaker.integrity import DIGEST_FLAG, read_verified_spec
 from kubesage.tracking import tracking_uri
 from kubesage.tracking.contract import HANDOFF_ENV
+from kubesage.util.privileges import grant_read, hand_over, step_account
 
 EXECUTOR_OUTPUT = "executor_output.json"
 # Tracking variables arrive as pipeline parameters whose default is ""; an empty

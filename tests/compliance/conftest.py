@@ -22,11 +22,11 @@ import boto3
 import pandas as pd
 import pytest
 
-from kubesage.environment import environment
-from kubesage.mlflow_server import MlflowServer
-from kubesage.pipeline_source import PipelineSource, load_pipeline
+from kubesage.ir.source import PipelineSource, load_pipeline
 from kubesage.runners.base import Runner, RunResult
 from kubesage.runners.registry import get_runner
+from kubesage.util.environment import environment
+from tests.mlflow_server import MlflowServer
 from tests.servers import running_moto
 from tests.standins.kfp_fixtures import kfp_runner_options, kfp_standin  # noqa: F401  (fixtures)
 

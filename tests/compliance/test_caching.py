@@ -16,10 +16,10 @@ from typing import Any
 import pytest
 from mlflow import MlflowClient
 
-from kubesage.environment import environment
-from kubesage.pipeline_source import load_pipeline
+from kubesage.ir.source import load_pipeline
 from kubesage.runners.base import RunResult
 from kubesage.runners.registry import get_runner
+from kubesage.util.environment import environment
 
 pytestmark = [pytest.mark.integration]
 

@@ -13,9 +13,9 @@ import mlflow
 import pytest
 from mlflow import MlflowClient
 
+from kubesage.churn.modelio import find_model_file
 from kubesage.errors import ParameterError
-from kubesage.modelio import find_model_file
-from kubesage.pipeline_source import PipelineSource
+from kubesage.ir.source import PipelineSource
 from kubesage.runners.base import RunResult
 from tests.compliance.conftest import CompletedRun, RunnerCase
 

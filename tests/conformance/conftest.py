@@ -19,11 +19,11 @@ from typing import Any
 import boto3
 import pytest
 
-from kubesage.environment import environment
-from kubesage.mlflow_server import MlflowServer
-from kubesage.pipeline_source import PipelineSource, load_pipeline
+from kubesage.ir.source import PipelineSource, load_pipeline
 from kubesage.runners.base import Progress, RunResult, StepEvent
 from kubesage.runners.registry import get_runner
+from kubesage.util.environment import environment
+from tests.mlflow_server import MlflowServer
 from tests.servers import running_mlflow, running_moto
 from tests.standins.kfp_fixtures import kfp_runner_options, kfp_standin  # noqa: F401  (fixtures)
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from kubesage.pipeline_source import PipelineSource, load_pipeline
+from kubesage.ir.source import PipelineSource, load_pipeline
 from kubesage.runners.local.runner import LocalRunner
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

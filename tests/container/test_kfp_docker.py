@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 from sklearn.metrics import roc_auc_score
 
+from kubesage.churn.modelio import MODEL_FILENAME, booster_probabilities, load_booster
 from kubesage.components.datasets import read_labelled_csv
-from kubesage.modelio import MODEL_FILENAME, booster_probabilities, load_booster
 from kubesage.tracking import ENV_EXPERIMENT_ID, ENV_PARENT_RUN_ID, ENV_RUNNER, ENV_TRACKING_URI, TAG_STEP
 
 pytestmark = pytest.mark.container

@@ -16,9 +16,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from kubesage.api.bundle import bundle_from_model
-from kubesage.api.gateway import LambdaInvoker, generate_api_key
-from kubesage.api.local import LAMBDA_IMAGE, RIE_PATH, GatewayServer, LambdaContainer
+from kubesage.lambda_runtime.bundle import bundle_from_model
+from kubesage.local_api.front import LAMBDA_IMAGE, RIE_PATH, GatewayServer, LambdaContainer
+from kubesage.local_api.gateway import LambdaInvoker, generate_api_key
 from tests.integration.api_helpers import evaluation_path_probability, registered_model_dir, seed_record
 from tests.integration.cli_helpers import served
 from tests.needs import missing_image, require

@@ -18,9 +18,9 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from kubesage.churn.features import FeatureSchema, transform_records
+from kubesage.churn.modelio import booster_probabilities, load_booster
 from kubesage.components.datasets import read_labelled_csv
-from kubesage.features import FeatureSchema, transform_records
-from kubesage.modelio import booster_probabilities, load_booster
 from tests.container.conftest import TrainingRun, docker
 
 pytestmark = pytest.mark.container

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from sklearn.metrics import roc_auc_score
 
+from kubesage.churn.features import FEATURE_SCHEMA_FILENAME, FeatureSchema
+from kubesage.churn.modelio import MODEL_FILENAME, booster_probabilities, load_booster
 from kubesage.components.datasets import read_labelled_csv
-from kubesage.features import FEATURE_SCHEMA_FILENAME, FeatureSchema
-from kubesage.modelio import MODEL_FILENAME, booster_probabilities, load_booster
 from tests.container.conftest import TrainingRun, docker, docker_train, sagemaker_layout
 
 pytestmark = pytest.mark.container

@@ -27,10 +27,10 @@ import pytest
 
 from kubesage import tracking as t
 from kubesage.errors import DataError, ModelError
-from kubesage.mlflow_server import start_mlflow_server
-from kubesage.ports import free_port
+from kubesage.util.ports import free_port
 from tests.conftest import REPO_ROOT
 from tests.integration.cli_helpers import start_server, stop_server
+from tests.mlflow_server import start_mlflow_server
 from tests.servers import fresh_sqlite_store
 
 pytestmark = pytest.mark.integration
@@ -150,7 +150,7 @@ def _proxy(
 def test_s3_503_slowdown_is_retried_and_the_download_succeeds(
     moto_endpoint: str, churn_in_moto: str, churn_csv: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from kubesage.data import resolve_input
+    from kubesage.churn.data import resolve_input
 
     for proxy in _proxy(moto_endpoint, 503, "SlowDown", failures=2):
         monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{proxy.server_address[1]}")
@@ -164,7 +164,7 @@ def test_s3_503_slowdown_is_retried_and_the_download_succeeds(
 def test_s3_persistent_500_is_a_clear_data_error(
     moto_endpoint: str, churn_in_moto: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from kubesage.data import resolve_input
+    from kubesage.churn.data import resolve_input
 
     for proxy in _proxy(moto_endpoint, 500, "InternalError", failures=1000):
         monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{proxy.server_address[1]}")
@@ -181,7 +181,7 @@ def test_s3_access_denied_names_the_permission(
     moto_endpoint: str, churn_in_moto: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """moto's IAM enforcement: a user with no policy is refused GetObject, as AWS would."""
-    from kubesage.data import resolve_input
+    from kubesage.churn.data import resolve_input
 
     iam = boto3.client(
         "iam",
@@ -233,7 +233,7 @@ def tiny_disk(tmp_path: Path) -> Iterator[Path]:
 
 
 def test_full_disk_while_writing_the_model_leaves_nothing_half_written(trained_model: Path, tiny_disk: Path) -> None:
-    from kubesage.modelio import load_booster, save_booster
+    from kubesage.churn.modelio import load_booster, save_booster
 
     booster = load_booster(trained_model)
     assert (trained_model / "xgboost-model.ubj").stat().st_size > 16 * 1024  # it cannot fit
@@ -375,7 +375,7 @@ def test_sagemaker_throttling_on_describe_does_not_end_the_follow(
     """DescribePipelineExecution throttled (HTTP 400 ThrottlingException) more often than botocore's
     own retries absorb: the runner keeps following and reports the execution's real end state.
     (moto marks executions Succeeded at once; the throttling comes from the proxy in front of it.)"""
-    from kubesage.pipeline_source import load_pipeline
+    from kubesage.ir.source import load_pipeline
     from kubesage.runners.base import CallbackProgress
     from kubesage.runners.sagemaker.runner import SageMakerRunner
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from kubesage.churn.features import LABEL_COLUMN, FeatureSchema, transform_columns
+from kubesage.churn.modelio import Daal4pyModel, load_booster
 from kubesage.components.evaluate import evaluate_model, write_evaluation
-from kubesage.features import LABEL_COLUMN, FeatureSchema, transform_columns
-from kubesage.modelio import Daal4pyModel, load_booster
 
 
 def registered_model_dir(trained_model: Path, prepared: dict[str, Path], target: Path, threshold: float) -> Path:

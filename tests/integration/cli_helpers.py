@@ -81,7 +81,7 @@ def start_server(model_dir: Path, port: int, workers: int = 1) -> subprocess.Pop
 @contextmanager
 def served(model_dir: Path, workers: int = 1) -> Iterator[str]:
     """A running `kubesage serve` of `model_dir`, ready; its URL. Stopped on exit."""
-    from kubesage.ports import free_port
+    from kubesage.util.ports import free_port
 
     port = free_port()
     process = start_server(model_dir, port, workers)

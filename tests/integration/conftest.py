@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from kubesage.mlflow_server import MlflowServer
+from tests.mlflow_server import MlflowServer
 from tests.servers import running_moto
 
 

@@ -22,9 +22,9 @@ from typing import Any
 import boto3
 import pytest
 
-from kubesage.api.deploy import DeployRequest, approve_model_package, deploy
-from kubesage.api.errors import DeployError
-from kubesage.api.template import load_template, render
+from kubesage.deploy.stack import DeployRequest, approve_model_package, deploy
+from kubesage.deploy.template import load_template, render
+from kubesage.lambda_runtime.errors import DeployError
 from tests.integration.api_helpers import registered_model_dir
 
 pytestmark = pytest.mark.integration
@@ -121,7 +121,7 @@ def test_deploy_creates_the_stack_and_its_resources(
     lam = aws.client("lambda")
     function = lam.get_function(FunctionName="churn-api-predict")
     config = function["Configuration"]
-    assert config["Handler"] == "kubesage.api.handler.handler"
+    assert config["Handler"] == "kubesage.lambda_runtime.handler.handler"
     assert config["Runtime"] == "python3.11"
     assert config["Timeout"] == 30
     endpoint_name = config["Environment"]["Variables"]["ENDPOINT_NAME"]
@@ -242,7 +242,7 @@ def test_other_bytes_at_the_code_key_are_replaced_and_the_version_pinned(
 
 def test_a_package_and_a_version_of_different_executions_are_refused() -> None:
     """The package records its execution; the MLflow version too (issue 18 item 3)."""
-    from kubesage.api.integrity import Recorded, check_same_execution
+    from kubesage.deploy.integrity import Recorded, check_same_execution
 
     ours = "arn:aws:sagemaker:us-east-1:123456789012:pipeline/p/execution/aaa"
     other = "arn:aws:sagemaker:us-east-1:123456789012:pipeline/p/execution/bbb"
@@ -295,7 +295,7 @@ def test_per_client_keys_are_issued_into_the_plan_listed_and_revoked(aws: boto3.
     and passed as --usage-plan-id; the template's plan and its per-key limits are asserted above."""
     from click.testing import CliRunner
 
-    from kubesage.cli import main
+    from kubesage.cli.main import main
 
     gateway = aws.client("apigateway")
     plan = gateway.create_usage_plan(name="keys-plan", throttle={"rateLimit": 10.0, "burstLimit": 20})["id"]

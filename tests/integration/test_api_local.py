@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from kubesage.ports import free_port
+from kubesage.util.ports import free_port
 from tests.integration.api_helpers import evaluation_path_probability, registered_model_dir, seed_record
 from tests.integration.cli_helpers import KUBESAGE, served, stop_server
 

@@ -14,7 +14,7 @@ from typing import Any
 import boto3
 import pytest
 
-from kubesage.data import file_sha256, read_raw_table, resolve_input
+from kubesage.churn.data import file_sha256, read_raw_table, resolve_input
 from kubesage.errors import DataError
 
 pytestmark = pytest.mark.integration

@@ -40,7 +40,7 @@ def test_demo_prints_at_most_40_lines_and_ends_with_next_steps(workdir: Path, tr
     assert result.code == 0, result.stderr[-3000:]
     # The Makefile's last demo line: the registered model behind the local API, one raw record sent.
     api = subprocess.run(
-        [sys.executable, "-m", "kubesage.api.demo", "--data", "build/demo/churn.csv"],
+        [sys.executable, "-m", "kubesage.local_api.demo", "--data", "build/demo/churn.csv"],
         cwd=workdir,
         env={**os.environ, "MLFLOW_TRACKING_URI": tracking_uri},
         capture_output=True,

@@ -6,7 +6,7 @@ import boto3
 import pytest
 
 from kubesage.errors import DataError
-from kubesage.input_check import check_inputs
+from kubesage.ir.inputs import check_inputs
 
 pytestmark = pytest.mark.integration
 

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 
 from kubesage.errors import AccessDeniedError, RunnerError
-from kubesage.ports import free_port
 from kubesage.runners.base import CallbackProgress
 from kubesage.runners.kfp import KfpOptions
 from kubesage.runners.kfp.client import KfpApi
+from kubesage.util.ports import free_port
 from tests.standins.kfp_api import Faults, KfpStandin
 from tests.standins.kfp_fixtures import kfp_faults_reset, kfp_standin  # noqa: F401
 

@@ -24,8 +24,8 @@ import pytest
 import yaml
 from mlflow import MlflowClient
 
-from kubesage.mlflow_server import MlflowServer
 from tests.integration.cli_helpers import KUBESAGE, CliResult, run_cli
+from tests.mlflow_server import MlflowServer
 from tests.standins.kfp_api import Faults, KfpStandin
 from tests.standins.kfp_fixtures import kfp_faults_reset, kfp_standin  # noqa: F401
 
@@ -335,9 +335,9 @@ def test_ctrl_c_answered_yes_terminates_the_run(
     import _thread
     import threading
 
-    from kubesage.environment import environment
-    from kubesage.pipeline_source import load_pipeline
+    from kubesage.ir.source import load_pipeline
     from kubesage.runners.kfp.runner import KfpRunner
+    from kubesage.util.environment import environment
 
     kfp_standin.faults = Faults(never_finish=True)
     before = set(kfp_standin.runs)

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from mlflow import MlflowClient
 
-from kubesage.pipeline_source import load_pipeline
+from kubesage.ir.source import load_pipeline
 from kubesage.runners.base import RunResult
 from kubesage.runners.registry import get_runner
 

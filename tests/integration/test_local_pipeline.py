@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
+from kubesage.churn.modelio import Daal4pyModel, load_booster
 from kubesage.components.datasets import read_labelled_csv
-from kubesage.modelio import Daal4pyModel, load_booster
 from tests.integration.cli_helpers import CliResult, run_cli
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -240,7 +240,7 @@ def test_registered_model_is_served_from_the_registry(
 
     import httpx
 
-    from kubesage.ports import free_port
+    from kubesage.util.ports import free_port
     from tests.integration.cli_helpers import KUBESAGE, stop_server, wait_ready
 
     url = f"http://127.0.0.1:{free_port()}"
@@ -259,7 +259,7 @@ def test_registered_model_is_served_from_the_registry(
         stop_server(server)
     mlflow.set_tracking_uri(tracking_uri)
     local = Path(mlflow.artifacts.download_artifacts("models:/customer-churn/1", dst_path=str(workdir / "dl2")))
-    from kubesage.features import FeatureSchema, transform_records
+    from kubesage.churn.features import FeatureSchema, transform_records
 
     schema = FeatureSchema.load(local / "extra_files" / "feature_schema.json")
     expected = Daal4pyModel.from_booster(load_booster(local)).probabilities(transform_records(records, schema))

@@ -8,8 +8,8 @@ import mlflow
 import pytest
 from mlflow import MlflowClient
 
-from kubesage.mlflow_server import MlflowServer
 from tests.integration.cli_helpers import run_cli
+from tests.mlflow_server import MlflowServer
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -21,10 +21,10 @@ import pytest
 from kfp import compiler
 
 from kubesage.errors import RunnerError
-from kubesage.mlflow_server import MlflowServer
-from kubesage.pipeline_source import load_pipeline
+from kubesage.ir.source import load_pipeline
 from kubesage.runners.sagemaker.config import SageMakerConfig
 from kubesage.runners.sagemaker.local_mode import SageMakerLocalRunner, check_tracking_uri, run_local
+from tests.mlflow_server import MlflowServer
 
 pytestmark = [pytest.mark.integration, pytest.mark.container, pytest.mark.slow]
 

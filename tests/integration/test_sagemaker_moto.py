@@ -14,7 +14,7 @@ import boto3
 import pytest
 
 from kubesage.errors import RunnerError
-from kubesage.pipeline_source import load_pipeline
+from kubesage.ir.source import load_pipeline
 from kubesage.runners.base import CallbackProgress
 from kubesage.runners.sagemaker.client import SageMakerClient
 from kubesage.runners.sagemaker.compiler import compile_spec

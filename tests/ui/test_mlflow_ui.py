@@ -15,11 +15,11 @@ from typing import Any
 import pytest
 from mlflow import MlflowClient
 
-from kubesage.mlflow_server import MlflowServer, start_mlflow_server
 from kubesage.tracking.contract import EXPERIMENT_KIND_TRAINING, TAG_EXPERIMENT_KIND
 from kubesage.tracking.ui_view import runs_url
 from tests.conftest import REPO_ROOT
 from tests.integration.cli_helpers import run_cli
+from tests.mlflow_server import MlflowServer, start_mlflow_server
 from tests.needs import CHROMIUM, missing_browser, require
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(3600)]  # two real runs

@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from kubesage.churn.features import FeatureSchema
 from kubesage.components.datasets import read_labelled_csv
 from kubesage.components.preprocess import SplitFractions, preprocess
 from kubesage.errors import DataError, ParameterError
-from kubesage.features import FeatureSchema
 
 
 def test_splits_are_70_18_12_with_103_features(prepared: dict[str, Path]) -> None:

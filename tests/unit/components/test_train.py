@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import xgboost as xgb
 
+from kubesage.churn.features import FeatureSchema
+from kubesage.churn.modelio import MODEL_FILENAME, Daal4pyModel, booster_probabilities, load_booster
 from kubesage.components.datasets import read_labelled_csv
 from kubesage.components.train import TrainParams, train_from_csv
 from kubesage.errors import ModelError, ParameterError
-from kubesage.features import FeatureSchema
-from kubesage.modelio import MODEL_FILENAME, Daal4pyModel, booster_probabilities, load_booster
 
 
 def test_defaults_are_the_seeds() -> None:

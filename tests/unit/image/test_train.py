@@ -16,12 +16,12 @@ import pytest
 import xgboost as xgb
 from sklearn.metrics import roc_auc_score
 
+from kubesage.churn.features import FEATURE_SCHEMA_FILENAME, FeatureSchema
+from kubesage.churn.modelio import MODEL_FILENAME, booster_probabilities, load_booster
 from kubesage.components.datasets import read_labelled_csv
 from kubesage.components.train import TrainParams
 from kubesage.errors import ParameterError
-from kubesage.features import FEATURE_SCHEMA_FILENAME, FeatureSchema
 from kubesage.image.train import ENV_BASE, TrainingPaths, main, parse_hyperparameters
-from kubesage.modelio import MODEL_FILENAME, booster_probabilities, load_booster
 
 
 def lay_out(

@@ -13,7 +13,7 @@ import pytest
 from mlflow import MlflowClient
 
 from kubesage.errors import DataError, ParameterError, RunInterruptedError, RunnerError
-from kubesage.pipeline_source import PipelineSource, load_pipeline
+from kubesage.ir.source import PipelineSource, load_pipeline
 from kubesage.runners.base import CallbackProgress, RunContext, Runner, RunnerOptions, StepEvent
 from kubesage.tracking import step_run
 
@@ -65,7 +65,7 @@ def _steps_succeed(context: RunContext) -> None:
 
 
 def environment_of(context: RunContext):  # type: ignore[no-untyped-def]
-    from kubesage.environment import environment
+    from kubesage.util.environment import environment
 
     return environment(context.tracking.step_env)
 

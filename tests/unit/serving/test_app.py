@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 from starlette.testclient import TestClient
 
+from kubesage.churn.features import transform_columns
+from kubesage.churn.modelio import booster_probabilities, load_booster
 from kubesage.errors import KubesageError, ModelError
-from kubesage.features import transform_columns
-from kubesage.modelio import booster_probabilities, load_booster
 from kubesage.serving.app import InferenceApp, create_app
 from kubesage.serving.predictor import SERVING_PARITY_TOLERANCE, Predictor
 from kubesage.serving.server import ENV_PORT, ENV_THREADS, ENV_WORKERS, available_cpus, check_model_dir, resolve_config
@@ -52,7 +52,7 @@ def test_load_failure_is_reported_by_ping(tmp_path: Path) -> None:
 
 
 def test_probabilities_equal_the_booster(client: TestClient, model_dir: Path, churn: pd.DataFrame) -> None:
-    from kubesage.features import FeatureSchema
+    from kubesage.churn.features import FeatureSchema
 
     features = transform_columns(churn.sample(300, random_state=3), FeatureSchema.load(model_dir))
     expected = booster_probabilities(load_booster(model_dir), features)
@@ -64,7 +64,7 @@ def test_probabilities_equal_the_booster(client: TestClient, model_dir: Path, ch
 
 
 def test_raw_records_and_csv_accept(client: TestClient, model_dir: Path, churn: pd.DataFrame) -> None:
-    from kubesage.features import FeatureSchema
+    from kubesage.churn.features import FeatureSchema
 
     rows = churn.head(5)
     expected = booster_probabilities(load_booster(model_dir), transform_columns(rows, FeatureSchema.load(model_dir)))

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kubesage.features import FeatureSchema, fit_schema, transform_records
+from kubesage.churn.features import FeatureSchema, fit_schema, transform_records
 from kubesage.serving.codec import (
     CSV,
     JSON,

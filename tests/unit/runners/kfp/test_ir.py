@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from kubesage.errors import RunnerError
-from kubesage.pipeline_source import load_pipeline
+from kubesage.ir.source import load_pipeline
 from kubesage.runners.kfp.ir import executor_tasks, executors, prepare, validate
 from kubesage.runners.kfp.runner import check_tracking_uri
 

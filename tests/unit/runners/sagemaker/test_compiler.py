@@ -1,7 +1,7 @@
 """The SageMaker compiler: golden definitions, offline compile, and clear rejections.
 
 Golden files live beside the toy pipelines in tests/golden/sagemaker/. Regenerate them on purpose:
-    KUBESAGE_REGEN_GOLDEN=1 .venv/bin/pytest tests/unit/test_sagemaker_compiler.py
+    KUBESAGE_REGEN_GOLDEN=1 .venv/bin/pytest tests/unit/runners/sagemaker/test_compiler.py
 """
 
 import importlib.util

@@ -19,9 +19,9 @@ import pytest
 from click.testing import CliRunner
 from kfp import compiler
 
-from kubesage.cli import main
+from kubesage.cli.main import main
 from kubesage.errors import KubesageError
-from kubesage.pipeline_source import load_pipeline
+from kubesage.ir.source import load_pipeline
 from kubesage.runners.sagemaker.compiler import CompiledPipeline, compile_spec
 from kubesage.runners.sagemaker.config import SageMakerConfig
 from tests.corpus.sagemaker._expect import Expectation, Refused, Translates

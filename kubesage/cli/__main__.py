@@ -1,0 +1,3 @@
+from kubesage.cli.main import main
+
+main()

@@ -1,0 +1,206 @@
+"""`kubesage api`, `kubesage deploy`, `kubesage approve` and `kubesage api-key`: thin click adapters."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from kubesage.errors import KubesageError
+
+ENV_API_KEY = "KUBESAGE_API_KEY"  # kubesage.local_api.gateway.ENV_API_KEY, without importing it for --help
+
+
+def _fail(exc: KubesageError) -> None:
+    click.echo(f"error: {exc}", err=True)
+    sys.exit(exc.exit_code)
+
+
+@click.command("api")
+@click.option("--endpoint-url", required=True, help="Where the sagemaker-runtime client goes: kubesage serve's URL.")
+@click.option("--endpoint-name", default="kubesage-local", show_default=True, help="The endpoint name to invoke.")
+@click.option(
+    "--model",
+    "model",
+    default=None,
+    help="models:/NAME/VERSION or a model dir (schema, threshold); default: the newest customer-churn version.",
+)
+@click.option("--port", type=click.IntRange(1, 65535), default=3000, show_default=True)
+@click.option(
+    "--api-key-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help=f"A file holding the key clients send as x-api-key (else ${ENV_API_KEY}; else generated). "
+    "Not an argument: arguments show in `ps`.",
+)
+@click.option("--container", is_flag=True, help="Run the handler in the Lambda image under the emulator (Docker).")
+def api_command(
+    endpoint_url: str, endpoint_name: str, model: str | None, port: int, api_key_file: Path | None, container: bool
+) -> None:
+    """Serve POST /predict on 127.0.0.1 as API Gateway would, in front of the Lambda handler."""
+    from kubesage.lambda_runtime.bundle import bundle_from_model
+    from kubesage.local_api.front import GatewayServer, LambdaContainer, in_process_api
+    from kubesage.local_api.gateway import InProcessInvoker, LambdaInvoker, generate_api_key, read_api_key
+
+    try:
+        key = read_api_key(api_key_file, os.environ)
+        if key is None:
+            key = generate_api_key()
+            click.echo(f"API key (generated; send it as x-api-key): {key}", err=True)
+        if model is None:
+            from kubesage.local_api.demo import latest_model
+
+            model = latest_model()
+        bundle = bundle_from_model(model)
+        if container:
+            runtime = LambdaContainer(bundle, endpoint_url, endpoint_name).start()
+            invoke = LambdaInvoker(runtime.url)
+        else:
+            invoke = InProcessInvoker(in_process_api(bundle, endpoint_url, endpoint_name))  # type: ignore[assignment]
+        gateway = GatewayServer(invoke, key, port=port)
+    except KubesageError as exc:
+        _fail(exc)
+        return
+    where = "the Lambda image under the emulator" if container else "in-process"
+    click.echo(
+        f"POST http://127.0.0.1:{port}/predict -> handler ({where}; {bundle.model}, threshold "
+        f"{bundle.decision_threshold:g}) -> {endpoint_url} endpoint '{endpoint_name}'",
+        err=True,
+    )
+    try:
+        gateway.serve_forever()
+    finally:
+        if container:
+            runtime.stop()
+
+
+@click.command("approve")
+@click.argument("model_package_arn")
+@click.option("--region", default=None)
+@click.option("--output", "output_format", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def approve_command(model_package_arn: str, region: str | None, output_format: str) -> None:
+    """Approve a SageMaker model package so `kubesage deploy` accepts it."""
+    from kubesage.deploy.stack import approve_model_package
+
+    try:
+        status = approve_model_package(model_package_arn, region=region)
+    except KubesageError as exc:
+        _fail(exc)
+        return
+    if output_format == "json":
+        click.echo(json.dumps({"model_package": model_package_arn, "status": status}))
+    else:
+        click.echo(f"{model_package_arn}: {status}")
+
+
+@click.command("deploy")
+@click.option("--model-package", "model_package_arn", required=True, help="An Approved SageMaker model package ARN.")
+@click.option("--model", "model", required=True, help="Its registered model (models:/NAME/VERSION): schema, threshold.")
+@click.option("--stack-name", default="kubesage-churn", show_default=True)
+@click.option("--execution-role", "execution_role_arn", required=True, help="The SageMaker model's execution role.")
+@click.option("--bucket", required=True, help="S3 bucket for the Lambda zip (by content hash) and data capture.")
+@click.option("--instance-type", default="ml.m5.large", show_default=True)
+@click.option("--region", default=None)
+@click.option("--template-only", type=click.Path(dir_okay=False), default=None, help="Write the rendered template.")
+@click.option("--output", "output_format", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def deploy_command(
+    model_package_arn: str,
+    model: str,
+    stack_name: str,
+    execution_role_arn: str,
+    bucket: str,
+    instance_type: str,
+    region: str | None,
+    template_only: str | None,
+    output_format: str,
+) -> None:
+    """Create or update the API stack (endpoint, Lambda, API Gateway) through a CloudFormation change set."""
+    from kubesage.deploy.stack import DeployRequest, deploy, render_template
+
+    if template_only:
+        Path(template_only).write_text(render_template(), encoding="utf-8")
+        click.echo(f"wrote {template_only}", err=True)
+        return
+    request = DeployRequest(
+        stack_name=stack_name,
+        model_package_arn=model_package_arn,
+        model=model,
+        execution_role_arn=execution_role_arn,
+        bucket=bucket,
+        instance_type=instance_type,
+        region=region,
+    )
+    try:
+        result = deploy(request, progress=lambda message: click.echo(message, err=True))
+    except KubesageError as exc:
+        _fail(exc)
+        return
+    if output_format == "json":
+        click.echo(json.dumps(result.to_dict(), indent=2))
+        return
+    click.echo(f"stack {result.stack_name}: {result.status}")
+    click.echo(f"API: POST {result.api_url}")
+    click.echo(f"API key: {result.key_command}")
+
+
+@click.group("api-key")
+def api_key_group() -> None:
+    """Per-client API keys of a deployed API: each its own throttle and quota, revocable alone."""
+
+
+def _key_options(function: Any) -> Any:
+    function = click.option("--region", default=None)(function)
+    function = click.option("--stack-name", default="kubesage-churn", show_default=True)(function)
+    return function
+
+
+@api_key_group.command("issue")
+@click.argument("client")
+@_key_options
+@click.option("--usage-plan-id", default=None, help="Default: the stack's UsagePlan.")
+def api_key_issue(client: str, stack_name: str, region: str | None, usage_plan_id: str | None) -> None:
+    """Issue a key for CLIENT in the stack's usage plan; prints its value once (to stdout only)."""
+    from kubesage.deploy import keys
+
+    try:
+        plan = usage_plan_id or keys.usage_plan_id(stack_name, region)
+        issued = keys.issue_key(stack_name, client, plan, region)
+    except KubesageError as exc:
+        _fail(exc)
+        return
+    click.echo(f"issued key {issued.key_id} ({issued.name}) for client {client!r}; its value, shown once:", err=True)
+    click.echo(issued.value)
+
+
+@api_key_group.command("revoke")
+@click.argument("client")
+@_key_options
+def api_key_revoke(client: str, stack_name: str, region: str | None) -> None:
+    """Delete CLIENT's key; the API refuses it from then on."""
+    from kubesage.deploy import keys
+
+    try:
+        revoked = keys.revoke_key(stack_name, client, region)
+    except KubesageError as exc:
+        _fail(exc)
+        return
+    click.echo(f"revoked key {revoked.key_id} ({revoked.name}) of client {client!r}")
+
+
+@api_key_group.command("list")
+@_key_options
+def api_key_list(stack_name: str, region: str | None) -> None:
+    """The clients that hold a key (never the values)."""
+    from kubesage.deploy import keys
+
+    try:
+        found = keys.list_keys(stack_name, region)
+    except KubesageError as exc:
+        _fail(exc)
+        return
+    for key in found:
+        click.echo(f"{key.client}\t{key.key_id}")

@@ -1,0 +1,300 @@
+"""`kubesage deploy`: an Approved model package to a running API, through one CloudFormation change set.
+
+    check the package is Approved -> verify its model artifact against the digest registration
+    recorded (kubesage.deploy.integrity) -> package the Lambda zip (handler + the model's bundle)
+    -> upload it by content hash (skipped when S3 holds the same bytes) -> render the template
+    -> create a change set (CREATE or UPDATE) -> wait -> execute -> wait -> outputs
+
+Everything goes through boto3, so AWS_ENDPOINT_URL (moto in server mode, in the tests) works as is.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from kubesage.deploy.integrity import artifact_sha256, check_same_execution, recorded_for, verify_artifact
+from kubesage.deploy.package import LambdaZip, build_zip
+from kubesage.deploy.template import load_template, render
+from kubesage.lambda_runtime.bundle import bundle_from_model
+from kubesage.lambda_runtime.errors import DeployError
+from kubesage.util.aws import aws_call as shared_aws_call
+from kubesage.util.aws import is_not_found
+from kubesage.util.redact import redact_text
+
+Progress = Callable[[str], None]
+BUILD_DIR = Path("build") / "lambda"
+NO_CHANGES = ("didn't contain changes", "No updates are to be performed")
+STAGE = "prod"  # the template's StageName default
+WAITER = {"Delay": 5, "MaxAttempts": 720}  # endpoints take minutes to come InService
+
+
+@dataclass(frozen=True)
+class DeployRequest:
+    stack_name: str
+    model_package_arn: str
+    model: str
+    execution_role_arn: str
+    bucket: str
+    instance_type: str = "ml.m5.large"
+    region: str | None = None
+    capture_prefix: str = "kubesage/churn/data-capture"
+
+
+@dataclass(frozen=True)
+class DeployResult:
+    stack_name: str
+    status: str
+    change_set: str | None
+    api_url: str
+    api_key_id: str
+    endpoint_name: str
+    function_name: str
+    code_s3_uri: str
+    code_uploaded: bool
+
+    @property
+    def key_command(self) -> str:
+        return f"aws apigateway get-api-key --api-key {self.api_key_id} --include-value --query value --output text"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "key_command": self.key_command}
+
+
+def aws_call(operation: str) -> AbstractContextManager[None]:
+    """kubesage.util.aws's one botocore error mapping, raising DeployError (or AccessDeniedError)."""
+    return shared_aws_call(operation, DeployError)
+
+
+def _client(service: str, region: str | None) -> Any:
+    import boto3
+
+    return boto3.client(service, region_name=region)
+
+
+def approval_status(arn: str, region: str | None = None) -> str:
+    with aws_call(f"sagemaker:DescribeModelPackage {arn}"):
+        status: str = _client("sagemaker", region).describe_model_package(ModelPackageName=arn)["ModelApprovalStatus"]
+    return status
+
+
+def approve_model_package(arn: str, region: str | None = None) -> str:
+    with aws_call(f"sagemaker:UpdateModelPackage {arn}"):
+        _client("sagemaker", region).update_model_package(ModelPackageArn=arn, ModelApprovalStatus="Approved")
+    return approval_status(arn, region)
+
+
+def require_approved(arn: str, region: str | None) -> dict[str, Any]:
+    """The package's description, if it is Approved; DeployError otherwise."""
+    with aws_call(f"sagemaker:DescribeModelPackage {arn}"):
+        package: dict[str, Any] = _client("sagemaker", region).describe_model_package(ModelPackageName=arn)
+    status = package["ModelApprovalStatus"]
+    if status != "Approved":
+        raise DeployError(
+            f"model package {arn} is {status}, not Approved; review it, then approve it with "
+            f"`kubesage approve {arn}` or `aws sagemaker update-model-package --model-package-arn {arn} "
+            "--model-approval-status Approved`"
+        )
+    return package
+
+
+def verify_package(package: dict[str, Any], model: str, region: str | None) -> str:
+    """The package's model artifact digest, once it matches what registration recorded for `model`."""
+    arn = str(package["ModelPackageArn"])
+    recorded = recorded_for(model)
+    check_same_execution(arn, dict(package.get("CustomerMetadataProperties") or {}), recorded)
+    containers = package.get("InferenceSpecification", {}).get("Containers") or [{}]
+    url = str(containers[0].get("ModelDataUrl") or "")
+    with aws_call(f"s3:GetObject {url}"):
+        actual = artifact_sha256(_client("s3", region), url)
+    verify_artifact(arn, url, actual, recorded)
+    return actual
+
+
+@dataclass(frozen=True)
+class UploadedCode:
+    uploaded: bool
+    version_id: str  # "" when the bucket is not versioned
+
+
+def upload_code(built: LambdaZip, bucket: str, region: str | None) -> UploadedCode:
+    """Put the zip at its content-addressed key unless the very same bytes are already there.
+
+    The key's name proves nothing: anyone who may write the bucket could have put other bytes
+    there. The object is read back (about 20 KB) and its sha256 compared; different bytes are
+    overwritten. On a versioned bucket the version checked (or written) is pinned in the stack
+    (S3ObjectVersion), so a later overwrite cannot reach the function's next update either.
+    """
+    import hashlib
+
+    from botocore.exceptions import ClientError
+
+    s3 = _client("s3", region)
+    where = f"s3://{bucket}/{built.s3_key}"
+    with aws_call(f"s3:GetObject {where}"):
+        try:
+            existing = s3.get_object(Bucket=bucket, Key=built.s3_key)
+            if hashlib.sha256(existing["Body"].read()).hexdigest() == built.sha256:
+                return UploadedCode(False, str(existing.get("VersionId") or "").replace("null", ""))
+        except ClientError as exc:
+            if not is_not_found(exc):
+                raise  # mapped by aws_call: access denied, no such bucket, ...
+    with aws_call(f"s3:PutObject {where}"):
+        put = s3.put_object(
+            Bucket=bucket, Key=built.s3_key, Body=built.path.read_bytes(), Metadata={"sha256": built.sha256}
+        )
+    return UploadedCode(True, str(put.get("VersionId") or "").replace("null", ""))
+
+
+def parameters(
+    request: DeployRequest, built: LambdaZip, model_sha256: str, code_version: str = ""
+) -> list[dict[str, str]]:
+    values = {
+        "CodeObjectVersion": code_version,
+        "ModelSha256": model_sha256,
+        "ModelPackageArn": request.model_package_arn,
+        "ModelExecutionRoleArn": request.execution_role_arn,
+        "EndpointInstanceType": request.instance_type,
+        "DataCaptureS3Uri": f"s3://{request.bucket}/{request.capture_prefix}",
+        "CodeBucket": request.bucket,
+        "CodeKey": built.s3_key,
+    }
+    return [{"ParameterKey": k, "ParameterValue": v} for k, v in values.items()]
+
+
+def stack_tags(model: str) -> list[dict[str, str]]:
+    """The stack's tags: the --model string, credentials masked, since tags are readable by anyone
+    who may describe the stack (and are copied to every resource)."""
+    return [{"Key": "kubesage:model", "Value": redact_text(model)[:256]}]
+
+
+def stack_exists(cfn: Any, name: str) -> bool:
+    from botocore.exceptions import ClientError
+
+    try:
+        stacks = cfn.describe_stacks(StackName=name)["Stacks"]
+    except ClientError as exc:
+        if "does not exist" in str(exc):
+            return False
+        raise DeployError(f"cloudformation:DescribeStacks {name} failed: {exc}") from exc
+    return bool(stacks) and stacks[0]["StackStatus"] != "REVIEW_IN_PROGRESS"
+
+
+def deploy(request: DeployRequest, progress: Progress = lambda _: None) -> DeployResult:
+    package = require_approved(request.model_package_arn, request.region)
+    progress(f"model package {request.model_package_arn} is Approved")
+    model_sha256 = verify_package(package, request.model, request.region)
+    progress(f"its model artifact has the sha256 registered for {redact_text(request.model)}: {model_sha256}")
+    bundle = bundle_from_model(request.model)
+    built = build_zip(bundle, BUILD_DIR)
+    code = upload_code(built, request.bucket, request.region)
+    uploaded = code.uploaded
+    progress(f"function code s3://{request.bucket}/{built.s3_key} ({'uploaded' if uploaded else 'already there'})")
+
+    import json
+
+    cfn = _client("cloudformation", request.region)
+    kind = "UPDATE" if stack_exists(cfn, request.stack_name) else "CREATE"
+    change_set = f"kubesage-{time.strftime('%Y%m%d-%H%M%S')}"
+    with aws_call(f"cloudformation:CreateChangeSet {change_set}"):
+        cfn.create_change_set(
+            StackName=request.stack_name,
+            ChangeSetName=change_set,
+            ChangeSetType=kind,
+            TemplateBody=json.dumps(render(load_template())),
+            Parameters=parameters(request, built, model_sha256, code.version_id),
+            Capabilities=["CAPABILITY_IAM"],
+            Tags=stack_tags(bundle.model),
+        )
+    progress(f"change set {change_set} ({kind}) created; waiting for it")
+    if not _wait_change_set(cfn, request.stack_name, change_set):
+        progress("no changes: the stack already runs this model and code")
+        return _result(cfn, request, None, "NO_CHANGES", built, uploaded)
+    with aws_call(f"cloudformation:ExecuteChangeSet {change_set}"):
+        cfn.execute_change_set(StackName=request.stack_name, ChangeSetName=change_set)
+    progress(f"executing {change_set}; waiting for the stack (the endpoint takes minutes on AWS)")
+    waiter = "stack_create_complete" if kind == "CREATE" else "stack_update_complete"
+    try:
+        with aws_call(f"waiting for stack {request.stack_name}"):
+            cfn.get_waiter(waiter).wait(StackName=request.stack_name, WaiterConfig=WAITER)
+    except DeployError as exc:
+        raise DeployError(f"{exc}; {failure_reasons(cfn, request.stack_name)}") from exc
+    return _result(cfn, request, change_set, kind, built, uploaded)
+
+
+def _wait_change_set(cfn: Any, stack: str, name: str) -> bool:
+    """True when the change set is ready to execute, False when it holds no changes."""
+    from botocore.exceptions import WaiterError
+
+    try:
+        cfn.get_waiter("change_set_create_complete").wait(
+            StackName=stack, ChangeSetName=name, WaiterConfig={"Delay": 2, "MaxAttempts": 300}
+        )
+        return True
+    except WaiterError as exc:
+        described = cfn.describe_change_set(StackName=stack, ChangeSetName=name)
+        reason = str(described.get("StatusReason", ""))
+        if any(text in reason for text in NO_CHANGES):
+            cfn.delete_change_set(StackName=stack, ChangeSetName=name)
+            return False
+        raise DeployError(f"change set {name} failed: {reason or exc}") from exc
+
+
+def failure_reasons(cfn: Any, stack: str) -> str:
+    events = cfn.describe_stack_events(StackName=stack)["StackEvents"]
+    failed = [
+        f"{e['LogicalResourceId']}: {e.get('ResourceStatusReason', '')}"
+        for e in events
+        if str(e.get("ResourceStatus", "")).endswith("FAILED")
+    ]
+    return "failed resources: " + ("; ".join(failed[:5]) if failed else "none reported")
+
+
+def _result(
+    cfn: Any, request: DeployRequest, change_set: str | None, kind: str, built: LambdaZip, uploaded: bool
+) -> DeployResult:
+    with aws_call(f"cloudformation:DescribeStacks {request.stack_name}"):
+        stack = cfn.describe_stacks(StackName=request.stack_name)["Stacks"][0]
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs") or []}
+    if not outputs:
+        # The stack's resources say the same; moto, for one, omits outputs of stacks made by a change set.
+        outputs = outputs_from_resources(cfn, request.stack_name)
+    return DeployResult(
+        stack_name=request.stack_name,
+        status=stack["StackStatus"] if kind != "NO_CHANGES" else "NO_CHANGES",
+        change_set=change_set,
+        api_url=outputs.get("ApiUrl", ""),
+        api_key_id=outputs.get("ApiKeyId", "(see the stack's ApiKey resource)"),
+        endpoint_name=outputs.get("EndpointName", ""),
+        function_name=outputs.get("FunctionName", ""),
+        code_s3_uri=f"s3://{request.bucket}/{built.s3_key}",
+        code_uploaded=uploaded,
+    )
+
+
+def outputs_from_resources(cfn: Any, stack: str) -> dict[str, str]:
+    """The template's outputs rebuilt from the stack's physical resource ids."""
+    with aws_call(f"cloudformation:DescribeStackResources {stack}"):
+        resources = cfn.describe_stack_resources(StackName=stack)["StackResources"]
+    ids = {r.get("LogicalResourceId", ""): r.get("PhysicalResourceId") or "" for r in resources}
+    outputs: dict[str, str] = {}
+    if ids.get("RestApi"):
+        region = cfn.meta.region_name
+        outputs["ApiUrl"] = f"https://{ids['RestApi']}.execute-api.{region}.amazonaws.com/{STAGE}/predict"
+    if ids.get("ApiKey"):
+        outputs["ApiKeyId"] = ids["ApiKey"]
+    if ids.get("Endpoint"):
+        outputs["EndpointName"] = ids["Endpoint"].rsplit("/", 1)[-1]
+    if ids.get("Function"):
+        outputs["FunctionName"] = ids["Function"].rsplit(":", 1)[-1]
+    return outputs
+
+
+def render_template() -> str:
+    import json
+
+    return json.dumps(render(load_template()), indent=1)

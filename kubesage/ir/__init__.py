@@ -1,0 +1,1 @@
+"""KFP IR (PipelineSpec) handling every runner shares: load, validate, parameters, data inputs."""

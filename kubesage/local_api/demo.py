@@ -1,0 +1,121 @@
+"""The seed's whole serving path on one machine, for `make demo`: serve a registered model, start the
+local API in front of the handler, send one raw record with the key, print the answer, stop everything.
+
+    python -m kubesage.local_api.demo [--model models:/customer-churn/N] [--data build/demo/churn.csv]
+
+Without --model it takes the newest version of customer-churn in the MLflow store in force
+(MLFLOW_TRACKING_URI, else the embedded SQLite store). The record is the first row of --data.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.error import URLError
+from urllib.request import Request, urlopen
+
+from kubesage.churn.features import LABEL_COLUMN
+from kubesage.errors import KubesageError
+from kubesage.lambda_runtime.bundle import bundle_from_model
+from kubesage.lambda_runtime.errors import DeployError
+from kubesage.local_api.front import GatewayServer, in_process_api
+from kubesage.local_api.gateway import InProcessInvoker, generate_api_key
+from kubesage.util.ports import free_port
+
+MODEL_NAME = "customer-churn"
+START_TIMEOUT = 120.0
+
+
+def latest_model(name: str = MODEL_NAME) -> str:
+    import mlflow
+
+    from kubesage.tracking import tracking_uri
+
+    mlflow.set_tracking_uri(tracking_uri())
+    versions = mlflow.MlflowClient().search_model_versions(f"name = '{name}'")
+    if not versions:
+        raise DeployError(f"no registered versions of {name}; run `make demo` (or kubesage run) first")
+    return f"models:/{name}/{max(int(v.version) for v in versions)}"
+
+
+def first_record(data: Path) -> tuple[dict[str, str], str | None]:
+    with data.open(newline="", encoding="utf-8") as handle:
+        row = next(csv.DictReader(handle))
+    return {k: v for k, v in row.items() if k != LABEL_COLUMN}, row.get(LABEL_COLUMN)
+
+
+def wait_for_ping(url: str, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise DeployError(f"kubesage serve exited with {process.returncode}")
+        try:
+            with urlopen(f"{url}/ping", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except (URLError, OSError):
+            pass
+        time.sleep(0.2)
+    raise DeployError(f"kubesage serve did not answer /ping within {START_TIMEOUT:.0f} s")
+
+
+def run(model: str, data: Path) -> dict[str, object]:
+    record, label = first_record(data)
+    bundle = bundle_from_model(model)
+    port = free_port()
+    endpoint = f"http://127.0.0.1:{port}"
+    command = [
+        sys.executable,
+        "-m",
+        "kubesage.cli",
+        "serve",
+        "--model",
+        model,
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+    ]
+    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for_ping(endpoint, server)
+        key = generate_api_key()
+        with GatewayServer(InProcessInvoker(in_process_api(bundle, endpoint, "kubesage-demo")), key) as api:
+            request = Request(
+                f"{api.url}/predict", data=json.dumps(record).encode(), headers={"x-api-key": key}, method="POST"
+            )
+            with urlopen(request, timeout=60) as response:
+                answer: dict[str, object] = json.loads(response.read())
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    return {"model": model, "threshold": bundle.decision_threshold, "label": label, "record": record, **answer}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--model", default=None)
+    parser.add_argument("--data", type=Path, default=Path("build/demo/churn.csv"))
+    args = parser.parse_args(argv)
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # the demo's output stays short
+    try:
+        result = run(args.model or latest_model(), args.data)
+    except (KubesageError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"POST /predict (API key; {result['model']}, threshold {result['threshold']}): first record of {args.data}")
+    print(json.dumps({"predictions": result["predictions"], "label in the data": result["label"]}, indent=2))
+    print("run the same path yourself, in two terminals:")
+    print(f"  kubesage serve --model {result['model']} --port 8080")
+    print(f"  kubesage api --endpoint-url http://127.0.0.1:8080 --model {result['model']}   # prints its API key")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

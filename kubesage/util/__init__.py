@@ -1,0 +1,1 @@
+"""Small utilities every layer may use: botocore errors mapped, environment, loopback ports, redaction."""

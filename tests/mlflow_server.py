@@ -1,0 +1,77 @@
+"""Start a real MLflow tracking server process: database + artifact store, on loopback by default.
+
+Used by `kubesage` users who want a shared server instead of the embedded SQLite file, and by the
+integration tests (a real server, not a mock). Production deployments put it behind auth; see
+mlflow/README.md.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from kubesage.errors import TrackingError
+from kubesage.util.ports import free_port
+
+
+@dataclass
+class MlflowServer:
+    process: subprocess.Popen[bytes]
+    url: str
+    log_path: Path
+
+    def stop(self) -> None:
+        """Stop the server and every process it started (uvicorn workers and the like)."""
+        _signal_group(self.process, signal.SIGTERM)
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            _signal_group(self.process, signal.SIGKILL)
+            self.process.wait(timeout=10)
+
+
+def _signal_group(process: subprocess.Popen[bytes], signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signum)
+
+
+def start_mlflow_server(
+    root: Path, host: str = "127.0.0.1", port: int | None = None, timeout: float = 240.0
+) -> MlflowServer:
+    """A server with a SQLite backend in `root` and artifacts proxied into `root/artifacts`."""
+    root.mkdir(parents=True, exist_ok=True)
+    port = port or free_port()
+    log_path = root / "mlflow-server.log"
+    command = [
+        sys.executable, "-m", "mlflow", "server",
+        "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
+        "--artifacts-destination", str(root / "artifacts"),
+        "--host", host, "--port", str(port), "--workers", "1",
+    ]  # fmt: skip
+    # MLflow 3's server also starts a job runner (seven huey consumer processes) for GenAI jobs that
+    # kubesage never submits: off, it starts faster and costs far less CPU. The server gets its own
+    # process group so `stop` (or a failed start) ends everything it spawned.
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    url = f"http://{host}:{port}"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise TrackingError(f"mlflow server exited with {process.returncode}; see {log_path}")
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
+                if response.status == 200:
+                    return MlflowServer(process=process, url=url, log_path=log_path)
+        except (urllib.error.URLError, OSError):
+            time.sleep(0.5)
+    _signal_group(process, signal.SIGKILL)
+    raise TrackingError(f"mlflow server did not answer on {url} within {timeout:.0f} s; see {log_path}")

@@ -1,0 +1,88 @@
+"""PIPELINE arguments: a built-in name, module:function, or compiled IR; the IR loads back through KFP."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from kfp import components
+
+from kubesage.errors import PipelineNotFoundError
+from kubesage.ir.parameters import parameter_specs
+from kubesage.ir.source import available_pipelines, load_pipeline
+
+
+def test_builtin_pipeline_compiles_to_ir(tmp_path: Path) -> None:
+    source = load_pipeline("customer_churn", tmp_path)
+    assert source.name == "customer-churn"
+    assert source.ir_path.is_file()
+    tasks = source.spec["root"]["dag"]["tasks"]
+    assert {"preprocess", "train", "evaluate", "condition-branches-1"} <= set(tasks)
+    specs = parameter_specs(source.spec)
+    assert specs["input_data"].required
+    assert specs["min_accuracy"].default == 0.8
+    assert specs["max_depth"].type == "NUMBER_INTEGER"
+
+
+def test_ir_loads_back_through_kfp(tmp_path: Path) -> None:
+    source = load_pipeline("customer_churn", tmp_path)
+    loaded = components.load_component_from_file(str(source.ir_path))
+    assert loaded.name == "customer-churn"
+    assert set(loaded.component_spec.inputs or {}) >= {"input_data", "min_accuracy", "max_depth"}
+    # The gate is a CEL condition on evaluate's single output, as SageMaker's translator expects.
+    branches = source.spec["components"]["comp-condition-branches-1"]["dag"]["tasks"]
+    conditions = [t["triggerPolicy"]["condition"] for t in branches.values()]
+    assert any(">=" in c and "evaluate-Output" in c for c in conditions)
+
+
+def test_module_function_and_ir_file_are_the_same_pipeline(tmp_path: Path) -> None:
+    by_name = load_pipeline("customer_churn", tmp_path / "a")
+    by_ref = load_pipeline("kubesage.pipelines.customer_churn:customer_churn", tmp_path / "b")
+    by_file = load_pipeline(str(by_name.ir_path), tmp_path / "c")
+    assert by_name.spec["root"] == by_ref.spec["root"] == by_file.spec["root"]
+
+
+def test_unknown_name_lists_the_builtins(tmp_path: Path) -> None:
+    assert "customer_churn" in available_pipelines()
+    with pytest.raises(PipelineNotFoundError, match="built-in pipelines: .*customer_churn"):
+        load_pipeline("customer_chrun", tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("ref", "message"),
+    [
+        ("no.such.module:fn", "cannot import no.such.module"),
+        ("kubesage.pipelines.customer_churn:nothing", "has no attribute 'nothing'"),
+        ("kubesage.pipelines.customer_churn:PIPELINE_NAME", "is not a @dsl.pipeline"),
+        ("missing.yaml", "does not exist"),
+    ],
+)
+def test_bad_references(ref: str, message: str, tmp_path: Path) -> None:
+    with pytest.raises(PipelineNotFoundError, match=message):
+        load_pipeline(ref, tmp_path)
+
+
+def test_yaml_that_is_not_a_pipeline(tmp_path: Path) -> None:
+    path = tmp_path / "other.yaml"
+    path.write_text(yaml.safe_dump({"kind": "Deployment"}))
+    with pytest.raises(PipelineNotFoundError, match="not a compiled KFP pipeline"):
+        load_pipeline(str(path), tmp_path)
+
+
+def test_a_users_module_in_the_current_directory_is_found(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 26: `kubesage run my_module:sensor_alerts` beside my_module.py; the console script's
+    sys.path does not start with the directory it runs in."""
+    import sys
+
+    (tmp_path / "issue26_user_module.py").write_text(
+        "from kfp import dsl\n\n"
+        "@dsl.component\ndef hello(name: str) -> str:\n    return name\n\n"
+        "@dsl.pipeline(name='user-pipeline')\ndef user_pipeline(name: str = 'x'):\n    hello(name=name)\n",
+        encoding="utf-8",
+    )
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(tmp_path))])
+    source = load_pipeline("issue26_user_module:user_pipeline", tmp_path / "ir")
+    assert source.name == "user-pipeline"
+    assert str(tmp_path) not in sys.path  # imported from there, not left on the path
