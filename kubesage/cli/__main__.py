@@ -1,3 +1,3 @@
-from kubesage.cli.main import main
+from kubesage.cli import main
 
 main()

@@ -295,7 +295,7 @@ def test_per_client_keys_are_issued_into_the_plan_listed_and_revoked(aws: boto3.
     and passed as --usage-plan-id; the template's plan and its per-key limits are asserted above."""
     from click.testing import CliRunner
 
-    from kubesage.cli.main import main
+    from kubesage.cli import main
 
     gateway = aws.client("apigateway")
     plan = gateway.create_usage_plan(name="keys-plan", throttle={"rateLimit": 10.0, "burstLimit": 20})["id"]

@@ -8,7 +8,7 @@ from rich.console import Console
 from rich.table import Table
 
 from kubesage import tracking as t
-from kubesage.cli.main import main
+from kubesage.cli import main
 from kubesage.cli.run_history import (
     RunRow,
     compare_table,

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from kfp.local import logging_utils, status
 from rich.console import Console
 
-from kubesage.cli.main import main
+from kubesage.cli import main
 from kubesage.cli.run_output import ConsoleProgress, next_steps, print_result
 from kubesage.runners.base import Progress, RunResult, StepEvent, StepSummary
 from kubesage.runners.local.task_logs import capture_task_output

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from kubesage.cli.main import main
+from kubesage.cli import main
 
 
 def test_serve_prints_pasteable_requests_then_refuses_a_missing_model(tmp_path: Path) -> None:

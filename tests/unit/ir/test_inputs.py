@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from kubesage.cli.main import main
+from kubesage.cli import main
 from kubesage.errors import DataError
 from kubesage.ir.inputs import check_inputs, data_parameters
 from kubesage.ir.source import builtin_name, same_pipeline_name

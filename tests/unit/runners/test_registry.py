@@ -7,7 +7,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from kubesage.cli.main import main
+from kubesage.cli import main
 from kubesage.errors import ParameterError, RunnerError
 from kubesage.runners.registry import (
     compile_targets,

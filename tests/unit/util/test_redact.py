@@ -81,7 +81,7 @@ def test_failure_tags_are_redacted(mlflow_sqlite: str, monkeypatch: pytest.Monke
 
 
 def test_cli_errors_never_print_the_credential(monkeypatch: pytest.MonkeyPatch) -> None:
-    from kubesage.cli.main import main
+    from kubesage.cli import main
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://user:{SECRET}@127.0.0.1:9/")
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")

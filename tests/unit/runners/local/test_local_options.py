@@ -10,7 +10,7 @@ import yaml
 from click.testing import CliRunner
 from kfp import compiler, dsl
 
-from kubesage.cli.main import main
+from kubesage.cli import main
 from kubesage.errors import ParameterError
 from kubesage.runners.local.cache import content_digest
 from kubesage.runners.local.launcher import kfp_python_call

@@ -19,7 +19,7 @@ import pytest
 from click.testing import CliRunner
 from kfp import compiler
 
-from kubesage.cli.main import main
+from kubesage.cli import main
 from kubesage.errors import KubesageError
 from kubesage.ir.source import load_pipeline
 from kubesage.runners.sagemaker.compiler import CompiledPipeline, compile_spec
