@@ -42,7 +42,7 @@ class DeployRequest:
     bucket: str
     instance_type: str = "ml.m5.large"
     region: str | None = None
-    capture_prefix: str = "kubesage/churn/data-capture"
+    capture_prefix: str = "kubesage/data-capture"
 
 
 @dataclass(frozen=True)
