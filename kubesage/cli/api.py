@@ -4,20 +4,16 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from pathlib import Path
 from typing import Any
 
 import click
 
+from kubesage.cli.options import output_option
+from kubesage.cli.output import fail
 from kubesage.errors import KubesageError
 
 ENV_API_KEY = "KUBESAGE_API_KEY"  # kubesage.local_api.gateway.ENV_API_KEY, without importing it for --help
-
-
-def _fail(exc: KubesageError) -> None:
-    click.echo(f"error: {exc}", err=True)
-    sys.exit(exc.exit_code)
 
 
 @click.command("api")
@@ -63,8 +59,7 @@ def api_command(
             invoke = InProcessInvoker(in_process_api(bundle, endpoint_url, endpoint_name))  # type: ignore[assignment]
         gateway = GatewayServer(invoke, key, port=port)
     except KubesageError as exc:
-        _fail(exc)
-        return
+        fail(exc)
     where = "the Lambda image under the emulator" if container else "in-process"
     click.echo(
         f"POST http://127.0.0.1:{port}/predict -> handler ({where}; {bundle.model}, threshold "
@@ -81,7 +76,7 @@ def api_command(
 @click.command("approve")
 @click.argument("model_package_arn")
 @click.option("--region", default=None)
-@click.option("--output", "output_format", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@output_option
 def approve_command(model_package_arn: str, region: str | None, output_format: str) -> None:
     """Approve a SageMaker model package so `kubesage deploy` accepts it."""
     from kubesage.deploy.stack import approve_model_package
@@ -89,8 +84,7 @@ def approve_command(model_package_arn: str, region: str | None, output_format: s
     try:
         status = approve_model_package(model_package_arn, region=region)
     except KubesageError as exc:
-        _fail(exc)
-        return
+        fail(exc, as_json=output_format == "json")
     if output_format == "json":
         click.echo(json.dumps({"model_package": model_package_arn, "status": status}))
     else:
@@ -106,7 +100,7 @@ def approve_command(model_package_arn: str, region: str | None, output_format: s
 @click.option("--instance-type", default="ml.m5.large", show_default=True)
 @click.option("--region", default=None)
 @click.option("--template-only", type=click.Path(dir_okay=False), default=None, help="Write the rendered template.")
-@click.option("--output", "output_format", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@output_option
 def deploy_command(
     model_package_arn: str,
     model: str,
@@ -137,8 +131,7 @@ def deploy_command(
     try:
         result = deploy(request, progress=lambda message: click.echo(message, err=True))
     except KubesageError as exc:
-        _fail(exc)
-        return
+        fail(exc, as_json=output_format == "json")
     if output_format == "json":
         click.echo(json.dumps(result.to_dict(), indent=2))
         return
@@ -170,8 +163,7 @@ def api_key_issue(client: str, stack_name: str, region: str | None, usage_plan_i
         plan = usage_plan_id or keys.usage_plan_id(stack_name, region)
         issued = keys.issue_key(stack_name, client, plan, region)
     except KubesageError as exc:
-        _fail(exc)
-        return
+        fail(exc)
     click.echo(f"issued key {issued.key_id} ({issued.name}) for client {client!r}; its value, shown once:", err=True)
     click.echo(issued.value)
 
@@ -186,8 +178,7 @@ def api_key_revoke(client: str, stack_name: str, region: str | None) -> None:
     try:
         revoked = keys.revoke_key(stack_name, client, region)
     except KubesageError as exc:
-        _fail(exc)
-        return
+        fail(exc)
     click.echo(f"revoked key {revoked.key_id} ({revoked.name}) of client {client!r}")
 
 
@@ -200,7 +191,6 @@ def api_key_list(stack_name: str, region: str | None) -> None:
     try:
         found = keys.list_keys(stack_name, region)
     except KubesageError as exc:
-        _fail(exc)
-        return
+        fail(exc)
     for key in found:
         click.echo(f"{key.client}\t{key.key_id}")

@@ -16,6 +16,7 @@ from typing import Any
 
 import click
 
+from kubesage.cli.output import fail
 from kubesage.errors import DataError, KubesageError, SchemaError
 
 
@@ -76,7 +77,7 @@ def records_command(data: Path, rows: int, output_path: Path | None) -> None:
     try:
         body = json.dumps({"records": read_records(data, rows)}, indent=1)
     except KubesageError as exc:
-        raise click.ClickException(str(exc)) from None
+        fail(exc)
     _write(body, output_path, f"{rows} record(s)")
 
 
@@ -91,7 +92,7 @@ def transform_command(data: Path, model: str, rows: int | None, output_path: Pat
     try:
         lines = feature_lines(read_records(data, rows), model)
     except KubesageError as exc:
-        raise click.ClickException(str(exc)) from None
+        fail(exc)
     _write("\n".join(lines), output_path, f"{len(lines)} feature vector(s)")
 
 

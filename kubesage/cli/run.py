@@ -1,0 +1,175 @@
+"""`kubesage run`, `kubesage compile` and `kubesage runners`: a pipeline on a backend of the registry."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.markup import escape
+
+from kubesage.cli.options import options_for, output_option, runner_option_flags
+from kubesage.cli.output import err_console, fail, stdout_to_stderr
+from kubesage.errors import KubesageError
+from kubesage.util.redact import redact_text
+
+# Where a pipeline given as a Python module is compiled to IR before it runs.
+WORK_DIR = Path("build") / "kubesage"
+
+
+def _runner_names() -> list[str]:
+    from kubesage.runners.registry import runner_specs
+
+    return list(runner_specs())
+
+
+def _check_runner(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
+    from kubesage.runners.registry import runner_spec
+
+    try:
+        runner_spec(value)
+    except KubesageError as exc:
+        raise click.BadParameter(str(exc)) from None
+    return value
+
+
+@click.command()
+@click.argument("pipeline")
+@click.option(
+    "--runner",
+    default="local",
+    show_default=True,
+    callback=_check_runner,
+    help=f"The backend: {', '.join(_runner_names())} (`kubesage runners` lists what each needs and its options).",
+)
+@click.option("--param", "params", multiple=True, metavar="NAME=VALUE", help="A pipeline parameter (repeatable).")
+@click.option("--verbose", "-v", is_flag=True, help="Also print every task's own log (always kept in a file).")
+@runner_option_flags
+@output_option
+def run(
+    pipeline: str,
+    runner: str,
+    params: tuple[str, ...],
+    verbose: bool,
+    runner_options: tuple[str, ...],
+    output_format: str,
+    **flags: Any,
+) -> None:
+    """Run PIPELINE (a name under pipelines/, module:function, or an IR YAML file)."""
+    if not verbose:  # MLflow's own INFO lines (database set-up, ...) belong in the task logs
+        os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+    from kubesage.cli.run_output import ConsoleProgress, print_result
+    from kubesage.ir.inputs import check_inputs
+    from kubesage.ir.parameters import parse_assignments
+    from kubesage.ir.source import load_pipeline
+    from kubesage.runners.registry import get_runner
+
+    as_json = output_format == "json"
+    try:
+        options = options_for(runner, flags, runner_options)
+        given = parse_assignments(params)
+        # First, before compiling anything: a missing input file fails at once (Runner.run checks
+        # the defaults too, still before any MLflow run exists).
+        check_inputs(given, options.get("s3_endpoint_url"))
+        backend = get_runner(runner, options)
+        source = load_pipeline(pipeline, WORK_DIR)
+        backend.check_parameters(source, given)  # before anything runs, even before the run header
+        if not as_json:
+            err_console.print(f"[bold]kubesage[/] running [cyan]{source.name}[/] on the [cyan]{runner}[/] runner")
+        with stdout_to_stderr() if as_json else nullcontext():
+            result = backend.run(source, given, progress=ConsoleProgress(err_console, verbose))
+    except KubesageError as exc:
+        fail(exc, as_json)
+    if as_json:
+        click.echo(redact_text(json.dumps(result.to_dict(), indent=2)))
+    else:
+        print_result(result, given, Console())
+    if not result.succeeded:
+        sys.exit(130 if result.status == "interrupted" else 1)
+
+
+def _check_target(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
+    from kubesage.runners.registry import compile_targets
+
+    targets = compile_targets()
+    if value not in targets:
+        raise click.BadParameter(f"unknown target {value!r}; available: {', '.join(targets)}")
+    return value
+
+
+@click.command("compile")
+@click.argument("pipeline")
+@click.option(
+    "--target",
+    default="kfp",
+    show_default=True,
+    callback=_check_target,
+    help="What to compile to: kfp (IR YAML) or sagemaker (a pipeline definition).",
+)
+@click.option("--output", "output_path", required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--explain", is_flag=True, help="Also print how each task and feature maps onto the target.")
+@runner_option_flags
+def compile_command(
+    pipeline: str, target: str, output_path: Path, explain: bool, runner_options: tuple[str, ...], **flags: Any
+) -> None:
+    """Compile PIPELINE to KFP IR YAML or to a SageMaker pipeline definition (offline, deterministic)."""
+    from kubesage.ir.source import load_pipeline
+    from kubesage.runners.registry import compile_targets, get_runner
+
+    runner = compile_targets()[target].name
+    try:
+        backend = get_runner(runner, options_for(runner, flags, runner_options))
+        source = load_pipeline(pipeline, WORK_DIR)
+        report = backend.explain(source) if explain else None
+        written = backend.compile(source, output_path)
+    except KubesageError as exc:
+        fail(exc)
+    if report:
+        click.echo(report, nl=False)
+    err_console.print(f"wrote {written}", highlight=False)
+    _print_placeholders(backend.options)
+
+
+def _print_placeholders(options: Any) -> None:
+    """Name every value the definition holds only as a placeholder, and the flag that sets it."""
+    from kubesage.runners.registry import placeholder_options
+
+    placeholders = placeholder_options(options)
+    if not placeholders:
+        return
+    err_console.print(
+        "[yellow]placeholders[/] in this definition (fine to read or diff it; set them before deploying):",
+        highlight=False,
+    )
+    for name, value, flag in placeholders:
+        how = f"{flag} VALUE or --option {name}=VALUE" if flag else f"--option {name}=VALUE"
+        err_console.print(escape(f"  {name} = {value}   set with {how}"), highlight=False, soft_wrap=True)
+
+
+@click.command("runners")
+@output_option
+def runners_command(output_format: str) -> None:
+    """The backends `kubesage run --runner` takes, what each needs, and its options."""
+    from kubesage.runners.registry import describe_runners
+
+    described = describe_runners()
+    if output_format == "json":
+        click.echo(json.dumps(described, indent=2))
+        return
+    console = Console()
+    for entry in described:
+        extra = escape(f"  (pip install 'kubesage[{entry['extra']}]')") if entry["extra"] else ""
+        console.print(f"[bold cyan]{entry['name']}[/]: {entry['summary']}{extra}", highlight=False, soft_wrap=True)
+        console.print(f"  needs: {entry['needs']}", highlight=False, soft_wrap=True)
+        for option in entry["options"]:
+            flag = f" ({option['flag']})" if option["flag"] else ""
+            console.print(
+                escape(f"  --option {option['name']}={option['default']!s}{flag}  {option['description']}"),
+                highlight=False,
+                soft_wrap=True,
+            )
