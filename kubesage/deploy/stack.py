@@ -17,11 +17,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from kubesage.deploy.bundle import bundle_from_model
 from kubesage.deploy.integrity import artifact_sha256, check_same_execution, recorded_for, verify_artifact
 from kubesage.deploy.package import LambdaZip, build_zip
 from kubesage.deploy.template import load_template, render
-from kubesage.lambda_runtime.bundle import bundle_from_model
-from kubesage.lambda_runtime.errors import DeployError
+from kubesage.errors import DeployError
 from kubesage.util.aws import aws_call as shared_aws_call
 from kubesage.util.aws import is_not_found
 from kubesage.util.redact import redact_text
