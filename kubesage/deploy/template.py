@@ -108,10 +108,6 @@ def _rename_refs(node: Any, old: str, new: str) -> Any:
     return node
 
 
-def render_json(path: str | Path = TEMPLATE_PATH) -> str:
-    return json.dumps(render(load_template(path)), indent=1, sort_keys=False)
-
-
 def iam_policies(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Every IAM policy document in the template, by '<resource>/<policy name>' (trust policies too)."""
     found: dict[str, dict[str, Any]] = {}
