@@ -13,10 +13,8 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import zipfile
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +23,7 @@ import pytest
 from kubesage.churn.features import LABEL_COLUMN, FeatureSchema
 from kubesage.deploy.package import build_zip, imported_modules, runtime_modules
 from kubesage.lambda_runtime.bundle import BUNDLE_FILENAME, ModelBundle
+from tests.unit.lambda_runtime.endpoint_stand_in import endpoint_stand_in
 
 RUNTIME_FILES = [
     "kubesage/__init__.py",
@@ -75,32 +74,10 @@ print(json.dumps({"status": answer["statusCode"], "body": json.loads(answer["bod
 """
 
 
-class StandIn(BaseHTTPRequestHandler):
-    """sagemaker-runtime's InvokeEndpoint: one score per CSV row, the rows kept for the test."""
-
-    def do_POST(self) -> None:
-        server: Any = self.server
-        rows = self.rfile.read(int(self.headers["Content-Length"])).decode().splitlines()
-        server.rows.extend(rows)
-        data = json.dumps({"predictions": [{"score": 0.75} for _ in rows]}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
 @pytest.fixture
 def endpoint() -> Iterator[Any]:
-    server: Any = ThreadingHTTPServer(("127.0.0.1", 0), StandIn)
-    server.rows = []
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
+    with endpoint_stand_in(score=0.75) as server:
+        yield server
 
 
 def test_the_zip_holds_the_runtime_import_closure() -> None:
@@ -169,7 +146,9 @@ def test_the_zip_is_deterministic_small_and_runs_the_handler_without_numpy_or_pa
     assert result["outside"] == [] and result["heavy"] == []
     assert result["status"] == 200, result["body"]
     assert result["body"]["predictions"] == [{"churn_probability": 0.75, "churn": True}]
-    assert len(endpoint.rows) == 1 and len(endpoint.rows[0].split(",")) == bundle.schema.n_features
+    ((path, content_type, rows),) = endpoint.seen
+    assert (path, content_type) == ("/endpoints/churn/invocations", "text/csv")
+    assert len(rows.split(",")) == bundle.schema.n_features
 
 
 def test_the_handler_fails_in_the_zip_when_a_module_is_missing(prepared: dict[str, Path], tmp_path: Path) -> None:
