@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from kubesage.errors import AccessDeniedError, CloudError, KubesageError
 
@@ -36,14 +36,28 @@ def is_not_found(exc: BaseException) -> bool:
     return error_code(exc) in NOT_FOUND_CODES
 
 
+# How a call failed: AWS answered with an error (ClientError), or no answer came: no connection
+# (unreachable), no connection in time, no answer in time after sending, or anything else botocore raised.
+FailureKind = Literal["answered", "unreachable", "connect_timeout", "read_timeout", "other"]
+
+
 @dataclass(frozen=True)
 class AwsFailure:
     """A failed AWS call as kubesage reads it."""
 
-    answered: bool  # AWS answered with an error (ClientError); False: no answer (credentials, network, waiter)
+    kind: FailureKind
     code: str  # AWS's error code, '' when it did not answer
     message: str  # AWS's message when it answered, botocore's text otherwise
     text: str  # botocore's whole description of the failure
+
+    @property
+    def answered(self) -> bool:
+        return self.kind == "answered"
+
+    @property
+    def never_sent(self) -> bool:
+        """No connection was made, so AWS never saw the request: sending it again is safe."""
+        return self.kind in ("unreachable", "connect_timeout")
 
     @property
     def access_denied(self) -> bool:
@@ -56,14 +70,23 @@ class AwsFailure:
 
 def failure_of(exc: BaseException) -> AwsFailure:
     """An AwsFailure from a botocore exception (ClientError or BotoCoreError)."""
+    from botocore.exceptions import ConnectTimeoutError, EndpointConnectionError, ReadTimeoutError
+
     response: Any = getattr(exc, "response", None)
     if isinstance(response, dict):
-        return AwsFailure(True, error_code(exc), str(response.get("Error", {}).get("Message", exc)), str(exc))
-    return AwsFailure(False, "", str(exc), str(exc))
+        return AwsFailure("answered", error_code(exc), str(response.get("Error", {}).get("Message", exc)), str(exc))
+    kind: FailureKind = "other"
+    if isinstance(exc, ConnectTimeoutError):  # not an EndpointConnectionError: a sibling under ConnectionError
+        kind = "connect_timeout"
+    elif isinstance(exc, EndpointConnectionError):
+        kind = "unreachable"
+    elif isinstance(exc, ReadTimeoutError):
+        kind = "read_timeout"
+    return AwsFailure(kind, "", str(exc), str(exc))
 
 
 @contextmanager
-def on_aws_failure(handle: Callable[[AwsFailure], KubesageError | None]) -> Iterator[None]:
+def on_aws_failure(handle: Callable[[AwsFailure], Exception | None]) -> Iterator[None]:
     """Run the AWS calls inside; on a botocore failure raise `handle(failure)` from it, or leave the block
     quietly when `handle` returns None (the failure was expected)."""
     from botocore.exceptions import BotoCoreError, ClientError

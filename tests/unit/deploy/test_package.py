@@ -37,6 +37,8 @@ RUNTIME_FILES = [
     "kubesage/lambda_runtime/errors.py",
     "kubesage/lambda_runtime/handler.py",
     "kubesage/lambda_runtime/records.py",
+    "kubesage/util/__init__.py",
+    "kubesage/util/aws.py",
 ]
 HEAVY = ("numpy", "pandas", "pydantic", "mlflow", "sagemaker", "sklearn", "xgboost", "daal4py", "kfp")
 

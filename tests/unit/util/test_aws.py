@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import pytest
-from botocore.exceptions import ClientError, EndpointConnectionError
+from botocore.exceptions import (
+    ClientError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    NoCredentialsError,
+    ReadTimeoutError,
+)
 
 from kubesage.errors import AccessDeniedError, CloudError, DataError, DeployError
 from kubesage.util.aws import aws_call, failure_of, on_aws_failure
@@ -15,13 +21,32 @@ def _client_error(code: str, message: str = "it failed") -> ClientError:
 
 def test_a_failure_reads_aws_answer_or_botocore_text() -> None:
     answered = failure_of(_client_error("NoSuchKey", "The specified key does not exist."))
-    assert (answered.answered, answered.code) == (True, "NoSuchKey")
+    assert (answered.kind, answered.answered, answered.code) == ("answered", True, "NoSuchKey")
     assert answered.message == "The specified key does not exist."
     assert answered.not_found and not answered.access_denied
     assert "An error occurred (NoSuchKey) when calling the GetObject operation" in answered.text
     unreachable = failure_of(EndpointConnectionError(endpoint_url="http://127.0.0.1:9"))
-    assert (unreachable.answered, unreachable.code) == (False, "")
+    assert (unreachable.kind, unreachable.answered, unreachable.never_sent, unreachable.code) == (
+        "unreachable",
+        False,
+        True,
+        "",
+    )
     assert unreachable.message == unreachable.text == 'Could not connect to the endpoint URL: "http://127.0.0.1:9"'
+
+
+@pytest.mark.parametrize(
+    ("exc", "kind", "never_sent"),
+    [
+        (ConnectTimeoutError(endpoint_url="http://x"), "connect_timeout", True),
+        (ReadTimeoutError(endpoint_url="http://x"), "read_timeout", False),
+        (NoCredentialsError(), "other", False),
+    ],
+    ids=["connect-timeout", "read-timeout", "no-credentials"],
+)
+def test_no_answer_says_whether_the_request_was_sent(exc: Exception, kind: str, never_sent: bool) -> None:
+    failure = failure_of(exc)
+    assert (failure.kind, failure.never_sent, failure.answered) == (kind, never_sent, False)
 
 
 def test_aws_call_names_the_call_and_the_permission() -> None:
