@@ -38,7 +38,7 @@ import xgboost as xgb
 
 from kubesage.churn.features import LABEL_COLUMN, POSITIVE_LABEL, fit_schema, transform_columns
 from kubesage.churn.modelio import booster_probabilities, save_booster
-from kubesage.serving.codec import CSV, JSON
+from kubesage.serving.negotiation import CSV, JSON
 from kubesage.serving.server import available_cpus
 from kubesage.util.ports import free_port
 

@@ -1,7 +1,8 @@
 """One exception hierarchy for kubesage.
 
 Every message says what was wrong and what to do about it. The CLI prints the message (no traceback)
-and exits non-zero; HTTP layers map these to 4xx responses.
+and exits non-zero. The errors HTTP layers answer with (status and error code) are in
+kubesage.http_errors, a branch of this tree.
 """
 
 from __future__ import annotations
@@ -77,6 +78,10 @@ class AccessDeniedError(CloudError):
     """The caller's credentials may not make this call; the message names the permission to grant."""
 
     exit_code = 3
+
+
+class DeployError(KubesageError):
+    """A deployment could not be prepared, refused, or failed in CloudFormation."""
 
 
 class SpecIntegrityError(RunnerError):

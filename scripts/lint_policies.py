@@ -1,21 +1,29 @@
-"""Lint the shipped IAM policies (runners/sagemaker/iam/) offline: parliament plus kubesage's own rules.
+"""The one IAM policy linter, offline: parliament plus kubesage's own rules, on every policy kubesage ships.
 
-    python scripts/lint_policies.py [DIR]        # exit 1 and one line per finding, 0 when clean
+    python scripts/lint_policies.py                   # both sources below
+    python scripts/lint_policies.py DIR               # a folder of policy files (runners/sagemaker/iam/)
+    python scripts/lint_policies.py TEMPLATE.yaml     # a CloudFormation template's roles (lambda/template.yaml)
 
-The files use placeholders (ACCOUNT_ID, REGION, BUCKET, PREFIX) that the README's commands fill in;
-they are rendered with example values first, because parliament checks ARN formats.
+Exit 1 and one line per finding, 0 when clean. `make lint` runs it on runners/sagemaker/iam/ and
+lambda/lint.sh on the template.
+
+The policy files use placeholders (ACCOUNT_ID, REGION, BUCKET, PREFIX) that the README's commands
+fill in, and the template CloudFormation intrinsics (!Ref, !GetAtt); both are rendered with example
+values first, because parliament checks ARN formats.
 
 1. parliament (with its community auditors) on every identity policy: unknown actions, malformed or
-   mismatched resources, bad condition keys, privilege escalation, credentials exposure.
+   mismatched resources, `Resource: "*"`, bad condition keys, privilege escalation, credentials exposure.
 2. kubesage's rules, on what each role may do (IAM wildcard matching on probe ARNs, conditions
    ignored, so a rule fails when an action *may* be allowed):
-   - the job role: no sagemaker:* action, no iam:PassRole, no write to task specs or inputs, nor to
-     keys outside runs/ that `*/runs/*` matches anyway; writes to another execution's outputs are
-     reported as an accepted exposure (ACCEPTED_EXPOSURES says why) or fail the lint;
-   - the pipeline role: starts and stops only jobs the pipeline named (pipelines-*), no
-     sagemaker action on an account-wide resource (arn:aws:sagemaker:REGION:ACCOUNT:*);
+   - every policy: no NotAction/NotResource, no wildcard action on a wildcard resource, no sagemaker
+     action on an account-wide resource (arn:aws:sagemaker:REGION:ACCOUNT:*);
    - every iam:PassRole: one named role, conditioned on iam:PassedToService;
-   - every trust policy: the SageMaker service principal, conditioned on aws:SourceAccount.
+   - every trust policy: the one service principal its role is for (TRUSTED_SERVICES), conditioned
+     on aws:SourceAccount equal to the account;
+   - the SageMaker job role: no sagemaker:* action, no iam:PassRole, no write to task specs or inputs,
+     nor to keys outside runs/ that `*/runs/*` matches anyway; writes to another execution's outputs
+     are reported as an accepted exposure (ACCEPTED_EXPOSURES says why) or fail the lint;
+   - the SageMaker pipeline role: starts and stops only jobs the pipeline named (pipelines-*).
 """
 
 from __future__ import annotations
@@ -28,8 +36,25 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-IAM_DIR = Path(__file__).resolve().parents[1] / "runners" / "sagemaker" / "iam"
-EXAMPLE = {"ACCOUNT_ID": "111122223333", "REGION": "us-east-1", "BUCKET": "kubesage-example", "PREFIX": "kubesage"}
+ROOT = Path(__file__).resolve().parents[1]
+IAM_DIR = ROOT / "runners" / "sagemaker" / "iam"
+TEMPLATE = ROOT / "lambda" / "template.yaml"
+ACCOUNT = "111122223333"
+REGION = "us-east-1"
+EXAMPLE = {"ACCOUNT_ID": ACCOUNT, "REGION": REGION, "BUCKET": "kubesage-example", "PREFIX": "kubesage"}
+# An example ARN for what a !Ref / !GetAtt ... Arn of each resource type yields in the template.
+EXAMPLE_ARNS = {
+    "AWS::SageMaker::Endpoint": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:endpoint/example",
+    "AWS::Logs::LogGroup": f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws/lambda/example:*",
+    "AWS::Lambda::Function": f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:example",
+    "AWS::S3::Bucket": "arn:aws:s3:::example",
+}
+# The one service principal each role's trust policy may name (a policy file, or template role/document).
+TRUSTED_SERVICES = {
+    "job-trust.json": "sagemaker.amazonaws.com",
+    "pipeline-trust.json": "sagemaker.amazonaws.com",
+    "FunctionRole/AssumeRolePolicyDocument": "lambda.amazonaws.com",
+}
 SPEC_KEY = "arn:aws:s3:::kubesage-example/kubesage/customer-churn/specs/0123456789abcdef/train.json"
 INPUT_KEY = "arn:aws:s3:::kubesage-example/kubesage/customer-churn/inputs/0123456789abcdef/churn.txt"
 RUN_KEY = "arn:aws:s3:::kubesage-example/kubesage/customer-churn/runs/exec1/evaluate/kubesage-outputs/outputs.json"
@@ -119,20 +144,21 @@ def _actions(policy: dict[str, Any]) -> Iterable[tuple[dict[str, Any], str]]:
             yield stmt, action
 
 
+def is_trust_policy(name: str) -> bool:
+    return name.endswith("-trust.json") or name.endswith("/AssumeRolePolicyDocument")
+
+
 def kubesage_rules(name: str, policy: dict[str, Any]) -> list[str]:
-    """kubesage's least-privilege rules for one rendered policy file; one message per violation."""
+    """kubesage's least-privilege rules for one rendered policy; one message per violation."""
     found: list[str] = []
     for stmt in _list_statements(policy):
         if "NotAction" in stmt or "NotResource" in stmt:
             found.append(f"{name}: NotAction/NotResource grant more than they name; list what is allowed")
-    if name.endswith("-trust.json"):
-        for stmt in _list_statements(policy):
-            principal = stmt.get("Principal", {})
-            if _list(principal.get("Service") if isinstance(principal, dict) else None) != ["sagemaker.amazonaws.com"]:
-                found.append(f"{name}: trust only the SageMaker service principal, got {principal}")
-            if "aws:SourceAccount" not in stmt.get("Condition", {}).get("StringEquals", {}):
-                found.append(f"{name}: trust without a StringEquals aws:SourceAccount condition (confused deputy)")
-        return found
+        actions = _list(stmt.get("Action"))
+        if any(a == "*" or a.endswith(":*") for a in actions) and "*" in _list(stmt.get("Resource")):
+            found.append(f"{name}: wildcard action {actions} on a wildcard resource")
+    if is_trust_policy(name):
+        return found + _trust_rules(name, policy)
     for stmt, action in _actions(policy):
         if _match(action, "iam:PassRole"):
             if any("*" in r for r in _list(stmt.get("Resource"))):
@@ -167,6 +193,23 @@ def kubesage_rules(name: str, policy: dict[str, Any]) -> list[str]:
     return found
 
 
+def _trust_rules(name: str, policy: dict[str, Any]) -> list[str]:
+    found: list[str] = []
+    service = TRUSTED_SERVICES.get(name)
+    if service is None:
+        return [f"{name}: no trusted service known for this role; add it to TRUSTED_SERVICES"]
+    for stmt in _list_statements(policy):
+        principal = stmt.get("Principal", {})
+        if _list(principal.get("Service") if isinstance(principal, dict) else None) != [service]:
+            found.append(f"{name}: trust only the {service} service principal, got {principal}")
+        account = stmt.get("Condition", {}).get("StringEquals", {}).get("aws:SourceAccount")
+        if account is None:
+            found.append(f"{name}: trust without a StringEquals aws:SourceAccount condition (confused deputy)")
+        elif account != ACCOUNT:
+            found.append(f"{name}: aws:SourceAccount is {account!r}, not the account ({ACCOUNT}) the role is in")
+    return found
+
+
 def parliament_findings(name: str, text: str) -> list[str]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # parliament 1.6 imports pkg_resources, deprecated
@@ -186,18 +229,50 @@ def parliament_findings(name: str, text: str) -> list[str]:
     return messages
 
 
+def lint_policy(name: str, text: str) -> list[str]:
+    """Every finding for one rendered policy document (JSON text)."""
+    messages = [] if is_trust_policy(name) else parliament_findings(name, text)  # parliament: identity only
+    return messages + kubesage_rules(name, json.loads(text))
+
+
 def lint(directory: Path) -> list[str]:
-    messages = []
+    """The policy files in `directory` (placeholders rendered with EXAMPLE)."""
     files = sorted(directory.glob("*.json"))
     if not files:
         return [f"{directory}: no policy files"]
-    for path in files:
-        text = render(path.read_text())
-        policy = json.loads(text)
-        if not path.name.endswith("-trust.json"):  # parliament reads identity policies only
-            messages += parliament_findings(path.name, text)
-        messages += kubesage_rules(path.name, policy)
-    return messages
+    return [message for path in files for message in lint_policy(path.name, render(path.read_text()))]
+
+
+def template_policies(template: dict[str, Any]) -> dict[str, str]:
+    """The template's IAM policies by '<role>/<policy>', intrinsics resolved to example values, as JSON."""
+    from kubesage.deploy.template import iam_policies
+
+    resources = template["Resources"]
+    return {name: json.dumps(resolve(doc, resources)) for name, doc in iam_policies(template).items()}
+
+
+def lint_template(template: dict[str, Any]) -> list[str]:
+    """Every finding in a CloudFormation template's IAM policies; empty when clean."""
+    return [message for name, text in template_policies(template).items() for message in lint_policy(name, text)]
+
+
+def resolve(node: Any, resources: dict[str, Any]) -> Any:
+    """Intrinsics to example values: a Ref/GetAtt of a resource becomes an ARN of its type."""
+    if isinstance(node, dict) and len(node) == 1:
+        ((key, value),) = node.items()
+        target = value if key == "Ref" else value[0] if key == "Fn::GetAtt" else None
+        if isinstance(target, str) and target in resources:
+            kind = resources[target]["Type"]
+            if kind not in EXAMPLE_ARNS:
+                raise ValueError(f"no example ARN for {kind} ({target}); add one to EXAMPLE_ARNS")
+            return EXAMPLE_ARNS[kind]
+        if key == "Ref" and target == "AWS::AccountId":
+            return ACCOUNT
+    if isinstance(node, dict):
+        return {k: resolve(v, resources) for k, v in node.items()}
+    if isinstance(node, list):
+        return [resolve(v, resources) for v in node]
+    return node
 
 
 def accepted_exposures(directory: Path) -> list[str]:
@@ -212,16 +287,29 @@ def accepted_exposures(directory: Path) -> list[str]:
     return lines
 
 
-def main(argv: list[str]) -> int:
-    directory = Path(argv[0]) if argv else IAM_DIR
-    for line in accepted_exposures(directory):
-        print(line)
-    messages = lint(directory)
+def lint_source(source: Path) -> list[str]:
+    """Lint a folder of policy files or a CloudFormation template; print what it found and return it."""
+    if source.is_dir():
+        for line in accepted_exposures(source):
+            print(line)
+        messages = lint(source)
+        count = len(list(source.glob("*.json")))
+    else:
+        from kubesage.deploy.template import load_template
+
+        template = load_template(source)
+        messages = [f"{source}: {m}" for m in lint_template(template)]
+        count = len(template_policies(template))
     for message in messages:
         print(message)
-    count = len(list(directory.glob("*.json")))
-    print(f"policy-lint: {count} policies in {directory}, {len(messages)} findings", file=sys.stderr)
-    return 1 if messages else 0
+    print(f"policy-lint: {count} policies in {source}, {len(messages)} findings", file=sys.stderr)
+    return messages
+
+
+def main(argv: list[str]) -> int:
+    sources = [Path(arg) for arg in argv] or [IAM_DIR, TEMPLATE]
+    findings = [message for source in sources for message in lint_source(source)]
+    return 1 if findings else 0
 
 
 if __name__ == "__main__":

@@ -11,7 +11,6 @@ import difflib
 import hashlib
 import tempfile
 from pathlib import Path
-from typing import Any
 from urllib.parse import unquote, urlparse
 from urllib.request import url2pathname
 
@@ -26,6 +25,7 @@ from kubesage.churn.features import (
     RAW_COLUMNS,
 )
 from kubesage.errors import DataError
+from kubesage.util.aws import AwsFailure, on_aws_failure
 
 SUPPORTED_SCHEMES = ("a local path", "file://", "s3://")
 # Header is line 1 of the file, so data row i (0-based) sits on line i + 2.
@@ -71,34 +71,28 @@ def _download_s3(uri: str, bucket: str, key: str, workdir: Path | None) -> Path:
     if not bucket or not key or key.endswith("/") or Path(key).name in ("", ".", ".."):
         raise DataError(f"{uri}: an S3 input must name one object, as s3://bucket/key")
     import boto3
-    from botocore.exceptions import BotoCoreError, ClientError
 
     target_dir = Path(workdir) if workdir is not None else Path(tempfile.mkdtemp(prefix="kubesage-input-"))
     target_dir.mkdir(parents=True, exist_ok=True)
     target = target_dir / Path(key).name
-    try:
+    with on_aws_failure(lambda failure: DataError(_describe_s3_failure(uri, failure))):
         # A fresh session reads the current environment (endpoint, credentials, region) every call.
         boto3.session.Session().client("s3").download_file(bucket, key, str(target))
-    except ClientError as exc:
-        raise DataError(_describe_s3_error(uri, exc)) from exc
-    except BotoCoreError as exc:
-        raise DataError(f"{uri}: could not download from S3 ({exc}); check credentials and network") from exc
     return target
 
 
-def _describe_s3_error(uri: str, exc: Any) -> str:
+def _describe_s3_failure(uri: str, failure: AwsFailure) -> str:
     """An input that cannot be read is the user's data problem (DataError), so the message says
-    what to fix; the code comes from the one botocore mapping (kubesage.util.aws)."""
-    from kubesage.util.aws import ACCESS_DENIED_CODES, NOT_FOUND_CODES, error_code
-
-    code = error_code(exc)
-    if code == "NoSuchBucket":
+    what to fix; the failure comes from the one botocore mapping (kubesage.util.aws)."""
+    if not failure.answered:
+        return f"{uri}: could not download from S3 ({failure.text}); check credentials and network"
+    if failure.code == "NoSuchBucket":
         return f"{uri}: S3 bucket does not exist; check the bucket name"
-    if code in NOT_FOUND_CODES:
+    if failure.not_found:
         return f"{uri}: no such S3 object; check the bucket and key"
-    if code in ACCESS_DENIED_CODES:
+    if failure.access_denied:
         return f"{uri}: access denied; the role or credentials need s3:GetObject on this object"
-    return f"{uri}: S3 refused the download ({code or 'error'}: {exc.response.get('Error', {}).get('Message', exc)})"
+    return f"{uri}: S3 refused the download ({failure.code or 'error'}: {failure.message})"
 
 
 def file_sha256(path: Path | str) -> str:

@@ -38,7 +38,7 @@ def api_command(
     endpoint_url: str, endpoint_name: str, model: str | None, port: int, api_key_file: Path | None, container: bool
 ) -> None:
     """Serve POST /predict on 127.0.0.1 as API Gateway would, in front of the Lambda handler."""
-    from kubesage.lambda_runtime.bundle import bundle_from_model
+    from kubesage.deploy.bundle import bundle_from_model
     from kubesage.local_api.front import GatewayServer, LambdaContainer, in_process_api
     from kubesage.local_api.gateway import InProcessInvoker, LambdaInvoker, generate_api_key, read_api_key
 

@@ -18,8 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kubesage.errors import ModelError
-from kubesage.lambda_runtime.errors import DeployError
+from kubesage.errors import DeployError, ModelError
 
 TAG_EXECUTION_ARN = "kubesage.sagemaker_execution_arn"  # components.register.TAG_EXECUTION_ARN
 PACKAGE_EXECUTION_KEY = "kubesage:execution"

@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from kubesage.lambda_runtime.errors import DeployError
+from kubesage.errors import DeployError
 from kubesage.util.aws import aws_call as shared_aws_call
 
 _CLIENT = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")

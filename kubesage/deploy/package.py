@@ -1,9 +1,11 @@
-"""The Lambda's code: a small, deterministic zip of the handler's modules and the model bundle.
+"""The Lambda's code: a small, deterministic zip of kubesage.lambda_runtime, what it imports, and the bundle.
 
-Only the modules the handler imports go in (kubesage.errors, kubesage.churn.features and five files of
-kubesage.api); boto3 comes from the Lambda Python runtime. The zip is byte-identical for identical
-inputs (sorted entries, fixed timestamps and modes), so its SHA-256 names it in S3 and an unchanged
-function is never re-uploaded or updated.
+The modules are the import closure of kubesage.lambda_runtime within kubesage (`runtime_modules`:
+every `kubesage.*` import its files make, followed recursively, with each package's __init__.py),
+read from the source with `ast`, so the zip follows the code and no list is kept by hand. boto3
+comes from the Lambda Python runtime; nothing heavy may be imported (an import-linter contract).
+The zip is byte-identical for identical inputs (sorted entries, fixed timestamps and modes), so its
+SHA-256 names it in S3 and an unchanged function is never re-uploaded or updated.
 
     python -m kubesage.deploy.package --model models:/customer-churn/3 --output build/lambda
     python -m kubesage.deploy.package --code-only --output DIR    (the image's /var/task, no bundle)
@@ -12,6 +14,7 @@ function is never re-uploaded or updated.
 from __future__ import annotations
 
 import argparse
+import ast
 import hashlib
 import io
 import zipfile
@@ -19,24 +22,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import kubesage
-from kubesage.lambda_runtime.bundle import BUNDLE_FILENAME, ModelBundle, bundle_from_model
+from kubesage.deploy.bundle import bundle_from_model
+from kubesage.lambda_runtime.bundle import BUNDLE_FILENAME, ModelBundle
 
 HANDLER = "kubesage.lambda_runtime.handler.handler"
 RUNTIME = "python3.11"
-# Every module on the handler's import path; tests/unit/deploy/test_package.py imports the handler
-# from an unpacked zip with the installed kubesage hidden, so a missing one fails there.
-MODULES: tuple[str, ...] = (
-    "kubesage/__init__.py",
-    "kubesage/errors.py",
-    "kubesage/churn/features.py",
-    "kubesage/churn/__init__.py",
-    "kubesage/lambda_runtime/__init__.py",
-    "kubesage/lambda_runtime/bundle.py",
-    "kubesage/lambda_runtime/endpoint.py",
-    "kubesage/lambda_runtime/errors.py",
-    "kubesage/lambda_runtime/handler.py",
-    "kubesage/lambda_runtime/records.py",
-)
+RUNTIME_PACKAGE = "kubesage.lambda_runtime"
 _EPOCH = (1980, 1, 1, 0, 0, 0)
 
 
@@ -55,9 +46,65 @@ def source_root() -> Path:
     return Path(kubesage.__file__).resolve().parent.parent
 
 
+def module_file(root: Path, module: str) -> Path | None:
+    """The source file of `module` under `root` (a package's __init__.py), or None if it has none."""
+    base = root.joinpath(*module.split("."))
+    for candidate in (base / "__init__.py", base.with_suffix(".py")):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def imported_modules(path: Path, module: str) -> set[str]:
+    """Every module name the file imports (absolute and relative), at any depth of the file.
+
+    `from pkg import name` yields both `pkg` and `pkg.name`: name may be a submodule; a name that is
+    not one has no file and is dropped by the caller.
+    """
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_bytes(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                parts = package.split(".")
+                anchor = ".".join(parts[: len(parts) - node.level + 1])
+                base = f"{anchor}.{node.module}" if node.module else anchor
+            else:
+                base = node.module or ""
+            found.add(base)
+            found.update(f"{base}.{alias.name}" for alias in node.names if alias.name != "*")
+    return found
+
+
+def runtime_modules(root: Path | None = None, package: str = RUNTIME_PACKAGE) -> list[str]:
+    """The zip's files: `package`'s modules and, recursively, every kubesage module they import.
+
+    Each module brings its parent packages' __init__.py, which Python runs before the module.
+    """
+    root = root or source_root()
+    top = package.split(".")[0]
+    start = module_file(root, package)
+    if start is None:
+        raise FileNotFoundError(f"no package {package} under {root}")
+    pending = [package] + [f"{package}.{p.stem}" for p in sorted(start.parent.glob("*.py")) if p.stem != "__init__"]
+    files: dict[str, Path] = {}
+    while pending:
+        module = pending.pop()
+        path = module_file(root, module)
+        if path is None or module in files:
+            continue
+        files[module] = path
+        parts = module.split(".")
+        pending.extend(".".join(parts[:i]) for i in range(1, len(parts)))
+        pending.extend(m for m in imported_modules(path, module) if m == top or m.startswith(f"{top}."))
+    return sorted(path.relative_to(root).as_posix() for path in files.values())
+
+
 def code_files() -> dict[str, bytes]:
     root = source_root()
-    return {name: (root / name).read_bytes() for name in MODULES}
+    return {name: (root / name).read_bytes() for name in runtime_modules(root)}
 
 
 def zip_bytes(bundle: ModelBundle | None) -> bytes:

@@ -17,13 +17,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from kubesage.deploy.bundle import bundle_from_model
 from kubesage.deploy.integrity import artifact_sha256, check_same_execution, recorded_for, verify_artifact
 from kubesage.deploy.package import LambdaZip, build_zip
 from kubesage.deploy.template import load_template, render
-from kubesage.lambda_runtime.bundle import bundle_from_model
-from kubesage.lambda_runtime.errors import DeployError
+from kubesage.errors import DeployError
+from kubesage.util.aws import AwsFailure, call_error, on_aws_failure
 from kubesage.util.aws import aws_call as shared_aws_call
-from kubesage.util.aws import is_not_found
 from kubesage.util.redact import redact_text
 
 Progress = Callable[[str], None]
@@ -131,18 +131,14 @@ def upload_code(built: LambdaZip, bucket: str, region: str | None) -> UploadedCo
     """
     import hashlib
 
-    from botocore.exceptions import ClientError
-
     s3 = _client("s3", region)
     where = f"s3://{bucket}/{built.s3_key}"
-    with aws_call(f"s3:GetObject {where}"):
-        try:
-            existing = s3.get_object(Bucket=bucket, Key=built.s3_key)
-            if hashlib.sha256(existing["Body"].read()).hexdigest() == built.sha256:
-                return UploadedCode(False, str(existing.get("VersionId") or "").replace("null", ""))
-        except ClientError as exc:
-            if not is_not_found(exc):
-                raise  # mapped by aws_call: access denied, no such bucket, ...
+    get = f"s3:GetObject {where}"
+    # Not there yet is expected (then it is put); access denied, no such bucket, ... are errors.
+    with on_aws_failure(lambda failure: None if failure.not_found else call_error(get, failure, DeployError)):
+        existing = s3.get_object(Bucket=bucket, Key=built.s3_key)
+        if hashlib.sha256(existing["Body"].read()).hexdigest() == built.sha256:
+            return UploadedCode(False, str(existing.get("VersionId") or "").replace("null", ""))
     with aws_call(f"s3:PutObject {where}"):
         put = s3.put_object(
             Bucket=bucket, Key=built.s3_key, Body=built.path.read_bytes(), Metadata={"sha256": built.sha256}
@@ -173,14 +169,14 @@ def stack_tags(model: str) -> list[dict[str, str]]:
 
 
 def stack_exists(cfn: Any, name: str) -> bool:
-    from botocore.exceptions import ClientError
+    def failed(failure: AwsFailure) -> DeployError | None:
+        if "does not exist" in failure.text:
+            return None  # CloudFormation's ValidationError for a stack never created
+        return DeployError(f"cloudformation:DescribeStacks {name} failed: {failure.text}")
 
-    try:
+    stacks: list[dict[str, Any]] = []
+    with on_aws_failure(failed):
         stacks = cfn.describe_stacks(StackName=name)["Stacks"]
-    except ClientError as exc:
-        if "does not exist" in str(exc):
-            return False
-        raise DeployError(f"cloudformation:DescribeStacks {name} failed: {exc}") from exc
     return bool(stacks) and stacks[0]["StackStatus"] != "REVIEW_IN_PROGRESS"
 
 
@@ -228,20 +224,22 @@ def deploy(request: DeployRequest, progress: Progress = lambda _: None) -> Deplo
 
 def _wait_change_set(cfn: Any, stack: str, name: str) -> bool:
     """True when the change set is ready to execute, False when it holds no changes."""
-    from botocore.exceptions import WaiterError
 
-    try:
-        cfn.get_waiter("change_set_create_complete").wait(
-            StackName=stack, ChangeSetName=name, WaiterConfig={"Delay": 2, "MaxAttempts": 300}
-        )
-        return True
-    except WaiterError as exc:
+    def not_created(failure: AwsFailure) -> DeployError | None:
         described = cfn.describe_change_set(StackName=stack, ChangeSetName=name)
         reason = str(described.get("StatusReason", ""))
         if any(text in reason for text in NO_CHANGES):
             cfn.delete_change_set(StackName=stack, ChangeSetName=name)
-            return False
-        raise DeployError(f"change set {name} failed: {reason or exc}") from exc
+            return None
+        return DeployError(f"change set {name} failed: {reason or failure.text}")
+
+    ready = False  # stays False when the waiter failed because the change set holds no changes
+    with on_aws_failure(not_created):
+        cfn.get_waiter("change_set_create_complete").wait(
+            StackName=stack, ChangeSetName=name, WaiterConfig={"Delay": 2, "MaxAttempts": 300}
+        )
+        ready = True
+    return ready
 
 
 def failure_reasons(cfn: Any, stack: str) -> str:

@@ -66,7 +66,7 @@ for _tag, _name in _TAGS.items():
 def load_template(path: str | Path = TEMPLATE_PATH) -> dict[str, Any]:
     source = Path(path)
     if not source.is_file():
-        from kubesage.lambda_runtime.errors import DeployError
+        from kubesage.errors import DeployError
 
         raise DeployError(f"no template at {source}; run kubesage from its source checkout (lambda/template.yaml)")
     loaded: dict[str, Any] = yaml.load(source.read_text(encoding="utf-8"), Loader=_Loader)
@@ -106,10 +106,6 @@ def _rename_refs(node: Any, old: str, new: str) -> Any:
     if isinstance(node, list):
         return [_rename_refs(v, old, new) for v in node]
     return node
-
-
-def render_json(path: str | Path = TEMPLATE_PATH) -> str:
-    return json.dumps(render(load_template(path)), indent=1, sort_keys=False)
 
 
 def iam_policies(template: dict[str, Any]) -> dict[str, dict[str, Any]]:

@@ -60,21 +60,19 @@ def _check_s3_object(name: str, uri: str, bucket: str, key: str, endpoint_url: s
         raise DataError(f"parameter {name}: {uri} must name one S3 object, as s3://bucket/key")
     import boto3
     from botocore.config import Config
-    from botocore.exceptions import BotoCoreError, ClientError
 
-    from kubesage.util.aws import error_code
+    from kubesage.util.aws import AwsFailure, on_aws_failure
+
+    def absent(failure: AwsFailure) -> DataError | None:
+        """Only a definite "not there" stops the run; no credentials or no route from here (or a
+        refusal) is left to the step, which runs with its own role."""
+        if failure.code in {"404", "NoSuchKey", "NotFound"}:
+            return DataError(f"parameter {name}: no S3 object {uri}; check the bucket and key (nothing was run)")
+        if failure.code == "NoSuchBucket":
+            return DataError(f"parameter {name}: S3 bucket {bucket!r} does not exist (nothing was run)")
+        return None
 
     config = Config(connect_timeout=_S3_TIMEOUT_SECONDS, read_timeout=_S3_TIMEOUT_SECONDS, retries={"max_attempts": 1})
-    try:
+    with on_aws_failure(absent):
         client = boto3.session.Session().client("s3", endpoint_url=endpoint_url or None, config=config)
         client.head_object(Bucket=bucket, Key=key)
-    except ClientError as exc:
-        code = error_code(exc)
-        if code in {"404", "NoSuchKey", "NotFound"}:
-            raise DataError(
-                f"parameter {name}: no S3 object {uri}; check the bucket and key (nothing was run)"
-            ) from None
-        if code == "NoSuchBucket":
-            raise DataError(f"parameter {name}: S3 bucket {bucket!r} does not exist (nothing was run)") from None
-    except BotoCoreError:
-        return  # no credentials or no route from here: the step, with its own role, decides

@@ -1,7 +1,7 @@
 """What the handler knows about the deployed model: its feature schema and decision threshold.
 
 Both come from the registered model version (the feature schema and evaluation.json that the
-register step attaches), never from code: `bundle_from_model` reads them at packaging time and the
+register step attaches), never from code: kubesage.deploy.bundle reads them at packaging time and the
 bundle travels inside the Lambda zip or image as one JSON file, loaded once per container.
 """
 
@@ -11,17 +11,13 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from kubesage.churn.features import FeatureSchema
+from kubesage.churn.schema import FeatureSchema
 from kubesage.errors import SchemaError
-from kubesage.lambda_runtime.errors import DeployError
 
 BUNDLE_FILENAME = "kubesage_model.json"
 ENV_BUNDLE = "KUBESAGE_MODEL_BUNDLE"
 BUNDLE_VERSION = 1
-EVALUATION_FILENAME = "evaluation.json"
-EXTRA_FILES_DIR = "extra_files"
 
 
 @dataclass(frozen=True)
@@ -82,41 +78,3 @@ def load_bundle(path: str | Path | None = None) -> ModelBundle:
 def check_threshold(threshold: float, source: str) -> None:
     if not 0.0 < threshold < 1.0:
         raise SchemaError(f"{source}: decision threshold {threshold} is not between 0 and 1")
-
-
-def bundle_from_model(model: str, download_dir: str | Path | None = None) -> ModelBundle:
-    """The bundle of a registered model version (`models:/NAME/VERSION`) or a model directory.
-
-    Reads the feature schema and the evaluation's decision threshold attached to the model; a model
-    without either cannot be served by the API, and the error says so.
-    """
-    from kubesage.churn.modelio import load_schema_if_present
-    from kubesage.serving.model_source import resolve_model_dir
-    from kubesage.util.redact import redact_text  # here, not at the top: the Lambda zip ships without it
-
-    directory = resolve_model_dir(model, download_dir)
-    schema = load_schema_if_present(directory)
-    if schema is None:
-        raise DeployError(
-            f"{model} has no feature_schema.json; register it with kubesage's pipeline, which attaches one"
-        )
-    # `model` travels in the zip and the logs: never with a credential a URI may carry.
-    return ModelBundle(schema=schema, decision_threshold=read_threshold(directory, model), model=redact_text(model))
-
-
-def read_threshold(directory: Path, model: str) -> float:
-    """The decision threshold evaluate used, from the evaluation.json registered with the model."""
-    for candidate in (directory / EVALUATION_FILENAME, directory / EXTRA_FILES_DIR / EVALUATION_FILENAME):
-        if candidate.exists():
-            data: dict[str, Any] = json.loads(candidate.read_text(encoding="utf-8"))
-            try:
-                threshold = float(data["binary_classification_metrics"]["decision_threshold"])
-            except (KeyError, TypeError, ValueError) as exc:
-                raise DeployError(
-                    f"{candidate} records no decision_threshold ({exc!r}); re-run the pipeline to re-evaluate"
-                ) from exc
-            check_threshold(threshold, str(candidate))
-            return threshold
-    raise DeployError(
-        f"{model} has no {EVALUATION_FILENAME}, so no decision threshold; register it with kubesage's pipeline"
-    )

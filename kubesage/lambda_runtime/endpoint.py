@@ -2,8 +2,9 @@
 
 Rows go as `text/csv` (SageMaker XGBoost's format; floats written with repr, which round-trips
 exactly) and the answer is the model server's `{"predictions": [{"score": p}, ...]}`. botocore's
-errors become EndpointError (502) or EndpointTimeoutError (504); their detail (endpoint name, AWS
-message) is for the function's log, the client gets a generic message (kubesage.lambda_runtime.errors).
+errors, read through kubesage.util.aws, become EndpointError (502) or EndpointTimeoutError (504); their
+detail (endpoint name, AWS message) is for the function's log, the client gets a generic message
+(kubesage.lambda_runtime.errors).
 
 Retries: only a failed connection is retried, since then the endpoint never saw the request. A read
 timeout or an error answer is not: the server may still be working on it, and retrying an
@@ -22,15 +23,9 @@ from typing import Any
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import (
-    BotoCoreError,
-    ClientError,
-    ConnectTimeoutError,
-    EndpointConnectionError,
-    ReadTimeoutError,
-)
 
 from kubesage.lambda_runtime.errors import EndpointError, EndpointTimeoutError
+from kubesage.util.aws import AwsFailure, on_aws_failure
 
 ENV_ENDPOINT_NAME = "ENDPOINT_NAME"
 ENV_ENDPOINT_URL = "KUBESAGE_SAGEMAKER_RUNTIME_URL"
@@ -122,25 +117,11 @@ class Endpoint:
 
     def _invoke(self, body: bytes, expected: int) -> list[float]:
         name = self.settings.name
-        try:
+        with on_aws_failure(lambda failure: _endpoint_error(name, failure)):
             response = self.client.invoke_endpoint(
                 EndpointName=name, ContentType="text/csv", Accept="application/json", Body=body
             )
             payload = response["Body"].read()
-        except ConnectTimeoutError as exc:
-            timeout = EndpointTimeoutError(f"could not connect to the model endpoint '{name}' in time ({exc})")
-            raise _NotConnectedError(timeout) from exc
-        except ReadTimeoutError as exc:
-            raise EndpointTimeoutError(f"the model endpoint '{name}' did not answer in time ({exc})") from exc
-        except ClientError as exc:
-            error = exc.response.get("Error", {})
-            raise EndpointError(
-                f"the model endpoint '{name}' answered {error.get('Code', 'an error')}: {error.get('Message', '')}"
-            ) from exc
-        except EndpointConnectionError as exc:
-            raise _NotConnectedError(EndpointError(f"could not reach the model endpoint '{name}' ({exc})")) from exc
-        except BotoCoreError as exc:
-            raise EndpointError(f"calling the model endpoint '{name}' failed: {exc}") from exc
         return _scores(payload, expected, name)
 
 
@@ -150,6 +131,21 @@ class _NotConnectedError(Exception):
     def __init__(self, error: EndpointError) -> None:
         super().__init__(str(error))
         self.error = error
+
+
+def _endpoint_error(name: str, failure: AwsFailure) -> Exception:
+    """The error a failed call raises: _NotConnectedError (to be retried) when the request never left."""
+    if failure.kind == "connect_timeout":
+        return _NotConnectedError(
+            EndpointTimeoutError(f"could not connect to the model endpoint '{name}' in time ({failure.text})")
+        )
+    if failure.kind == "unreachable":
+        return _NotConnectedError(EndpointError(f"could not reach the model endpoint '{name}' ({failure.text})"))
+    if failure.kind == "read_timeout":
+        return EndpointTimeoutError(f"the model endpoint '{name}' did not answer in time ({failure.text})")
+    if failure.answered:
+        return EndpointError(f"the model endpoint '{name}' answered {failure.code or 'an error'}: {failure.message}")
+    return EndpointError(f"calling the model endpoint '{name}' failed: {failure.text}")
 
 
 def csv_body(rows: Sequence[Sequence[float]]) -> bytes:

@@ -1,7 +1,8 @@
-"""Errors of the real-time API. Each carries the HTTP status the handler answers with.
+"""The Lambda API's own errors, on kubesage.http_errors' tree.
 
-Client mistakes are 4xx and name every bad field; the endpoint's failures are 502 (it answered with
-an error or could not be reached) or 504 (it did not answer in time).
+Client mistakes are 4xx and name every bad field (InvalidRequestError, and the shared
+MethodNotAllowedError and PayloadTooLargeError); the endpoint's failures are 502 (it answered with an
+error or could not be reached) or 504 (it did not answer in time).
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from kubesage.errors import KubesageError
+from kubesage.http_errors import RequestError, ServerSideError
 
 
 @dataclass(frozen=True)
@@ -24,21 +25,9 @@ class FieldProblem:
         return {"record": self.record, "field": self.field, "message": self.message}
 
 
-class ApiError(KubesageError):
-    """A request the API answers with an error status instead of predictions."""
-
-    status = 500
-
-    @property
-    def public_message(self) -> str:
-        """What the client is told: the whole message for its own mistakes (4xx), see subclasses."""
-        return str(self)
-
-
-class InvalidRequestError(ApiError):
+class InvalidRequestError(RequestError):
     """The client's request is malformed or holds bad records; `problems` names each bad field."""
 
-    status = 400
     exit_code = 2
 
     def __init__(self, message: str, problems: Sequence[FieldProblem] = ()) -> None:
@@ -46,15 +35,7 @@ class InvalidRequestError(ApiError):
         self.problems = list(problems)
 
 
-class MethodNotAllowedError(InvalidRequestError):
-    status = 405
-
-
-class PayloadTooLargeError(InvalidRequestError):
-    status = 413
-
-
-class EndpointError(ApiError):
+class EndpointError(ServerSideError):
     """The model endpoint answered with an error, an unusable body, or could not be reached.
 
     The message names the endpoint and quotes AWS (account id, role and function ARNs, log links):
@@ -62,6 +43,7 @@ class EndpointError(ApiError):
     """
 
     status = 502
+    code = "EndpointError"
 
     @property
     def public_message(self) -> str:
@@ -72,11 +54,8 @@ class EndpointTimeoutError(EndpointError):
     """The model endpoint did not answer within the client's timeouts and retries."""
 
     status = 504
+    code = "EndpointTimeout"
 
     @property
     def public_message(self) -> str:
         return "the model endpoint did not answer in time; retry shortly, or report the requestId"
-
-
-class DeployError(KubesageError):
-    """A deployment could not be prepared, refused, or failed in CloudFormation."""

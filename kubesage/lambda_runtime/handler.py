@@ -20,10 +20,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from kubesage.churn.features import encode_record
+from kubesage.churn.schema import encode_record
+from kubesage.http_errors import HttpError, MethodNotAllowedError, ServerSideError
 from kubesage.lambda_runtime.bundle import ModelBundle, load_bundle
 from kubesage.lambda_runtime.endpoint import Endpoint, EndpointSettings
-from kubesage.lambda_runtime.errors import ApiError, InvalidRequestError, MethodNotAllowedError
+from kubesage.lambda_runtime.errors import InvalidRequestError
 from kubesage.lambda_runtime.records import read_body, validate_records
 
 logger = logging.getLogger("kubesage.api")
@@ -47,8 +48,8 @@ class PredictionApi:
         request_id = request_id_of(event) or fallback_request_id or str(uuid.uuid4())
         try:
             return respond(200, {"predictions": self.predict(event)}, request_id)
-        except ApiError as exc:
-            if exc.status >= 500:
+        except HttpError as exc:
+            if isinstance(exc, ServerSideError):
                 logger.warning("request %s: %s", request_id, exc)
             return error_response(exc, request_id)
         except Exception:  # never a traceback to the client; the log has it
@@ -86,7 +87,7 @@ def respond(status: int, payload: Mapping[str, Any], request_id: str) -> dict[st
     }
 
 
-def error_response(exc: ApiError, request_id: str) -> dict[str, Any]:
+def error_response(exc: HttpError, request_id: str) -> dict[str, Any]:
     payload: dict[str, Any] = {"message": exc.public_message, "requestId": request_id}
     if isinstance(exc, InvalidRequestError) and exc.problems:
         payload["errors"] = [p.to_dict() for p in exc.problems]

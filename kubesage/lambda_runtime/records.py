@@ -20,8 +20,9 @@ from collections.abc import Mapping
 from difflib import get_close_matches
 from typing import Any
 
-from kubesage.churn.features import CATEGORICAL_COLUMNS, DROPPED_COLUMNS, NUMERIC_COLUMNS, shorten
-from kubesage.lambda_runtime.errors import FieldProblem, InvalidRequestError, PayloadTooLargeError
+from kubesage.churn.schema import CATEGORICAL_COLUMNS, DROPPED_COLUMNS, NUMERIC_COLUMNS, shorten
+from kubesage.http_errors import PayloadTooLargeError
+from kubesage.lambda_runtime.errors import FieldProblem, InvalidRequestError
 
 MAX_RECORDS = 1000
 # The work a request may cause is bounded by what a valid one needs, not by Lambda's 6 MB payload

@@ -21,9 +21,8 @@ from urllib.error import URLError
 from urllib.request import Request, urlopen
 
 from kubesage.churn.features import LABEL_COLUMN
-from kubesage.errors import KubesageError
-from kubesage.lambda_runtime.bundle import bundle_from_model
-from kubesage.lambda_runtime.errors import DeployError
+from kubesage.deploy.bundle import bundle_from_model
+from kubesage.errors import DeployError, KubesageError
 from kubesage.local_api.front import GatewayServer, in_process_api
 from kubesage.local_api.gateway import InProcessInvoker, generate_api_key
 from kubesage.util.ports import free_port

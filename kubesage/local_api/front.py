@@ -19,9 +19,9 @@ from types import TracebackType
 from urllib.error import URLError
 from urllib.request import Request, urlopen
 
+from kubesage.errors import DeployError
 from kubesage.lambda_runtime.bundle import BUNDLE_FILENAME, ModelBundle
 from kubesage.lambda_runtime.endpoint import ENV_ENDPOINT_NAME, ENV_ENDPOINT_URL, Endpoint, EndpointSettings
-from kubesage.lambda_runtime.errors import DeployError
 from kubesage.lambda_runtime.handler import PredictionApi
 from kubesage.local_api.gateway import Invoke, LocalGateway
 from kubesage.util.ports import free_port

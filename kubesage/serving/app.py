@@ -35,16 +35,21 @@ from pathlib import Path
 from typing import Any
 
 from kubesage.errors import KubesageError
-from kubesage.serving.codec import (
-    CSV,
-    JSON,
-    MAX_BODY_BYTES,
-    choose_output,
-    decode_request,
-    encode_predictions,
-    error_body,
+from kubesage.http_errors import (
+    HttpError,
+    MethodNotAllowedError,
+    ModelNotReadyError,
+    NotFoundError,
+    PayloadTooLargeError,
+    PredictionTimeoutError,
+    RequestError,
+    ServerBusyError,
+    ServerSideError,
 )
-from kubesage.serving.errors import PayloadTooLargeError, RequestError, ServerBusyError
+from kubesage.serving.codec import decode_request, encode_predictions
+from kubesage.serving.json_body import error_body
+from kubesage.serving.limits import MAX_BODY_BYTES
+from kubesage.serving.negotiation import CSV, JSON, choose_output
 from kubesage.serving.predictor import Predictor
 from kubesage.serving.readiness import ServerReadiness
 
@@ -54,6 +59,14 @@ Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
+
+# Headers sent with an error: when to retry, or (a refused body whose unread rest is still on the
+# wire) that the connection closes after the answer.
+_ERROR_HEADERS: dict[type[HttpError], list[tuple[bytes, bytes]]] = {
+    ServerBusyError: [(b"retry-after", b"1")],
+    PredictionTimeoutError: [(b"retry-after", b"5")],
+    PayloadTooLargeError: [(b"connection", b"close")],
+}
 
 # uvicorn's multiprocess supervisor stops (instead of restarting) a worker that exits with this.
 STARTUP_FAILURE_EXIT_CODE = 3
@@ -156,39 +169,30 @@ class InferenceApp:
             elif route is not None:
                 await _send_error(
                     send,
-                    405,
-                    "MethodNotAllowed",
-                    f"{method} is not allowed on {scope['path']}",
+                    MethodNotAllowedError(f"{method} is not allowed on {scope['path']}"),
                     extra_headers=[(b"allow", _ROUTES_ALLOW[route])],
                 )
             else:
                 await _send_error(
                     send,
-                    404,
-                    "NotFound",
-                    f"no route {scope['path']}; use GET /ping, POST /invocations or "
-                    "POST /endpoints/{endpoint_name}/invocations",
+                    NotFoundError(
+                        f"no route {scope['path']}; use GET /ping, POST /invocations or "
+                        "POST /endpoints/{endpoint_name}/invocations"
+                    ),
                 )
         except ClientDisconnectedError:
             return  # nobody is left to answer
-        except ServerBusyError as exc:
-            await _send_error(send, exc.status, exc.code, str(exc), extra_headers=[(b"retry-after", b"1")])
-        except PayloadTooLargeError as exc:
-            # The unread rest of the body is still on the wire: close the connection after answering.
-            await _send_error(send, exc.status, exc.code, str(exc), extra_headers=[(b"connection", b"close")])
-        except RequestError as exc:
-            await _send_error(send, exc.status, exc.code, str(exc))
-        except PredictionTimeoutError as exc:
-            await _send_error(send, 503, "PredictionTimeout", str(exc), extra_headers=[(b"retry-after", b"5")])
-        except KubesageError as exc:
-            await _send_error(send, 400, "InvalidInput", str(exc))
+        except HttpError as exc:
+            await _send_error(send, exc, extra_headers=_ERROR_HEADERS.get(type(exc)))
+        except KubesageError as exc:  # a domain error raised while reading the request: the client's to fix
+            await _send_error(send, RequestError(str(exc)))
         except Exception:
             logger.exception("unexpected error serving %s %s", method, scope["path"])
-            await _send_error(send, 500, "InternalError", "the server failed to answer; see the server log")
+            await _send_error(send, ServerSideError("the server failed to answer; see the server log"))
 
     async def _ping(self, send: Send) -> None:
         if self.load_error is not None or not self.readiness.is_ready(worker_loaded=self.predictor is not None):
-            await _send_error(send, 503, "ModelNotReady", self._not_ready_message())
+            await _send_error(send, ModelNotReadyError(self._not_ready_message()))
             return
         await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"0")]})
         await send({"type": "http.response.body", "body": b""})
@@ -196,7 +200,7 @@ class InferenceApp:
     async def _invocations(self, scope: Scope, receive: Receive, send: Send) -> None:
         predictor = self.predictor or await self._wait_for_model()
         if predictor is None:
-            await _send_error(send, 503, "ModelNotReady", self._not_ready_message())
+            await _send_error(send, ModelNotReadyError(self._not_ready_message()))
             return
         content_type, accept, content_length = _request_headers(scope)
         output = choose_output(accept)
@@ -274,10 +278,6 @@ def create_app(
     return InferenceApp(model_dir, threads=threads, exit_on_load_failure=exit_on_load_failure, readiness=readiness)
 
 
-class PredictionTimeoutError(Exception):
-    """The prediction thread did not answer within PREDICT_DEADLINE_SECONDS."""
-
-
 def _answer(predictor: Predictor, body: bytes, content_type: str | None, output: str) -> bytes:
     features = decode_request(body, content_type, predictor.n_features, predictor.schema)
     return encode_predictions(predictor.predict(features), output)
@@ -341,10 +341,8 @@ def _too_large(size: int, at_least: bool = False) -> str:
     return f"the body is {shown} bytes; the limit is {MAX_BODY_BYTES:,} bytes (6 MiB, as SageMaker real-time endpoints)"
 
 
-async def _send_error(
-    send: Send, status: int, code: str, message: str, extra_headers: list[tuple[bytes, bytes]] | None = None
-) -> None:
-    payload = error_body(status, code, message)
+async def _send_error(send: Send, error: HttpError, extra_headers: list[tuple[bytes, bytes]] | None = None) -> None:
+    payload = error_body(error)
     headers = [_JSON_HEADER, (b"content-length", str(len(payload)).encode()), *(extra_headers or [])]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.start", "status": error.status, "headers": headers})
     await send({"type": "http.response.body", "body": payload})

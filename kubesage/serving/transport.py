@@ -30,7 +30,9 @@ from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from kubesage.serving.codec import MAX_BODY_BYTES, error_body
+from kubesage.http_errors import HeadersTooLargeError, HttpError, RequestTimeoutError, ServerBusyError
+from kubesage.serving.json_body import error_body
+from kubesage.serving.limits import MAX_BODY_BYTES
 
 HEADER_TIMEOUT_SECONDS = 10.0
 BODY_TIMEOUT_SECONDS = 30.0
@@ -165,7 +167,7 @@ class CoalescingHttpToolsProtocol(HttpToolsProtocol):
             self._header_bytes += len(data)
         super().data_received(data)
         if self._awaiting_headers and self._header_bytes > MAX_HEADER_BYTES and not self.transport.is_closing():
-            self._refuse(431, "HeadersTooLarge", f"the request headers exceed {MAX_HEADER_BYTES:,} bytes")
+            self._refuse(HeadersTooLargeError(f"the request headers exceed {MAX_HEADER_BYTES:,} bytes"))
 
     def eof_received(self) -> None:
         if self.transport.lingering:
@@ -182,11 +184,11 @@ class CoalescingHttpToolsProtocol(HttpToolsProtocol):
         refusal = None
         if len(self.connections) > MAX_CONNECTIONS:
             refusal = _refusal(
-                429, "TooManyRequests", f"this worker has over {MAX_CONNECTIONS} open connections; retry shortly"
+                ServerBusyError(f"this worker has over {MAX_CONNECTIONS} open connections; retry shortly")
             )
         elif len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers) > MAX_HEADER_BYTES:
             # Headers that arrived in one read are only measured here, once parsed.
-            refusal = _refusal(431, "HeadersTooLarge", f"the request headers exceed {MAX_HEADER_BYTES:,} bytes")
+            refusal = _refusal(HeadersTooLargeError(f"the request headers exceed {MAX_HEADER_BYTES:,} bytes"))
         if refusal is None:
             super().on_headers_complete()
             return
@@ -224,14 +226,14 @@ class CoalescingHttpToolsProtocol(HttpToolsProtocol):
         if self.cycle is not None and self.cycle.response_started:
             self.transport.close_now()
             return
-        self._refuse(408, "RequestTimeout", f"{what} did not arrive within {seconds:.0f} s")
+        self._refuse(RequestTimeoutError(f"{what} did not arrive within {seconds:.0f} s"))
 
-    def _refuse(self, status: int, code: str, message: str) -> None:
+    def _refuse(self, error: HttpError) -> None:
         """Answer before (or instead of) the app, then close: the request cannot be read further."""
         self._disarm()
-        body = error_body(status, code, message)
+        body = error_body(error)
         head = (
-            f"HTTP/1.1 {status} {_REASONS[status]}\r\ncontent-type: application/json\r\n"
+            f"HTTP/1.1 {error.status} {_REASONS[error.status]}\r\ncontent-type: application/json\r\n"
             f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"
         )
         self.transport.write(head.encode() + body)
@@ -241,15 +243,16 @@ class CoalescingHttpToolsProtocol(HttpToolsProtocol):
 _REASONS = {408: "Request Timeout", 431: "Request Header Fields Too Large"}
 
 
-def _refusal(status: int, code: str, message: str) -> Callable[[Any, Any, Any], Awaitable[None]]:
+def _refusal(error: HttpError) -> Callable[[Any, Any, Any], Awaitable[None]]:
     """An ASGI app that answers every request with this error and closes the connection."""
-    body = error_body(status, code, message)
+    status = error.status
+    body = error_body(error)
     headers = [
         (b"content-type", b"application/json"),
         (b"content-length", b"%d" % len(body)),
         (b"connection", b"close"),
     ]
-    if status == 429:
+    if isinstance(error, ServerBusyError):
         headers.append((b"retry-after", b"1"))
 
     async def refuse(scope: Any, receive: Any, send: Any) -> None:

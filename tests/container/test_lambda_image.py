@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from kubesage.lambda_runtime.bundle import bundle_from_model
+from kubesage.deploy.bundle import bundle_from_model
 from kubesage.local_api.front import LAMBDA_IMAGE, RIE_PATH, GatewayServer, LambdaContainer
 from kubesage.local_api.gateway import LambdaInvoker, generate_api_key
 from tests.integration.api_helpers import evaluation_path_probability, registered_model_dir, seed_record

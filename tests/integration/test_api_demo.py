@@ -12,7 +12,7 @@ import pytest
 
 from kubesage.components.evaluate import evaluate_model, write_evaluation
 from kubesage.components.register import register_model
-from kubesage.lambda_runtime.bundle import bundle_from_model
+from kubesage.deploy.bundle import bundle_from_model
 from kubesage.local_api.demo import latest_model, run
 from tests.integration.api_helpers import evaluation_path_probability
 

@@ -24,7 +24,7 @@ import pytest
 
 from kubesage.deploy.stack import DeployRequest, approve_model_package, deploy
 from kubesage.deploy.template import load_template, render
-from kubesage.lambda_runtime.errors import DeployError
+from kubesage.errors import DeployError
 from tests.integration.api_helpers import registered_model_dir
 
 pytestmark = pytest.mark.integration

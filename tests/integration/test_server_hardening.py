@@ -22,7 +22,7 @@ import httpx
 import pandas as pd
 import pytest
 
-from kubesage.serving.codec import MAX_BODY_BYTES
+from kubesage.serving.limits import MAX_BODY_BYTES
 from kubesage.serving.transport import HEADER_TIMEOUT_SECONDS, MAX_CONNECTIONS, MAX_HEADER_BYTES
 from kubesage.util.ports import free_port
 from tests.integration.cli_helpers import served, start_server, stop_server, wait_ready

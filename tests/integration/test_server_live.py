@@ -37,7 +37,7 @@ from schemathesis.specs.openapi.checks import (
 from kubesage.churn.features import FeatureSchema, transform_columns
 from kubesage.churn.modelio import booster_probabilities, load_booster
 from kubesage.serving import OPENAPI_DOCUMENT
-from kubesage.serving.codec import MAX_BODY_BYTES
+from kubesage.serving.limits import MAX_BODY_BYTES
 from kubesage.serving.predictor import SERVING_PARITY_TOLERANCE
 from kubesage.util.ports import free_port
 from tests.integration.cli_helpers import served, start_server, stop_server, wait_ready

@@ -8,10 +8,7 @@ a real response, not by patching boto3.
 from __future__ import annotations
 
 import json
-import threading
-import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -23,44 +20,13 @@ from kubesage.lambda_runtime.bundle import ModelBundle
 from kubesage.lambda_runtime.endpoint import Endpoint, EndpointSettings
 from kubesage.lambda_runtime.handler import PredictionApi
 from kubesage.lambda_runtime.records import MAX_BODY_BYTES, MAX_NAME_CHARS, MAX_PROBLEMS
-
-
-class StandIn(BaseHTTPRequestHandler):
-    """POST /endpoints/<name>/invocations: behaviour set on the server object."""
-
-    def do_POST(self) -> None:
-        server: Any = self.server
-        body = self.rfile.read(int(self.headers["Content-Length"])).decode()
-        server.seen.append((self.path, self.headers["Content-Type"], body))
-        if server.mode == "hang":
-            time.sleep(3)
-            return
-        if server.mode == "error":
-            payload, status = {"code": "ModelError", "message": "the model failed"}, 424
-        elif server.mode == "garbage":
-            payload, status = {"nothing": 1}, 200
-        else:
-            rows = body.splitlines()
-            payload, status = {"predictions": [{"score": server.score} for _ in rows]}, 200
-        data = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args: Any) -> None:
-        pass
+from tests.unit.lambda_runtime.endpoint_stand_in import endpoint_stand_in
 
 
 @pytest.fixture
 def stand_in() -> Iterator[Any]:
-    server: Any = ThreadingHTTPServer(("127.0.0.1", 0), StandIn)
-    server.mode, server.score, server.seen = "ok", 0.7, []
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
+    with endpoint_stand_in(score=0.7) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")

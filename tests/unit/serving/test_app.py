@@ -176,8 +176,8 @@ def test_large_bodies_queue_for_the_prediction_thread_then_get_429(
 ) -> None:
     import asyncio
 
+    from kubesage.http_errors import ServerBusyError
     from kubesage.serving import app as app_module
-    from kubesage.serving.errors import ServerBusyError
 
     app = create_app(model_dir, exit_on_load_failure=False)
     predictor = app.load()

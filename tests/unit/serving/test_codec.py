@@ -1,4 +1,4 @@
-"""Request parsing and response encoding of the model server (kubesage.serving.codec)."""
+"""Request parsing and response encoding of the model server: codec (the dispatch), negotiation, CSV and JSON."""
 
 from __future__ import annotations
 
@@ -12,19 +12,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kubesage.churn.features import FeatureSchema, fit_schema, transform_records
-from kubesage.serving.codec import (
-    CSV,
-    JSON,
-    PANDAS_MIN_ROWS,
-    choose_output,
-    decode_request,
-    encode_predictions,
-    json_to_features,
-    media_type,
-    parse_csv,
-    parse_json,
-)
-from kubesage.serving.errors import NotAcceptableError, RequestError, UnsupportedMediaTypeError
+from kubesage.http_errors import NotAcceptableError, RequestError, UnsupportedMediaTypeError
+from kubesage.serving.codec import decode_request, encode_predictions
+from kubesage.serving.csv_body import PANDAS_MIN_ROWS, parse_csv
+from kubesage.serving.json_body import json_to_features, parse_json
+from kubesage.serving.negotiation import CSV, JSON, choose_output, media_type
 
 N = 5
 
@@ -302,9 +294,9 @@ def test_json_fast_path_agrees_with_reference_on_any_matrix(rows: list[list[floa
 
 
 def test_json_fast_path_survives_a_document_still_held_from_an_earlier_call() -> None:
-    from kubesage.serving import codec
+    from kubesage.serving import json_body
 
-    held = codec._parse_document(b"[[1, 2, 3, 4, 5]]")  # pins the thread's parser
+    held = json_body._parse_document(b"[[1, 2, 3, 4, 5]]")  # pins the thread's parser
     assert decode_request(b"[[6, 7, 8, 9, 10]]", JSON, N, None).tolist() == [[6, 7, 8, 9, 10]]
     assert len(held) == 1
 
@@ -319,7 +311,7 @@ def test_json_number_with_4300_digits_is_a_400_not_a_500() -> None:
 
 
 def test_rows_over_the_cap_are_refused_before_parsing() -> None:
-    from kubesage.serving.codec import MAX_ROWS
+    from kubesage.serving.limits import MAX_ROWS
 
     empty_records = b"[" + b",".join([b"{}"] * (MAX_ROWS + 1)) + b"]"
     with pytest.raises(RequestError, match=f"{MAX_ROWS + 1:,} rows; the limit is {MAX_ROWS:,}"):
