@@ -156,15 +156,14 @@ def retry_policies(task: TaskPlan) -> list[Any] | None:
 
     if not task.retry or not task.retry.get("maxRetryCount"):
         return None
-    attempts = int(task.retry["maxRetryCount"])
-    interval = max(1, int(float(str(task.retry.get("backoffDuration", "1s")).rstrip("s") or 1)))
-    rate = float(task.retry.get("backoffFactor", 2.0))
+    backoff = {
+        "max_attempts": int(task.retry["maxRetryCount"]),
+        "interval_seconds": max(1, int(float(str(task.retry.get("backoffDuration", "1s")).rstrip("s") or 1))),
+        "backoff_rate": float(task.retry.get("backoffFactor", 2.0)),
+    }
     return [
         StepRetryPolicy(
-            exception_types=[StepExceptionTypeEnum.SERVICE_FAULT, StepExceptionTypeEnum.THROTTLING],
-            max_attempts=attempts,
-            interval_seconds=interval,
-            backoff_rate=rate,
+            exception_types=[StepExceptionTypeEnum.SERVICE_FAULT, StepExceptionTypeEnum.THROTTLING], **backoff
         ),
         SageMakerJobStepRetryPolicy(
             exception_types=[
@@ -172,9 +171,7 @@ def retry_policies(task: TaskPlan) -> list[Any] | None:
                 SageMakerJobExceptionTypeEnum.CAPACITY_ERROR,
                 SageMakerJobExceptionTypeEnum.RESOURCE_LIMIT,
             ],
-            max_attempts=attempts,
-            interval_seconds=interval,
-            backoff_rate=rate,
+            **backoff,
         ),
     ]
 
