@@ -15,9 +15,8 @@ import pytest
 from kfp import compiler, dsl
 
 from kubesage.errors import UnsupportedFeatureError
-from kubesage.runners.sagemaker.compiler import CompiledPipeline, compile_spec
+from kubesage.runners.sagemaker.compiler import CompiledPipeline
 from kubesage.runners.sagemaker.config import SageMakerConfig
-from kubesage.runners.sagemaker.ir import load_ir
 from tests.paths import TESTS_DIR
 from tests.unit.runners.sagemaker.ir_file import compile_file
 
@@ -228,13 +227,13 @@ def _training_output_in_condition() -> None:
 )
 def test_unsupported_features_fail_naming_task_and_feature(function: Any, message: str, tmp_path: Path) -> None:
     with pytest.raises(UnsupportedFeatureError, match=message):
-        compile_spec(load_ir(_ir(function, tmp_path)), CONFIG)
+        compile_file(_ir(function, tmp_path), CONFIG)
 
 
 def test_unknown_register_task_and_bad_bucket(tmp_path: Path) -> None:
     ir = _ir(_load_function(GOLDEN / "toy_words.py", "toy_words"), tmp_path)
     with pytest.raises(UnsupportedFeatureError, match="register task 'nope' is not a task"):
-        compile_spec(load_ir(ir), CONFIG.model_copy(update={"register_task": "nope"}))
+        compile_file(ir, CONFIG.model_copy(update={"register_task": "nope"}))
     with pytest.raises(ValueError, match="not a valid S3 bucket name"):
         SageMakerConfig(bucket="Bad_Bucket")
 
@@ -260,7 +259,7 @@ def _json_get_step(value: dict[str, Any]) -> str:
 
 
 def test_inlined_sub_pipelines_unrolled_loop_json_parameters_and_importer(tmp_path: Path) -> None:
-    compiled = compile_spec(load_ir(_ir(_load_function(GOLDEN / "toy_nested.py", "toy_nested"), tmp_path)), CONFIG)
+    compiled = compile_file(_ir(_load_function(GOLDEN / "toy_nested.py", "toy_nested"), tmp_path), CONFIG)
     steps = {s["Name"]: s for s in compiled.definition["Steps"]}
     # two copies of the sub-pipeline, each with its own ConditionStep; three loop iterations; no importer step
     assert set(steps) == {
