@@ -33,8 +33,8 @@ from kubesage.runners.sagemaker.compiler import (
     OUTPUTS_FILE,
     OUTPUTS_NAME,
     CompiledPipeline,
-    _offline_env,
     build_pipeline,
+    offline_env,
 )
 from kubesage.runners.sagemaker.config import SageMakerConfig
 from kubesage.tracking import tracking_uri
@@ -176,7 +176,7 @@ def run_local(
         s3=boto_session.client("s3", endpoint_url=s3_endpoint_url),
         sagemaker=None,
     )
-    with _offline_env(config.region):
+    with offline_env(config.region):
         from sagemaker.core.workflow.pipeline_context import LocalPipelineSession as StepSession
         from sagemaker.mlops.local import LocalPipelineSession
 

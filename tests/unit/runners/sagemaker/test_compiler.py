@@ -15,10 +15,10 @@ import pytest
 from kfp import compiler, dsl
 
 from kubesage.errors import UnsupportedFeatureError
-from kubesage.runners.sagemaker.compiler import CompiledPipeline, compile_file, compile_spec
+from kubesage.runners.sagemaker.compiler import CompiledPipeline
 from kubesage.runners.sagemaker.config import SageMakerConfig
-from kubesage.runners.sagemaker.ir import load_ir
 from tests.paths import TESTS_DIR
+from tests.unit.runners.sagemaker.ir_file import compile_file
 
 GOLDEN = TESTS_DIR / "golden" / "sagemaker"
 REGEN = os.environ.get("KUBESAGE_REGEN_GOLDEN") == "1"
@@ -227,29 +227,29 @@ def _training_output_in_condition() -> None:
 )
 def test_unsupported_features_fail_naming_task_and_feature(function: Any, message: str, tmp_path: Path) -> None:
     with pytest.raises(UnsupportedFeatureError, match=message):
-        compile_spec(load_ir(_ir(function, tmp_path)), CONFIG)
+        compile_file(_ir(function, tmp_path), CONFIG)
 
 
 def test_unknown_register_task_and_bad_bucket(tmp_path: Path) -> None:
     ir = _ir(_load_function(GOLDEN / "toy_words.py", "toy_words"), tmp_path)
     with pytest.raises(UnsupportedFeatureError, match="register task 'nope' is not a task"):
-        compile_spec(load_ir(ir), CONFIG.model_copy(update={"register_task": "nope"}))
+        compile_file(ir, CONFIG.model_copy(update={"register_task": "nope"}))
     with pytest.raises(ValueError, match="not a valid S3 bucket name"):
         SageMakerConfig(bucket="Bad_Bucket")
 
 
-def test_compile_to_file_uses_flags(tmp_path: Path) -> None:
-    from kubesage.runners.sagemaker.compiler import compile_to_file
-
+def test_compile_flags_reach_the_written_definition(tmp_path: Path) -> None:
+    """`kubesage compile --image/--bucket/--region` become config fields; `write` puts them on disk."""
     ir = _ir(_load_function(GOLDEN / "toy_words.py", "toy_words"), tmp_path)
-    compiled = compile_to_file(
-        load_ir(ir), tmp_path / "p.json", image_uri="img:9", bucket="my-bucket", region="eu-west-1"
-    )
+    config = SageMakerConfig(image_uri="img:9", bucket="my-bucket", region="eu-west-1")
+    compiled = compile_file(ir, config)
+    written = compiled.write(tmp_path / "p.json")
     text = (tmp_path / "p.json").read_text()
     assert '"ImageUri": "img:9"' in text
     assert all(uri.startswith("s3://my-bucket/kubesage/kubesage-toy-words/specs/") for uri in compiled.assets)
+    assert written[1:] == [tmp_path / "p.json.assets" / uri.removeprefix("s3://") for uri in sorted(compiled.assets)]
     with pytest.raises(ValueError, match="is not an IAM role ARN"):
-        compile_to_file(load_ir(ir), tmp_path / "q.json", role_arn="my-role")
+        SageMakerConfig(role_arn="my-role")
 
 
 def _json_get_step(value: dict[str, Any]) -> str:
@@ -259,7 +259,7 @@ def _json_get_step(value: dict[str, Any]) -> str:
 
 
 def test_inlined_sub_pipelines_unrolled_loop_json_parameters_and_importer(tmp_path: Path) -> None:
-    compiled = compile_spec(load_ir(_ir(_load_function(GOLDEN / "toy_nested.py", "toy_nested"), tmp_path)), CONFIG)
+    compiled = compile_file(_ir(_load_function(GOLDEN / "toy_nested.py", "toy_nested"), tmp_path), CONFIG)
     steps = {s["Name"]: s for s in compiled.definition["Steps"]}
     # two copies of the sub-pipeline, each with its own ConditionStep; three loop iterations; no importer step
     assert set(steps) == {

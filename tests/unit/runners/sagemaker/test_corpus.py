@@ -21,11 +21,11 @@ from kfp import compiler
 
 from kubesage.cli import main
 from kubesage.errors import KubesageError
-from kubesage.ir.source import load_pipeline
-from kubesage.runners.sagemaker.compiler import CompiledPipeline, compile_spec
+from kubesage.runners.sagemaker.compiler import CompiledPipeline
 from kubesage.runners.sagemaker.config import SageMakerConfig
 from tests.corpus.sagemaker._expect import Expectation, Refused, Translates
 from tests.paths import TESTS_DIR
+from tests.unit.runners.sagemaker.ir_file import compile_file
 
 CORPUS_DIR = TESTS_DIR / "corpus" / "sagemaker"
 MODULES = ("basics", "conditions", "nested", "loops", "importers", "kubernetes")
@@ -60,12 +60,6 @@ def _step_names(steps: list[dict[str, Any]]) -> set[str]:
     return names
 
 
-def _compile_file(path: Path, tmp_path: Path) -> CompiledPipeline:
-    """What `kubesage compile FILE --target sagemaker` does, minus the printing."""
-    source = load_pipeline(str(path), tmp_path / "work")
-    return compile_spec(source.spec, CONFIG, source.platform_spec)
-
-
 def _check(outcome: CompiledPipeline | KubesageError, expectation: Expectation) -> None:
     if isinstance(expectation, Refused):
         assert isinstance(outcome, KubesageError), f"translated, expected a refusal matching {expectation.pattern!r}"
@@ -92,7 +86,7 @@ def test_corpus_pipeline_translates_or_is_refused(name: str, tmp_path: Path) -> 
     ir = tmp_path / f"{name}.yaml"
     compiler.Compiler().compile(function, str(ir))
     try:
-        outcome: CompiledPipeline | KubesageError = _compile_file(ir, tmp_path)
+        outcome: CompiledPipeline | KubesageError = compile_file(ir, CONFIG)
     except KubesageError as exc:  # anything else is a crash and fails the test with its traceback
         outcome = exc
     _check(outcome, expectation)
@@ -101,7 +95,7 @@ def test_corpus_pipeline_translates_or_is_refused(name: str, tmp_path: Path) -> 
 @pytest.mark.parametrize("path", MALFORMED, ids=[p.stem for p in MALFORMED])
 def test_malformed_ir_is_refused_in_one_line(path: Path, tmp_path: Path) -> None:
     try:
-        outcome: CompiledPipeline | KubesageError = _compile_file(path, tmp_path)
+        outcome: CompiledPipeline | KubesageError = compile_file(path, CONFIG)
     except KubesageError as exc:
         outcome = exc
     _check(outcome, Refused(_expected_message(path)))

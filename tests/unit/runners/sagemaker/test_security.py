@@ -13,11 +13,12 @@ import pytest
 from kfp import compiler, dsl
 
 from kubesage.errors import ParameterError
-from kubesage.runners.sagemaker.compiler import CompiledPipeline, compile_file
+from kubesage.runners.sagemaker.compiler import CompiledPipeline
 from kubesage.runners.sagemaker.config import SageMakerConfig
 from kubesage.runners.sagemaker.naming import sagemaker_pipeline_name
 from kubesage.runners.sagemaker.pinning import refuse_pinned
 from tests.paths import TESTS_DIR
+from tests.unit.runners.sagemaker.ir_file import compile_file
 
 GOLDEN = TESTS_DIR / "golden" / "sagemaker"
 SECURE = SageMakerConfig(

@@ -17,10 +17,10 @@ import pytest
 from kfp import compiler
 
 from kubesage.runners.sagemaker import shim
-from kubesage.runners.sagemaker.compiler import compile_file
 from kubesage.runners.sagemaker.config import SageMakerConfig
 from kubesage.runners.sagemaker.integrity import spec_bytes, spec_digest
 from tests.paths import TESTS_DIR
+from tests.unit.runners.sagemaker.ir_file import compile_file
 
 GOLDEN = TESTS_DIR / "golden" / "sagemaker"
 

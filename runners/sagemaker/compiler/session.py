@@ -1,0 +1,98 @@
+"""The SageMaker SDK, driven offline: placeholder credentials, no role validation, no telemetry.
+
+Building a definition with the SDK must make no network call (`kubesage compile` is offline) and
+should not take seconds, so the compile runs inside these context managers.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from kubesage.runners.sagemaker.config import SageMakerConfig
+from kubesage.util.environment import environment
+
+OFFLINE_SDK_CONFIG = {"SchemaVersion": "1.0", "SageMaker": {"PythonSDK": {"Modules": {"TelemetryOptOut": True}}}}
+
+
+@contextmanager
+def offline_env(region: str) -> Iterator[None]:
+    """Environment for building definitions without AWS: no role validation, a region for import."""
+    # The SDK creates boto3 clients at import time; without keys in the environment, botocore's
+    # credential chain would ask the EC2 instance metadata service (a network call).
+    values = {"SAGEMAKER_VALIDATE_ROLE": "false", "AWS_EC2_METADATA_DISABLED": "true"}
+    if not os.environ.get("AWS_DEFAULT_REGION") and not os.environ.get("AWS_REGION"):
+        # `import sagemaker.mlops` creates boto3 clients at import time and needs a region.
+        values["AWS_DEFAULT_REGION"] = region
+    with environment(values):
+        yield
+
+
+def offline_session(config: SageMakerConfig) -> Any:
+    """A PipelineSession that never calls AWS: placeholder keys, explicit bucket, telemetry off."""
+    import boto3
+    from sagemaker.core.workflow.pipeline_context import PipelineSession
+
+    boto_session = boto3.Session(
+        aws_access_key_id="kubesage-offline",
+        aws_secret_access_key="kubesage-offline",
+        region_name=config.region,
+    )
+    return PipelineSession(
+        boto_session=boto_session,
+        default_bucket=config.bucket,
+        default_bucket_prefix=config.prefix or None,
+        sagemaker_config=OFFLINE_SDK_CONFIG,
+    )
+
+
+_VALIDATED_SDK_CONFIGS: list[dict[str, Any]] = []
+
+
+@contextmanager
+def validate_sdk_config_once() -> Iterator[None]:
+    """Validate the session's SDK config once per compile instead of at every config lookup.
+
+    The SDK re-validates the whole config against its JSON schema (including checking the schema
+    itself) on each `get_sagemaker_config_value`, about 60 times for a four-step pipeline: that made
+    one compile take seconds to minutes. The configs are constants (`OFFLINE_SDK_CONFIG`, the local
+    mode defaults), so each is validated for real the first time in the process, and an equal dict is
+    not validated again.
+    """
+    from sagemaker.core.config.config_manager import SageMakerConfig as SdkConfig
+
+    original = SdkConfig.validate_sagemaker_config
+    validated = _VALIDATED_SDK_CONFIGS
+
+    def once(sagemaker_config: dict[str, Any] | None = None) -> None:
+        if sagemaker_config is not None and sagemaker_config in validated:
+            return
+        original(sagemaker_config)
+        if sagemaker_config is not None:
+            validated.append(sagemaker_config)
+
+    SdkConfig.validate_sagemaker_config = staticmethod(once)
+    try:
+        yield
+    finally:
+        SdkConfig.validate_sagemaker_config = staticmethod(original)
+
+
+@contextmanager
+def quiet_sdk() -> Iterator[None]:
+    """The SDK logs every popped job name and skipped role check: noise for an offline compile."""
+    loggers = [logging.getLogger(name) for name in ("sagemaker", "sagemaker.config")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=r".*Running within a PipelineSession.*")
+            yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)

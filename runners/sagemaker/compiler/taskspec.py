@@ -1,0 +1,109 @@
+"""What the shim gets in a job: the task spec (uploaded to S3), its command line and its environment.
+
+The component's command and constants travel in the per-task JSON spec because SageMaker caps each
+container argument at 256 characters and lightweight components embed their source in the command.
+Only runtime values (parameters, upstream outputs) go on the command line.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from kubesage.runners.sagemaker.compiler.context import BuildContext
+from kubesage.runners.sagemaker.compiler.layout import MODEL_DIR, OUTPUTS_FILE, OUTPUTS_NAME, SPEC_CHANNEL, data_channel
+from kubesage.runners.sagemaker.compiler.parameters import TRACKING_PARAMETERS
+from kubesage.runners.sagemaker.integrity import DIGEST_FLAG, spec_bytes, spec_digest
+from kubesage.runners.sagemaker.ir import Collected, Constant, ImportedArtifact, PipelineParam, TaskPlan
+from kubesage.tracking.contract import ENV_RUNNER
+
+
+@dataclass(frozen=True)
+class SpecAsset:
+    """A task spec as uploaded: its S3 URI, its bytes, and the sha256 the definition pins."""
+
+    uri: str
+    body: bytes
+    digest: str
+
+
+def task_spec(ctx: BuildContext, task: TaskPlan, in_root: str, out_root: str) -> dict[str, Any]:
+    """What the shim needs besides runtime values: the component and where things are."""
+    inputs = {}
+    for name, source in task.artifacts.items():
+        if isinstance(source, ImportedArtifact):
+            # SageMaker downloads an S3 object into the channel under its base name; "" = what arrived
+            uri = str(source.uri.value) if isinstance(source.uri, Constant) else ""
+            file = "" if uri.endswith("/") else uri.rsplit("/", 1)[-1]
+            packed = False
+        else:
+            file, packed = source.key, ctx.plan.tasks[source.task].kind == "training"
+        inputs[name] = {
+            "dir": f"{in_root}/{name}",
+            "file": file,
+            "packed": packed,
+            "type": task.input_artifact_types()[name]["artifactType"],
+        }
+    outputs = {}
+    for name, out in sorted(task.output_artifacts().items()):
+        path = MODEL_DIR if name == task.model_output else f"{out_root}/{name}/{name}"
+        outputs[name] = {"path": path, "type": out["artifactType"]}
+    constants = {n: s.value for n, s in task.parameters.items() if isinstance(s, Constant)}
+    return {
+        "pipeline": ctx.name,
+        "task": task.key,
+        "display_name": task.display_name,
+        "component": task.component,
+        "command": list(task.container.get("command", [])),
+        "args": list(task.container.get("args", [])),
+        "constants": constants,
+        "input_artifacts": inputs,
+        "output_artifacts": outputs,
+        "outputs_file": f"{out_root}/{OUTPUTS_NAME}/{OUTPUTS_FILE}",
+    }
+
+
+def spec_asset(ctx: BuildContext, task: TaskPlan, spec: dict[str, Any]) -> SpecAsset:
+    body = spec_bytes(spec)
+    digest = spec_digest(body)
+    return SpecAsset(
+        uri=f"{ctx.config.s3_root()}/{ctx.name}/specs/{digest[:16]}/{task.key}.json", body=body, digest=digest
+    )
+
+
+def data_parameters_read(ctx: BuildContext, task: TaskPlan) -> list[str]:
+    """The data parameters `task` reads: each becomes an input channel (`layout.data_channel`)."""
+    return sorted(
+        {s.name for s in task.parameters.values() if isinstance(s, PipelineParam) and s.name in ctx.data_parameters}
+    )
+
+
+def shim_arguments(ctx: BuildContext, task: TaskPlan, in_root: str, digest: str) -> list[Any]:
+    args: list[Any] = ["--task", task.key, "--spec-dir", f"{in_root}/{SPEC_CHANNEL}"]
+    # The spec's sha256 lives in the definition, so swapping the spec in S3 fails the step.
+    args += [DIGEST_FLAG, digest]
+    for name, source in task.parameters.items():
+        if isinstance(source, Constant):
+            continue
+        if isinstance(source, PipelineParam) and source.name in ctx.data_parameters:
+            uri = ctx.parameters[source.name].to_string()
+            args += ["--data-param", name, f"{in_root}/{data_channel(source.name)}", uri]
+        elif isinstance(source, Collected):
+            for item in source.items:
+                item_type = ctx.plan.tasks[item.task].output_parameters()[item.key]["parameterType"]
+                args += ["--param-item", name, item_type, ctx.parameter_value(task.key, item)]
+        else:
+            args += ["--param", name, ctx.parameter_value(task.key, source)]
+    return args
+
+
+def shim_environment(ctx: BuildContext, task: TaskPlan) -> dict[str, Any]:
+    """The component's env, the MLflow hand-off (from the tracking parameters) and the runner's name."""
+    from sagemaker.core.workflow.execution_variables import ExecutionVariables
+
+    env: dict[str, Any] = {e["name"]: e["value"] for e in task.container.get("env", [])}
+    for param, variable in TRACKING_PARAMETERS.items():
+        env[variable] = ctx.parameters[param]
+    env[ENV_RUNNER] = "sagemaker-local" if ctx.config.local_mode else "sagemaker"
+    env["KUBESAGE_SAGEMAKER_EXECUTION_ARN"] = ExecutionVariables.PIPELINE_EXECUTION_ARN
+    return env
