@@ -156,8 +156,7 @@ def run(
     from kubesage.cli.run_output import ConsoleProgress, print_result
     from kubesage.ir.inputs import check_inputs
     from kubesage.ir.parameters import parse_assignments
-    from kubesage.ir.source import load_pipeline
-    from kubesage.runners.registry import get_runner
+    from kubesage.runners.registry import get_runner, load_pipeline
 
     as_json = output_format == "json"
     try:
@@ -214,8 +213,7 @@ def compile_command(
     pipeline: str, target: str, output_path: Path, explain: bool, runner_options: tuple[str, ...], **flags: Any
 ) -> None:
     """Compile PIPELINE to KFP IR YAML or to a SageMaker pipeline definition (offline, deterministic)."""
-    from kubesage.ir.source import load_pipeline
-    from kubesage.runners.registry import compile_targets, get_runner
+    from kubesage.runners.registry import compile_targets, get_runner, load_pipeline
 
     runner = compile_targets()[target].name
     try:

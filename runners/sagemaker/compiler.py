@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from kubesage.errors import UnsupportedFeatureError
-from kubesage.ir.schema import check_spec
+from kubesage.ir.schema import check_spec, load_ir_documents
 from kubesage.runners.sagemaker import cel, platform, security
 from kubesage.runners.sagemaker.config import SageMakerConfig
 from kubesage.runners.sagemaker.integrity import DIGEST_FLAG, spec_bytes, spec_digest
@@ -40,7 +40,6 @@ from kubesage.runners.sagemaker.ir import (
     TaskOutputArtifact,
     TaskOutputParam,
     TaskPlan,
-    load_ir_documents,
     plan_pipeline,
 )
 from kubesage.runners.sagemaker.naming import sagemaker_pipeline_name

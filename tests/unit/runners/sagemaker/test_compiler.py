@@ -15,9 +15,9 @@ import pytest
 from kfp import compiler, dsl
 
 from kubesage.errors import UnsupportedFeatureError
+from kubesage.ir.schema import load_ir_documents
 from kubesage.runners.sagemaker.compiler import CompiledPipeline, compile_file, compile_spec
 from kubesage.runners.sagemaker.config import SageMakerConfig
-from kubesage.runners.sagemaker.ir import load_ir
 from tests.paths import TESTS_DIR
 
 GOLDEN = TESTS_DIR / "golden" / "sagemaker"
@@ -227,13 +227,13 @@ def _training_output_in_condition() -> None:
 )
 def test_unsupported_features_fail_naming_task_and_feature(function: Any, message: str, tmp_path: Path) -> None:
     with pytest.raises(UnsupportedFeatureError, match=message):
-        compile_spec(load_ir(_ir(function, tmp_path)), CONFIG)
+        compile_spec(load_ir_documents(_ir(function, tmp_path))[0], CONFIG)
 
 
 def test_unknown_register_task_and_bad_bucket(tmp_path: Path) -> None:
     ir = _ir(_load_function(GOLDEN / "toy_words.py", "toy_words"), tmp_path)
     with pytest.raises(UnsupportedFeatureError, match="register task 'nope' is not a task"):
-        compile_spec(load_ir(ir), CONFIG.model_copy(update={"register_task": "nope"}))
+        compile_spec(load_ir_documents(ir)[0], CONFIG.model_copy(update={"register_task": "nope"}))
     with pytest.raises(ValueError, match="not a valid S3 bucket name"):
         SageMakerConfig(bucket="Bad_Bucket")
 
@@ -243,13 +243,13 @@ def test_compile_to_file_uses_flags(tmp_path: Path) -> None:
 
     ir = _ir(_load_function(GOLDEN / "toy_words.py", "toy_words"), tmp_path)
     compiled = compile_to_file(
-        load_ir(ir), tmp_path / "p.json", image_uri="img:9", bucket="my-bucket", region="eu-west-1"
+        load_ir_documents(ir)[0], tmp_path / "p.json", image_uri="img:9", bucket="my-bucket", region="eu-west-1"
     )
     text = (tmp_path / "p.json").read_text()
     assert '"ImageUri": "img:9"' in text
     assert all(uri.startswith("s3://my-bucket/kubesage/kubesage-toy-words/specs/") for uri in compiled.assets)
     with pytest.raises(ValueError, match="is not an IAM role ARN"):
-        compile_to_file(load_ir(ir), tmp_path / "q.json", role_arn="my-role")
+        compile_to_file(load_ir_documents(ir)[0], tmp_path / "q.json", role_arn="my-role")
 
 
 def _json_get_step(value: dict[str, Any]) -> str:
@@ -259,7 +259,9 @@ def _json_get_step(value: dict[str, Any]) -> str:
 
 
 def test_inlined_sub_pipelines_unrolled_loop_json_parameters_and_importer(tmp_path: Path) -> None:
-    compiled = compile_spec(load_ir(_ir(_load_function(GOLDEN / "toy_nested.py", "toy_nested"), tmp_path)), CONFIG)
+    compiled = compile_spec(
+        load_ir_documents(_ir(_load_function(GOLDEN / "toy_nested.py", "toy_nested"), tmp_path))[0], CONFIG
+    )
     steps = {s["Name"]: s for s in compiled.definition["Steps"]}
     # two copies of the sub-pipeline, each with its own ConditionStep; three loop iterations; no importer step
     assert set(steps) == {

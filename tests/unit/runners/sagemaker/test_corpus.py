@@ -21,7 +21,7 @@ from kfp import compiler
 
 from kubesage.cli import main
 from kubesage.errors import KubesageError
-from kubesage.ir.source import load_pipeline
+from kubesage.runners.registry import load_pipeline
 from kubesage.runners.sagemaker.compiler import CompiledPipeline, compile_spec
 from kubesage.runners.sagemaker.config import SageMakerConfig
 from tests.corpus.sagemaker._expect import Expectation, Refused, Translates
