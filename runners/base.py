@@ -58,10 +58,13 @@ class RunnerOptions(BaseModel):
 def _renamed_on_exit(value: Any) -> Any:
     """`terminate` was the kfp runner's word for `stop` (before issue 17): accepted, with a warning."""
     if value == "terminate":
-        warnings.warn(
+        # Explicit location: the caller's frame is pydantic's validator, which means nothing to a user.
+        warnings.warn_explicit(
             "--option on_exit=terminate is deprecated; use on_exit=stop (the same behaviour, every runner's word)",
             FutureWarning,
-            stacklevel=2,
+            filename="kubesage",
+            lineno=0,
+            module=__name__,
         )
         return "stop"
     return value
