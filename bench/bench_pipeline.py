@@ -43,8 +43,7 @@ class Timed:
 def timed_run(workdir: Path, ref: str, params: dict[str, Any], root: str, **options: Any) -> Timed:
     from mlflow import MlflowClient
 
-    from kubesage.ir.source import load_pipeline
-    from kubesage.runners.registry import get_runner
+    from kubesage.runners.registry import get_runner, load_pipeline
 
     source = load_pipeline(ref, workdir / "build")
     runner = get_runner("local", {"pipeline_root": str(workdir / root), **options})

@@ -16,7 +16,7 @@ from kubesage.components import defaults
 from kubesage.components.datasets import read_labelled_csv
 from kubesage.components.evaluate import EVALUATION_FILENAME, read_metric
 from kubesage.errors import TrackingError
-from kubesage.tracking import TAG_PIPELINE_RUN_ID, tracking_uri
+from kubesage.tracking import TAG_PIPELINE_RUN_ID, mlflow_client, tracking_uri
 from kubesage.tracking.filters import filter_literal
 from kubesage.util.redact import redact_text
 
@@ -70,7 +70,7 @@ def register_model(
     from mlflow.models import infer_signature
 
     mlflow.set_tracking_uri(tracking_uri())
-    client = mlflow.MlflowClient()
+    client = mlflow_client()
     if pipeline_run_id:
         existing = _version_for_pipeline_run(client, model_name, pipeline_run_id)
         if existing is not None:

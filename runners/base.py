@@ -11,33 +11,36 @@ other backend: a folder under runners/ and one line in `registry.py`.
 from __future__ import annotations
 
 import time
+import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
 
 from kubesage.errors import KubesageError, ParameterError, RunInterruptedError, RunnerError
 from kubesage.ir.inputs import check_inputs
 from kubesage.ir.parameters import effective_parameters, parameter_specs, resolve_parameters
 from kubesage.ir.source import PipelineSource
+from kubesage.runners.status import RunStatus, StepStatus, from_mlflow
 from kubesage.tracking import (
     PipelineRun,
+    failed_step_reasons,
     finish_pipeline_run,
     mlflow_call,
+    mlflow_client,
     start_pipeline_run,
+    step_name,
+    step_runs,
     tag_pipeline_run,
 )
 from kubesage.tracking.contract import (
     TAG_BACKEND_RUN_ID,
-    TAG_FAILURE,
     TAG_NOT_REGISTERED,
-    TAG_PARENT_RUN_ID,
     TAG_REGISTERED_NAME,
     TAG_REGISTERED_VERSION,
-    TAG_STEP,
 )
 from kubesage.util.redact import redact_uri
 
@@ -52,12 +55,32 @@ class RunnerOptions(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def _renamed_on_exit(value: Any) -> Any:
+    """`terminate` was the kfp runner's word for `stop` (before issue 17): accepted, with a warning."""
+    if value == "terminate":
+        # Explicit location: the caller's frame is pydantic's validator, which means nothing to a user.
+        warnings.warn_explicit(
+            "--option on_exit=terminate is deprecated; use on_exit=stop (the same behaviour, every runner's word)",
+            FutureWarning,
+            filename="kubesage",
+            lineno=0,
+            module=__name__,
+        )
+        return "stop"
+    return value
+
+
+# What an asynchronous runner does with its backend's run on a timeout or Ctrl-C: stop it, or leave
+# it running and say how to follow it. One vocabulary for every runner that has the choice.
+OnExit = Annotated[Literal["stop", "detach"], BeforeValidator(_renamed_on_exit)]
+
+
 @dataclass(frozen=True)
 class StepEvent:
     """A step changed state: started, succeeded, failed, skipped (with seconds once it ended)."""
 
     name: str
-    status: str
+    status: StepStatus
     seconds: float | None = None
     message: str | None = None
 
@@ -90,10 +113,6 @@ class CallbackProgress(Progress):
         self._emit(f"step {event.name} {event.status}{timing}{detail}")
 
 
-# Step statuses that mean the task's own code ran (as opposed to started, skipped, stopping, ...).
-RAN = frozenset({"succeeded", "failed", "stopped"})
-
-
 class StepLedger(Progress):
     """Passes every report on, and counts the tasks that ran and the branches skipped: the summary's numbers.
 
@@ -112,9 +131,9 @@ class StepLedger(Progress):
 
     def step(self, event: StepEvent) -> None:
         # Counted per event, not per name: loop iterations and a sub-pipeline used twice repeat names.
-        if event.status in RAN:
+        if event.status.ran:
             self.tasks_run += 1
-        elif event.status == "skipped":
+        elif event.status == StepStatus.SKIPPED:
             key, n = event.name, 1
             while key in self.skipped:
                 n += 1
@@ -135,7 +154,6 @@ class RunContext:
     tracking: PipelineRun
     progress: Progress
     backend_run_id: str = ""
-    details: dict[str, Any] = field(default_factory=dict)
 
     def record_backend_run(self, backend_run_id: str) -> None:
         """Remember the backend's own id (execution ARN, KFP run id) and tag the parent run with it."""
@@ -146,7 +164,7 @@ class RunContext:
 @dataclass(frozen=True)
 class StepSummary:
     name: str
-    status: str
+    status: StepStatus
     seconds: float | None
 
 
@@ -154,10 +172,9 @@ class StepSummary:
 class RunResult:
     """The same summary whatever the backend; `to_dict` is the `--output json` object."""
 
-    status: str  # "succeeded" | "failed" | "interrupted"
+    status: RunStatus
     runner: str
     pipeline: str
-    pipeline_run_id: str
     mlflow_run_id: str
     backend_id: str
     metrics: dict[str, float]
@@ -178,7 +195,7 @@ class RunResult:
 
     @property
     def succeeded(self) -> bool:
-        return self.status == "succeeded"
+        return self.status == RunStatus.SUCCEEDED
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -226,9 +243,12 @@ class Runner(ABC):
         return None
 
     def input_endpoint(self) -> str | None:
-        """The S3 endpoint input data is read through (a stand-in's URL), for the pre-run input check."""
-        value = getattr(self.options, "s3_endpoint_url", None)
-        return str(value) if value else None
+        """The S3 endpoint input data is read through (a stand-in's URL), for the pre-run input check.
+
+        None: boto3's default (AWS, or $AWS_ENDPOINT_URL). A runner whose options name an S3 endpoint
+        overrides this.
+        """
+        return None
 
     def explain(self, pipeline: PipelineSource) -> str:
         """How each task and feature maps onto this backend (`kubesage compile --explain`)."""
@@ -256,27 +276,26 @@ class Runner(ABC):
         tracking = start_pipeline_run(pipeline.name, self.name, logged)
         context = RunContext(pipeline, parameters, tracking, reporter)
         started = time.perf_counter()
-        status, failure = "FINISHED", None
+        status, failure = RunStatus.SUCCEEDED, None
         try:
             self._run(context)
         except RunInterruptedError as exc:
-            status, failure = "KILLED", str(exc)
+            status, failure = RunStatus.INTERRUPTED, str(exc)
         except KubesageError as exc:
-            status, failure = "FAILED", str(exc)
+            status, failure = RunStatus.FAILED, str(exc)
         except KeyboardInterrupt:
             running = context.backend_run_id or "nothing"
-            finish_pipeline_run(tracking, "KILLED", f"interrupted (Ctrl-C) while {running} was running")
+            finish_pipeline_run(
+                tracking, RunStatus.INTERRUPTED.mlflow, f"interrupted (Ctrl-C) while {running} was running"
+            )
             raise
         except Exception as exc:  # a backend bug still closes the parent run, with the reason
             failure = f"{type(exc).__name__}: {exc}"
-            finish_pipeline_run(tracking, "FAILED", failure)
+            finish_pipeline_run(tracking, RunStatus.FAILED.mlflow, failure)
             raise RunnerError(f"the {self.name} runner failed unexpectedly: {failure}") from exc
-        finish_pipeline_run(tracking, status, failure)
+        finish_pipeline_run(tracking, status.mlflow, failure)
         result = collect_result(self.name, pipeline, context, time.perf_counter() - started, status, failure)
         return replace(result, tasks_run=reporter.tasks_run, skipped_branches=reporter.skipped)
-
-
-_RESULT_STATUS = {"FINISHED": "succeeded", "FAILED": "failed", "KILLED": "interrupted"}
 
 
 def collect_result(
@@ -284,40 +303,27 @@ def collect_result(
     pipeline: PipelineSource,
     context: RunContext,
     wall_seconds: float,
-    status: str,
+    status: RunStatus,
     failure: str | None,
 ) -> RunResult:
     """Read the run's outcome back from MLflow, where every backend's steps recorded it."""
-    from kubesage.tracking.sqlite_store import mlflow_client
-
     tracking = context.tracking
-    client = mlflow_client(tracking.tracking_uri)
     with mlflow_call("read the finished run back", tracking.tracking_uri):
-        parent = client.get_run(tracking.run_id)
-        children = client.search_runs(
-            [tracking.experiment_id],
-            filter_string=f"tags.`{TAG_PARENT_RUN_ID}` = '{tracking.run_id}'",
-            order_by=["attributes.start_time ASC"],
-        )
+        parent = mlflow_client(tracking.tracking_uri).get_run(tracking.run_id)
+    children = step_runs(tracking)
     steps = [
         StepSummary(
-            name=child.data.tags.get(TAG_STEP, child.info.run_name or "?"),
-            status=child.info.status,
+            name=step_name(child),
+            status=from_mlflow(child.info.status),
             seconds=((child.info.end_time - child.info.start_time) / 1000.0) if child.info.end_time else None,
         )
         for child in children
     ]
-    failed_steps = {
-        child.data.tags.get(TAG_STEP, child.info.run_name or "?"): child.data.tags.get(TAG_FAILURE, "")
-        for child in children
-        if child.info.status == "FAILED"
-    }
     tags = parent.data.tags
     return RunResult(
-        status=_RESULT_STATUS[status],
+        status=status,
         runner=runner,
         pipeline=pipeline.name,
-        pipeline_run_id=tracking.run_id,
         mlflow_run_id=tracking.run_id,
         backend_id=context.backend_run_id,
         metrics=dict(sorted(parent.data.metrics.items())),
@@ -327,6 +333,6 @@ def collect_result(
         failure=failure,
         wall_seconds=wall_seconds,
         steps=steps,
-        failed_steps=failed_steps,
+        failed_steps=failed_step_reasons(children),
         tracking_uri=redact_uri(tracking.tracking_uri),
     )

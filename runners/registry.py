@@ -1,5 +1,6 @@
 """The one list of runners. The CLI's `--runner` choices, its runner flags, `kubesage runners` and the
-compile targets all come from here.
+compile targets all come from here; so do the built-in pipelines a PIPELINE argument may name (the
+core, `kubesage.ir.source`, is told them: it never imports pipelines/).
 
 A backend is a package under runners/ whose `__init__` declares `RUNNERS`: one `RunnerSpec` per
 runner it provides (name, options model, summary, pip extra, compile target). The `__init__` stays
@@ -11,11 +12,16 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import pkgutil
 from dataclasses import dataclass
 from functools import cache
+from pathlib import Path
 from typing import Any
 
+import kubesage.pipelines
 from kubesage.errors import ParameterError, RunnerError
+from kubesage.ir.source import PipelineSource
+from kubesage.ir.source import load_pipeline as load_pipeline_from
 from kubesage.runners.base import Runner, RunnerOptions
 
 RUNNER_PACKAGES: tuple[str, ...] = (
@@ -180,3 +186,18 @@ def describe_runners() -> list[dict[str, Any]]:
             }
         )
     return described
+
+
+def builtin_pipelines() -> dict[str, str]:
+    """The built-in pipelines (the modules under pipelines/): name -> module."""
+    package = kubesage.pipelines
+    return {
+        m.name: f"{package.__name__}.{m.name}"
+        for m in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name)
+        if not m.name.startswith("_")
+    }
+
+
+def load_pipeline(ref: str, workdir: Path) -> PipelineSource:
+    """A PIPELINE argument (a built-in name, module:function or an IR file) as compiled IR in `workdir`."""
+    return load_pipeline_from(ref, workdir, builtin_pipelines())

@@ -66,17 +66,16 @@ def run(
     from kubesage.cli.run_output import ConsoleProgress, print_result
     from kubesage.ir.inputs import check_inputs
     from kubesage.ir.parameters import parse_assignments
-    from kubesage.ir.source import load_pipeline
-    from kubesage.runners.registry import get_runner
+    from kubesage.runners.registry import get_runner, load_pipeline
 
     as_json = output_format == "json"
     try:
         options = options_for(runner, flags, runner_options)
         given = parse_assignments(params)
-        # First, before compiling anything: a missing input file fails at once (Runner.run checks
-        # the defaults too, still before any MLflow run exists).
-        check_inputs(given, options.get("s3_endpoint_url"))
         backend = get_runner(runner, options)
+        # Before compiling anything: a missing input file fails at once (Runner.run checks the
+        # defaults too, still before any MLflow run exists).
+        check_inputs(given, backend.input_endpoint())
         source = load_pipeline(pipeline, WORK_DIR)
         backend.check_parameters(source, given)  # before anything runs, even before the run header
         if not as_json:
@@ -118,8 +117,7 @@ def compile_command(
     pipeline: str, target: str, output_path: Path, explain: bool, runner_options: tuple[str, ...], **flags: Any
 ) -> None:
     """Compile PIPELINE to KFP IR YAML or to a SageMaker pipeline definition (offline, deterministic)."""
-    from kubesage.ir.source import load_pipeline
-    from kubesage.runners.registry import compile_targets, get_runner
+    from kubesage.runners.registry import compile_targets, get_runner, load_pipeline
 
     runner = compile_targets()[target].name
     try:

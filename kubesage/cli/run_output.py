@@ -17,15 +17,16 @@ from rich.markup import escape
 from rich.table import Table
 
 from kubesage.runners.base import Progress, RunResult, StepEvent
+from kubesage.runners.status import StepStatus
 
 # The metrics the summary shows, in this order; `kubesage runs --wide` and MLflow keep all of them.
 KEY_METRICS: tuple[str, ...] = ("roc_auc", "pr_auc", "accuracy", "precision", "recall", "f1", "log_loss")
 _MARKS = {
-    "started": "[dim]..[/]",
-    "succeeded": "[green]ok[/]",
-    "failed": "[red]!![/]",
-    "skipped": "[dim]--[/]",
-    "cached": "[cyan]==[/]",
+    StepStatus.STARTED: "[dim]..[/]",
+    StepStatus.SUCCEEDED: "[green]ok[/]",
+    StepStatus.FAILED: "[red]!![/]",
+    StepStatus.SKIPPED: "[dim]--[/]",
+    StepStatus.CACHED: "[cyan]==[/]",
 }
 
 

@@ -1,7 +1,8 @@
 """Resolve a PIPELINE argument to compiled KFP IR, the portable contract every runner reads.
 
 A PIPELINE is one of:
-- a pipeline name under pipelines/ (``customer_churn``),
+- a built-in pipeline's name (``customer_churn``): the caller passes the built-ins in, since the core
+  never imports pipelines/ (`kubesage.runners.registry.load_pipeline` passes the modules there),
 - a ``package.module:function`` reference to any ``@dsl.pipeline``,
 - a compiled KFP IR YAML file.
 """
@@ -9,15 +10,14 @@ A PIPELINE is one of:
 from __future__ import annotations
 
 import importlib
-import pkgutil
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from kubesage.errors import PipelineNotFoundError
+from kubesage.ir.schema import load_ir_documents
 
 IR_SUFFIXES = (".yaml", ".yml", ".json")
 
@@ -37,12 +37,6 @@ class PipelineSource:
         return str(self.spec.get("pipelineInfo", {}).get("description", ""))
 
 
-def available_pipelines() -> list[str]:
-    import kubesage.pipelines as package
-
-    return sorted(m.name for m in pkgutil.iter_modules(package.__path__) if not m.name.startswith("_"))
-
-
 def same_pipeline_name(a: str, b: str) -> bool:
     """`customer_churn` and `customer-churn` name the same pipeline (module name vs. KFP's IR name)."""
     return a.replace("_", "-").lower() == b.replace("_", "-").lower()
@@ -53,14 +47,18 @@ def builtin_name(ref: str, known: list[str]) -> str:
     return next((name for name in known if same_pipeline_name(name, ref)), ref)
 
 
-def load_pipeline(ref: str, workdir: Path) -> PipelineSource:
-    """Compile (or read) the pipeline named by `ref`; compiled IR lands in `workdir`."""
+def load_pipeline(ref: str, workdir: Path, builtins: Mapping[str, str] | None = None) -> PipelineSource:
+    """Compile (or read) the pipeline named by `ref`; compiled IR lands in `workdir`.
+
+    `builtins` maps each built-in pipeline's name to its module (`customer_churn` ->
+    `kubesage.pipelines.customer_churn`), which defines a `@dsl.pipeline` of the same name.
+    """
     path = Path(ref)
     if path.suffix in IR_SUFFIXES:
         if not path.is_file():
             raise PipelineNotFoundError(f"pipeline file {ref} does not exist")
         return _from_ir_file(path, origin=ref)
-    function = _import_pipeline_function(ref)
+    function = _import_pipeline_function(ref, builtins or {})
     workdir.mkdir(parents=True, exist_ok=True)
     target = workdir / f"{_safe_name(ref)}.yaml"
     compile_pipeline_function(function, target)
@@ -75,26 +73,11 @@ def compile_pipeline_function(function: Any, target: Path) -> Path:
 
 
 def _from_ir_file(path: Path, origin: str) -> PipelineSource:
-    try:
-        # kfp-kubernetes writes a second document, the PlatformSpec, after the PipelineSpec
-        docs = [d for d in yaml.safe_load_all(path.read_text(encoding="utf-8")) if d is not None]
-    except UnicodeDecodeError as exc:
-        raise PipelineNotFoundError(f"{path} is not a text file (not UTF-8), so not a compiled KFP pipeline") from exc
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise PipelineNotFoundError(f"{path} is not valid YAML{where}: {getattr(exc, 'problem', exc)}") from exc
-    spec = docs[0] if docs else None
-    platform = [d for d in docs[1:] if isinstance(d, dict) and "platforms" in d]
-    if not isinstance(spec, dict) or "root" not in spec or not isinstance(spec.get("pipelineInfo"), dict):
+    spec, platform = load_ir_documents(path)
+    if "root" not in spec or not isinstance(spec.get("pipelineInfo"), dict):
         raise PipelineNotFoundError(
-            f"{path} is {'empty' if not docs else 'not a compiled KFP pipeline (no pipelineInfo/root)'}; compile it "
+            f"{path} is not a compiled KFP pipeline (no pipelineInfo/root); compile it "
             "with `kubesage compile PIPELINE --target kfp --output FILE` or kfp.compiler"
-        )
-    if len(docs) > 1 + len(platform[:1]):
-        raise PipelineNotFoundError(
-            f"{path} holds {len(docs)} YAML documents; a compiled KFP pipeline has one PipelineSpec and at most "
-            "one PlatformSpec"
         )
     if not spec["pipelineInfo"].get("name"):
         raise PipelineNotFoundError(f"{path} has no pipelineInfo.name; recompile it with kfp.compiler")
@@ -103,11 +86,11 @@ def _from_ir_file(path: Path, origin: str) -> PipelineSource:
         ir_path=path.resolve(),
         spec=spec,
         origin=origin,
-        platform_spec=platform[0] if platform else None,
+        platform_spec=platform,
     )
 
 
-def _import_pipeline_function(ref: str) -> Any:
+def _import_pipeline_function(ref: str, builtins: Mapping[str, str]) -> Any:
     if ":" in ref:
         module_name, _, attr = ref.partition(":")
         module = _import_from_cwd(module_name, ref)
@@ -115,14 +98,14 @@ def _import_pipeline_function(ref: str) -> Any:
         if function is None:
             raise PipelineNotFoundError(f"module {module_name} has no attribute {attr!r}")
         return _require_pipeline(function, ref)
-    known = available_pipelines()
+    known = sorted(builtins)
     ref = builtin_name(ref, known)
     if ref not in known:
         raise PipelineNotFoundError(
-            f"unknown pipeline {ref!r}; built-in pipelines: {', '.join(known)}. "
+            f"unknown pipeline {ref!r}; built-in pipelines: {', '.join(known) or 'none'}. "
             "Pass a module:function reference or a compiled IR YAML file for your own."
         )
-    module = _import(f"kubesage.pipelines.{ref}", ref)
+    module = _import(builtins[ref], ref)
     function = getattr(module, ref, None)
     if function is None:
         candidates = [v for v in vars(module).values() if _is_pipeline(v)]

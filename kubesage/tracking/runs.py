@@ -65,6 +65,20 @@ def tracking_uri() -> str:
     return os.environ.get(ENV_TRACKING_URI) or default_tracking_uri()
 
 
+# Tracking stores reached over the network, which a pod or a job container can use as well as this
+# machine; a SQLite or file store (or an unknown scheme) is a file here that only this machine opens.
+_SERVER_SCHEMES = frozenset({"http", "https", "databricks", "arn"})
+
+
+def is_server_uri(uri: str) -> bool:
+    """Is `uri` a tracking server (http(s), Databricks, a SageMaker-managed MLflow ARN), not a local store?
+
+    The scheme alone decides, case-insensitively as RFC 3986 says; not urlsplit, since "databricks"
+    alone (no "://") is a valid tracking URI and "arn:aws:sagemaker:..." has no "//".
+    """
+    return uri.split(":", 1)[0].strip().lower() in _SERVER_SCHEMES
+
+
 def git_commit(cwd: Path | None = None) -> str:
     env = os.environ.get("KUBESAGE_GIT_COMMIT")
     if env:
@@ -100,6 +114,28 @@ def _client(uri: str) -> Any:
     from kubesage.tracking.sqlite_store import mlflow_client
 
     return mlflow_client(uri)
+
+
+def step_runs(run: PipelineRun) -> list[Any]:
+    """The nested runs the pipeline's steps opened under `run`, oldest first."""
+    client = _client(run.tracking_uri)
+    with mlflow_call("read the pipeline's step runs", run.tracking_uri):
+        found: list[Any] = client.search_runs(
+            [run.experiment_id],
+            filter_string=f"tags.`{TAG_PARENT_RUN_ID}` = '{run.run_id}'",
+            order_by=["attributes.start_time ASC"],
+        )
+    return found
+
+
+def step_name(step: Any) -> str:
+    """The step a nested run belongs to (its tag; the run name for a run opened by other code)."""
+    return str(step.data.tags.get(TAG_STEP, step.info.run_name or "?"))
+
+
+def failed_step_reasons(steps: list[Any]) -> dict[str, str]:
+    """Step name -> the reason it recorded before failing ("" if it recorded none), for FAILED step runs."""
+    return {step_name(s): s.data.tags.get(TAG_FAILURE, "") for s in steps if s.info.status == "FAILED"}
 
 
 def ensure_experiment(name: str, uri: str) -> str:

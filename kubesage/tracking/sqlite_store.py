@@ -63,10 +63,14 @@ def creation_lock(uri: str) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def mlflow_client(uri: str) -> Any:
-    """An MlflowClient whose tracking and registry stores exist (created, and migrated, under the lock)."""
+def mlflow_client(uri: str | None = None) -> Any:
+    """The one way kubesage builds an MlflowClient: for `uri` (default: the tracking URI in force),
+    with a SQLite store's tables created or migrated under the lock, and its connections patient."""
     from mlflow import MlflowClient
 
+    from kubesage.tracking.runs import tracking_uri
+
+    uri = uri or tracking_uri()
     if sqlite_path(uri) is None:
         return MlflowClient(tracking_uri=uri)
     install_busy_timeout()

@@ -7,11 +7,10 @@ its IR edits and the API adapter are imported when the runner is used.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
 
 from pydantic import Field, SecretStr
 
-from kubesage.runners.base import RunnerOptions
+from kubesage.runners.base import OnExit, RunnerOptions
 from kubesage.runners.registry import RunnerSpec
 
 
@@ -57,9 +56,10 @@ class KfpOptions(RunnerOptions):
     timeout_seconds: float = Field(default=3600.0, gt=0, description="give up following the run after this long")
     poll_seconds: float = Field(default=5.0, gt=0, description="seconds between run status reads")
     api_retries: int = Field(default=4, ge=0, description="retries, with backoff, of an API call that got a 5xx")
-    on_exit: Literal["terminate", "detach"] = Field(
-        default="terminate",
-        description="on a timeout: terminate the KFP run, or leave it running and say how to follow it",
+    on_exit: OnExit = Field(
+        default="stop",
+        description="on a timeout: stop (terminate) the KFP run, or leave it running and say how to follow it "
+        "(`terminate`, the old spelling of stop, is accepted with a warning)",
     )
 
 

@@ -8,37 +8,14 @@ experiment id, runner name), never a credential: a URI carrying one is refused.
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
-from kubesage.errors import RunnerError
+from kubesage.errors import PipelineNotFoundError, RunnerError
+from kubesage.ir.graph import dags, executors
+from kubesage.ir.schema import check_against_schema
 from kubesage.tracking.contract import ENV_TRACKING_URI
 from kubesage.util.redact import uri_credentials
-
-
-def executors(spec: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
-    """Executor label -> its container spec."""
-    found = spec.get("deploymentSpec", {}).get("executors", {})
-    return {label: executor["container"] for label, executor in found.items() if "container" in executor}
-
-
-def _dags(spec: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
-    yield spec["root"]["dag"]
-    for component in spec.get("components", {}).values():
-        if "dag" in component:
-            yield component["dag"]
-
-
-def executor_tasks(spec: Mapping[str, Any]) -> list[str]:
-    """The names of the tasks that run a container (not the DAGs around them), in IR order."""
-    components = spec.get("components", {})
-    names = []
-    for dag in _dags(spec):
-        for name, task in dag.get("tasks", {}).items():
-            component = components.get(task.get("componentRef", {}).get("name", ""), {})
-            if "executorLabel" in component:
-                names.append(name)
-    return names
 
 
 def check_no_credentials(env: Mapping[str, str]) -> None:
@@ -69,18 +46,15 @@ def prepare(
         if image:
             container["image"] = image
     if enable_caching is not None:
-        for dag in _dags(out):
+        for _, dag in dags(out):
             for task in dag.get("tasks", {}).values():
                 task.setdefault("cachingOptions", {})["enableCache"] = enable_caching
     return out
 
 
 def validate(spec: Mapping[str, Any]) -> None:
-    """Parse into the PipelineSpec proto, as the KFP API server will: a broken edit fails here, offline."""
-    from google.protobuf import json_format
-    from kfp.pipeline_spec import pipeline_spec_pb2
-
+    """KFP's schema check, as the KFP API server will run it: a broken edit fails here, offline."""
     try:
-        json_format.ParseDict(dict(spec), pipeline_spec_pb2.PipelineSpec())
-    except json_format.ParseError as exc:
+        check_against_schema(spec)
+    except PipelineNotFoundError as exc:
         raise RunnerError(f"the IR is not a valid PipelineSpec after kubesage's edits: {exc}") from exc

@@ -20,17 +20,18 @@ from typing import Any
 import yaml
 
 from kubesage.errors import RunInterruptedError, RunnerError
+from kubesage.ir.graph import executor_tasks
+from kubesage.ir.inputs import is_data_parameter
 from kubesage.ir.source import PipelineSource
 from kubesage.runners.base import RunContext, Runner, StepEvent
 from kubesage.runners.kfp import KfpOptions
 from kubesage.runners.kfp.client import KfpApi, resolve_host, submit_run
-from kubesage.runners.kfp.ir import executor_tasks, prepare, validate
-from kubesage.tracking import PipelineRun, tracking_uri
-from kubesage.tracking.contract import TAG_FAILURE, TAG_PARENT_RUN_ID, TAG_STEP
+from kubesage.runners.kfp.ir import prepare, validate
+from kubesage.runners.status import from_kfp
+from kubesage.tracking import PipelineRun, failed_step_reasons, is_server_uri, step_runs, tracking_uri
+from kubesage.util.redact import redact_uri
 
 FINAL = frozenset({"SUCCEEDED", "FAILED", "CANCELED", "SKIPPED"})
-_STATUS = {"RUNNING": "started", "SUCCEEDED": "succeeded", "FAILED": "failed", "CANCELED": "canceled",
-           "SKIPPED": "skipped"}  # fmt: skip
 SERVER_HINT = (
     "start one the pods can reach, e.g. `mlflow server --backend-store-uri sqlite:///mlflow-server.db "
     "--artifacts-destination ./mlartifacts --host 0.0.0.0 --port 5000`, then `export MLFLOW_TRACKING_URI="
@@ -41,8 +42,10 @@ SERVER_HINT = (
 
 def check_tracking_uri(uri: str) -> None:
     """Pods cannot open a SQLite file or a folder on this machine: only a server URI works."""
-    if not uri.startswith(("http://", "https://", "databricks", "arn:")):
-        raise RunnerError(f"MLFLOW_TRACKING_URI is {uri}: KFP pods cannot reach a file on this machine; {SERVER_HINT}")
+    if not is_server_uri(uri):
+        raise RunnerError(
+            f"MLFLOW_TRACKING_URI is {redact_uri(uri)}: KFP pods cannot reach a file on this machine; {SERVER_HINT}"
+        )
 
 
 def terminate_hint(host: str, run_id: str) -> str:
@@ -100,7 +103,7 @@ class KfpRunner(Runner):
         """The checked parameters; a data parameter naming a file here is passed as its absolute path."""
         values = dict(context.parameters)
         for name, value in values.items():
-            if isinstance(value, str) and (name == "input_data" or name.endswith("_data")) and Path(value).is_file():
+            if isinstance(value, str) and is_data_parameter(name) and Path(value).is_file():
                 values[name] = str(Path(value).resolve())
                 context.progress.info(
                     f"parameter {name} is a file on this machine ({values[name]}): the pods must see that path "
@@ -167,15 +170,14 @@ class KfpRunner(Runner):
             for task in sorted(details, key=lambda t: str(t.start_time or "")):
                 # Container tasks, and any task the cluster skipped (a dsl.If branch whose condition was false).
                 reported = task.display_name in tasks or task.state == "SKIPPED"
+                status = from_kfp(str(task.state or ""))
                 # By task id: loop iterations and a sub-pipeline used twice share a display name.
                 key = str(task.task_id or task.display_name)
-                if not reported or not task.state or seen.get(key) == task.state:
+                if not reported or status is None or seen.get(key) == status:
                     continue
-                seen[key] = task.state
+                seen[key] = status
                 message = task.error.message if task.error and task.state == "FAILED" else None
-                context.progress.step(
-                    StepEvent(task.display_name, _STATUS.get(task.state, task.state.lower()), _seconds(task), message)
-                )
+                context.progress.step(StepEvent(task.display_name, status, _seconds(task), message))
             if run.state in FINAL:
                 return run
             if time.monotonic() > deadline:
@@ -240,18 +242,9 @@ def _run_error(run: Any) -> str:
 
 def failed_step_reason(tracking: PipelineRun) -> str | None:
     """The reason a step recorded on its own MLflow run before failing (the real one, not "exit code 1")."""
-    from mlflow import MlflowClient
-
-    client = MlflowClient(tracking_uri=tracking.tracking_uri)
     try:
-        children = client.search_runs(
-            [tracking.experiment_id], filter_string=f"tags.`{TAG_PARENT_RUN_ID}` = '{tracking.run_id}'"
-        )
+        steps = step_runs(tracking)
     except Exception:  # the reason is a nicety; KFP's own task error still explains the failure
         return None
-    reasons = [
-        f"step {c.data.tags.get(TAG_STEP, c.info.run_name)}: {c.data.tags[TAG_FAILURE]}"
-        for c in children
-        if c.info.status == "FAILED" and c.data.tags.get(TAG_FAILURE)
-    ]
+    reasons = [f"step {step}: {why}" for step, why in failed_step_reasons(steps).items() if why]
     return "; ".join(reasons) or None

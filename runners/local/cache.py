@@ -35,6 +35,7 @@ from kfp import dsl
 from kfp.local import cache as kfp_cache
 
 from kubesage.runners.base import Progress, StepEvent
+from kubesage.runners.status import StepStatus
 from kubesage.tracking import PipelineRun, mlflow_call
 from kubesage.tracking.contract import TAG_KIND, TAG_PARENT_RUN_ID, TAG_PIPELINE_RUN_ID, TAG_RUNNER, TAG_STEP
 
@@ -292,7 +293,7 @@ class CachedStepRecorder:
             self._record(client, source, step)
             self.cached_steps.append(step)
         message = f"outputs of run {entry.step_run_id[:8]} reused"
-        self._progress.step(StepEvent(task or step, "cached", 0.0, message))
+        self._progress.step(StepEvent(task or step, StepStatus.CACHED, 0.0, message))
         return True
 
     def _record(self, client: Any, source: Any, step: str) -> None:

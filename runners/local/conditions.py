@@ -38,6 +38,7 @@ from typing import Any
 
 from kubesage.errors import UnresolvedInputError
 from kubesage.runners.base import StepEvent
+from kubesage.runners.status import StepStatus
 
 logger = logging.getLogger(__name__)
 
@@ -275,4 +276,4 @@ def _shown(value: Any) -> str:
 def skipped_event(branch: SkippedBranch) -> StepEvent:
     """A skipped branch as a step line: `-- condition-1  skipped  summarize-mean > threshold is false (...)`."""
     values = ", ".join(f"{name.removeprefix('pipelinechannel--')}={_shown(v)}" for name, v in branch.values.items())
-    return StepEvent(branch.task, "skipped", message=f"{readable(branch.condition)} is false ({values})")
+    return StepEvent(branch.task, StepStatus.SKIPPED, message=f"{readable(branch.condition)} is false ({values})")

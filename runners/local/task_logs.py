@@ -25,12 +25,12 @@ from pathlib import Path
 from typing import TextIO
 
 from kubesage.runners.base import Progress, StepEvent
+from kubesage.runners.status import StepStatus, from_kfp_local
 
 TAIL_LINES = 15
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _STARTED = re.compile(r"^Executing task '(?P<name>[^']+)'")
 _ENDED = re.compile(r"^Task '(?P<name>[^']+)' finished with status (?P<status>[A-Z_]+)")
-_STATUS = {"SUCCESS": "succeeded", "FAILURE": "failed"}
 
 
 def strip_ansi(text: str) -> str:
@@ -100,14 +100,15 @@ class TaskEvents(logging.Filter):
             name = started["name"]
             self._started[name] = time.perf_counter()
             self._log.current_task = name
-            self._progress.step(StepEvent(name, "started"))
+            self._progress.step(StepEvent(name, StepStatus.STARTED))
         elif ended := _ENDED.match(message):
             name = ended["name"]
             self._log.current_task = None  # KFP's own summary lines are not the task's output
             began = self._started.pop(name, None)
             seconds = time.perf_counter() - began if began is not None else None
-            status = _STATUS.get(ended["status"], ended["status"].lower())
-            if status == "failed":
+            # Any other word KFP may log (it has none today) counts as a failure, never as a success.
+            status = from_kfp_local(ended["status"]) or StepStatus.FAILED
+            if status == StepStatus.FAILED:
                 self.failed.append(name)
             self._progress.step(StepEvent(name, status, seconds))
         return True

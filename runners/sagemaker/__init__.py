@@ -3,10 +3,9 @@ SageMaker (`sagemaker`) or in the SageMaker SDK's local mode with Docker (`sagem
 
 from __future__ import annotations
 
-from typing import Literal
-
 from pydantic import Field
 
+from kubesage.runners.base import OnExit
 from kubesage.runners.registry import RunnerSpec
 from kubesage.runners.sagemaker.config import SageMakerConfig
 
@@ -15,7 +14,7 @@ class SageMakerOptions(SageMakerConfig):
     endpoint_url: str | None = Field(default=None, description="SageMaker API endpoint (a stand-in such as moto)")
     poll_seconds: float = Field(default=15.0, gt=0, description="seconds between status polls")
     timeout_seconds: float = Field(default=6 * 3600, gt=0, description="give up following after this long")
-    on_exit: Literal["stop", "detach"] = Field(
+    on_exit: OnExit = Field(
         default="stop",
         description="on timeout or Ctrl-C: stop the execution, or leave it running and say how to follow it",
     )

@@ -74,11 +74,9 @@ def close_stopped_run(run_id_file: Path, tracking_uri: str, signum: int) -> str 
     if not run_id:
         return None
     try:
-        from mlflow import MlflowClient
+        from kubesage.tracking import TAG_FAILURE, mlflow_client
 
-        from kubesage.tracking import TAG_FAILURE
-
-        client = MlflowClient(tracking_uri=tracking_uri)
+        client = mlflow_client(tracking_uri)
         if client.get_run(run_id).info.status == "RUNNING":
             reason = (
                 f"stopped by {signal.Signals(signum).name} (SageMaker StopPipelineExecution or "

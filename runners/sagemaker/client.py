@@ -16,6 +16,7 @@ from typing import Any
 from kubesage.churn.data import file_sha256
 from kubesage.errors import AccessDeniedError, RunnerError
 from kubesage.runners.base import Progress, StepEvent
+from kubesage.runners.status import StepStatus, from_sagemaker
 from kubesage.util.aws import aws_call, error_code
 
 TERMINAL = frozenset({"Succeeded", "Failed", "Stopped"})
@@ -151,11 +152,6 @@ class SageMakerClient:
             described: dict[str, Any] = self.sagemaker.describe_pipeline_execution(PipelineExecutionArn=arn)
         return described
 
-    def execution_parameters(self, arn: str) -> dict[str, str]:
-        with _aws(f"sagemaker:ListPipelineParametersForExecution '{arn}'"):
-            pages = self.sagemaker.list_pipeline_parameters_for_execution(PipelineExecutionArn=arn)
-        return {p["Name"]: p["Value"] for p in pages.get("PipelineParameters", [])}
-
     def list_steps(self, arn: str) -> list[dict[str, Any]]:
         with _aws(f"sagemaker:ListPipelineExecutionSteps '{arn}'"):
             steps: list[dict[str, Any]] = self.sagemaker.list_pipeline_execution_steps(
@@ -230,7 +226,8 @@ def step_event(step: Mapping[str, Any]) -> StepEvent | None:
     """A listed step as progress: a ConditionStep only when false (its branch was skipped), not as a task."""
     outcome = condition_outcome(step)
     if outcome is False:
-        return StepEvent(step["StepName"], "skipped", message="condition is false")
+        return StepEvent(step["StepName"], StepStatus.SKIPPED, message="condition is false")
     if outcome is True or step.get("StepType") == "Condition" or "Condition" in (step.get("Metadata") or {}):
         return None
-    return StepEvent(step["StepName"], str(step.get("StepStatus", "?")).lower(), message=step.get("FailureReason"))
+    status = from_sagemaker(str(step.get("StepStatus", "")))
+    return None if status is None else StepEvent(step["StepName"], status, message=step.get("FailureReason"))

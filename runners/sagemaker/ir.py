@@ -10,7 +10,6 @@ rejected with the task and the feature named.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal
 
 from kubesage.errors import UnsupportedFeatureError
@@ -102,10 +101,6 @@ class TaskPlan:
     def input_artifact_types(self) -> dict[str, Any]:
         return dict(self.component.get("inputDefinitions", {}).get("artifacts", {}))
 
-    def input_parameter_types(self) -> dict[str, str]:
-        declared = self.component.get("inputDefinitions", {}).get("parameters", {})
-        return {name: str(p.get("parameterType", "STRING")) for name, p in declared.items()}
-
 
 @dataclass
 class ConditionPlan:
@@ -147,18 +142,6 @@ class PipelinePlan:
         if key in self.tasks or key in self.conditions:
             return [key]
         return [step for member in self.groups.get(key, []) for step in self.step_dependencies(member)]
-
-
-def load_ir_documents(path: str | Path) -> tuple[dict[str, Any], dict[str, Any] | None]:
-    """A KFP IR YAML file: the PipelineSpec and, if kfp-kubernetes wrote one, the PlatformSpec."""
-    from kubesage.ir.schema import split_documents
-
-    return split_documents(Path(path).read_text(encoding="utf-8"), str(path))
-
-
-def load_ir(path: str | Path) -> dict[str, Any]:
-    """Load a KFP IR YAML file (the PipelineSpec document; a PlatformSpec may follow)."""
-    return load_ir_documents(path)[0]
 
 
 def unsupported(task: str, feature: str, hint: str = "") -> UnsupportedFeatureError:

@@ -37,11 +37,11 @@ from kubesage.runners.sagemaker.compiler import (
     offline_env,
 )
 from kubesage.runners.sagemaker.config import SageMakerConfig
-from kubesage.tracking import tracking_uri
+from kubesage.runners.status import StepStatus, from_sagemaker
+from kubesage.tracking import is_server_uri, tracking_uri
+from kubesage.util.redact import redact_uri
 
 LOCAL_INSTANCE = "local"
-# Tracking URIs a job container can use from the host network: servers, not files on the host.
-_CONTAINER_TRACKING_SCHEMES = ("http", "https", "databricks", "arn")
 
 
 @dataclass
@@ -125,11 +125,10 @@ def check_tracking_uri(uri: str) -> None:
     only write through a bind mount at that path (root-owned files in the user's tree). A model
     registered from a container would then point at artifacts that never left it.
     """
-    # Not urlsplit: "databricks" alone is a valid URI without a scheme separator.
-    if uri.split(":", 1)[0].lower() in _CONTAINER_TRACKING_SCHEMES:
+    if is_server_uri(uri):
         return
     raise RunnerError(
-        f"MLFLOW_TRACKING_URI is {uri!r}: SageMaker local-mode steps run in Docker containers and cannot "
+        f"MLFLOW_TRACKING_URI is {redact_uri(uri)!r}: SageMaker local-mode steps run in Docker containers and cannot "
         "write to a database or file store on this machine. Start a tracking server and point kubesage at it, "
         "e.g. `mlflow server --host 127.0.0.1 --port 5000 --backend-store-uri sqlite:///mlflow.db` and "
         "`export MLFLOW_TRACKING_URI=http://127.0.0.1:5000` (containers share the host network, so "
@@ -253,6 +252,9 @@ class SageMakerLocalRunner(SageMakerRunnerBase):
     def compile_config(self) -> SageMakerConfig:
         return local_config(super().compile_config())
 
+    def input_endpoint(self) -> str | None:
+        return self.options.s3_endpoint_url
+
     def preflight(self, pipeline: PipelineSource, parameters: Mapping[str, Any]) -> None:
         # Before the MLflow parent run opens: an unusable tracking URI fails without leaving a
         # FAILED run in a store the user cannot use anyway.
@@ -277,9 +279,10 @@ class SageMakerLocalRunner(SageMakerRunnerBase):
         self.last_execution = result
         context.record_backend_run(result.execution_id)
         for step in result.steps:
+            status = from_sagemaker(step.status)
             if step.condition is False:
-                context.progress.step(StepEvent(step.name, "skipped", message="condition is false"))
-            elif step.condition is None:
-                context.progress.step(StepEvent(step.name, step.status.lower(), message=step.failure))
+                context.progress.step(StepEvent(step.name, StepStatus.SKIPPED, message="condition is false"))
+            elif step.condition is None and status is not None:
+                context.progress.step(StepEvent(step.name, status, message=step.failure))
         if not result.succeeded:
             raise RunnerError(f"SageMaker local-mode execution {result.execution_id} failed: {result.failure}")

@@ -40,6 +40,10 @@ class SageMakerRunner(SageMakerRunnerBase):
             self._client = SageMakerClient.create(self.options.region, self.options.endpoint_url)
         return self._client
 
+    def input_endpoint(self) -> str | None:
+        # The runner's S3 calls (staging, task specs) go through the same endpoint as its SageMaker calls.
+        return self.options.endpoint_url
+
     def start(self, pipeline: PipelineSource, parameters: Mapping[str, Any], tracking: PipelineRun) -> str:
         """Upload, upsert and start an execution; returns its ARN."""
         client = self.client

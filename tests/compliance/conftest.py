@@ -22,9 +22,9 @@ import boto3
 import pandas as pd
 import pytest
 
-from kubesage.ir.source import PipelineSource, load_pipeline
+from kubesage.ir.source import PipelineSource
 from kubesage.runners.base import Runner, RunResult
-from kubesage.runners.registry import get_runner
+from kubesage.runners.registry import get_runner, load_pipeline
 from kubesage.util.environment import environment
 from tests.mlflow_server import MlflowServer
 from tests.servers import running_moto

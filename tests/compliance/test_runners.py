@@ -51,7 +51,7 @@ def test_result_object_is_the_same_shape(churn_run: CompletedRun) -> None:
     assert result.pipeline == "customer-churn" and result.status == "succeeded"
     assert result.backend_id, "each backend records its own run id"
     assert [s.name for s in result.steps] == STEPS
-    assert {s.status for s in result.steps} == {"FINISHED"}
+    assert {s.status for s in result.steps} == {"succeeded"}
     assert all(s.seconds is not None and s.seconds > 0 for s in result.steps)
     assert result.registered_model_name == "customer-churn" and result.registered_model_version
     assert result.not_registered_reason is None and result.failure is None and result.failed_steps == {}

@@ -375,8 +375,8 @@ def test_sagemaker_throttling_on_describe_does_not_end_the_follow(
     """DescribePipelineExecution throttled (HTTP 400 ThrottlingException) more often than botocore's
     own retries absorb: the runner keeps following and reports the execution's real end state.
     (moto marks executions Succeeded at once; the throttling comes from the proxy in front of it.)"""
-    from kubesage.ir.source import load_pipeline
     from kubesage.runners.base import CallbackProgress
+    from kubesage.runners.registry import load_pipeline
     from kubesage.runners.sagemaker.runner import SageMakerRunner
 
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")

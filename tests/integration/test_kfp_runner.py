@@ -104,7 +104,7 @@ def test_kfp_run_matches_the_local_run(runs: dict[str, Any]) -> None:
     assert (local["registered_model_version"], kfp["registered_model_version"]) == (str(first), str(first + 1))
     assert kfp["registered_model_name"] == "customer-churn" and kfp["not_registered_reason"] is None
     assert [s["name"] for s in kfp["steps"]] == [s["name"] for s in local["steps"]]
-    assert all(s["status"] == "FINISHED" for s in kfp["steps"])
+    assert all(s["status"] == "succeeded" for s in kfp["steps"])
 
 
 def test_progress_lines_follow_each_task(runs: dict[str, Any]) -> None:
@@ -335,8 +335,8 @@ def test_ctrl_c_answered_yes_terminates_the_run(
     import _thread
     import threading
 
-    from kubesage.ir.source import load_pipeline
     from kubesage.runners.kfp.runner import KfpRunner
+    from kubesage.runners.registry import load_pipeline
     from kubesage.util.environment import environment
 
     kfp_standin.faults = Faults(never_finish=True)

@@ -13,9 +13,8 @@ from typing import Any
 import pytest
 from mlflow import MlflowClient
 
-from kubesage.ir.source import load_pipeline
 from kubesage.runners.base import RunResult
-from kubesage.runners.registry import get_runner
+from kubesage.runners.registry import get_runner, load_pipeline
 
 pytestmark = [pytest.mark.integration]
 

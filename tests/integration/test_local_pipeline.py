@@ -47,7 +47,7 @@ def test_run_reaches_the_seed_quality_and_registers(churn_run: dict[str, Any]) -
     assert churn_run["registered_model_version"] == "1"
     assert churn_run["not_registered_reason"] is None
     assert [s["name"] for s in churn_run["steps"]] == ["preprocess", "train", "evaluate", "register"]
-    assert all(s["status"] == "FINISHED" for s in churn_run["steps"])
+    assert all(s["status"] == "succeeded" for s in churn_run["steps"])
 
 
 def test_mlflow_parent_and_nested_runs(churn_run: dict[str, Any], tracking_uri: str, churn_csv: Path) -> None:

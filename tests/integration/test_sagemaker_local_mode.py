@@ -21,7 +21,7 @@ import pytest
 from kfp import compiler
 
 from kubesage.errors import RunnerError
-from kubesage.ir.source import load_pipeline
+from kubesage.runners.registry import load_pipeline
 from kubesage.runners.sagemaker.config import SageMakerConfig
 from kubesage.runners.sagemaker.local_mode import SageMakerLocalRunner, check_tracking_uri, run_local
 from tests.mlflow_server import MlflowServer

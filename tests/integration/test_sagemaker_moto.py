@@ -14,9 +14,8 @@ import boto3
 import pytest
 
 from kubesage.errors import RunnerError
-from kubesage.ir.source import load_pipeline
 from kubesage.runners.base import CallbackProgress
-from kubesage.runners.sagemaker.client import SageMakerClient
+from kubesage.runners.registry import load_pipeline
 from kubesage.runners.sagemaker.compiler import compile_spec
 from kubesage.runners.sagemaker.config import SageMakerConfig
 from kubesage.runners.sagemaker.runner import SageMakerRunner
@@ -79,7 +78,8 @@ def test_submit_uploads_upserts_and_starts(aws, tracking, tmp_path: Path) -> Non
         key = uri.removeprefix(f"s3://{BUCKET}/")
         assert s3.get_object(Bucket=BUCKET, Key=key)["Body"].read() == body
 
-    params = SageMakerClient(s3=s3, sagemaker=sm).execution_parameters(arn)
+    listed = sm.list_pipeline_parameters_for_execution(PipelineExecutionArn=arn)["PipelineParameters"]
+    params = {p["Name"]: p["Value"] for p in listed}
     staged = params["input_data"]
     assert staged.startswith(f"s3://{BUCKET}/it/customer-churn/inputs/") and staged.endswith("/churn.txt")
     uploaded = s3.get_object(Bucket=BUCKET, Key=staged.removeprefix(f"s3://{BUCKET}/"))["Body"].read()

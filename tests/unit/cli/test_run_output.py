@@ -15,6 +15,7 @@ from kubesage.cli import main
 from kubesage.cli.run_output import ConsoleProgress, next_steps, print_result
 from kubesage.runners.base import Progress, RunResult, StepEvent, StepSummary
 from kubesage.runners.local.task_logs import capture_task_output
+from kubesage.runners.status import StepStatus
 
 
 class Recorder(Progress):
@@ -73,8 +74,8 @@ def test_task_output_reaches_the_console_only_when_verbose() -> None:
 def test_step_lines_show_status_and_seconds() -> None:
     console = Console(record=True, width=100)
     progress = ConsoleProgress(console)
-    progress.step(StepEvent("train", "started"))
-    progress.step(StepEvent("train", "succeeded", 12.34))
+    progress.step(StepEvent("train", StepStatus.STARTED))
+    progress.step(StepEvent("train", StepStatus.SUCCEEDED, 12.34))
     lines = console.export_text().splitlines()
     assert len(lines) == 2
     assert "train" in lines[0] and "started" in lines[0]
@@ -86,7 +87,6 @@ def _result(**changes: object) -> RunResult:
         "status": "succeeded",
         "runner": "local",
         "pipeline": "customer-churn",
-        "pipeline_run_id": "r1",
         "mlflow_run_id": "r1",
         "backend_id": "b",
         "metrics": {"roc_auc": 0.95312, "accuracy": 0.9, "f1": 0.81, "rows_train": 3500.0},
@@ -95,7 +95,7 @@ def _result(**changes: object) -> RunResult:
         "not_registered_reason": None,
         "failure": None,
         "wall_seconds": 61.0,
-        "steps": [StepSummary("train", "FINISHED", 3.0)],
+        "steps": [StepSummary("train", StepStatus.SUCCEEDED, 3.0)],
         "tracking_uri": "sqlite:///x/mlflow.db",
     }
     values.update(changes)

@@ -10,7 +10,8 @@ from kfp import components
 
 from kubesage.errors import PipelineNotFoundError
 from kubesage.ir.parameters import parameter_specs
-from kubesage.ir.source import available_pipelines, load_pipeline
+from kubesage.ir.source import load_pipeline as load_without_builtins
+from kubesage.runners.registry import builtin_pipelines, load_pipeline
 
 
 def test_builtin_pipeline_compiles_to_ir(tmp_path: Path) -> None:
@@ -44,9 +45,17 @@ def test_module_function_and_ir_file_are_the_same_pipeline(tmp_path: Path) -> No
 
 
 def test_unknown_name_lists_the_builtins(tmp_path: Path) -> None:
-    assert "customer_churn" in available_pipelines()
+    assert builtin_pipelines()["customer_churn"] == "kubesage.pipelines.customer_churn"
     with pytest.raises(PipelineNotFoundError, match="built-in pipelines: .*customer_churn"):
         load_pipeline("customer_chrun", tmp_path)
+
+
+def test_the_core_knows_the_builtins_it_is_told(tmp_path: Path) -> None:
+    """kubesage.ir.source never imports pipelines/: without the registry's list a name is unknown."""
+    with pytest.raises(PipelineNotFoundError, match="built-in pipelines: none"):
+        load_without_builtins("customer_churn", tmp_path)
+    told = load_without_builtins("customer-churn", tmp_path, {"customer_churn": "kubesage.pipelines.customer_churn"})
+    assert told.name == "customer-churn"
 
 
 @pytest.mark.parametrize(

@@ -13,8 +13,10 @@ import pytest
 from mlflow import MlflowClient
 
 from kubesage.errors import DataError, ParameterError, RunInterruptedError, RunnerError
-from kubesage.ir.source import PipelineSource, load_pipeline
+from kubesage.ir.source import PipelineSource
 from kubesage.runners.base import CallbackProgress, RunContext, Runner, RunnerOptions, StepEvent
+from kubesage.runners.registry import load_pipeline
+from kubesage.runners.status import StepStatus
 from kubesage.tracking import step_run
 
 
@@ -75,7 +77,7 @@ def test_a_successful_run_is_recorded_and_summarised(mlflow_sqlite: str, pipelin
     result = ToyRunner(_steps_succeed).run(pipeline, {"input_data": "x.csv", "max_depth": "4"}, lines.append)
     assert result.succeeded and result.status == "succeeded"
     assert result.backend_id == "toy-1" and result.runner == "toy"
-    assert [(s.name, s.status) for s in result.steps] == [("preprocess", "FINISHED")]
+    assert [(s.name, s.status) for s in result.steps] == [("preprocess", "succeeded")]
     assert result.metrics == {"accuracy": 0.9}
     parent = _parent(mlflow_sqlite, result.mlflow_run_id)
     assert parent.info.status == "FINISHED"
@@ -157,8 +159,8 @@ def test_callback_progress_formats_step_events() -> None:
     lines: list[str] = []
     progress = CallbackProgress(lines.append)
     progress.info("running")
-    progress.step(StepEvent("train", "succeeded", 1.25))
-    progress.step(StepEvent("evaluate", "failed", message="boom"))
+    progress.step(StepEvent("train", StepStatus.SUCCEEDED, 1.25))
+    progress.step(StepEvent("evaluate", StepStatus.FAILED, message="boom"))
     assert lines == ["running", "step train succeeded in 1.2 s", "step evaluate failed: boom"]
 
 
@@ -173,13 +175,14 @@ def test_the_step_ledger_counts_executions_not_names_and_keeps_every_skipped_bra
             seen.append(event)
 
     ledger = StepLedger(Keep())
-    for status in ("started", "succeeded", "started", "succeeded", "failed"):
+    started, succeeded, failed = StepStatus.STARTED, StepStatus.SUCCEEDED, StepStatus.FAILED
+    for status in (started, succeeded, started, succeeded, failed, StepStatus.CACHED, StepStatus.STOPPED):
         ledger.step(StepEvent("square", status))
-    ledger.step(StepEvent("condition-3", "skipped", message="item > 1 is false (item=1)"))
-    ledger.step(StepEvent("condition-3", "skipped", message="item > 1 is false (item=0)"))
-    assert ledger.tasks_run == 3
+    ledger.step(StepEvent("condition-3", StepStatus.SKIPPED, message="item > 1 is false (item=1)"))
+    ledger.step(StepEvent("condition-3", StepStatus.SKIPPED, message="item > 1 is false (item=0)"))
+    assert ledger.tasks_run == 4  # succeeded twice, failed, stopped; not started, cached or skipped
     assert ledger.skipped == {
         "condition-3": "item > 1 is false (item=1)",
         "condition-3 (2)": "item > 1 is false (item=0)",
     }
-    assert len(seen) == 7  # every event passed on
+    assert len(seen) == 9  # every event passed on

@@ -61,6 +61,25 @@ def test_option_values_are_checked_by_name_and_decoded() -> None:
         get_runner("sagemaker", {"on_exit": "never"})
 
 
+@pytest.mark.parametrize("runner", ["kfp", "sagemaker"])
+def test_on_exit_is_one_vocabulary_and_the_old_kfp_word_still_works(runner: str) -> None:
+    assert get_runner(runner).options.on_exit == "stop"
+    assert get_runner(runner, {"on_exit": "detach"}).options.on_exit == "detach"
+    with pytest.warns(FutureWarning, match="on_exit=terminate is deprecated; use on_exit=stop"):
+        assert get_runner(runner, {"on_exit": "terminate"}).options.on_exit == "stop"
+
+
+def test_only_runners_with_an_s3_endpoint_option_change_the_input_check_endpoint() -> None:
+    assert get_runner("local").input_endpoint() is None
+    assert get_runner("kfp").input_endpoint() is None
+    assert get_runner("sagemaker").input_endpoint() is None
+    assert (
+        get_runner("sagemaker", {"endpoint_url": "http://127.0.0.1:5001"}).input_endpoint() == "http://127.0.0.1:5001"
+    )
+    local_mode = get_runner("sagemaker-local", {"s3_endpoint_url": "http://127.0.0.1:5002"})
+    assert local_mode.input_endpoint() == "http://127.0.0.1:5002"
+
+
 def test_describe_runners_lists_options_with_defaults() -> None:
     described = {d["name"]: d for d in describe_runners()}
     options = {o["name"]: o for o in described["sagemaker"]["options"]}

@@ -46,6 +46,45 @@ def test_steps_nest_under_the_pipeline_run(mlflow_sqlite: str, monkeypatch: pyte
     assert client.get_experiment(run.experiment_id).name == "demo-pipeline"
 
 
+def test_step_runs_are_read_once_for_every_caller(mlflow_sqlite: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The result summary and the kfp runner's failure reason read the same step runs, oldest first."""
+    run = t.start_pipeline_run("demo-pipeline", "local", {})
+    for key, value in run.step_env.items():
+        monkeypatch.setenv(key, value)
+    with t.step_run("preprocess"):
+        pass
+    with pytest.raises(ValueError), t.step_run("train"):
+        raise ValueError("column 'Day Mins' is missing")
+    steps = t.step_runs(run)
+    assert [t.step_name(s) for s in steps] == ["preprocess", "train"]
+    assert [s.info.status for s in steps] == ["FINISHED", "FAILED"]
+    assert t.failed_step_reasons(steps) == {"train": "column 'Day Mins' is missing"}
+
+
+def test_mlflow_client_defaults_to_the_tracking_uri_in_force(mlflow_sqlite: str) -> None:
+    assert t.mlflow_client().tracking_uri == mlflow_sqlite == t.tracking_uri()
+
+
+@pytest.mark.parametrize(
+    ("uri", "server"),
+    [
+        ("http://127.0.0.1:5000", True),
+        ("HTTPS://mlflow.example.com", True),
+        ("databricks", True),
+        ("databricks://profile", True),
+        ("arn:aws:sagemaker:us-east-1:111122223333:mlflow-tracking-server/kubesage", True),
+        ("sqlite:///tmp/mlflow.db", False),
+        ("file:///tmp/mlruns", False),
+        ("/tmp/mlruns", False),
+        ("mlruns", False),
+        ("postgresql://mlflow@127.0.0.1/mlflow", False),  # a database only this machine's network may reach
+        ("databricks-uc", False),  # a model registry URI, not a tracking server
+    ],
+)
+def test_server_uris_are_told_from_local_stores_by_their_scheme(uri: str, server: bool) -> None:
+    assert t.is_server_uri(uri) is server
+
+
 def test_default_store_is_sqlite_in_the_working_directory(tmp_path: object) -> None:
     assert t.default_tracking_uri().startswith("sqlite:///") and t.default_tracking_uri().endswith("/mlflow.db")
 

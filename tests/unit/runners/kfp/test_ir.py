@@ -9,9 +9,10 @@ import pytest
 import yaml
 
 from kubesage.errors import RunnerError
-from kubesage.ir.source import load_pipeline
-from kubesage.runners.kfp.ir import executor_tasks, executors, prepare, validate
+from kubesage.ir.graph import executors
+from kubesage.runners.kfp.ir import prepare, validate
 from kubesage.runners.kfp.runner import check_tracking_uri
+from kubesage.runners.registry import load_pipeline
 
 HANDOFF = {
     "MLFLOW_TRACKING_URI": "http://10.0.0.5:5000",
@@ -54,10 +55,6 @@ def test_existing_env_entries_are_replaced_not_duplicated(spec: dict[str, Any]) 
         assert {e["name"]: e["value"] for e in container["env"]}["KUBESAGE_MLFLOW_PARENT_RUN_ID"] == "abc123"
 
 
-def test_executor_tasks_are_the_container_tasks(spec: dict[str, Any]) -> None:
-    assert set(executor_tasks(spec)) == {"preprocess", "train", "evaluate", "register", "report-not-registered"}
-
-
 @pytest.mark.parametrize(
     "uri", ["http://user:secret@mlflow:5000", "https://mlflow:5000/?token=abc", "http://:pw@mlflow"]
 )
@@ -66,15 +63,27 @@ def test_a_tracking_uri_with_credentials_is_refused(spec: dict[str, Any], uri: s
         prepare(spec, {**HANDOFF, "MLFLOW_TRACKING_URI": uri})
 
 
-@pytest.mark.parametrize("uri", ["sqlite:///mlflow.db", "file:///tmp/mlruns", "/tmp/mlruns", "mlruns"])
+@pytest.mark.parametrize(
+    "uri", ["sqlite:///mlflow.db", "file:///tmp/mlruns", "/tmp/mlruns", "mlruns", "postgresql://db/mlflow"]
+)
 def test_a_file_tracking_store_is_refused_with_the_server_command(uri: str) -> None:
     with pytest.raises(RunnerError, match="mlflow server --backend-store-uri"):
         check_tracking_uri(uri)
 
 
-def test_a_server_tracking_uri_passes() -> None:
-    check_tracking_uri("http://192.168.49.1:5000")
-    check_tracking_uri("https://mlflow.example.com")
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "http://192.168.49.1:5000",
+        "https://mlflow.example.com",
+        "HTTPS://MLflow.example.com",  # schemes are case-insensitive (the kfp runner refused this before)
+        "databricks",
+        "databricks://profile",
+        "arn:aws:sagemaker:us-east-1:111122223333:mlflow-tracking-server/kubesage",
+    ],
+)
+def test_a_server_tracking_uri_passes(uri: str) -> None:
+    check_tracking_uri(uri)
 
 
 def test_a_broken_edit_fails_the_proto_check(spec: dict[str, Any]) -> None:

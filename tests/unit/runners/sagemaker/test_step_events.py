@@ -8,6 +8,7 @@ import pytest
 
 from kubesage.runners.base import StepEvent
 from kubesage.runners.sagemaker.client import condition_outcome, step_event
+from kubesage.runners.status import StepStatus
 
 
 @pytest.mark.parametrize(
@@ -21,11 +22,30 @@ def test_condition_outcome_from_either_sagemaker_or_local_mode(outcome: Any, exp
 def test_a_false_condition_step_is_a_skipped_branch_and_a_true_one_no_task() -> None:
     false = {"StepName": "condition-1", "StepStatus": "Succeeded", "Metadata": {"Condition": {"Outcome": "False"}}}
     true = {"StepName": "condition-2", "StepStatus": "Succeeded", "Metadata": {"Condition": {"Outcome": "True"}}}
-    assert step_event(false) == StepEvent("condition-1", "skipped", message="condition is false")
+    assert step_event(false) == StepEvent("condition-1", StepStatus.SKIPPED, message="condition is false")
     assert step_event(true) is None
 
 
 def test_job_steps_report_their_status_and_failure() -> None:
     step = {"StepName": "train", "StepStatus": "Failed", "FailureReason": "boom", "Metadata": {"TrainingJob": {}}}
-    assert step_event(step) == StepEvent("train", "failed", message="boom")
+    assert step_event(step) == StepEvent("train", StepStatus.FAILED, message="boom")
     assert condition_outcome(step) is None
+
+
+@pytest.mark.parametrize(
+    ("sagemaker", "ours"),
+    [
+        ("Starting", StepStatus.STARTED),
+        ("Executing", StepStatus.STARTED),  # was "executing": one word for "running" on every runner
+        ("Succeeded", StepStatus.SUCCEEDED),
+        ("Stopping", StepStatus.STOPPING),
+        ("Stopped", StepStatus.STOPPED),
+    ],
+)
+def test_sagemaker_step_statuses_are_mapped_to_the_shared_vocabulary(sagemaker: str, ours: StepStatus) -> None:
+    event = step_event({"StepName": "train", "StepStatus": sagemaker, "Metadata": {"TrainingJob": {}}})
+    assert event is not None and event.status is ours
+
+
+def test_an_unknown_sagemaker_status_is_not_reported() -> None:
+    assert step_event({"StepName": "train", "StepStatus": "Pondering", "Metadata": {}}) is None
