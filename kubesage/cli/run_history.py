@@ -73,11 +73,10 @@ def get_runs(run_ids: Sequence[str], uri: str | None = None) -> list[RunRow]:
 
 
 def _search(filter_string: str, limit: int, uri: str | None) -> list[Any]:
-    from mlflow import MlflowClient
     from mlflow.entities import ViewType
 
     uri = uri or t.tracking_uri()
-    client = MlflowClient(tracking_uri=uri)
+    client = t.mlflow_client(uri)
     try:
         experiments = [e.experiment_id for e in client.search_experiments(view_type=ViewType.ACTIVE_ONLY)]
         if not experiments:

@@ -78,12 +78,11 @@ def ui(port: int, host: str) -> None:
 
 def _experiment_urls(uri: str, base: str) -> list[tuple[str, str]]:
     """Each kubesage experiment's runs table, in the layout kubesage keeps (runner, metrics, params)."""
-    from mlflow import MlflowClient
-
+    from kubesage.tracking import mlflow_client
     from kubesage.tracking.ui_view import VIEW_TAG, runs_url
 
     try:
-        experiments = MlflowClient(tracking_uri=uri).search_experiments()
+        experiments = mlflow_client(uri).search_experiments()
     except Exception:  # the UI still starts; it shows the store's own error
         return []
     return [(e.name, runs_url(base, e.experiment_id)) for e in experiments if VIEW_TAG in e.tags]

@@ -43,12 +43,11 @@ def recorded_for(model: str) -> Recorded:
         if model.startswith("models:/"):
             raise DeployError(f"--model {model}: pin a version (models:/NAME/VERSION) or an alias (models:/NAME@ALIAS)")
         return Recorded(model_sha256(model), None, f"the model directory {model}")
-    from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
-    from kubesage.tracking import tracking_uri
+    from kubesage.tracking import mlflow_client
 
-    client = MlflowClient(tracking_uri=tracking_uri())
+    client = mlflow_client()
     try:
         if match["version"]:
             version = client.get_model_version(match["name"], match["version"])

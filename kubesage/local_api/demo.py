@@ -34,10 +34,10 @@ START_TIMEOUT = 120.0
 def latest_model(name: str = MODEL_NAME) -> str:
     import mlflow
 
-    from kubesage.tracking import tracking_uri
+    from kubesage.tracking import mlflow_client, tracking_uri
 
     mlflow.set_tracking_uri(tracking_uri())
-    versions = mlflow.MlflowClient().search_model_versions(f"name = '{name}'")
+    versions = mlflow_client().search_model_versions(f"name = '{name}'")
     if not versions:
         raise DeployError(f"no registered versions of {name}; run `make demo` (or kubesage run) first")
     return f"models:/{name}/{max(int(v.version) for v in versions)}"

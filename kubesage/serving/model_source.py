@@ -58,13 +58,12 @@ def _versions_hint(model: str) -> str:
     if not model.startswith("models:/"):
         return ""
     name = model.removeprefix("models:/").split("/", 1)[0].split("@", 1)[0]
-    from mlflow import MlflowClient
 
-    from kubesage.tracking import tracking_uri
+    from kubesage.tracking import mlflow_client
 
     try:
         safe = name.replace("'", "")
-        versions = MlflowClient(tracking_uri=tracking_uri()).search_model_versions(f"name = '{safe}'")
+        versions = mlflow_client().search_model_versions(f"name = '{safe}'")
     except Exception:  # the download error above is the one to show
         return ""
     if not versions:

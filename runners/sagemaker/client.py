@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from kubesage.churn.data import file_sha256
-from kubesage.errors import AccessDeniedError, RunnerError
+from kubesage.errors import AccessDeniedError, KubesageError, RunnerError
 from kubesage.runners.base import Progress, StepEvent
 from kubesage.runners.status import StepStatus, from_sagemaker
-from kubesage.util.aws import aws_call, error_code
+from kubesage.util.aws import AwsFailure, aws_call, call_error, on_aws_failure
 
 TERMINAL = frozenset({"Succeeded", "Failed", "Stopped"})
 
@@ -28,6 +28,14 @@ class FollowTimeoutError(RunnerError):
 
 def _aws(operation: str) -> AbstractContextManager[None]:
     return aws_call(operation, RunnerError)
+
+
+def _unless_missing(operation: str, failure: AwsFailure) -> KubesageError | None:
+    """None when the resource does not exist yet (SageMaker says ResourceNotFound or, for some
+    resources, ValidationException); kubesage's error for any other failure."""
+    if failure.code in ("ResourceNotFound", "ValidationException"):
+        return None
+    return call_error(operation, failure, RunnerError)
 
 
 def split_s3_uri(uri: str) -> tuple[str, str]:
@@ -93,15 +101,10 @@ class SageMakerClient:
 
     def upsert_pipeline(self, name: str, definition: str, role_arn: str, description: str = "") -> str:
         """Create the pipeline, or update it if it exists; return its ARN."""
-        from botocore.exceptions import ClientError
-
-        try:
+        exists = False  # unless DescribePipeline answers; "does not exist" is the only failure expected
+        with on_aws_failure(lambda failure: _unless_missing(f"sagemaker:DescribePipeline '{name}'", failure)):
             self.sagemaker.describe_pipeline(PipelineName=name)
             exists = True
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") not in ("ResourceNotFound", "ValidationException"):
-                raise RunnerError(f"AWS refused sagemaker:DescribePipeline for '{name}': {exc}") from exc
-            exists = False
         common = {"PipelineName": name, "PipelineDefinition": definition, "RoleArn": role_arn}
         if description:
             common["PipelineDescription"] = description[:3072]
@@ -114,21 +117,11 @@ class SageMakerClient:
         return arn
 
     def ensure_model_package_group(self, name: str, description: str = "") -> str:
-        from botocore.exceptions import ClientError
-
-        try:
-            with _aws(f"sagemaker:DescribeModelPackageGroup '{name}'"):
-                arn: str = self.sagemaker.describe_model_package_group(ModelPackageGroupName=name)[
-                    "ModelPackageGroupArn"
-                ]
+        operation = f"sagemaker:DescribeModelPackageGroup '{name}'"
+        # Only "does not exist" means create it; AccessDenied and the rest surface as they are.
+        with on_aws_failure(lambda failure: _unless_missing(operation, failure)):
+            arn: str = self.sagemaker.describe_model_package_group(ModelPackageGroupName=name)["ModelPackageGroupArn"]
             return arn
-        except RunnerError as exc:
-            # Only "does not exist" means create it; AccessDenied and the rest surface as they are.
-            if not isinstance(exc.__cause__, ClientError) or error_code(exc.__cause__) not in (
-                "ValidationException",
-                "ResourceNotFound",
-            ):
-                raise
         with _aws(f"sagemaker:CreateModelPackageGroup '{name}'"):
             arn = self.sagemaker.create_model_package_group(
                 ModelPackageGroupName=name,

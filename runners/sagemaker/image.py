@@ -11,6 +11,7 @@ import re
 from typing import Any
 
 from kubesage.errors import RunnerError
+from kubesage.util.aws import AwsFailure, on_aws_failure
 
 _ECR_TAG = re.compile(
     r"(?P<registry>(?P<account>[0-9]{12})\.dkr\.ecr\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(?:\.cn)?)/"
@@ -32,18 +33,18 @@ def pinned_image(image_uri: str, ecr: Any) -> str:
             f"the step image {image_uri!r} is a mutable tag outside ECR; pass --image REPOSITORY@sha256:DIGEST "
             "(SageMaker pulls step images from ECR: push it there, and kubesage resolves the tag)"
         )
-    from botocore.exceptions import BotoCoreError, ClientError
-
     tag = match["tag"] or "latest"
-    try:
+
+    def unresolvable(failure: AwsFailure) -> RunnerError:
+        return RunnerError(
+            f"cannot resolve the step image {image_uri!r} to a digest ({failure.text}); pass --image "
+            "REPOSITORY@sha256:DIGEST, or allow ecr:DescribeImages on the repository"
+        )
+
+    with on_aws_failure(unresolvable):
         found = ecr.describe_images(
             registryId=match["account"], repositoryName=match["repository"], imageIds=[{"imageTag": tag}]
         )["imageDetails"]
-    except (ClientError, BotoCoreError) as exc:
-        raise RunnerError(
-            f"cannot resolve the step image {image_uri!r} to a digest ({exc}); pass --image "
-            "REPOSITORY@sha256:DIGEST, or allow ecr:DescribeImages on the repository"
-        ) from exc
     if not found:
         raise RunnerError(f"the step image {image_uri!r} is not in ECR; push it, or pass --image REPOSITORY@sha256:...")
     return f"{match['registry']}/{match['repository']}@{found[0]['imageDigest']}"
