@@ -14,6 +14,7 @@ import time
 import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
@@ -265,8 +266,17 @@ class Runner(ABC):
         given: Mapping[str, Any],
         progress: Progress | Callable[[str], None] | None = None,
     ) -> RunResult:
-        """Check, record, execute and summarise one pipeline run."""
+        """Check, record, execute and summarise one pipeline run, inside the backend's `session`."""
         inner = progress if isinstance(progress, Progress) else CallbackProgress(progress or (lambda _: None))
+        with self.session(inner):
+            return self._check_record_execute(pipeline, given, inner)
+
+    def session(self, progress: Progress) -> AbstractContextManager[None]:
+        """What the backend holds for the length of one run (the local runner's fork server): opened
+        before the parameters are checked, so it warms up meanwhile, and closed however the run ends."""
+        return nullcontext()
+
+    def _check_record_execute(self, pipeline: PipelineSource, given: Mapping[str, Any], inner: Progress) -> RunResult:
         reporter = StepLedger(inner)
         parameters = self.check_parameters(pipeline, given)
         # Before the parent run opens, so a missing input leaves nothing behind in MLflow.

@@ -13,13 +13,13 @@ import shutil
 import tempfile
 import uuid
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 from kubesage.errors import RunnerError
 from kubesage.ir.source import PipelineSource
-from kubesage.runners.base import Progress, RunContext, Runner, RunResult
+from kubesage.runners.base import Progress, RunContext, Runner
 from kubesage.runners.local import LocalOptions
 from kubesage.runners.local.conditions import evaluated_conditions, skipped_event
 from kubesage.runners.local.launcher import ForkServer
@@ -49,17 +49,13 @@ class LocalRunner(Runner):
             shutil.copyfile(pipeline.ir_path, output)
         return output
 
-    def run(
-        self,
-        pipeline: PipelineSource,
-        given: Mapping[str, Any],
-        progress: Progress | Callable[[str], None] | None = None,
-    ) -> RunResult:
+    @contextmanager
+    def session(self, progress: Progress) -> Iterator[None]:
         # The fork server starts importing now, while the parameters are checked and the MLflow
         # parent run opens; closed however the run ends.
-        self._launcher = start_launcher(self.options, progress if isinstance(progress, Progress) else Progress())
+        self._launcher = start_launcher(self.options, progress)
         try:
-            return super().run(pipeline, given, progress)
+            yield
         finally:
             if self._launcher is not None:
                 self._launcher.stop()
