@@ -13,7 +13,7 @@ from kubesage.errors import UnsupportedFeatureError
 from kubesage.runners.sagemaker import cel
 from kubesage.runners.sagemaker.compiler.context import BuildContext
 from kubesage.runners.sagemaker.compiler.order import condition_depth
-from kubesage.runners.sagemaker.ir import Constant, ParamSource, PipelineParam
+from kubesage.runners.sagemaker.ir import Collected, Constant, ParamSource, PipelineParam
 
 
 def condition_expressions(
@@ -31,6 +31,11 @@ def condition_expressions(
                 return source.value
             if isinstance(source, PipelineParam):
                 return ctx.parameters[source.name]
+            if isinstance(source, Collected):
+                raise UnsupportedFeatureError(
+                    f"task '{key}': a condition on a dsl.Collected list of loop outputs has no SageMaker "
+                    "condition; compare one iteration's output, or decide inside a task"
+                )
             if source.task not in ctx.property_files:
                 raise UnsupportedFeatureError(
                     f"task '{key}': condition reads '{source.key}' of '{source.task}', which has no PropertyFile"

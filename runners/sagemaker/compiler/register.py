@@ -12,7 +12,7 @@ from kubesage.errors import UnsupportedFeatureError
 from kubesage.runners.sagemaker.compiler.context import BuildContext
 from kubesage.runners.sagemaker.compiler.sdk_steps import step_classes
 from kubesage.runners.sagemaker.config import SageMakerConfig
-from kubesage.runners.sagemaker.ir import PipelinePlan, TaskPlan
+from kubesage.runners.sagemaker.ir import PipelinePlan, TaskOutputArtifact, TaskPlan
 
 
 def register_task(plan: PipelinePlan, config: SageMakerConfig) -> str | None:
@@ -42,7 +42,11 @@ def register_step(ctx: BuildContext, task: TaskPlan, approval: Any) -> Any:
     `approval` is the pinned status (a string) or the approval execution parameter."""
     from sagemaker.core.workflow.execution_variables import ExecutionVariables
 
-    models = [s for s in task.artifacts.values() if ctx.plan.tasks[s.task].model_output == s.key]
+    models = [
+        s
+        for s in task.artifacts.values()
+        if isinstance(s, TaskOutputArtifact) and ctx.plan.tasks[s.task].model_output == s.key
+    ]
     if len(models) != 1:
         raise UnsupportedFeatureError(
             f"register task '{task.key}' must read exactly one Model from a training task, found {len(models)}"
