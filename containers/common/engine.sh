@@ -42,6 +42,14 @@ install_packages() {
 
 engine_ready() { docker info >/dev/null 2>&1; }
 
+close_inherited_fds() {
+    local fd
+    for fd in /proc/$BASHPID/fd/*; do
+        fd=${fd##*/}
+        if [ "$fd" -gt 2 ]; then eval "exec $fd>&-" 2>/dev/null || true; fi
+    done
+}
+
 start_dockerd() {
     if engine_ready; then
         log "engine already running"
@@ -51,8 +59,10 @@ start_dockerd() {
         log "dockerd is running but not answering yet; waiting"
     else
         log "starting dockerd (log: $DOCKERD_LOG)"
-        # setsid detaches dockerd from this shell's job control so it outlives `make`.
-        setsid nohup dockerd >>"$DOCKERD_LOG" 2>&1 </dev/null &
+        # setsid detaches dockerd from this shell's job control so it outlives `make`. Descriptors
+        # other than 0-2 are closed first: a caller's lock (`flock FILE make image`) would otherwise
+        # be held by dockerd for as long as it runs, and every later `flock FILE` would wait forever.
+        (close_inherited_fds; setsid nohup dockerd >>"$DOCKERD_LOG" 2>&1 </dev/null &)
     fi
     local waited=0
     until engine_ready; do
