@@ -110,12 +110,15 @@ def test_compare_view_shows_both_runs_metrics_and_roc_plots(
     query = f"runs={json.dumps(ids)}&experiments={json.dumps([experiment.experiment_id])}"
     page.goto(f"{server.url}/#/compare-runs?{query}")
     page.get_by_text("roc_auc").first.wait_for()
+    # The artifact lists load after the metrics (and say "No common artifacts" until they have): wait
+    # for the plot's name. The parent runs' plots sit at their artifact roots, which is all it lists.
+    roc_curve = page.get_by_text("roc_curve.png").first
+    roc_curve.wait_for()
     text = page.locator("body").inner_text()
     for run in two_runs:  # the compare view rounds to 3 decimals
         assert str(round(run["metrics"]["roc_auc"], 3)) in text, text
     assert "No common artifacts" not in text
-    # The parent runs' plots sit at their artifact roots, which is all the compare view lists.
-    page.get_by_text("roc_curve.png").first.click()
+    roc_curve.click()
     # The two runs' PNGs, fetched and shown side by side (each also has a hidden preview copy).
     page.wait_for_function(
         "new Set([...document.querySelectorAll(\"img[src^='blob:']\")].map(img => img.src)).size >= 2"
