@@ -5,6 +5,7 @@ from Python. Refusals are checked against a store that must stay empty; one run 
 # No `from __future__ import annotations`: KFP reads the component annotations as types.
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -19,6 +20,7 @@ from kubesage import sdk
 from kubesage.errors import DataError, ParameterError, PipelineNotFoundError, RunnerError
 from kubesage.runners.registry import runner_specs
 from kubesage.tracking import finish_pipeline_run, start_pipeline_run
+from tests.paths import REPO_ROOT
 
 
 @dsl.component(base_image="python:3.11", install_kfp_package=False)
@@ -122,3 +124,13 @@ def test_a_pipeline_function_runs_on_the_local_runner(mlflow_sqlite: str, tmp_pa
     frame = kubesage.runs(pipeline="tiny-doubling")
     assert list(frame["run_id"]) == [result.mlflow_run_id]
     assert frame["params.x"].tolist() == ["5"]
+
+
+def test_the_docs_api_reference_covers_every_public_name_and_every_picture_exists() -> None:
+    site = REPO_ROOT / "docs" / "site"
+    page = (site / "python-api.md").read_text()
+    documented = set(re.findall(r"^\s+- (\w+)$", page, re.M)) | set(re.findall(r"^::: [\w.]+\.(\w+)$", page, re.M))
+    assert set(kubesage.__all__) - documented == set()
+    pictures = [m for path in site.glob("*.md") for m in re.findall(r"\]\((img/[^)]+)\)", path.read_text())]
+    assert {"img/runs-table.png", "img/compare-runs.png", "img/roc_curve.png"} <= set(pictures)
+    assert [p for p in pictures if not (site / p).is_file()] == []
