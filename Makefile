@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 UV_VERSION := 0.13.9
 DEMO_DIR := build/demo
 
-.PHONY: setup demo test test-fast lint ui image bench clean
+.PHONY: setup demo test test-fast lint docs ui image bench clean
 
 # --compile-bytecode: every task process imports MLflow, pandas and KFP; without .pyc files (and with
 # PYTHONDONTWRITEBYTECODE set, as on these machines) each one recompiles their sources (~15 s a run).
@@ -49,6 +49,11 @@ lint: setup
 	bash scripts/lint-imports.sh
 	$(BIN)/python scripts/lint_policies.py runners/sagemaker/iam  # the one IAM linter; lambda/lint.sh runs it on the template
 	bash lambda/lint.sh
+	bash scripts/build-docs.sh  # --strict: a broken link, page or API reference fails the lint
+
+# The documentation site (mkdocs-material + mkdocstrings), into build/site.
+docs: setup
+	bash scripts/build-docs.sh
 
 ui: setup
 	$(BIN)/kubesage ui

@@ -7,7 +7,14 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-BENCHMARKS = ["bench_inference.py", "bench_pipeline.py", "bench_serving.py", "bench_api.py", "bench_api_abuse.py"]
+BENCHMARKS = [
+    "bench_inference.py",
+    "bench_pipeline.py",
+    "bench_serving.py",
+    "bench_api.py",
+    "bench_api_abuse.py",
+    "bench_preflight.py",
+]
 
 
 def main() -> int:

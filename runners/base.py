@@ -89,6 +89,9 @@ class StepEvent:
 class Progress:
     """Where runners report what is happening. The default prints nothing; the CLI prints lines."""
 
+    def starting(self, pipeline: str, runner: str) -> None:
+        """Every check and the runner's preflight passed: the run is recorded and started next."""
+
     def info(self, message: str) -> None:
         """A line about the run as a whole (where outputs go, what is being followed)."""
 
@@ -126,6 +129,9 @@ class StepLedger(Progress):
         self.tasks_run = 0
         # branch -> why; a branch skipped again (another loop iteration) as "condition-3 (2)"
         self.skipped: dict[str, str] = {}
+
+    def starting(self, pipeline: str, runner: str) -> None:
+        self._inner.starting(pipeline, runner)
 
     def info(self, message: str) -> None:
         self._inner.info(message)
@@ -282,6 +288,7 @@ class Runner(ABC):
         # Before the parent run opens, so a missing input leaves nothing behind in MLflow.
         check_inputs(effective_parameters(parameter_specs(pipeline.spec), parameters), self.input_endpoint())
         self.preflight(pipeline, parameters)
+        reporter.starting(pipeline.name, self.name)
         logged = effective_parameters(parameter_specs(pipeline.spec), parameters)
         tracking = start_pipeline_run(pipeline.name, self.name, logged)
         context = RunContext(pipeline, parameters, tracking, reporter)

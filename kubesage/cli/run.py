@@ -63,25 +63,26 @@ def run(
     """Run PIPELINE (a name under pipelines/, module:function, or an IR YAML file)."""
     if not verbose:  # MLflow's own INFO lines (database set-up, ...) belong in the task logs
         os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+    from kubesage import sdk
     from kubesage.cli.run_output import ConsoleProgress, print_result
-    from kubesage.ir.inputs import check_inputs
     from kubesage.ir.parameters import parse_assignments
-    from kubesage.runners.registry import get_runner, load_pipeline
+
+    class RunConsole(ConsoleProgress):
+        """The console's progress, with the run's header once every check has passed (never before a refusal)."""
+
+        def starting(self, pipeline: str, runner: str) -> None:
+            if not as_json:
+                err_console.print(f"[bold]kubesage[/] running [cyan]{pipeline}[/] on the [cyan]{runner}[/] runner")
 
     as_json = output_format == "json"
     try:
         options = options_for(runner, flags, runner_options)
         given = parse_assignments(params)
-        backend = get_runner(runner, options)
-        # Before compiling anything: a missing input file fails at once (Runner.run checks the
-        # defaults too, still before any MLflow run exists).
-        check_inputs(given, backend.input_endpoint())
-        source = load_pipeline(pipeline, WORK_DIR)
-        backend.check_parameters(source, given)  # before anything runs, even before the run header
-        if not as_json:
-            err_console.print(f"[bold]kubesage[/] running [cyan]{source.name}[/] on the [cyan]{runner}[/] runner")
         with stdout_to_stderr() if as_json else nullcontext():
-            result = backend.run(source, given, progress=ConsoleProgress(err_console, verbose))
+            progress = RunConsole(err_console, verbose)
+            result = sdk.run(
+                pipeline, runner=runner, params=given, options=options, progress=progress, workdir=WORK_DIR
+            )
     except KubesageError as exc:
         fail(exc, as_json)
     if as_json:
@@ -117,27 +118,29 @@ def compile_command(
     pipeline: str, target: str, output_path: Path, explain: bool, runner_options: tuple[str, ...], **flags: Any
 ) -> None:
     """Compile PIPELINE to KFP IR YAML or to a SageMaker pipeline definition (offline, deterministic)."""
-    from kubesage.runners.registry import compile_targets, get_runner, load_pipeline
+    from kubesage import sdk
 
-    runner = compile_targets()[target].name
     try:
-        backend = get_runner(runner, options_for(runner, flags, runner_options))
-        source = load_pipeline(pipeline, WORK_DIR)
-        report = backend.explain(source) if explain else None
-        written = backend.compile(source, output_path)
+        options = options_for(_target_runner(target), flags, runner_options)
+        compiled = sdk.compile(
+            pipeline, target=target, output=output_path, options=options, explain=explain, workdir=WORK_DIR
+        )
     except KubesageError as exc:
         fail(exc)
-    if report:
-        click.echo(report, nl=False)
-    err_console.print(f"wrote {written}", highlight=False)
-    _print_placeholders(backend.options)
+    if compiled.explanation:
+        click.echo(compiled.explanation, nl=False)
+    err_console.print(f"wrote {compiled.path}", highlight=False)
+    _print_placeholders(compiled.placeholders)
 
 
-def _print_placeholders(options: Any) -> None:
+def _target_runner(target: str) -> str:
+    from kubesage.runners.registry import compile_targets
+
+    return compile_targets()[target].name
+
+
+def _print_placeholders(placeholders: list[tuple[str, Any, str | None]]) -> None:
     """Name every value the definition holds only as a placeholder, and the flag that sets it."""
-    from kubesage.runners.registry import placeholder_options
-
-    placeholders = placeholder_options(options)
     if not placeholders:
         return
     err_console.print(

@@ -36,7 +36,8 @@ def runs(
 
     `kubesage runs --compare RUN RUN...` shows two or more runs (full or short ids) side by side.
     """
-    from kubesage.cli.run_history import compare_table, get_runs, recent_runs, runs_table
+    from kubesage.cli.run_history import compare_table, runs_table
+    from kubesage.tracking.history import get_runs, recent_runs
 
     as_json = output_format == "json"
     wanted = (*compare_ids, *more_ids)

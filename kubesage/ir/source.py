@@ -18,6 +18,9 @@ from typing import Any
 
 from kubesage.errors import PipelineNotFoundError
 from kubesage.ir.schema import load_ir_documents
+from kubesage.util.names import same_pipeline_name
+
+__all__ = ["PipelineSource", "builtin_name", "compile_pipeline_function", "load_pipeline", "same_pipeline_name"]
 
 IR_SUFFIXES = (".yaml", ".yml", ".json")
 
@@ -35,11 +38,6 @@ class PipelineSource:
     @property
     def description(self) -> str:
         return str(self.spec.get("pipelineInfo", {}).get("description", ""))
-
-
-def same_pipeline_name(a: str, b: str) -> bool:
-    """`customer_churn` and `customer-churn` name the same pipeline (module name vs. KFP's IR name)."""
-    return a.replace("_", "-").lower() == b.replace("_", "-").lower()
 
 
 def builtin_name(ref: str, known: list[str]) -> str:

@@ -12,7 +12,8 @@ from __future__ import annotations
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ from kubesage.errors import RunInterruptedError, RunnerError
 from kubesage.ir.graph import executor_tasks
 from kubesage.ir.inputs import is_data_parameter
 from kubesage.ir.source import PipelineSource
-from kubesage.runners.base import RunContext, Runner, StepEvent
+from kubesage.runners.base import Progress, RunContext, Runner, StepEvent
 from kubesage.runners.kfp import KfpOptions
 from kubesage.runners.kfp.client import KfpApi, resolve_host, submit_run
 from kubesage.runners.kfp.ir import prepare, validate
@@ -65,6 +66,8 @@ class KfpRunner(Runner):
     def __init__(self, *args: Any, ask: Callable[[str], bool] | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._ask = ask  # tests answer the Ctrl-C question; None = ask on a TTY, else don't
+        self._progress = Progress()
+        self._api: KfpApi | None = None
 
     # --- compile -----------------------------------------------------------------------------------
     def prepared_spec(self, pipeline: PipelineSource, env: Mapping[str, str] | None = None) -> dict[str, Any]:
@@ -81,12 +84,31 @@ class KfpRunner(Runner):
         return output
 
     # --- run ---------------------------------------------------------------------------------------
+    @contextmanager
+    def session(self, progress: Progress) -> Iterator[None]:
+        """The API client for one run: connected and checked by `preflight`, used again by `_run`."""
+        self._progress = progress
+        try:
+            yield
+        finally:
+            self._api = None
+
     def preflight(self, pipeline: PipelineSource, parameters: Mapping[str, Any]) -> None:
+        """The tracking URI (offline), then the API answers and accepts the credentials: before anything is recorded."""
         resolve_host(self.options)
         check_tracking_uri(tracking_uri())
+        api = KfpApi(self.options, self._progress)
+        # healthz needs no credentials; listing experiments in the namespace does (401/403 say what to do).
+        api.call(
+            "list experiments (checks the credentials)",
+            api.client.list_experiments,
+            page_size=1,
+            namespace=self.options.namespace,
+        )
+        self._api = api
 
     def _run(self, context: RunContext) -> None:
-        api = KfpApi(self.options, context.progress)
+        api = self._api or KfpApi(self.options, context.progress)
         spec = self.prepared_spec(context.pipeline, context.tracking.step_env)
         parameters = self._parameters(context)
         run = self._submit(api, context, spec, parameters)

@@ -36,6 +36,10 @@ def pinned_image(image_uri: str, ecr: Any) -> str:
     tag = match["tag"] or "latest"
 
     def unresolvable(failure: AwsFailure) -> RunnerError:
+        if failure.code in ("ImageNotFoundException", "RepositoryNotFoundException"):
+            return RunnerError(
+                f"the step image {image_uri!r} is not in ECR; push it, or pass --image REPOSITORY@sha256:..."
+            )
         return RunnerError(
             f"cannot resolve the step image {image_uri!r} to a digest ({failure.text}); pass --image "
             "REPOSITORY@sha256:DIGEST, or allow ecr:DescribeImages on the repository"

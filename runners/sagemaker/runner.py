@@ -20,7 +20,8 @@ from kubesage.runners.sagemaker import SageMakerOptions
 from kubesage.runners.sagemaker.base import SageMakerRunnerBase, stage_data_parameters
 from kubesage.runners.sagemaker.client import FollowTimeoutError, SageMakerClient
 from kubesage.runners.sagemaker.image import is_pinned, pinned_image
-from kubesage.tracking import PipelineRun
+from kubesage.runners.sagemaker.preflight import AwsClients, preflight
+from kubesage.tracking import PipelineRun, tracking_uri
 
 
 class SageMakerRunner(SageMakerRunnerBase):
@@ -39,6 +40,14 @@ class SageMakerRunner(SageMakerRunnerBase):
         if self._client is None:
             self._client = SageMakerClient.create(self.options.region, self.options.endpoint_url)
         return self._client
+
+    def preflight(self, pipeline: PipelineSource, parameters: Mapping[str, Any]) -> None:
+        """Credentials, region, role, bucket, image and tracking URI, before anything is recorded."""
+        clients = AwsClients.create(self.options.region, self.options.endpoint_url)
+        pinned = preflight(self.options, clients, tracking_uri())
+        if pinned != self.options.image_uri:
+            self.options = self.options.model_copy(update={"image_uri": pinned})
+            self._compiled.clear()
 
     def input_endpoint(self) -> str | None:
         # The runner's S3 calls (staging, task specs) go through the same endpoint as its SageMaker calls.

@@ -62,16 +62,18 @@ def runs(
 ) -> dict[str, Any]:
     """The same data and seed through the local runner, then through the kfp runner.
 
-    The kfp run is preceded by a 401 (it must end cleanly and leave the server usable) and meets two
-    503s on its way (retried with backoff); it runs as a version of a named pipeline.
+    The kfp run is preceded by a 401 (refused by the preflight, recording nothing, and the server stays
+    usable) and meets two 503s on its way (retried with backoff); it runs as a version of a named pipeline.
     """
     uri = mlflow_server.url
     # The session's server holds other suites' versions too: what each run registered is counted from here.
     versions_before = versions(uri)
     local = run_cli(["run", "customer_churn", "--param", f"input_data={churn_csv}", "--output", "json"], workdir, uri)
     assert local.code == 0, local.stderr[-3000:]
+    runs_before_401 = _parent_runs(uri)
     unauthorized = kfp_run(kfp_standin, workdir, uri, churn_csv, faults=Faults(unauthorized=1))
     versions_after_401 = versions(uri)
+    runs_after_401 = _parent_runs(uri)
     relative = os.path.relpath(churn_csv, workdir)  # as a user types it: ../shared/data/churn.txt
     kfp = kfp_run(
         kfp_standin,
@@ -90,7 +92,15 @@ def runs(
         "unauthorized": unauthorized,
         "versions_before": versions_before,
         "versions_after_401": versions_after_401,
+        "runs_before_401": runs_before_401,
+        "runs_after_401": runs_after_401,
     }
+
+
+def _parent_runs(uri: str) -> int:
+    client = MlflowClient(tracking_uri=uri)
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    return len(client.search_runs(experiments, "tags.`kubesage.kind` = 'pipeline'", max_results=1000))
 
 
 def test_kfp_run_matches_the_local_run(runs: dict[str, Any]) -> None:
@@ -167,14 +177,16 @@ def test_the_submitted_ir_carries_the_handoff_and_nothing_else(
     assert all(not t.get("cachingOptions", {}).get("enableCache") for t in stored.spec["root"]["dag"]["tasks"].values())
 
 
-def test_401_ends_cleanly_then_the_next_run_succeeds(runs: dict[str, Any], mlflow_server: MlflowServer) -> None:
+def test_401_is_refused_before_anything_is_recorded_then_the_next_run_succeeds(runs: dict[str, Any]) -> None:
+    """Issue 28: the preflight asks the API with the run's credentials before the MLflow run opens."""
     result: CliResult = runs["unauthorized"]
-    assert result.code == 1
+    assert result.code == 3  # AccessDeniedError
     data = result.json
-    assert data["status"] == "failed" and "401" in data["failure"] and "token_file" in data["failure"]
-    assert data["registered_model_version"] is None and "Traceback" not in result.stderr
+    assert data["status"] == "error" and data["kind"] == "AccessDeniedError"
+    assert "401" in data["error"] and "token_file" in data["error"]
+    assert result.stderr.strip().splitlines() == [f"error: {data['error']}"]  # one line, no run header
     assert runs["versions_after_401"] == runs["versions_before"] + 1  # only the local run's version
-    assert MlflowClient(tracking_uri=mlflow_server.url).get_run(data["mlflow_run_id"]).info.status == "FAILED"
+    assert runs["runs_after_401"] == runs["runs_before_401"]  # no MLflow run was opened
     assert runs["kfp"]["status"] == "succeeded"  # the same stand-in served the next run
 
 
@@ -183,10 +195,9 @@ def test_401_ends_cleanly_then_the_next_run_succeeds(runs: dict[str, Any], mlflo
     [
         (Faults(fail_task={"train": "OOMKilled: the pod exceeded its memory limit"}), [], 1, "OOMKilled"),
         (Faults(cancel_after_task="evaluate"), [], 130, "was canceled on the cluster"),
-        (Faults(server_errors=100), ["--option", "api_retries=1"], 1, "kept failing (HTTP 503"),
         (Faults(never_finish=True), ["--option", "timeout_seconds=3"], 1, "did not finish within 3 s"),
     ],
-    ids=["failed-task", "canceled", "persistent-5xx", "timeout"],
+    ids=["failed-task", "canceled", "timeout"],
 )
 def test_faults_end_clearly_and_register_nothing(
     faults: Faults,
@@ -248,6 +259,20 @@ def test_sqlite_tracking_is_refused_before_anything_runs(
     assert "KFP pods cannot reach a file on this machine" in error and "mlflow server --backend-store-uri" in error
     assert len(kfp_standin.requests) == seen  # nothing was submitted
     assert not (workdir / "laptop.db").exists()  # nor recorded
+
+
+def test_an_api_that_keeps_failing_is_refused_before_anything_is_recorded(
+    kfp_standin: KfpStandin,  # noqa: F811
+    mlflow_server: MlflowServer,
+    workdir: Path,
+    churn_csv: Path,
+) -> None:
+    before = _parent_runs(mlflow_server.url)
+    faults = Faults(server_errors=100)
+    result = kfp_run(kfp_standin, workdir, mlflow_server.url, churn_csv, "--option", "api_retries=1", faults=faults)
+    assert result.code == 1
+    assert "kept failing (HTTP 503" in result.json["error"] and "ml-pipeline logs" in result.json["error"]
+    assert _parent_runs(mlflow_server.url) == before
 
 
 def _ctrl_c_as_on_a_terminal() -> None:

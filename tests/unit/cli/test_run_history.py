@@ -9,17 +9,11 @@ from rich.table import Table
 
 from kubesage import tracking as t
 from kubesage.cli import main
-from kubesage.cli.run_history import (
-    RunRow,
-    compare_table,
-    differing_params,
-    filter_literal,
-    get_runs,
-    recent_runs,
-    runs_table,
-)
+from kubesage.cli.run_history import compare_table, differing_params, runs_table
 from kubesage.errors import ParameterError
 from kubesage.tracking import finish_pipeline_run, start_pipeline_run
+from kubesage.tracking.filters import filter_literal
+from kubesage.tracking.history import RunRow, get_runs, recent_runs
 
 METRICS = {
     "accuracy": 0.93456,
