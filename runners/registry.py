@@ -13,6 +13,7 @@ from __future__ import annotations
 import difflib
 import importlib
 import pkgutil
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -87,7 +88,7 @@ def compile_targets() -> dict[str, RunnerSpec]:
     return {s.compile_target: s for s in runner_specs().values() if s.compile_target}
 
 
-def get_runner(name: str, options: RunnerOptions | dict[str, Any] | None = None, **overrides: Any) -> Runner:
+def get_runner(name: str, options: RunnerOptions | Mapping[str, Any] | None = None, **overrides: Any) -> Runner:
     """An instance of runner `name` with validated options (a ParameterError names a bad one)."""
     spec = runner_spec(name)
     return spec.load()(options, **overrides)

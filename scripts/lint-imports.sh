@@ -5,4 +5,4 @@ cd "$(dirname "$0")/.."
 bash scripts/installed-copy.sh
 # lint-imports puts the working directory first on sys.path: run it from the installed copy.
 root="$PWD"
-cd build/import-graph && PYTHONPATH="$PWD" "$root/.venv/bin/lint-imports" --no-cache "$root/pyproject.toml"
+cd build/installed && PYTHONPATH="$PWD" "$root/.venv/bin/lint-imports" --no-cache "$root/pyproject.toml"

@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/installed-copy.sh
 root="$PWD"
-cd build/import-graph
+cd build/installed
 status=0
 "$root/.venv/bin/mypy" --config-file "$root/pyproject.toml" --cache-dir "$root/.mypy_cache/installed" -p kubesage \
     > "$root/build/mypy.txt" 2>&1 || status=$?
