@@ -82,6 +82,28 @@ class LocalStepEvents(logging.Filter):
         return self._log.tail(step)
 
 
+class _RecordsToLog(logging.Handler):
+    """Log records to the run's log, outside any step's tail: a failed step's last lines are its job's own."""
+
+    def __init__(self, log: TaskLog) -> None:
+        super().__init__()
+        self._log = log
+        self.setFormatter(logging.Formatter(LOG_FORMAT))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            text = self.format(record)
+        except Exception:  # a library's malformed record must not end the run
+            self.handleError(record)
+            return
+        task = self._log.current_task
+        self._log.current_task = None
+        try:
+            self._log.write(text + "\n")
+        finally:
+            self._log.current_task = task
+
+
 @contextmanager
 def capture_sdk_output(log_path: Path, progress: Progress, conditions: Container[str]) -> Iterator[LocalStepEvents]:
     """Within the block, every log record and `print` of the SDK and its jobs go to `log_path` (and
@@ -92,8 +114,7 @@ def capture_sdk_output(log_path: Path, progress: Progress, conditions: Container
     with log_path.open("w", encoding="utf-8") as target:
         log = TaskLog(target, progress)
         events = LocalStepEvents(progress, log, conditions)
-        handler = logging.StreamHandler(log)
-        handler.setFormatter(logging.Formatter(LOG_FORMAT))
+        handler = _RecordsToLog(log)
         # Root handlers swapped, not added to: a handler already there (the SDK's basicConfig from an
         # earlier import, the CLI's) would print the same records on the console. While the root has
         # a handler, the SDK's import-time basicConfig does nothing.
