@@ -118,9 +118,12 @@ def test_sagemaker_on_a_laptop_prints_at_most_40_lines_with_live_steps(
     # Live and in execution order: each step's start, then its end with its time, before the summary.
     lines = re.findall(r"^\s+\S+ (\S+)\s+(started|succeeded)\s*(\d+\.\d s)?", result.stderr, re.MULTILINE)
     steps = [(name, status) for name, status, _ in lines]
-    assert steps == [
-        (s, status) for s in ("preprocess", "train", "evaluate", "register") for status in ("started", "succeeded")
-    ], text
+    order = [
+        (step, status)
+        for step in ("preprocess", "train", "evaluate", "register")
+        for status in ("started", "succeeded")
+    ]
+    assert steps == order, text
     assert all(seconds for _, status, seconds in lines if status == "succeeded"), text
     assert "condition-2" not in text, "the gate that passed is no step line"
     assert re.search(r"skipped condition-\d+: condition is false", result.stdout), "the Else branch not taken"
