@@ -116,7 +116,7 @@ def test_sagemaker_on_a_laptop_prints_at_most_40_lines_with_live_steps(
     text = generate.stdout + generate.stderr + result.stderr + result.stdout
     assert len(text.splitlines()) <= 40, text
     # Live and in execution order: each step's start, then its end with its time, before the summary.
-    lines = re.findall(r"^\s+\S+ (\S+)\s+(started|succeeded)\s*(\d+\.\d s)?", result.stderr, re.MULTILINE)
+    lines = re.findall(r"^ +\S+ (\S+) +(started|succeeded) *(\d+\.\d s)?$", result.stderr, re.MULTILINE)
     steps = [(name, status) for name, status, _ in lines]
     order = [
         (step, status)
