@@ -37,7 +37,9 @@ _STARTED = re.compile(r"^Starting pipeline step: '(?P<name>[^']+)'")
 _SUCCEEDED = re.compile(r"^Pipeline step '(?P<name>[^']+)' SUCCEEDED")
 _FAILED = re.compile(r"^Pipeline step '(?P<name>[^']+)' FAILED\. Failure message is: (?P<message>.*)", re.DOTALL)
 # The SDK's reason for a failed job names its temporary compose file; the container's exit code is the news.
-_COMPOSE_FAILURE = re.compile(r"Failed to run: \[.*?\], Process exited with code: (?P<code>-?\d+)", re.DOTALL)
+_COMPOSE_FAILURE = re.compile(r"Failed to run: \[.*?\][.,] Process exited with code: (?P<code>-?\d+)", re.DOTALL)
+# docker-compose prefixes each container line with its service's name: `<job>-algo-1-<id> | `.
+_COMPOSE_PREFIX = re.compile(r"^\S+-algo-\d+-\S+\s+\|\s?")
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
@@ -78,8 +80,8 @@ class LocalStepEvents(logging.Filter):
         return True
 
     def tail(self, step: str) -> list[str]:
-        """The last lines step `step`'s job printed (for a failed step's summary)."""
-        return self._log.tail(step)
+        """The last lines step `step`'s job printed (for a failed step's summary), without compose's prefix."""
+        return [_COMPOSE_PREFIX.sub("", line) for line in self._log.tail(step)]
 
 
 class _RecordsToLog(logging.Handler):

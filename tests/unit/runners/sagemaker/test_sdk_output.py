@@ -60,7 +60,7 @@ def test_steps_are_reported_live_and_everything_else_goes_to_the_log(
         execution.mark_step_executing("condition-2")
         execution.update_step_properties("condition-2", {"Outcome": True})
         execution.mark_step_executing("train")
-        print("Traceback (most recent call last):\nDataError: column 'Day Mins' is missing")
+        print("abc-algo-1-xyz  | Traceback (most recent call last):\nDataError: column 'Day Mins' is missing")
         with pytest.raises(Exception, match="Failed to run") as raised:
             execution.update_step_failure(
                 "train",
@@ -100,6 +100,11 @@ def test_the_root_logger_is_left_as_it_was(tmp_path: Path) -> None:
             "RuntimeError: Failed to run: ['docker-compose', '-f', '/tmp/a b/c.yaml', 'up', '--build'], "
             "Process exited with code: 137",
             "RuntimeError: the job's container exited with code 137",
+        ),
+        (  # what sagemaker-core 2.27 says
+            "RuntimeError: Failed to run: ['docker-compose', '-f', '/tmp/tmp1/docker-compose.yaml', 'up']. "
+            "Process exited with code: 2",
+            "RuntimeError: the job's container exited with code 2",
         ),
         ("JsonGet of evaluate is undefined.", "JsonGet of evaluate is undefined."),
     ],
