@@ -64,7 +64,7 @@ def test_steps_are_reported_live_and_everything_else_goes_to_the_log(
         with pytest.raises(Exception, match="Failed to run") as raised:
             execution.update_step_failure(
                 "train",
-                "RuntimeError: Failed to run: ['docker-compose', '-f', '/tmp/x/docker-compose.yaml', 'up'], "
+                "RuntimeError: Failed to run: ['docker-compose', '-f', '/tmp/x/docker-compose.yaml', 'up']. "
                 "Process exited with code: 1",
             )
     assert type(raised.value).__name__ == "StepExecutionException"  # how the SDK's executor stops the run
