@@ -72,6 +72,7 @@ class LocalExecution:
     outputs: dict[str, dict[str, Any]] = field(default_factory=dict)
     log_path: Path | None = None  # the SDK's logging and every job's output
     tails: dict[str, list[str]] = field(default_factory=dict)  # failed step -> its last lines
+    skipped_live: list[str] = field(default_factory=list)  # false conditions already reported as they ended
 
     @property
     def succeeded(self) -> bool:
@@ -218,6 +219,7 @@ def run_local(
         )
         logging.getLogger(__name__).info("TelemetryOptOut resolved by the SDK: %s", telemetry_opted_out(run_session))
         pipeline.sagemaker_session = run_session
+        events.outcome = lambda step: _condition_outcome_now(run_session, compiled.name, step)
         _allow_host_network()
         run_session.config = host_network_config(run_session.config)
         run_session.create_pipeline(pipeline, f"kubesage local run of {compiled.name}")
@@ -241,6 +243,7 @@ def run_local(
         steps=steps,
         log_path=log_path,
         tails={step: events.tail(step) for step in events.failed},
+        skipped_live=list(events.skipped),
     )
     for step in steps:
         if step.status == "Succeeded" and step.name in _processing_tasks(compiled):
@@ -253,6 +256,23 @@ def run_local(
             except RunnerError:
                 result.outputs[step.name] = {}
     return compiled, result
+
+
+def _condition_outcome_now(run_session: Any, pipeline_name: str, step: str) -> bool | None:
+    """A condition step's outcome while the execution runs, or None where this SDK keeps it elsewhere.
+
+    The SDK's local executor logs a condition step's end but not its outcome; the outcome is on the
+    execution's step record (`_LocalPipelineExecutionStep.properties["Outcome"]`, set before the SDK
+    logs the end), reachable through the session's pipelines (sagemaker-mlops 1.27). Without it, a
+    false condition is still reported, from ListPipelineExecutionSteps once the execution ends.
+    """
+    pipeline = (getattr(run_session, "_local_pipelines", None) or {}).get(pipeline_name)
+    for execution in (getattr(pipeline, "_executions", None) or {}).values():
+        record = getattr(execution, "step_execution", {}).get(step)
+        properties = getattr(record, "properties", None) or {}
+        if "Outcome" in properties:
+            return bool(properties["Outcome"])
+    return None
 
 
 def _condition_steps(compiled: CompiledPipeline) -> set[str]:
@@ -333,7 +353,7 @@ class SageMakerLocalRunner(SageMakerRunnerBase):
         self.last_execution = result
         context.record_backend_run(result.execution_id)
         for step in result.steps:
-            if step.condition is False:
+            if step.condition is False and step.name not in result.skipped_live:
                 context.progress.step(StepEvent(step.name, StepStatus.SKIPPED, message="condition is false"))
         if not result.succeeded:
             for failed, lines in result.tails.items():

@@ -14,8 +14,8 @@ How the SDK (sagemaker-mlops / sagemaker-core 2.27) prints during a local pipeli
 `capture_sdk_output` therefore swaps the root logger's handlers for one that writes to the run's
 `TaskLog` (runners/task_logs.py, shared with the local runner), points `sys.stdout` at it, and puts
 a filter on the pipeline-entities logger that turns the step messages into `StepEvent`s with their
-timing. Condition steps are the compiler's gates, not tasks: they get no step line (a false one is
-reported as a skipped branch once the execution ends, from its outcome).
+timing. Condition steps are the compiler's gates, not tasks: they get no step line, and one that
+ends false is reported as a skipped branch as it ends.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import logging
 import re
 import sys
 import time
-from collections.abc import Container, Iterator
+from collections.abc import Callable, Container, Iterator
 from contextlib import contextmanager, redirect_stdout
 from pathlib import Path
 
@@ -58,6 +58,9 @@ class LocalStepEvents(logging.Filter):
         self._conditions = conditions
         self._started: dict[str, float] = {}
         self.failed: dict[str, str] = {}  # step -> the SDK's reason, made readable
+        # A condition step's outcome once it ended (None: not known yet); set when the execution exists.
+        self.outcome: Callable[[str], bool | None] = lambda _name: None
+        self.skipped: list[str] = []  # false conditions reported as they ended
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = strip_ansi(record.getMessage())
@@ -73,7 +76,11 @@ class LocalStepEvents(logging.Filter):
             failed = "message" in ended.groupdict()
             if failed:
                 self.failed[name] = readable_failure(ended["message"])
-            if name not in self._conditions:
+            if name in self._conditions:
+                if not failed and self.outcome(name) is False:
+                    self.skipped.append(name)
+                    self._progress.step(StepEvent(name, StepStatus.SKIPPED, message="condition is false"))
+            else:
                 began = self._started.pop(name, None)
                 seconds = time.perf_counter() - began if began is not None else None
                 self._progress.step(StepEvent(name, StepStatus.FAILED if failed else StepStatus.SUCCEEDED, seconds))

@@ -127,6 +127,8 @@ def test_sagemaker_on_a_laptop_prints_at_most_40_lines_with_live_steps(
     assert all(seconds for _, status, seconds in lines if status == "succeeded"), text
     assert "condition-2" not in text, "the gate that passed is no step line"
     assert re.search(r"skipped condition-\d+: condition is false", result.stdout), "the Else branch not taken"
+    # ... reported as its gate ended: after evaluate, before register starts.
+    assert re.search(r"evaluate +succeeded.*\n.*condition-\d+ +skipped.*\n.*register +started", result.stderr), text
     # "View run register": MLflow's line inside a job's container (the CLI's own parent run prints one too).
     for chatter in ("docker compose file", "INFO", "WARNING", "telemetry", "View run register", "Popping out"):
         assert chatter not in text, chatter

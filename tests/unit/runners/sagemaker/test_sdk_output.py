@@ -49,8 +49,9 @@ def test_steps_are_reported_live_and_everything_else_goes_to_the_log(
     tmp_path: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
     progress, log_path = Recorder(), tmp_path / "logs" / "run.log"
-    execution = _execution(["preprocess", "condition-2", "train"])
-    with capture_sdk_output(log_path, progress, {"condition-2"}) as events:
+    execution = _execution(["preprocess", "condition-2", "condition-3", "train"])
+    with capture_sdk_output(log_path, progress, {"condition-2", "condition-3"}) as events:
+        events.outcome = lambda step: execution.step_execution[step].properties.get("Outcome")
         # What the SDK does while a job runs: a logged compose file, the container's output on stdout.
         logging.getLogger("sagemaker.core.local.image").info("docker compose file: \nservices: {}")
         logging.getLogger("botocore.credentials").info("Found credentials in environment variables.")
@@ -59,6 +60,8 @@ def test_steps_are_reported_live_and_everything_else_goes_to_the_log(
         execution.update_step_properties("preprocess", {"ProcessingJobName": "p"})
         execution.mark_step_executing("condition-2")
         execution.update_step_properties("condition-2", {"Outcome": True})
+        execution.mark_step_executing("condition-3")
+        execution.update_step_properties("condition-3", {"Outcome": False})
         execution.mark_step_executing("train")
         print("abc-algo-1-xyz  | Traceback (most recent call last):\nDataError: column 'Day Mins' is missing")
         with pytest.raises(Exception, match="Failed to run") as raised:
@@ -72,10 +75,13 @@ def test_steps_are_reported_live_and_everything_else_goes_to_the_log(
     assert seen == [
         ("preprocess", StepStatus.STARTED),
         ("preprocess", StepStatus.SUCCEEDED),
+        ("condition-3", StepStatus.SKIPPED),  # a gate is no task; a false one skips its branch, as it ends
         ("train", StepStatus.STARTED),
         ("train", StepStatus.FAILED),
     ]
-    assert all(e.seconds is not None and e.seconds >= 0 for e in progress.events if e.status != StepStatus.STARTED)
+    ended = [e for e in progress.events if e.status in (StepStatus.SUCCEEDED, StepStatus.FAILED)]
+    assert all(e.seconds is not None and e.seconds >= 0 for e in ended)
+    assert events.skipped == ["condition-3"]
     assert events.failed == {"train": "RuntimeError: the job's container exited with code 1"}
     assert events.tail("train") == ["Traceback (most recent call last):", "DataError: column 'Day Mins' is missing"]
     text = log_path.read_text()
