@@ -11,6 +11,7 @@ import click
 from kubesage.cli.api import api_command, api_key_group, approve_command, deploy_command
 from kubesage.cli.data import data
 from kubesage.cli.features import features
+from kubesage.cli.output import quiet_library_logs
 from kubesage.cli.run import compile_command, run, runners_command
 from kubesage.cli.runs import runs, ui
 from kubesage.cli.serve import serve
@@ -20,6 +21,7 @@ from kubesage.cli.serve import serve
 @click.version_option(package_name="kubesage")
 def main() -> None:
     """Write a training pipeline once as KFP components; run it locally, on KFP or on SageMaker."""
+    quiet_library_logs()
 
 
 # Click lists them alphabetically in --help whatever the order here.

@@ -7,6 +7,7 @@ prints one JSON object on stdout and sends everything else (task logs, progress)
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 from collections.abc import Iterator
@@ -47,3 +48,18 @@ def stdout_to_stderr() -> Iterator[None]:
         sys.stdout.flush()
         os.dup2(saved, 1)
         os.close(saved)
+
+
+def quiet_library_logs() -> None:
+    """Keep libraries' INFO lines off the console: Python's own default, whatever a library configures.
+
+    Importing the SageMaker SDK calls `logging.basicConfig(level=INFO)` (sagemaker/core/experiments/
+    _metrics.py): a stderr handler at INFO on the root logger, through which botocore's "Found
+    credentials" and the SDK's config search reached every command's console. basicConfig does nothing
+    once the root logger has a handler, so the CLI installs one first: `logging.lastResort`, the handler
+    Python uses when none is configured (warnings and errors, bare, on the current stderr). A run keeps
+    every record in its log file (runners/task_logs.py).
+    """
+    root = logging.getLogger()
+    if not root.handlers:
+        root.addHandler(logging.lastResort or logging.StreamHandler())

@@ -2,86 +2,30 @@
 
 KFP's local runner logs "Executing task 'x'" and "Task 'x' finished with status SUCCESS" on the root
 logger and prints each task's output (its executor input JSON, library chatter) with `print`. Both
-go through `sys.stdout`, which `capture_task_output` points at a `TaskLog`: every line goes to the
-run's log file, and to `Progress.log` (the console shows it with `--verbose`). A filter on the root
-logger (KFP swaps the root logger's handlers per task, never its filters) turns the two task
-messages into `StepEvent`s with their timing.
+go through `sys.stdout`, which `capture_task_output` points at a `TaskLog` (runners/task_logs.py):
+every line goes to the run's log file, and to `Progress.log` (the console shows it with
+`--verbose`). A filter on the root logger (KFP swaps the root logger's handlers per task, never
+its filters) turns the two task messages into `StepEvent`s with their timing.
 Tasks may run at once (parallel.py): the task a line belongs to is per thread, since a task's
 output is printed on the thread that started it.
 """
 
 from __future__ import annotations
 
-import io
 import logging
 import re
 import sys
-import threading
 import time
-from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager, redirect_stdout
 from pathlib import Path
-from typing import TextIO
 
 from kubesage.runners.base import Progress, StepEvent
 from kubesage.runners.status import StepStatus, from_kfp_local
+from kubesage.runners.task_logs import TaskLog, strip_ansi
 
-TAIL_LINES = 15
-_ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _STARTED = re.compile(r"^Executing task '(?P<name>[^']+)'")
 _ENDED = re.compile(r"^Task '(?P<name>[^']+)' finished with status (?P<status>[A-Z_]+)")
-
-
-def strip_ansi(text: str) -> str:
-    return _ANSI.sub("", text)
-
-
-class TaskLog(io.TextIOBase):
-    """A write-only text stream: whole lines to the log file and to `Progress.log`; a tail per task."""
-
-    def __init__(self, target: TextIO, progress: Progress) -> None:
-        self._target = target
-        self._progress = progress
-        self._pending = ""
-        self._lock = threading.RLock()
-        self._task = threading.local()
-        self.tails: dict[str, deque[str]] = {}
-
-    @property
-    def current_task(self) -> str | None:
-        task: str | None = getattr(self._task, "name", None)
-        return task
-
-    @current_task.setter
-    def current_task(self, name: str | None) -> None:
-        self._task.name = name
-
-    def writable(self) -> bool:
-        return True
-
-    def write(self, text: str) -> int:
-        with self._lock:
-            self._target.write(text)
-            self._pending += text
-            *lines, self._pending = self._pending.split("\n")
-            for line in lines:
-                self._line(strip_ansi(line))
-            if lines:
-                self._target.flush()  # so `tail -f` on the log follows the run
-        return len(text)
-
-    def flush(self) -> None:
-        with self._lock:
-            self._target.flush()
-
-    def _line(self, line: str) -> None:
-        self._progress.log(line)
-        if self.current_task is not None and line.strip():
-            self.tails.setdefault(self.current_task, deque(maxlen=TAIL_LINES)).append(line.strip())
-
-    def tail(self, task: str) -> list[str]:
-        return list(self.tails.get(task, ()))
 
 
 class TaskEvents(logging.Filter):

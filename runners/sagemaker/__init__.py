@@ -22,6 +22,11 @@ class SageMakerOptions(SageMakerConfig):
 
 class SageMakerLocalOptions(SageMakerConfig):
     s3_endpoint_url: str | None = Field(default=None, description="S3 endpoint for local mode (e.g. moto)")
+    telemetry: bool = Field(
+        default=False,
+        description="let the SageMaker SDK send its usage telemetry to AWS (off unless this or your SDK config "
+        "sets TelemetryOptOut: false)",
+    )
 
 
 RUNNERS = (

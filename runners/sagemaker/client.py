@@ -10,6 +10,7 @@ import time
 from collections.abc import Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -223,4 +224,14 @@ def step_event(step: Mapping[str, Any]) -> StepEvent | None:
     if outcome is True or step.get("StepType") == "Condition" or "Condition" in (step.get("Metadata") or {}):
         return None
     status = from_sagemaker(str(step.get("StepStatus", "")))
-    return None if status is None else StepEvent(step["StepName"], status, message=step.get("FailureReason"))
+    if status is None:
+        return None
+    return StepEvent(step["StepName"], status, step_seconds(step), message=step.get("FailureReason"))
+
+
+def step_seconds(step: Mapping[str, Any]) -> float | None:
+    """How long an ended step took, from SageMaker's own StartTime and EndTime (None while it runs)."""
+    started, ended = step.get("StartTime"), step.get("EndTime")
+    if isinstance(started, datetime) and isinstance(ended, datetime):
+        return max(0.0, (ended - started).total_seconds())
+    return None

@@ -19,13 +19,17 @@ refused before anything runs (`check_tracking_uri`): containers cannot write to 
 from __future__ import annotations
 
 import copy
+import logging
+import tempfile
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from kubesage.errors import RunnerError
 from kubesage.ir.source import PipelineSource
-from kubesage.runners.base import RunContext, StepEvent
+from kubesage.runners.base import Progress, RunContext, StepEvent
 from kubesage.runners.sagemaker import SageMakerLocalOptions
 from kubesage.runners.sagemaker.base import SageMakerRunnerBase, stage_data_parameters
 from kubesage.runners.sagemaker.client import SageMakerClient, condition_outcome
@@ -37,11 +41,15 @@ from kubesage.runners.sagemaker.compiler import (
     offline_env,
 )
 from kubesage.runners.sagemaker.config import SageMakerConfig
-from kubesage.runners.status import StepStatus, from_sagemaker
+from kubesage.runners.sagemaker.sdk_output import capture_sdk_output, readable_failure
+from kubesage.runners.sagemaker.telemetry import sdk_telemetry, telemetry_opted_out
+from kubesage.runners.status import StepStatus
 from kubesage.tracking import is_server_uri, tracking_uri
 from kubesage.util.redact import redact_uri
 
 LOCAL_INSTANCE = "local"
+# The run's log (the SDK's logging, each job's output), beside the local runner's task logs.
+LOG_DIR = Path("local_outputs") / "logs"
 
 
 @dataclass
@@ -62,6 +70,9 @@ class LocalExecution:
     failure: str | None
     steps: list[LocalStep]
     outputs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    log_path: Path | None = None  # the SDK's logging and every job's output
+    tails: dict[str, list[str]] = field(default_factory=dict)  # failed step -> its last lines
+    skipped_live: list[str] = field(default_factory=list)  # false conditions already reported as they ended
 
     @property
     def succeeded(self) -> bool:
@@ -168,14 +179,32 @@ def run_local(
     boto_session: Any,
     s3_endpoint_url: str | None = None,
     platform_spec: dict[str, Any] | None = None,
+    *,
+    progress: Progress | None = None,
+    log_path: Path | None = None,
+    telemetry: bool = False,
 ) -> tuple[CompiledPipeline, LocalExecution]:
-    """Compile `spec` for local mode, upload its task specs, execute it with Docker, collect outputs."""
+    """Compile `spec` for local mode, upload its task specs, execute it with Docker, collect outputs.
+
+    The SDK's logging and the jobs' output go to `log_path` (a new file in the temporary directory if
+    None) and `progress.log`; step starts and ends to `progress` as they happen; SDK telemetry stays
+    off unless `telemetry` (or the user's SDK config) turns it on.
+    """
     config = local_config(config)
+    progress = progress or Progress()
+    log_path = log_path or Path(tempfile.gettempdir()) / f"kubesage-sagemaker-local-{uuid.uuid4().hex[:8]}.log"
     client = SageMakerClient(
         s3=boto_session.client("s3", endpoint_url=s3_endpoint_url),
         sagemaker=None,
     )
-    with offline_env(config.region):
+    # Conditions are known by name only once compiled; the SDK logs nothing before the first step starts.
+    conditions: set[str] = set()
+    with (
+        capture_sdk_output(log_path, progress, conditions) as events,
+        sdk_telemetry(telemetry) as telemetry_note,
+        offline_env(config.region),
+    ):
+        logging.getLogger(__name__).info(telemetry_note)
         from sagemaker.core.workflow.pipeline_context import LocalPipelineSession as StepSession
         from sagemaker.mlops.local import LocalPipelineSession
 
@@ -183,11 +212,14 @@ def run_local(
             boto_session=boto_session, default_bucket=config.bucket, s3_endpoint_url=s3_endpoint_url
         )
         pipeline, compiled = build_pipeline(spec, config, step_session, platform_spec)
+        conditions.update(_condition_steps(compiled))
         client.upload_assets(compiled.assets)
         run_session = LocalPipelineSession(
             boto_session=boto_session, default_bucket=config.bucket, s3_endpoint_url=s3_endpoint_url
         )
+        logging.getLogger(__name__).info("TelemetryOptOut resolved by the SDK: %s", telemetry_opted_out(run_session))
         pipeline.sagemaker_session = run_session
+        events.outcome = lambda step: _condition_outcome_now(run_session, compiled.name, step)
         _allow_host_network()
         run_session.config = host_network_config(run_session.config)
         run_session.create_pipeline(pipeline, f"kubesage local run of {compiled.name}")
@@ -203,11 +235,15 @@ def run_local(
             LocalStep(s["StepName"], s["StepStatus"], s.get("FailureReason"), condition_outcome(s))
             for s in execution.list_steps()["PipelineExecutionSteps"]
         ]
+    failure = described.get("FailureReason")
     result = LocalExecution(
         execution_id=described["PipelineExecutionArn"],
         status=described["PipelineExecutionStatus"],
-        failure=described.get("FailureReason"),
+        failure=readable_failure(failure) if failure else None,
         steps=steps,
+        log_path=log_path,
+        tails={step: events.tail(step) for step in events.failed},
+        skipped_live=list(events.skipped),
     )
     for step in steps:
         if step.status == "Succeeded" and step.name in _processing_tasks(compiled):
@@ -220,6 +256,37 @@ def run_local(
             except RunnerError:
                 result.outputs[step.name] = {}
     return compiled, result
+
+
+def _condition_outcome_now(run_session: Any, pipeline_name: str, step: str) -> bool | None:
+    """A condition step's outcome while the execution runs, or None where this SDK keeps it elsewhere.
+
+    The SDK's local executor logs a condition step's end but not its outcome; the outcome is on the
+    execution's step record (`_LocalPipelineExecutionStep.properties["Outcome"]`, set before the SDK
+    logs the end), reachable through the session's pipelines (sagemaker-mlops 1.27). Without it, a
+    false condition is still reported, from ListPipelineExecutionSteps once the execution ends.
+    """
+    pipeline = (getattr(run_session, "_local_pipelines", None) or {}).get(pipeline_name)
+    for execution in (getattr(pipeline, "_executions", None) or {}).values():
+        record = getattr(execution, "step_execution", {}).get(step)
+        properties = getattr(record, "properties", None) or {}
+        if "Outcome" in properties:
+            return bool(properties["Outcome"])
+    return None
+
+
+def _condition_steps(compiled: CompiledPipeline) -> set[str]:
+    found: set[str] = set()
+
+    def walk(steps: list[dict[str, Any]]) -> None:
+        for step in steps:
+            if step["Type"] == "Condition":
+                found.add(step["Name"])
+                walk(step["Arguments"].get("IfSteps", []))
+                walk(step["Arguments"].get("ElseSteps", []))
+
+    walk(compiled.definition["Steps"])
+    return found
 
 
 def _processing_tasks(compiled: CompiledPipeline) -> set[str]:
@@ -266,7 +333,11 @@ class SageMakerLocalRunner(SageMakerRunnerBase):
         # The steps join the parent run through pipeline parameters (the shim turns them back into
         # MLFLOW_TRACKING_URI etc.); on the host network the URI means the same inside the containers.
         parameters = self.run_parameters(context.parameters, context.tracking)
-        context.progress.info(f"running {context.pipeline.name} in SageMaker local mode with {self.options.image_uri}")
+        log_path = LOG_DIR / f"{context.pipeline.name}-{context.tracking.run_id[:8]}.log"
+        context.progress.info(
+            f"running {context.pipeline.name} in SageMaker local mode with {self.options.image_uri}; "
+            f"task logs in {log_path}"
+        )
         boto_session = boto3.Session(region_name=self.options.region)
         _, result = run_local(
             context.pipeline.spec,
@@ -275,14 +346,17 @@ class SageMakerLocalRunner(SageMakerRunnerBase):
             boto_session,
             self.options.s3_endpoint_url,
             context.pipeline.platform_spec,
+            progress=context.progress,
+            log_path=log_path,
+            telemetry=self.options.telemetry,
         )
         self.last_execution = result
         context.record_backend_run(result.execution_id)
         for step in result.steps:
-            status = from_sagemaker(step.status)
-            if step.condition is False:
+            if step.condition is False and step.name not in result.skipped_live:
                 context.progress.step(StepEvent(step.name, StepStatus.SKIPPED, message="condition is false"))
-            elif step.condition is None and status is not None:
-                context.progress.step(StepEvent(step.name, status, message=step.failure))
         if not result.succeeded:
+            for failed, lines in result.tails.items():
+                tail = "\n".join(f"  | {line}" for line in lines) or "  | (the step printed nothing)"
+                context.progress.info(f"last lines of step {failed} (full log: {log_path}):\n{tail}")
             raise RunnerError(f"SageMaker local-mode execution {result.execution_id} failed: {result.failure}")

@@ -1,7 +1,8 @@
-"""What a newcomer sees: `make demo`'s commands in text mode on KFP's local runner (a real run).
+"""What a newcomer sees: `make demo`'s commands in text mode on KFP's local runner (a real run), and
+the README's "SageMaker on a laptop" paste on the sagemaker-local runner (Docker).
 
 The Makefile runs exactly these two commands (plus one "installing" line), so the line budget here
-is the demo's: at most 40 lines in all.
+is the demo's: at most 40 lines in all; the README's paste has the same budget.
 """
 
 from __future__ import annotations
@@ -13,10 +14,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import boto3
 import pandas as pd
 import pytest
 
 from tests.integration.cli_helpers import run_cli
+from tests.mlflow_server import MlflowServer
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 DEMO_LINE_BUDGET = 40 - 1  # the Makefile's own "installing kubesage" line
@@ -84,3 +87,54 @@ def test_verbose_shows_the_task_logs(workdir: Path, tracking_uri: str, churn_csv
     assert "Traceback" not in result.stdout
     verbose = run_cli(["run", "customer_churn", "--param", f"input_data={bad}", "--verbose"], workdir, tracking_uri)
     assert "parameterValues" in verbose.stderr
+
+
+@pytest.mark.container
+def test_sagemaker_on_a_laptop_prints_at_most_40_lines_with_live_steps(
+    tmp_path_factory: pytest.TempPathFactory,
+    moto_endpoint: str,
+    shared_mlflow: MlflowServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The README's paste: the SDK's logging, compose files and container output go to the run's log
+    file; the console gets each step as it starts and ends, the summary and the next steps."""
+    workdir = tmp_path_factory.mktemp("sagemaker-demo")
+    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    boto3.client("s3", endpoint_url=moto_endpoint).create_bucket(Bucket="kubesage-artifacts")
+    generate = run_cli(
+        ["data", "generate", "--rows", "5000", "--seed", "7", "--output", "build/demo/churn.csv"],
+        workdir,
+        shared_mlflow.url,
+    )
+    image = os.environ.get("KUBESAGE_SAGEMAKER_TEST_IMAGE")
+    run = ["run", "customer_churn", "--runner", "sagemaker-local", "--param", "input_data=build/demo/churn.csv"]
+    run += ["--option", f"s3_endpoint_url={moto_endpoint}"] + (["--image", image] if image else [])
+    result = run_cli(run, workdir, shared_mlflow.url)
+    assert result.code == 0, result.stderr[-3000:]
+    text = generate.stdout + generate.stderr + result.stderr + result.stdout
+    assert len(text.splitlines()) <= 40, text
+    # Live and in execution order: each step's start, then its end with its time, before the summary.
+    lines = re.findall(r"^ +\S+ (\S+) +(started|succeeded) *(\d+\.\d s)?$", result.stderr, re.MULTILINE)
+    steps = [(name, status) for name, status, _ in lines]
+    order = [
+        (step, status)
+        for step in ("preprocess", "train", "evaluate", "register")
+        for status in ("started", "succeeded")
+    ]
+    assert steps == order, text
+    assert all(seconds for _, status, seconds in lines if status == "succeeded"), text
+    assert "condition-2" not in text, "the gate that passed is no step line"
+    assert re.search(r"skipped condition-\d+: condition is false", result.stdout), "the Else branch not taken"
+    # ... reported as its gate ended: after evaluate, before register starts.
+    assert re.search(r"evaluate +succeeded.*\n.*condition-\d+ +skipped.*\n.*register +started", result.stderr), text
+    # "View run register": MLflow's line inside a job's container (the CLI's own parent run prints one too).
+    for chatter in ("docker compose file", "INFO", "WARNING", "telemetry", "View run register", "Popping out"):
+        assert chatter not in text, chatter
+    assert result.stdout.rstrip().splitlines()[-1].startswith("  send it:")
+    log = workdir / re.search(r"task logs in (\S+\.log)", text)[1]  # type: ignore[index]
+    logged = log.read_text()
+    assert "docker compose file" in logged and "Pipeline step 'register' SUCCEEDED" in logged
+    # The SDK's own answer, in the process that ran the pipeline: no usage telemetry sent.
+    assert "TelemetryOptOut resolved by the SDK: True" in logged

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import logging
 
 import click
 import pytest
 from click.testing import CliRunner
 
-from kubesage.cli.output import fail
+from kubesage.cli.output import fail, quiet_library_logs
 from kubesage.errors import AccessDeniedError, DataError, KubesageError
 
 SECRET = "hunter2"
@@ -50,3 +51,18 @@ def test_json_is_one_object_on_stdout_with_credentials_masked() -> None:
         "kind": "AccessDeniedError",
     }
     assert result.stderr == "error: MLflow at https://***@mlflow.example/ said no\n"
+
+
+def test_libraries_info_logging_stays_off_the_console(
+    monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """The SageMaker SDK's import calls basicConfig(level=INFO); after the CLI's handler it does nothing."""
+    root = logging.getLogger()
+    monkeypatch.setattr(root, "handlers", [])
+    monkeypatch.setattr(root, "level", logging.WARNING)
+    quiet_library_logs()
+    logging.basicConfig(level=logging.INFO)  # what sagemaker/core/experiments/_metrics.py does on import
+    assert root.level == logging.WARNING and root.handlers == [logging.lastResort]
+    logging.getLogger("botocore.credentials").info("Found credentials in environment variables.")
+    logging.getLogger("kubesage.test").warning("a real warning")
+    assert capfd.readouterr().err == "a real warning\n"

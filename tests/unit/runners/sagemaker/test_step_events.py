@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -45,6 +46,19 @@ def test_job_steps_report_their_status_and_failure() -> None:
 def test_sagemaker_step_statuses_are_mapped_to_the_shared_vocabulary(sagemaker: str, ours: StepStatus) -> None:
     event = step_event({"StepName": "train", "StepStatus": sagemaker, "Metadata": {"TrainingJob": {}}})
     assert event is not None and event.status is ours
+
+
+def test_an_ended_step_reports_its_time_from_sagemakers_own_clock() -> None:
+    step = {
+        "StepName": "train",
+        "StepStatus": "Succeeded",
+        "StartTime": datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC),
+        "EndTime": datetime(2026, 1, 1, 12, 1, 30, 500000, tzinfo=UTC),
+        "Metadata": {"TrainingJob": {}},
+    }
+    assert step_event(step) == StepEvent("train", StepStatus.SUCCEEDED, 90.5)
+    running = {"StepName": "train", "StepStatus": "Executing", "StartTime": step["StartTime"], "Metadata": {}}
+    assert step_event(running) == StepEvent("train", StepStatus.STARTED)
 
 
 def test_an_unknown_sagemaker_status_is_not_reported() -> None:
