@@ -212,7 +212,7 @@ def run_local(
             boto_session=boto_session, default_bucket=config.bucket, s3_endpoint_url=s3_endpoint_url
         )
         pipeline, compiled = build_pipeline(spec, config, step_session, platform_spec)
-        conditions.update(_condition_steps(compiled))
+        conditions.update(_steps_of_type(compiled, "Condition"))
         client.upload_assets(compiled.assets)
         run_session = LocalPipelineSession(
             boto_session=boto_session, default_bucket=config.bucket, s3_endpoint_url=s3_endpoint_url
@@ -245,8 +245,9 @@ def run_local(
         tails={step: events.tail(step) for step in events.failed},
         skipped_live=list(events.skipped),
     )
+    processing = _steps_of_type(compiled, "Processing")
     for step in steps:
-        if step.status == "Succeeded" and step.name in _processing_tasks(compiled):
+        if step.status == "Succeeded" and step.name in processing:
             uri = (
                 f"{config.s3_root()}/{compiled.name}/runs/{result.execution_id}/{step.name}/"
                 f"{OUTPUTS_NAME}/{OUTPUTS_FILE}"
@@ -275,26 +276,13 @@ def _condition_outcome_now(run_session: Any, pipeline_name: str, step: str) -> b
     return None
 
 
-def _condition_steps(compiled: CompiledPipeline) -> set[str]:
+def _steps_of_type(compiled: CompiledPipeline, step_type: str) -> set[str]:
+    """Names of the definition's steps of `step_type` ("Condition", "Processing"), nested ones included."""
     found: set[str] = set()
 
     def walk(steps: list[dict[str, Any]]) -> None:
         for step in steps:
-            if step["Type"] == "Condition":
-                found.add(step["Name"])
-                walk(step["Arguments"].get("IfSteps", []))
-                walk(step["Arguments"].get("ElseSteps", []))
-
-    walk(compiled.definition["Steps"])
-    return found
-
-
-def _processing_tasks(compiled: CompiledPipeline) -> set[str]:
-    found: set[str] = set()
-
-    def walk(steps: list[dict[str, Any]]) -> None:
-        for step in steps:
-            if step["Type"] == "Processing":
+            if step["Type"] == step_type:
                 found.add(step["Name"])
             if step["Type"] == "Condition":
                 walk(step["Arguments"].get("IfSteps", []))
