@@ -20,10 +20,11 @@ import boto3
 import pytest
 
 from kubesage.ir.source import PipelineSource, load_pipeline
-from kubesage.runners.base import Progress, RunResult, StepEvent
+from kubesage.runners.base import RunResult, StepEvent
 from kubesage.runners.registry import get_runner
 from kubesage.util.environment import environment
 from tests.mlflow_server import MlflowServer
+from tests.recording import RecordingProgress
 from tests.servers import running_mlflow, running_moto
 from tests.standins.kfp_fixtures import kfp_runner_options, kfp_standin  # noqa: F401  (fixtures)
 
@@ -136,16 +137,6 @@ class CompletedRun:
     tracking_uri: str
 
 
-class _Recorder(Progress):
-    """Progress that keeps the step events (the runner's own view of which tasks ran or were skipped)."""
-
-    def __init__(self) -> None:
-        self.events: list[StepEvent] = []
-
-    def step(self, event: StepEvent) -> None:
-        self.events.append(event)
-
-
 @pytest.fixture(scope="session")
 def conformance_mlflow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServer]:
     yield from running_mlflow(tmp_path_factory.mktemp("conformance-mlflow"))
@@ -197,7 +188,7 @@ def completed(
     if key not in _RUNS:
         scenario = SCENARIOS[scenario_name]
         options, env = _runner_setup(runner_name, request, tmp_path_factory.mktemp(f"{runner_name}-{scenario_name}"))
-        recorder = _Recorder()
+        recorder = RecordingProgress()
         with environment({**env, "MLFLOW_TRACKING_URI": conformance_mlflow.url}):
             result = get_runner(runner_name, options).run(
                 pipelines[scenario.pipeline],

@@ -13,21 +13,10 @@ from rich.console import Console
 
 from kubesage.cli import main
 from kubesage.cli.run_output import ConsoleProgress, next_steps, print_result
-from kubesage.runners.base import Progress, RunResult, StepEvent, StepSummary
+from kubesage.runners.base import RunResult, StepEvent, StepSummary
 from kubesage.runners.local.task_logs import capture_task_output
 from kubesage.runners.status import StepStatus
-
-
-class Recorder(Progress):
-    def __init__(self) -> None:
-        self.events: list[StepEvent] = []
-        self.lines: list[str] = []
-
-    def step(self, event: StepEvent) -> None:
-        self.events.append(event)
-
-    def log(self, line: str) -> None:
-        self.lines.append(line)
+from tests.recording import RecordingProgress
 
 
 def _kfp_task(name: str, outcome: status.Status, output: list[str]) -> None:
@@ -42,7 +31,7 @@ def _kfp_task(name: str, outcome: status.Status, output: list[str]) -> None:
 
 
 def test_kfp_task_messages_become_step_events_and_output_goes_to_the_log_file(tmp_path: Path) -> None:
-    progress = Recorder()
+    progress = RecordingProgress()
     log_path = tmp_path / "logs" / "run.log"
     with capture_task_output(log_path, progress) as events:
         _kfp_task("preprocess", status.Status.SUCCESS, ['{"inputs": {"parameterValues": {}}}'])

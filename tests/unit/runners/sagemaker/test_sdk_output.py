@@ -14,22 +14,11 @@ from typing import Any
 
 import pytest
 
-from kubesage.runners.base import Progress, StepEvent
+from kubesage.runners.base import Progress
 from kubesage.runners.sagemaker.compiler import offline_env
 from kubesage.runners.sagemaker.sdk_output import capture_sdk_output, readable_failure
 from kubesage.runners.status import StepStatus
-
-
-class Recorder(Progress):
-    def __init__(self) -> None:
-        self.events: list[StepEvent] = []
-        self.lines: list[str] = []
-
-    def step(self, event: StepEvent) -> None:
-        self.events.append(event)
-
-    def log(self, line: str) -> None:
-        self.lines.append(line)
+from tests.recording import RecordingProgress
 
 
 def _execution(steps: list[str]) -> Any:
@@ -48,7 +37,7 @@ def _execution(steps: list[str]) -> Any:
 def test_steps_are_reported_live_and_everything_else_goes_to_the_log(
     tmp_path: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    progress, log_path = Recorder(), tmp_path / "logs" / "run.log"
+    progress, log_path = RecordingProgress(), tmp_path / "logs" / "run.log"
     execution = _execution(["preprocess", "condition-2", "condition-3", "train"])
     with capture_sdk_output(log_path, progress, {"condition-2", "condition-3"}) as events:
         events.outcome = lambda step: execution.step_execution[step].properties.get("Outcome")
