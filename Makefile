@@ -4,6 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 UV_VERSION := 0.13.9
 DEMO_DIR := build/demo
+# pytest workers (pytest-xdist): one per core of the 2-core machine the suite's times are measured on.
+TEST_WORKERS ?= 2
+PYTEST := $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup --durations=20
 
 .PHONY: setup demo test test-fast lint docs ui image bench clean
 
@@ -33,14 +36,15 @@ demo: $(VENV)/.demo-synced
 	@$(BIN)/python -m kubesage.local_api.demo --data $(DEMO_DIR)/churn.csv
 
 # Every suite. KUBESAGE_TESTS_STRICT=1 turns a missing engine, image or browser into failures, never
-# skips (tests/needs.py); --durations=20 shows where the time went, every run.
+# skips (tests/needs.py); --durations=20 shows where the time went, every run. Tests sharing a run or a
+# module's fixtures stay on one worker (tests/conftest.py, pytest_collection_modifyitems).
 test: setup lint image
 	bash scripts/install-browser.sh
-	KUBESAGE_TESTS_STRICT=1 $(BIN)/python -m pytest --durations=20
+	KUBESAGE_TESTS_STRICT=1 $(PYTEST)
 
 # No Docker, no browser: those suites are deselected, so this passes on a machine with neither.
 test-fast: setup
-	$(BIN)/python -m pytest -m "not container and not browser" --durations=20
+	$(PYTEST) -m "not container and not browser"
 
 lint: setup
 	$(BIN)/ruff check .

@@ -17,6 +17,26 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 CHURN_CSV = REPO_ROOT.parent / "shared" / "data" / "churn.txt"
 
 
+# Suites whose tests read runs shared by the session, and the fixture naming the runner of each.
+SHARED_RUN_SUITES = {"compliance": "case", "conformance": "runner_name"}
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook turns the marks into work units
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Work units for `pytest -n 2 --dist loadgroup` (make test): the tests reading one runner's
+    shared runs go to one worker, so each run is made once; any other module to one worker, for its
+    module-scoped fixtures. Without xdist the marks do nothing."""
+    for item in items:
+        item.add_marker(pytest.mark.xdist_group(_work_unit(item)))
+
+
+def _work_unit(item: pytest.Item) -> str:
+    suite = Path(item.path).relative_to(REPO_ROOT / "tests").parts[0]
+    callspec = getattr(item, "callspec", None)
+    runner = callspec.params.get(SHARED_RUN_SUITES[suite]) if suite in SHARED_RUN_SUITES and callspec else None
+    return f"{suite}-{runner}" if runner is not None else item.nodeid.split("::", 1)[0]
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item: pytest.Item) -> None:
     """A test marked `container` or `browser` skips with the reason where its needs are missing

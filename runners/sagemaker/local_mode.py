@@ -84,8 +84,13 @@ def local_config(config: SageMakerConfig) -> SageMakerConfig:
     return config.model_copy(update={"local_mode": True, "default_instance_type": LOCAL_INSTANCE, "instance_types": {}})
 
 
-def host_network_config(sdk_config: Mapping[str, Any] | None) -> dict[str, Any]:
-    """The SDK's local-mode config (`~/.sagemaker/config.yaml`, if any) with jobs on the host network.
+# The label on every job container of one run: its clean-up removes its own containers and no others.
+RUN_LABEL = "io.kubesage.local-run"
+
+
+def host_network_config(sdk_config: Mapping[str, Any] | None, run_id: str) -> dict[str, Any]:
+    """The SDK's local-mode config (`~/.sagemaker/config.yaml`, if any) with jobs on the host network,
+    labelled with `run_id`.
 
     `local.container_config` is the SDK's documented hook: it is merged into every docker-compose
     service it writes. Host networking is what lets a step reach MLflow on the host's 127.0.0.1 at
@@ -93,7 +98,9 @@ def host_network_config(sdk_config: Mapping[str, Any] | None) -> dict[str, Any]:
     """
     config = copy.deepcopy(dict(sdk_config or {}))
     local = config.setdefault("local", {})
-    local["container_config"] = {**local.get("container_config", {}), "network_mode": "host"}
+    container = local.get("container_config", {})
+    labels = {**container.get("labels", {}), RUN_LABEL: run_id}
+    local["container_config"] = {**container, "network_mode": "host", "labels": labels}
     return config
 
 
@@ -147,13 +154,14 @@ def check_tracking_uri(uri: str) -> None:
     )
 
 
-def _local_mode_containers() -> set[str]:
-    """Ids of local-mode job containers (`<project>-algo-<n>-<id>`), running or exited."""
+def _run_containers(run_id: str) -> set[str]:
+    """Ids of this run's job containers, running or exited (another run's, started at the same
+    time from another terminal, are not this run's to remove)."""
     import subprocess
 
     try:
         out = subprocess.run(
-            ["docker", "ps", "-a", "--filter", "name=-algo-", "--format", "{{.ID}}"],
+            ["docker", "ps", "-a", "--filter", f"label={RUN_LABEL}={run_id}", "--format", "{{.ID}}"],
             capture_output=True,
             text=True,
             timeout=30,
@@ -221,15 +229,15 @@ def run_local(
         pipeline.sagemaker_session = run_session
         events.outcome = lambda step: _condition_outcome_now(run_session, compiled.name, step)
         _allow_host_network()
-        run_session.config = host_network_config(run_session.config)
+        run_id = uuid.uuid4().hex
+        run_session.config = host_network_config(run_session.config, run_id)
         run_session.create_pipeline(pipeline, f"kubesage local run of {compiled.name}")
         staged = stage_data_parameters(compiled, parameters, client, config.s3_root())
         values = {k: v for k, v in staged.items() if v is not None}
-        before = _local_mode_containers()
         try:
             execution = run_session.start_pipeline_execution(PipelineName=compiled.name, PipelineParameters=values)
         finally:
-            _remove_containers(_local_mode_containers() - before)
+            _remove_containers(_run_containers(run_id))
         described = execution.describe()
         steps = [
             LocalStep(s["StepName"], s["StepStatus"], s.get("FailureReason"), condition_outcome(s))

@@ -137,6 +137,14 @@ def test_sagemaker_on_a_laptop_prints_at_most_40_lines_with_live_steps(
         assert chatter not in text, chatter
     assert result.stdout.rstrip().splitlines()[-1].startswith("  send it:")
     assert "docker compose file" in logged and "Pipeline step 'register' SUCCEEDED" in logged
+    # Every job container carried this run's label, and none of them is left behind.
+    labels = set(re.findall(r"io\.kubesage\.local-run: '?(\w+)", logged))
+    assert len(labels) == 1, labels
+    left = subprocess.run(
+        ["docker", "ps", "-a", "--filter", f"label=io.kubesage.local-run={labels.pop()}", "--format", "{{.ID}}"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert left.stdout.split() == []
     # The SDK's own answer, in the process that ran the pipeline: no usage telemetry sent.
     assert "TelemetryOptOut resolved by the SDK: True" in logged
 
