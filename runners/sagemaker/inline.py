@@ -21,6 +21,7 @@ from typing import Any
 
 from kubesage.errors import UnsupportedFeatureError
 from kubesage.runners.sagemaker import cel
+from kubesage.runners.sagemaker.fanout import FanOutBuilder, collected_folder, collected_key
 from kubesage.runners.sagemaker.ir import (
     MODEL_SCHEMA,
     ArtifactSource,
@@ -89,6 +90,7 @@ class Walker:
         self.groups: dict[str, list[str]] = {}
         self.imports: dict[str, ImportedArtifact] = {}
         self.notes: list[str] = []
+        self.fan_out_folders: set[str] = set()  # fan-out steps whose collected artifacts a task reads
 
     # ---- walking -------------------------------------------------------------------------------
 
@@ -101,7 +103,7 @@ class Walker:
             component = self.component(local, task)
             if "dag" in component:
                 self._walk_group(frame, local, task, component)
-            elif "importer" in self._executor(local, component):
+            elif "importer" in self.executor(local, component):
                 self.imports[frame.name(local)] = self.importer(frame, local, task, component)
                 self._add_member(frame, frame.name(local), step=False)
             else:
@@ -117,7 +119,7 @@ class Walker:
         component: Mapping[str, Any] = self.components[name]
         return component
 
-    def _executor(self, local: str, component: Mapping[str, Any]) -> Mapping[str, Any]:
+    def executor(self, local: str, component: Mapping[str, Any]) -> Mapping[str, Any]:
         label = str(component.get("executorLabel"))
         if label not in self.executors:
             raise UnsupportedFeatureError(
@@ -163,6 +165,11 @@ class Walker:
         kind = self.group_kind(task)
         if kind == "exit-handler":
             raise unsupported(key, "dsl.ExitHandler", "SageMaker Pipelines has no step that runs after a failure")
+        if kind == "loop":
+            fan_out = self.fan_out_items(frame, local, task, component)
+            if fan_out is not None:
+                self._add_fan_out(frame, local, task, component, fan_out)
+                return
         children = self.child_frames(frame, local, task, component)
         if kind == "condition":
             condition = task["triggerPolicy"]["condition"]
@@ -190,6 +197,40 @@ class Walker:
                 )
         for child in children:
             self.walk(child)
+
+    def fan_out_items(
+        self, frame: Frame, local: str, task: Mapping[str, Any], component: Mapping[str, Any]
+    ) -> ParamSource | None:
+        """The items of a loop that runs as one fan-out step, or None for a loop unrolled at compile time.
+
+        A loop fans out when its list is known only at run time, or when its artifacts are gathered
+        with dsl.Collected (a literal loop then still gets one S3 prefix for them all)."""
+        if "artifactIterator" in task:
+            return None
+        items_spec = task["parameterIterator"].get("items", {})
+        if "raw" in items_spec:
+            source: ParamSource = Constant(_json_list(frame.name(local), items_spec["raw"]))
+        else:
+            pspec = task.get("inputs", {}).get("parameters", {}).get(items_spec.get("inputParameter", ""))
+            if pspec is None:
+                return None  # reported as malformed by _loop_items
+            source = self.parameter(frame, frame.name(local), "items", pspec)
+        if not isinstance(source, Constant):
+            return source
+        if component["dag"].get("outputs", {}).get("artifacts"):
+            return source
+        return None
+
+    def _add_fan_out(
+        self, frame: Frame, local: str, task: Mapping[str, Any], component: Mapping[str, Any], items: ParamSource
+    ) -> None:
+        key = frame.name(local)
+        runtime = not isinstance(items, Constant)
+        plan = FanOutBuilder(self, frame, local, task, runtime).build(
+            items, self.group_scope(frame, local, task), component
+        )
+        self.tasks[key] = plan
+        self._add_member(frame, key, step=True)
 
     @staticmethod
     def _parallelism_note(task: Mapping[str, Any]) -> str:
@@ -222,7 +263,7 @@ class Walker:
                 f"task '{key}': group {task['componentRef']['name']} has neither a loop iterator nor a condition "
                 "(malformed pipeline IR); recompile the pipeline with kfp.compiler"
             )
-        scope = self._group_scope(frame, local, task)
+        scope = self.group_scope(frame, local, task)
         dag = component["dag"]
         if kind == "loop":
             items, item_input = self._loop_items(frame, local, task, scope)
@@ -243,7 +284,7 @@ class Walker:
             return [Frame(dag, scope, frame.prefix, key, None, frame.origin)]
         return [Frame(dag, scope, frame.prefix, frame.condition, key, frame.origin)]
 
-    def _group_scope(self, frame: Frame, local: str, task: Mapping[str, Any]) -> dict[str, Source]:
+    def group_scope(self, frame: Frame, local: str, task: Mapping[str, Any]) -> dict[str, Source]:
         key = frame.name(local)
         inner: dict[str, Source] = {}
         for name, pspec in task.get("inputs", {}).get("parameters", {}).items():
@@ -328,6 +369,10 @@ class Walker:
         if "valueFromOneof" in selector:
             raise _one_of(reader, frame.name(producer))
         inner = selector.get("valueFromParameter", {})
+        if self.group_kind(task) == "loop" and self.fan_out_items(frame, producer, task, component) is not None:
+            return TaskOutputParam(
+                frame.name(producer), collected_key(inner.get("producerSubtask", ""), inner.get("outputParameterKey", ""))
+            )
         children = self.child_frames(frame, producer, task, component)
         values = [
             self.output_parameter(child, reader, inner.get("producerSubtask", ""), inner.get("outputParameterKey", ""))
@@ -346,7 +391,7 @@ class Walker:
         task = frame.task(producer, reader)
         component = self.component(producer, task)
         if "dag" not in component:
-            if "importer" in self._executor(producer, component):
+            if "importer" in self.executor(producer, component):
                 return self.importer(frame, producer, task, component)
             return TaskOutputArtifact(frame.name(producer), key)
         selector = component["dag"].get("outputs", {}).get("artifacts", {}).get(key)
@@ -356,6 +401,12 @@ class Walker:
                 "(malformed pipeline IR); recompile the pipeline with kfp.compiler"
             )
         selectors = selector.get("artifactSelectors", [])
+        if self.group_kind(task) == "loop" and len(selectors) == 1:
+            if self.fan_out_items(frame, producer, task, component) is not None:
+                inner = selectors[0]
+                folder = collected_folder(inner.get("producerSubtask", ""), inner.get("outputArtifactKey", ""))
+                self.fan_out_folders.add(frame.name(producer))
+                return TaskOutputArtifact(frame.name(producer), folder)
         if self.group_kind(task) == "loop":
             raise unsupported(
                 reader,
@@ -373,7 +424,7 @@ class Walker:
     ) -> ImportedArtifact:
         """A `dsl.importer` of an s3:// URI: no step; its consumers read the URI directly."""
         key = frame.name(local)
-        spec = self._executor(local, component)["importer"]
+        spec = self.executor(local, component)["importer"]
         uri_spec = spec.get("artifactUri", {})
         uri: Constant | PipelineParam
         if "constant" in uri_spec:
@@ -400,7 +451,7 @@ class Walker:
 
     def _add_task(self, frame: Frame, local: str, task: Mapping[str, Any], component: Mapping[str, Any]) -> None:
         key = frame.name(local)
-        executor = self._executor(local, component)
+        executor = self.executor(local, component)
         if "container" not in executor:
             raise unsupported(key, f"executor kind {sorted(executor)}")
         image = str(executor["container"].get("image", ""))
@@ -431,7 +482,7 @@ class Walker:
             if out.get("isArtifactList"):
                 raise unsupported(key, f"artifact list output '{name}'")
         for name, art in component.get("inputDefinitions", {}).get("artifacts", {}).items():
-            if art.get("isArtifactList"):
+            if art.get("isArtifactList") and not self._is_collected_folder(artifacts.get(name)):
                 raise unsupported(key, f"artifact list input '{name}' (dsl.Collected of artifacts)")
         self.tasks[key] = TaskPlan(
             key=key,
@@ -452,6 +503,12 @@ class Walker:
         )
         self._add_member(frame, key, step=True)
 
+
+    def _is_collected_folder(self, source: ArtifactSource | None) -> bool:
+        """An artifact list gathered by a fan-out step: one folder, `<i>/` per item."""
+        if not isinstance(source, TaskOutputArtifact):
+            return False
+        return source.task in self.fan_out_folders
 
 def _one_of(reader: str, group: str) -> UnsupportedFeatureError:
     return unsupported(

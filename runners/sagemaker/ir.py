@@ -63,6 +63,44 @@ ParamSource = PipelineParam | Constant | TaskOutputParam | Collected
 ArtifactSource = TaskOutputArtifact | ImportedArtifact
 Source = ParamSource | ArtifactSource
 
+# The fan-out step's parameter holding the loop's items (a JSON list): see `FanOutPlan`.
+ITEMS_PARAMETER = "kubesage-items"
+
+
+@dataclass(frozen=True)
+class BodyTask:
+    """One task of a fan-out's loop body, as the shim runs it once per item.
+
+    `inputs` says where each parameter comes from: `{"item": FIELD or None}` (the loop item, or a
+    field of it), `{"constant": V}`, `{"param": NAME}` (a parameter of the fan-out step) or
+    `{"task": LOCAL, "output": KEY}` (an earlier body task, same item). `artifacts` likewise:
+    `{"channel": NAME}` (an input channel of the step) or `{"task": LOCAL, "output": KEY}`.
+    """
+
+    local: str
+    display_name: str
+    component: dict[str, Any]
+    container: dict[str, Any]
+    inputs: dict[str, dict[str, Any]]
+    artifacts: dict[str, dict[str, Any]]
+    after: tuple[str, ...]  # body tasks that run before this one for the same item
+
+
+@dataclass(frozen=True)
+class FanOutPlan:
+    """A `dsl.ParallelFor` run inside one job: the body once per item, in parallel processes.
+
+    `collected` maps each output parameter of the step (a JSON list, one value per item) to the body
+    task and output it gathers; `collected_artifacts` each output folder (`<i>/` per item) likewise.
+    """
+
+    loop: str
+    parallelism: int | None
+    body: tuple[BodyTask, ...]
+    collected: dict[str, tuple[str, str]]
+    collected_artifacts: dict[str, tuple[str, str]]
+    runtime: bool  # the items are known only at run time (else: literal, fanned out for its artifacts)
+
 
 @dataclass(frozen=True)
 class ParameterPlan:
@@ -91,6 +129,7 @@ class TaskPlan:
     retry: dict[str, Any] | None
     executor: str = ""
     origin: str = ""  # how the task got here when inlined: "sub-pipeline 'x'", "loop 'for-loop-2' item 0"
+    fan_out: FanOutPlan | None = None  # set for a dsl.ParallelFor run inside this one step
 
     def output_parameters(self) -> dict[str, Any]:
         return dict(self.component.get("outputDefinitions", {}).get("parameters", {}))

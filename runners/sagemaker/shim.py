@@ -27,6 +27,7 @@ from typing import Any
 from kubesage.errors import RunnerError, SpecIntegrityError
 from kubesage.runners.sagemaker.child import child_environment, close_stopped_run, run_child
 from kubesage.runners.sagemaker.integrity import DIGEST_FLAG, read_verified_spec
+from kubesage.runners.sagemaker.shim_fanout import run_fan_out
 from kubesage.tracking import tracking_uri
 from kubesage.tracking.contract import HANDOFF_ENV
 from kubesage.util.privileges import grant_read, hand_over, step_account
@@ -88,6 +89,12 @@ def data_path(directory: Path, uri: str) -> Path:
     return entries[0] if len(entries) == 1 and entries[0].is_file() else directory
 
 
+def collected_paths(directory: Path, file: str) -> list[Path]:
+    """Each item's artifact in a gathered folder, in item order: `<dir>/0/<file>`, `<dir>/1/<file>`, ..."""
+    indices = sorted(int(p.name) for p in directory.iterdir() if p.name.isdigit()) if directory.is_dir() else []
+    return [directory / str(index) / file for index in indices]
+
+
 def unpack_model(directory: Path, name: str) -> Path:
     """SageMaker delivers a training job's /opt/ml/model as model.tar.gz; give KFP the directory."""
     archive = directory / "model.tar.gz"
@@ -135,6 +142,14 @@ def build_executor_input(
     for name, art in spec["input_artifacts"].items():
         directory = Path(art["dir"])
         path: Path
+        if art.get("list"):  # dsl.Collected of artifacts: one folder holding `<i>/<file>` per item
+            artifacts[name] = {
+                "artifacts": [
+                    {"name": name, "type": art["type"], "uri": str(path), "metadata": {}}
+                    for path in collected_paths(directory, art["file"])
+                ]
+            }
+            continue
         if art["packed"]:
             path = unpack_model(directory, name)
         else:  # an imported S3 URI known only at run time has no file name in the spec: take what arrived
@@ -303,13 +318,14 @@ def main(argv: list[str] | None = None) -> int:
     workdir = args.workdir or Path("/tmp/kubesage-task")
     (workdir / "parameters").mkdir(parents=True, exist_ok=True)
     for art in spec["output_artifacts"].values():
-        Path(art["path"]).parent.mkdir(parents=True, exist_ok=True)
+        # a fan-out step's outputs are folders (`<i>/` per item); a task's are files in a folder
+        folder = Path(art["path"]) if "fan_out" in spec else Path(art["path"]).parent
+        folder.mkdir(parents=True, exist_ok=True)
     try:
         executor_input = build_executor_input(spec, args.param, args.data_param, workdir, args.param_item)
     except (ValueError, FileNotFoundError) as exc:
         print(f"kubesage shim: task '{args.task}': {exc}", file=sys.stderr)
         return 2
-    command = resolve_command(spec, executor_input)
     account = step_account()
     home = workdir / "home"
     if account is not None:
@@ -317,6 +333,9 @@ def main(argv: list[str] | None = None) -> int:
         grant_read(_readable_folders(spec, args.data_param))
     run_id_file = workdir / "mlflow-run-id"
     env = child_environment(os.environ, run_id_file, home if account else None, _DROP_IF_EMPTY)
+    if "fan_out" in spec:
+        return run_fan_out(spec, executor_input, workdir, env, account)
+    command = resolve_command(spec, executor_input)
     user = f" as user {account.name!r}" if account else ""
     print(f"kubesage shim: running task '{args.task}' ({spec['display_name']}){user}", flush=True)
     result = run_child(command, env, account)

@@ -14,6 +14,7 @@ from kubesage.runners.sagemaker import platform
 from kubesage.runners.sagemaker.compiler import explain
 from kubesage.runners.sagemaker.compiler.conditions import condition_steps
 from kubesage.runners.sagemaker.compiler.context import BuildContext
+from kubesage.runners.sagemaker.compiler.fanout import fan_out_line
 from kubesage.runners.sagemaker.compiler.order import topological
 from kubesage.runners.sagemaker.compiler.parameters import (
     APPROVAL_PARAMETER,
@@ -121,7 +122,7 @@ def _build(plan: PipelinePlan, config: SageMakerConfig, session: Any) -> _Built:
             report.append(explain.training_line(task, config))
         else:
             step, asset = processing_step(ctx, task)
-            report.append(explain.processing_line(task, config))
+            report.append(fan_out_line(task, config) if task.fan_out else explain.processing_line(task, config))
         ctx.steps[task.key] = step
         assets[asset.uri] = asset.body
         if task.key == registering:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kubesage.runners.sagemaker.compiler.context import BuildContext
+from kubesage.runners.sagemaker.compiler.fanout import collected_artifact_file, fan_out_spec
 from kubesage.runners.sagemaker.compiler.layout import MODEL_DIR, OUTPUTS_FILE, OUTPUTS_NAME, SPEC_CHANNEL, data_channel
 from kubesage.runners.sagemaker.compiler.parameters import TRACKING_PARAMETERS
 from kubesage.runners.sagemaker.integrity import DIGEST_FLAG, spec_bytes, spec_digest
@@ -29,8 +30,9 @@ class SpecAsset:
 
 def task_spec(ctx: BuildContext, task: TaskPlan, in_root: str, out_root: str) -> dict[str, Any]:
     """What the shim needs besides runtime values: the component and where things are."""
-    inputs = {}
+    inputs: dict[str, dict[str, Any]] = {}
     for name, source in task.artifacts.items():
+        gathered: str | None = None
         if isinstance(source, ImportedArtifact):
             # SageMaker downloads an S3 object into the channel under its base name; "" = what arrived
             uri = str(source.uri.value) if isinstance(source.uri, Constant) else ""
@@ -38,18 +40,26 @@ def task_spec(ctx: BuildContext, task: TaskPlan, in_root: str, out_root: str) ->
             packed = False
         else:
             file, packed = source.key, ctx.plan.tasks[source.task].kind == "training"
+            gathered = collected_artifact_file(ctx, source.task, source.key)
         inputs[name] = {
             "dir": f"{in_root}/{name}",
-            "file": file,
+            "file": file if gathered is None else gathered,
             "packed": packed,
             "type": task.input_artifact_types()[name]["artifactType"],
         }
+        if gathered is not None:
+            # dsl.Collected of artifacts: one folder, `<i>/<file>` per item; the task gets the list
+            inputs[name]["list"] = True
     outputs = {}
     for name, out in sorted(task.output_artifacts().items()):
         path = MODEL_DIR if name == task.model_output else f"{out_root}/{name}/{name}"
+        if task.fan_out is not None:
+            path = f"{out_root}/{name}"  # a folder: the shim writes item i's artifact under `<i>/`
         outputs[name] = {"path": path, "type": out["artifactType"]}
     constants = {n: s.value for n, s in task.parameters.items() if isinstance(s, Constant)}
+    fan_out = {"fan_out": fan_out_spec(task)} if task.fan_out is not None else {}
     return {
+        **fan_out,
         "pipeline": ctx.name,
         "task": task.key,
         "display_name": task.display_name,
