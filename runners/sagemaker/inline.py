@@ -15,8 +15,9 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from kubesage.errors import UnsupportedFeatureError
@@ -91,11 +92,21 @@ class Walker:
         self.imports: dict[str, ImportedArtifact] = {}
         self.notes: list[str] = []
         self.fan_out_folders: set[str] = set()  # fan-out steps whose collected artifacts a task reads
+        # dsl.OneOf: branch group -> the branch (condition key) whose output is read while copying a reader
+        self.branch_choice: dict[str, str] = {}
+        self.one_of_readers: list[Callable[[], None]] = []
+        self.one_of_copies: dict[str, list[str]] = {}  # reader -> its copies, one per branch
 
     # ---- walking -------------------------------------------------------------------------------
 
     def walk_root(self, scope: Mapping[str, Source]) -> None:
-        self.walk(Frame(self.spec["root"]["dag"], scope, "", None, None, ""))
+        try:
+            self.walk(Frame(self.spec["root"]["dag"], scope, "", None, None, ""))
+            # readers of a dsl.OneOf are copied into the branches once every ConditionStep is known
+            for copy in self.one_of_readers:
+                copy()
+        except OneOfBranches as branches:
+            raise _one_of(branches.reader, branches.group) from None
 
     def walk(self, frame: Frame) -> None:
         for local, task in sorted(frame.dag.get("tasks", {}).items()):
@@ -367,7 +378,10 @@ class Walker:
                 "(malformed pipeline IR); recompile the pipeline with kfp.compiler"
             )
         if "valueFromOneof" in selector:
-            raise _one_of(reader, frame.name(producer))
+            chosen = self._chosen_branch(frame, reader, producer, task, component, selector["valueFromOneof"]
+                                         .get("parameterSelectors", []))  # fmt: skip
+            child, branch = chosen
+            return self.output_parameter(child, reader, branch["producerSubtask"], branch.get("outputParameterKey", ""))
         inner = selector.get("valueFromParameter", {})
         if self.group_kind(task) == "loop" and self.fan_out_items(frame, producer, task, component) is not None:
             return TaskOutputParam(
@@ -413,11 +427,37 @@ class Walker:
                 f"dsl.Collected of artifacts from loop '{frame.name(producer)}'",
                 "a SageMaker step input is one S3 location; collect output parameters instead",
             )
+        if len(selectors) != 1 and self.group_kind(task) == "branches":
+            child, branch = self._chosen_branch(frame, reader, producer, task, component, selectors)
+            return self.output_artifact(child, reader, branch["producerSubtask"], branch.get("outputArtifactKey", ""))
         if len(selectors) != 1:
             raise _one_of(reader, frame.name(producer))
         (child,) = self.child_frames(frame, producer, task, component)
         inner = selectors[0]
         return self.output_artifact(child, reader, inner.get("producerSubtask", ""), inner.get("outputArtifactKey", ""))
+
+    def _chosen_branch(
+        self,
+        frame: Frame,
+        reader: str,
+        producer: str,
+        task: Mapping[str, Any],
+        component: Mapping[str, Any],
+        selectors: list[Mapping[str, Any]],
+    ) -> tuple[Frame, Mapping[str, Any]]:
+        """The branch of a dsl.OneOf being read while its reader is copied into that branch.
+
+        Outside a copy (no branch chosen yet) this raises `OneOfBranches`, which `_add_task`
+        catches to copy the reader into each branch."""
+        (child,) = self.child_frames(frame, producer, task, component)
+        group = frame.name(producer)
+        branches = {child.name(str(sel.get("producerSubtask", ""))): sel for sel in selectors}
+        chosen = self.branch_choice.get(group)
+        if chosen is None:
+            raise OneOfBranches(reader, group, tuple(branches))
+        if chosen not in branches:
+            raise _one_of(reader, group)
+        return child, branches[chosen]
 
     def importer(
         self, frame: Frame, local: str, task: Mapping[str, Any], component: Mapping[str, Any]
@@ -466,6 +506,67 @@ class Walker:
                 f"task '{key}': two tasks get the same step name after inlining sub-pipelines and loops; "
                 "rename one of them"
             )
+        try:
+            plan = self._task_plan(frame, local, task, component, key, frame.condition)
+        except OneOfBranches as branches:
+            if branches.reader != key:
+                raise
+            self.one_of_readers.append(partial(self._add_branch_copies, frame, local, task, component, branches))
+            return
+        self.tasks[key] = plan
+        self._add_member(frame, key, step=True)
+
+    def _add_branch_copies(
+        self, frame: Frame, local: str, task: Mapping[str, Any], component: Mapping[str, Any], branches: OneOfBranches
+    ) -> None:
+        """dsl.OneOf: one copy of the reader per branch, inside that branch's ConditionStep, reading
+        that branch's output; exactly one copy runs, as exactly one branch does."""
+        key = frame.name(local)
+        copies = []
+        for branch in branches.conditions:
+            condition = self.conditions[branch]
+            if condition.group != frame.condition:
+                raise unsupported(
+                    key,
+                    f"dsl.OneOf over the branches of '{branches.group}' read from another dsl.If than theirs",
+                    "a copy of the reader goes into each branch, which drops the reader's own condition; "
+                    "read the dsl.OneOf outside that dsl.If, or move the dsl.If into the branches",
+                )
+            copy = step_name(f"{key}-{branch}")
+            self.branch_choice[branches.group] = branch
+            try:
+                plan = self._task_plan(frame, local, task, component, copy, branch)
+            except OneOfBranches as other:
+                raise unsupported(
+                    key,
+                    f"dsl.OneOf over the branches of both '{branches.group}' and '{other.group}'",
+                    "one copy per branch cannot choose from two dsl.If/Elif/Else groups at once; "
+                    "combine them into one OneOf in a task first",
+                ) from None
+            finally:
+                self.branch_choice.pop(branches.group, None)
+            # the copy is inside its branch's ConditionStep: no wait for the other branches' steps
+            plan.depends_on = [d for d in plan.depends_on if d != branches.group and not self._inside(branch, d)]
+            self.tasks[copy] = plan
+            condition.members.append(copy)
+            if frame.owner is not None and frame.owner in self.groups:
+                self.groups[frame.owner].append(copy)
+            copies.append(copy)
+        self.one_of_copies[key] = copies
+        self.notes.append(
+            f"dsl.OneOf over '{branches.group}' read by '{key}' -> one copy per branch ({', '.join(copies)}), "
+            "each inside its branch's ConditionStep: exactly one runs"
+        )
+
+    def _inside(self, key: str, group: str) -> bool:
+        """Whether `key` is a member of `group` (a condition or a group without a step), at any depth."""
+        members = self.conditions[group].members if group in self.conditions else self.groups.get(group, [])
+        return key in members or any(self._inside(key, m) for m in members if m in self.groups or m in self.conditions)
+
+    def _task_plan(
+        self, frame: Frame, local: str, task: Mapping[str, Any], component: Mapping[str, Any], key: str, group: str | None
+    ) -> TaskPlan:
+        executor = self.executor(local, component)
         inputs = task.get("inputs", {})
         parameters = {
             name: self.parameter(frame, key, name, pspec)
@@ -484,7 +585,7 @@ class Walker:
         for name, art in component.get("inputDefinitions", {}).get("artifacts", {}).items():
             if art.get("isArtifactList") and not self._is_collected_folder(artifacts.get(name)):
                 raise unsupported(key, f"artifact list input '{name}' (dsl.Collected of artifacts)")
-        self.tasks[key] = TaskPlan(
+        return TaskPlan(
             key=key,
             display_name=task.get("taskInfo", {}).get("name", local),
             component_name=task["componentRef"]["name"],
@@ -495,13 +596,12 @@ class Walker:
             kind="training" if models else "processing",
             model_output=models[0] if models else None,
             depends_on=sorted(frame.name(d) for d in task.get("dependentTasks", [])),
-            group=frame.condition,
+            group=group,
             caching=bool(task.get("cachingOptions", {}).get("enableCache", False)),
             retry=task.get("retryPolicy"),
             executor=str(component.get("executorLabel", "")),
             origin=frame.origin,
         )
-        self._add_member(frame, key, step=True)
 
 
     def _is_collected_folder(self, source: ArtifactSource | None) -> bool:
@@ -510,12 +610,22 @@ class Walker:
             return False
         return source.task in self.fan_out_folders
 
+class OneOfBranches(Exception):  # noqa: N818 (a signal inside the walk, never shown to a user)
+    """A task reads a dsl.OneOf whose branch is not chosen yet: it is copied into each branch."""
+
+    def __init__(self, reader: str, group: str, conditions: tuple[str, ...]) -> None:
+        super().__init__(reader, group)
+        self.reader = reader
+        self.group = group
+        self.conditions = conditions
+
+
 def _one_of(reader: str, group: str) -> UnsupportedFeatureError:
     return unsupported(
         reader,
-        f"dsl.OneOf over the branches of '{group}'",
-        "a SageMaker step cannot read an output of whichever dsl.If branch ran (steps outside a ConditionStep "
-        "cannot reference steps inside it); move the consumer into each branch",
+        f"dsl.OneOf over the branches of '{group}' passed into a group (a dsl.If, loop or sub-pipeline)",
+        "SageMaker has no value for whichever branch ran, so each reader of a dsl.OneOf is copied into every "
+        "branch and must sit in the DAG of the dsl.If/Elif/Else: read it outside other groups",
     )
 
 

@@ -167,6 +167,8 @@ class PipelinePlan:
     imports: dict[str, ImportedArtifact] = field(default_factory=dict)
     # per-feature lines for the explain report (inlined sub-pipelines, unrolled loops, ...)
     notes: list[str] = field(default_factory=list)
+    # a reader of dsl.OneOf -> its copies, one inside each branch's ConditionStep
+    one_of: dict[str, list[str]] = field(default_factory=dict)
 
     def tasks_in(self, key: str) -> list[str]:
         """Every task inside `key` (a task, a condition or a group), at any depth."""
@@ -228,6 +230,12 @@ def _producers(source: Source) -> list[TaskOutputParam | TaskOutputArtifact]:
     return []
 
 
+_ONE_OF_COPIES = (
+    "that task runs as one copy inside each dsl.If branch and SageMaker has no value for whichever copy ran; "
+    "move this task into the branches too, or pick the value with another dsl.OneOf"
+)
+
+
 def _validate(plan: PipelinePlan) -> None:
     """Reject data flow SageMaker cannot express: reads of outputs that may not exist."""
     for task in plan.tasks.values():
@@ -235,6 +243,10 @@ def _validate(plan: PipelinePlan) -> None:
         sources: list[tuple[str, Source]] = [*task.parameters.items(), *task.artifacts.items()]
         for name, whole in sources:
             for source in _producers(whole):
+                if source.task in plan.one_of:
+                    raise unsupported(
+                        task.key, f"input '{name}' reads '{source.task}', which reads a dsl.OneOf", _ONE_OF_COPIES
+                    )
                 producer = plan.tasks[source.task]
                 if producer.group is not None and producer.group not in consumer_groups:
                     raise unsupported(
@@ -249,12 +261,18 @@ def _validate(plan: PipelinePlan) -> None:
                     )
     for condition in plan.conditions.values():
         for name, ref in condition.refs.items():
+            if isinstance(ref, TaskOutputParam) and ref.task in plan.one_of:
+                raise unsupported(condition.key, f"condition on '{ref.task}', which reads a dsl.OneOf", _ONE_OF_COPIES)
             if isinstance(ref, TaskOutputParam) and plan.tasks[ref.task].kind == "training":
                 raise unsupported(
                     condition.key,
                     f"condition input '{name}' is an output parameter of training task '{ref.task}' "
                     "(no PropertyFile on TrainingStep)",
                 )
+    for task in plan.tasks.values():
+        for dep in task.depends_on:
+            if dep in plan.one_of:
+                raise unsupported(task.key, f"runs after '{dep}', which reads a dsl.OneOf", _ONE_OF_COPIES)
 
 
 def plan_pipeline(spec: dict[str, Any]) -> PipelinePlan:
@@ -282,6 +300,7 @@ def plan_pipeline(spec: dict[str, Any]) -> PipelinePlan:
         groups=walker.groups,
         imports=walker.imports,
         notes=walker.notes,
+        one_of=walker.one_of_copies,
     )
     _validate(plan)
     return plan
