@@ -40,6 +40,8 @@ from kubesage.runners.sagemaker.ir import (
 )
 
 MAX_STEP_NAME = 64
+# what a dsl.importer may name: an S3 object (an input channel) or a URL the step fetches
+IMPORT_SCHEMES = ("s3://", "https://")
 # parseJson(string_value)["field"]: how KFP reads a field of a loop item (`item.field`)
 _FIELD_SELECTOR = re.compile(r'^parseJson\(string_value\)\["([^"\\]+)"\]$')
 # kfp-kubernetes CreatePVC/DeletePVC compile to tasks on these placeholder images
@@ -462,30 +464,36 @@ class Walker:
     def importer(
         self, frame: Frame, local: str, task: Mapping[str, Any], component: Mapping[str, Any]
     ) -> ImportedArtifact:
-        """A `dsl.importer` of an s3:// URI: no step; its consumers read the URI directly."""
+        """A `dsl.importer`: no step; its consumers read the URI (s3://) or fetch it (https://).
+
+        A URI computed by another task is read through that task's outputs.json (JsonGet) and must
+        name an s3:// object at run time. A checksum for an https:// URL is the importer's
+        `metadata={"sha256": HEX}`."""
         key = frame.name(local)
         spec = self.executor(local, component)["importer"]
         uri_spec = spec.get("artifactUri", {})
-        uri: Constant | PipelineParam
+        uri: Constant | PipelineParam | TaskOutputParam
         if "constant" in uri_spec:
             uri = Constant(uri_spec["constant"])
         else:
             pspec = task.get("inputs", {}).get("parameters", {}).get(uri_spec.get("runtimeParameter", ""), {})
             source = self.parameter(frame, key, "uri", pspec)
-            if not isinstance(source, Constant | PipelineParam):
+            if not isinstance(source, Constant | PipelineParam | TaskOutputParam):
                 raise unsupported(
-                    key,
-                    "dsl.importer of a URI computed by another task",
-                    "pass the S3 URI as a pipeline parameter or a literal",
+                    key, "dsl.importer of a dsl.Collected list", "import one URI, a parameter or one task's output"
                 )
             uri = source
-        if isinstance(uri, Constant) and not str(uri.value).startswith("s3://"):
+        if isinstance(uri, Constant) and not str(uri.value).startswith(IMPORT_SCHEMES):
+            scheme = str(uri.value).split("://", 1)[0] + "://" if "://" in str(uri.value) else "a local path"
             raise unsupported(
                 key,
-                f"dsl.importer of {uri.value!r}",
-                "SageMaker steps read inputs from S3 only; import an s3:// URI",
+                f"dsl.importer of {uri.value!r} ({scheme})",
+                "SageMaker steps read s3:// inputs or fetch https:// URLs; copy the object to S3 and import its s3:// URI",
             )
-        return ImportedArtifact(uri, dict(spec.get("typeSchema", {})), f"dsl.importer '{key}'")
+        sha256 = spec.get("metadata", {}).get("sha256")
+        if sha256 is not None and not (isinstance(sha256, str) and re.fullmatch(r"[0-9a-f]{64}", sha256)):
+            raise unsupported(key, f"dsl.importer metadata sha256 {sha256!r}", "give the 64 lowercase hex digits")
+        return ImportedArtifact(uri, dict(spec.get("typeSchema", {})), f"dsl.importer '{key}'", sha256)
 
     # ---- tasks ---------------------------------------------------------------------------------
 

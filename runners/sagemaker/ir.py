@@ -52,11 +52,21 @@ class TaskOutputArtifact:
 
 @dataclass(frozen=True)
 class ImportedArtifact:
-    """An artifact read straight from S3: a ``dsl.importer`` or an input artifact of the pipeline."""
+    """An artifact read straight from its URI: a ``dsl.importer`` or an input artifact of the pipeline.
 
-    uri: Constant | PipelineParam
+    An s3:// URI (a literal, a parameter, or another task's output read through JsonGet) is an input
+    channel of each consumer; an https:// literal is fetched by the consumer's shim, checked against
+    `sha256` when the importer's metadata gives one."""
+
+    uri: Constant | PipelineParam | TaskOutputParam
     artifact_type: dict[str, Any]
     origin: str
+    sha256: str | None = None
+
+    @property
+    def fetched(self) -> bool:
+        """Downloaded by the step itself (https://), not by SageMaker from S3."""
+        return isinstance(self.uri, Constant) and str(self.uri.value).startswith("https://")
 
 
 ParamSource = PipelineParam | Constant | TaskOutputParam | Collected
@@ -225,6 +235,8 @@ def _ancestors(group: str | None, conditions: dict[str, ConditionPlan]) -> set[s
 def _producers(source: Source) -> list[TaskOutputParam | TaskOutputArtifact]:
     if isinstance(source, TaskOutputParam | TaskOutputArtifact):
         return [source]
+    if isinstance(source, ImportedArtifact) and isinstance(source.uri, TaskOutputParam):
+        return [source.uri]
     if isinstance(source, Collected):
         return list(source.items)
     return []

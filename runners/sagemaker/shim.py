@@ -24,8 +24,9 @@ import tarfile
 from pathlib import Path
 from typing import Any
 
-from kubesage.errors import RunnerError, SpecIntegrityError
+from kubesage.errors import DataError, RunnerError, SpecIntegrityError
 from kubesage.runners.sagemaker.child import child_environment, close_stopped_run, run_child
+from kubesage.runners.sagemaker.fetch import fetch_inputs
 from kubesage.runners.sagemaker.integrity import DIGEST_FLAG, read_verified_spec
 from kubesage.runners.sagemaker.shim_fanout import run_fan_out
 from kubesage.tracking import tracking_uri
@@ -321,6 +322,12 @@ def main(argv: list[str] | None = None) -> int:
         # a fan-out step's outputs are folders (`<i>/` per item); a task's are files in a folder
         folder = Path(art["path"]) if "fan_out" in spec else Path(art["path"]).parent
         folder.mkdir(parents=True, exist_ok=True)
+    try:
+        for line in fetch_inputs(spec):
+            print(f"kubesage shim: task '{args.task}': {line}", flush=True)
+    except DataError as exc:
+        print(f"kubesage shim: task '{args.task}': {exc}", file=sys.stderr)
+        return exc.exit_code
     try:
         executor_input = build_executor_input(spec, args.param, args.data_param, workdir, args.param_item)
     except (ValueError, FileNotFoundError) as exc:

@@ -38,7 +38,7 @@ from kubesage.runners.sagemaker.compiler.session import (
 )
 from kubesage.runners.sagemaker.compiler.steps import processing_step, training_step
 from kubesage.runners.sagemaker.config import SageMakerConfig
-from kubesage.runners.sagemaker.ir import PipelinePlan, plan_pipeline
+from kubesage.runners.sagemaker.ir import ImportedArtifact, PipelinePlan, plan_pipeline
 from kubesage.runners.sagemaker.naming import sagemaker_pipeline_name
 from kubesage.runners.sagemaker.pinning import approval_status, pin_plan
 
@@ -158,6 +158,19 @@ def _build(plan: PipelinePlan, config: SageMakerConfig, session: Any) -> _Built:
     )
 
 
+def _check_fetches(plan: PipelinePlan, config: SageMakerConfig) -> None:
+    """An https:// import is fetched by the job: a job without network cannot run it."""
+    if not config.enable_network_isolation:
+        return
+    for key, task in sorted(plan.tasks.items()):
+        for name, source in task.artifacts.items():
+            if isinstance(source, ImportedArtifact) and source.fetched:
+                raise UnsupportedFeatureError(
+                    f"task '{key}': input '{name}' is fetched from {source.uri} by the job, which "
+                    "enable_network_isolation cuts off; copy it to S3 and import the s3:// URI, or turn isolation off"
+                )
+
+
 def build_pipeline(
     spec: dict[str, Any], config: SageMakerConfig, session: Any, platform_spec: dict[str, Any] | None = None
 ) -> tuple[Any, CompiledPipeline]:
@@ -171,6 +184,7 @@ def build_pipeline(
         data_parameters=data_parameters(plan, config),
     )
     platform_notes = platform.translate(platform_spec, plan)
+    _check_fetches(plan, config)
     for key in [*plan.tasks, *plan.conditions]:
         if not _STEP_NAME_RE.match(key):
             raise UnsupportedFeatureError(f"task '{key}': name is not a valid SageMaker step name")

@@ -12,6 +12,7 @@ from typing import Any
 
 from kubesage.runners.sagemaker.compiler.context import BuildContext
 from kubesage.runners.sagemaker.compiler.fanout import collected_artifact_file, fan_out_spec
+from kubesage.runners.sagemaker.fetch import fetched_name
 from kubesage.runners.sagemaker.compiler.layout import MODEL_DIR, OUTPUTS_FILE, OUTPUTS_NAME, SPEC_CHANNEL, data_channel
 from kubesage.runners.sagemaker.compiler.parameters import TRACKING_PARAMETERS
 from kubesage.runners.sagemaker.integrity import DIGEST_FLAG, spec_bytes, spec_digest
@@ -33,11 +34,15 @@ def task_spec(ctx: BuildContext, task: TaskPlan, in_root: str, out_root: str) ->
     inputs: dict[str, dict[str, Any]] = {}
     for name, source in task.artifacts.items():
         gathered: str | None = None
+        fetch: dict[str, dict[str, Any]] = {}
         if isinstance(source, ImportedArtifact):
             # SageMaker downloads an S3 object into the channel under its base name; "" = what arrived
             uri = str(source.uri.value) if isinstance(source.uri, Constant) else ""
             file = "" if uri.endswith("/") else uri.rsplit("/", 1)[-1]
             packed = False
+            if source.fetched:
+                file = fetched_name(uri)
+                fetch[name] = {"url": uri, "sha256": source.sha256}
         else:
             file, packed = source.key, ctx.plan.tasks[source.task].kind == "training"
             gathered = collected_artifact_file(ctx, source.task, source.key)
@@ -47,6 +52,8 @@ def task_spec(ctx: BuildContext, task: TaskPlan, in_root: str, out_root: str) ->
             "packed": packed,
             "type": task.input_artifact_types()[name]["artifactType"],
         }
+        if name in fetch:  # no channel: the shim downloads the URL into `dir` before the task starts
+            inputs[name]["fetch"] = fetch[name]
         if gathered is not None:
             # dsl.Collected of artifacts: one folder, `<i>/<file>` per item; the task gets the list
             inputs[name]["list"] = True
