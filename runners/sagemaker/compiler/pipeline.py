@@ -38,7 +38,7 @@ from kubesage.runners.sagemaker.compiler.session import (
 )
 from kubesage.runners.sagemaker.compiler.steps import processing_step, training_step
 from kubesage.runners.sagemaker.config import SageMakerConfig
-from kubesage.runners.sagemaker.ir import ImportedArtifact, PipelinePlan, plan_pipeline
+from kubesage.runners.sagemaker.ir import Constant, ImportedArtifact, PipelinePlan, plan_pipeline
 from kubesage.runners.sagemaker.naming import sagemaker_pipeline_name
 from kubesage.runners.sagemaker.pinning import approval_status, pin_plan
 
@@ -164,9 +164,9 @@ def _check_fetches(plan: PipelinePlan, config: SageMakerConfig) -> None:
         return
     for key, task in sorted(plan.tasks.items()):
         for name, source in task.artifacts.items():
-            if isinstance(source, ImportedArtifact) and source.fetched:
+            if isinstance(source, ImportedArtifact) and isinstance(source.uri, Constant) and source.fetched:
                 raise UnsupportedFeatureError(
-                    f"task '{key}': input '{name}' is fetched from {source.uri} by the job, which "
+                    f"task '{key}': input '{name}' is fetched from {source.uri.value} by the job, which "
                     "enable_network_isolation cuts off; copy it to S3 and import the s3:// URI, or turn isolation off"
                 )
 
