@@ -66,6 +66,7 @@ class Frame:
     condition: str | None  # the nearest enclosing dsl.If (a ConditionStep)
     owner: str | None  # the group whose direct members are listed in `Walker.groups`
     origin: str  # for the report: "" at the top, "sub-pipeline 'x'", "loop 'for-loop-2' item 1"
+    exit_handler: str | None = None  # the dsl.ExitHandler whose body this is (its tasks record failures)
 
     def name(self, local: str) -> str:
         return step_name(self.prefix + local)
@@ -98,6 +99,7 @@ class Walker:
         self.branch_choice: dict[str, str] = {}
         self.one_of_readers: list[Callable[[], None]] = []
         self.one_of_copies: dict[str, list[str]] = {}  # reader -> its copies, one per branch
+        self.exit_handlers: dict[str, str] = {}  # dsl.ExitHandler group -> its exit task
 
     # ---- walking -------------------------------------------------------------------------------
 
@@ -112,7 +114,7 @@ class Walker:
 
     def walk(self, frame: Frame) -> None:
         for local, task in sorted(frame.dag.get("tasks", {}).items()):
-            self._check_task(frame.name(local), task)
+            self._check_task(frame, local, task)
             component = self.component(local, task)
             if "dag" in component:
                 self._walk_group(frame, local, task, component)
@@ -142,15 +144,25 @@ class Walker:
         executor: Mapping[str, Any] = self.executors[label]
         return executor
 
-    @staticmethod
-    def _check_task(key: str, task: Mapping[str, Any]) -> None:
+    def _check_task(self, frame: Frame, local: str, task: Mapping[str, Any]) -> None:
         strategy = task.get("triggerPolicy", {}).get("strategy")
-        if strategy and strategy != "ALL_UPSTREAM_TASKS_SUCCEEDED":
-            raise unsupported(
-                key,
-                f"trigger strategy {strategy} (dsl.ExitHandler or ignore_upstream_failure)",
-                "SageMaker runs a step only when every step it depends on succeeded",
-            )
+        if not strategy or strategy == "ALL_UPSTREAM_TASKS_SUCCEEDED" or self.exit_handler_of(frame, task):
+            return
+        raise unsupported(
+            frame.name(local),
+            f"trigger strategy {strategy} (ignore_upstream_failure)",
+            "SageMaker runs a step only when every step it depends on succeeded; only the exit task of a "
+            "dsl.ExitHandler is translated (its tasks record failures instead of failing)",
+        )
+
+    def exit_handler_of(self, frame: Frame, task: Mapping[str, Any]) -> str | None:
+        """The dsl.ExitHandler whose exit task `task` is: it runs after the handler even on failure."""
+        if task.get("triggerPolicy", {}).get("strategy") != "ALL_UPSTREAM_TASKS_COMPLETED":
+            return None
+        dependencies = task.get("dependentTasks", [])
+        tasks = frame.dag.get("tasks", {})
+        handlers = [d for d in dependencies if d in tasks and self.group_kind(tasks[d]) == "exit-handler"]
+        return frame.name(handlers[0]) if len(handlers) == 1 and len(dependencies) == 1 else None
 
     def _add_member(self, frame: Frame, key: str, *, step: bool) -> None:
         if frame.owner is not None and frame.owner in self.groups:
@@ -176,8 +188,17 @@ class Walker:
     def _walk_group(self, frame: Frame, local: str, task: Mapping[str, Any], component: Mapping[str, Any]) -> None:
         key = frame.name(local)
         kind = self.group_kind(task)
-        if kind == "exit-handler":
-            raise unsupported(key, "dsl.ExitHandler", "SageMaker Pipelines has no step that runs after a failure")
+        if kind == "exit-handler" and frame.condition is not None:
+            raise unsupported(
+                key, "a dsl.ExitHandler inside a dsl.If", "put the dsl.ExitHandler at the top of the pipeline"
+            )
+        if kind == "condition" and frame.exit_handler is not None:
+            raise unsupported(
+                key,
+                f"a dsl.If inside dsl.ExitHandler '{frame.exit_handler}'",
+                "a failed task's stand-in outputs could pick the wrong branch; decide inside a task, or move the "
+                "dsl.If out of the handler",
+            )
         if kind == "loop":
             fan_out = self.fan_out_items(frame, local, task, component)
             if fan_out is not None:
@@ -201,6 +222,8 @@ class Walker:
         else:
             self.groups[key] = []
             self._add_member(frame, key, step=False)
+            if kind == "exit-handler":
+                self.exit_handlers[key] = ""
             if kind == "sub-pipeline":
                 self.notes.append(f"sub-pipeline '{key}' ({task['componentRef']['name']}) -> inlined, prefix '{key}-'")
             elif kind == "loop":
@@ -238,6 +261,12 @@ class Walker:
         self, frame: Frame, local: str, task: Mapping[str, Any], component: Mapping[str, Any], items: ParamSource
     ) -> None:
         key = frame.name(local)
+        if frame.exit_handler is not None:
+            raise unsupported(
+                key,
+                f"a dsl.ParallelFor run in one job inside dsl.ExitHandler '{frame.exit_handler}'",
+                "move the loop out of the handler, or loop over a literal list",
+            )
         runtime = not isinstance(items, Constant)
         plan = FanOutBuilder(self, frame, local, task, runtime).build(
             items, self.group_scope(frame, local, task), component
@@ -288,14 +317,17 @@ class Walker:
                     frame.condition,
                     key,
                     f"loop '{key}' item {index}",
+                    frame.exit_handler,
                 )
                 for index, item in enumerate(items)
             ]
         if kind == "sub-pipeline":
-            return [Frame(dag, scope, f"{frame.prefix}{local}-", frame.condition, key, f"sub-pipeline '{key}'")]
+            origin = f"sub-pipeline '{key}'"
+            return [Frame(dag, scope, f"{frame.prefix}{local}-", frame.condition, key, origin, frame.exit_handler)]
         if kind == "condition":
-            return [Frame(dag, scope, frame.prefix, key, None, frame.origin)]
-        return [Frame(dag, scope, frame.prefix, frame.condition, key, frame.origin)]
+            return [Frame(dag, scope, frame.prefix, key, None, frame.origin, frame.exit_handler)]
+        handler = key if kind == "exit-handler" else frame.exit_handler
+        return [Frame(dag, scope, frame.prefix, frame.condition, key, frame.origin, handler)]
 
     def group_scope(self, frame: Frame, local: str, task: Mapping[str, Any]) -> dict[str, Source]:
         key = frame.name(local)
@@ -351,7 +383,12 @@ class Walker:
         if "runtimeValue" in spec:
             return Constant(spec["runtimeValue"].get("constant"))
         if "taskFinalStatus" in spec:
-            raise unsupported(reader, f"input '{name}' reads PipelineTaskFinalStatus (dsl.ExitHandler)")
+            raise unsupported(
+                reader,
+                f"input '{name}' reads PipelineTaskFinalStatus (dsl.ExitHandler)",
+                "SageMaker gives a step no other step's final status; drop the parameter (the exit task still "
+                "runs after the handler, and the execution still ends Failed if a task in it failed)",
+            )
         raise unsupported(reader, f"input '{name}' uses {sorted(spec)}")
 
     def artifact(self, frame: Frame, reader: str, name: str, spec: Mapping[str, Any]) -> ArtifactSource:
@@ -514,6 +551,9 @@ class Walker:
                 f"task '{key}': two tasks get the same step name after inlining sub-pipelines and loops; "
                 "rename one of them"
             )
+        handler = self.exit_handler_of(frame, task)
+        if handler is not None:
+            self.exit_handlers[handler] = key
         try:
             plan = self._task_plan(frame, local, task, component, key, frame.condition)
         except OneOfBranches as branches:
@@ -609,6 +649,8 @@ class Walker:
             retry=task.get("retryPolicy"),
             executor=str(component.get("executorLabel", "")),
             origin=frame.origin,
+            exit_handler=frame.exit_handler,
+            exit_for=self.exit_handler_of(frame, task),
         )
 
 

@@ -140,6 +140,9 @@ class TaskPlan:
     executor: str = ""
     origin: str = ""  # how the task got here when inlined: "sub-pipeline 'x'", "loop 'for-loop-2' item 0"
     fan_out: FanOutPlan | None = None  # set for a dsl.ParallelFor run inside this one step
+    # inside a dsl.ExitHandler: the handler's key (the step records a failure instead of failing)
+    exit_handler: str | None = None
+    exit_for: str | None = None  # the dsl.ExitHandler this task is the exit task of
 
     def output_parameters(self) -> dict[str, Any]:
         return dict(self.component.get("outputDefinitions", {}).get("parameters", {}))
@@ -179,6 +182,12 @@ class PipelinePlan:
     notes: list[str] = field(default_factory=list)
     # a reader of dsl.OneOf -> its copies, one inside each branch's ConditionStep
     one_of: dict[str, list[str]] = field(default_factory=dict)
+    # dsl.ExitHandler group -> its exit task
+    exit_handlers: dict[str, str] = field(default_factory=dict)
+
+    def handler_tasks(self, handler: str) -> list[str]:
+        """The tasks inside a dsl.ExitHandler, which record their failure instead of failing."""
+        return sorted(key for key, task in self.tasks.items() if task.exit_handler == handler)
 
     def tasks_in(self, key: str) -> list[str]:
         """Every task inside `key` (a task, a condition or a group), at any depth."""
@@ -281,10 +290,33 @@ def _validate(plan: PipelinePlan) -> None:
                     f"condition input '{name}' is an output parameter of training task '{ref.task}' "
                     "(no PropertyFile on TrainingStep)",
                 )
+    _validate_exit_handlers(plan)
     for task in plan.tasks.values():
         for dep in task.depends_on:
             if dep in plan.one_of:
                 raise unsupported(task.key, f"runs after '{dep}', which reads a dsl.OneOf", _ONE_OF_COPIES)
+
+
+def _validate_exit_handlers(plan: PipelinePlan) -> None:
+    """What the exit-handler translation cannot keep honest: a training task's failure (no outputs.json
+    to record it in), and a task outside the handler reading a task inside it (it would get stand-ins)."""
+    for task in plan.tasks.values():
+        if task.exit_handler is not None and task.kind == "training":
+            raise unsupported(
+                task.key,
+                f"a training task inside dsl.ExitHandler '{task.exit_handler}'",
+                "a TrainingStep has no outputs.json to record its failure in, so the exit task could not run after "
+                "it; train outside the handler, or return the Model from a processing task",
+            )
+        for name, source in [*task.parameters.items(), *task.artifacts.items()]:
+            for producer in _producers(source):
+                inside = plan.tasks[producer.task].exit_handler if producer.task in plan.tasks else None
+                if inside is not None and task.exit_handler != inside:
+                    raise unsupported(
+                        task.key,
+                        f"input '{name}' reads '{producer.task}' from inside dsl.ExitHandler '{inside}'",
+                        "a task inside the handler that failed leaves stand-in outputs; read it inside the handler",
+                    )
 
 
 def plan_pipeline(spec: dict[str, Any]) -> PipelinePlan:
@@ -313,6 +345,7 @@ def plan_pipeline(spec: dict[str, Any]) -> PipelinePlan:
         imports=walker.imports,
         notes=walker.notes,
         one_of=walker.one_of_copies,
+        exit_handlers=walker.exit_handlers,
     )
     _validate(plan)
     return plan

@@ -249,7 +249,7 @@ def collect_outputs(spec: dict[str, Any], executor_input: dict[str, Any]) -> dic
 # Options the compiler emits with a fixed number of values. A value may start with '-' (a negative
 # number such as -1e-05, or any string), which argparse would take for an option, so these are
 # split off verbatim before argparse parses the rest.
-_VALUE_OPTIONS = {"--param": 2, "--data-param": 3, "--param-item": 3}
+_VALUE_OPTIONS = {"--param": 2, "--data-param": 3, "--param-item": 3, "--upstream-status": 2}
 
 
 def split_value_options(argv: list[str]) -> tuple[list[str], dict[str, list[list[str]]]]:
@@ -278,6 +278,8 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--spec-dir", required=True, type=Path)
     parser.add_argument(DIGEST_FLAG, required=True, dest="spec_sha256", metavar="HEX")
     parser.add_argument("--workdir", type=Path, default=None)
+    # inside a dsl.ExitHandler: record a failure in outputs.json and end the job successfully
+    parser.add_argument("--continue-on-failure", action="store_true")
     try:
         rest, values = split_value_options(list(sys.argv[1:] if argv is None else argv))
     except ValueError as exc:
@@ -286,6 +288,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     args.param = {name: value for name, value in values["--param"]}
     args.data_param = {name: (directory, uri) for name, directory, uri in values["--data-param"]}
     args.param_item = values["--param-item"]
+    args.upstream_status = {name: status for name, status in values["--upstream-status"]}
     return args
 
 
@@ -309,6 +312,37 @@ def _readable_folders(spec: dict[str, Any], data_params: dict[str, tuple[str, st
     return folders
 
 
+def stand_in_outputs(spec: dict[str, Any], status: str, reason: str) -> dict[str, Any]:
+    """outputs.json of a task inside a dsl.ExitHandler that failed or was skipped.
+
+    Every declared output parameter gets an empty value of its type and every output artifact an
+    empty file, so the steps after it still resolve their JsonGets and S3 inputs (SageMaker fails a
+    step whose input prefix is empty); they see `status` and skip themselves."""
+    empty = {"STRING": "", "NUMBER_INTEGER": 0, "NUMBER_DOUBLE": 0.0, "BOOLEAN": False, "LIST": "[]", "STRUCT": "{}"}
+    declared = spec["component"].get("outputDefinitions", {}).get("parameters", {})
+    for art in spec["output_artifacts"].values():
+        path = Path(art["path"])
+        if not path.exists() and not path.is_symlink():
+            write_new_file(path, "")
+    return {
+        "task": spec["task"],
+        "parameters": {name: empty.get(p.get("parameterType", "STRING"), "") for name, p in declared.items()},
+        "artifacts": {},
+        "status": status,
+        "failure": reason,
+    }
+
+
+def _record_instead_of_failing(spec: dict[str, Any], status: str, reason: str) -> int:
+    print(f"kubesage shim: task '{spec['task']}' {status} ({reason}); recorded for the exit handler", file=sys.stderr)
+    try:
+        write_new_file(Path(spec["outputs_file"]), json.dumps(stand_in_outputs(spec, status, reason), indent=2))
+    except RunnerError as exc:
+        print(f"kubesage shim: task '{spec['task']}': {exc}", file=sys.stderr)
+        return exc.exit_code
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
     try:
@@ -316,6 +350,9 @@ def main(argv: list[str] | None = None) -> int:
     except SpecIntegrityError as exc:
         print(f"kubesage shim: task '{args.task}': {exc}", file=sys.stderr)
         return exc.exit_code
+    not_ok = sorted(name for name, status in args.upstream_status.items() if status != "succeeded")
+    if not_ok:
+        return _record_instead_of_failing(spec, "skipped", f"upstream {', '.join(not_ok)} did not succeed")
     workdir = args.workdir or Path("/tmp/kubesage-task")
     (workdir / "parameters").mkdir(parents=True, exist_ok=True)
     for art in spec["output_artifacts"].values():
@@ -356,9 +393,11 @@ def main(argv: list[str] | None = None) -> int:
         return result.exit_code
     if result.returncode != 0:
         print(f"kubesage shim: task '{args.task}' exited with {result.returncode}", file=sys.stderr)
+        if args.continue_on_failure:
+            return _record_instead_of_failing(spec, "failed", f"exited with {result.returncode}")
         return result.exit_code
     try:
-        outputs = collect_outputs(spec, executor_input)
+        outputs = {**collect_outputs(spec, executor_input), "status": "succeeded"}
         write_new_file(Path(spec["outputs_file"]), json.dumps(outputs, indent=2, sort_keys=True))
     except RunnerError as exc:
         print(f"kubesage shim: task '{args.task}': {exc}", file=sys.stderr)

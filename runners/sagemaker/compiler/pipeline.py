@@ -14,6 +14,7 @@ from kubesage.runners.sagemaker import platform
 from kubesage.runners.sagemaker.compiler import explain
 from kubesage.runners.sagemaker.compiler.conditions import condition_steps
 from kubesage.runners.sagemaker.compiler.context import BuildContext
+from kubesage.runners.sagemaker.compiler.exit_handler import handler_line, status_steps
 from kubesage.runners.sagemaker.compiler.fanout import fan_out_line
 from kubesage.runners.sagemaker.compiler.order import topological
 from kubesage.runners.sagemaker.compiler.parameters import (
@@ -142,6 +143,8 @@ def _build(plan: PipelinePlan, config: SageMakerConfig, session: Any) -> _Built:
     report += [explain.condition_line(key, plan.conditions[key]) for key in conditions]
     top = [step for key, task in sorted(plan.tasks.items()) if task.group is None for step in steps_of(key)]
     top += [conditions[k] for k, c in sorted(plan.conditions.items()) if c.group is None]
+    top += status_steps(ctx)
+    report += [handler_line(plan, handler) for handler in sorted(plan.exit_handlers)]
     pipeline = Pipeline(
         name=ctx.name,
         parameters=[parameters[n] for n in sorted(parameters)],

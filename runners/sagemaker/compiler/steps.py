@@ -181,6 +181,7 @@ def retry_policies(task: TaskPlan) -> list[Any] | None:
 def cache_config(ctx: BuildContext, task: TaskPlan) -> Any:
     from sagemaker.mlops.workflow.steps import CacheConfig
 
-    if not task.caching:
+    # a task inside a dsl.ExitHandler ends "successfully" when its component failed: never cache that
+    if not task.caching or task.exit_handler is not None:
         return None
     return CacheConfig(enable_caching=True, expire_after=ctx.config.cache_expire_after)

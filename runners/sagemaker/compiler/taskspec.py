@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kubesage.runners.sagemaker.compiler.context import BuildContext
+from kubesage.runners.sagemaker.compiler.exit_handler import handler_arguments
 from kubesage.runners.sagemaker.compiler.fanout import collected_artifact_file, fan_out_spec
 from kubesage.runners.sagemaker.fetch import fetched_name
 from kubesage.runners.sagemaker.compiler.layout import MODEL_DIR, OUTPUTS_FILE, OUTPUTS_NAME, SPEC_CHANNEL, data_channel
@@ -111,7 +112,7 @@ def shim_arguments(ctx: BuildContext, task: TaskPlan, in_root: str, digest: str)
                 args += ["--param-item", name, item_type, ctx.parameter_value(task.key, item)]
         else:
             args += ["--param", name, ctx.parameter_value(task.key, source)]
-    return args
+    return args + handler_arguments(ctx, task)
 
 
 def shim_environment(ctx: BuildContext, task: TaskPlan) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from kfp import compiler
 from kubesage.errors import UnsupportedFeatureError
 from kubesage.runners.sagemaker.compiler import CompiledPipeline
 from kubesage.runners.sagemaker.config import SageMakerConfig
-from tests.corpus.sagemaker import conditions, importers, loops
+from tests.corpus.sagemaker import conditions, importers, loops, nested
 from tests.unit.runners.sagemaker.ir_file import compile_file
 
 CONFIG = SageMakerConfig(bucket="kubesage-translations")
@@ -123,3 +123,37 @@ def test_an_https_import_under_network_isolation_is_refused_with_what_to_do(tmp_
         "task 'count-lines': input 'data' is fetched from https://example.com/rows.csv by the job, "
         "which enable_network_isolation cuts off; copy it to S3 and import the s3:// URI, or turn isolation off"
     )
+
+
+def test_an_exit_handler_records_failures_runs_its_exit_task_then_fails_the_execution(tmp_path: Path) -> None:
+    steps = _steps(_compile(nested.exit_handler_chain, tmp_path))
+
+    def args(name: str) -> list[Any]:
+        return list(steps[name]["Arguments"]["AppSpecification"]["ContainerArguments"])
+
+    def status(task: str) -> dict[str, Any]:
+        return {"Std:JsonGet": {"PropertyFile": {"Get": f"Steps.{task}.PropertyFiles.{task}-outputs"}, "Path": "status"}}
+
+    assert "--continue-on-failure" in args("make-data") and "--upstream-status" not in args("make-data")
+    counted = args("count-lines")
+    assert counted[counted.index("--upstream-status") + 1 : counted.index("--upstream-status") + 3] == [
+        "make-data",
+        _text(status("make-data")),
+    ]
+    assert all("CacheConfig" not in steps[t] for t in ("make-data", "count-lines", "echo"))
+    assert "--continue-on-failure" not in args("say")
+    assert sorted(steps["say"]["DependsOn"]) == ["count-lines", "echo", "make-data"]
+    gate = steps["exit-handler-1-status"]
+    assert gate["DependsOn"] == ["say"]
+    assert gate["Arguments"]["IfSteps"] == []
+    assert [c["LeftValue"] for c in gate["Arguments"]["Conditions"]] == [
+        status("count-lines"), status("echo"), status("make-data")
+    ]
+    assert {c["RightValue"] for c in gate["Arguments"]["Conditions"]} == {"succeeded"}
+    (fail,) = gate["Arguments"]["ElseSteps"]
+    assert fail["Type"] == "Fail" and fail["Name"] == "exit-handler-1-failed"
+    assert fail["Arguments"]["ErrorMessage"]["Std:Join"]["Values"][:3] == [
+        "tasks inside dsl.ExitHandler 'exit-handler-1' did not all succeed:",
+        "count-lines:",
+        status("count-lines"),
+    ]
