@@ -130,7 +130,9 @@ class FanOutBuilder:
             raise unsupported(self.key, f"a runtime dsl.ParallelFor whose body holds a {kind} ('{local}')", _BODY_HINT)
         executor = self.walker.executor(local, component)
         if "container" not in executor:
-            raise unsupported(self.key, f"a runtime dsl.ParallelFor whose body holds '{local}' ({sorted(executor)})", _BODY_HINT)
+            raise unsupported(
+                self.key, f"a runtime dsl.ParallelFor whose body holds '{local}' ({sorted(executor)})", _BODY_HINT
+            )
         for where in ("inputDefinitions", "outputDefinitions"):
             for name, art in component.get(where, {}).get("artifacts", {}).items():
                 if art.get("isArtifactList"):

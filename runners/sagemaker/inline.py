@@ -424,7 +424,8 @@ class Walker:
         inner = selector.get("valueFromParameter", {})
         if self.group_kind(task) == "loop" and self.fan_out_items(frame, producer, task, component) is not None:
             return TaskOutputParam(
-                frame.name(producer), collected_key(inner.get("producerSubtask", ""), inner.get("outputParameterKey", ""))
+                frame.name(producer),
+                collected_key(inner.get("producerSubtask", ""), inner.get("outputParameterKey", "")),
             )
         children = self.child_frames(frame, producer, task, component)
         values = [
@@ -454,12 +455,12 @@ class Walker:
                 "(malformed pipeline IR); recompile the pipeline with kfp.compiler"
             )
         selectors = selector.get("artifactSelectors", [])
-        if self.group_kind(task) == "loop" and len(selectors) == 1:
-            if self.fan_out_items(frame, producer, task, component) is not None:
-                inner = selectors[0]
-                folder = collected_folder(inner.get("producerSubtask", ""), inner.get("outputArtifactKey", ""))
-                self.fan_out_folders.add(frame.name(producer))
-                return TaskOutputArtifact(frame.name(producer), folder)
+        fans_out = self.group_kind(task) == "loop" and self.fan_out_items(frame, producer, task, component) is not None
+        if fans_out and len(selectors) == 1:
+            inner = selectors[0]
+            folder = collected_folder(inner.get("producerSubtask", ""), inner.get("outputArtifactKey", ""))
+            self.fan_out_folders.add(frame.name(producer))
+            return TaskOutputArtifact(frame.name(producer), folder)
         if self.group_kind(task) == "loop":
             raise unsupported(
                 reader,
@@ -525,7 +526,8 @@ class Walker:
             raise unsupported(
                 key,
                 f"dsl.importer of {uri.value!r} ({scheme})",
-                "SageMaker steps read s3:// inputs or fetch https:// URLs; copy the object to S3 and import its s3:// URI",
+                "SageMaker steps read s3:// inputs or fetch https:// URLs; "
+                "copy the object to S3 and import its s3:// URI",
             )
         sha256 = spec.get("metadata", {}).get("sha256")
         if sha256 is not None and not (isinstance(sha256, str) and re.fullmatch(r"[0-9a-f]{64}", sha256)):
@@ -612,7 +614,13 @@ class Walker:
         return key in members or any(self._inside(key, m) for m in members if m in self.groups or m in self.conditions)
 
     def _task_plan(
-        self, frame: Frame, local: str, task: Mapping[str, Any], component: Mapping[str, Any], key: str, group: str | None
+        self,
+        frame: Frame,
+        local: str,
+        task: Mapping[str, Any],
+        component: Mapping[str, Any],
+        key: str,
+        group: str | None,
     ) -> TaskPlan:
         executor = self.executor(local, component)
         inputs = task.get("inputs", {})
@@ -653,12 +661,12 @@ class Walker:
             exit_for=self.exit_handler_of(frame, task),
         )
 
-
     def _is_collected_folder(self, source: ArtifactSource | None) -> bool:
         """An artifact list gathered by a fan-out step: one folder, `<i>/` per item."""
         if not isinstance(source, TaskOutputArtifact):
             return False
         return source.task in self.fan_out_folders
+
 
 class OneOfBranches(Exception):  # noqa: N818 (a signal inside the walk, never shown to a user)
     """A task reads a dsl.OneOf whose branch is not chosen yet: it is copied into each branch."""

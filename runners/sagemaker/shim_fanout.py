@@ -133,7 +133,9 @@ class FanOut:
         return {
             "inputs": {"parameterValues": values, "artifacts": artifacts},
             "outputs": {
-                "parameters": {n: {"outputFile": str(workdir / "parameters" / n)} for n in outputs.get("parameters", {})},
+                "parameters": {
+                    n: {"outputFile": str(workdir / "parameters" / n)} for n in outputs.get("parameters", {})
+                },
                 "artifacts": {
                     n: {
                         "artifacts": [
@@ -154,7 +156,11 @@ class FanOut:
     def command(self, run: ItemRun, body: Mapping[str, Any], executor_input: dict[str, Any]) -> list[str]:
         from kubesage.runners.sagemaker.shim import resolve_command
 
-        task_spec = {**body, "pipeline": self.spec["pipeline"], "task": f"{self.spec['task']}-{run.index}-{body['task']}"}
+        task_spec = {
+            **body,
+            "pipeline": self.spec["pipeline"],
+            "task": f"{self.spec['task']}-{run.index}-{body['task']}",
+        }
         return resolve_command(task_spec, executor_input)
 
     def prepare(self, runs: list[ItemRun]) -> list[Path]:
@@ -184,7 +190,7 @@ class FanOut:
 
 def _popen(command: list[str], env: Mapping[str, str], account: Account | None) -> subprocess.Popen[bytes]:
     user = {"user": account.uid, "group": account.gid, "extra_groups": []} if account else {}
-    return subprocess.Popen(command, env=dict(env), **user)  # type: ignore[call-overload,no-any-return]
+    return subprocess.Popen(command, env=dict(env), **user)  # type: ignore[call-overload]
 
 
 def _start_next(fan: FanOut, run: ItemRun, env: Mapping[str, str], account: Account | None) -> None:

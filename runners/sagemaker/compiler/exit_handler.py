@@ -63,7 +63,9 @@ def status_steps(ctx: BuildContext) -> list[Any]:
             statuses += [f"{task}:", status_of(ctx, task)]
         fail = FailStep(
             name=f"{handler}-failed",
-            error_message=Join(on=" ", values=[f"tasks inside dsl.ExitHandler '{handler}' did not all succeed:", *statuses]),
+            error_message=Join(
+                on=" ", values=[f"tasks inside dsl.ExitHandler '{handler}' did not all succeed:", *statuses]
+            ),
         )
         steps.append(
             ConditionStep(

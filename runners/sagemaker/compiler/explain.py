@@ -13,7 +13,6 @@ from kubesage.runners.sagemaker.ir import (
     JSON_TYPES,
     Collected,
     ConditionPlan,
-    Constant,
     ImportedArtifact,
     PipelineParam,
     PipelinePlan,

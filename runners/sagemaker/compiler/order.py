@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 from kubesage.errors import UnsupportedFeatureError
-from kubesage.runners.sagemaker.ir import Collected, ImportedArtifact, PipelinePlan, TaskOutputArtifact, TaskOutputParam, TaskPlan
+from kubesage.runners.sagemaker.ir import (
+    Collected,
+    ImportedArtifact,
+    PipelinePlan,
+    TaskOutputArtifact,
+    TaskOutputParam,
+    TaskPlan,
+)
 
 
 def data_producers(task: TaskPlan) -> set[str]:

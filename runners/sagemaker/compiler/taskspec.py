@@ -13,9 +13,9 @@ from typing import Any
 from kubesage.runners.sagemaker.compiler.context import BuildContext
 from kubesage.runners.sagemaker.compiler.exit_handler import handler_arguments
 from kubesage.runners.sagemaker.compiler.fanout import collected_artifact_file, fan_out_spec
-from kubesage.runners.sagemaker.fetch import fetched_name
 from kubesage.runners.sagemaker.compiler.layout import MODEL_DIR, OUTPUTS_FILE, OUTPUTS_NAME, SPEC_CHANNEL, data_channel
 from kubesage.runners.sagemaker.compiler.parameters import TRACKING_PARAMETERS
+from kubesage.runners.sagemaker.fetch import fetched_name
 from kubesage.runners.sagemaker.integrity import DIGEST_FLAG, spec_bytes, spec_digest
 from kubesage.runners.sagemaker.ir import Collected, Constant, ImportedArtifact, PipelineParam, TaskPlan
 from kubesage.tracking.contract import ENV_RUNNER

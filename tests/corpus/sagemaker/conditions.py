@@ -139,10 +139,16 @@ CORPUS: list[Case] = [
     (
         one_of_parameter,
         Translates(
-            "flip", "condition-2", "condition-3", "say", "say-2", "say-3-condition-2", "say-3-condition-3",
+            "flip",
+            "condition-2",
+            "condition-3",
+            "say",
+            "say-2",
+            "say-3-condition-2",
+            "say-3-condition-3",
             report=("read by 'say-3' -> one copy per branch (say-3-condition-2, say-3-condition-3)",),
         ),
-    ),  # fmt: skip
+    ),
     (
         one_of_artifact,
         Translates(
@@ -152,17 +158,29 @@ CORPUS: list[Case] = [
     (
         one_of_three_branches,
         Translates(
-            "condition-2", "condition-3", "condition-4", "echo", "echo-2", "echo-3",
-            "echo-4-condition-2", "echo-4-condition-3", "echo-4-condition-4",
+            "condition-2",
+            "condition-3",
+            "condition-4",
+            "echo",
+            "echo-2",
+            "echo-3",
+            "echo-4-condition-2",
+            "echo-4-condition-3",
+            "echo-4-condition-4",
         ),
-    ),  # fmt: skip
+    ),
     (
         one_of_from_sub_pipeline,
         Translates(
-            "pick-flip", "pick-condition-2", "pick-condition-3", "pick-say", "pick-say-2",
-            "say-pick-condition-2", "say-pick-condition-3",
+            "pick-flip",
+            "pick-condition-2",
+            "pick-condition-3",
+            "pick-say",
+            "pick-say-2",
+            "say-pick-condition-2",
+            "say-pick-condition-3",
         ),
-    ),  # fmt: skip
+    ),
     (
         one_of_read_downstream,
         Refused(r"task 'say-4': input 'text' reads 'say-3', which reads a dsl.OneOf.*move this task into the branches"),

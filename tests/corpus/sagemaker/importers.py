@@ -83,8 +83,8 @@ CORPUS: list[Case] = [
     (
         import_gcs,
         Refused(
-            r"^task 'importer': dsl.importer of 'gs://corpus-bucket/rows.csv' \(gs://\) cannot be compiled to SageMaker "
-            r"Pipelines; SageMaker steps read s3:// inputs or fetch https:// URLs; copy the object to S3"
+            r"^task 'importer': dsl.importer of 'gs://corpus-bucket/rows.csv' \(gs://\) cannot be compiled to "
+            r"SageMaker Pipelines; SageMaker steps read s3:// inputs or fetch https:// URLs; copy the object to S3"
         ),
     ),
     (import_http, Refused(r"task 'importer': dsl.importer of 'http://example.com/rows.csv' \(http://\)")),
@@ -93,7 +93,9 @@ CORPUS: list[Case] = [
         Translates(
             "count-lines",
             "fit",
-            report=(f"each consumer's job fetches the URL before its task starts, checked against sha256 {ROWS_SHA256}",),
+            report=(
+                f"each consumer's job fetches the URL before its task starts, checked against sha256 {ROWS_SHA256}",
+            ),
         ),
     ),
     (import_https_unchecked, Translates("count-lines", report=("unchecked (no sha256 in metadata)",))),

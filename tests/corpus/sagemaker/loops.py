@@ -129,7 +129,9 @@ CORPUS: list[Case] = [
     (runtime_loop_dict_items, Translates("for-loop-1", report=("as many items at once as the instance has cores",))),
     (
         runtime_loop_with_condition,
-        Refused(r"task 'for-loop-1': a runtime dsl.ParallelFor whose body holds a condition \('condition-2'\).*tasks only"),
+        Refused(
+            r"task 'for-loop-1': a runtime dsl.ParallelFor whose body holds a condition \('condition-2'\).*tasks only"
+        ),
     ),
     (runtime_loop_nested, Refused(r"task 'for-loop-1': a runtime dsl.ParallelFor whose body holds a loop")),
     (runtime_loop_reads_upstream_artifact, Translates("make-data", "numbers", "for-loop-1")),

@@ -84,9 +84,8 @@ def exit_handler_training(n: int = 3) -> None:
 
 @dsl.pipeline(name="exit-handler-condition")
 def exit_handler_condition(n: int = 3) -> None:
-    with dsl.ExitHandler(say(text="cleanup")):
-        with dsl.If(n > 1):  # noqa: SIM117
-            echo(x=n)
+    with dsl.ExitHandler(say(text="cleanup")), dsl.If(n > 1):
+        echo(x=n)
 
 
 @dsl.component(base_image="python:3.11", install_kfp_package=False)
@@ -118,7 +117,16 @@ CORPUS: list[Case] = [
     (sub_pipeline_in_condition, Translates("condition-1", "inner-echo", "inner-condition-1", "inner-echo-2")),
     (sub_pipeline_artifact, Translates("data-maker-make-data", "count-lines")),
     (after_sub_pipeline, Translates("inner-echo", "inner-condition-1", "inner-echo-2", "say")),
-    (exit_handler, Translates("echo", "say", "exit-handler-1-status", "exit-handler-1-failed", report=("exit task 'say' runs after them all",))),
+    (
+        exit_handler,
+        Translates(
+            "echo",
+            "say",
+            "exit-handler-1-status",
+            "exit-handler-1-failed",
+            report=("exit task 'say' runs after them all",),
+        ),
+    ),
     (
         exit_handler_chain,
         Translates(
@@ -133,5 +141,8 @@ CORPUS: list[Case] = [
     ),
     (exit_handler_training, Refused(r"task 'fit': a training task inside dsl.ExitHandler 'exit-handler-1'")),
     (exit_handler_condition, Refused(r"task 'condition-2': a dsl.If inside dsl.ExitHandler 'exit-handler-1'")),
-    (exit_handler_final_status, Refused(r"task 'report': input 'status' reads PipelineTaskFinalStatus.*drop the parameter")),
+    (
+        exit_handler_final_status,
+        Refused(r"task 'report': input 'status' reads PipelineTaskFinalStatus.*drop the parameter"),
+    ),
 ]

@@ -53,7 +53,8 @@ def _specs(tmp_path: Path) -> dict[str, dict[str, Any]]:
     return {
         task["task"]: task
         for task in (
-            json.loads(body.decode().replace("/opt/ml", root)) for body in compile_file(ir, SageMakerConfig()).assets.values()
+            json.loads(body.decode().replace("/opt/ml", root))
+            for body in compile_file(ir, SageMakerConfig()).assets.values()
         )
     }
 
@@ -94,7 +95,9 @@ def test_a_failing_task_in_a_handler_records_its_failure_with_stand_in_outputs(t
     assert (tmp_path / "opt-ml" / "processing" / "output" / "data" / "data").read_text() == ""
 
 
-def test_a_task_reading_a_failed_one_is_skipped_without_running(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_task_reading_a_failed_one_is_skipped_without_running(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     specs = _specs(tmp_path)
     code = _run(specs["after"], tmp_path, "--param", "x", "0", "--continue-on-failure", "--upstream-status", "boom",
                 "failed")  # fmt: skip

@@ -111,7 +111,9 @@ def test_runtime_loop_runs_each_item_and_gathers_as_collected_expects(
     assert [(folder / str(i) / "data").read_text().count("\n") for i in range(3)] == [3, 1, 2]
 
     # the consumer of dsl.Collected(counted.output) gets the list through JsonGet, as text
-    assert _run(specs["add-up"], spec_dir, tmp_path / "w2", "--param", "xs", outputs["parameters"]["lines__Output"]) == 0
+    assert (
+        _run(specs["add-up"], spec_dir, tmp_path / "w2", "--param", "xs", outputs["parameters"]["lines__Output"]) == 0
+    )
     summed = json.loads((ml / "output" / "kubesage-outputs" / "outputs.json").read_text())
     assert summed["parameters"]["Output"] == 60
 

@@ -47,7 +47,12 @@ def test_a_runtime_loop_is_one_uncached_step_reading_the_items_through_jsonget(t
     at = args.index("kubesage-items")
     assert args[at - 1] == "--param"
     assert args[at + 1] == _text(
-        {"Std:JsonGet": {"PropertyFile": {"Get": "Steps.numbers.PropertyFiles.numbers-outputs"}, "Path": "parameters.Output"}}
+        {
+            "Std:JsonGet": {
+                "PropertyFile": {"Get": "Steps.numbers.PropertyFiles.numbers-outputs"},
+                "Path": "parameters.Output",
+            }
+        }
     )
 
 
@@ -71,7 +76,10 @@ def test_collected_artifacts_are_one_prefix_read_by_the_consumer(tmp_path: Path)
     assert _inputs(steps["count-all"])["datasets"] == {
         "Std:Join": {
             "On": "",
-            "Values": [{"Get": "Steps.for-loop-2.ProcessingOutputConfig.Outputs['make-data-data'].S3Output.S3Uri"}, "/"],
+            "Values": [
+                {"Get": "Steps.for-loop-2.ProcessingOutputConfig.Outputs['make-data-data'].S3Output.S3Uri"},
+                "/",
+            ],
         }
     }
 
@@ -111,7 +119,10 @@ def test_an_https_import_has_no_channel_and_a_computed_uri_is_a_jsonget_channel(
     assert {c["ChannelName"] for c in steps["fit"]["Arguments"]["InputDataConfig"]} == {"kubesage-spec"}
     computed = _steps(_compile(importers.import_computed_uri, tmp_path))
     assert _inputs(computed["count-lines"])["data"] == {
-        "Std:JsonGet": {"PropertyFile": {"Get": "Steps.locate.PropertyFiles.locate-outputs"}, "Path": "parameters.Output"}
+        "Std:JsonGet": {
+            "PropertyFile": {"Get": "Steps.locate.PropertyFiles.locate-outputs"},
+            "Path": "parameters.Output",
+        }
     }
 
 
@@ -132,7 +143,9 @@ def test_an_exit_handler_records_failures_runs_its_exit_task_then_fails_the_exec
         return list(steps[name]["Arguments"]["AppSpecification"]["ContainerArguments"])
 
     def status(task: str) -> dict[str, Any]:
-        return {"Std:JsonGet": {"PropertyFile": {"Get": f"Steps.{task}.PropertyFiles.{task}-outputs"}, "Path": "status"}}
+        return {
+            "Std:JsonGet": {"PropertyFile": {"Get": f"Steps.{task}.PropertyFiles.{task}-outputs"}, "Path": "status"}
+        }
 
     assert "--continue-on-failure" in args("make-data") and "--upstream-status" not in args("make-data")
     counted = args("count-lines")
@@ -147,7 +160,9 @@ def test_an_exit_handler_records_failures_runs_its_exit_task_then_fails_the_exec
     assert gate["DependsOn"] == ["say"]
     assert gate["Arguments"]["IfSteps"] == []
     assert [c["LeftValue"] for c in gate["Arguments"]["Conditions"]] == [
-        status("count-lines"), status("echo"), status("make-data")
+        status("count-lines"),
+        status("echo"),
+        status("make-data"),
     ]
     assert {c["RightValue"] for c in gate["Arguments"]["Conditions"]} == {"succeeded"}
     (fail,) = gate["Arguments"]["ElseSteps"]
