@@ -201,7 +201,11 @@ def _start_next(fan: FanOut, run: ItemRun, env: Mapping[str, str], account: Acco
     except (ValueError, KeyError) as exc:
         run.failure = f"task '{body['task']}': {exc}"
         return
-    run.process = _popen(command, {**env, **body["env"]}, account)
+    from kubesage.tracking import ENV_STEP_RUN_ID_FILE
+
+    # each item's task opens its own MLflow run: one run-id file per process, not the step's shared one
+    run_id_file = str(fan.body_dir(run, body["task"]) / "mlflow-run-id")
+    run.process = _popen(command, {**env, **body["env"], ENV_STEP_RUN_ID_FILE: run_id_file}, account)
 
 
 def _finish(fan: FanOut, run: ItemRun, returncode: int) -> None:
