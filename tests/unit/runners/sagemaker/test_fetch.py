@@ -96,3 +96,45 @@ def test_fetch_inputs_fills_each_fetched_channel_folder(server: str, tmp_path: P
     assert lines == [f"input 'data': fetched {server}/rows.csv (sha256 {DIGEST}, checked)"]
     assert (tmp_path / "data" / "rows.csv").read_bytes() == BODY
     assert not (tmp_path / "other").exists()
+
+
+def test_the_shim_fetches_before_the_task_and_refuses_a_changed_file(
+    server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Through `shim.main`, as a compiled step runs: the task counts the fetched rows, or never starts."""
+    import json
+    import os
+    import sys
+
+    from kfp import compiler
+
+    from kubesage.runners.sagemaker import shim
+    from kubesage.runners.sagemaker.config import SageMakerConfig
+    from kubesage.runners.sagemaker.integrity import spec_bytes, spec_digest
+    from tests.corpus.sagemaker.importers import import_https_checked
+    from tests.unit.runners.sagemaker.ir_file import compile_file
+
+    monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("KUBESAGE_STEP_USER", "root")
+    ir = tmp_path / "p.yaml"
+    compiler.Compiler().compile(import_https_checked, str(ir))
+    specs = [json.loads(b) for b in compile_file(ir, SageMakerConfig()).assets.values()]
+    (task,) = [s for s in specs if s["task"] == "count-lines"]
+    task = json.loads(json.dumps(task).replace("/opt/ml", str(tmp_path / "ml")))
+    fetched = task["input_artifacts"]["data"]["fetch"]
+    fetched["url"] = f"{server}/data/rows.csv"  # the test server speaks http; the compiler admits https only
+
+    def run(sha256: str) -> int:
+        fetched["sha256"] = sha256
+        body = spec_bytes(task)
+        (tmp_path / "spec").mkdir(exist_ok=True)
+        (tmp_path / "spec" / "count-lines.json").write_bytes(body)
+        argv = ["--task", "count-lines", "--spec-dir", str(tmp_path / "spec"), "--spec-sha256", spec_digest(body)]
+        return shim.main([*argv, "--workdir", str(tmp_path / "w")])
+
+    assert run("1" * 64) == 2
+    assert f"has sha256 {DIGEST}, not {'1' * 64}" in capsys.readouterr().err
+    assert not (tmp_path / "ml" / "processing" / "output" / "kubesage-outputs" / "outputs.json").exists()
+    assert run(DIGEST) == 0
+    outputs = json.loads((tmp_path / "ml" / "processing" / "output" / "kubesage-outputs" / "outputs.json").read_text())
+    assert outputs["parameters"] == {"Output": 3}
