@@ -246,7 +246,10 @@ def run_items(
             while waiting and len(active) < limit and not received:
                 active.append(waiting.pop(0))
             for run in list(active):
-                if run.process is None and run.failure is None and run.next_task < len(fan.plan["body"]):
+                idle = run.process is None and run.failure is None and run.next_task < len(fan.plan["body"])
+                if idle and received:  # stopped: start nothing more
+                    run.failure = f"stopped by {signal.Signals(received[0]).name} before its next task"
+                elif idle:
                     _start_next(fan, run, env, account)
                 if run.process is not None and (code := run.process.poll()) is not None:
                     _finish(fan, run, code)

@@ -172,3 +172,34 @@ def test_items_and_fields_arrive_as_the_body_declares_them() -> None:
         item_field({"a": 1}, "b")
     with pytest.raises(ValueError, match="not a list"):
         loop_items('{"a": 1}')
+
+
+def test_a_stop_reaches_every_running_item_and_starts_nothing_more(tmp_path: Path) -> None:
+    """SIGTERM (StopPipelineExecution) while items run: forwarded to them, the step ends as 128 + 15."""
+    import signal
+    import subprocess
+    import time
+
+    specs = _specs(tmp_path)
+    fan = specs["for-loop-1"]
+    # the body's first task sleeps, so the stop arrives while the first two items run
+    fan["fan_out"]["body"][0]["command"] = ["python3", "-c", "import time; time.sleep(30)"]
+    fan["fan_out"]["body"][0]["args"] = []
+    spec_dir = tmp_path / "spec"
+    spec_dir.mkdir()
+    body = spec_bytes(fan)
+    (spec_dir / "for-loop-1.json").write_bytes(body)
+    argv = [sys.executable, "-m", "kubesage.runners.sagemaker.shim", "--task", "for-loop-1", "--spec-dir",
+            str(spec_dir), "--spec-sha256", spec_digest(body), "--workdir", str(tmp_path / "w"),
+            "--param", "kubesage-items", "[1, 2, 3]", "--param", "lines.scale", "1"]  # fmt: skip
+    started = time.monotonic()
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    assert "3 items, up to 2 at once" in proc.stdout.readline()
+    time.sleep(1)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=20)
+    assert proc.returncode == 128 + signal.SIGTERM
+    assert "fan-out 'for-loop-1' stopped by SIGTERM" in err
+    assert time.monotonic() - started < 20  # the sleeping items were stopped, not waited for
+    assert not (tmp_path / "w" / "items" / "2" / "rows" / "executor_output.json").exists()
