@@ -222,8 +222,8 @@ class Walker:
         else:
             self.groups[key] = []
             self._add_member(frame, key, step=False)
-            if kind == "exit-handler":
-                self.exit_handlers[key] = ""
+            if kind == "exit-handler":  # its exit task may have been walked first (tasks go by name)
+                self.exit_handlers.setdefault(key, "")
             if kind == "sub-pipeline":
                 self.notes.append(f"sub-pipeline '{key}' ({task['componentRef']['name']}) -> inlined, prefix '{key}-'")
             elif kind == "loop":

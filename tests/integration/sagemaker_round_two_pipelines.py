@@ -4,7 +4,8 @@
 
 `runtime_fan_out` loops over a list a task computes (a runtime dsl.ParallelFor, compiled into one
 fan-out step), gathers a parameter and an artifact per item with dsl.Collected; `one_of` reads
-whichever dsl.If/Elif/Else branch ran through dsl.OneOf (compiled into one copy per branch).
+whichever dsl.If/Elif/Else branch ran through dsl.OneOf (compiled into one copy per branch); `exit_handler`
+runs its exit task after a task inside dsl.ExitHandler failed.
 """
 
 from kfp import dsl
@@ -78,3 +79,27 @@ def one_of(score: int = 65) -> str:
     with dsl.Else():
         low = label(text="C")
     return shout(text=dsl.OneOf(high.output, mid.output, low.output)).output
+
+
+@dsl.component(base_image="python:3.11", install_kfp_package=False)
+def maybe_fail(fail: bool) -> int:
+    if fail:
+        raise RuntimeError("failing on purpose")
+    return 7
+
+
+@dsl.component(base_image="python:3.11", install_kfp_package=False)
+def plus_one(x: int) -> int:
+    return x + 1
+
+
+@dsl.component(base_image="python:3.11", install_kfp_package=False)
+def cleanup() -> str:
+    return "cleaned"
+
+
+@dsl.pipeline(name="exit-handler")
+def exit_handler(fail: bool = True) -> None:
+    with dsl.ExitHandler(cleanup()):
+        first = maybe_fail(fail=fail)
+        plus_one(x=first.output)

@@ -96,3 +96,22 @@ def test_one_of_runs_exactly_the_copy_in_the_branch_that_ran(
     assert copies == [f"shout-{branch}"]
     value = result.outputs[f"shout-{branch}"]["parameters"]["Output"]
     assert value == _kfp_local_output("one_of", tmp_path, score=score)
+
+
+def test_an_exit_handler_runs_its_exit_task_after_a_failure_and_the_run_still_fails(
+    session: boto3.Session, s3_endpoint: str, tmp_path: Path
+) -> None:
+    spec = _spec("exit_handler", tmp_path)
+    _, failed = run_local(spec, _config(), {"fail": True}, session, s3_endpoint)
+    assert not failed.succeeded
+    statuses = {s.name: s.status for s in failed.steps}
+    assert statuses["cleanup"] == "Succeeded"  # the exit task ran although maybe-fail failed
+    assert failed.outputs["cleanup"]["parameters"]["Output"] == "cleaned"
+    assert (failed.outputs["maybe-fail"]["status"], failed.outputs["plus-one"]["status"]) == ("failed", "skipped")
+    assert statuses["exit-handler-1-failed"] == "Failed"
+    assert "maybe-fail: failed" in (failed.failure or "") and "plus-one: skipped" in (failed.failure or "")
+
+    _, passed = run_local(spec, _config(), {"fail": False}, session, s3_endpoint)
+    assert passed.succeeded, passed.failure
+    assert passed.outputs["plus-one"]["parameters"]["Output"] == 8
+    assert "exit-handler-1-failed" not in {s.name for s in passed.steps}

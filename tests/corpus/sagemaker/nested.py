@@ -76,6 +76,12 @@ def exit_handler_chain(n: int = 3) -> None:
         echo(x=counted.output)
 
 
+@dsl.pipeline(name="exit-task-walked-first")
+def exit_task_walked_first() -> None:
+    with dsl.ExitHandler(echo(x=0)):  # 'echo' sorts before 'exit-handler-1'
+        say(text="hi")
+
+
 @dsl.pipeline(name="exit-handler-training")
 def exit_handler_training(n: int = 3) -> None:
     with dsl.ExitHandler(say(text="cleanup")):
@@ -138,6 +144,10 @@ CORPUS: list[Case] = [
             "exit-handler-1-failed",
             report=("its tasks ['count-lines', 'echo', 'make-data'] record a failure",),
         ),
+    ),
+    (
+        exit_task_walked_first,
+        Translates("echo", "say", "exit-handler-1-status", "exit-handler-1-failed", report=("exit task 'echo'",)),
     ),
     (exit_handler_training, Refused(r"task 'fit': a training task inside dsl.ExitHandler 'exit-handler-1'")),
     (exit_handler_condition, Refused(r"task 'condition-2': a dsl.If inside dsl.ExitHandler 'exit-handler-1'")),
