@@ -153,6 +153,7 @@ class FanOutBuilder:
                 for name, aspec in sorted(inputs.get("artifacts", {}).items())
             },
             after=tuple(sorted(d for d in spec.get("dependentTasks", []) if d in names)),
+            executor=str(component.get("executorLabel", "")),
         )
 
     def _parameter(

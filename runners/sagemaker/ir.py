@@ -94,6 +94,7 @@ class BodyTask:
     inputs: dict[str, dict[str, Any]]
     artifacts: dict[str, dict[str, Any]]
     after: tuple[str, ...]  # body tasks that run before this one for the same item
+    executor: str = ""  # its executor label, where kfp-kubernetes settings are keyed
 
 
 @dataclass(frozen=True)
