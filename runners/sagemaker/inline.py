@@ -15,12 +15,14 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from kubesage.errors import UnsupportedFeatureError
 from kubesage.runners.sagemaker import cel
+from kubesage.runners.sagemaker.fanout import FanOutBuilder, collected_folder, collected_key
 from kubesage.runners.sagemaker.ir import (
     MODEL_SCHEMA,
     ArtifactSource,
@@ -38,6 +40,8 @@ from kubesage.runners.sagemaker.ir import (
 )
 
 MAX_STEP_NAME = 64
+# what a dsl.importer may name: an S3 object (an input channel) or a URL the step fetches
+IMPORT_SCHEMES = ("s3://", "https://")
 # parseJson(string_value)["field"]: how KFP reads a field of a loop item (`item.field`)
 _FIELD_SELECTOR = re.compile(r'^parseJson\(string_value\)\["([^"\\]+)"\]$')
 # kfp-kubernetes CreatePVC/DeletePVC compile to tasks on these placeholder images
@@ -62,6 +66,7 @@ class Frame:
     condition: str | None  # the nearest enclosing dsl.If (a ConditionStep)
     owner: str | None  # the group whose direct members are listed in `Walker.groups`
     origin: str  # for the report: "" at the top, "sub-pipeline 'x'", "loop 'for-loop-2' item 1"
+    exit_handler: str | None = None  # the dsl.ExitHandler whose body this is (its tasks record failures)
 
     def name(self, local: str) -> str:
         return step_name(self.prefix + local)
@@ -89,19 +94,31 @@ class Walker:
         self.groups: dict[str, list[str]] = {}
         self.imports: dict[str, ImportedArtifact] = {}
         self.notes: list[str] = []
+        self.fan_out_folders: set[str] = set()  # fan-out steps whose collected artifacts a task reads
+        # dsl.OneOf: branch group -> the branch (condition key) whose output is read while copying a reader
+        self.branch_choice: dict[str, str] = {}
+        self.one_of_readers: list[Callable[[], None]] = []
+        self.one_of_copies: dict[str, list[str]] = {}  # reader -> its copies, one per branch
+        self.exit_handlers: dict[str, str] = {}  # dsl.ExitHandler group -> its exit task
 
     # ---- walking -------------------------------------------------------------------------------
 
     def walk_root(self, scope: Mapping[str, Source]) -> None:
-        self.walk(Frame(self.spec["root"]["dag"], scope, "", None, None, ""))
+        try:
+            self.walk(Frame(self.spec["root"]["dag"], scope, "", None, None, ""))
+            # readers of a dsl.OneOf are copied into the branches once every ConditionStep is known
+            for copy in self.one_of_readers:
+                copy()
+        except OneOfBranches as branches:
+            raise _one_of(branches.reader, branches.group) from None
 
     def walk(self, frame: Frame) -> None:
         for local, task in sorted(frame.dag.get("tasks", {}).items()):
-            self._check_task(frame.name(local), task)
+            self._check_task(frame, local, task)
             component = self.component(local, task)
             if "dag" in component:
                 self._walk_group(frame, local, task, component)
-            elif "importer" in self._executor(local, component):
+            elif "importer" in self.executor(local, component):
                 self.imports[frame.name(local)] = self.importer(frame, local, task, component)
                 self._add_member(frame, frame.name(local), step=False)
             else:
@@ -117,7 +134,7 @@ class Walker:
         component: Mapping[str, Any] = self.components[name]
         return component
 
-    def _executor(self, local: str, component: Mapping[str, Any]) -> Mapping[str, Any]:
+    def executor(self, local: str, component: Mapping[str, Any]) -> Mapping[str, Any]:
         label = str(component.get("executorLabel"))
         if label not in self.executors:
             raise UnsupportedFeatureError(
@@ -127,15 +144,25 @@ class Walker:
         executor: Mapping[str, Any] = self.executors[label]
         return executor
 
-    @staticmethod
-    def _check_task(key: str, task: Mapping[str, Any]) -> None:
+    def _check_task(self, frame: Frame, local: str, task: Mapping[str, Any]) -> None:
         strategy = task.get("triggerPolicy", {}).get("strategy")
-        if strategy and strategy != "ALL_UPSTREAM_TASKS_SUCCEEDED":
-            raise unsupported(
-                key,
-                f"trigger strategy {strategy} (dsl.ExitHandler or ignore_upstream_failure)",
-                "SageMaker runs a step only when every step it depends on succeeded",
-            )
+        if not strategy or strategy == "ALL_UPSTREAM_TASKS_SUCCEEDED" or self.exit_handler_of(frame, task):
+            return
+        raise unsupported(
+            frame.name(local),
+            f"trigger strategy {strategy} (ignore_upstream_failure)",
+            "SageMaker runs a step only when every step it depends on succeeded; only the exit task of a "
+            "dsl.ExitHandler is translated (its tasks record failures instead of failing)",
+        )
+
+    def exit_handler_of(self, frame: Frame, task: Mapping[str, Any]) -> str | None:
+        """The dsl.ExitHandler whose exit task `task` is: it runs after the handler even on failure."""
+        if task.get("triggerPolicy", {}).get("strategy") != "ALL_UPSTREAM_TASKS_COMPLETED":
+            return None
+        dependencies = task.get("dependentTasks", [])
+        tasks = frame.dag.get("tasks", {})
+        handlers = [d for d in dependencies if d in tasks and self.group_kind(tasks[d]) == "exit-handler"]
+        return frame.name(handlers[0]) if len(handlers) == 1 and len(dependencies) == 1 else None
 
     def _add_member(self, frame: Frame, key: str, *, step: bool) -> None:
         if frame.owner is not None and frame.owner in self.groups:
@@ -161,8 +188,22 @@ class Walker:
     def _walk_group(self, frame: Frame, local: str, task: Mapping[str, Any], component: Mapping[str, Any]) -> None:
         key = frame.name(local)
         kind = self.group_kind(task)
-        if kind == "exit-handler":
-            raise unsupported(key, "dsl.ExitHandler", "SageMaker Pipelines has no step that runs after a failure")
+        if kind == "exit-handler" and frame.condition is not None:
+            raise unsupported(
+                key, "a dsl.ExitHandler inside a dsl.If", "put the dsl.ExitHandler at the top of the pipeline"
+            )
+        if kind == "condition" and frame.exit_handler is not None:
+            raise unsupported(
+                key,
+                f"a dsl.If inside dsl.ExitHandler '{frame.exit_handler}'",
+                "a failed task's stand-in outputs could pick the wrong branch; decide inside a task, or move the "
+                "dsl.If out of the handler",
+            )
+        if kind == "loop":
+            fan_out = self.fan_out_items(frame, local, task, component)
+            if fan_out is not None:
+                self._add_fan_out(frame, local, task, component, fan_out)
+                return
         children = self.child_frames(frame, local, task, component)
         if kind == "condition":
             condition = task["triggerPolicy"]["condition"]
@@ -181,6 +222,8 @@ class Walker:
         else:
             self.groups[key] = []
             self._add_member(frame, key, step=False)
+            if kind == "exit-handler":  # its exit task may have been walked first (tasks go by name)
+                self.exit_handlers.setdefault(key, "")
             if kind == "sub-pipeline":
                 self.notes.append(f"sub-pipeline '{key}' ({task['componentRef']['name']}) -> inlined, prefix '{key}-'")
             elif kind == "loop":
@@ -190,6 +233,46 @@ class Walker:
                 )
         for child in children:
             self.walk(child)
+
+    def fan_out_items(
+        self, frame: Frame, local: str, task: Mapping[str, Any], component: Mapping[str, Any]
+    ) -> ParamSource | None:
+        """The items of a loop that runs as one fan-out step, or None for a loop unrolled at compile time.
+
+        A loop fans out when its list is known only at run time, or when its artifacts are gathered
+        with dsl.Collected (a literal loop then still gets one S3 prefix for them all)."""
+        if "artifactIterator" in task:
+            return None
+        items_spec = task["parameterIterator"].get("items", {})
+        if "raw" in items_spec:
+            source: ParamSource = Constant(_json_list(frame.name(local), items_spec["raw"]))
+        else:
+            pspec = task.get("inputs", {}).get("parameters", {}).get(items_spec.get("inputParameter", ""))
+            if pspec is None:
+                return None  # reported as malformed by _loop_items
+            source = self.parameter(frame, frame.name(local), "items", pspec)
+        if not isinstance(source, Constant):
+            return source
+        if component["dag"].get("outputs", {}).get("artifacts"):
+            return source
+        return None
+
+    def _add_fan_out(
+        self, frame: Frame, local: str, task: Mapping[str, Any], component: Mapping[str, Any], items: ParamSource
+    ) -> None:
+        key = frame.name(local)
+        if frame.exit_handler is not None:
+            raise unsupported(
+                key,
+                f"a dsl.ParallelFor run in one job inside dsl.ExitHandler '{frame.exit_handler}'",
+                "move the loop out of the handler, or loop over a literal list",
+            )
+        runtime = not isinstance(items, Constant)
+        plan = FanOutBuilder(self, frame, local, task, runtime).build(
+            items, self.group_scope(frame, local, task), component
+        )
+        self.tasks[key] = plan
+        self._add_member(frame, key, step=True)
 
     @staticmethod
     def _parallelism_note(task: Mapping[str, Any]) -> str:
@@ -222,7 +305,7 @@ class Walker:
                 f"task '{key}': group {task['componentRef']['name']} has neither a loop iterator nor a condition "
                 "(malformed pipeline IR); recompile the pipeline with kfp.compiler"
             )
-        scope = self._group_scope(frame, local, task)
+        scope = self.group_scope(frame, local, task)
         dag = component["dag"]
         if kind == "loop":
             items, item_input = self._loop_items(frame, local, task, scope)
@@ -234,16 +317,19 @@ class Walker:
                     frame.condition,
                     key,
                     f"loop '{key}' item {index}",
+                    frame.exit_handler,
                 )
                 for index, item in enumerate(items)
             ]
         if kind == "sub-pipeline":
-            return [Frame(dag, scope, f"{frame.prefix}{local}-", frame.condition, key, f"sub-pipeline '{key}'")]
+            origin = f"sub-pipeline '{key}'"
+            return [Frame(dag, scope, f"{frame.prefix}{local}-", frame.condition, key, origin, frame.exit_handler)]
         if kind == "condition":
-            return [Frame(dag, scope, frame.prefix, key, None, frame.origin)]
-        return [Frame(dag, scope, frame.prefix, frame.condition, key, frame.origin)]
+            return [Frame(dag, scope, frame.prefix, key, None, frame.origin, frame.exit_handler)]
+        handler = key if kind == "exit-handler" else frame.exit_handler
+        return [Frame(dag, scope, frame.prefix, frame.condition, key, frame.origin, handler)]
 
-    def _group_scope(self, frame: Frame, local: str, task: Mapping[str, Any]) -> dict[str, Source]:
+    def group_scope(self, frame: Frame, local: str, task: Mapping[str, Any]) -> dict[str, Source]:
         key = frame.name(local)
         inner: dict[str, Source] = {}
         for name, pspec in task.get("inputs", {}).get("parameters", {}).items():
@@ -297,7 +383,12 @@ class Walker:
         if "runtimeValue" in spec:
             return Constant(spec["runtimeValue"].get("constant"))
         if "taskFinalStatus" in spec:
-            raise unsupported(reader, f"input '{name}' reads PipelineTaskFinalStatus (dsl.ExitHandler)")
+            raise unsupported(
+                reader,
+                f"input '{name}' reads PipelineTaskFinalStatus (dsl.ExitHandler)",
+                "SageMaker gives a step no other step's final status; drop the parameter (the exit task still "
+                "runs after the handler, and the execution still ends Failed if a task in it failed)",
+            )
         raise unsupported(reader, f"input '{name}' uses {sorted(spec)}")
 
     def artifact(self, frame: Frame, reader: str, name: str, spec: Mapping[str, Any]) -> ArtifactSource:
@@ -326,8 +417,16 @@ class Walker:
                 "(malformed pipeline IR); recompile the pipeline with kfp.compiler"
             )
         if "valueFromOneof" in selector:
-            raise _one_of(reader, frame.name(producer))
+            chosen = self._chosen_branch(frame, reader, producer, task, component, selector["valueFromOneof"]
+                                         .get("parameterSelectors", []))  # fmt: skip
+            child, branch = chosen
+            return self.output_parameter(child, reader, branch["producerSubtask"], branch.get("outputParameterKey", ""))
         inner = selector.get("valueFromParameter", {})
+        if self.group_kind(task) == "loop" and self.fan_out_items(frame, producer, task, component) is not None:
+            return TaskOutputParam(
+                frame.name(producer),
+                collected_key(inner.get("producerSubtask", ""), inner.get("outputParameterKey", "")),
+            )
         children = self.child_frames(frame, producer, task, component)
         values = [
             self.output_parameter(child, reader, inner.get("producerSubtask", ""), inner.get("outputParameterKey", ""))
@@ -346,7 +445,7 @@ class Walker:
         task = frame.task(producer, reader)
         component = self.component(producer, task)
         if "dag" not in component:
-            if "importer" in self._executor(producer, component):
+            if "importer" in self.executor(producer, component):
                 return self.importer(frame, producer, task, component)
             return TaskOutputArtifact(frame.name(producer), key)
         selector = component["dag"].get("outputs", {}).get("artifacts", {}).get(key)
@@ -356,51 +455,90 @@ class Walker:
                 "(malformed pipeline IR); recompile the pipeline with kfp.compiler"
             )
         selectors = selector.get("artifactSelectors", [])
+        fans_out = self.group_kind(task) == "loop" and self.fan_out_items(frame, producer, task, component) is not None
+        if fans_out and len(selectors) == 1:
+            inner = selectors[0]
+            folder = collected_folder(inner.get("producerSubtask", ""), inner.get("outputArtifactKey", ""))
+            self.fan_out_folders.add(frame.name(producer))
+            return TaskOutputArtifact(frame.name(producer), folder)
         if self.group_kind(task) == "loop":
             raise unsupported(
                 reader,
                 f"dsl.Collected of artifacts from loop '{frame.name(producer)}'",
                 "a SageMaker step input is one S3 location; collect output parameters instead",
             )
+        if len(selectors) != 1 and self.group_kind(task) == "branches":
+            child, branch = self._chosen_branch(frame, reader, producer, task, component, selectors)
+            return self.output_artifact(child, reader, branch["producerSubtask"], branch.get("outputArtifactKey", ""))
         if len(selectors) != 1:
             raise _one_of(reader, frame.name(producer))
         (child,) = self.child_frames(frame, producer, task, component)
         inner = selectors[0]
         return self.output_artifact(child, reader, inner.get("producerSubtask", ""), inner.get("outputArtifactKey", ""))
 
+    def _chosen_branch(
+        self,
+        frame: Frame,
+        reader: str,
+        producer: str,
+        task: Mapping[str, Any],
+        component: Mapping[str, Any],
+        selectors: list[Mapping[str, Any]],
+    ) -> tuple[Frame, Mapping[str, Any]]:
+        """The branch of a dsl.OneOf being read while its reader is copied into that branch.
+
+        Outside a copy (no branch chosen yet) this raises `OneOfBranches`, which `_add_task`
+        catches to copy the reader into each branch."""
+        (child,) = self.child_frames(frame, producer, task, component)
+        group = frame.name(producer)
+        branches = {child.name(str(sel.get("producerSubtask", ""))): sel for sel in selectors}
+        chosen = self.branch_choice.get(group)
+        if chosen is None:
+            raise OneOfBranches(reader, group, tuple(branches))
+        if chosen not in branches:
+            raise _one_of(reader, group)
+        return child, branches[chosen]
+
     def importer(
         self, frame: Frame, local: str, task: Mapping[str, Any], component: Mapping[str, Any]
     ) -> ImportedArtifact:
-        """A `dsl.importer` of an s3:// URI: no step; its consumers read the URI directly."""
+        """A `dsl.importer`: no step; its consumers read the URI (s3://) or fetch it (https://).
+
+        A URI computed by another task is read through that task's outputs.json (JsonGet) and must
+        name an s3:// object at run time. A checksum for an https:// URL is the importer's
+        `metadata={"sha256": HEX}`."""
         key = frame.name(local)
-        spec = self._executor(local, component)["importer"]
+        spec = self.executor(local, component)["importer"]
         uri_spec = spec.get("artifactUri", {})
-        uri: Constant | PipelineParam
+        uri: Constant | PipelineParam | TaskOutputParam
         if "constant" in uri_spec:
             uri = Constant(uri_spec["constant"])
         else:
             pspec = task.get("inputs", {}).get("parameters", {}).get(uri_spec.get("runtimeParameter", ""), {})
             source = self.parameter(frame, key, "uri", pspec)
-            if not isinstance(source, Constant | PipelineParam):
+            if not isinstance(source, Constant | PipelineParam | TaskOutputParam):
                 raise unsupported(
-                    key,
-                    "dsl.importer of a URI computed by another task",
-                    "pass the S3 URI as a pipeline parameter or a literal",
+                    key, "dsl.importer of a dsl.Collected list", "import one URI, a parameter or one task's output"
                 )
             uri = source
-        if isinstance(uri, Constant) and not str(uri.value).startswith("s3://"):
+        if isinstance(uri, Constant) and not str(uri.value).startswith(IMPORT_SCHEMES):
+            scheme = str(uri.value).split("://", 1)[0] + "://" if "://" in str(uri.value) else "a local path"
             raise unsupported(
                 key,
-                f"dsl.importer of {uri.value!r}",
-                "SageMaker steps read inputs from S3 only; import an s3:// URI",
+                f"dsl.importer of {uri.value!r} ({scheme})",
+                "SageMaker steps read s3:// inputs or fetch https:// URLs; "
+                "copy the object to S3 and import its s3:// URI",
             )
-        return ImportedArtifact(uri, dict(spec.get("typeSchema", {})), f"dsl.importer '{key}'")
+        sha256 = spec.get("metadata", {}).get("sha256")
+        if sha256 is not None and not (isinstance(sha256, str) and re.fullmatch(r"[0-9a-f]{64}", sha256)):
+            raise unsupported(key, f"dsl.importer metadata sha256 {sha256!r}", "give the 64 lowercase hex digits")
+        return ImportedArtifact(uri, dict(spec.get("typeSchema", {})), f"dsl.importer '{key}'", sha256)
 
     # ---- tasks ---------------------------------------------------------------------------------
 
     def _add_task(self, frame: Frame, local: str, task: Mapping[str, Any], component: Mapping[str, Any]) -> None:
         key = frame.name(local)
-        executor = self._executor(local, component)
+        executor = self.executor(local, component)
         if "container" not in executor:
             raise unsupported(key, f"executor kind {sorted(executor)}")
         image = str(executor["container"].get("image", ""))
@@ -415,6 +553,76 @@ class Walker:
                 f"task '{key}': two tasks get the same step name after inlining sub-pipelines and loops; "
                 "rename one of them"
             )
+        handler = self.exit_handler_of(frame, task)
+        if handler is not None:
+            self.exit_handlers[handler] = key
+        try:
+            plan = self._task_plan(frame, local, task, component, key, frame.condition)
+        except OneOfBranches as branches:
+            if branches.reader != key:
+                raise
+            self.one_of_readers.append(partial(self._add_branch_copies, frame, local, task, component, branches))
+            return
+        self.tasks[key] = plan
+        self._add_member(frame, key, step=True)
+
+    def _add_branch_copies(
+        self, frame: Frame, local: str, task: Mapping[str, Any], component: Mapping[str, Any], branches: OneOfBranches
+    ) -> None:
+        """dsl.OneOf: one copy of the reader per branch, inside that branch's ConditionStep, reading
+        that branch's output; exactly one copy runs, as exactly one branch does."""
+        key = frame.name(local)
+        copies = []
+        for branch in branches.conditions:
+            condition = self.conditions[branch]
+            if condition.group != frame.condition:
+                raise unsupported(
+                    key,
+                    f"dsl.OneOf over the branches of '{branches.group}' read from another dsl.If than theirs",
+                    "a copy of the reader goes into each branch, which drops the reader's own condition; "
+                    "read the dsl.OneOf outside that dsl.If, or move the dsl.If into the branches",
+                )
+            copy = step_name(f"{key}-{branch}")
+            self.branch_choice[branches.group] = branch
+            try:
+                plan = self._task_plan(frame, local, task, component, copy, branch)
+            except OneOfBranches as other:
+                raise unsupported(
+                    key,
+                    f"dsl.OneOf over the branches of both '{branches.group}' and '{other.group}'",
+                    "one copy per branch cannot choose from two dsl.If/Elif/Else groups at once; "
+                    "combine them into one OneOf in a task first",
+                ) from None
+            finally:
+                self.branch_choice.pop(branches.group, None)
+            # the copy is inside its branch's ConditionStep: no wait for the other branches' steps
+            plan.depends_on = [d for d in plan.depends_on if d != branches.group and not self._inside(branch, d)]
+            self.tasks[copy] = plan
+            condition.members.append(copy)
+            if frame.owner is not None and frame.owner in self.groups:
+                self.groups[frame.owner].append(copy)
+            copies.append(copy)
+        self.one_of_copies[key] = copies
+        self.notes.append(
+            f"dsl.OneOf over '{branches.group}' read by '{key}' -> one copy per branch ({', '.join(copies)}), "
+            "each inside its branch's ConditionStep: exactly one runs"
+        )
+
+    def _inside(self, key: str, group: str) -> bool:
+        """Whether `key` is a member of `group` (a condition or a group without a step), at any depth."""
+        members = self.conditions[group].members if group in self.conditions else self.groups.get(group, [])
+        return key in members or any(self._inside(key, m) for m in members if m in self.groups or m in self.conditions)
+
+    def _task_plan(
+        self,
+        frame: Frame,
+        local: str,
+        task: Mapping[str, Any],
+        component: Mapping[str, Any],
+        key: str,
+        group: str | None,
+    ) -> TaskPlan:
+        executor = self.executor(local, component)
         inputs = task.get("inputs", {})
         parameters = {
             name: self.parameter(frame, key, name, pspec)
@@ -431,9 +639,9 @@ class Walker:
             if out.get("isArtifactList"):
                 raise unsupported(key, f"artifact list output '{name}'")
         for name, art in component.get("inputDefinitions", {}).get("artifacts", {}).items():
-            if art.get("isArtifactList"):
+            if art.get("isArtifactList") and not self._is_collected_folder(artifacts.get(name)):
                 raise unsupported(key, f"artifact list input '{name}' (dsl.Collected of artifacts)")
-        self.tasks[key] = TaskPlan(
+        return TaskPlan(
             key=key,
             display_name=task.get("taskInfo", {}).get("name", local),
             component_name=task["componentRef"]["name"],
@@ -444,21 +652,38 @@ class Walker:
             kind="training" if models else "processing",
             model_output=models[0] if models else None,
             depends_on=sorted(frame.name(d) for d in task.get("dependentTasks", [])),
-            group=frame.condition,
+            group=group,
             caching=bool(task.get("cachingOptions", {}).get("enableCache", False)),
             retry=task.get("retryPolicy"),
             executor=str(component.get("executorLabel", "")),
             origin=frame.origin,
+            exit_handler=frame.exit_handler,
+            exit_for=self.exit_handler_of(frame, task),
         )
-        self._add_member(frame, key, step=True)
+
+    def _is_collected_folder(self, source: ArtifactSource | None) -> bool:
+        """An artifact list gathered by a fan-out step: one folder, `<i>/` per item."""
+        if not isinstance(source, TaskOutputArtifact):
+            return False
+        return source.task in self.fan_out_folders
+
+
+class OneOfBranches(Exception):  # noqa: N818 (a signal inside the walk, never shown to a user)
+    """A task reads a dsl.OneOf whose branch is not chosen yet: it is copied into each branch."""
+
+    def __init__(self, reader: str, group: str, conditions: tuple[str, ...]) -> None:
+        super().__init__(reader, group)
+        self.reader = reader
+        self.group = group
+        self.conditions = conditions
 
 
 def _one_of(reader: str, group: str) -> UnsupportedFeatureError:
     return unsupported(
         reader,
-        f"dsl.OneOf over the branches of '{group}'",
-        "a SageMaker step cannot read an output of whichever dsl.If branch ran (steps outside a ConditionStep "
-        "cannot reference steps inside it); move the consumer into each branch",
+        f"dsl.OneOf over the branches of '{group}' passed into a group (a dsl.If, loop or sub-pipeline)",
+        "SageMaker has no value for whichever branch ran, so each reader of a dsl.OneOf is copied into every "
+        "branch and must sit in the DAG of the dsl.If/Elif/Else: read it outside other groups",
     )
 
 

@@ -52,16 +52,65 @@ class TaskOutputArtifact:
 
 @dataclass(frozen=True)
 class ImportedArtifact:
-    """An artifact read straight from S3: a ``dsl.importer`` or an input artifact of the pipeline."""
+    """An artifact read straight from its URI: a ``dsl.importer`` or an input artifact of the pipeline.
 
-    uri: Constant | PipelineParam
+    An s3:// URI (a literal, a parameter, or another task's output read through JsonGet) is an input
+    channel of each consumer; an https:// literal is fetched by the consumer's shim, checked against
+    `sha256` when the importer's metadata gives one."""
+
+    uri: Constant | PipelineParam | TaskOutputParam
     artifact_type: dict[str, Any]
     origin: str
+    sha256: str | None = None
+
+    @property
+    def fetched(self) -> bool:
+        """Downloaded by the step itself (https://), not by SageMaker from S3."""
+        return isinstance(self.uri, Constant) and str(self.uri.value).startswith("https://")
 
 
 ParamSource = PipelineParam | Constant | TaskOutputParam | Collected
 ArtifactSource = TaskOutputArtifact | ImportedArtifact
 Source = ParamSource | ArtifactSource
+
+# The fan-out step's parameter holding the loop's items (a JSON list): see `FanOutPlan`.
+ITEMS_PARAMETER = "kubesage-items"
+
+
+@dataclass(frozen=True)
+class BodyTask:
+    """One task of a fan-out's loop body, as the shim runs it once per item.
+
+    `inputs` says where each parameter comes from: `{"item": FIELD or None}` (the loop item, or a
+    field of it), `{"constant": V}`, `{"param": NAME}` (a parameter of the fan-out step) or
+    `{"task": LOCAL, "output": KEY}` (an earlier body task, same item). `artifacts` likewise:
+    `{"channel": NAME}` (an input channel of the step) or `{"task": LOCAL, "output": KEY}`.
+    """
+
+    local: str
+    display_name: str
+    component: dict[str, Any]
+    container: dict[str, Any]
+    inputs: dict[str, dict[str, Any]]
+    artifacts: dict[str, dict[str, Any]]
+    after: tuple[str, ...]  # body tasks that run before this one for the same item
+    executor: str = ""  # its executor label, where kfp-kubernetes settings are keyed
+
+
+@dataclass(frozen=True)
+class FanOutPlan:
+    """A `dsl.ParallelFor` run inside one job: the body once per item, in parallel processes.
+
+    `collected` maps each output parameter of the step (a JSON list, one value per item) to the body
+    task and output it gathers; `collected_artifacts` each output folder (`<i>/` per item) likewise.
+    """
+
+    loop: str
+    parallelism: int | None
+    body: tuple[BodyTask, ...]
+    collected: dict[str, tuple[str, str]]
+    collected_artifacts: dict[str, tuple[str, str]]
+    runtime: bool  # the items are known only at run time (else: literal, fanned out for its artifacts)
 
 
 @dataclass(frozen=True)
@@ -91,6 +140,10 @@ class TaskPlan:
     retry: dict[str, Any] | None
     executor: str = ""
     origin: str = ""  # how the task got here when inlined: "sub-pipeline 'x'", "loop 'for-loop-2' item 0"
+    fan_out: FanOutPlan | None = None  # set for a dsl.ParallelFor run inside this one step
+    # inside a dsl.ExitHandler: the handler's key (the step records a failure instead of failing)
+    exit_handler: str | None = None
+    exit_for: str | None = None  # the dsl.ExitHandler this task is the exit task of
 
     def output_parameters(self) -> dict[str, Any]:
         return dict(self.component.get("outputDefinitions", {}).get("parameters", {}))
@@ -128,6 +181,14 @@ class PipelinePlan:
     imports: dict[str, ImportedArtifact] = field(default_factory=dict)
     # per-feature lines for the explain report (inlined sub-pipelines, unrolled loops, ...)
     notes: list[str] = field(default_factory=list)
+    # a reader of dsl.OneOf -> its copies, one inside each branch's ConditionStep
+    one_of: dict[str, list[str]] = field(default_factory=dict)
+    # dsl.ExitHandler group -> its exit task
+    exit_handlers: dict[str, str] = field(default_factory=dict)
+
+    def handler_tasks(self, handler: str) -> list[str]:
+        """The tasks inside a dsl.ExitHandler, which record their failure instead of failing."""
+        return sorted(key for key, task in self.tasks.items() if task.exit_handler == handler)
 
     def tasks_in(self, key: str) -> list[str]:
         """Every task inside `key` (a task, a condition or a group), at any depth."""
@@ -184,9 +245,17 @@ def _ancestors(group: str | None, conditions: dict[str, ConditionPlan]) -> set[s
 def _producers(source: Source) -> list[TaskOutputParam | TaskOutputArtifact]:
     if isinstance(source, TaskOutputParam | TaskOutputArtifact):
         return [source]
+    if isinstance(source, ImportedArtifact) and isinstance(source.uri, TaskOutputParam):
+        return [source.uri]
     if isinstance(source, Collected):
         return list(source.items)
     return []
+
+
+_ONE_OF_COPIES = (
+    "that task runs as one copy inside each dsl.If branch and SageMaker has no value for whichever copy ran; "
+    "move this task into the branches too, or pick the value with another dsl.OneOf"
+)
 
 
 def _validate(plan: PipelinePlan) -> None:
@@ -196,6 +265,10 @@ def _validate(plan: PipelinePlan) -> None:
         sources: list[tuple[str, Source]] = [*task.parameters.items(), *task.artifacts.items()]
         for name, whole in sources:
             for source in _producers(whole):
+                if source.task in plan.one_of:
+                    raise unsupported(
+                        task.key, f"input '{name}' reads '{source.task}', which reads a dsl.OneOf", _ONE_OF_COPIES
+                    )
                 producer = plan.tasks[source.task]
                 if producer.group is not None and producer.group not in consumer_groups:
                     raise unsupported(
@@ -210,12 +283,41 @@ def _validate(plan: PipelinePlan) -> None:
                     )
     for condition in plan.conditions.values():
         for name, ref in condition.refs.items():
+            if isinstance(ref, TaskOutputParam) and ref.task in plan.one_of:
+                raise unsupported(condition.key, f"condition on '{ref.task}', which reads a dsl.OneOf", _ONE_OF_COPIES)
             if isinstance(ref, TaskOutputParam) and plan.tasks[ref.task].kind == "training":
                 raise unsupported(
                     condition.key,
                     f"condition input '{name}' is an output parameter of training task '{ref.task}' "
                     "(no PropertyFile on TrainingStep)",
                 )
+    _validate_exit_handlers(plan)
+    for task in plan.tasks.values():
+        for dep in task.depends_on:
+            if dep in plan.one_of:
+                raise unsupported(task.key, f"runs after '{dep}', which reads a dsl.OneOf", _ONE_OF_COPIES)
+
+
+def _validate_exit_handlers(plan: PipelinePlan) -> None:
+    """What the exit-handler translation cannot keep honest: a training task's failure (no outputs.json
+    to record it in), and a task outside the handler reading a task inside it (it would get stand-ins)."""
+    for task in plan.tasks.values():
+        if task.exit_handler is not None and task.kind == "training":
+            raise unsupported(
+                task.key,
+                f"a training task inside dsl.ExitHandler '{task.exit_handler}'",
+                "a TrainingStep has no outputs.json to record its failure in, so the exit task could not run after "
+                "it; train outside the handler, or return the Model from a processing task",
+            )
+        for name, source in [*task.parameters.items(), *task.artifacts.items()]:
+            for producer in _producers(source):
+                inside = plan.tasks[producer.task].exit_handler if producer.task in plan.tasks else None
+                if inside is not None and task.exit_handler != inside:
+                    raise unsupported(
+                        task.key,
+                        f"input '{name}' reads '{producer.task}' from inside dsl.ExitHandler '{inside}'",
+                        "a task inside the handler that failed leaves stand-in outputs; read it inside the handler",
+                    )
 
 
 def plan_pipeline(spec: dict[str, Any]) -> PipelinePlan:
@@ -243,6 +345,8 @@ def plan_pipeline(spec: dict[str, Any]) -> PipelinePlan:
         groups=walker.groups,
         imports=walker.imports,
         notes=walker.notes,
+        one_of=walker.one_of_copies,
+        exit_handlers=walker.exit_handlers,
     )
     _validate(plan)
     return plan

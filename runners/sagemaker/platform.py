@@ -54,6 +54,16 @@ IGNORED = {
 }
 
 
+def _executors(plan: PipelinePlan) -> list[tuple[str, str]]:
+    """(name for the report, executor label) of every task, the body tasks of fan-out steps included."""
+    found = []
+    for key, task in sorted(plan.tasks.items()):
+        found.append((key, task.executor))
+        if task.fan_out is not None:
+            found += [(f"{key}-{body.local}", body.executor) for body in task.fan_out.body]
+    return found
+
+
 def translate(platform: Mapping[str, Any] | None, plan: PipelinePlan) -> list[str]:
     """Report lines for the platform config of the plan's tasks; refuse what has no SageMaker meaning."""
     if not platform:
@@ -61,8 +71,8 @@ def translate(platform: Mapping[str, Any] | None, plan: PipelinePlan) -> list[st
     kubernetes = platform.get("platforms", {}).get("kubernetes", {})
     executors: Mapping[str, Any] = kubernetes.get("deploymentSpec", {}).get("executors", {})
     notes: list[str] = []
-    for key, task in sorted(plan.tasks.items()):
-        settings = executors.get(task.executor, {})
+    for key, executor in _executors(plan):
+        settings = executors.get(executor, {})
         for feature in sorted(settings):
             if feature in REFUSED:
                 what, instead = REFUSED[feature]

@@ -24,9 +24,11 @@ import tarfile
 from pathlib import Path
 from typing import Any
 
-from kubesage.errors import RunnerError, SpecIntegrityError
+from kubesage.errors import DataError, RunnerError, SpecIntegrityError
 from kubesage.runners.sagemaker.child import child_environment, close_stopped_run, run_child
+from kubesage.runners.sagemaker.fetch import fetch_inputs
 from kubesage.runners.sagemaker.integrity import DIGEST_FLAG, read_verified_spec
+from kubesage.runners.sagemaker.shim_fanout import run_fan_out
 from kubesage.tracking import tracking_uri
 from kubesage.tracking.contract import HANDOFF_ENV
 from kubesage.util.privileges import grant_read, hand_over, step_account
@@ -88,6 +90,12 @@ def data_path(directory: Path, uri: str) -> Path:
     return entries[0] if len(entries) == 1 and entries[0].is_file() else directory
 
 
+def collected_paths(directory: Path, file: str) -> list[Path]:
+    """Each item's artifact in a gathered folder, in item order: `<dir>/0/<file>`, `<dir>/1/<file>`, ..."""
+    indices = sorted(int(p.name) for p in directory.iterdir() if p.name.isdigit()) if directory.is_dir() else []
+    return [directory / str(index) / file for index in indices]
+
+
 def unpack_model(directory: Path, name: str) -> Path:
     """SageMaker delivers a training job's /opt/ml/model as model.tar.gz; give KFP the directory."""
     archive = directory / "model.tar.gz"
@@ -135,6 +143,14 @@ def build_executor_input(
     for name, art in spec["input_artifacts"].items():
         directory = Path(art["dir"])
         path: Path
+        if art.get("list"):  # dsl.Collected of artifacts: one folder holding `<i>/<file>` per item
+            artifacts[name] = {
+                "artifacts": [
+                    {"name": name, "type": art["type"], "uri": str(path), "metadata": {}}
+                    for path in collected_paths(directory, art["file"])
+                ]
+            }
+            continue
         if art["packed"]:
             path = unpack_model(directory, name)
         else:  # an imported S3 URI known only at run time has no file name in the spec: take what arrived
@@ -233,7 +249,7 @@ def collect_outputs(spec: dict[str, Any], executor_input: dict[str, Any]) -> dic
 # Options the compiler emits with a fixed number of values. A value may start with '-' (a negative
 # number such as -1e-05, or any string), which argparse would take for an option, so these are
 # split off verbatim before argparse parses the rest.
-_VALUE_OPTIONS = {"--param": 2, "--data-param": 3, "--param-item": 3}
+_VALUE_OPTIONS = {"--param": 2, "--data-param": 3, "--param-item": 3, "--upstream-status": 2}
 
 
 def split_value_options(argv: list[str]) -> tuple[list[str], dict[str, list[list[str]]]]:
@@ -262,6 +278,8 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--spec-dir", required=True, type=Path)
     parser.add_argument(DIGEST_FLAG, required=True, dest="spec_sha256", metavar="HEX")
     parser.add_argument("--workdir", type=Path, default=None)
+    # inside a dsl.ExitHandler: record a failure in outputs.json and end the job successfully
+    parser.add_argument("--continue-on-failure", action="store_true")
     try:
         rest, values = split_value_options(list(sys.argv[1:] if argv is None else argv))
     except ValueError as exc:
@@ -270,6 +288,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     args.param = {name: value for name, value in values["--param"]}
     args.data_param = {name: (directory, uri) for name, directory, uri in values["--data-param"]}
     args.param_item = values["--param-item"]
+    args.upstream_status = {name: status for name, status in values["--upstream-status"]}
     return args
 
 
@@ -293,6 +312,37 @@ def _readable_folders(spec: dict[str, Any], data_params: dict[str, tuple[str, st
     return folders
 
 
+def stand_in_outputs(spec: dict[str, Any], status: str, reason: str) -> dict[str, Any]:
+    """outputs.json of a task inside a dsl.ExitHandler that failed or was skipped.
+
+    Every declared output parameter gets an empty value of its type and every output artifact an
+    empty file, so the steps after it still resolve their JsonGets and S3 inputs (SageMaker fails a
+    step whose input prefix is empty); they see `status` and skip themselves."""
+    empty = {"STRING": "", "NUMBER_INTEGER": 0, "NUMBER_DOUBLE": 0.0, "BOOLEAN": False, "LIST": "[]", "STRUCT": "{}"}
+    declared = spec["component"].get("outputDefinitions", {}).get("parameters", {})
+    for art in spec["output_artifacts"].values():
+        path = Path(art["path"])
+        if not path.exists() and not path.is_symlink():
+            write_new_file(path, "")
+    return {
+        "task": spec["task"],
+        "parameters": {name: empty.get(p.get("parameterType", "STRING"), "") for name, p in declared.items()},
+        "artifacts": {},
+        "status": status,
+        "failure": reason,
+    }
+
+
+def _record_instead_of_failing(spec: dict[str, Any], status: str, reason: str) -> int:
+    print(f"kubesage shim: task '{spec['task']}' {status} ({reason}); recorded for the exit handler", file=sys.stderr)
+    try:
+        write_new_file(Path(spec["outputs_file"]), json.dumps(stand_in_outputs(spec, status, reason), indent=2))
+    except RunnerError as exc:
+        print(f"kubesage shim: task '{spec['task']}': {exc}", file=sys.stderr)
+        return exc.exit_code
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
     try:
@@ -300,16 +350,26 @@ def main(argv: list[str] | None = None) -> int:
     except SpecIntegrityError as exc:
         print(f"kubesage shim: task '{args.task}': {exc}", file=sys.stderr)
         return exc.exit_code
+    not_ok = sorted(name for name, status in args.upstream_status.items() if status != "succeeded")
+    if not_ok:
+        return _record_instead_of_failing(spec, "skipped", f"upstream {', '.join(not_ok)} did not succeed")
     workdir = args.workdir or Path("/tmp/kubesage-task")
     (workdir / "parameters").mkdir(parents=True, exist_ok=True)
     for art in spec["output_artifacts"].values():
-        Path(art["path"]).parent.mkdir(parents=True, exist_ok=True)
+        # a fan-out step's outputs are folders (`<i>/` per item); a task's are files in a folder
+        folder = Path(art["path"]) if "fan_out" in spec else Path(art["path"]).parent
+        folder.mkdir(parents=True, exist_ok=True)
+    try:
+        for line in fetch_inputs(spec):
+            print(f"kubesage shim: task '{args.task}': {line}", flush=True)
+    except DataError as exc:
+        print(f"kubesage shim: task '{args.task}': {exc}", file=sys.stderr)
+        return exc.exit_code
     try:
         executor_input = build_executor_input(spec, args.param, args.data_param, workdir, args.param_item)
     except (ValueError, FileNotFoundError) as exc:
         print(f"kubesage shim: task '{args.task}': {exc}", file=sys.stderr)
         return 2
-    command = resolve_command(spec, executor_input)
     account = step_account()
     home = workdir / "home"
     if account is not None:
@@ -317,6 +377,9 @@ def main(argv: list[str] | None = None) -> int:
         grant_read(_readable_folders(spec, args.data_param))
     run_id_file = workdir / "mlflow-run-id"
     env = child_environment(os.environ, run_id_file, home if account else None, _DROP_IF_EMPTY)
+    if "fan_out" in spec:
+        return run_fan_out(spec, executor_input, workdir, env, account)
+    command = resolve_command(spec, executor_input)
     user = f" as user {account.name!r}" if account else ""
     print(f"kubesage shim: running task '{args.task}' ({spec['display_name']}){user}", flush=True)
     result = run_child(command, env, account)
@@ -330,9 +393,11 @@ def main(argv: list[str] | None = None) -> int:
         return result.exit_code
     if result.returncode != 0:
         print(f"kubesage shim: task '{args.task}' exited with {result.returncode}", file=sys.stderr)
+        if args.continue_on_failure:
+            return _record_instead_of_failing(spec, "failed", f"exited with {result.returncode}")
         return result.exit_code
     try:
-        outputs = collect_outputs(spec, executor_input)
+        outputs = {**collect_outputs(spec, executor_input), "status": "succeeded"}
         write_new_file(Path(spec["outputs_file"]), json.dumps(outputs, indent=2, sort_keys=True))
     except RunnerError as exc:
         print(f"kubesage shim: task '{args.task}': {exc}", file=sys.stderr)

@@ -19,6 +19,7 @@ from kubesage.runners.sagemaker.ir import (
     PipelineParam,
     PipelinePlan,
     TaskOutputParam,
+    TaskPlan,
 )
 
 
@@ -32,6 +33,14 @@ class BuildContext:
     data_parameters: tuple[str, ...]
     steps: dict[str, Any] = field(default_factory=dict)
     property_files: dict[str, Any] = field(default_factory=dict)
+
+    def channel_artifacts(self, task: TaskPlan) -> dict[str, ArtifactSource]:
+        """The input artifacts SageMaker downloads into the job: all but the URLs the shim fetches."""
+        return {
+            name: source
+            for name, source in task.artifacts.items()
+            if not (isinstance(source, ImportedArtifact) and source.fetched)
+        }
 
     def run_prefix(self, task: str) -> Any:
         """`<s3 root>/<pipeline>/runs/<execution id>/<task>`: where a task's outputs go."""
@@ -73,6 +82,9 @@ class BuildContext:
         if isinstance(source, ImportedArtifact):
             if isinstance(source.uri, PipelineParam):
                 return self.parameters[source.uri.name]
+            if isinstance(source.uri, TaskOutputParam):
+                # a URI another task computed: read from its outputs.json when the step starts
+                return self.output_parameter(source.uri)
             return str(source.uri.value)
         producer = self.steps[source.task]
         if self.plan.tasks[source.task].kind == "training":

@@ -13,7 +13,6 @@ from kubesage.runners.sagemaker.ir import (
     JSON_TYPES,
     Collected,
     ConditionPlan,
-    Constant,
     ImportedArtifact,
     PipelineParam,
     PipelinePlan,
@@ -38,12 +37,29 @@ def pipeline_lines(
         lines.append(f"parameter '{param_name}' {param.type} -> {kind} ({default}){data}")
     lines.extend(plan.notes)
     for key, imported in sorted(plan.imports.items()):
-        uri = imported.uri.value if isinstance(imported.uri, Constant) else f"parameter '{imported.uri.name}'"
-        lines.append(f"dsl.importer '{key}' ({uri}) -> no step; its consumers read the S3 URI as an input")
+        lines.append(import_line(key, imported))
     for param_name, value in sorted(config.pinned_parameters.items()):
         lines.append(f"parameter '{param_name}' pinned to {value!r}: a constant, not an execution parameter")
     lines.extend(security.report(config))
     return lines
+
+
+def import_line(key: str, imported: ImportedArtifact) -> str:
+    uri = imported.uri
+    if isinstance(uri, TaskOutputParam):
+        return (
+            f"dsl.importer '{key}' (the URI '{uri.task}' outputs as '{uri.key}') -> no step; its consumers read "
+            f"JsonGet({uri.task}.parameters.{uri.key}) as an S3 input when they start (it must be an s3:// URI)"
+        )
+    if isinstance(uri, PipelineParam):
+        return f"dsl.importer '{key}' (parameter '{uri.name}') -> no step; its consumers read the S3 URI as an input"
+    if imported.fetched:
+        check = f"checked against sha256 {imported.sha256}" if imported.sha256 else "unchecked (no sha256 in metadata)"
+        return (
+            f"dsl.importer '{key}' ({uri.value}) -> no step; each consumer's job fetches the URL before its task "
+            f"starts, {check}; the job needs a route to it (no network isolation)"
+        )
+    return f"dsl.importer '{key}' ({uri.value}) -> no step; its consumers read the S3 URI as an input"
 
 
 def _step_line(task: TaskPlan, config: SageMakerConfig, step_type: str) -> str:
@@ -114,7 +130,9 @@ def task_details(plan: PipelinePlan, config: SageMakerConfig, task: TaskPlan) ->
         elif isinstance(source, PipelineParam) and plan.parameters[source.name].type in JSON_TYPES:
             notes.append(f"input '{name}' <- JSON text of parameter '{source.name}', decoded by the shim")
     for name, artifact in task.artifacts.items():
-        if isinstance(artifact, ImportedArtifact):
+        if isinstance(artifact, ImportedArtifact) and artifact.fetched:
+            notes.append(f"input '{name}' <- fetched by the job from the URL of {artifact.origin}")
+        elif isinstance(artifact, ImportedArtifact):
             notes.append(f"input '{name}' <- S3 URI of {artifact.origin}")
     return [f"  {task.key}: " + "; ".join(notes)] if notes else []
 

@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 from kubesage.errors import UnsupportedFeatureError
-from kubesage.runners.sagemaker.ir import Collected, PipelinePlan, TaskOutputArtifact, TaskOutputParam, TaskPlan
+from kubesage.runners.sagemaker.ir import (
+    Collected,
+    ImportedArtifact,
+    PipelinePlan,
+    TaskOutputArtifact,
+    TaskOutputParam,
+    TaskPlan,
+)
 
 
 def data_producers(task: TaskPlan) -> set[str]:
@@ -14,6 +21,8 @@ def data_producers(task: TaskPlan) -> set[str]:
             found.add(source.task)
         elif isinstance(source, Collected):
             found |= {item.task for item in source.items}
+        elif isinstance(source, ImportedArtifact) and isinstance(source.uri, TaskOutputParam):
+            found.add(source.uri.task)  # an importer of a URI that task computed
     return found
 
 

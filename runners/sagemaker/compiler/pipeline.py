@@ -14,6 +14,8 @@ from kubesage.runners.sagemaker import platform
 from kubesage.runners.sagemaker.compiler import explain
 from kubesage.runners.sagemaker.compiler.conditions import condition_steps
 from kubesage.runners.sagemaker.compiler.context import BuildContext
+from kubesage.runners.sagemaker.compiler.exit_handler import handler_line, status_steps
+from kubesage.runners.sagemaker.compiler.fanout import fan_out_line
 from kubesage.runners.sagemaker.compiler.order import topological
 from kubesage.runners.sagemaker.compiler.parameters import (
     APPROVAL_PARAMETER,
@@ -37,7 +39,7 @@ from kubesage.runners.sagemaker.compiler.session import (
 )
 from kubesage.runners.sagemaker.compiler.steps import processing_step, training_step
 from kubesage.runners.sagemaker.config import SageMakerConfig
-from kubesage.runners.sagemaker.ir import PipelinePlan, plan_pipeline
+from kubesage.runners.sagemaker.ir import Constant, ImportedArtifact, PipelinePlan, plan_pipeline
 from kubesage.runners.sagemaker.naming import sagemaker_pipeline_name
 from kubesage.runners.sagemaker.pinning import approval_status, pin_plan
 
@@ -121,7 +123,7 @@ def _build(plan: PipelinePlan, config: SageMakerConfig, session: Any) -> _Built:
             report.append(explain.training_line(task, config))
         else:
             step, asset = processing_step(ctx, task)
-            report.append(explain.processing_line(task, config))
+            report.append(fan_out_line(task, config) if task.fan_out else explain.processing_line(task, config))
         ctx.steps[task.key] = step
         assets[asset.uri] = asset.body
         if task.key == registering:
@@ -141,6 +143,8 @@ def _build(plan: PipelinePlan, config: SageMakerConfig, session: Any) -> _Built:
     report += [explain.condition_line(key, plan.conditions[key]) for key in conditions]
     top = [step for key, task in sorted(plan.tasks.items()) if task.group is None for step in steps_of(key)]
     top += [conditions[k] for k, c in sorted(plan.conditions.items()) if c.group is None]
+    top += status_steps(ctx)
+    report += [handler_line(plan, handler) for handler in sorted(plan.exit_handlers)]
     pipeline = Pipeline(
         name=ctx.name,
         parameters=[parameters[n] for n in sorted(parameters)],
@@ -157,6 +161,19 @@ def _build(plan: PipelinePlan, config: SageMakerConfig, session: Any) -> _Built:
     )
 
 
+def _check_fetches(plan: PipelinePlan, config: SageMakerConfig) -> None:
+    """An https:// import is fetched by the job: a job without network cannot run it."""
+    if not config.enable_network_isolation:
+        return
+    for key, task in sorted(plan.tasks.items()):
+        for name, source in task.artifacts.items():
+            if isinstance(source, ImportedArtifact) and isinstance(source.uri, Constant) and source.fetched:
+                raise UnsupportedFeatureError(
+                    f"task '{key}': input '{name}' is fetched from {source.uri.value} by the job, which "
+                    "enable_network_isolation cuts off; copy it to S3 and import the s3:// URI, or turn isolation off"
+                )
+
+
 def build_pipeline(
     spec: dict[str, Any], config: SageMakerConfig, session: Any, platform_spec: dict[str, Any] | None = None
 ) -> tuple[Any, CompiledPipeline]:
@@ -170,6 +187,7 @@ def build_pipeline(
         data_parameters=data_parameters(plan, config),
     )
     platform_notes = platform.translate(platform_spec, plan)
+    _check_fetches(plan, config)
     for key in [*plan.tasks, *plan.conditions]:
         if not _STEP_NAME_RE.match(key):
             raise UnsupportedFeatureError(f"task '{key}': name is not a valid SageMaker step name")

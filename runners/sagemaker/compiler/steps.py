@@ -53,7 +53,7 @@ def processing_step(ctx: BuildContext, task: TaskPlan) -> tuple[Any, SpecAsset]:
 
     asset = spec_asset(ctx, task, task_spec(ctx, task, PROCESSING_IN, PROCESSING_OUT))
     inputs = [s3_input(SPEC_CHANNEL, asset.uri)]
-    inputs += [s3_input(name, ctx.artifact_uri(src)) for name, src in task.artifacts.items()]
+    inputs += [s3_input(name, ctx.artifact_uri(src)) for name, src in ctx.channel_artifacts(task).items()]
     inputs += [s3_input(data_channel(p), ctx.parameters[p]) for p in data_parameters_read(ctx, task)]
     prefix = ctx.run_prefix(task.key)
     outputs = [
@@ -106,7 +106,9 @@ def training_step(ctx: BuildContext, task: TaskPlan) -> tuple[Any, SpecAsset]:
     config = ctx.config
     asset = spec_asset(ctx, task, task_spec(ctx, task, TRAINING_IN, TRAINING_OUT))
     channels = [InputData(channel_name=SPEC_CHANNEL, data_source=asset.uri)]
-    channels += [InputData(channel_name=n, data_source=ctx.artifact_uri(s)) for n, s in task.artifacts.items()]
+    channels += [
+        InputData(channel_name=n, data_source=ctx.artifact_uri(s)) for n, s in ctx.channel_artifacts(task).items()
+    ]
     channels += [
         InputData(channel_name=data_channel(p), data_source=ctx.parameters[p]) for p in data_parameters_read(ctx, task)
     ]
@@ -179,6 +181,7 @@ def retry_policies(task: TaskPlan) -> list[Any] | None:
 def cache_config(ctx: BuildContext, task: TaskPlan) -> Any:
     from sagemaker.mlops.workflow.steps import CacheConfig
 
-    if not task.caching:
+    # a task inside a dsl.ExitHandler ends "successfully" when its component failed: never cache that
+    if not task.caching or task.exit_handler is not None:
         return None
     return CacheConfig(enable_caching=True, expire_after=ctx.config.cache_expire_after)

@@ -11,8 +11,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from kubesage.runners.sagemaker.compiler.context import BuildContext
+from kubesage.runners.sagemaker.compiler.exit_handler import handler_arguments
+from kubesage.runners.sagemaker.compiler.fanout import collected_artifact_file, fan_out_spec
 from kubesage.runners.sagemaker.compiler.layout import MODEL_DIR, OUTPUTS_FILE, OUTPUTS_NAME, SPEC_CHANNEL, data_channel
 from kubesage.runners.sagemaker.compiler.parameters import TRACKING_PARAMETERS
+from kubesage.runners.sagemaker.fetch import fetched_name
 from kubesage.runners.sagemaker.integrity import DIGEST_FLAG, spec_bytes, spec_digest
 from kubesage.runners.sagemaker.ir import Collected, Constant, ImportedArtifact, PipelineParam, TaskPlan
 from kubesage.tracking.contract import ENV_RUNNER
@@ -29,27 +32,42 @@ class SpecAsset:
 
 def task_spec(ctx: BuildContext, task: TaskPlan, in_root: str, out_root: str) -> dict[str, Any]:
     """What the shim needs besides runtime values: the component and where things are."""
-    inputs = {}
+    inputs: dict[str, dict[str, Any]] = {}
     for name, source in task.artifacts.items():
+        gathered: str | None = None
+        fetch: dict[str, dict[str, Any]] = {}
         if isinstance(source, ImportedArtifact):
             # SageMaker downloads an S3 object into the channel under its base name; "" = what arrived
             uri = str(source.uri.value) if isinstance(source.uri, Constant) else ""
             file = "" if uri.endswith("/") else uri.rsplit("/", 1)[-1]
             packed = False
+            if source.fetched:
+                file = fetched_name(uri)
+                fetch[name] = {"url": uri, "sha256": source.sha256}
         else:
             file, packed = source.key, ctx.plan.tasks[source.task].kind == "training"
+            gathered = collected_artifact_file(ctx, source.task, source.key)
         inputs[name] = {
             "dir": f"{in_root}/{name}",
-            "file": file,
+            "file": file if gathered is None else gathered,
             "packed": packed,
             "type": task.input_artifact_types()[name]["artifactType"],
         }
+        if name in fetch:  # no channel: the shim downloads the URL into `dir` before the task starts
+            inputs[name]["fetch"] = fetch[name]
+        if gathered is not None:
+            # dsl.Collected of artifacts: one folder, `<i>/<file>` per item; the task gets the list
+            inputs[name]["list"] = True
     outputs = {}
     for name, out in sorted(task.output_artifacts().items()):
         path = MODEL_DIR if name == task.model_output else f"{out_root}/{name}/{name}"
+        if task.fan_out is not None:
+            path = f"{out_root}/{name}"  # a folder: the shim writes item i's artifact under `<i>/`
         outputs[name] = {"path": path, "type": out["artifactType"]}
     constants = {n: s.value for n, s in task.parameters.items() if isinstance(s, Constant)}
+    fan_out = {"fan_out": fan_out_spec(task)} if task.fan_out is not None else {}
     return {
+        **fan_out,
         "pipeline": ctx.name,
         "task": task.key,
         "display_name": task.display_name,
@@ -94,7 +112,7 @@ def shim_arguments(ctx: BuildContext, task: TaskPlan, in_root: str, digest: str)
                 args += ["--param-item", name, item_type, ctx.parameter_value(task.key, item)]
         else:
             args += ["--param", name, ctx.parameter_value(task.key, source)]
-    return args
+    return args + handler_arguments(ctx, task)
 
 
 def shim_environment(ctx: BuildContext, task: TaskPlan) -> dict[str, Any]:

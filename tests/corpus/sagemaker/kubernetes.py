@@ -36,6 +36,13 @@ def k8s_config_map_volume() -> None:
     kubernetes.use_config_map_as_volume(task, config_map_name="settings", mount_path="/etc/settings")
 
 
+@dsl.pipeline(name="k8s-secret-in-runtime-loop")
+def k8s_secret_in_runtime_loop(items: list = [1, 2]) -> None:  # noqa: B006
+    with dsl.ParallelFor(items) as item:
+        task = echo(x=item)
+        kubernetes.use_secret_as_env(task, secret_name="api-token", secret_key_to_env={"token": "API_TOKEN"})
+
+
 CORPUS: list[Case] = [
     (
         k8s_scheduling_hints,
@@ -44,4 +51,5 @@ CORPUS: list[Case] = [
     (k8s_secret_env, Refused(r"task 'say': a Kubernetes secret as environment .*AWS Secrets Manager")),
     (k8s_pvc, Refused(r"task 'createpvc': a Kubernetes PersistentVolumeClaim")),
     (k8s_config_map_volume, Refused(r"task 'echo': a Kubernetes ConfigMap as a volume")),
+    (k8s_secret_in_runtime_loop, Refused(r"task 'for-loop-1-echo': a Kubernetes secret as environment")),
 ]

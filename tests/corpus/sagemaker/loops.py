@@ -1,10 +1,10 @@
 # Nested `with` blocks mirror how KFP users write nested groups.
 # ruff: noqa: SIM117
-"""dsl.ParallelFor: literal lists (unrolled), dict items, nested loops, dsl.Collected; runtime lists."""
+"""dsl.ParallelFor: literal lists (unrolled), dict items, nested loops, dsl.Collected; runtime lists (fan-out)."""
 
 from kfp import dsl
 
-from tests.corpus.sagemaker._components import count_all, echo, every_type, make_data, numbers, say, total
+from tests.corpus.sagemaker._components import count_all, count_lines, echo, every_type, make_data, numbers, say, total
 from tests.corpus.sagemaker._expect import Case, Refused, Translates
 
 
@@ -55,6 +55,44 @@ def loop_collected_artifacts() -> None:
     count_all(datasets=dsl.Collected(made.outputs["data"]))
 
 
+@dsl.pipeline(name="runtime-loop-chain")
+def runtime_loop_chain(sizes: list = [1, 2], scale: int = 3) -> None:  # noqa: B006
+    with dsl.ParallelFor(sizes, parallelism=4) as n:
+        made = make_data(n=n)
+        counted = count_lines(data=made.outputs["data"])
+        echo(x=scale).after(counted)
+    total(xs=dsl.Collected(counted.output))
+
+
+@dsl.pipeline(name="runtime-loop-dict-items")
+def runtime_loop_dict_items(pairs: list = [{"who": "a"}, {"who": "b"}]) -> None:  # noqa: B006
+    with dsl.ParallelFor(pairs) as pair:
+        say(text=pair.who)
+
+
+@dsl.pipeline(name="runtime-loop-with-condition")
+def runtime_loop_with_condition(items: list = [1, 2]) -> None:  # noqa: B006
+    with dsl.ParallelFor(items) as item:
+        with dsl.If(item == 1):
+            echo(x=item)
+
+
+@dsl.pipeline(name="runtime-loop-nested")
+def runtime_loop_nested(items: list = [1, 2]) -> None:  # noqa: B006
+    with dsl.ParallelFor(items) as item:
+        with dsl.ParallelFor([1, 2]) as inner:
+            every_type(s="x", i=item, f=0.0, b=True, items=[inner], config={})
+
+
+@dsl.pipeline(name="runtime-loop-reads-upstream-artifact")
+def runtime_loop_reads_upstream_artifact(n: int = 4) -> None:
+    made = make_data(n=n)
+    listed = numbers(n=n)
+    with dsl.ParallelFor(listed.output) as item:
+        count_lines(data=made.outputs["data"])
+        echo(x=item)
+
+
 CORPUS: list[Case] = [
     (
         loop_collected,
@@ -74,7 +112,27 @@ CORPUS: list[Case] = [
         loop_parallelism,
         Translates("for-loop-2-0-say", "for-loop-2-1-say", "for-loop-2-2-say", report=("parallelism=2 not carried",)),
     ),
-    (loop_over_parameter, Refused(r"task 'for-loop-1': dsl.ParallelFor over a list known only at run time")),
-    (loop_over_task_output, Refused(r"task 'for-loop-1': dsl.ParallelFor over a list known only at run time")),
-    (loop_collected_artifacts, Refused(r"dsl.Collected of artifacts|artifact list input")),
+    (loop_over_parameter, Translates("for-loop-1", report=("the fan-out runs inside one job",))),
+    (
+        loop_over_task_output,
+        Translates("numbers", "for-loop-1", report=("input 'kubesage-items' <- JsonGet(numbers.parameters.Output)",)),
+    ),
+    (loop_collected_artifacts, Translates("for-loop-2", "count-all", report=("gathers ['make-data-data/<i>/']",))),
+    (
+        runtime_loop_chain,
+        Translates(
+            "for-loop-1",
+            "total",
+            report=("body [make-data, count-lines, echo]", "parallelism=4 -> at most 4 items at once"),
+        ),
+    ),
+    (runtime_loop_dict_items, Translates("for-loop-1", report=("as many items at once as the instance has cores",))),
+    (
+        runtime_loop_with_condition,
+        Refused(
+            r"task 'for-loop-1': a runtime dsl.ParallelFor whose body holds a condition \('condition-2'\).*tasks only"
+        ),
+    ),
+    (runtime_loop_nested, Refused(r"task 'for-loop-1': a runtime dsl.ParallelFor whose body holds a loop")),
+    (runtime_loop_reads_upstream_artifact, Translates("make-data", "numbers", "for-loop-1")),
 ]

@@ -1,9 +1,9 @@
-"""Pipelines used as components (sub-pipelines), at several depths; exit handlers."""
+"""Pipelines used as components (sub-pipelines), at several depths; exit handlers (dsl.ExitHandler)."""
 
 from kfp import dsl
 from kfp.dsl import Dataset
 
-from tests.corpus.sagemaker._components import count_lines, echo, make_data, say
+from tests.corpus.sagemaker._components import count_lines, echo, fit, make_data, say
 from tests.corpus.sagemaker._expect import Case, Refused, Translates
 
 
@@ -68,6 +68,43 @@ def exit_handler() -> None:
         echo(x=1)
 
 
+@dsl.pipeline(name="exit-handler-chain")
+def exit_handler_chain(n: int = 3) -> None:
+    with dsl.ExitHandler(say(text="cleanup"), name="guarded"):
+        made = make_data(n=n)
+        counted = count_lines(data=made.outputs["data"])
+        echo(x=counted.output)
+
+
+@dsl.pipeline(name="exit-task-walked-first")
+def exit_task_walked_first() -> None:
+    with dsl.ExitHandler(echo(x=0)):  # 'echo' sorts before 'exit-handler-1'
+        say(text="hi")
+
+
+@dsl.pipeline(name="exit-handler-training")
+def exit_handler_training(n: int = 3) -> None:
+    with dsl.ExitHandler(say(text="cleanup")):
+        fit(data=make_data(n=n).outputs["data"])
+
+
+@dsl.pipeline(name="exit-handler-condition")
+def exit_handler_condition(n: int = 3) -> None:
+    with dsl.ExitHandler(say(text="cleanup")), dsl.If(n > 1):
+        echo(x=n)
+
+
+@dsl.component(base_image="python:3.11", install_kfp_package=False)
+def report(status: dsl.PipelineTaskFinalStatus) -> str:
+    return status.state
+
+
+@dsl.pipeline(name="exit-handler-final-status")
+def exit_handler_final_status() -> None:
+    with dsl.ExitHandler(report()):
+        echo(x=1)
+
+
 CORPUS: list[Case] = [
     (
         sub_pipeline,
@@ -86,5 +123,36 @@ CORPUS: list[Case] = [
     (sub_pipeline_in_condition, Translates("condition-1", "inner-echo", "inner-condition-1", "inner-echo-2")),
     (sub_pipeline_artifact, Translates("data-maker-make-data", "count-lines")),
     (after_sub_pipeline, Translates("inner-echo", "inner-condition-1", "inner-echo-2", "say")),
-    (exit_handler, Refused(r"task 'exit-handler-1': dsl.ExitHandler")),
+    (
+        exit_handler,
+        Translates(
+            "echo",
+            "say",
+            "exit-handler-1-status",
+            "exit-handler-1-failed",
+            report=("exit task 'say' runs after them all",),
+        ),
+    ),
+    (
+        exit_handler_chain,
+        Translates(
+            "make-data",
+            "count-lines",
+            "echo",
+            "say",
+            "exit-handler-1-status",
+            "exit-handler-1-failed",
+            report=("its tasks ['count-lines', 'echo', 'make-data'] record a failure",),
+        ),
+    ),
+    (
+        exit_task_walked_first,
+        Translates("echo", "say", "exit-handler-1-status", "exit-handler-1-failed", report=("exit task 'echo'",)),
+    ),
+    (exit_handler_training, Refused(r"task 'fit': a training task inside dsl.ExitHandler 'exit-handler-1'")),
+    (exit_handler_condition, Refused(r"task 'condition-2': a dsl.If inside dsl.ExitHandler 'exit-handler-1'")),
+    (
+        exit_handler_final_status,
+        Refused(r"task 'report': input 'status' reads PipelineTaskFinalStatus.*drop the parameter"),
+    ),
 ]

@@ -1,0 +1,90 @@
+"""dsl.ExitHandler -> its tasks record a failure instead of failing, the exit task runs after them all,
+then a ConditionStep fails the execution (FailStep) if any of them did not succeed.
+
+SageMaker runs a step only when every step it depends on succeeded, and has no step that runs after
+a failure. So the tasks inside the handler run with `--continue-on-failure`: when the component fails,
+the shim writes stand-in outputs and `"status": "failed"` to outputs.json and ends the job
+successfully; a later task of the handler reading it (`--upstream-status`) is skipped the same way.
+The exit task therefore still runs, and the execution still ends Failed, naming each task's status.
+A job that SageMaker itself fails (capacity, out of memory, a stop) still ends the run without the
+exit task: that is where SageMaker does not allow more.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kubesage.runners.sagemaker.compiler.context import BuildContext
+from kubesage.runners.sagemaker.compiler.order import data_producers
+from kubesage.runners.sagemaker.ir import PipelinePlan, TaskPlan
+
+CONTINUE_FLAG = "--continue-on-failure"
+UPSTREAM_FLAG = "--upstream-status"
+SUCCEEDED = "succeeded"
+
+
+def upstream_in_handler(plan: PipelinePlan, task: TaskPlan) -> list[str]:
+    """The tasks of the same handler that `task` reads or follows: it is skipped if one did not succeed."""
+    if task.exit_handler is None:
+        return []
+    found = data_producers(task) | {step for dep in task.depends_on for step in plan.step_dependencies(dep)}
+    return sorted(k for k in found if k in plan.tasks and plan.tasks[k].exit_handler == task.exit_handler)
+
+
+def status_of(ctx: BuildContext, task: str) -> Any:
+    from sagemaker.core.workflow.functions import JsonGet
+
+    return JsonGet(step_name=task, property_file=ctx.property_files[task], json_path="status")
+
+
+def handler_arguments(ctx: BuildContext, task: TaskPlan) -> list[Any]:
+    if task.exit_handler is None:
+        return []
+    args: list[Any] = [CONTINUE_FLAG]
+    for upstream in upstream_in_handler(ctx.plan, task):
+        args += [UPSTREAM_FLAG, upstream, status_of(ctx, upstream).to_string()]
+    return args
+
+
+def status_steps(ctx: BuildContext) -> list[Any]:
+    """Per handler: a ConditionStep after the exit task whose else branch is a FailStep naming each status."""
+    from sagemaker.core.workflow.conditions import ConditionEquals
+    from sagemaker.core.workflow.functions import Join
+    from sagemaker.mlops.workflow.condition_step import ConditionStep
+    from sagemaker.mlops.workflow.fail_step import FailStep
+
+    steps = []
+    for handler, exit_task in sorted(ctx.plan.exit_handlers.items()):
+        tasks = ctx.plan.handler_tasks(handler)
+        if not tasks or not exit_task:
+            continue
+        statuses: list[Any] = []
+        for task in tasks:
+            statuses += [f"{task}:", status_of(ctx, task)]
+        fail = FailStep(
+            name=f"{handler}-failed",
+            error_message=Join(
+                on=" ", values=[f"tasks inside dsl.ExitHandler '{handler}' did not all succeed:", *statuses]
+            ),
+        )
+        steps.append(
+            ConditionStep(
+                name=f"{handler}-status",
+                conditions=[ConditionEquals(left=status_of(ctx, task), right=SUCCEEDED) for task in tasks],
+                if_steps=[],
+                else_steps=[fail],
+                depends_on=[exit_task],
+            )
+        )
+    return steps
+
+
+def handler_line(plan: PipelinePlan, handler: str) -> str:
+    tasks = plan.handler_tasks(handler)
+    return (
+        f"dsl.ExitHandler '{handler}' -> its tasks {tasks} record a failure in outputs.json instead of failing (a "
+        f"later task of the handler that reads one is skipped); exit task '{plan.exit_handlers[handler]}' runs "
+        f"after them all; then ConditionStep '{handler}-status' ends the execution with FailStep "
+        f"'{handler}-failed' if any did not succeed. A job SageMaker itself fails (capacity, out of memory, a "
+        "stop) still ends the run without the exit task"
+    )

@@ -1,0 +1,120 @@
+"""Tasks inside a dsl.ExitHandler, run for real through the shim (no Docker): a failure is recorded.
+
+The failing task ends its job successfully with `"status": "failed"` and stand-in outputs, the task
+reading it is skipped without running, and a task outside any handler still fails its step.
+"""
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kfp import compiler, dsl
+from kfp.dsl import Dataset, Output
+
+from kubesage.runners.sagemaker import shim
+from kubesage.runners.sagemaker.config import SageMakerConfig
+from kubesage.runners.sagemaker.integrity import spec_bytes, spec_digest
+from tests.unit.runners.sagemaker.ir_file import compile_file
+
+
+@dsl.component(base_image="python:3.11", install_kfp_package=False)
+def boom(n: int, data: Output[Dataset]) -> int:
+    if n > 0:
+        raise RuntimeError("boom")
+    with open(data.path, "w") as fh:  # noqa: PTH123
+        fh.write("ok")
+    return n
+
+
+@dsl.component(base_image="python:3.11", install_kfp_package=False)
+def after(x: int) -> int:
+    return x + 1
+
+
+@dsl.component(base_image="python:3.11", install_kfp_package=False)
+def cleanup() -> str:
+    return "cleaned"
+
+
+@dsl.pipeline(name="guarded")
+def guarded(n: int = 1) -> None:
+    with dsl.ExitHandler(cleanup()):
+        first = boom(n=n)
+        after(x=first.outputs["Output"])
+
+
+def _specs(tmp_path: Path) -> dict[str, dict[str, Any]]:
+    ir = tmp_path / "guarded.yaml"
+    compiler.Compiler().compile(guarded, str(ir))
+    root = str(tmp_path / "opt-ml")
+    return {
+        task["task"]: task
+        for task in (
+            json.loads(body.decode().replace("/opt/ml", root))
+            for body in compile_file(ir, SageMakerConfig()).assets.values()
+        )
+    }
+
+
+def _run(task: dict[str, Any], tmp_path: Path, *extra: str) -> int:
+    spec_dir = tmp_path / "spec"
+    spec_dir.mkdir(parents=True, exist_ok=True)
+    body = spec_bytes(task)
+    (spec_dir / f"{task['task']}.json").write_bytes(body)
+    argv = ["--task", task["task"], "--spec-dir", str(spec_dir), "--spec-sha256", spec_digest(body)]
+    return shim.main([*argv, "--workdir", str(tmp_path / "w" / task["task"]), *extra])
+
+
+def _outputs(tmp_path: Path) -> dict[str, Any]:
+    path = tmp_path / "opt-ml" / "processing" / "output" / "kubesage-outputs" / "outputs.json"
+    found: dict[str, Any] = json.loads(path.read_text())
+    path.unlink()
+    return found
+
+
+@pytest.fixture(autouse=True)
+def venv_python_first(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("KUBESAGE_STEP_USER", "root")
+
+
+def test_a_failing_task_in_a_handler_records_its_failure_with_stand_in_outputs(tmp_path: Path) -> None:
+    specs = _specs(tmp_path)
+    assert _run(specs["boom"], tmp_path, "--param", "n", "1", "--continue-on-failure") == 0
+    assert _outputs(tmp_path) == {
+        "task": "boom",
+        "parameters": {"Output": 0},
+        "artifacts": {},
+        "status": "failed",
+        "failure": "exited with 1",
+    }
+    # an empty file, so the S3 prefix a later step reads is not empty (SageMaker refuses empty inputs)
+    assert (tmp_path / "opt-ml" / "processing" / "output" / "data" / "data").read_text() == ""
+
+
+def test_a_task_reading_a_failed_one_is_skipped_without_running(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    specs = _specs(tmp_path)
+    code = _run(specs["after"], tmp_path, "--param", "x", "0", "--continue-on-failure", "--upstream-status", "boom",
+                "failed")  # fmt: skip
+    assert code == 0
+    assert _outputs(tmp_path) == {
+        "task": "after",
+        "parameters": {"Output": 0},
+        "artifacts": {},
+        "status": "skipped",
+        "failure": "upstream boom did not succeed",
+    }
+    assert "running task" not in capsys.readouterr().out
+
+
+def test_a_succeeding_task_reports_succeeded_and_one_outside_a_handler_still_fails(tmp_path: Path) -> None:
+    specs = _specs(tmp_path)
+    assert _run(specs["after"], tmp_path, "--param", "x", "2", "--upstream-status", "boom", "succeeded") == 0
+    outputs = _outputs(tmp_path)
+    assert (outputs["status"], outputs["parameters"]) == ("succeeded", {"Output": 3})
+    assert _run(specs["boom"], tmp_path, "--param", "n", "1") == 1
