@@ -17,6 +17,8 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+from mlflow.exceptions import MlflowException
+
 from kubesage.tracking.contract import TAG_KIND, TAG_RUNNER
 
 VIEW_KEY = "kubesage"
@@ -70,7 +72,13 @@ def update_runs_view(client: Any, experiment_id: str) -> None:
     )
     metrics = sorted({m for run in runs for m in run.data.metrics})
     params = differing([dict(run.data.params) for run in runs])
-    client.set_experiment_tag(experiment_id, VIEW_TAG, json.dumps(view_state(metrics, params)))
+    view = json.dumps(view_state(metrics, params))
+    try:
+        client.set_experiment_tag(experiment_id, VIEW_TAG, view)
+    except MlflowException:
+        # Two runs ending at once on a new SQLite store both insert the tag (MLflow checks, then inserts):
+        # the loser's retry is an update. The layout is the last writer's either way.
+        client.set_experiment_tag(experiment_id, VIEW_TAG, view)
 
 
 def runs_url(ui_base: str, experiment_id: str) -> str:

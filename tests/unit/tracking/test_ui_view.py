@@ -56,3 +56,32 @@ def test_a_missing_model_version_lists_the_versions_that_exist(mlflow_sqlite: st
         resolve_model_dir("models:/churn-x/99")
     with pytest.raises(TrackingError, match="no registered model 'nope' has any version"):
         resolve_model_dir("models:/nope/1")
+
+
+def test_a_run_that_loses_the_race_to_create_the_layout_tag_updates_it(mlflow_sqlite: str) -> None:
+    """Two runs ending at once on a new SQLite store: MLflow checks for the tag, then inserts it, so
+    the second insert fails on the unique key (seen in tests/faults' concurrent-runs test). The loser
+    writes again, as an update, instead of failing its run."""
+    from mlflow.exceptions import MlflowException
+
+    from kubesage.tracking.ui_view import update_runs_view
+
+    client = MlflowClient(tracking_uri=mlflow_sqlite)
+    experiment = client.create_experiment("raced")
+    set_tag = client.set_experiment_tag
+    calls: list[str] = []
+
+    def lose_the_first_insert(experiment_id: str, key: str, value: str) -> None:
+        calls.append(value)
+        if len(calls) == 1:
+            set_tag(experiment_id, key, '{"written": "by the other run"}')  # the winner's insert
+            raise MlflowException("UNIQUE constraint failed: experiment_tags.key, experiment_tags.experiment_id")
+        set_tag(experiment_id, key, value)
+
+    client.set_experiment_tag = lose_the_first_insert  # type: ignore[method-assign]
+    update_runs_view(client, experiment)
+    assert len(calls) == 2
+    assert json.loads(MlflowClient(tracking_uri=mlflow_sqlite).get_experiment(experiment).tags[VIEW_TAG]) == (
+        json.loads(calls[1])
+    )
+    assert "selectedColumns" in json.loads(calls[1])
