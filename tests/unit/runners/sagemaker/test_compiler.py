@@ -192,15 +192,15 @@ def _make_model(model: dsl.Output[dsl.Model]) -> int:
 
 
 @dsl.pipeline(name="loop")
-def _loop(items: list = [1, 2, 3]) -> None:  # noqa: B006
-    with dsl.ParallelFor(items) as item:
+def _loop_with_condition(items: list = [1, 2, 3]) -> None:  # noqa: B006
+    with dsl.ParallelFor(items) as item, dsl.If(item > 1):
         _echo(x=item)
 
 
 @dsl.pipeline(name="exit")
-def _exit() -> None:
+def _exit_with_training() -> None:
     with dsl.ExitHandler(_echo(x=1)):
-        _echo(x=2)
+        _make_model()
 
 
 @dsl.pipeline(name="importer")
@@ -218,12 +218,17 @@ def _training_output_in_condition() -> None:
 @pytest.mark.parametrize(
     ("function", "message"),
     [
-        (_loop, r"task 'for-loop-\d+': dsl.ParallelFor over a list known only at run time"),
-        (_exit, r"dsl.ExitHandler"),
+        (_loop_with_condition, r"task 'for-loop-\d+': a runtime dsl.ParallelFor whose body holds a "),
+        (_exit_with_training, r"a training task inside dsl.ExitHandler"),
         (_importer, r"task 'importer': dsl.importer of 'gs://b/k'"),
         (_training_output_in_condition, r"output parameter of training task 'make-model'"),
     ],
-    ids=["runtime-parallel-for", "exit-handler", "gcs-importer", "training-output-in-condition"],
+    ids=[
+        "condition-in-runtime-parallel-for",
+        "training-in-exit-handler",
+        "gcs-importer",
+        "training-output-in-condition",
+    ],
 )
 def test_unsupported_features_fail_naming_task_and_feature(function: Any, message: str, tmp_path: Path) -> None:
     with pytest.raises(UnsupportedFeatureError, match=message):
