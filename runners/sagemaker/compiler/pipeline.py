@@ -35,6 +35,7 @@ from kubesage.runners.sagemaker.compiler.session import (
     offline_env,
     offline_session,
     quiet_sdk,
+    shared_service_models,
     validate_sdk_config_once,
 )
 from kubesage.runners.sagemaker.compiler.steps import processing_step, training_step
@@ -191,7 +192,7 @@ def build_pipeline(
     for key in [*plan.tasks, *plan.conditions]:
         if not _STEP_NAME_RE.match(key):
             raise UnsupportedFeatureError(f"task '{key}': name is not a valid SageMaker step name")
-    with offline_env(config.region), validate_sdk_config_once():
+    with offline_env(config.region), validate_sdk_config_once(), shared_service_models():
         step_classes()  # defined here: importing the SDK's step module needs the offline environment
         built = _build(plan, config, session)
         definition = json.loads(built.pipeline.definition())
@@ -214,7 +215,7 @@ def compile_spec(
     """KFP IR dict (+ the kfp-kubernetes PlatformSpec, if any) -> SageMaker definition, offline and deterministic."""
     config = config or SageMakerConfig()
     with quiet_sdk():
-        with offline_env(config.region), validate_sdk_config_once():
+        with offline_env(config.region), validate_sdk_config_once(), shared_service_models():
             session = offline_session(config)
         _, compiled = build_pipeline(spec, config, session, platform_spec)
     return compiled

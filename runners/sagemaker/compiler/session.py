@@ -50,6 +50,34 @@ def offline_session(config: SageMakerConfig) -> Any:
     )
 
 
+_SHARED_LOADERS: dict[str | None, Any] = {}
+
+
+@contextmanager
+def shared_service_models() -> Iterator[None]:
+    """One botocore loader (its cache of parsed service models) for every boto3 session opened inside.
+
+    Building a definition opens three sessions (ours, and the SDK's own in its session and step
+    classes), and each new session parsed botocore's service JSON again: 0.4 s of `json.loads` in a
+    0.6 s compile. Sharing a loader is what one boto3 session already does for all its clients; the
+    loader only reads the installed botocore's data files, so a cached model is never stale.
+    """
+    import botocore.session
+
+    original = botocore.session.create_loader
+
+    def shared(search_path_string: str | None = None) -> Any:
+        if search_path_string not in _SHARED_LOADERS:
+            _SHARED_LOADERS[search_path_string] = original(search_path_string)
+        return _SHARED_LOADERS[search_path_string]
+
+    botocore.session.create_loader = shared
+    try:
+        yield
+    finally:
+        botocore.session.create_loader = original
+
+
 _VALIDATED_SDK_CONFIGS: list[dict[str, Any]] = []
 
 
