@@ -13,6 +13,8 @@ import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
+import boto3
+import pytest
 from moto.server import ThreadedMotoServer
 
 from tests.mlflow_server import MlflowServer, start_mlflow_server
@@ -36,6 +38,20 @@ def running_moto() -> Iterator[str]:
         yield f"http://{host}:{port}"
     finally:
         server.stop()
+
+
+def moto_session(endpoint: str, bucket: str, monkeypatch: pytest.MonkeyPatch) -> boto3.Session:
+    """A boto3 session with moto's test keys (in the environment, where SageMaker local mode's own
+    sessions find them too), tracking unset, and `bucket` created at `endpoint` if missing."""
+    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    boto = boto3.Session(region_name="us-east-1")
+    s3 = boto.client("s3", endpoint_url=endpoint)
+    if bucket not in [b["Name"] for b in s3.list_buckets().get("Buckets", [])]:
+        s3.create_bucket(Bucket=bucket)
+    return boto
 
 
 def migrated_sqlite_template(folder: Path) -> Path:

@@ -170,13 +170,7 @@ class FanOutBuilder:
             return {"constant": spec["runtimeValue"].get("constant")}
         if "taskOutputParameter" in spec:
             ref = spec["taskOutputParameter"]
-            producer = ref.get("producerTask", "")
-            if producer not in names:
-                raise UnsupportedFeatureError(
-                    f"task '{reader}': reads task '{producer}', which its loop body does not define "
-                    "(malformed pipeline IR); recompile the pipeline with kfp.compiler"
-                )
-            return {"task": producer, "output": ref.get("outputParameterKey", "")}
+            return {"task": _body_producer(reader, ref, names), "output": ref.get("outputParameterKey", "")}
         if "componentInputParameter" not in spec:
             raise unsupported(reader, f"input '{name}' uses {sorted(spec)} inside a runtime loop")
         outer = spec["componentInputParameter"]
@@ -210,12 +204,7 @@ class FanOutBuilder:
         reader = f"{self.key}-{local}"
         if "taskOutputArtifact" in spec:
             ref = spec["taskOutputArtifact"]
-            if ref.get("producerTask", "") not in names:
-                raise UnsupportedFeatureError(
-                    f"task '{reader}': reads task '{ref.get('producerTask', '')}', which its loop body does not "
-                    "define (malformed pipeline IR); recompile the pipeline with kfp.compiler"
-                )
-            return {"task": ref["producerTask"], "output": ref.get("outputArtifactKey", "")}
+            return {"task": _body_producer(reader, ref, names), "output": ref.get("outputArtifactKey", "")}
         source = scope.get(str(spec.get("componentInputArtifact", "")))
         if not isinstance(source, TaskOutputArtifact | ImportedArtifact):
             raise unsupported(reader, f"input artifact '{name}' uses {sorted(spec)} inside a runtime loop")
@@ -245,3 +234,14 @@ def _in_run_order(loop: str, body: tuple[BodyTask, ...]) -> tuple[BodyTask, ...]
     for task in body:
         visit(task, ())
     return tuple(done)
+
+
+def _body_producer(reader: str, ref: Mapping[str, Any], names: set[str]) -> str:
+    """The loop-body task an input of `reader` reads; one the body does not define is malformed IR."""
+    producer = str(ref.get("producerTask", ""))
+    if producer not in names:
+        raise UnsupportedFeatureError(
+            f"task '{reader}': reads task '{producer}', which its loop body does not define "
+            "(malformed pipeline IR); recompile the pipeline with kfp.compiler"
+        )
+    return producer

@@ -25,6 +25,7 @@ from kubesage.runners.registry import load_pipeline
 from kubesage.runners.sagemaker.config import SageMakerConfig
 from kubesage.runners.sagemaker.local_mode import SageMakerLocalRunner, check_tracking_uri, run_local
 from tests.mlflow_server import MlflowServer
+from tests.servers import moto_session
 
 pytestmark = [pytest.mark.integration, pytest.mark.container, pytest.mark.slow]
 
@@ -50,15 +51,7 @@ def tracking_url(mlflow_server: MlflowServer) -> str:
 
 @pytest.fixture
 def session(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> boto3.Session:
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    boto = boto3.Session(region_name="us-east-1")
-    s3 = boto.client("s3", endpoint_url=s3_endpoint)
-    if BUCKET not in [b["Name"] for b in s3.list_buckets().get("Buckets", [])]:
-        s3.create_bucket(Bucket=BUCKET)
-    return boto
+    return moto_session(s3_endpoint, BUCKET, monkeypatch)
 
 
 def _config() -> SageMakerConfig:

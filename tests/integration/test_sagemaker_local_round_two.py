@@ -21,6 +21,7 @@ from kubesage.runners.registry import load_pipeline
 from kubesage.runners.sagemaker.config import SageMakerConfig
 from kubesage.runners.sagemaker.local_mode import run_local
 from tests.integration import sagemaker_round_two_pipelines as pipelines
+from tests.servers import moto_session
 
 pytestmark = [pytest.mark.integration, pytest.mark.container, pytest.mark.slow]
 
@@ -36,15 +37,7 @@ def s3_endpoint(moto_endpoint: str) -> str:
 
 @pytest.fixture
 def session(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> boto3.Session:
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    boto = boto3.Session(region_name="us-east-1")
-    s3 = boto.client("s3", endpoint_url=s3_endpoint)
-    if BUCKET not in [b["Name"] for b in s3.list_buckets().get("Buckets", [])]:
-        s3.create_bucket(Bucket=BUCKET)
-    return boto
+    return moto_session(s3_endpoint, BUCKET, monkeypatch)
 
 
 def _spec(name: str, tmp_path: Path) -> dict[str, Any]:
