@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from kubesage.errors import DataError
+from kubesage.util.redact import redact_uri
 
 _CHUNK = 1 << 20
 TIMEOUT_SECONDS = 300
@@ -30,7 +31,10 @@ def fetched_name(url: str) -> str:
 class _HttpsOnlyRedirects(urllib.request.HTTPRedirectHandler):
     def redirect_request(self, req: Any, fp: Any, code: int, msg: str, headers: Any, newurl: str) -> Any:
         if not newurl.startswith("https://"):
-            raise DataError(f"{req.full_url} redirects to {newurl}, which is not https://; refusing to follow it")
+            raise DataError(
+                f"{redact_uri(req.full_url)} redirects to {redact_uri(newurl)}, which is not https://; "
+                "refusing to follow it"
+            )
         return super().redirect_request(req, fp, code, msg, headers, newurl)
 
 
@@ -46,12 +50,12 @@ def fetch(url: str, target: Path, sha256: str | None, timeout: float = TIMEOUT_S
                 out.write(chunk)
     except OSError as exc:  # URLError, HTTPError and timeouts are OSErrors
         target.unlink(missing_ok=True)
-        raise DataError(f"cannot fetch {url}: {exc}; check the URL and that the job can reach it") from exc
+        raise DataError(f"cannot fetch {redact_uri(url)}: {exc}; check the URL and that the job can reach it") from exc
     found = digest.hexdigest()
     if sha256 is not None and found != sha256:
         target.unlink(missing_ok=True)
         raise DataError(
-            f"{url} has sha256 {found}, not {sha256} as the importer's metadata says; the content changed: "
+            f"{redact_uri(url)} has sha256 {found}, not {sha256} as the importer's metadata says; the content changed: "
             "check it and update the sha256"
         )
     return found
@@ -66,5 +70,6 @@ def fetch_inputs(spec: dict[str, Any]) -> list[str]:
         url, expected = art["fetch"]["url"], art["fetch"].get("sha256")
         found = fetch(url, Path(art["dir"]) / art["file"], expected)
         checked = "checked" if expected else "not checked: no sha256 in the importer's metadata"
-        lines.append(f"input '{name}': fetched {url} (sha256 {found}, {checked})")
+        # A signed URL's signature is a credential: the job's log gets the URL without it.
+        lines.append(f"input '{name}': fetched {redact_uri(url)} (sha256 {found}, {checked})")
     return lines

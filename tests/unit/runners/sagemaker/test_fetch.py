@@ -98,6 +98,19 @@ def test_fetch_inputs_fills_each_fetched_channel_folder(server: str, tmp_path: P
     assert not (tmp_path / "other").exists()
 
 
+def test_a_signed_urls_signature_never_reaches_the_log_or_an_error(server: str, tmp_path: Path) -> None:
+    signed = "X-Amz-Credential=AKIAEXAMPLE%2F20261205&X-Amz-Signature=0123abcdsecret&X-Amz-Expires=60"
+    spec = {"input_artifacts": {"data": {"dir": str(tmp_path), "file": "rows.csv",
+                                         "fetch": {"url": f"{server}/rows.csv?{signed}"}}}}  # fmt: skip
+    (line,) = fetch_inputs(spec)
+    assert (tmp_path / "rows.csv").read_bytes() == BODY
+    assert "0123abcdsecret" not in line and "AKIAEXAMPLE" not in line
+    assert "X-Amz-Signature=***" in line and "X-Amz-Expires=60" in line
+    with pytest.raises(DataError) as failed:
+        fetch(f"{server}/missing.csv?{signed}", tmp_path / "x", None)
+    assert "0123abcdsecret" not in str(failed.value) and "/missing.csv?" in str(failed.value)
+
+
 def test_the_shim_fetches_before_the_task_and_refuses_a_changed_file(
     server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
