@@ -1,11 +1,12 @@
 """Benchmark (b): the local runner's overhead per task, launcher by launcher; caching; parallel tasks.
 
 Printed side by side from one run of this script:
-1. the churn pipeline (caching off) with KFP's subprocess launcher and with the fork server: each
-   step's own compute (its MLflow step run, open to close), the pipeline's wall time as the run
-   reports it (from the MLflow parent run's opening) and the overhead per task = (wall - sum of
-   compute) / tasks; the same for the whole `Runner.run` call (parameter checks, opening the parent
-   run, the fork server's start, reading the result back);
+1. the churn pipeline (caching off) with KFP's subprocess launcher, with a new fork server (the first
+   run of a process, as every `kubesage run` is) and with the process's warm one (later runs of a
+   notebook, the Python API or a test session): each step's own compute (its MLflow step run, open
+   to close), the pipeline's wall time as the run reports it (from the MLflow parent run's opening)
+   and the overhead per task = (wall - sum of compute) / tasks; the same for the whole `Runner.run`
+   call (parameter checks, opening the parent run, the fork server's start, reading the result back);
 2. the same pipeline again with only `max_depth` changed, caching on: what was reused, and the wall;
 3. four independent tasks (each sleeps `--hold` seconds), one at a time vs at once;
 4. `kubesage run customer_churn` as a whole process (CLI start, imports, everything), per launcher.
@@ -29,7 +30,8 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "churn.txt"
-LAUNCHERS = ("subprocess", "fork")
+LAUNCHERS = ("subprocess", "fork")  # `kubesage run --option launcher=...`
+MODES = ("subprocess", "fork, new", "fork, warm")  # fork: a new zygote, or the process's warm one
 
 
 @dataclass(frozen=True)
@@ -43,8 +45,11 @@ class Timed:
 def timed_run(workdir: Path, ref: str, params: dict[str, Any], root: str, **options: Any) -> Timed:
     from mlflow import MlflowClient
 
+    from kubesage.runners.local.warm import stop_warm_fork_server
     from kubesage.runners.registry import get_runner, load_pipeline
 
+    if options.pop("new_zygote", False):
+        stop_warm_fork_server()
     source = load_pipeline(ref, workdir / "build")
     runner = get_runner("local", {"pipeline_root": str(workdir / root), **options})
     began = time.perf_counter()
@@ -97,13 +102,18 @@ def main(argv: list[str] | None = None) -> int:
         ensure_experiment("customer-churn", os.environ["MLFLOW_TRACKING_URI"])  # the store's creation is not a run's
         churn = {"input_data": str(data)}
 
-        # 1. launchers, caching off, alternating so both see the same load
-        by_launcher: dict[str, list[Timed]] = {name: [] for name in LAUNCHERS}
+        # 1. launchers, caching off, alternating so each sees the same load
+        mode_options: dict[str, dict[str, Any]] = {
+            "subprocess": {"launcher": "subprocess"},
+            "fork, new": {"launcher": "fork", "new_zygote": True},
+            "fork, warm": {"launcher": "fork"},
+        }
+        by_launcher: dict[str, list[Timed]] = {name: [] for name in MODES}
         for i in range(args.runs):
-            for name in LAUNCHERS:
-                root = f"{name}-{i}"
+            for name in MODES:
+                root = f"{name.replace(', ', '-')}-{i}"
                 by_launcher[name].append(
-                    timed_run(workdir, "customer_churn", churn, root, launcher=name, enable_caching=False)
+                    timed_run(workdir, "customer_churn", churn, root, enable_caching=False, **mode_options[name])
                 )
         loads.append(os.getloadavg()[0])
 
@@ -123,31 +133,31 @@ def main(argv: list[str] | None = None) -> int:
         whole = {name: median([whole_process(workdir, data, name) for _ in range(args.runs)]) for name in LAUNCHERS}
         loads.append(os.getloadavg()[0])
 
-    print(f"\nlocal runner on {data.name}, {os.cpu_count()} cores, median of {args.runs} run(s) per launcher")
+    print(f"\nlocal runner on {data.name}, {os.cpu_count()} cores, median of {args.runs} run(s) per column")
     print(f"load average (1 min) during the benchmark: {', '.join(f'{x:.1f}' for x in loads)}\n")
-    steps = list(by_launcher["fork"][0].steps)
-    print(f"{'':<28}" + "".join(f"{name:>14}" for name in LAUNCHERS) + f"{'ratio':>10}")
+    steps = list(by_launcher["fork, warm"][0].steps)
+    print(f"{'':<28}" + "".join(f"{name:>14}" for name in MODES) + "   subprocess / fork new, warm")
 
     def row(label: str, values: dict[str, float], unit: str = "s") -> None:
-        ratio = values["subprocess"] / values["fork"] if values["fork"] else float("nan")
-        cells = "".join(f"{values[name]:>12.2f} {unit}" for name in LAUNCHERS)
-        print(f"{label:<28}{cells}{ratio:>9.1f}x")
+        ratios = [values["subprocess"] / values[n] if values.get(n) else float("nan") for n in MODES[1:]]
+        cells = "".join(f"{values[name]:>12.2f} {unit}" if name in values else f"{'':>14}" for name in MODES)
+        print(f"{label:<28}{cells}{'':>6}" + ", ".join(f"{r:.1f}x" for r in ratios))
 
     compute: dict[str, float] = {}
     walls: dict[str, float] = {}
     pipeline_walls: dict[str, float] = {}
-    for name in LAUNCHERS:
+    for name in MODES:
         compute[name] = median([sum(t.steps.values()) for t in by_launcher[name]])
         walls[name] = median([t.wall for t in by_launcher[name]])
         pipeline_walls[name] = median([t.pipeline_wall for t in by_launcher[name]])
     for step in steps:
-        row(f"  {step} own compute", {n: median([t.steps[step] for t in by_launcher[n]]) for n in LAUNCHERS})
+        row(f"  {step} own compute", {n: median([t.steps[step] for t in by_launcher[n]]) for n in MODES})
     row("sum of the steps", compute)
     row("pipeline wall (result)", pipeline_walls)
-    row("overhead per task", {n: (pipeline_walls[n] - compute[n]) / len(steps) for n in LAUNCHERS})
+    row("overhead per task", {n: (pipeline_walls[n] - compute[n]) / len(steps) for n in MODES})
     row("Runner.run wall", walls)
-    row("overhead per task, all in", {n: (walls[n] - compute[n]) / len(steps) for n in LAUNCHERS})
-    row("`kubesage run` process", whole)
+    row("overhead per task, all in", {n: (walls[n] - compute[n]) / len(steps) for n in MODES})
+    row("`kubesage run` process", {"subprocess": whole["subprocess"], "fork, new": whole["fork"]})
 
     print(
         f"\ncaching (fork): first run {first.wall:.2f} s; only max_depth changed {changed.wall:.2f} s, "

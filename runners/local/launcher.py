@@ -116,6 +116,9 @@ class ForkServer:
         theirs.close()
         self._control = ours
 
+    def alive(self) -> bool:
+        return self._control is not None and self._process is not None and self._process.poll() is None
+
     def stop(self) -> None:
         """Close the zygote. The run has ended, so no task of it is running; a zygote still
         preloading is stopped rather than waited for."""

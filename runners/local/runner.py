@@ -2,8 +2,9 @@
 
 `SubprocessRunner(use_venv=False)` runs tasks with the installed kubesage instead of building a
 virtualenv and pip-installing per task (slow, and impossible offline). The compiled IR is loaded
-back and executed, so a user's IR YAML file runs exactly like a built-in pipeline. The launcher,
-the content-keyed cache and parallel DAGs are in launcher.py, cache.py, parallel.py (session.py).
+back and executed, so a user's IR YAML file runs exactly like a built-in pipeline. The launcher, the
+warm zygote a process keeps between its runs, the content-keyed cache and parallel DAGs are in
+launcher.py, warm.py, cache.py and parallel.py (session.py).
 """
 
 from __future__ import annotations
@@ -22,9 +23,9 @@ from kubesage.ir.source import PipelineSource
 from kubesage.runners.base import Progress, RunContext, Runner
 from kubesage.runners.local import LocalOptions
 from kubesage.runners.local.conditions import evaluated_conditions, skipped_event
-from kubesage.runners.local.launcher import ForkServer
-from kubesage.runners.local.session import cache_root, kfp_session, start_launcher
+from kubesage.runners.local.session import cache_root, kfp_session, launcher_for_run
 from kubesage.runners.local.task_logs import capture_task_output
+from kubesage.runners.local.warm import WarmLease
 from kubesage.tracking.contract import ENV_FAILURE_DIR, read_failures
 from kubesage.util.environment import environment
 
@@ -37,7 +38,7 @@ class LocalRunner(Runner):
     name = "local"
     Options = LocalOptions
     options: LocalOptions
-    _launcher: ForkServer | None = None
+    _launcher: WarmLease | None = None
 
     @property
     def pipeline_root(self) -> Path:
@@ -51,15 +52,14 @@ class LocalRunner(Runner):
 
     @contextmanager
     def session(self, progress: Progress) -> Iterator[None]:
-        # The fork server starts importing now, while the parameters are checked and the MLflow
-        # parent run opens; closed however the run ends.
-        self._launcher = start_launcher(self.options, progress)
-        try:
-            yield
-        finally:
-            if self._launcher is not None:
-                self._launcher.stop()
-            self._launcher = None
+        # A new fork server starts importing now, while the parameters are checked and the MLflow
+        # parent run opens; a warm one from an earlier run of this process is ready.
+        with launcher_for_run(self.options, progress) as lease:
+            self._launcher = lease
+            try:
+                yield
+            finally:
+                self._launcher = None
 
     def _run(self, context: RunContext) -> None:
         from kfp import components, local
@@ -82,12 +82,15 @@ class LocalRunner(Runner):
         root = self.pipeline_root
         log_path = root / "logs" / f"{context.backend_run_id}.log"
         context.progress.info(f"task outputs in {root}/, task logs in {log_path}")
-        session = kfp_session(self.options, self._launcher, context.tracking, root, context.progress)
+        server = self._launcher.server if self._launcher is not None else None
+        session = kfp_session(self.options, server, context.tracking, root, context.progress)
         with capture_task_output(log_path, context.progress) as events, session:
             try:
                 with environment(env), evaluated_conditions(lambda b: context.progress.step(skipped_event(b))):
                     pipeline(**context.parameters)
             except Exception as exc:
+                if self._launcher is not None:
+                    self._launcher.retire()  # a task of this run may still be running in it
                 reason = read_failures(failure_dir) or f"{type(exc).__name__}: {exc}"
                 for task in events.failed:
                     tail = "\n".join(f"  | {line}" for line in _tail_without(events.tail(task), reason))

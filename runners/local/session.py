@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from kubesage.runners.base import Progress
 from kubesage.runners.local import LocalOptions
 from kubesage.runners.local.launcher import ForkServer, fork_available
+from kubesage.runners.local.warm import WarmLease, warm_fork_server
 from kubesage.tracking import PipelineRun
 
 if TYPE_CHECKING:
@@ -28,16 +29,19 @@ def cache_root(pipeline_root: Path) -> Path:
     return pipeline_root.resolve() / CACHE_DIRNAME
 
 
-def start_launcher(options: LocalOptions, progress: Progress) -> ForkServer | None:
-    """The fork server for a run (importing starts at once, alongside the rest), or None."""
+@contextlib.contextmanager
+def launcher_for_run(options: LocalOptions, progress: Progress) -> Iterator[WarmLease | None]:
+    """The fork server for a run: this process's warm one (warm.py), or a new one that starts
+    importing at once, alongside the rest of the run's start. None: KFP's subprocess launcher."""
     if options.launcher != "fork":
-        return None
+        yield None
+        return
     if not fork_available():
         progress.info("fork is not available here: each task starts as a new Python process")
-        return None
-    server = ForkServer()
-    server.start()
-    return server
+        yield None
+        return
+    with warm_fork_server() as lease:
+        yield lease
 
 
 @contextlib.contextmanager

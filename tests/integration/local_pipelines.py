@@ -52,6 +52,31 @@ def isolation_pipeline() -> None:
 
 
 @dsl.component(base_image="python:3.11", install_kfp_package=False)
+def where_am_i() -> None:
+    """What a task of a later run sees: any trace an earlier run's task left, and its parent process."""
+    import json
+    import os
+    from pathlib import Path
+
+    from kubesage.tracking import step_run
+
+    with step_run("where_am_i") as tracker:
+        tracker.log_params(
+            {
+                "global_seen": hasattr(json, "kubesage_leaked"),
+                "env_seen": os.environ.get("KUBESAGE_LEAKED", "absent"),
+                "cwd": str(Path.cwd()),
+                "parent_pid": os.getppid(),
+            }
+        )
+
+
+@dsl.pipeline(name="where-am-i")
+def where_am_i_pipeline() -> None:
+    where_am_i()
+
+
+@dsl.component(base_image="python:3.11", install_kfp_package=False)
 def crash(how: str) -> None:
     """Dies the way a native library can: a segfault, or os._exit without cleanup."""
     import os

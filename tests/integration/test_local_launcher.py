@@ -7,6 +7,7 @@ Independent tasks run at once, up to `max_parallel`.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +66,44 @@ def test_a_crashed_task_does_not_take_the_next_one_down(
     if line:
         log = (tmp_path / "root" / "logs" / f"{result.backend_id}.log").read_text(encoding="utf-8")
         assert line in log
+
+
+def _where(uri: str, workdir: Path) -> dict[str, str]:
+    result = run_local("where_am_i_pipeline", workdir)
+    assert result.succeeded, result.failure
+    return dict(step_runs(uri, result)["where_am_i"].data.params)
+
+
+def test_later_runs_fork_from_the_process_warm_zygote_and_see_nothing_of_earlier_ones(
+    mlflow_sqlite: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kubesage.runners.local import warm
+
+    assert run_local("isolation_pipeline", tmp_path / "leaves-traces").succeeded
+    first = _where(mlflow_sqlite, tmp_path / "first")
+    again = _where(mlflow_sqlite, tmp_path / "again")
+
+    # Nothing the earlier run's task changed reached a later run's task...
+    for seen in (first, again):
+        assert {k: v for k, v in seen.items() if k != "parent_pid"} == {
+            "global_seen": "False",
+            "env_seen": "absent",
+            "cwd": str(Path.cwd()),
+        }
+    # ...though both were forked from one zygote, this process's warm one (not the test process).
+    zygote = int(first["parent_pid"])
+    assert int(again["parent_pid"]) == zygote
+    assert zygote != os.getpid()
+
+    # A failed run retires it (a task may still run in it); so does an edit of kubesage's source.
+    assert run_local("crash_pipeline", tmp_path / "fails", {"how": "exit"}).status == "failed"
+    after_failure = int(_where(mlflow_sqlite, tmp_path / "after-failure")["parent_pid"])
+    assert after_failure != zygote
+    monkeypatch.setattr(warm, "_code_digest", lambda: "kubesage edited")
+    after_edit = int(_where(mlflow_sqlite, tmp_path / "after-edit")["parent_pid"])
+    assert after_edit not in (zygote, after_failure)
+    with pytest.raises(ProcessLookupError):
+        os.kill(zygote, 0)  # the retired zygotes were stopped
 
 
 def _peers_seen(uri: str, result: RunResult) -> list[int]:
