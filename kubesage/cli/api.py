@@ -34,15 +34,44 @@ ENV_API_KEY = "KUBESAGE_API_KEY"  # kubesage.local_api.gateway.ENV_API_KEY, with
     "Not an argument: arguments show in `ps`.",
 )
 @click.option("--container", is_flag=True, help="Run the handler in the Lambda image under the emulator (Docker).")
+@click.option(
+    "--canary-endpoint-url",
+    default=None,
+    help="A second `kubesage serve` (the new version): a canary share of traffic goes to it, and a local alarm "
+    "on its 5xx rate and latency rolls the split back (a stand-in for SageMaker's guardrails).",
+)
+@click.option("--canary-percent", type=int, default=10, show_default=True, help="The new version's share, 1-50%.")
+@click.option(
+    "--bake-requests", type=int, default=20, show_default=True, help="New-version answers before it takes all traffic."
+)
+@click.option("--min-requests", type=int, default=5, show_default=True, help="New-version answers the alarm waits for.")
+@click.option("--max-5xx-rate", type=float, default=0.05, show_default=True, help="The alarm's 5xx share (0-1).")
+@click.option("--max-latency-ms", type=float, default=1000.0, show_default=True, help="The alarm's mean latency.")
 def api_command(
-    endpoint_url: str, endpoint_name: str, model: str | None, port: int, api_key_file: Path | None, container: bool
+    endpoint_url: str,
+    endpoint_name: str,
+    model: str | None,
+    port: int,
+    api_key_file: Path | None,
+    container: bool,
+    canary_endpoint_url: str | None,
+    **split_options: Any,
 ) -> None:
     """Serve POST /predict on 127.0.0.1 as API Gateway would, in front of the Lambda handler."""
     from kubesage.deploy.bundle import bundle_from_model
-    from kubesage.local_api.front import GatewayServer, LambdaContainer, in_process_api
+    from kubesage.local_api.front import GatewayServer, LambdaContainer, SplitServer, in_process_api
     from kubesage.local_api.gateway import InProcessInvoker, LambdaInvoker, generate_api_key, read_api_key
+    from kubesage.local_api.split import SplitConfig, TrafficSplit
 
+    split = None
     try:
+        if canary_endpoint_url:
+            config = SplitConfig(**split_options)
+            config.check()
+            split = TrafficSplit(endpoint_url, canary_endpoint_url, config)
+            router = SplitServer(split).start()
+            click.echo(f"{split.snapshot()['summary']} (state: GET /_kubesage/traffic)", err=True)
+            endpoint_url = router.url
         key = read_api_key(api_key_file, os.environ)
         if key is None:
             key = generate_api_key()
@@ -57,7 +86,7 @@ def api_command(
             invoke = LambdaInvoker(runtime.url)
         else:
             invoke = InProcessInvoker(in_process_api(bundle, endpoint_url, endpoint_name))  # type: ignore[assignment]
-        gateway = GatewayServer(invoke, key, port=port)
+        gateway = GatewayServer(invoke, key, port=port, split=split)
     except KubesageError as exc:
         fail(exc)
     where = "the Lambda image under the emulator" if container else "in-process"
@@ -71,6 +100,8 @@ def api_command(
     finally:
         if container:
             runtime.stop()
+        if split is not None:
+            router.stop()
 
 
 @click.command("approve")
