@@ -278,7 +278,12 @@ def resolve(node: Any, resources: dict[str, Any]) -> Any:
 
 
 # What a !Sub's pseudo parameters become in the example: the ARN's shape is what parliament checks.
-EXAMPLE_PSEUDO = {"AWS::Partition": "aws", "AWS::Region": REGION, "AWS::AccountId": ACCOUNT, "AWS::StackName": "example"}
+EXAMPLE_PSEUDO = {
+    "AWS::Partition": "aws",
+    "AWS::Region": REGION,
+    "AWS::AccountId": ACCOUNT,
+    "AWS::StackName": "example",
+}
 
 
 def _substitute(text: str) -> str:
