@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
-from kubesage.util.aws import AwsFailure, on_aws_failure
+from kubesage.errors import DeployError
+from kubesage.util.aws import AwsFailure, call_error, on_aws_failure
 
 # Endpoint states that are not the end of an update (RollingBack is not done: it ends InService).
 MOVING = ("Creating", "Updating", "SystemUpdating", "RollingBack", "UpdateRollbackFailed")
@@ -64,8 +65,10 @@ def served_package(sagemaker: SageMakerReader, config_name: str) -> str:
     """The model package the config's (one) variant serves; "" if the config or model is gone."""
     package = ""
 
-    def gone(failure: AwsFailure) -> None:
-        return None  # a config CloudFormation already deleted: the caller compares names instead
+    def gone(failure: AwsFailure) -> Exception | None:
+        if failure.answered and not failure.access_denied:
+            return None  # a config CloudFormation already deleted: the caller compares names instead
+        return call_error(f"sagemaker:DescribeEndpointConfig {config_name}", failure, DeployError)
 
     with on_aws_failure(gone):
         config = sagemaker.describe_endpoint_config(EndpointConfigName=config_name)
@@ -107,7 +110,10 @@ def follow(
             served = read_served(sagemaker, endpoint_name)
             return Followed(status, served, states)
         sleep(delay)
-    raise TimeoutError(f"the update of {endpoint_name} did not finish in {max_polls * delay:.0f} s")
+    raise DeployError(
+        f"the update of {endpoint_name} did not finish in {max_polls * delay:.0f} s; it may still be running: "
+        f"check `aws sagemaker describe-endpoint --endpoint-name {endpoint_name}`, then deploy again"
+    )
 
 
 def judge(before: Served, after: Served, requested_package: str) -> Verdict:
@@ -123,7 +129,12 @@ def judge(before: Served, after: Served, requested_package: str) -> Verdict:
 def fired_alarms(cloudwatch: Any, names: list[str], since: datetime | None = None) -> list[FiredAlarm]:
     """The rollback alarms in ALARM now, else those that went to ALARM since `since` (alarm history)."""
     fired: list[FiredAlarm] = []
-    with on_aws_failure(lambda failure: None):
+
+    def unreadable(failure: AwsFailure) -> None:
+        # The rollback is reported anyway; say why the alarm is not named rather than fail here.
+        fired.append(FiredAlarm("(unknown)", f"cloudwatch:DescribeAlarms failed: {failure.text}"))
+
+    with on_aws_failure(unreadable):
         for alarm in cloudwatch.describe_alarms(AlarmNames=names).get("MetricAlarms", []):
             if alarm.get("StateValue") == "ALARM":
                 fired.append(FiredAlarm(alarm["AlarmName"], str(alarm.get("StateReason") or "")))
