@@ -4,6 +4,7 @@ the template rendered with each strategy, and the verifier's judgement of how an
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -160,3 +161,31 @@ def test_the_verifier_judges_by_the_config_the_endpoint_serves() -> None:
     assert judge(before, Served("ep", "config-other", "pkg/3"), "pkg/2") == "failed"
     # The same package again (nothing to shift) is what was asked for.
     assert judge(before, Served("ep", "config-old", "pkg/1"), "pkg/1") == "promoted"
+
+
+def test_the_cli_renders_the_chosen_strategy_and_refuses_out_of_range_options(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from kubesage.cli import main
+
+    args = ["deploy", "--model-package", "arn:aws:sagemaker:us-east-1:123456789012:model-package/g/1", "--model",
+            "models:/m/1", "--execution-role", "arn:aws:iam::123456789012:role/r", "--bucket", "b"]  # fmt: skip
+    out = tmp_path / "t.json"
+    done = CliRunner().invoke(
+        main, [*args, "--strategy", "linear", "--linear-percent", "25", "--template-only", str(out)]
+    )
+    assert done.exit_code == 0, done.output
+    routing = json.loads(out.read_text())["Resources"]["Endpoint"]["Properties"]["DeploymentConfig"]
+    assert routing["BlueGreenUpdatePolicy"]["TrafficRoutingConfiguration"]["LinearStepSize"]["Value"] == 25
+    refused = CliRunner().invoke(main, [*args, "--rolling-percent", "60", "--strategy", "rolling"])
+    assert refused.exit_code == 2
+    assert (
+        refused.stderr.strip()
+        == "error: --rolling-percent 60 is out of range: rolling batches are 5-50% of the capacity"
+    )
+    local = CliRunner().invoke(
+        main, ["api", "--endpoint-url", "http://127.0.0.1:9", "--canary-endpoint-url", "http://127.0.0.1:10",
+               "--canary-percent", "70", "--model", str(tmp_path)],
+    )  # fmt: skip
+    assert local.exit_code == 2
+    assert local.stderr.strip() == "error: --canary-percent 70 is out of range: a canary is 1-50% of the traffic"
