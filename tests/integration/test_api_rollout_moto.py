@@ -39,7 +39,7 @@ from tests.integration.deploy_helpers import create_package, ensure_execution_ro
 pytestmark = pytest.mark.integration
 REGION = "us-east-1"
 BUCKET = "kubesage-rollout"
-ROLE = "arn:aws:iam::123456789012:role/service-role/sagemaker-execution"
+ROLE = "arn:aws:iam::123456789012:role/service-role/rollout-execution"  # a path: the policy names the role
 STACK = "guarded"
 MODEL_NAME = "customer-churn-rollout"
 
@@ -167,8 +167,10 @@ def test_an_alarm_during_a_canary_update_is_a_reported_rollback_then_promotion_a
     assert _live_version() == "1"
     # The execution role may read this stack's two alarms, and only those (what SageMaker needs).
     iam = aws.client("iam")
-    (policy_name,) = iam.list_role_policies(RoleName="sagemaker-execution")["PolicyNames"]
-    statement = iam.get_role_policy(RoleName="sagemaker-execution", PolicyName=policy_name)["PolicyDocument"]
+    assert iam.list_role_policies(RoleName="rollout-execution")["PolicyNames"] == [f"{STACK}-describe-rollback-alarms"]
+    statement = iam.get_role_policy(RoleName="rollout-execution", PolicyName=f"{STACK}-describe-rollback-alarms")[
+        "PolicyDocument"
+    ]
     assert "cloudwatch:DescribeAlarms" in str(statement) and f"alarm:{STACK}-endpoint-5xx-rate" in str(statement)
     cloudwatch = aws.client("cloudwatch")
     assert cloudwatch.describe_alarms(AlarmNames=alarm_names(STACK))["MetricAlarms"] == []  # moto skipped them
