@@ -268,11 +268,30 @@ def resolve(node: Any, resources: dict[str, Any]) -> Any:
             return EXAMPLE_ARNS[kind]
         if key == "Ref" and target == "AWS::AccountId":
             return ACCOUNT
+        if key == "Fn::Sub" and isinstance(value, str):
+            return _substitute(value)
     if isinstance(node, dict):
         return {k: resolve(v, resources) for k, v in node.items()}
     if isinstance(node, list):
         return [resolve(v, resources) for v in node]
     return node
+
+
+# What a !Sub's pseudo parameters become in the example: the ARN's shape is what parliament checks.
+EXAMPLE_PSEUDO = {
+    "AWS::Partition": "aws",
+    "AWS::Region": REGION,
+    "AWS::AccountId": ACCOUNT,
+    "AWS::StackName": "example",
+}
+
+
+def _substitute(text: str) -> str:
+    for name, value in EXAMPLE_PSEUDO.items():
+        text = text.replace("${" + name + "}", value)
+    if "${" in text:
+        raise ValueError(f"no example value for a variable in {text!r}; add it to EXAMPLE_PSEUDO")
+    return text
 
 
 def accepted_exposures(directory: Path) -> list[str]:

@@ -1,4 +1,4 @@
-"""`kubesage api`, `kubesage deploy`, `kubesage approve` and `kubesage api-key`: thin click adapters."""
+"""`kubesage api`, `deploy`, `rollback`, `approve` and `api-key`: thin click adapters."""
 
 from __future__ import annotations
 
@@ -34,15 +34,44 @@ ENV_API_KEY = "KUBESAGE_API_KEY"  # kubesage.local_api.gateway.ENV_API_KEY, with
     "Not an argument: arguments show in `ps`.",
 )
 @click.option("--container", is_flag=True, help="Run the handler in the Lambda image under the emulator (Docker).")
+@click.option(
+    "--canary-endpoint-url",
+    default=None,
+    help="A second `kubesage serve` (the new version): a canary share of traffic goes to it, and a local alarm "
+    "on its 5xx rate and latency rolls the split back (a stand-in for SageMaker's guardrails).",
+)
+@click.option("--canary-percent", type=int, default=10, show_default=True, help="The new version's share, 1-50%.")
+@click.option(
+    "--bake-requests", type=int, default=20, show_default=True, help="New-version answers before it takes all traffic."
+)
+@click.option("--min-requests", type=int, default=5, show_default=True, help="New-version answers the alarm waits for.")
+@click.option("--max-5xx-rate", type=float, default=0.05, show_default=True, help="The alarm's 5xx share (0-1).")
+@click.option("--max-latency-ms", type=float, default=1000.0, show_default=True, help="The alarm's mean latency.")
 def api_command(
-    endpoint_url: str, endpoint_name: str, model: str | None, port: int, api_key_file: Path | None, container: bool
+    endpoint_url: str,
+    endpoint_name: str,
+    model: str | None,
+    port: int,
+    api_key_file: Path | None,
+    container: bool,
+    canary_endpoint_url: str | None,
+    **split_options: Any,
 ) -> None:
     """Serve POST /predict on 127.0.0.1 as API Gateway would, in front of the Lambda handler."""
     from kubesage.deploy.bundle import bundle_from_model
-    from kubesage.local_api.front import GatewayServer, LambdaContainer, in_process_api
+    from kubesage.local_api.front import GatewayServer, LambdaContainer, SplitServer, in_process_api
     from kubesage.local_api.gateway import InProcessInvoker, LambdaInvoker, generate_api_key, read_api_key
+    from kubesage.local_api.split import SplitConfig, TrafficSplit
 
+    split = None
     try:
+        if canary_endpoint_url:
+            config = SplitConfig(**split_options)
+            config.check()
+            split = TrafficSplit(endpoint_url, canary_endpoint_url, config)
+            router = SplitServer(split).start()
+            click.echo(f"{split.snapshot()['summary']} (state: GET /_kubesage/traffic)", err=True)
+            endpoint_url = router.url
         key = read_api_key(api_key_file, os.environ)
         if key is None:
             key = generate_api_key()
@@ -57,7 +86,7 @@ def api_command(
             invoke = LambdaInvoker(runtime.url)
         else:
             invoke = InProcessInvoker(in_process_api(bundle, endpoint_url, endpoint_name))  # type: ignore[assignment]
-        gateway = GatewayServer(invoke, key, port=port)
+        gateway = GatewayServer(invoke, key, port=port, split=split)
     except KubesageError as exc:
         fail(exc)
     where = "the Lambda image under the emulator" if container else "in-process"
@@ -71,6 +100,8 @@ def api_command(
     finally:
         if container:
             runtime.stop()
+        if split is not None:
+            router.stop()
 
 
 @click.command("approve")
@@ -91,6 +122,86 @@ def approve_command(model_package_arn: str, region: str | None, output_format: s
         click.echo(f"{model_package_arn}: {status}")
 
 
+def _rollout_options(function: Any) -> Any:
+    """The rollout's strategy, sizes, bake time and alarm thresholds (checked against AWS's ranges)."""
+    options = [
+        click.option(
+            "--strategy",
+            type=click.Choice(["all-at-once", "canary", "linear", "rolling"]),
+            default="canary",
+            show_default=True,
+            help="How an update shifts traffic to the new version; every kind rolls back when an alarm fires.",
+        ),
+        click.option("--canary-percent", type=int, default=10, show_default=True, help="canary: 1-50% of capacity."),
+        click.option("--linear-percent", type=int, default=20, show_default=True, help="linear: steps of 10-50%."),
+        click.option("--rolling-percent", type=int, default=25, show_default=True, help="rolling: batches of 5-50%."),
+        click.option(
+            "--bake-seconds", type=int, default=600, show_default=True, help="0-3600 s watched after each shift."
+        ),
+        click.option(
+            "--timeout-seconds", type=int, default=None, help="600-28800 s, above the waits; default: waits + 600."
+        ),
+        click.option("--termination-wait-seconds", type=int, default=0, show_default=True, help="0-3600 s."),
+        click.option(
+            "--max-5xx-rate", type=float, default=0.05, show_default=True, help="5xx share that rolls back (0-1)."
+        ),
+        click.option(
+            "--max-latency-ms",
+            type=float,
+            default=1000.0,
+            show_default=True,
+            help="Mean latency that rolls back.",
+        ),
+    ]
+    for option in reversed(options):
+        function = option(function)
+    return function
+
+
+def _rollout(values: dict[str, Any]) -> tuple[Any, Any]:
+    from kubesage.deploy.strategy import Strategy, Thresholds
+
+    strategy = Strategy(
+        name=values.pop("strategy"),
+        canary_percent=values.pop("canary_percent"),
+        linear_percent=values.pop("linear_percent"),
+        rolling_percent=values.pop("rolling_percent"),
+        bake_seconds=values.pop("bake_seconds"),
+        timeout_seconds=values.pop("timeout_seconds"),
+        termination_wait_seconds=values.pop("termination_wait_seconds"),
+    )
+    thresholds = Thresholds(max_5xx_rate=values.pop("max_5xx_rate"), max_latency_ms=values.pop("max_latency_ms"))
+    return strategy, thresholds
+
+
+def _report(result: Any, output_format: str) -> None:
+    if output_format == "json":
+        click.echo(json.dumps(result.to_dict(), indent=2))
+        return
+    click.echo(f"stack {result.stack_name}: {result.status}")
+    if result.endpoint_config:
+        click.echo(f"endpoint {result.endpoint_name} serves config {result.endpoint_config} ({result.serving_package})")
+    for alarm in result.alarms:
+        click.echo(f"alarm {alarm.name} fired: {alarm.reason}")
+    if not result.rolled_back and result.status != "FAILED":
+        click.echo(f"API: POST {result.api_url}")
+        click.echo(f"API key: {result.key_command}")
+
+
+def _run_rollout(run: Any, output_format: str) -> None:
+    """Run a deploy or rollback; a rolled-back update prints its report and exits non-zero."""
+    from kubesage.deploy.stack import RolledBackError
+
+    try:
+        result = run()
+    except RolledBackError as exc:
+        _report(exc.result, output_format)
+        fail(exc, as_json=False)
+    except KubesageError as exc:
+        fail(exc, as_json=output_format == "json")
+    _report(result, output_format)
+
+
 @click.command("deploy")
 @click.option("--model-package", "model_package_arn", required=True, help="An Approved SageMaker model package ARN.")
 @click.option("--model", "model", required=True, help="Its registered model (models:/NAME/VERSION): schema, threshold.")
@@ -100,6 +211,7 @@ def approve_command(model_package_arn: str, region: str | None, output_format: s
 @click.option("--instance-type", default="ml.m5.large", show_default=True)
 @click.option("--region", default=None)
 @click.option("--template-only", type=click.Path(dir_okay=False), default=None, help="Write the rendered template.")
+@_rollout_options
 @output_option
 def deploy_command(
     model_package_arn: str,
@@ -111,14 +223,24 @@ def deploy_command(
     region: str | None,
     template_only: str | None,
     output_format: str,
+    **rollout: Any,
 ) -> None:
-    """Create or update the API stack (endpoint, Lambda, API Gateway) through a CloudFormation change set."""
+    """Create the API stack, or update it to a new approved version through a change set and guardrails.
+
+    An update shifts traffic by --strategy, follows the endpoint to the end and judges by the config
+    it serves: a rollback (an alarm fired) prints which alarm and exits 1, and the registry keeps
+    recording the previous version as live.
+    """
     from kubesage.deploy.stack import DeployRequest, deploy, render_template
 
-    if template_only:
-        Path(template_only).write_text(render_template(), encoding="utf-8")
-        click.echo(f"wrote {template_only}", err=True)
-        return
+    try:
+        strategy, thresholds = _rollout(rollout)
+        if template_only:
+            Path(template_only).write_text(render_template(strategy, thresholds), encoding="utf-8")
+            click.echo(f"wrote {template_only}", err=True)
+            return
+    except KubesageError as exc:
+        fail(exc, as_json=output_format == "json")
     request = DeployRequest(
         stack_name=stack_name,
         model_package_arn=model_package_arn,
@@ -127,17 +249,54 @@ def deploy_command(
         bucket=bucket,
         instance_type=instance_type,
         region=region,
+        strategy=strategy,
+        thresholds=thresholds,
     )
+    _run_rollout(lambda: deploy(request, progress=lambda message: click.echo(message, err=True)), output_format)
+
+
+@click.command("rollback")
+@click.option("--stack-name", default="kubesage-churn", show_default=True)
+@click.option("--region", default=None)
+@click.option(
+    "--local-api",
+    default=None,
+    help="Roll back the traffic split of a local `kubesage api` at this URL instead (its key from "
+    f"--api-key-file or ${ENV_API_KEY}).",
+)
+@click.option("--api-key-file", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@_rollout_options
+@output_option
+def rollback_command(
+    stack_name: str,
+    region: str | None,
+    local_api: str | None,
+    api_key_file: Path | None,
+    output_format: str,
+    **rollout: Any,
+) -> None:
+    """Return the endpoint to the version live before the current one, through the same guarded path."""
+    if local_api:
+        from kubesage.local_api.gateway import read_api_key
+        from kubesage.local_api.split import rollback_local
+
+        try:
+            key = read_api_key(api_key_file, os.environ)
+            if key is None:
+                raise KubesageError(f"the local API's key is needed: --api-key-file or ${ENV_API_KEY}")
+            state = rollback_local(local_api, key)
+        except KubesageError as exc:
+            fail(exc, as_json=output_format == "json")
+        click.echo(json.dumps(state, indent=2) if output_format == "json" else state["summary"])
+        return
+    from kubesage.deploy.stack import RollbackRequest, rollback
+
     try:
-        result = deploy(request, progress=lambda message: click.echo(message, err=True))
+        strategy, thresholds = _rollout(rollout)
     except KubesageError as exc:
         fail(exc, as_json=output_format == "json")
-    if output_format == "json":
-        click.echo(json.dumps(result.to_dict(), indent=2))
-        return
-    click.echo(f"stack {result.stack_name}: {result.status}")
-    click.echo(f"API: POST {result.api_url}")
-    click.echo(f"API key: {result.key_command}")
+    request = RollbackRequest(stack_name=stack_name, region=region, strategy=strategy, thresholds=thresholds)
+    _run_rollout(lambda: rollback(request, progress=lambda message: click.echo(message, err=True)), output_format)
 
 
 @click.group("api-key")

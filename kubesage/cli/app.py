@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import click
 
-from kubesage.cli.api import api_command, api_key_group, approve_command, deploy_command
+from kubesage.cli.api import api_command, api_key_group, approve_command, deploy_command, rollback_command
 from kubesage.cli.data import data
 from kubesage.cli.features import features
 from kubesage.cli.output import quiet_library_logs
@@ -36,6 +36,7 @@ COMMANDS: tuple[click.Command, ...] = (
     features,
     api_command,
     deploy_command,
+    rollback_command,
     approve_command,
     api_key_group,
 )

@@ -3,13 +3,22 @@
     check the package is Approved -> verify its model artifact against the digest registration
     recorded (kubesage.deploy.integrity) -> package the Lambda zip (handler + the model's bundle)
     -> upload it by content hash (skipped when S3 holds the same bytes) -> render the template
-    -> create a change set (CREATE or UPDATE) -> wait -> execute -> wait -> outputs
+    -> create a change set (CREATE or UPDATE) -> wait -> execute -> follow the endpoint to the end
+    -> judge by the config it serves (kubesage.deploy.rollout) -> only then mark the version live in
+    the registry (kubesage.deploy.live) -> outputs
+
+An UPDATE changes the endpoint's config under the DeploymentConfig of `--strategy`
+(kubesage.deploy.strategy): SageMaker shifts traffic in steps and rolls back if an alarm fires. A
+rolled-back update raises RolledBackError (non-zero exit) naming the config served and the alarm,
+and leaves the registry as it was. `rollback` deploys the previous live version the same way.
 
 Everything goes through boto3, so AWS_ENDPOINT_URL (moto in server mode, in the tests) works as is.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import re
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
@@ -19,7 +28,18 @@ from typing import Any
 
 from kubesage.deploy.bundle import bundle_from_model
 from kubesage.deploy.integrity import artifact_sha256, check_same_execution, recorded_for, verify_artifact
+from kubesage.deploy.live import LiveVersion, model_of, previous_of, record_live
 from kubesage.deploy.package import LambdaZip, build_zip
+from kubesage.deploy.rollout import (
+    FiredAlarm,
+    SageMakerReader,
+    Served,
+    fired_alarms,
+    follow,
+    judge,
+    read_served,
+)
+from kubesage.deploy.strategy import Strategy, Thresholds, alarm_parameters, check, describe
 from kubesage.deploy.template import load_template, render
 from kubesage.errors import DeployError
 from kubesage.util.aws import AwsFailure, call_error, on_aws_failure
@@ -31,6 +51,8 @@ BUILD_DIR = Path("build") / "lambda"
 NO_CHANGES = ("didn't contain changes", "No updates are to be performed")
 STAGE = "prod"  # the template's StageName default
 WAITER = {"Delay": 5, "MaxAttempts": 720}  # endpoints take minutes to come InService
+ENDPOINT_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")  # SageMaker's rule, the template's pattern
+ALARM_SUFFIXES = ("endpoint-5xx-rate", "endpoint-model-latency")  # the template's AlarmName values
 
 
 @dataclass(frozen=True)
@@ -43,6 +65,8 @@ class DeployRequest:
     instance_type: str = "ml.m5.large"
     region: str | None = None
     capture_prefix: str = "kubesage/data-capture"
+    strategy: Strategy = dataclasses.field(default_factory=Strategy)
+    thresholds: Thresholds = dataclasses.field(default_factory=Thresholds)
 
 
 @dataclass(frozen=True)
@@ -56,6 +80,11 @@ class DeployResult:
     function_name: str
     code_s3_uri: str
     code_uploaded: bool
+    endpoint_config: str = ""  # what DescribeEndpoint says the endpoint serves at the end
+    serving_package: str = ""
+    rolled_back: bool = False
+    alarms: tuple[FiredAlarm, ...] = ()
+    previous_package: str = ""
 
     @property
     def key_command(self) -> str:
@@ -63,6 +92,14 @@ class DeployResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "key_command": self.key_command}
+
+
+class RolledBackError(DeployError):
+    """The update ended on the old endpoint config: the new version is not live (non-zero exit)."""
+
+    def __init__(self, message: str, result: DeployResult) -> None:
+        super().__init__(message)
+        self.result = result
 
 
 def aws_call(operation: str) -> AbstractContextManager[None]:
@@ -146,10 +183,27 @@ def upload_code(built: LambdaZip, bucket: str, region: str | None) -> UploadedCo
     return UploadedCode(True, str(put.get("VersionId") or "").replace("null", ""))
 
 
+def endpoint_name(stack: str) -> str:
+    """The endpoint is named after the stack (the alarms watch it by name); SageMaker's rule applies."""
+    if not ENDPOINT_NAME.fullmatch(stack):
+        raise DeployError(
+            f"--stack-name {stack!r} cannot name the endpoint: use at most 63 letters, digits and hyphens, "
+            "starting with a letter or digit"
+        )
+    return stack
+
+
+def alarm_names(stack: str) -> list[str]:
+    return [f"{stack}-{suffix}" for suffix in ALARM_SUFFIXES]
+
+
 def parameters(
     request: DeployRequest, built: LambdaZip, model_sha256: str, code_version: str = ""
 ) -> list[dict[str, str]]:
     values = {
+        "EndpointName": endpoint_name(request.stack_name),
+        "ModelExecutionRoleName": request.execution_role_arn.rsplit("/", 1)[-1],
+        **alarm_parameters(request.thresholds),
         "CodeObjectVersion": code_version,
         "ModelSha256": model_sha256,
         "ModelPackageArn": request.model_package_arn,
@@ -180,7 +234,19 @@ def stack_exists(cfn: Any, name: str) -> bool:
     return bool(stacks) and stacks[0]["StackStatus"] != "REVIEW_IN_PROGRESS"
 
 
-def deploy(request: DeployRequest, progress: Progress = lambda _: None) -> DeployResult:
+def deploy(
+    request: DeployRequest,
+    progress: Progress = lambda _: None,
+    sagemaker: SageMakerReader | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> DeployResult:
+    """Create or update the stack; an update is followed to its end and judged by what the endpoint serves.
+
+    `sagemaker` reads the endpoint (default: a boto3 client); the tests pass a stand-in for the
+    states SageMaker shows during an update, which moto cannot produce.
+    """
+    check(request.strategy, request.thresholds)
+    endpoint_name(request.stack_name)
     package = require_approved(request.model_package_arn, request.region)
     progress(f"model package {request.model_package_arn} is Approved")
     model_sha256 = verify_package(package, request.model, request.region)
@@ -192,16 +258,19 @@ def deploy(request: DeployRequest, progress: Progress = lambda _: None) -> Deplo
     progress(f"function code s3://{request.bucket}/{built.s3_key} ({'uploaded' if uploaded else 'already there'})")
 
     import json
+    from datetime import UTC, datetime
 
     cfn = _client("cloudformation", request.region)
+    reader: SageMakerReader = sagemaker or _client("sagemaker", request.region)
     kind = "UPDATE" if stack_exists(cfn, request.stack_name) else "CREATE"
+    before = live_before(cfn, reader, request) if kind == "UPDATE" else None
     change_set = f"kubesage-{time.strftime('%Y%m%d-%H%M%S')}"
     with aws_call(f"cloudformation:CreateChangeSet {change_set}"):
         cfn.create_change_set(
             StackName=request.stack_name,
             ChangeSetName=change_set,
             ChangeSetType=kind,
-            TemplateBody=json.dumps(render(load_template())),
+            TemplateBody=json.dumps(render(load_template(), request.strategy)),
             Parameters=parameters(request, built, model_sha256, code.version_id),
             Capabilities=["CAPABILITY_IAM"],
             Tags=stack_tags(bundle.model),
@@ -210,16 +279,169 @@ def deploy(request: DeployRequest, progress: Progress = lambda _: None) -> Deplo
     if not _wait_change_set(cfn, request.stack_name, change_set):
         progress("no changes: the stack already runs this model and code")
         return _result(cfn, request, None, "NO_CHANGES", built, uploaded)
+    started = datetime.now(UTC)
     with aws_call(f"cloudformation:ExecuteChangeSet {change_set}"):
         cfn.execute_change_set(StackName=request.stack_name, ChangeSetName=change_set)
-    progress(f"executing {change_set}; waiting for the stack (the endpoint takes minutes on AWS)")
-    waiter = "stack_create_complete" if kind == "CREATE" else "stack_update_complete"
-    try:
-        with aws_call(f"waiting for stack {request.stack_name}"):
-            cfn.get_waiter(waiter).wait(StackName=request.stack_name, WaiterConfig=WAITER)
-    except DeployError as exc:
-        raise DeployError(f"{exc}; {failure_reasons(cfn, request.stack_name)}") from exc
-    return _result(cfn, request, change_set, kind, built, uploaded)
+    if kind == "CREATE":
+        progress(f"executing {change_set}; waiting for the stack (the endpoint takes minutes on AWS)")
+        try:
+            with aws_call(f"waiting for stack {request.stack_name}"):
+                cfn.get_waiter("stack_create_complete").wait(StackName=request.stack_name, WaiterConfig=WAITER)
+        except DeployError as exc:
+            raise DeployError(f"{exc}; {failure_reasons(cfn, request.stack_name)}") from exc
+        result = _result(cfn, request, change_set, kind, built, uploaded)
+        served = read_served(reader, result.endpoint_name)
+        _mark_live(request, None, progress)
+        return _with_served(result, served, None)
+    assert before is not None
+    progress(f"executing {change_set}: {describe(request.strategy)}; following the endpoint to the end")
+    with aws_call(f"following the update of {before.endpoint_name}"):
+        followed = follow(
+            lambda: _stack_status(cfn, request.stack_name),
+            reader,
+            before.endpoint_name,
+            sleep=sleep,
+            delay=WAITER["Delay"],
+            max_polls=WAITER["MaxAttempts"],
+            progress=progress,
+        )
+    verdict = judge(before, followed.served, request.model_package_arn)
+    result = _with_served(
+        _result(cfn, request, change_set, kind, built, uploaded), followed.served, before.model_package
+    )
+    if verdict == "promoted":
+        progress(f"the endpoint serves {followed.served.endpoint_config} ({request.model_package_arn})")
+        _mark_live(request, LiveVersion(before.model_package, before_model(before, cfn, request)), progress)
+        return result
+    alarms = fired_alarms(_client("cloudwatch", request.region), alarm_names(request.stack_name), since=started)
+    result = dataclasses.replace(result, status="ROLLED_BACK" if verdict == "rolled-back" else "FAILED",
+                                 rolled_back=verdict == "rolled-back", alarms=tuple(alarms))  # fmt: skip
+    raise RolledBackError(rollback_message(request, before, followed, verdict, alarms, cfn), result)
+
+
+def _stack_status(cfn: Any, stack: str) -> str:
+    return str(cfn.describe_stacks(StackName=stack)["Stacks"][0]["StackStatus"])
+
+
+def live_before(cfn: Any, sagemaker: SageMakerReader, request: DeployRequest) -> Served:
+    """What the stack's endpoint serves before the update (its config and package)."""
+    name = outputs_from_resources(cfn, request.stack_name).get("EndpointName", "")
+    if not name:
+        raise DeployError(f"stack {request.stack_name} has no endpoint; delete the stack and deploy again")
+    with aws_call(f"sagemaker:DescribeEndpoint {name}"):
+        served = read_served(sagemaker, name)
+    if not served.model_package:
+        served = dataclasses.replace(
+            served, model_package=stack_parameters(cfn, request.stack_name).get("ModelPackageArn", "")
+        )
+    return served
+
+
+def before_model(before: Served, cfn: Any, request: DeployRequest) -> str:
+    """The --model the version live before was deployed with: its package's record, else the stack's tag."""
+    recorded = model_of(_client("sagemaker", request.region), before.model_package) if before.model_package else ""
+    if recorded:
+        return recorded
+    with aws_call(f"cloudformation:DescribeStacks {request.stack_name}"):
+        stack = cfn.describe_stacks(StackName=request.stack_name)["Stacks"][0]
+    return next((t["Value"] for t in stack.get("Tags") or [] if t["Key"] == "kubesage:model"), "")
+
+
+def _mark_live(request: DeployRequest, previous: LiveVersion | None, progress: Progress) -> None:
+    record_live(
+        _client("sagemaker", request.region),
+        request.stack_name,
+        LiveVersion(request.model_package_arn, request.model),
+        previous if previous is not None and previous.package_arn else None,
+    )
+    progress(f"registry: {request.model_package_arn} and {redact_text(request.model)} recorded as live")
+
+
+def _with_served(result: DeployResult, served: Served, previous: str | None) -> DeployResult:
+    return dataclasses.replace(
+        result,
+        endpoint_config=served.endpoint_config,
+        serving_package=served.model_package,
+        previous_package=previous or "",
+    )
+
+
+def rollback_message(
+    request: DeployRequest, before: Served, followed: Any, verdict: str, alarms: list[FiredAlarm], cfn: Any
+) -> str:
+    served = followed.served
+    fired = "; ".join(f"alarm {a.name} fired: {a.reason}" for a in alarms) or "no rollback alarm in ALARM"
+    if verdict == "rolled-back":
+        head = (
+            f"the update of {request.stack_name} rolled back: endpoint {served.endpoint_name} serves its previous "
+            f"config {served.endpoint_config} ({before.model_package or 'its package'}), "
+            f"not {request.model_package_arn}"
+        )
+    else:
+        head = (
+            f"the update of {request.stack_name} failed: endpoint {served.endpoint_name} is {served.status} on "
+            f"config {served.endpoint_config or '(none)'}"
+        )
+    reason = f"; SageMaker: {served.failure_reason}" if served.failure_reason else ""
+    stack = (
+        ""
+        if followed.stack_status.endswith("COMPLETE") and not followed.stack_status.startswith("UPDATE_ROLLBACK")
+        else (f"; stack {followed.stack_status}, {failure_reasons(cfn, request.stack_name)}")
+    )
+    return f"{head}; {fired}{reason}{stack}; the registry still records the previous version as live"
+
+
+def stack_parameters(cfn: Any, stack: str) -> dict[str, str]:
+    with aws_call(f"cloudformation:DescribeStacks {stack}"):
+        found = cfn.describe_stacks(StackName=stack)["Stacks"][0]
+    return {p["ParameterKey"]: p["ParameterValue"] for p in found.get("Parameters") or []}
+
+
+@dataclass(frozen=True)
+class RollbackRequest:
+    stack_name: str
+    region: str | None = None
+    strategy: Strategy = dataclasses.field(default_factory=Strategy)
+    thresholds: Thresholds = dataclasses.field(default_factory=Thresholds)
+
+
+def rollback(
+    request: RollbackRequest,
+    progress: Progress = lambda _: None,
+    sagemaker: SageMakerReader | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> DeployResult:
+    """Deploy the version that was live before the current one, through the same checks and guardrails."""
+    cfn = _client("cloudformation", request.region)
+    if not stack_exists(cfn, request.stack_name):
+        raise DeployError(f"no stack {request.stack_name}; nothing to roll back (deploy with kubesage deploy)")
+    current = stack_parameters(cfn, request.stack_name)
+    previous = previous_of(_client("sagemaker", request.region), current["ModelPackageArn"])
+    if previous is None:
+        raise DeployError(
+            f"stack {request.stack_name} serves {current['ModelPackageArn']}, which records no previous live version; "
+            "deploy the version you want with kubesage deploy"
+        )
+    progress(f"rolling {request.stack_name} back to {previous.package_arn} ({redact_text(previous.model)})")
+    bucket = current["CodeBucket"]
+    capture = current.get("DataCaptureS3Uri", "").removeprefix(f"s3://{bucket}/")
+    return deploy(
+        DeployRequest(
+            stack_name=request.stack_name,
+            model_package_arn=previous.package_arn,
+            model=previous.model,
+            execution_role_arn=current["ModelExecutionRoleArn"],
+            bucket=bucket,
+            instance_type=current.get("EndpointInstanceType", "ml.m5.large"),
+            region=request.region,
+            capture_prefix=capture or "kubesage/data-capture",
+            strategy=request.strategy,
+            thresholds=request.thresholds,
+        ),
+        progress=progress,
+        sagemaker=sagemaker,
+        sleep=sleep,
+    )
 
 
 def _wait_change_set(cfn: Any, stack: str, name: str) -> bool:
@@ -292,7 +514,9 @@ def outputs_from_resources(cfn: Any, stack: str) -> dict[str, str]:
     return outputs
 
 
-def render_template() -> str:
+def render_template(strategy: Strategy | None = None, thresholds: Thresholds | None = None) -> str:
     import json
 
-    return json.dumps(render(load_template()), indent=1)
+    if strategy is not None:
+        check(strategy, thresholds or Thresholds())
+    return json.dumps(render(load_template(), strategy), indent=1)

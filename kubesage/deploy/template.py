@@ -16,7 +16,10 @@ from typing import Any
 
 import yaml
 
+from kubesage.deploy.strategy import Strategy, deployment_config
+
 DEPLOYMENT_ID = "ApiDeployment"
+ENDPOINT_ID = "Endpoint"
 DEPLOYED_TYPES = ("AWS::ApiGateway::Method", "AWS::ApiGateway::Resource")
 TEMPLATE_PATH = Path(__file__).resolve().parents[2] / "lambda" / "template.yaml"
 _TAGS = {
@@ -82,10 +85,15 @@ def deployment_hash(template: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(deployed, sort_keys=True).encode()).hexdigest()[:10]
 
 
-def render(template: dict[str, Any]) -> dict[str, Any]:
-    """A copy with ApiDeployment renamed ApiDeployment<hash> and every reference to it updated."""
+def render(template: dict[str, Any], strategy: Strategy | None = None) -> dict[str, Any]:
+    """A copy with ApiDeployment renamed ApiDeployment<hash> and every reference to it updated, and
+    the endpoint's DeploymentConfig set to `strategy` (None: the template's own, a 10% canary)."""
     rendered = copy.deepcopy(template)
     resources = rendered["Resources"]
+    if strategy is not None:
+        endpoint = resources[ENDPOINT_ID]["Properties"]
+        alarms = [a["AlarmName"] for a in endpoint["DeploymentConfig"]["AutoRollbackConfiguration"]["Alarms"]]
+        endpoint["DeploymentConfig"] = deployment_config(strategy, alarms)
     new_id = f"{DEPLOYMENT_ID}{deployment_hash(template)}"
     resources[new_id] = resources.pop(DEPLOYMENT_ID)
     renamed: dict[str, Any] = _rename_refs(rendered, DEPLOYMENT_ID, new_id)
@@ -112,6 +120,8 @@ def iam_policies(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Every IAM policy document in the template, by '<resource>/<policy name>' (trust policies too)."""
     found: dict[str, dict[str, Any]] = {}
     for name, resource in template["Resources"].items():
+        if resource.get("Type") == "AWS::IAM::Policy":  # a policy the stack adds to a role it does not own
+            found[f"{name}/PolicyDocument"] = resource["Properties"]["PolicyDocument"]
         if resource.get("Type") != "AWS::IAM::Role":
             continue
         props = resource.get("Properties", {})

@@ -16,6 +16,7 @@ import time
 import uuid
 from pathlib import Path
 from types import TracebackType
+from typing import Any, Self
 from urllib.error import URLError
 from urllib.request import Request, urlopen
 
@@ -24,6 +25,7 @@ from kubesage.lambda_runtime.bundle import BUNDLE_FILENAME, ModelBundle
 from kubesage.lambda_runtime.endpoint import ENV_ENDPOINT_NAME, ENV_ENDPOINT_URL, Endpoint, EndpointSettings
 from kubesage.lambda_runtime.handler import PredictionApi
 from kubesage.local_api.gateway import Invoke, LocalGateway
+from kubesage.local_api.split import TrafficSplit, router_app
 from kubesage.util.ports import free_port
 
 DEFAULT_REGION = "us-east-1"
@@ -49,25 +51,23 @@ def in_process_api(bundle: ModelBundle, endpoint_url: str | None, endpoint_name:
     return PredictionApi(bundle=bundle, endpoint=Endpoint(settings))
 
 
-class GatewayServer:
-    """The local API front on 127.0.0.1, served by uvicorn in a daemon thread."""
+class BackgroundServer:
+    """An ASGI app on 127.0.0.1, served by uvicorn in a daemon thread."""
 
-    def __init__(self, invoke: Invoke, api_key: str, port: int | None = None, host: str = "127.0.0.1") -> None:
+    def __init__(self, app: Any, port: int | None = None, host: str = "127.0.0.1", name: str = "kubesage-api") -> None:
         import uvicorn
 
         self.host = host
         self.port = port or free_port()
-        config = uvicorn.Config(
-            LocalGateway(invoke, api_key), host=host, port=self.port, log_level="warning", lifespan="on"
-        )
+        config = uvicorn.Config(app, host=host, port=self.port, log_level="warning", lifespan="on")
         self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, name="kubesage-api", daemon=True)
+        self.thread = threading.Thread(target=self.server.run, name=name, daemon=True)
 
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
-    def start(self) -> GatewayServer:
+    def start(self) -> Self:
         self.thread.start()
         deadline = time.monotonic() + START_TIMEOUT
         while not self.server.started:
@@ -83,11 +83,33 @@ class GatewayServer:
     def serve_forever(self) -> None:
         self.server.run()
 
-    def __enter__(self) -> GatewayServer:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class GatewayServer(BackgroundServer):
+    """The local API front (kubesage.local_api.gateway) on 127.0.0.1."""
+
+    def __init__(
+        self,
+        invoke: Invoke,
+        api_key: str,
+        port: int | None = None,
+        host: str = "127.0.0.1",
+        split: TrafficSplit | None = None,
+    ) -> None:
+        super().__init__(LocalGateway(invoke, api_key, split=split), port=port, host=host)
+
+
+class SplitServer(BackgroundServer):
+    """The traffic split's router (kubesage.local_api.split): the endpoint URL the handler calls."""
+
+    def __init__(self, split: TrafficSplit, port: int | None = None) -> None:
+        super().__init__(router_app(split), port=port, name="kubesage-split")
+        self.split = split
 
 
 class LambdaContainer:

@@ -8,6 +8,10 @@ It does what API Gateway does for the one route the template declares, `POST /pr
 - the handler's answer becomes the HTTP response; a handler that raises or answers something that
   is not a proxy response -> 502 `{"message": "Internal server error"}`.
 
+With two served versions (`kubesage api --canary-endpoint-url`), GET /_kubesage/traffic and POST
+/_kubesage/traffic/rollback (API key required) show and roll back the local traffic split
+(kubesage.local_api.split); they are kubesage's, not API Gateway's.
+
 What it does not do (only real API Gateway can show them): usage-plan throttling and quotas, IAM
 and resource policies, stage variables, caching. The handler runs in-process, or in the Lambda
 image under the Runtime Interface Emulator (`LambdaInvoker` below).
@@ -32,6 +36,7 @@ from urllib.parse import unquote_plus
 from urllib.request import Request, urlopen
 
 from kubesage.errors import ParameterError
+from kubesage.local_api.split import ROLLBACK_PATH, TRAFFIC_PATH, TrafficSplit
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +48,7 @@ Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 Invoke = Callable[[dict[str, Any]], Mapping[str, Any]]
 
 ROUTE = ("POST", "/predict")
+SPLIT_ROUTES = (("GET", TRAFFIC_PATH), ("POST", ROLLBACK_PATH))  # kubesage's own, with a traffic split only
 RESOURCE = "/predict"
 MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway REST APIs refuse larger payloads
 STAGE = "local"
@@ -75,12 +81,13 @@ def read_api_key(path: Path | None, environ: Mapping[str, str]) -> str | None:
 class LocalGateway:
     """ASGI app: API key check, proxy event, handler call, proxy response."""
 
-    def __init__(self, invoke: Invoke, api_key: str, stage: str = STAGE) -> None:
+    def __init__(self, invoke: Invoke, api_key: str, stage: str = STAGE, split: TrafficSplit | None = None) -> None:
         if not api_key:
             raise ValueError("an API key is required")
         self.invoke = invoke
         self.api_key = api_key
         self.stage = stage
+        self.split = split  # the local traffic split's state and rollback routes, when fronting two versions
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -94,13 +101,19 @@ class LocalGateway:
         if scope["type"] != "http":
             return
         headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
-        if (scope["method"], scope["path"]) != ROUTE:
+        route = (scope["method"], scope["path"])
+        if route != ROUTE and (self.split is None or route not in SPLIT_ROUTES):
             await _send(send, 403, {"message": "Missing Authentication Token"})
             return
         # The key first: a client without it must not make the gateway read (and hold) 10 MB.
         given = next((v for k, v in headers if k.lower() == "x-api-key"), "")
         if not hmac.compare_digest(given.encode(), self.api_key.encode()):
             await _send(send, 403, {"message": "Forbidden"})
+            return
+        if self.split is not None and route in SPLIT_ROUTES:
+            if route == SPLIT_ROUTES[1]:
+                self.split.roll_back()
+            await _send(send, 200, self.split.snapshot())
             return
         body = await _read(receive)
         if body is None:

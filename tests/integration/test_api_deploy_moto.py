@@ -26,6 +26,7 @@ from kubesage.deploy.stack import DeployRequest, approve_model_package, deploy
 from kubesage.deploy.template import load_template, render
 from kubesage.errors import DeployError
 from tests.integration.api_helpers import registered_model_dir
+from tests.integration.deploy_helpers import ensure_execution_role
 
 pytestmark = pytest.mark.integration
 REGION = "us-east-1"
@@ -44,6 +45,7 @@ def aws(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[boto3.S
     s3 = session.client("s3")
     if BUCKET not in [b["Name"] for b in s3.list_buckets()["Buckets"]]:
         s3.create_bucket(Bucket=BUCKET)
+    ensure_execution_role(session, ROLE)
     yield session
 
 

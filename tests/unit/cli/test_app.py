@@ -19,6 +19,7 @@ COMMANDS = [
     "data",
     "deploy",
     "features",
+    "rollback",
     "run",
     "runners",
     "runs",
