@@ -139,9 +139,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'':<28}" + "".join(f"{name:>14}" for name in MODES) + "   subprocess / fork new, warm")
 
     def row(label: str, values: dict[str, float], unit: str = "s") -> None:
-        ratios = [values["subprocess"] / values[n] if values.get(n) else float("nan") for n in MODES[1:]]
+        ratios = [f"{values['subprocess'] / values[n]:.1f}x" for n in MODES[1:] if values.get(n)]
         cells = "".join(f"{values[name]:>12.2f} {unit}" if name in values else f"{'':>14}" for name in MODES)
-        print(f"{label:<28}{cells}{'':>6}" + ", ".join(f"{r:.1f}x" for r in ratios))
+        print(f"{label:<28}{cells}{'':>6}" + ", ".join(ratios))
 
     compute: dict[str, float] = {}
     walls: dict[str, float] = {}
