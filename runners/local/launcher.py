@@ -95,6 +95,7 @@ class ForkServer:
         self._process: subprocess.Popen[bytes] | None = None
         self._control: socket.socket | None = None
         self._lock = threading.Lock()
+        self._running = 0  # tasks sent whose exit status has not come back yet
 
     def start(self) -> None:
         ours, theirs = socket.socketpair()
@@ -115,6 +116,10 @@ class ForkServer:
         )
         theirs.close()
         self._control = ours
+
+    def tasks_running(self) -> int:
+        with self._lock:
+            return self._running
 
     def alive(self) -> bool:
         return self._control is not None and self._process is not None and self._process.poll() is None
@@ -144,6 +149,16 @@ class ForkServer:
         """Run `call` in a fresh fork; each output line goes to `emit`; the exit code (-N: signal N)."""
         if self._control is None:
             raise RunnerError("the fork server is not running")
+        with self._lock:
+            self._running += 1
+        try:
+            return self._run(call, env, cwd, emit)
+        finally:
+            with self._lock:
+                self._running -= 1
+
+    def _run(self, call: PythonCall, env: dict[str, str], cwd: str, emit: Callable[[str], None]) -> int:
+        assert self._control is not None
         out_read, out_write = os.pipe()
         status_ours, status_theirs = socket.socketpair()
         try:

@@ -89,8 +89,8 @@ class LocalRunner(Runner):
                 with environment(env), evaluated_conditions(lambda b: context.progress.step(skipped_event(b))):
                     pipeline(**context.parameters)
             except Exception as exc:
-                if self._launcher is not None:
-                    self._launcher.retire()  # a task of this run may still be running in it
+                if self._launcher is not None and self._launcher.server.tasks_running():
+                    self._launcher.retire()  # stopping it stops the tasks the failure left running
                 reason = read_failures(failure_dir) or f"{type(exc).__name__}: {exc}"
                 for task in events.failed:
                     tail = "\n".join(f"  | {line}" for line in _tail_without(events.tail(task), reason))

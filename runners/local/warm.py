@@ -10,8 +10,8 @@ A zygote is not reused, and a new one starts, when:
 - it has died;
 - kubesage's installed source changed since it imported it (a digest of the files: an edited step
   never runs stale in a notebook);
-- the run that used it ended with an error or was interrupted: one of its tasks may still be running,
-  so the zygote is stopped once no run uses it, which terminates such tasks (as before, per run).
+- a run that used it was interrupted, or failed while tasks were still running in it: the zygote is
+  stopped once no run uses it, which terminates such tasks (as before, per run).
 
 The command line runs once and exits: there, the zygote ends with the process (atexit, or the closed
 control socket when the process is killed).

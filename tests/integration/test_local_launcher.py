@@ -95,15 +95,26 @@ def test_later_runs_fork_from_the_process_warm_zygote_and_see_nothing_of_earlier
     assert int(again["parent_pid"]) == zygote
     assert zygote != os.getpid()
 
-    # A failed run retires it (a task may still run in it); so does an edit of kubesage's source.
+    # A failed run that left no task running keeps it; an edit of kubesage's source retires it.
     assert run_local("crash_pipeline", tmp_path / "fails", {"how": "exit"}).status == "failed"
-    after_failure = int(_where(mlflow_sqlite, tmp_path / "after-failure")["parent_pid"])
-    assert after_failure != zygote
+    assert int(_where(mlflow_sqlite, tmp_path / "after-failure")["parent_pid"]) == zygote
     monkeypatch.setattr(warm, "_code_digest", lambda: "kubesage edited")
-    after_edit = int(_where(mlflow_sqlite, tmp_path / "after-edit")["parent_pid"])
-    assert after_edit not in (zygote, after_failure)
+    assert int(_where(mlflow_sqlite, tmp_path / "after-edit")["parent_pid"]) != zygote
     with pytest.raises(ProcessLookupError):
-        os.kill(zygote, 0)  # the retired zygotes were stopped
+        os.kill(zygote, 0)  # the retired zygote was stopped
+
+
+def test_a_retired_zygote_stops_when_its_last_run_ends_and_the_next_run_gets_a_new_one() -> None:
+    from kubesage.runners.local import warm
+
+    with warm.warm_fork_server() as lease, warm.warm_fork_server() as other:
+        assert other.server is lease.server
+        lease.retire()  # e.g. a run interrupted with tasks still running in it
+        assert lease.server.alive()  # the other run still uses it
+    assert not lease.server.alive()
+    with warm.warm_fork_server() as later:
+        assert later.server is not lease.server
+        assert later.server.alive()
 
 
 def _peers_seen(uri: str, result: RunResult) -> list[int]:
