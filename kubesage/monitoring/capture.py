@@ -1,0 +1,363 @@
+"""Data capture in SageMaker's own format: what the server writes and what `kubesage drift` reads.
+
+A SageMaker endpoint with data capture on writes JSON Lines to
+`s3://PREFIX/ENDPOINT/VARIANT/yyyy/mm/dd/hh/<uuid>.jsonl`, one object per request:
+
+    {"captureData": {"endpointInput": {"observedContentType", "mode": "INPUT", "data", "encoding"},
+                     "endpointOutput": {...same, "mode": "OUTPUT"}},
+     "eventMetadata": {"eventId", "inferenceTime"}, "eventVersion": "0"}
+
+with `encoding` CSV, JSON or BASE64. `kubesage serve --capture DIR` writes the same records under
+`DIR/ENDPOINT/VARIANT/yyyy/mm/dd/hh/`, so one reader serves both. The `Phone` column (dropped by the
+model, personal data) is removed from raw records before anything is written, and dropped again
+when reading captures someone else wrote.
+
+The writer keeps the request path cheap: the event loop only samples and appends the raw bytes to a
+list; a daemon thread turns them into records and writes them every FLUSH_SECONDS, and on close.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import logging
+import os
+import random
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from kubesage.churn.schema import DROPPED_COLUMNS, LABEL_COLUMN
+from kubesage.errors import MonitoringError
+
+logger = logging.getLogger(__name__)
+
+ENV_CAPTURE_DIR = "KUBESAGE_CAPTURE_DIR"
+ENV_CAPTURE_PERCENT = "KUBESAGE_CAPTURE_PERCENT"
+ENV_CAPTURE_ENDPOINT = "KUBESAGE_CAPTURE_ENDPOINT"
+ENV_CAPTURE_VARIANT = "KUBESAGE_CAPTURE_VARIANT"
+DEFAULT_ENDPOINT = "local"
+DEFAULT_VARIANT = "AllTraffic"  # the variant name kubesage's endpoint template gives
+FLUSH_SECONDS = 1.0
+# Requests waiting to be written; past this (a stalled disk) new ones are dropped and counted, never
+# held in memory without bound.
+MAX_PENDING = 100_000
+CSV_TYPE = "text/csv"
+JSON_TYPE = "application/json"
+# Never written to a capture, never read from one: personal data the model does not use, and the label.
+NEVER_CAPTURED: frozenset[str] = frozenset(DROPPED_COLUMNS)
+
+
+@dataclass(frozen=True)
+class CaptureConfig:
+    """Where and how much to capture; the server's workers get it through the environment."""
+
+    directory: Path
+    percent: float = 100.0
+    endpoint: str = DEFAULT_ENDPOINT
+    variant: str = DEFAULT_VARIANT
+
+    def __post_init__(self) -> None:
+        if not 0 < self.percent <= 100:
+            raise MonitoringError(f"capture percentage {self.percent} must be in (0, 100]; 100 captures every request")
+        for name, value in (("endpoint", self.endpoint), ("variant", self.variant)):
+            if not value or "/" in value:
+                raise MonitoringError(f"capture {name} name {value!r} must be non-empty and contain no '/'")
+
+    def to_env(self) -> dict[str, str]:
+        return {
+            ENV_CAPTURE_DIR: str(self.directory),
+            ENV_CAPTURE_PERCENT: repr(self.percent),
+            ENV_CAPTURE_ENDPOINT: self.endpoint,
+            ENV_CAPTURE_VARIANT: self.variant,
+        }
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> CaptureConfig | None:
+        """The configuration the image's `serve` (or `kubesage serve --capture`) set, or None: no capture."""
+        env = os.environ if environ is None else environ
+        directory = env.get(ENV_CAPTURE_DIR, "").strip()
+        if not directory:
+            return None
+        raw_percent = env.get(ENV_CAPTURE_PERCENT, "").strip() or "100"
+        try:
+            percent = float(raw_percent)
+        except ValueError:
+            raise MonitoringError(f"{ENV_CAPTURE_PERCENT}={raw_percent!r} is not a number (a percentage)") from None
+        return cls(
+            directory=Path(directory),
+            percent=percent,
+            endpoint=env.get(ENV_CAPTURE_ENDPOINT, "").strip() or DEFAULT_ENDPOINT,
+            variant=env.get(ENV_CAPTURE_VARIANT, "").strip() or DEFAULT_VARIANT,
+        )
+
+
+# ------------------------------------------------------------------ records
+
+
+def encode_payload(data: bytes, content_type: str | None) -> dict[str, str]:
+    """One side of a capture record: CSV or JSON as text when it is UTF-8, else BASE64 (as SageMaker)."""
+    kind = (content_type or "").split(";")[0].strip().lower()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        text = None
+    if text is not None and kind == CSV_TYPE:
+        encoding = "CSV"
+    elif text is not None and (kind == JSON_TYPE or kind.endswith("+json")):
+        encoding = "JSON"
+    else:
+        encoding, text = "BASE64", base64.b64encode(data).decode("ascii")
+    return {"observedContentType": content_type or "", "data": text, "encoding": encoding}
+
+
+def strip_private(body: bytes, content_type: str | None) -> bytes:
+    """The body without the never-captured columns: raw JSON records lose their `Phone` key.
+
+    CSV bodies are feature vectors (the server takes no raw CSV records), so they hold no phone number.
+    """
+    kind = (content_type or "").split(";")[0].strip().lower()
+    if kind != JSON_TYPE:
+        return body
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        return body
+    records = payload.get("records") if isinstance(payload, dict) and "records" in payload else payload
+    items = records if isinstance(records, list) else [records]
+    changed = False
+    for item in items:
+        if isinstance(item, dict):
+            for key in NEVER_CAPTURED & item.keys():
+                del item[key]
+                changed = True
+    return json.dumps(payload, separators=(",", ":")).encode() if changed else body
+
+
+def capture_record(
+    body: bytes,
+    content_type: str | None,
+    answer: bytes,
+    answer_type: str,
+    inference_time: float,
+    event_id: str | None = None,
+) -> dict[str, Any]:
+    """One request as SageMaker's data capture writes it (eventVersion 0)."""
+    request = encode_payload(strip_private(body, content_type), content_type)
+    response = encode_payload(answer, answer_type)
+    return {
+        "captureData": {
+            "endpointInput": {**request, "mode": "INPUT"},
+            "endpointOutput": {**response, "mode": "OUTPUT"},
+        },
+        "eventMetadata": {"eventId": event_id or str(uuid.uuid4()), "inferenceTime": format_time(inference_time)},
+        "eventVersion": "0",
+    }
+
+
+def format_time(epoch: float) -> str:
+    """SageMaker's inferenceTime: UTC, to the second, with a Z."""
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_time(text: str) -> datetime:
+    """An inferenceTime or a window bound (ISO 8601; no zone means UTC)."""
+    try:
+        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise MonitoringError(f"{text!r} is not an ISO 8601 time (e.g. 2026-12-05T03:00:00Z)") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def hour_prefix(config: CaptureConfig, epoch: float) -> Path:
+    """SageMaker's layout below the capture prefix: ENDPOINT/VARIANT/yyyy/mm/dd/hh."""
+    moment = datetime.fromtimestamp(epoch, UTC)
+    return config.directory / config.endpoint / config.variant / moment.strftime("%Y/%m/%d/%H")
+
+
+# ------------------------------------------------------------------ writer
+
+
+@dataclass
+class CaptureWriter:
+    """Sampled, buffered capture for one server worker: `offer` on the event loop, writing on a thread."""
+
+    config: CaptureConfig
+    flush_seconds: float = FLUSH_SECONDS
+    dropped: int = 0
+    written: int = 0
+    _pending: list[tuple[float, bytes, str | None, bytes, str]] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+    _files: dict[Path, Path] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def start(self) -> CaptureWriter:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="data-capture", daemon=True)
+            self._thread.start()
+        return self
+
+    def offer(self, body: bytes, content_type: str | None, answer: bytes, answer_type: str) -> None:
+        """The hot path: a sampling draw and a list append (atomic under the GIL), nothing else."""
+        if self.config.percent < 100 and random.random() * 100 >= self.config.percent:
+            return
+        if len(self._pending) >= MAX_PENDING:
+            self.dropped += 1
+            return
+        self._pending.append((time.time(), body, content_type, answer, answer_type))
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.flush_seconds):
+            self.flush()
+        self.flush()
+
+    def flush(self) -> int:
+        """Write what is pending; returns how many records were written."""
+        with self._lock:
+            batch, self._pending = self._pending, []
+            if not batch:
+                return 0
+            by_file: dict[Path, list[str]] = {}
+            for epoch, body, content_type, answer, answer_type in batch:
+                record = capture_record(body, content_type, answer, answer_type, epoch)
+                by_file.setdefault(self._file_for(epoch), []).append(json.dumps(record, separators=(",", ":")))
+            for path, lines in by_file.items():
+                try:
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    with path.open("a", encoding="utf-8") as handle:
+                        handle.write("\n".join(lines) + "\n")
+                    self.written += len(lines)
+                except OSError as exc:  # capture must never take the endpoint down: log and count
+                    self.dropped += len(lines)
+                    logger.error("data capture could not write %s: %s", path, exc)
+            return len(batch)
+
+    def _file_for(self, epoch: float) -> Path:
+        """One file per worker per hour (SageMaker also names its files by a uuid)."""
+        prefix = hour_prefix(self.config, epoch)
+        if prefix not in self._files:
+            self._files[prefix] = prefix / f"{uuid.uuid4()}.jsonl"
+        return self._files[prefix]
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+            self._thread = None
+        self.flush()
+
+
+# ------------------------------------------------------------------ reader
+
+
+@dataclass(frozen=True)
+class CaptureLine:
+    """One line of a capture file, located for error messages."""
+
+    source: str
+    line: int
+    text: str
+
+
+@dataclass(frozen=True)
+class Malformed:
+    source: str
+    line: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class CapturedRequest:
+    inference_time: datetime
+    content_type: str
+    data: bytes
+
+
+def decode_line(line: CaptureLine) -> CapturedRequest:
+    """One capture line to its request body; MonitoringError (the reason) when it is not a capture record."""
+    try:
+        record = json.loads(line.text)
+    except ValueError as exc:
+        raise MonitoringError(f"not JSON ({exc.msg})") from None
+    try:
+        request = record["captureData"]["endpointInput"]
+        data, encoding = request["data"], str(request.get("encoding", "")).upper()
+        content_type = str(request.get("observedContentType", ""))
+        when = parse_time(str(record["eventMetadata"]["inferenceTime"]))
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise MonitoringError(f"not a capture record (no {exc})") from None
+    if not isinstance(data, str):
+        raise MonitoringError("endpointInput.data is not a string")
+    if encoding in ("CSV", "JSON"):
+        raw = data.encode("utf-8")
+    elif encoding == "BASE64":
+        try:
+            raw = base64.b64decode(data, validate=True)
+        except (binascii.Error, ValueError):
+            raise MonitoringError("endpointInput.data is not valid BASE64") from None
+    else:
+        raise MonitoringError(f"encoding {encoding!r} is not CSV, JSON or BASE64")
+    return CapturedRequest(inference_time=when, content_type=content_type, data=raw)
+
+
+def hour_in_window(parts: tuple[str, ...], start: datetime | None, end: datetime | None) -> bool:
+    """Whether a yyyy/mm/dd/hh folder can hold records in [start, end): files outside are not read."""
+    if len(parts) < 4 or not all(p.isdigit() for p in parts[-4:]):
+        return True  # not SageMaker's layout: read it and filter by inferenceTime
+    year, month, day, hour = (int(p) for p in parts[-4:])
+    try:
+        begin = datetime(year, month, day, hour, tzinfo=UTC)
+    except ValueError:
+        return True
+    if end is not None and begin >= end:
+        return False
+    return not (start is not None and begin.timestamp() + 3600 <= start.timestamp())
+
+
+def iter_lines(source: str, start: datetime | None = None, end: datetime | None = None) -> Iterator[CaptureLine]:
+    """Every line of every `.jsonl` under a local folder or an `s3://bucket/prefix`, hours outside the window skipped."""
+    if source.startswith("s3://"):
+        yield from _iter_s3_lines(source, start, end)
+        return
+    root = Path(source.removeprefix("file://"))
+    if not root.exists():
+        raise MonitoringError(f"capture folder {root} does not exist; serve with --capture {root} first")
+    files = [root] if root.is_file() else sorted(root.rglob("*.jsonl"))
+    for path in files:
+        if not hour_in_window(path.parent.relative_to(root).parts if path != root else (), start, end):
+            continue
+        with path.open(encoding="utf-8", errors="replace") as handle:
+            for number, text in enumerate(handle, start=1):
+                if text.strip():
+                    yield CaptureLine(str(path), number, text)
+
+
+def _iter_s3_lines(source: str, start: datetime | None, end: datetime | None) -> Iterator[CaptureLine]:
+    import boto3  # AWS_ENDPOINT_URL (moto, a local S3) is honoured by boto3 itself
+
+    from kubesage.util.aws import aws_call
+
+    bucket, _, prefix = source.removeprefix("s3://").partition("/")
+    client = boto3.client("s3")
+    with aws_call(f"s3:ListBucket on {source}"):
+        pages = client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+        keys = [item["Key"] for page in pages for item in page.get("Contents", []) if item["Key"].endswith(".jsonl")]
+    for key in sorted(keys):
+        folders = tuple(key[len(prefix) :].strip("/").split("/")[:-1])
+        if not hour_in_window(folders, start, end):
+            continue
+        with aws_call(f"s3:GetObject on s3://{bucket}/{key}"):
+            body = client.get_object(Bucket=bucket, Key=key)["Body"].read().decode("utf-8", errors="replace")
+        for number, text in enumerate(body.splitlines(), start=1):
+            if text.strip():
+                yield CaptureLine(f"s3://{bucket}/{key}", number, text)
+
+
+NOT_FEATURES: frozenset[str] = NEVER_CAPTURED | {LABEL_COLUMN}
