@@ -322,7 +322,7 @@ def hour_in_window(parts: tuple[str, ...], start: datetime | None, end: datetime
 
 
 def iter_lines(source: str, start: datetime | None = None, end: datetime | None = None) -> Iterator[CaptureLine]:
-    """Every line of every `.jsonl` under a local folder or an `s3://bucket/prefix`, hours outside the window skipped."""
+    """Every line of every `.jsonl` under a folder or an `s3://bucket/prefix`; hours outside the window skipped."""
     if source.startswith("s3://"):
         yield from _iter_s3_lines(source, start, end)
         return

@@ -145,7 +145,9 @@ def check(
             drifts.append(drift)
             if drift.drifted:
                 limit = (
-                    config.categorical_comparison_threshold if drift.method == "LInfinity" else config.comparison_threshold
+                    config.categorical_comparison_threshold
+                    if drift.method == "LInfinity"
+                    else config.comparison_threshold
                 )
                 violations.append(
                     Violation(
@@ -158,7 +160,9 @@ def check(
     for name in profiles:
         if name not in expected:
             violations.append(
-                Violation(name, "extra_column_check", f"Column {name!r} is in the captured data but not in the baseline")
+                Violation(
+                    name, "extra_column_check", f"Column {name!r} is in the captured data but not in the baseline"
+                )
             )
     return violations, drifts
 

@@ -83,7 +83,7 @@ def _json_records(payload: Any, schema: FeatureSchema | None) -> list[dict[str, 
         for key in VECTOR_KEYS:
             if key in payload:
                 return _vectors(payload[key], schema)
-        items = payload["records"] if "records" in payload else [payload]
+        items = payload.get("records", [payload])
     else:
         items = payload
     if not isinstance(items, list) or not items:
