@@ -35,6 +35,7 @@ from kubesage.monitoring.statistics import (
 )
 
 DRIFT_FILENAME = "drift.json"
+MLFLOW_EXTRA_FILES = "extra_files"
 REPORT_FILENAME = "report.html"
 # Malformed lines listed in drift.json and the report; all are counted.
 MALFORMED_SHOWN = 20
@@ -94,7 +95,11 @@ class DriftResult:
 
 
 def load_baseline(baseline_dir: Path) -> tuple[dict[str, Any], dict[str, Any], FeatureSchema | None]:
-    """statistics.json and constraints.json (and the feature schema, when beside them) of a model."""
+    """statistics.json and constraints.json (and the feature schema, when beside them) of a model:
+    in the folder itself, or in its `extra_files/` (where MLflow's log_model put them)."""
+    extra = baseline_dir / MLFLOW_EXTRA_FILES
+    if not (baseline_dir / STATISTICS_FILENAME).is_file() and (extra / STATISTICS_FILENAME).is_file():
+        baseline_dir = extra
     baseline_stats = read_json(baseline_dir / STATISTICS_FILENAME, "baseline statistics")
     baseline_constraints = read_json(baseline_dir / CONSTRAINTS_FILENAME, "baseline constraints")
     schema_path = baseline_dir / FEATURE_SCHEMA_FILENAME

@@ -6,7 +6,6 @@ nothing; each change below flags exactly the checks it should.
 
 from __future__ import annotations
 
-import base64
 import json
 import math
 from collections.abc import Callable
@@ -16,58 +15,23 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from kubesage.churn.features import FeatureSchema, transform_columns
-from kubesage.components.preprocess import SplitFractions, split_frame
-from kubesage.monitoring.capture import capture_record, format_time
+from kubesage.churn.features import FeatureSchema
+from kubesage.monitoring.capture import format_time
 from kubesage.monitoring.checks import baseline_features
 from kubesage.monitoring.columns import MONITORED_COLUMNS
 from kubesage.monitoring.drift import DriftRequest, DriftResult, run_drift
 from kubesage.monitoring.statistics import read_json
-
-ROWS_PER_REQUEST = 10
-T0 = 1_796_000_000.0  # 2026-11-29T...Z: every request one second apart from here
+from tests.monitoring_data import T0, held_out_rows, model_baseline, write_captures
 
 
 @pytest.fixture(scope="module")
 def held_out(churn: pd.DataFrame) -> pd.DataFrame:
-    """The rows preprocess (seed 42) did not train on: validation and test, 1,500 rows."""
-    splits = split_frame(churn, churn["Churn?"], SplitFractions(), 42)
-    return pd.concat([splits["validation"], splits["test"]])
+    return held_out_rows(churn)
 
 
 @pytest.fixture(scope="module")
 def baseline(prepared: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """preprocess's baseline with the feature schema beside it, as a registered model holds them."""
-    folder = tmp_path_factory.mktemp("baseline")
-    for name in ("statistics.json", "constraints.json"):
-        (folder / name).write_bytes((prepared["baseline"] / name).read_bytes())
-    (folder / "feature_schema.json").write_bytes(prepared["schema"].read_bytes())
-    return folder
-
-
-def write_captures(frame: pd.DataFrame, folder: Path, schema: FeatureSchema, encodings: tuple[str, ...]) -> Path:
-    """The rows as capture files in SageMaker's layout, ROWS_PER_REQUEST per request, rotating encodings."""
-    records = frame.drop(columns=["Churn?"]).to_dict(orient="records")
-    lines: dict[Path, list[str]] = {}
-    for i in range(0, len(records), ROWS_PER_REQUEST):
-        chunk = records[i : i + ROWS_PER_REQUEST]
-        encoding = encodings[(i // ROWS_PER_REQUEST) % len(encodings)]
-        if encoding == "CSV":
-            vectors = transform_columns(pd.DataFrame(chunk), schema)
-            body, kind = "\n".join(",".join(repr(float(v)) for v in row) for row in vectors).encode(), "text/csv"
-        else:
-            body, kind = json.dumps({"records": chunk}).encode(), "application/json"
-        epoch = T0 + i
-        record = capture_record(body, kind, b'{"predictions": []}', "application/json", epoch)
-        if encoding == "BASE64":
-            request = record["captureData"]["endpointInput"]
-            request.update(encoding="BASE64", data=base64.b64encode(request["data"].encode()).decode())
-        hour = folder / "ep" / "AllTraffic" / format_time(epoch)[:13].replace("-", "/").replace("T", "/")
-        lines.setdefault(hour / "capture.jsonl", []).append(json.dumps(record))
-    for path, content in lines.items():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text("\n".join(content) + "\n")
-    return folder
+    return model_baseline(prepared, tmp_path_factory.mktemp("baseline"))
 
 
 def drift_of(

@@ -88,3 +88,29 @@ def test_capture_configuration_from_the_environment_is_checked(tmp_path: Path) -
     with pytest.raises(MonitoringError, match=r"capture percentage 0.0 must be in \(0, 100\]"):
         CaptureConfig.from_env({**env, "KUBESAGE_CAPTURE_PERCENT": "0"})
     assert np.isclose(config.percent, 10.0)
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "answer", "answer_type"),
+    [
+        (b'{"inputs": [[1.0, 2.5]]}', "application/json", b'{"predictions": [{"score": 0.1}]}', "application/json"),
+        (b"1,2,3\n4,5,6\r\n", "text/csv", b"0.1\n0.2", "text/csv"),
+        (
+            b'{"records": [{"State": "PA", "Phone": "403-2562", "x": "a\\"b\\\\c\\td"}]}',
+            "application/json",
+            b"x",
+            "text/csv",
+        ),
+        (b"\xff\x00", "application/octet-stream", b"0.5", "text/csv"),
+        ('{"s": "\u00e9\\u0001"}'.encode(), "application/json; charset=utf-8", b"0.5", "text/csv"),
+        (b"1,\x0b2", "text/csv", b"0.5", "text/csv"),
+    ],
+)
+def test_the_fast_record_line_equals_the_reference_record(
+    body: bytes, content_type: str, answer: bytes, answer_type: str
+) -> None:
+    from kubesage.monitoring.capture import record_line
+
+    line = record_line(body, content_type, answer, answer_type, 1_796_000_000.5, "event-1")
+    assert json.loads(line) == capture_record(body, content_type, answer, answer_type, 1_796_000_000.5, "event-1")
+    assert b"403-2562" not in line

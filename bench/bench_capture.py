@@ -1,0 +1,70 @@
+"""What data capture costs the server: the same model served twice, without and with `--capture`.
+
+    .venv/bin/python bench/bench_capture.py [--duration 5] [--rounds 4]
+
+Both servers (one worker each, same churn booster as bench_serving.py) run at once; wrk drives them in
+turn, round after round (plain, capture, plain, capture, ...) so a change of load on the shared host
+hits both alike. Single-record requests, one client: the hot path capture must not slow. Prints each
+round's requests/s and p50 side by side, the medians and the ratio (capture / plain), and how many
+records the capture server wrote (it must be every request: 100% sampling).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+from bench_serving import json_body, run_wrk, start, stop, train_model, wait_for
+
+from kubesage.serving.negotiation import JSON
+from kubesage.util.ports import free_port
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--duration", type=int, default=5, help="seconds per wrk run")
+    parser.add_argument("--rounds", type=int, default=4, help="rounds of (plain, capture)")
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is not installed: apt-get install wrk")
+    work = Path(tempfile.mkdtemp(prefix="bench-capture-"))
+    processes = []
+    try:
+        model_dir = work / "model"
+        _, features = train_model(model_dir)
+        (work / "body.json").write_bytes(json_body(features[1000:1001]))
+        urls = {}
+        for label, extra in (("plain", []), ("capture", ["--capture", str(work / "captures")])):
+            port = free_port()
+            command = [sys.executable, "-m", "kubesage.cli", "serve", "--model-dir", str(model_dir)]
+            command += ["--port", str(port), "--workers", "1", "--threads", "1", *extra]
+            processes.append(start(command, dict(os.environ), work / f"{label}.log"))
+            wait_for(f"http://127.0.0.1:{port}/ping", processes[-1], work / f"{label}.log")
+            urls[label] = f"http://127.0.0.1:{port}/invocations"
+        results: dict[str, list[tuple[float, float]]] = {"plain": [], "capture": []}
+        print(f"{'round':>5} {'plain req/s':>12} {'capture req/s':>14} {'plain p50 ms':>13} {'capture p50 ms':>15}")
+        for round_number in range(1, args.rounds + 1):
+            for label, url in urls.items():
+                r = run_wrk(url, work / "body.json", JSON, 1, args.duration, work)
+                results[label].append((r.requests_per_s, r.p50_ms))
+            (pr, pp), (cr, cp) = results["plain"][-1], results["capture"][-1]
+            print(f"{round_number:>5} {pr:>12.0f} {cr:>14.0f} {pp:>13.3f} {cp:>15.3f}", flush=True)
+        plain = statistics.median(r for r, _ in results["plain"])
+        capture = statistics.median(r for r, _ in results["capture"])
+        print(f"median {plain:>11.0f} {capture:>14.0f}   capture/plain throughput {capture / plain:.3f}")
+        stop(processes.pop())  # SIGTERM: the capture server writes what is pending, then exits
+        written = sum(len(p.read_text().splitlines()) for p in (work / "captures").rglob("*.jsonl"))
+        print(f"records written by the capture server: {written:,} (every answered request)")
+    finally:
+        for process in processes:
+            stop(process)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
