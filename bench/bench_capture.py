@@ -17,12 +17,35 @@ import shutil
 import statistics
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 from bench_serving import json_body, run_wrk, start, stop, train_model, wait_for
 
 from kubesage.serving.negotiation import JSON
 from kubesage.util.ports import free_port
+
+
+def cpu_share(work: Path, plain_rate: float, records: int = 20_000) -> str:
+    """The capture thread's own CPU per record (in this process, same body), beside a request's share
+    of the plain server's time: a figure the host's load moves less than wrk's."""
+    import json as _json
+
+    from kubesage.monitoring.capture import CaptureConfig, CaptureWriter
+
+    body = (work / "body.json").read_bytes()
+    answer = _json.dumps({"predictions": [{"score": 0.5}]}).encode()
+    writer = CaptureWriter(CaptureConfig(work / "cpu"))
+    for _ in range(records):
+        writer.offer(body, JSON, answer, JSON)
+    start = time.process_time()
+    writer.flush()
+    per_record = (time.process_time() - start) / records
+    per_request = 1 / plain_rate
+    return (
+        f"capture CPU per record {per_record * 1e6:.1f} us (writer thread, formatting and writing); a plain "
+        f"request every {per_request * 1e6:.0f} us: {per_record / per_request:.1%} of the server's time"
+    )
 
 
 def main() -> None:
@@ -47,16 +70,25 @@ def main() -> None:
             wait_for(f"http://127.0.0.1:{port}/ping", processes[-1], work / f"{label}.log")
             urls[label] = f"http://127.0.0.1:{port}/invocations"
         results: dict[str, list[tuple[float, float]]] = {"plain": [], "capture": []}
-        print(f"{'round':>5} {'plain req/s':>12} {'capture req/s':>14} {'plain p50 ms':>13} {'capture p50 ms':>15}")
+        print(
+            f"{'round':>5} {'plain req/s':>12} {'capture req/s':>14} {'plain p50 ms':>13} {'capture p50 ms':>15} {'ratio':>8}"
+        )
+        ratios = []
         for round_number in range(1, args.rounds + 1):
-            for label, url in urls.items():
+            # The order alternates, so neither server always runs right after the other's load.
+            order = list(urls.items()) if round_number % 2 else list(reversed(urls.items()))
+            for label, url in order:
                 r = run_wrk(url, work / "body.json", JSON, 1, args.duration, work)
                 results[label].append((r.requests_per_s, r.p50_ms))
             (pr, pp), (cr, cp) = results["plain"][-1], results["capture"][-1]
-            print(f"{round_number:>5} {pr:>12.0f} {cr:>14.0f} {pp:>13.3f} {cp:>15.3f}", flush=True)
+            ratios.append(cr / pr)
+            print(f"{round_number:>5} {pr:>12.0f} {cr:>14.0f} {pp:>13.3f} {cp:>15.3f} {cr / pr:>8.3f}", flush=True)
         plain = statistics.median(r for r, _ in results["plain"])
         capture = statistics.median(r for r, _ in results["capture"])
-        print(f"median {plain:>11.0f} {capture:>14.0f}   capture/plain throughput {capture / plain:.3f}")
+        print(
+            f"median {plain:>11.0f} {capture:>14.0f}   median of the rounds' capture/plain: {statistics.median(ratios):.3f}"
+        )
+        print(cpu_share(work, plain))
         stop(processes.pop())  # SIGTERM: the capture server writes what is pending, then exits
         written = sum(len(p.read_text().splitlines()) for p in (work / "captures").rglob("*.jsonl"))
         print(f"records written by the capture server: {written:,} (every answered request)")
