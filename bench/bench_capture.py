@@ -71,7 +71,8 @@ def main() -> None:
             urls[label] = f"http://127.0.0.1:{port}/invocations"
         results: dict[str, list[tuple[float, float]]] = {"plain": [], "capture": []}
         print(
-            f"{'round':>5} {'plain req/s':>12} {'capture req/s':>14} {'plain p50 ms':>13} {'capture p50 ms':>15} {'ratio':>8}"
+            f"{'round':>5} {'plain req/s':>12} {'capture req/s':>14} {'plain p50 ms':>13} {'capture p50 ms':>15}"
+            f" {'ratio':>8}"
         )
         ratios = []
         for round_number in range(1, args.rounds + 1):
@@ -86,7 +87,8 @@ def main() -> None:
         plain = statistics.median(r for r, _ in results["plain"])
         capture = statistics.median(r for r, _ in results["capture"])
         print(
-            f"median {plain:>11.0f} {capture:>14.0f}   median of the rounds' capture/plain: {statistics.median(ratios):.3f}"
+            f"median {plain:>11.0f} {capture:>14.0f}   median of the rounds' capture/plain: "
+            f"{statistics.median(ratios):.3f}"
         )
         print(cpu_share(work, plain))
         stop(processes.pop())  # SIGTERM: the capture server writes what is pending, then exits
