@@ -25,6 +25,7 @@ def held_out_rows(churn: pd.DataFrame) -> pd.DataFrame:
 
 def model_baseline(prepared: dict[str, Path], folder: Path) -> Path:
     """preprocess's baseline with the feature schema beside it, as a registered model holds them."""
+    folder.mkdir(parents=True, exist_ok=True)
     for name in ("statistics.json", "constraints.json"):
         (folder / name).write_bytes((prepared["baseline"] / name).read_bytes())
     (folder / "feature_schema.json").write_bytes(prepared["schema"].read_bytes())

@@ -45,10 +45,10 @@ def _bars(labels: list[str], base: list[float], current: list[float]) -> str:
                 f'<rect x="{x + j * slot / 2:.1f}" y="{HEIGHT - PAD - h:.1f}" width="{max(slot / 2 - 1, 1):.1f}" '
                 f'height="{h:.1f}" fill="{colour}"><title>{html.escape(label)}: {value:.3f}</title></rect>'
             )
-        if n <= TOP_CATEGORIES:
+        if n <= 6 or i % 2 == 0:  # ten numeric buckets: every other label, so they do not overlap
             parts.append(
                 f'<text x="{x + slot / 2:.1f}" y="{HEIGHT - 8}" font-size="9" text-anchor="middle">'
-                f"{html.escape(label[:8])}</text>"
+                f"{html.escape(label[:9])}</text>"
             )
     parts.append(f'<line x1="{PAD}" y1="{HEIGHT - PAD}" x2="{WIDTH - PAD}" y2="{HEIGHT - PAD}" stroke="#999"/></svg>')
     return "".join(parts)
@@ -68,7 +68,7 @@ def numeric_plot(base_feature: dict[str, Any], current_feature: dict[str, Any]) 
     bins = np.array(edges, dtype=float)
     base_counts = np.histogram(np.clip(base, bins[0], bins[-1]), bins)[0].tolist()
     current_counts = np.histogram(np.clip(current, bins[0], bins[-1]), bins)[0].tolist()
-    labels = [f"{edges[i]:.3g}-{edges[i + 1]:.3g}" for i in range(len(edges) - 1)]
+    labels = [f"{edges[i]:.3g}" for i in range(len(edges) - 1)]  # each bucket's lower bound
     return _bars(labels, _shares(base_counts), _shares(current_counts))
 
 
@@ -145,7 +145,8 @@ def render_report(
         f"<span style='background:{BASE_COLOUR}'></span>baseline (training split)"
         f"<span style='background:{CURRENT_COLOUR}'></span>captured</div><div class='grid'>"
     )
-    for feature in summary["features"]:
+    # Drifted features first (stable otherwise): what a person opens the report for.
+    for feature in sorted(summary["features"], key=lambda f: not f["drifted"]):
         name = feature["name"]
         cls = "card drifted" if feature["drifted"] else "card"
         out.append(
