@@ -9,12 +9,16 @@ import json
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from kubesage.cli.options import output_option
 from kubesage.cli.output import err_console, fail
 from kubesage.errors import KubesageError, MonitoringError
+
+if TYPE_CHECKING:
+    from kubesage.monitoring.drift import DriftResult
 
 VIOLATIONS_EXIT_CODE = 3
 _UNITS = {"m": 60, "h": 3600, "d": 86400}
@@ -89,7 +93,8 @@ def drift_command(
         begin, finish = window(start, end, last)
         baseline_dir = Path(baseline) if baseline else _model_dir(model or "")
         result = run_drift(DriftRequest(captures, baseline_dir, output_dir, begin, finish))
-        summary = {"status": "violations" if result.violations else "ok", "output_dir": str(output_dir)}
+        summary: dict[str, object] = {"status": "violations" if result.violations else "ok"}
+        summary["output_dir"] = str(output_dir)
         summary["report"] = str(result.report)
         version = ModelVersion.from_uri(model) if model else None
         if track:
@@ -122,10 +127,7 @@ def _retrain(data: str) -> dict[str, object]:
     return {"status": outcome.status, "registered_model_version": outcome.registered_model_version}
 
 
-def _print_text(result: object, summary: dict[str, object]) -> None:
-    from kubesage.monitoring.drift import DriftResult
-
-    assert isinstance(result, DriftResult)
+def _print_text(result: DriftResult, summary: dict[str, object]) -> None:
     drifted = ", ".join(result.drifted_features) or "none"
     click.echo(
         f"drift: {result.rows} captured row(s) from {result.events} request(s), {len(result.malformed)} malformed "

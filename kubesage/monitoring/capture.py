@@ -363,7 +363,7 @@ def decode_line(line: CaptureLine) -> CapturedRequest:
     """One capture line to its request body; MonitoringError (the reason) when it is not a capture record."""
     try:
         record = json.loads(line.text)
-    except ValueError as exc:
+    except json.JSONDecodeError as exc:
         raise MonitoringError(f"not JSON ({exc.msg})") from None
     try:
         request = record["captureData"]["endpointInput"]
