@@ -64,7 +64,10 @@ def window(
 @click.option(
     "--retrain-data",
     default=None,
-    help="When a feature drifts, start the training pipeline (customer_churn) on this data.",
+    help="When a feature drifts, start the training pipeline on this data (its input_data), on the local runner.",
+)
+@click.option(
+    "--retrain-pipeline", default="customer_churn", show_default=True, help="The pipeline --retrain-data starts."
 )
 @output_option
 def drift_command(
@@ -79,6 +82,7 @@ def drift_command(
     cloudwatch_endpoint: str | None,
     schedule_name: str,
     retrain_data: str | None,
+    retrain_pipeline: str,
     output_format: str,
 ) -> None:
     """Compare captured requests with the training baseline: Model Monitor's statistics and violations,
@@ -102,7 +106,7 @@ def drift_command(
         if cloudwatch_endpoint:
             summary["cloudwatch_metrics"] = put_cloudwatch_metrics(result, cloudwatch_endpoint, schedule_name)
         if retrain_data and result.drifted_features:
-            summary["retrain"] = _retrain(retrain_data)
+            summary["retrain"] = _retrain(retrain_pipeline, retrain_data)
     except KubesageError as exc:
         fail(exc, as_json)
     if as_json:
@@ -118,13 +122,18 @@ def _model_dir(model: str) -> Path:
     return resolve_model_dir(model)
 
 
-def _retrain(data: str) -> dict[str, object]:
+def _retrain(pipeline: str, data: str) -> dict[str, object]:
     """The closing of the loop: the training pipeline on fresh data, on the local runner."""
     from kubesage.sdk import run
 
-    err_console.print(f"drift found: starting customer_churn on {data}", highlight=False)
-    outcome = run("customer_churn", params={"input_data": data})
-    return {"status": outcome.status, "registered_model_version": outcome.registered_model_version}
+    err_console.print(f"drift found: starting {pipeline} on {data}", highlight=False)
+    outcome = run(pipeline, params={"input_data": data})
+    return {
+        "pipeline": pipeline,
+        "status": outcome.status,
+        "mlflow_run_id": outcome.mlflow_run_id,
+        "registered_model_version": outcome.registered_model_version,
+    }
 
 
 def _print_text(result: DriftResult, summary: dict[str, object]) -> None:
@@ -138,3 +147,6 @@ def _print_text(result: DriftResult, summary: dict[str, object]) -> None:
     click.echo(f"report: {result.report}")
     if "mlflow_run_id" in summary:
         click.echo(f"MLflow run: {summary['mlflow_run_id']}")
+    retrain = summary.get("retrain")
+    if isinstance(retrain, dict):
+        click.echo(f"retraining: {retrain['pipeline']} {retrain['status']} (MLflow run {retrain['mlflow_run_id']})")

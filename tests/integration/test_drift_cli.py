@@ -122,3 +122,37 @@ def test_drift_exits_0_without_violations_and_1_naming_a_missing_baseline(
         f"sqlite:///{tmp_path / 'mlflow.db'}",
     )
     assert empty.code == 1 and "serve with --capture" in empty.stderr
+
+
+def test_retrain_data_starts_the_training_pipeline_only_when_a_feature_drifted(
+    churn: pd.DataFrame, baseline: Path, churn_csv: Path, tmp_path: Path
+) -> None:
+    """The loop closed: a stand-in training pipeline (one task counting the new data's rows) stands in for
+    customer_churn, which would add a whole training run here."""
+    import os
+    import subprocess
+
+    from tests.conftest import REPO_ROOT
+    from tests.integration.cli_helpers import KUBESAGE
+
+    rows = held_out_rows(churn)
+    schema = FeatureSchema.load(baseline)
+    same = write_captures(rows, tmp_path / "same", schema, ("JSON",))
+    shifted = rows.assign(**{"Int'l Plan": "yes"})
+    drifted = write_captures(shifted, tmp_path / "drifted", schema, ("JSON",))
+    tracking = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking, "PYTHONPATH": str(REPO_ROOT)}
+    outcomes = {}
+    for name, captures in (("same", same), ("drifted", drifted)):
+        args = [KUBESAGE, "drift", "--captures", str(captures), "--baseline", str(baseline), "--no-track"]
+        args += ["--output-dir", str(tmp_path / f"out-{name}"), "--retrain-data", str(churn_csv)]
+        args += ["--retrain-pipeline", "tests.integration.local_pipelines:retrain_pipeline", "--output", "json"]
+        done = subprocess.run(args, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600, check=False)
+        outcomes[name] = (done.returncode, json.loads(done.stdout), done.stderr)
+    code, summary, stderr = outcomes["same"]
+    assert code == 0 and "retrain" not in summary, stderr[-2000:]
+    code, summary, stderr = outcomes["drifted"]
+    assert code == 3 and summary["drifted_features"] == ["Int'l Plan"], stderr[-2000:]
+    assert summary["retrain"]["status"] == "succeeded" and summary["retrain"]["pipeline"].endswith("retrain_pipeline")
+    run = mlflow.MlflowClient(tracking).get_run(summary["retrain"]["mlflow_run_id"])
+    assert run.data.params["input_data"] == str(churn_csv)
