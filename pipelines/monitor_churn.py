@@ -18,4 +18,6 @@ PIPELINE_NAME = "monitor-churn"
     description="Captured endpoint traffic against the churn model's training baseline, in Model Monitor's formats.",
 )
 def monitor_churn(captures: str, model: str, start: str = "", end: str = "") -> None:
-    drift(captures=captures, model=model, start=start, end=end).set_display_name("Drift")
+    check = drift(captures=captures, model=model, start=start, end=end).set_display_name("Drift")
+    # Never cached: the same parameters name a capture folder or prefix that keeps growing.
+    check.set_caching_options(False)

@@ -52,7 +52,9 @@ def test_demo_prints_at_most_40_lines_and_ends_with_next_steps(workdir: Path, tr
         check=False,
     )
     assert api.returncode == 0, api.stderr[-3000:]
-    answer, next_steps = api.stdout.split("\n", 1)[1].split("run the same path yourself", 1)
+    # The answer's JSON, then the drift line, then the next steps.
+    answer, after = api.stdout.split("\n", 1)[1].split("\ndrift (", 1)
+    next_steps = after.split("run the same path yourself", 1)[1]
     assert json.loads(answer)["predictions"][0]["churn"] in (True, False)
     # The demo ends with next steps that work when pasted.
     assert api.stdout.rstrip().splitlines()[-1].startswith("  kubesage api --endpoint-url http://127.0.0.1:8080")
