@@ -129,7 +129,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     print(f"POST /predict (API key; {result['model']}, threshold {result['threshold']}): first record of {args.data}")
-    print(json.dumps({"predictions": result["predictions"], "label in the data": result["label"]}, indent=2))
+    # One line: the demo's whole output fits in 40 lines (tests/integration/test_demo_output.py).
+    print(json.dumps({"predictions": result["predictions"], "label in the data": result["label"]}))
     print(drift_line)
     print("run the same path yourself, in two terminals:")
     print(f"  kubesage serve --model {result['model']} --port 8080 --capture captures/")
