@@ -131,14 +131,15 @@ def drift(
     model: str,
     start: str,
     end: str,
+    last: str,
     drift_report: Output[Artifact],
     metrics: Output[Metrics],
 ) -> int:
-    """Captured traffic against the model's training baseline (`kubesage drift`); returns the number of
-    violations. The artifact is a folder: statistics.json, constraint_violations.json, drift.json and
-    report.html."""
+    """Captured traffic against the model's training baseline (`kubesage drift`) in the window [start, end)
+    or the `last` 30m/24h/7d before end (or now); returns the number of violations. The artifact is a
+    folder: statistics.json, constraint_violations.json, drift.json and report.html."""
     from kubesage.components.steps import drift_step, log_kfp_metrics
 
-    values = drift_step(captures, model, drift_report.path, start=start, end=end)
+    values = drift_step(captures, model, drift_report.path, start=start, end=end, last=last)
     log_kfp_metrics(metrics, values)
     return int(values["drift_violations"])

@@ -210,10 +210,12 @@ def log_kfp_classification(artifact: Any, evaluation: Evaluation) -> None:
     artifact.log_confusion_matrix(["False", "True"], evaluation.confusion)
 
 
-def drift_step(captures: str, model: str, output_dir: str, start: str = "", end: str = "") -> dict[str, float]:
+def drift_step(
+    captures: str, model: str, output_dir: str, start: str = "", end: str = "", last: str = ""
+) -> dict[str, float]:
     """`kubesage drift` as a pipeline step: the check into `output_dir`, tracked as the step's run and
     linked to the model version (tags on both); returns the metrics, `drift_violations` among them."""
-    from kubesage.monitoring.capture import parse_time
+    from kubesage.monitoring.capture import window
     from kubesage.monitoring.drift import DriftRequest, run_drift
     from kubesage.monitoring.publish import (
         TAG_LAST_RUN,
@@ -227,14 +229,9 @@ def drift_step(captures: str, model: str, output_dir: str, start: str = "", end:
 
     def body() -> dict[str, float]:
         with step_run("drift") as tracker:
-            tracker.log_params({"captures": captures, "model": model, "start": start, "end": end})
-            request = DriftRequest(
-                captures,
-                resolve_model_dir(model),
-                Path(output_dir),
-                parse_time(start) if start else None,
-                parse_time(end) if end else None,
-            )
+            tracker.log_params({"captures": captures, "model": model, "start": start, "end": end, "last": last})
+            begin, finish = window(start or None, end or None, last or None)
+            request = DriftRequest(captures, resolve_model_dir(model), Path(output_dir), begin, finish)
             result = run_drift(request)
             metrics = mlflow_metrics(result)
             tracker.log_metrics(metrics, also_parent=True)  # the monitoring run's results, as test metrics are

@@ -17,7 +17,7 @@ PIPELINE_NAME = "monitor-churn"
     name=PIPELINE_NAME,
     description="Captured endpoint traffic against the churn model's training baseline, in Model Monitor's formats.",
 )
-def monitor_churn(captures: str, model: str, start: str = "", end: str = "") -> None:
-    check = drift(captures=captures, model=model, start=start, end=end).set_display_name("Drift")
+def monitor_churn(captures: str, model: str, start: str = "", end: str = "", last: str = "") -> None:
+    check = drift(captures=captures, model=model, start=start, end=end, last=last).set_display_name("Drift")
     # Never cached: the same parameters name a capture folder or prefix that keeps growing.
     check.set_caching_options(False)

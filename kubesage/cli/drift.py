@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -15,35 +14,12 @@ import click
 
 from kubesage.cli.options import output_option
 from kubesage.cli.output import err_console, fail
-from kubesage.errors import KubesageError, MonitoringError
+from kubesage.errors import KubesageError
 
 if TYPE_CHECKING:
     from kubesage.monitoring.drift import DriftResult
 
 VIOLATIONS_EXIT_CODE = 3
-_UNITS = {"m": 60, "h": 3600, "d": 86400}
-
-
-def parse_duration(text: str) -> timedelta:
-    """`30m`, `24h`, `7d` to a timedelta."""
-    raw = text.strip().lower()
-    if len(raw) < 2 or raw[-1] not in _UNITS or not raw[:-1].isdigit():
-        raise MonitoringError(f"--last {text!r} is not a duration like 30m, 24h or 7d")
-    return timedelta(seconds=int(raw[:-1]) * _UNITS[raw[-1]])
-
-
-def window(
-    start: str | None, end: str | None, last: str | None, now: datetime | None = None
-) -> tuple[datetime | None, datetime | None]:
-    """The [start, end) window from --start/--end (ISO 8601, UTC unless a zone is given) or --last."""
-    from kubesage.monitoring.capture import parse_time
-
-    if last and start:
-        raise MonitoringError("give --last or --start, not both")
-    end_time = parse_time(end) if end else None
-    if last:
-        return (end_time or now or datetime.now(UTC)) - parse_duration(last), end_time
-    return (parse_time(start) if start else None), end_time
 
 
 @click.command("drift")
@@ -87,6 +63,7 @@ def drift_command(
 ) -> None:
     """Compare captured requests with the training baseline: Model Monitor's statistics and violations,
     PSI, an HTML report; exit 3 when violations were found."""
+    from kubesage.monitoring.capture import window
     from kubesage.monitoring.drift import DriftRequest, run_drift
     from kubesage.monitoring.publish import ModelVersion, log_to_mlflow, put_cloudwatch_metrics
 
@@ -94,7 +71,7 @@ def drift_command(
     if (model is None) == (baseline is None):
         raise click.UsageError("give exactly one of --model (models:/NAME/VERSION or a folder) or --baseline DIR")
     try:
-        begin, finish = window(start, end, last)
+        begin, finish = window(start, end, last)  # kubesage.monitoring.capture
         baseline_dir = Path(baseline) if baseline else _model_dir(model or "")
         result = run_drift(DriftRequest(captures, baseline_dir, output_dir, begin, finish))
         summary: dict[str, object] = {"status": "violations" if result.violations else "ok"}

@@ -30,7 +30,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -245,6 +245,29 @@ def parse_time(text: str) -> datetime:
     except ValueError:
         raise MonitoringError(f"{text!r} is not an ISO 8601 time (e.g. 2026-12-05T03:00:00Z)") from None
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+_UNITS = {"m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str) -> timedelta:
+    """`30m`, `24h`, `7d` to a timedelta."""
+    raw = text.strip().lower()
+    if len(raw) < 2 or raw[-1] not in _UNITS or not raw[:-1].isdigit():
+        raise MonitoringError(f"--last {text!r} is not a duration like 30m, 24h or 7d")
+    return timedelta(seconds=int(raw[:-1]) * _UNITS[raw[-1]])
+
+
+def window(
+    start: str | None, end: str | None, last: str | None, now: datetime | None = None
+) -> tuple[datetime | None, datetime | None]:
+    """The [start, end) window from --start/--end (ISO 8601, UTC unless a zone is given) or --last."""
+    if last and start:
+        raise MonitoringError("give --last or --start, not both")
+    end_time = parse_time(end) if end else None
+    if last:
+        return (end_time or now or datetime.now(UTC)) - parse_duration(last), end_time
+    return (parse_time(start) if start else None), end_time
 
 
 def hour_prefix(config: CaptureConfig, epoch: float) -> Path:
