@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import re
 import sys
 import warnings
 from collections.abc import Iterable
@@ -54,6 +55,7 @@ TRUSTED_SERVICES = {
     "job-trust.json": "sagemaker.amazonaws.com",
     "pipeline-trust.json": "sagemaker.amazonaws.com",
     "FunctionRole/AssumeRolePolicyDocument": "lambda.amazonaws.com",
+    "MonitoringScheduleRole/AssumeRolePolicyDocument": "events.amazonaws.com",
 }
 SPEC_KEY = "arn:aws:s3:::kubesage-example/kubesage/customer-churn/specs/0123456789abcdef/train.json"
 INPUT_KEY = "arn:aws:s3:::kubesage-example/kubesage/customer-churn/inputs/0123456789abcdef/churn.txt"
@@ -268,6 +270,9 @@ def resolve(node: Any, resources: dict[str, Any]) -> Any:
             return EXAMPLE_ARNS[kind]
         if key == "Ref" and target == "AWS::AccountId":
             return ACCOUNT
+        if key == "Fn::Sub" and isinstance(value, str):  # pseudo parameters to examples, parameters to "example"
+            pseudo = {"AWS::Partition": "aws", "AWS::Region": REGION, "AWS::AccountId": ACCOUNT}
+            return re.sub(r"\$\{([^}]+)\}", lambda m: pseudo.get(m.group(1), "example"), value)
     if isinstance(node, dict):
         return {k: resolve(v, resources) for k, v in node.items()}
     if isinstance(node, list):

@@ -100,6 +100,11 @@ def approve_command(model_package_arn: str, region: str | None, output_format: s
 @click.option("--instance-type", default="ml.m5.large", show_default=True)
 @click.option("--region", default=None)
 @click.option("--template-only", type=click.Path(dir_okay=False), default=None, help="Write the rendered template.")
+@click.option(
+    "--monitoring-pipeline",
+    default="",
+    help="An upserted monitor_churn SageMaker pipeline: EventBridge runs it hourly on the endpoint's captures.",
+)
 @output_option
 def deploy_command(
     model_package_arn: str,
@@ -110,6 +115,7 @@ def deploy_command(
     instance_type: str,
     region: str | None,
     template_only: str | None,
+    monitoring_pipeline: str,
     output_format: str,
 ) -> None:
     """Create or update the API stack (endpoint, Lambda, API Gateway) through a CloudFormation change set."""
@@ -127,6 +133,7 @@ def deploy_command(
         bucket=bucket,
         instance_type=instance_type,
         region=region,
+        monitoring_pipeline=monitoring_pipeline,
     )
     try:
         result = deploy(request, progress=lambda message: click.echo(message, err=True))

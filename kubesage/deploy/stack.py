@@ -43,6 +43,10 @@ class DeployRequest:
     instance_type: str = "ml.m5.large"
     region: str | None = None
     capture_prefix: str = "kubesage/data-capture"
+    # The drift schedule (lambda/template.yaml, DriftSchedule): an upserted monitor_churn pipeline's name
+    # and the model version it checks; empty: no schedule.
+    monitoring_pipeline: str = ""
+    monitoring_model: str = ""
 
 
 @dataclass(frozen=True)
@@ -159,6 +163,9 @@ def parameters(
         "CodeBucket": request.bucket,
         "CodeKey": built.s3_key,
     }
+    if request.monitoring_pipeline:
+        values["MonitoringPipelineName"] = request.monitoring_pipeline
+        values["MonitoringModelUri"] = request.monitoring_model or request.model
     return [{"ParameterKey": k, "ParameterValue": v} for k, v in values.items()]
 
 
