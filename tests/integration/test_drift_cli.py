@@ -124,6 +124,7 @@ def test_drift_exits_0_without_violations_and_1_naming_a_missing_baseline(
     assert empty.code == 1 and "serve with --capture" in empty.stderr
 
 
+@pytest.mark.slow  # one (stand-in) pipeline run
 def test_retrain_data_starts_the_training_pipeline_only_when_a_feature_drifted(
     churn: pd.DataFrame, baseline: Path, churn_csv: Path, tmp_path: Path
 ) -> None:
