@@ -215,7 +215,6 @@ def drift_step(
 ) -> dict[str, float]:
     """`kubesage drift` as a pipeline step: the check into `output_dir`, tracked as the step's run and
     linked to the model version (tags on both); returns the metrics, `drift_violations` among them."""
-    from kubesage.monitoring.capture import window
     from kubesage.monitoring.drift import DriftRequest, run_drift
     from kubesage.monitoring.publish import (
         TAG_LAST_RUN,
@@ -225,6 +224,7 @@ def drift_step(
         ModelVersion,
         mlflow_metrics,
     )
+    from kubesage.monitoring.reading import window
     from kubesage.serving.model_source import resolve_model_dir
 
     def body() -> dict[str, float]:

@@ -63,15 +63,15 @@ def drift_command(
 ) -> None:
     """Compare captured requests with the training baseline: Model Monitor's statistics and violations,
     PSI, an HTML report; exit 3 when violations were found."""
-    from kubesage.monitoring.capture import window
     from kubesage.monitoring.drift import DriftRequest, run_drift
     from kubesage.monitoring.publish import ModelVersion, log_to_mlflow, put_cloudwatch_metrics
+    from kubesage.monitoring.reading import window
 
     as_json = output_format == "json"
     if (model is None) == (baseline is None):
         raise click.UsageError("give exactly one of --model (models:/NAME/VERSION or a folder) or --baseline DIR")
     try:
-        begin, finish = window(start, end, last)  # kubesage.monitoring.capture
+        begin, finish = window(start, end, last)  # kubesage.monitoring.reading
         baseline_dir = Path(baseline) if baseline else _model_dir(model or "")
         result = run_drift(DriftRequest(captures, baseline_dir, output_dir, begin, finish))
         summary: dict[str, object] = {"status": "violations" if result.violations else "ok"}

@@ -28,8 +28,9 @@ import pandas as pd
 
 from kubesage.churn.schema import FeatureSchema
 from kubesage.errors import MonitoringError
-from kubesage.monitoring.capture import NOT_FEATURES, CaptureLine, Malformed, decode_line
+from kubesage.monitoring.capture import NOT_FEATURES
 from kubesage.monitoring.columns import MONITORED_COLUMNS
+from kubesage.monitoring.reading import CaptureLine, Malformed, decode_line
 
 VECTOR_KEYS = ("instances", "inputs")
 

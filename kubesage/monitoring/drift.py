@@ -19,9 +19,9 @@ from typing import Any
 
 from kubesage.churn.schema import FEATURE_SCHEMA_FILENAME, FeatureSchema
 from kubesage.errors import MonitoringError
-from kubesage.monitoring.capture import Malformed, iter_lines
 from kubesage.monitoring.checks import FeatureDrift, Violation, check
 from kubesage.monitoring.dataset import CaptureTable, read_table
+from kubesage.monitoring.reading import Malformed, iter_lines
 from kubesage.monitoring.report import render_report
 from kubesage.monitoring.statistics import (
     CONSTRAINTS_FILENAME,

@@ -178,7 +178,7 @@ def test_malformed_lines_are_counted_and_reported_never_fatal(
 
 
 def test_the_window_selects_by_inference_time(held_out: pd.DataFrame, baseline: Path, tmp_path: Path) -> None:
-    from kubesage.monitoring.capture import parse_time
+    from kubesage.monitoring.reading import parse_time
 
     captures = write_captures(held_out, tmp_path / "captures", FeatureSchema.load(baseline), ("JSON",))
     start, end = parse_time(format_time(T0 + 500)), parse_time(format_time(T0 + 1000))

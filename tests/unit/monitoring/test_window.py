@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from kubesage.errors import MonitoringError
-from kubesage.monitoring.capture import hour_in_window, parse_time, window
+from kubesage.monitoring.reading import hour_in_window, parse_time, window
 
 NOW = datetime(2026, 12, 5, 3, 30, tzinfo=UTC)
 

@@ -13,7 +13,8 @@ from starlette.testclient import TestClient
 
 from kubesage.churn.features import FeatureSchema, transform_columns
 from kubesage.errors import MonitoringError
-from kubesage.monitoring.capture import CaptureConfig, CaptureLine, CaptureWriter, capture_record, decode_line
+from kubesage.monitoring.capture import CaptureConfig, CaptureWriter, capture_record
+from kubesage.monitoring.reading import CaptureLine, decode_line
 from kubesage.serving.app import create_app
 
 LAYOUT = re.compile(r"ep/AllTraffic/\d{4}/\d{2}/\d{2}/\d{2}/[0-9a-f-]{36}\.jsonl")
