@@ -22,8 +22,15 @@ from pathlib import Path
 
 from bench_serving import json_body, run_wrk, start, stop, train_model, wait_for
 
+from kubesage.monitoring.capture import FLUSH_SECONDS
 from kubesage.serving.negotiation import JSON
 from kubesage.util.ports import free_port
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process and all its threads (the capture thread included), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def cpu_share(work: Path, plain_rate: float, records: int = 20_000) -> str:
@@ -70,6 +77,9 @@ def main() -> None:
             wait_for(f"http://127.0.0.1:{port}/ping", processes[-1], work / f"{label}.log")
             urls[label] = f"http://127.0.0.1:{port}/invocations"
         results: dict[str, list[tuple[float, float]]] = {"plain": [], "capture": []}
+        # CPU seconds per request of each server: what the host's load changes least.
+        cpu_per_request: dict[str, list[float]] = {"plain": [], "capture": []}
+        pids = {"plain": processes[0].pid, "capture": processes[1].pid}
         print(
             f"{'round':>5} {'plain req/s':>12} {'capture req/s':>14} {'plain p50 ms':>13} {'capture p50 ms':>15}"
             f" {'ratio':>8}"
@@ -79,8 +89,12 @@ def main() -> None:
             # The order alternates, so neither server always runs right after the other's load.
             order = list(urls.items()) if round_number % 2 else list(reversed(urls.items()))
             for label, url in order:
+                before = process_cpu_seconds(pids[label])
                 r = run_wrk(url, work / "body.json", JSON, 1, args.duration, work)
+                time.sleep(1.5 * FLUSH_SECONDS)  # the capture thread writes the run's last second
+                spent = process_cpu_seconds(pids[label]) - before
                 results[label].append((r.requests_per_s, r.p50_ms))
+                cpu_per_request[label].append(spent / max(r.requests_per_s * args.duration, 1.0))
             (pr, pp), (cr, cp) = results["plain"][-1], results["capture"][-1]
             ratios.append(cr / pr)
             print(f"{round_number:>5} {pr:>12.0f} {cr:>14.0f} {pp:>13.3f} {cp:>15.3f} {cr / pr:>8.3f}", flush=True)
@@ -89,6 +103,12 @@ def main() -> None:
         print(
             f"median {plain:>11.0f} {capture:>14.0f}   median of the rounds' capture/plain: "
             f"{statistics.median(ratios):.3f}"
+        )
+        plain_cpu = statistics.median(cpu_per_request["plain"])
+        capture_cpu = statistics.median(cpu_per_request["capture"])
+        print(
+            f"server CPU per request (median): plain {plain_cpu * 1e6:.0f} us, capture {capture_cpu * 1e6:.0f} us; "
+            f"capture/plain {capture_cpu / plain_cpu:.3f} (a CPU-bound server's throughput scales with its inverse)"
         )
         print(cpu_share(work, plain))
         stop(processes.pop())  # SIGTERM: the capture server writes what is pending, then exits

@@ -53,7 +53,8 @@ CSV_TYPE = "text/csv"
 JSON_TYPE = "application/json"
 # Never written to a capture, never read from one: personal data the model does not use, and the label.
 NEVER_CAPTURED: frozenset[str] = frozenset(DROPPED_COLUMNS)
-_NEVER_CAPTURED_KEYS = tuple(f'"{key}"'.encode() for key in NEVER_CAPTURED)
+# (first letter, quoted key) of each never-captured key, for the byte searches in _may_hold_private.
+_NEVER_CAPTURED_KEYS = tuple((key[:1].encode(), f'"{key}"'.encode()) for key in NEVER_CAPTURED)
 
 
 @dataclass(frozen=True)
@@ -119,14 +120,21 @@ def encode_payload(data: bytes, content_type: str | None) -> dict[str, str]:
     return {"observedContentType": content_type or "", "data": text, "encoding": encoding}
 
 
+def _may_hold_private(body: bytes) -> bool:
+    """Whether a JSON body might name a never-captured key: single-byte searches first (memchr-fast;
+    feature vectors hold neither a key's first letter nor a backslash), since a \\u escape could spell
+    the key without its bytes ("\\u0050hone")."""
+    if b"\\" in body:
+        return True
+    return any(first in body and key in body for first, key in _NEVER_CAPTURED_KEYS)
+
+
 def strip_private(body: bytes, content_type: str | None) -> bytes:
     """The body without the never-captured columns: raw JSON records lose their `Phone` key.
 
     CSV bodies are feature vectors (the server takes no raw CSV records), so they hold no phone number.
     """
-    kind = (content_type or "").split(";")[0].strip().lower()
-    # A byte search first: feature vectors (the common body) never hold the key, so they are not parsed.
-    if kind != JSON_TYPE or not any(key in body for key in _NEVER_CAPTURED_KEYS):
+    if media_type(content_type) != JSON_TYPE or not _may_hold_private(body):
         return body
     try:
         payload = json.loads(body)
@@ -216,8 +224,14 @@ def record_line(
     )
 
 
+@functools.lru_cache(maxsize=64)
+def media_type(content_type: str | None) -> str:
+    """`text/csv; charset=utf-8` -> `text/csv` (cached: a server sees a handful of distinct values)."""
+    return (content_type or "").split(";")[0].strip().lower()
+
+
 def _encoding_of(content_type: str | None) -> str:
-    kind = (content_type or "").split(";")[0].strip().lower()
+    kind = media_type(content_type)
     if kind == CSV_TYPE:
         return "CSV"
     if kind == JSON_TYPE or kind.endswith("+json"):

@@ -103,6 +103,8 @@ def test_capture_configuration_from_the_environment_is_checked(tmp_path: Path) -
             "text/csv",
         ),
         (b"\xff\x00", "application/octet-stream", b"0.5", "text/csv"),
+        # The key spelled with an escape is still the Phone field (json.loads reads "Phone").
+        (b'[{"State": "PA", "\\u0050hone": "403-2562"}]', "application/json", b"x", "text/csv"),
         ('{"s": "\u00e9\\u0001"}'.encode(), "application/json; charset=utf-8", b"0.5", "text/csv"),
         (b"1,\x0b2", "text/csv", b"0.5", "text/csv"),
     ],
