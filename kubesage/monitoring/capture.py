@@ -195,33 +195,36 @@ def record_line(
     anything else goes through `capture_record` and orjson. Both give the same record (tested).
     """
     body = strip_private(body, content_type)
-    request_kind = _encoding_of(content_type)
-    response_kind = _encoding_of(answer_type)
-    request_text = _json_text(body) if request_kind != "BASE64" else None
-    response_text = _json_text(answer) if response_kind != "BASE64" else None
-    if request_text is None or response_text is None or '"' in (content_type or "") + answer_type:
+    frame = _frame(content_type, answer_type)
+    request_text = _json_text(body) if frame is not None else None
+    response_text = _json_text(answer) if frame is not None else None
+    if frame is None or request_text is None or response_text is None:
         return orjson.dumps(capture_record(body, content_type, answer, answer_type, epoch, event_id))
+    head, middle, tail = frame
+    time_and_end = format_time(epoch).encode() + b'"},"eventVersion":"0"}'
     return b"".join(
-        (
-            b'{"captureData":{"endpointInput":{"observedContentType":"',
-            (content_type or "").encode(),
-            b'","data":"',
-            request_text,
-            b'","encoding":"',
-            request_kind.encode(),
-            b'","mode":"INPUT"},"endpointOutput":{"observedContentType":"',
-            answer_type.encode(),
-            b'","data":"',
-            response_text,
-            b'","encoding":"',
-            response_kind.encode(),
-            b'","mode":"OUTPUT"}},"eventMetadata":{"eventId":"',
-            event_id.encode(),
-            b'","inferenceTime":"',
-            format_time(epoch).encode(),
-            b'"},"eventVersion":"0"}',
-        )
+        (head, request_text, middle, response_text, tail, event_id.encode(), b'","inferenceTime":"', time_and_end)
     )
+
+
+@functools.lru_cache(maxsize=64)
+def _frame(content_type: str | None, answer_type: str) -> tuple[bytes, bytes, bytes] | None:
+    """The constant parts of a record line for one pair of media types (cached: a server sees a few),
+    or None when the pair needs the full encoder (BASE64, or a header a JSON string cannot hold raw)."""
+    request_kind, response_kind = _encoding_of(content_type), _encoding_of(answer_type)
+    texts = ((content_type or ""), answer_type)
+    if "BASE64" in (request_kind, response_kind) or not all(_plain_header(t) for t in texts):
+        return None
+    head = f'{{"captureData":{{"endpointInput":{{"observedContentType":"{texts[0]}","data":"'
+    middle = (
+        f'","encoding":"{request_kind}","mode":"INPUT"}},"endpointOutput":{{"observedContentType":"{texts[1]}","data":"'
+    )
+    tail = f'","encoding":"{response_kind}","mode":"OUTPUT"}}}},"eventMetadata":{{"eventId":"'
+    return head.encode(), middle.encode(), tail.encode()
+
+
+def _plain_header(text: str) -> bool:
+    return text.isascii() and text.isprintable() and '"' not in text and "\\" not in text
 
 
 @functools.lru_cache(maxsize=64)

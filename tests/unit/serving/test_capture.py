@@ -107,6 +107,7 @@ def test_capture_configuration_from_the_environment_is_checked(tmp_path: Path) -
         (b'[{"State": "PA", "\\u0050hone": "403-2562"}]', "application/json", b"x", "text/csv"),
         ('{"s": "\u00e9\\u0001"}'.encode(), "application/json; charset=utf-8", b"0.5", "text/csv"),
         (b"1,\x0b2", "text/csv", b"0.5", "text/csv"),
+        (b"1,2", 'text/csv; note="a\\b"', b"0.5", "text/csv"),  # a header a JSON string cannot hold raw
     ],
 )
 def test_the_fast_record_line_equals_the_reference_record(
