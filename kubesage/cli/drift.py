@@ -26,7 +26,14 @@ VIOLATIONS_EXIT_CODE = 3
 @click.option("--captures", required=True, help="Capture folder (kubesage serve --capture DIR) or s3://bucket/prefix.")
 @click.option("--model", "model", default=None, help="models:/NAME/VERSION or a model folder holding the baseline.")
 @click.option("--baseline", "baseline", default=None, help="A folder with statistics.json and constraints.json.")
-@click.option("--output-dir", "output_dir", default="build/drift", show_default=True, type=click.Path(path_type=Path))
+@click.option(
+    "--output-dir",
+    "output_dir",
+    default="build/drift",
+    show_default=True,
+    type=click.Path(path_type=Path),
+    help="Where statistics.json, constraint_violations.json, drift.json and report.html go.",
+)
 @click.option("--start", default=None, help="Window start, ISO 8601 (UTC unless a zone is given).")
 @click.option("--end", default=None, help="Window end (exclusive), ISO 8601.")
 @click.option("--last", default=None, help="Window: the last 30m / 24h / 7d (before --end, or now).")
