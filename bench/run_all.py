@@ -11,6 +11,7 @@ BENCHMARKS = [
     "bench_inference.py",
     "bench_pipeline.py",
     "bench_serving.py",
+    "bench_capture.py",
     "bench_api.py",
     "bench_api_abuse.py",
     "bench_preflight.py",

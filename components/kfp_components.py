@@ -23,9 +23,11 @@ def preprocess(
     validation: Output[Dataset],
     test: Output[Dataset],
     feature_schema: Output[Artifact],
+    baseline: Output[Artifact],
     metrics: Output[Metrics],
 ) -> None:
-    """Raw churn CSV -> seeded train/validation/test splits and the feature schema (JSON)."""
+    """Raw churn CSV -> seeded train/validation/test splits, the feature schema (JSON) and the drift
+    baseline (a folder: Model Monitor's statistics.json and constraints.json of the training split)."""
     from kubesage.components.steps import log_kfp_metrics, preprocess_step
 
     values = preprocess_step(
@@ -37,6 +39,7 @@ def preprocess(
         seed=seed,
         train_fraction=train_fraction,
         validation_fraction=validation_fraction,
+        baseline_dir=baseline.path,
     )
     log_kfp_metrics(metrics, values)
 
@@ -101,12 +104,16 @@ def register(
     feature_schema: Input[Artifact],
     evaluation: Input[Artifact],
     test_data: Input[Dataset],
+    baseline: Input[Artifact],
     model_name: str,
 ) -> str:
-    """Registers the model in the MLflow Model Registry; returns the new version."""
+    """Registers the model (with its feature schema, evaluation and drift baseline) in the MLflow Model
+    Registry; returns the new version."""
     from kubesage.components.steps import register_step
 
-    registration = register_step(model.path, feature_schema.path, evaluation.path, test_data.path, model_name)
+    registration = register_step(
+        model.path, feature_schema.path, evaluation.path, test_data.path, model_name, baseline_dir=baseline.path
+    )
     return registration.version
 
 
@@ -116,3 +123,23 @@ def report_not_registered(metric: str, value: float, minimum: float) -> str:
     from kubesage.components.steps import gate_rejected_step
 
     return gate_rejected_step(metric, value, minimum)
+
+
+@dsl.component(base_image=IMAGE, install_kfp_package=False)
+def drift(
+    captures: str,
+    model: str,
+    start: str,
+    end: str,
+    last: str,
+    drift_report: Output[Artifact],
+    metrics: Output[Metrics],
+) -> int:
+    """Captured traffic against the model's training baseline (`kubesage drift`) in the window [start, end)
+    or the `last` 30m/24h/7d before end (or now); returns the number of violations. The artifact is a
+    folder: statistics.json, constraint_violations.json, drift.json and report.html."""
+    from kubesage.components.steps import drift_step, log_kfp_metrics
+
+    values = drift_step(captures, model, drift_report.path, start=start, end=end, last=last)
+    log_kfp_metrics(metrics, values)
+    return int(values["drift_violations"])

@@ -15,6 +15,7 @@ from kubesage.churn.features import FeatureSchema, fit_schema, transform_columns
 from kubesage.components import defaults
 from kubesage.components.datasets import LabelledFeatures, write_labelled_csv
 from kubesage.errors import DataError, ParameterError
+from kubesage.monitoring.statistics import baseline_files
 
 
 @dataclass(frozen=True)
@@ -76,8 +77,14 @@ def preprocess(
     schema_path: str | Path,
     seed: int = defaults.SEED,
     fractions: SplitFractions | None = None,
+    baseline_dir: str | Path | None = None,
 ) -> PreprocessResult:
-    """Read and validate the raw data, split it, fit the schema on train, write all three splits."""
+    """Read and validate the raw data, split it, fit the schema on train, write all three splits.
+
+    With `baseline_dir`, also the training split's Model Monitor baseline there: statistics.json and
+    constraints.json of its raw columns (without Phone and the label), what `kubesage drift` compares
+    captured traffic with.
+    """
     fractions = fractions or SplitFractions()
     # An s3:// input is downloaded into a folder that goes away with this step.
     with tempfile.TemporaryDirectory(prefix="kubesage-input-") as download_dir:
@@ -95,6 +102,8 @@ def preprocess(
         rows[name] = len(part)
         positive_rate[name] = float(labels.mean())
     schema.save(schema_path)
+    if baseline_dir is not None:
+        baseline_files(splits["train"], baseline_dir)
     return PreprocessResult(
         schema=schema,
         rows=rows,

@@ -16,6 +16,7 @@ from kubesage.components import defaults
 from kubesage.components.datasets import read_labelled_csv
 from kubesage.components.evaluate import EVALUATION_FILENAME, read_metric
 from kubesage.errors import TrackingError
+from kubesage.monitoring.statistics import CONSTRAINTS_FILENAME, STATISTICS_FILENAME
 from kubesage.tracking import TAG_PIPELINE_RUN_ID, mlflow_client, tracking_uri
 from kubesage.tracking.filters import filter_literal
 from kubesage.util.redact import redact_text
@@ -54,6 +55,7 @@ def register_model(
     run_id: str | None = None,
     staging_dir: str | Path | None = None,
     pipeline_run_id: str | None = None,
+    baseline_dir: str | Path | None = None,
 ) -> Registration:
     """Log the booster with mlflow.xgboost (UBJ, no pickle) and register it as one new version.
 
@@ -88,6 +90,12 @@ def register_model(
         _staged_copy(schema_path, staging, FEATURE_SCHEMA_FILENAME),
         _staged_copy(evaluation_path, staging, EVALUATION_FILENAME),
     ]
+    # The drift baseline travels with the model: `kubesage drift --model models:/NAME/N` finds it there.
+    if baseline_dir is not None:
+        extra_files += [
+            _staged_copy(Path(baseline_dir) / name, staging, name)
+            for name in (STATISTICS_FILENAME, CONSTRAINTS_FILENAME)
+        ]
     metrics = {name: read_metric(evaluation_path, name) for name in ("accuracy", "roc_auc")}
     tags = {key: f"{value:.6f}" for key, value in metrics.items()}
     tags[TAG_FEATURE_SCHEMA] = FEATURE_SCHEMA_FILENAME

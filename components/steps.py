@@ -65,6 +65,7 @@ def preprocess_step(
     seed: int = defaults.SEED,
     train_fraction: float = defaults.TRAIN_FRACTION,
     validation_fraction: float = defaults.VALIDATION_FRACTION,
+    baseline_dir: str | None = None,
 ) -> dict[str, float]:
     from kubesage.components.preprocess import SplitFractions, preprocess
 
@@ -85,10 +86,14 @@ def preprocess_step(
                 schema_path,
                 seed=seed,
                 fractions=fractions,
+                baseline_dir=baseline_dir,
             )
             tracker.set_tags({TAG_DATA_URI: result.data_uri, TAG_DATA_SHA256: result.data_sha256}, also_parent=True)
             tracker.log_metrics(result.metrics())
             tracker.log_artifact(_named_copy(schema_path, "feature_schema.json"))
+            if baseline_dir is not None:  # the drift baseline, also on the preprocess step's run
+                for name in ("statistics.json", "constraints.json"):
+                    tracker.log_artifact(str(Path(baseline_dir) / name), artifact_path="baseline")
             return result.metrics()
 
     return _run("preprocess", body)
@@ -147,6 +152,7 @@ def register_step(
     evaluation_path: str,
     test_path: str,
     model_name: str = defaults.MODEL_NAME,
+    baseline_dir: str | None = None,
 ) -> Registration:
     from kubesage.components.register import register_model
 
@@ -159,6 +165,7 @@ def register_step(
                 test_path,
                 model_name,
                 run_id=tracker.run_id,
+                baseline_dir=baseline_dir,
                 # The parent run's id survives step retries: it makes a retried registration a no-op.
                 pipeline_run_id=tracker.parent_run_id,
             )
@@ -201,3 +208,46 @@ def log_kfp_metrics(metrics_artifact: Any, values: dict[str, float]) -> None:
 def log_kfp_classification(artifact: Any, evaluation: Evaluation) -> None:
     artifact.log_roc_curve(evaluation.roc_fpr, evaluation.roc_tpr, evaluation.roc_thresholds)
     artifact.log_confusion_matrix(["False", "True"], evaluation.confusion)
+
+
+def drift_step(
+    captures: str, model: str, output_dir: str, start: str = "", end: str = "", last: str = ""
+) -> dict[str, float]:
+    """`kubesage drift` as a pipeline step: the check into `output_dir`, tracked as the step's run and
+    linked to the model version (tags on both); returns the metrics, `drift_violations` among them."""
+    from kubesage.monitoring.drift import DriftRequest, run_drift
+    from kubesage.monitoring.publish import (
+        TAG_LAST_RUN,
+        TAG_MODEL_NAME,
+        TAG_MODEL_VERSION,
+        TAG_VIOLATIONS,
+        ModelVersion,
+        mlflow_metrics,
+    )
+    from kubesage.monitoring.reading import window
+    from kubesage.serving.model_source import resolve_model_dir
+
+    def body() -> dict[str, float]:
+        with step_run("drift") as tracker:
+            tracker.log_params({"captures": captures, "model": model, "start": start, "end": end, "last": last})
+            begin, finish = window(start or None, end or None, last or None)
+            request = DriftRequest(captures, resolve_model_dir(model), Path(output_dir), begin, finish)
+            result = run_drift(request)
+            metrics = mlflow_metrics(result)
+            tracker.log_metrics(metrics, also_parent=True)  # the monitoring run's results, as test metrics are
+            for path in result.files.values():
+                tracker.log_artifact(path, artifact_path="drift")
+            version = ModelVersion.from_uri(model)
+            if version is not None:
+                tracker.set_tags({TAG_MODEL_NAME: version.name, TAG_MODEL_VERSION: version.version}, also_parent=True)
+                if tracker.enabled and tracker.run_id:
+                    from kubesage.tracking import mlflow_client
+
+                    client = mlflow_client()
+                    client.set_model_version_tag(version.name, version.version, TAG_LAST_RUN, tracker.run_id)
+                    client.set_model_version_tag(
+                        version.name, version.version, TAG_VIOLATIONS, str(len(result.violations))
+                    )
+            return metrics
+
+    return _run("drift", body)

@@ -70,6 +70,10 @@ class TrackingError(KubesageError):
     """MLflow could not be reached or refused a request."""
 
 
+class MonitoringError(KubesageError):
+    """Captured traffic, a baseline or a drift check could not be read or written; the message names the file."""
+
+
 class CloudError(KubesageError):
     """A cloud API (AWS through boto3) refused or failed a request; the message names the call."""
 

@@ -68,6 +68,7 @@ def customer_churn(
             feature_schema=prep.outputs["feature_schema"],
             evaluation=evaluated.outputs["evaluation"],
             test_data=prep.outputs["test"],
+            baseline=prep.outputs["baseline"],
             model_name=model_name,
         ).set_display_name("Register")
     with dsl.Else(name="below-gate"):

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import re
 import sys
 import warnings
 from collections.abc import Iterable
@@ -54,6 +55,7 @@ TRUSTED_SERVICES = {
     "job-trust.json": "sagemaker.amazonaws.com",
     "pipeline-trust.json": "sagemaker.amazonaws.com",
     "FunctionRole/AssumeRolePolicyDocument": "lambda.amazonaws.com",
+    "MonitoringScheduleRole/AssumeRolePolicyDocument": "events.amazonaws.com",
 }
 SPEC_KEY = "arn:aws:s3:::kubesage-example/kubesage/customer-churn/specs/0123456789abcdef/train.json"
 INPUT_KEY = "arn:aws:s3:::kubesage-example/kubesage/customer-churn/inputs/0123456789abcdef/churn.txt"
@@ -287,11 +289,12 @@ EXAMPLE_PSEUDO = {
 
 
 def _substitute(text: str) -> str:
+    """Pseudo parameters to their example values, the template's own parameters to "example"."""
     for name, value in EXAMPLE_PSEUDO.items():
         text = text.replace("${" + name + "}", value)
-    if "${" in text:
-        raise ValueError(f"no example value for a variable in {text!r}; add it to EXAMPLE_PSEUDO")
-    return text
+    if "${AWS::" in text:
+        raise ValueError(f"no example value for a pseudo parameter in {text!r}; add it to EXAMPLE_PSEUDO")
+    return re.sub(r"\$\{([^}]+)\}", "example", text)
 
 
 def accepted_exposures(directory: Path) -> list[str]:

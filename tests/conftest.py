@@ -107,8 +107,8 @@ def prepared(churn_csv: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[
 
     out = tmp_path_factory.mktemp("prepared")
     paths = {name: out / f"{name}.csv" for name in ("train", "validation", "test")}
-    preprocess(str(churn_csv), dict(paths), out / "feature_schema.json", seed=42)
-    return {**paths, "schema": out / "feature_schema.json", "dir": out}
+    preprocess(str(churn_csv), dict(paths), out / "feature_schema.json", seed=42, baseline_dir=out / "baseline")
+    return {**paths, "schema": out / "feature_schema.json", "dir": out, "baseline": out / "baseline"}
 
 
 @pytest.fixture(scope="session")

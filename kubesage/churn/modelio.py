@@ -31,7 +31,16 @@ MODEL_FILENAME = "xgboost-model.ubj"
 MLFLOW_MODEL_FILENAME = "model.ubj"  # what mlflow.xgboost.log_model(model_format="ubj") writes
 MLFLOW_EXTRA_FILES_DIR = "extra_files"  # where log_model(extra_files=...) puts the schema
 NON_MODEL_JSON_FILES = frozenset(
-    {FEATURE_SCHEMA_FILENAME, "evaluation.json", "input_example.json", "serving_input_example.json"}
+    {
+        FEATURE_SCHEMA_FILENAME,
+        "evaluation.json",
+        "input_example.json",
+        "serving_input_example.json",
+        # The drift baseline and results (kubesage.monitoring) travel beside the model too.
+        "statistics.json",
+        "constraints.json",
+        "constraint_violations.json",
+    }
 )
 PARITY_TOLERANCE = 1e-5
 

@@ -212,6 +212,11 @@ def _run_rollout(run: Any, output_format: str) -> None:
 @click.option("--region", default=None)
 @click.option("--template-only", type=click.Path(dir_okay=False), default=None, help="Write the rendered template.")
 @_rollout_options
+@click.option(
+    "--monitoring-pipeline",
+    default="",
+    help="An upserted monitor_churn SageMaker pipeline: EventBridge runs it hourly on the endpoint's captures.",
+)
 @output_option
 def deploy_command(
     model_package_arn: str,
@@ -222,6 +227,7 @@ def deploy_command(
     instance_type: str,
     region: str | None,
     template_only: str | None,
+    monitoring_pipeline: str,
     output_format: str,
     **rollout: Any,
 ) -> None:
@@ -251,6 +257,7 @@ def deploy_command(
         region=region,
         strategy=strategy,
         thresholds=thresholds,
+        monitoring_pipeline=monitoring_pipeline,
     )
     _run_rollout(lambda: deploy(request, progress=lambda message: click.echo(message, err=True)), output_format)
 

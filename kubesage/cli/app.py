@@ -10,6 +10,7 @@ import click
 
 from kubesage.cli.api import api_command, api_key_group, approve_command, deploy_command, rollback_command
 from kubesage.cli.data import data
+from kubesage.cli.drift import drift_command
 from kubesage.cli.features import features
 from kubesage.cli.output import quiet_library_logs
 from kubesage.cli.run import compile_command, run, runners_command
@@ -39,6 +40,7 @@ COMMANDS: tuple[click.Command, ...] = (
     rollback_command,
     approve_command,
     api_key_group,
+    drift_command,
 )
 for _command in COMMANDS:
     main.add_command(_command)

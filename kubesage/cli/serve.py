@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import click
 
@@ -19,6 +20,15 @@ from kubesage.errors import KubesageError
 @click.option("--port", type=int, default=None, help="Port (default: $SAGEMAKER_BIND_TO_PORT or 8080).")
 @click.option("--workers", type=click.IntRange(min=1), default=None, help="Worker processes (default: CPUs).")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="daal4py threads per worker.")
+@click.option(
+    "--capture",
+    "capture_dir",
+    default=None,
+    type=click.Path(file_okay=False),
+    help="Write SageMaker data-capture records of the requests here (ENDPOINT/VARIANT/yyyy/mm/dd/hh/*.jsonl).",
+)
+@click.option("--capture-percent", type=float, default=100.0, show_default=True, help="Share of requests captured.")
+@click.option("--endpoint-name", default="local", show_default=True, help="The ENDPOINT folder of the captures.")
 def serve(
     model_dir: str | None,
     model_uri: str | None,
@@ -26,8 +36,12 @@ def serve(
     port: int | None,
     workers: int | None,
     threads: int | None,
+    capture_dir: str | None,
+    capture_percent: float,
+    endpoint_name: str,
 ) -> None:
     """Serve a model over SageMaker's /ping and /invocations contract, without Docker."""
+    from kubesage.monitoring.capture import CaptureConfig
     from kubesage.serving.model_source import resolve_model_dir
     from kubesage.serving.server import serve as run_server
 
@@ -35,8 +49,14 @@ def serve(
         raise click.UsageError("give exactly one of --model-dir DIR or --model URI")
     err_console.print(_request_examples(model_uri or model_dir or "", port), highlight=False, soft_wrap=True)
     try:
+        capture = CaptureConfig(Path(capture_dir).resolve(), capture_percent, endpoint_name) if capture_dir else None
         run_server(
-            resolve_model_dir(model_dir or model_uri or ""), host=host, port=port, workers=workers, threads=threads
+            resolve_model_dir(model_dir or model_uri or ""),
+            host=host,
+            port=port,
+            workers=workers,
+            threads=threads,
+            capture=capture,
         )
     except KubesageError as exc:
         fail(exc)

@@ -67,6 +67,10 @@ class DeployRequest:
     capture_prefix: str = "kubesage/data-capture"
     strategy: Strategy = dataclasses.field(default_factory=Strategy)
     thresholds: Thresholds = dataclasses.field(default_factory=Thresholds)
+    # The drift schedule (lambda/template.yaml, DriftSchedule): an upserted monitor_churn pipeline's name
+    # and the model version it checks; empty: no schedule.
+    monitoring_pipeline: str = ""
+    monitoring_model: str = ""
 
 
 @dataclass(frozen=True)
@@ -213,6 +217,9 @@ def parameters(
         "CodeBucket": request.bucket,
         "CodeKey": built.s3_key,
     }
+    if request.monitoring_pipeline:
+        values["MonitoringPipelineName"] = request.monitoring_pipeline
+        values["MonitoringModelUri"] = request.monitoring_model or request.model
     return [{"ParameterKey": k, "ParameterValue": v} for k, v in values.items()]
 
 

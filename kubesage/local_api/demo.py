@@ -13,6 +13,7 @@ import argparse
 import csv
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -64,7 +65,7 @@ def wait_for_ping(url: str, process: subprocess.Popen[bytes]) -> None:
     raise DeployError(f"kubesage serve did not answer /ping within {START_TIMEOUT:.0f} s")
 
 
-def run(model: str, data: Path) -> dict[str, object]:
+def run(model: str, data: Path, capture_dir: Path | None = None) -> dict[str, object]:
     record, label = first_record(data)
     bundle = bundle_from_model(model)
     port = free_port()
@@ -80,6 +81,7 @@ def run(model: str, data: Path) -> dict[str, object]:
         str(port),
         "--workers",
         "1",
+        *(["--capture", str(capture_dir), "--endpoint-name", "kubesage-demo"] if capture_dir else []),
     ]
     server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -92,26 +94,46 @@ def run(model: str, data: Path) -> dict[str, object]:
             with urlopen(request, timeout=60) as response:
                 answer: dict[str, object] = json.loads(response.read())
     finally:
-        server.terminate()
+        server.terminate()  # SIGTERM: the server writes its pending captures before it exits
         server.wait(timeout=30)
     return {"model": model, "threshold": bundle.decision_threshold, "label": label, "record": record, **answer}
+
+
+def check_drift(model: str, capture_dir: Path, output_dir: Path) -> str:
+    """`kubesage drift` on what the demo's server captured: the one line the demo prints about it."""
+    from kubesage.monitoring.drift import DriftRequest, run_drift
+    from kubesage.monitoring.publish import ModelVersion, log_to_mlflow
+    from kubesage.serving.model_source import resolve_model_dir
+
+    result = run_drift(DriftRequest(str(capture_dir), resolve_model_dir(model), output_dir))
+    log_to_mlflow(result, ModelVersion.from_uri(model), str(capture_dir))
+    return (
+        f"drift ({result.events} captured request vs the training baseline): {len(result.violations)} violation(s); "
+        f"report: {result.report}"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--model", default=None)
     parser.add_argument("--data", type=Path, default=Path("build/demo/churn.csv"))
+    parser.add_argument("--capture-dir", type=Path, default=Path("build/demo/captures"))
     args = parser.parse_args(argv)
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # the demo's output stays short
     try:
-        result = run(args.model or latest_model(), args.data)
+        model = args.model or latest_model()
+        shutil.rmtree(args.capture_dir, ignore_errors=True)  # this run's request only
+        result = run(model, args.data, args.capture_dir)
+        drift_line = check_drift(model, args.capture_dir, args.capture_dir.parent / "drift")
     except (KubesageError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     print(f"POST /predict (API key; {result['model']}, threshold {result['threshold']}): first record of {args.data}")
-    print(json.dumps({"predictions": result["predictions"], "label in the data": result["label"]}, indent=2))
+    # One line: the demo's whole output fits in 40 lines (tests/integration/test_demo_output.py).
+    print(json.dumps({"predictions": result["predictions"], "label in the data": result["label"]}))
+    print(drift_line)
     print("run the same path yourself, in two terminals:")
-    print(f"  kubesage serve --model {result['model']} --port 8080")
+    print(f"  kubesage serve --model {result['model']} --port 8080 --capture captures/")
     print(f"  kubesage api --endpoint-url http://127.0.0.1:8080 --model {result['model']}   # prints its API key")
     return 0
 

@@ -46,6 +46,7 @@ from kubesage.http_errors import (
     ServerBusyError,
     ServerSideError,
 )
+from kubesage.monitoring.capture import CaptureWriter
 from kubesage.serving.codec import decode_request, encode_predictions
 from kubesage.serving.json_body import error_body
 from kubesage.serving.limits import MAX_BODY_BYTES
@@ -98,8 +99,11 @@ class InferenceApp:
         threads: int = 1,
         exit_on_load_failure: bool = True,
         readiness: ServerReadiness | None = None,
+        capture: CaptureWriter | None = None,
     ) -> None:
         self.model_dir = Path(model_dir)
+        # Data capture (kubesage.monitoring.capture): the hot path only samples and appends.
+        self.capture = capture
         self.threads = threads
         self.exit_on_load_failure = exit_on_load_failure
         self.readiness = readiness or ServerReadiness()
@@ -152,9 +156,13 @@ class InferenceApp:
             message = await receive()
             if message["type"] == "lifespan.startup":
                 self.start_loading()
+                if self.capture is not None:
+                    self.capture.start()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 self._executor.shutdown(wait=False, cancel_futures=True)
+                if self.capture is not None:
+                    self.capture.close()  # what is pending is written before the worker exits
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
@@ -212,6 +220,8 @@ class InferenceApp:
                 self._predict_lock.release()
         else:
             payload = await self._answer_in_thread(predictor, body, content_type, output)
+        if self.capture is not None:
+            self.capture.offer(body, content_type, payload, output)
         await send(
             {
                 "type": "http.response.start",
@@ -273,9 +283,12 @@ def create_app(
     threads: int = 1,
     exit_on_load_failure: bool = True,
     readiness: ServerReadiness | None = None,
+    capture: CaptureWriter | None = None,
 ) -> InferenceApp:
     """An ASGI app for `model_dir`; it starts loading the model when the server sends lifespan startup."""
-    return InferenceApp(model_dir, threads=threads, exit_on_load_failure=exit_on_load_failure, readiness=readiness)
+    return InferenceApp(
+        model_dir, threads=threads, exit_on_load_failure=exit_on_load_failure, readiness=readiness, capture=capture
+    )
 
 
 def _answer(predictor: Predictor, body: bytes, content_type: str | None, output: str) -> bytes:

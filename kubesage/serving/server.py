@@ -41,6 +41,7 @@ import uvicorn
 
 from kubesage.churn.modelio import ENV_MODEL_SHA256, find_model_file, load_schema_if_present, verify_model_sha256
 from kubesage.errors import KubesageError, ModelError
+from kubesage.monitoring.capture import CaptureConfig, CaptureWriter
 from kubesage.serving.app import InferenceApp, create_app
 from kubesage.serving.readiness import ENV_EXPECTED_WORKERS, ENV_READY_DIR, ServerReadiness
 from kubesage.serving.transport import CoalescingHttpToolsProtocol
@@ -132,10 +133,21 @@ def serve(
     port: int | None = None,
     workers: int | None = None,
     threads: int | None = None,
+    capture: CaptureConfig | None = None,
 ) -> None:
-    """Serve `model_dir` until SIGTERM/SIGINT. Blocks. Raises ModelError if the model dir is unusable."""
+    """Serve `model_dir` until SIGTERM/SIGINT. Blocks. Raises ModelError if the model dir is unusable.
+
+    `capture` (else KUBESAGE_CAPTURE_DIR and friends, as the image's `serve` is configured) writes
+    SageMaker data-capture records of the requests answered (kubesage.monitoring.capture).
+    """
     config = resolve_config(model_dir, host=host, port=port, workers=workers, threads=threads)
     check_model_dir(config.model_dir)
+    if capture is not None:
+        os.environ.update(capture.to_env())
+    capture = CaptureConfig.from_env()  # checked here, in the parent, before any worker starts
+    if capture is not None:
+        capture.directory.mkdir(parents=True, exist_ok=True)
+        logger.info("capturing %g%% of requests to %s", capture.percent, capture.directory)
     # Workers are spawned processes: they get their settings through the environment.
     os.environ[ENV_MODEL_DIR] = str(config.model_dir)
     os.environ[ENV_THREADS] = str(config.threads)
@@ -230,7 +242,13 @@ def app_from_env() -> InferenceApp:
     model_dir = os.environ.get(ENV_MODEL_DIR)
     if not model_dir:
         raise KubesageError(f"{ENV_MODEL_DIR} is not set; start the server with kubesage.serving.serve()")
-    return create_app(model_dir, threads=_env_int(ENV_THREADS) or 1, readiness=ServerReadiness.from_env())
+    capture = CaptureConfig.from_env()
+    return create_app(
+        model_dir,
+        threads=_env_int(ENV_THREADS) or 1,
+        readiness=ServerReadiness.from_env(),
+        capture=CaptureWriter(capture) if capture is not None else None,
+    )
 
 
 def _env_int(name: str) -> int | None:

@@ -168,3 +168,16 @@ def four_independent_pipeline(seconds: float = 0.0, rendezvous_dir: str = "", wa
         hold(
             label=label, seconds=seconds, rendezvous_dir=rendezvous_dir, wait_seconds=wait_seconds
         ).set_caching_options(False)
+
+
+@dsl.component(base_image="python:3.11", install_kfp_package=False)
+def count_rows(input_data: str) -> int:
+    """Stands in for the training pipeline when `kubesage drift --retrain-data` starts one."""
+    from pathlib import Path
+
+    return len(Path(input_data).read_text(encoding="utf-8").splitlines()) - 1
+
+
+@dsl.pipeline(name="retrain-stand-in")
+def retrain_pipeline(input_data: str) -> None:
+    count_rows(input_data=input_data)

@@ -52,11 +52,29 @@ def test_demo_prints_at_most_40_lines_and_ends_with_next_steps(workdir: Path, tr
         check=False,
     )
     assert api.returncode == 0, api.stderr[-3000:]
-    answer, next_steps = api.stdout.split("\n", 1)[1].split("run the same path yourself", 1)
+    # The answer's JSON, then the drift line, then the next steps.
+    answer, after = api.stdout.split("\n", 1)[1].split("\ndrift (", 1)
+    next_steps = after.split("run the same path yourself", 1)[1]
     assert json.loads(answer)["predictions"][0]["churn"] in (True, False)
     # The demo ends with next steps that work when pasted.
     assert api.stdout.rstrip().splitlines()[-1].startswith("  kubesage api --endpoint-url http://127.0.0.1:8080")
     assert "kubesage serve --model models:/customer-churn/1 --port 8080" in next_steps
+    # The server captured the one request (SageMaker's format, no Phone) and drift ran on it.
+    captured = [p.read_text() for p in (workdir / "build/demo/captures/kubesage-demo/AllTraffic").rglob("*.jsonl")]
+    assert len(captured) == 1 and len(captured[0].splitlines()) == 1 and "Phone" not in captured[0]
+    drift_line = re.search(
+        r"^drift \(1 captured request vs the training baseline\): \d+ violation\(s\); report: (\S+)$",
+        api.stdout,
+        re.MULTILINE,
+    )
+    assert drift_line is not None, api.stdout
+    report = (workdir / drift_line[1]).read_text()
+    assert report.count("data-feature=") == 19 and "Phone" not in report
+    import mlflow
+
+    version = mlflow.MlflowClient(tracking_uri).get_model_version("customer-churn", "1")
+    drift_run = mlflow.MlflowClient(tracking_uri).get_run(version.tags["kubesage.drift.last_run_id"])
+    assert drift_run.data.tags["kubesage.model_version"] == "1" and drift_run.data.metrics["drift_requests"] == 1
     text = generate.stdout + generate.stderr + result.stderr + result.stdout + api.stderr + api.stdout
     lines = text.splitlines()
     assert len(lines) <= DEMO_LINE_BUDGET, text

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +74,8 @@ def test_mlflow_parent_and_nested_runs(churn_run: dict[str, Any], tracking_uri: 
     evaluate_files |= {a.path for a in client.list_artifacts(by_step["evaluate"].info.run_id, "plots")}
     assert {"evaluation.json", "plots/roc_curve.png", "plots/confusion_matrix.png"} <= evaluate_files
     assert "feature_schema.json" in {a.path for a in client.list_artifacts(by_step["preprocess"].info.run_id)}
+    baseline = {a.path for a in client.list_artifacts(by_step["preprocess"].info.run_id, "baseline")}
+    assert baseline == {"baseline/statistics.json", "baseline/constraints.json"}  # the drift baseline
     assert parent.data.metrics["roc_auc"] == pytest.approx(churn_run["metrics"]["roc_auc"])
 
 
@@ -83,6 +86,11 @@ def test_registered_model_loads_and_predicts(churn_run: dict[str, Any], tracking
     assert (local / "model.ubj").is_file()
     assert (local / "extra_files" / "feature_schema.json").is_file()
     assert (local / "extra_files" / "evaluation.json").is_file()
+    # The drift baseline travels with the version: Model Monitor's files of the training split.
+    statistics = json.loads((local / "extra_files" / "statistics.json").read_text())
+    assert statistics["dataset"]["item_count"] == 3500 and len(statistics["features"]) == 19
+    assert "Phone" not in {f["name"] for f in statistics["features"]}
+    assert (local / "extra_files" / "constraints.json").is_file()
     assert not list(local.rglob("*.pkl")) and not list(local.rglob("*.pickle"))
     info = mlflow.models.get_model_info(uri)
     assert info.signature is not None and len(info.signature.inputs.input_names()) == 103

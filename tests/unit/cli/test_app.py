@@ -18,6 +18,7 @@ COMMANDS = [
     "compile",
     "data",
     "deploy",
+    "drift",
     "features",
     "rollback",
     "run",

@@ -57,4 +57,4 @@ def test_one_command_lints_both_sources() -> None:
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert f"policy-lint: 5 policies in {REPO_ROOT / 'runners' / 'sagemaker' / 'iam'}, 0 findings" in done.stderr
-    assert f"policy-lint: 4 policies in {TEMPLATE_PATH}, 0 findings" in done.stderr
+    assert f"policy-lint: 6 policies in {TEMPLATE_PATH}, 0 findings" in done.stderr

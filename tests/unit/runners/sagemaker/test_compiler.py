@@ -51,6 +51,12 @@ def _churn_function() -> Any:
     return customer_churn
 
 
+def _monitor_function() -> Any:
+    from kubesage.pipelines.monitor_churn import monitor_churn
+
+    return monitor_churn
+
+
 CASES = {
     "toy_threshold": (lambda: _load_function(GOLDEN / "toy_threshold.py", "toy_threshold"), CONFIG),
     "toy_words": (lambda: _load_function(GOLDEN / "toy_words.py", "toy_words"), CONFIG),
@@ -59,6 +65,8 @@ CASES = {
         _churn_function,
         CONFIG.model_copy(update={"data_parameters": ("input_data",), "model_package_group": "customer-churn"}),
     ),
+    # The drift check (issue 24): one processing step running the drift component through the shim.
+    "monitor_churn": (_monitor_function, CONFIG),
 }
 
 
