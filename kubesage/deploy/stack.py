@@ -277,7 +277,9 @@ def deploy(
             StackName=request.stack_name,
             ChangeSetName=change_set,
             ChangeSetType=kind,
-            TemplateBody=json.dumps(render(load_template(), request.strategy)),
+            TemplateBody=json.dumps(
+                render(load_template(), request.strategy, schedule=bool(request.monitoring_pipeline))
+            ),
             Parameters=parameters(request, built, model_sha256, code.version_id),
             Capabilities=["CAPABILITY_IAM"],
             Tags=stack_tags(bundle.model),

@@ -85,11 +85,23 @@ def deployment_hash(template: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(deployed, sort_keys=True).encode()).hexdigest()[:10]
 
 
-def render(template: dict[str, Any], strategy: Strategy | None = None) -> dict[str, Any]:
+# The drift schedule's resources (lambda/template.yaml) carry this condition.
+SCHEDULE_CONDITION = "ScheduleMonitoring"
+
+
+def render(template: dict[str, Any], strategy: Strategy | None = None, schedule: bool = True) -> dict[str, Any]:
     """A copy with ApiDeployment renamed ApiDeployment<hash> and every reference to it updated, and
-    the endpoint's DeploymentConfig set to `strategy` (None: the template's own, a 10% canary)."""
+    the endpoint's DeploymentConfig set to `strategy` (None: the template's own, a 10% canary).
+
+    `schedule=False` leaves the drift schedule's resources out: a stack deployed without a
+    monitoring pipeline has none to update (moto 5.2 also "modifies" a resource whose condition is
+    false when a parameter it names changes, and fails on it).
+    """
     rendered = copy.deepcopy(template)
     resources = rendered["Resources"]
+    if not schedule:
+        for name in [n for n, r in resources.items() if r.get("Condition") == SCHEDULE_CONDITION]:
+            del resources[name]
     if strategy is not None:
         endpoint = resources[ENDPOINT_ID]["Properties"]
         alarms = [a["AlarmName"] for a in endpoint["DeploymentConfig"]["AutoRollbackConfiguration"]["Alarms"]]

@@ -251,6 +251,8 @@ def run_items(
                     run.failure = f"stopped by {signal.Signals(received[0]).name} before its next task"
                 elif idle:
                     _start_next(fan, run, env, account)
+                    if received and run.process is not None:  # the stop came while it was starting
+                        run.process.send_signal(received[0])
                 if run.process is not None and (code := run.process.poll()) is not None:
                     _finish(fan, run, code)
                 if run.failure is not None or run.next_task == len(fan.plan["body"]):
