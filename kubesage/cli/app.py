@@ -11,6 +11,7 @@ import click
 from kubesage.cli.api import api_command, api_key_group, approve_command, deploy_command
 from kubesage.cli.data import data
 from kubesage.cli.features import features
+from kubesage.cli.mlflow_service import mlflow_group
 from kubesage.cli.output import quiet_library_logs
 from kubesage.cli.run import compile_command, run, runners_command
 from kubesage.cli.runs import runs, ui
@@ -38,6 +39,7 @@ COMMANDS: tuple[click.Command, ...] = (
     deploy_command,
     approve_command,
     api_key_group,
+    mlflow_group,
 )
 for _command in COMMANDS:
     main.add_command(_command)
