@@ -32,7 +32,8 @@ def mlflow_group() -> None:
 )
 def up(state_dir: str | None, host: str, port: int | None, allowed_hosts: str | None) -> None:
     """Start PostgreSQL, the artifact store and an authenticated MLflow server (what is not running)."""
-    from kubesage.mlflow_service.layout import Layout, state_dir as resolve
+    from kubesage.mlflow_service.layout import Layout
+    from kubesage.mlflow_service.layout import state_dir as resolve
     from kubesage.mlflow_service.service import up as start
 
     try:
@@ -48,7 +49,8 @@ def up(state_dir: str | None, host: str, port: int | None, allowed_hosts: str | 
 @state_dir_option
 def down(state_dir: str | None) -> None:
     """Stop the service; the database and the artifacts stay for the next `up`."""
-    from kubesage.mlflow_service.layout import Layout, state_dir as resolve
+    from kubesage.mlflow_service.layout import Layout
+    from kubesage.mlflow_service.layout import state_dir as resolve
     from kubesage.mlflow_service.service import down as stop
 
     try:
@@ -62,7 +64,8 @@ def down(state_dir: str | None) -> None:
 @state_dir_option
 def status(state_dir: str | None) -> None:
     """What runs: the MLflow server, PostgreSQL, the S3 stand-in; exit 1 unless all three run."""
-    from kubesage.mlflow_service.layout import Layout, state_dir as resolve
+    from kubesage.mlflow_service.layout import Layout
+    from kubesage.mlflow_service.layout import state_dir as resolve
     from kubesage.mlflow_service.service import status as read
 
     current = read(Layout(resolve(state_dir)))
@@ -84,7 +87,8 @@ def user() -> None:
 @click.option("--permission", type=click.Choice(["READ", "EDIT", "MANAGE"]), default="EDIT", show_default=True)
 def add(name: str, state_dir: str | None, experiment: str, model: str, permission: str) -> None:
     """Create user NAME with a generated password and grant it the experiment and the model."""
-    from kubesage.mlflow_service.layout import Layout, state_dir as resolve
+    from kubesage.mlflow_service.layout import Layout
+    from kubesage.mlflow_service.layout import state_dir as resolve
     from kubesage.mlflow_service.service import add_user
 
     try:

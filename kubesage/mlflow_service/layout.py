@@ -159,7 +159,5 @@ def credentials_env(username: str, password: str) -> str:
 
 
 def read_credentials(path: Path) -> tuple[str, str]:
-    values = dict(
-        line.split("=", 1) for line in path.read_text(encoding="utf-8").splitlines() if "=" in line
-    )
+    values = dict(line.split("=", 1) for line in path.read_text(encoding="utf-8").splitlines() if "=" in line)
     return values["MLFLOW_TRACKING_USERNAME"], values["MLFLOW_TRACKING_PASSWORD"]

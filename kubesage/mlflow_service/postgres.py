@@ -50,7 +50,9 @@ class Owner:
         try:
             entry = pwd.getpwnam("postgres")
         except KeyError as exc:
-            raise TrackingError(f"running as root, and PostgreSQL needs an unprivileged `postgres` user: {INSTALL_HINT}") from exc
+            raise TrackingError(
+                f"running as root, and PostgreSQL needs an unprivileged `postgres` user: {INSTALL_HINT}"
+            ) from exc
         return cls("postgres", entry.pw_uid, entry.pw_gid)
 
 
@@ -89,7 +91,7 @@ def init_cluster(layout: Layout, password: str) -> None:
     layout.postgres_dir.mkdir(parents=True, exist_ok=True)
     _check_reachable(owner, layout.postgres_dir)
     os.chown(layout.postgres_dir, owner.uid, owner.gid)
-    os.chmod(layout.postgres_dir, 0o700)
+    layout.postgres_dir.chmod(0o700)
     password_file = layout.postgres_dir / "initial-password"
     write_private(password_file, password + "\n")
     os.chown(password_file, owner.uid, owner.gid)
@@ -112,7 +114,10 @@ def running(layout: Layout) -> bool:
     owner = Owner.for_this_process()
     kwargs = {"user": owner.uid, "group": owner.gid, "extra_groups": []} if owner.name else {}
     status = subprocess.run(
-        [str(bin_dir() / "pg_ctl"), "status", "-D", str(layout.pgdata)], capture_output=True, check=False, **kwargs  # type: ignore[arg-type]
+        [str(bin_dir() / "pg_ctl"), "status", "-D", str(layout.pgdata)],
+        capture_output=True,
+        check=False,
+        **kwargs,  # type: ignore[arg-type]
     )
     return status.returncode == 0
 
@@ -122,13 +127,33 @@ def start(layout: Layout, port: int) -> None:
     owner = Owner.for_this_process()
     log = layout.postgres_dir / "postgres.log"
     options = f"-p {port} -c listen_addresses=127.0.0.1 -k {layout.postgres_dir}"
-    _run(owner, [str(bin_dir() / "pg_ctl"), "start", "-D", str(layout.pgdata), "-l", str(log), "-w", "-t", "120", "-o", options], f"PostgreSQL start (log: {log})")
+    _run(
+        owner,
+        [
+            str(bin_dir() / "pg_ctl"),
+            "start",
+            "-D",
+            str(layout.pgdata),
+            "-l",
+            str(log),
+            "-w",
+            "-t",
+            "120",
+            "-o",
+            options,
+        ],
+        f"PostgreSQL start (log: {log})",
+    )
 
 
 def stop(layout: Layout) -> bool:
     if not running(layout):
         return False
-    _run(Owner.for_this_process(), [str(bin_dir() / "pg_ctl"), "stop", "-D", str(layout.pgdata), "-m", "fast", "-w", "-t", "120"], "PostgreSQL stop")
+    _run(
+        Owner.for_this_process(),
+        [str(bin_dir() / "pg_ctl"), "stop", "-D", str(layout.pgdata), "-m", "fast", "-w", "-t", "120"],
+        "PostgreSQL stop",
+    )
     return True
 
 

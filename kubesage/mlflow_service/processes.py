@@ -34,9 +34,7 @@ def running_pid(pid_file: Path) -> int | None:
     return pid if marker.strip() and marker.strip() in _cmdline(pid) else None
 
 
-def start_detached(
-    command: Sequence[str], env: Mapping[str, str], pid_file: Path, log_path: Path, marker: str
-) -> int:
+def start_detached(command: Sequence[str], env: Mapping[str, str], pid_file: Path, log_path: Path, marker: str) -> int:
     """Start `command` in its own session, output to `log_path`; record its pid and `marker` (a string
     of its command line that identifies it)."""
     log_path.parent.mkdir(parents=True, exist_ok=True)

@@ -25,14 +25,24 @@ def _client(endpoint: str) -> Any:
 
 
 def _keys() -> dict[str, str]:
-    return {"aws_access_key_id": STANDIN_AWS_KEYS["AWS_ACCESS_KEY_ID"], "aws_secret_access_key": STANDIN_AWS_KEYS["AWS_SECRET_ACCESS_KEY"]}
+    return {
+        "aws_access_key_id": STANDIN_AWS_KEYS["AWS_ACCESS_KEY_ID"],
+        "aws_secret_access_key": STANDIN_AWS_KEYS["AWS_SECRET_ACCESS_KEY"],
+    }
+
+
+def ensure_bucket(endpoint: str) -> bool:
+    """Create the artifact bucket if missing; True when it was created (an empty stand-in)."""
+    s3 = _client(endpoint)
+    if BUCKET in {b["Name"] for b in s3.list_buckets().get("Buckets", [])}:
+        return False
+    s3.create_bucket(Bucket=BUCKET)
+    return True
 
 
 def restore(layout: Layout, endpoint: str) -> int:
-    """Create the bucket and upload the snapshot `down` saved; the number of objects restored."""
+    """Upload the snapshot `down` saved into the (new, empty) bucket; the number of objects restored."""
     s3 = _client(endpoint)
-    if BUCKET not in {b["Name"] for b in s3.list_buckets().get("Buckets", [])}:
-        s3.create_bucket(Bucket=BUCKET)
     count = 0
     root = layout.s3_snapshot
     for path in sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else []:

@@ -13,6 +13,7 @@ import secrets
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from kubesage.errors import TrackingError
 from kubesage.mlflow_service import postgres, processes, s3_standin
@@ -127,7 +128,9 @@ def status(layout: Layout) -> ServiceStatus:
     )
 
 
-def up(layout: Layout, host: str = "127.0.0.1", port: int | None = None, allowed_hosts: str | None = None) -> ServiceStatus:
+def up(
+    layout: Layout, host: str = "127.0.0.1", port: int | None = None, allowed_hosts: str | None = None
+) -> ServiceStatus:
     """Start whatever is not running; on a new state folder, create the cluster, database and secrets."""
     settings = load_settings(layout, host, port, allowed_hosts)
     secret = load_secrets(layout)
@@ -142,6 +145,7 @@ def up(layout: Layout, host: str = "127.0.0.1", port: int | None = None, allowed
             s3_standin.command(settings.s3_port), dict(os.environ), layout.pid_file(S3), log, "moto.server"
         )
         processes.wait_http(f"{settings.s3_endpoint}/moto-api/", pid, log, "the S3 stand-in (moto)", 60)
+    if s3_standin.ensure_bucket(settings.s3_endpoint):
         s3_standin.restore(layout, settings.s3_endpoint)
     if processes.running_pid(layout.pid_file(MLFLOW)) is None:
         write_private(layout.auth_config, auth_config(settings))
@@ -171,6 +175,7 @@ class NewUser:
     credentials_file: Path
     experiment_id: str
     permission: str
+    created: bool
 
 
 def add_user(
@@ -191,25 +196,50 @@ def add_user(
     from mlflow.exceptions import MlflowException
 
     try:
-        experiment_id, _ = _grant(settings.tracking_uri, admin, admin_password, username, password, experiment, model, permission)
+        experiment_id, outcome = _grant(
+            settings.tracking_uri, admin, admin_password, username, password, experiment, model, permission
+        )
     except MlflowException as exc:
         raise TrackingError(f"could not add user {username!r} on {settings.tracking_uri}: {exc.message}") from exc
-    write_private(target, credentials_env(username, password))
-    return NewUser(username, target, experiment_id, permission)
+    if outcome == "created":
+        write_private(target, credentials_env(username, password))
+    return NewUser(username, target, experiment_id, permission, created=outcome == "created")
+
+
+def _create_user(auth: Any, username: str, password: str) -> bool:
+    """True when the user is new; an existing user keeps its password and only gets the grants."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        auth.create_user(username, password)
+    except MlflowException as exc:
+        if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+            raise
+        return False
+    return True
 
 
 def _grant(
-    uri: str, admin: str, admin_password: str, username: str, password: str, experiment: str, model: str, permission: str
+    uri: str,
+    admin: str,
+    admin_password: str,
+    username: str,
+    password: str,
+    experiment: str,
+    model: str,
+    permission: str,
 ) -> tuple[str, str]:
     from mlflow import MlflowClient
     from mlflow.server.auth.client import AuthServiceClient
 
-    saved = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN")}
+    saved = {
+        k: os.environ.get(k) for k in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN")
+    }
     os.environ["MLFLOW_TRACKING_USERNAME"], os.environ["MLFLOW_TRACKING_PASSWORD"] = admin, admin_password
     os.environ.pop("MLFLOW_TRACKING_TOKEN", None)
     try:
         auth = AuthServiceClient(uri)
-        auth.create_user(username, password)
+        created = _create_user(auth, username, password)
         client = MlflowClient(uri, registry_uri=uri)
         found = client.get_experiment_by_name(experiment)
         experiment_id = found.experiment_id if found else client.create_experiment(experiment)
@@ -217,7 +247,7 @@ def _grant(
         if client.search_registered_models(filter_string=f"name = '{model}'") == []:
             client.create_registered_model(model)
         auth.grant_user_permission(username, "registered_model", model, permission)
-        return experiment_id, model
+        return experiment_id, "created" if created else "existed"
     finally:
         for name, value in saved.items():
             if value is None:
