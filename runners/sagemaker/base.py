@@ -7,8 +7,8 @@ turns them back into each job's environment.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 

@@ -62,7 +62,8 @@ def resolve(mapping: Mapping[str, SecretRef], client: Any) -> dict[str, str]:
             except ClientError as exc:
                 code = exc.response.get("Error", {}).get("Code", "")
                 hint = (
-                    "the job role needs secretsmanager:GetSecretValue on it (runners/sagemaker/iam/job-role-policy.json)"
+                    "the job role needs secretsmanager:GetSecretValue on it "
+                    "(runners/sagemaker/iam/job-role-policy.json)"
                     if code in {"AccessDeniedException", "AccessDenied", "403"}
                     else "create it, or pass the right name (--option mlflow_secret=)"
                 )

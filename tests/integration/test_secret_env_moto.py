@@ -59,7 +59,7 @@ def job_keys(moto_endpoint: str) -> dict[str, dict[str, str]]:
     iam = _client("iam", moto_endpoint)
     keys = {}
     document = json.loads(policy)
-    without = [s for s in document["Statement"] if not s["Action"] == "secretsmanager:GetSecretValue"]
+    without = [s for s in document["Statement"] if s["Action"] != "secretsmanager:GetSecretValue"]
     assert len(without) == len(document["Statement"]) - 1, "the job policy has one statement for its secret"
     # moto matches the resource "*": the statement's own ARN is what the policy linter checks.
     granted = [{**s, "Resource": "*"} if s not in without else s for s in document["Statement"]]
