@@ -76,6 +76,7 @@ def secret_env_platform_spec(
         "secretName": secret_name,  # kfp-kubernetes still writes the deprecated field beside the parameter
         "secretNameParameter": {"runtimeValue": {"constant": secret_name}},
         "keyToEnv": [{"secretKey": SECRET_KEYS[name], "envVar": name} for name in names],
+        "optional": False,  # a pod whose secret is missing does not start, rather than meet a 401 later
     }
     executors_config = {label: {"secretAsEnv": [secret_as_env]} for label in executors(spec)}
     return {"platforms": {"kubernetes": {"deploymentSpec": {"executors": executors_config}}}}
