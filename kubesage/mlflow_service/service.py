@@ -71,12 +71,12 @@ class ServiceStatus:
         ]
 
 
-def auth_config(settings: Settings) -> str:
+def auth_config(database_uri: str) -> str:
     """basic-auth's ini: users in the tracking database, nobody sees an experiment without a grant."""
     config = configparser.ConfigParser()
     config["mlflow"] = {
         "default_permission": "NO_PERMISSIONS",
-        "database_uri": postgres.uri(settings.postgres_port),
+        "database_uri": database_uri,
         "admin_username": ADMIN_USERNAME,
         "authorization_function": "mlflow.server.auth:authenticate_request_basic_auth",
         "grant_default_workspace_access": "false",
@@ -86,14 +86,24 @@ def auth_config(settings: Settings) -> str:
     return text.getvalue()
 
 
-def server_command(settings: Settings) -> list[str]:
+def mlflow_server_command(
+    database_uri: str, artifacts_destination: str, host: str, port: int, allowed_hosts: str
+) -> list[str]:
+    """`mlflow server` with basic-auth, proxied artifacts and allowed hosts; the same here and in the image."""
     return [
         sys.executable, "-m", "mlflow", "server", "--app-name", "basic-auth",
-        "--backend-store-uri", postgres.uri(settings.postgres_port),
-        "--artifacts-destination", f"s3://{BUCKET}/artifacts",
-        "--host", settings.host, "--port", str(settings.port), "--workers", "1",
-        "--allowed-hosts", settings.allowed_hosts,
+        "--backend-store-uri", database_uri,
+        "--artifacts-destination", artifacts_destination,
+        "--host", host, "--port", str(port), "--workers", "1",
+        "--allowed-hosts", allowed_hosts,
     ]  # fmt: skip
+
+
+def server_command(settings: Settings) -> list[str]:
+    return mlflow_server_command(
+        postgres.uri(settings.postgres_port), f"s3://{BUCKET}/artifacts", settings.host, settings.port,
+        settings.allowed_hosts,
+    )  # fmt: skip
 
 
 def server_env(layout: Layout, settings: Settings, secret: Secrets) -> dict[str, str]:
@@ -148,7 +158,7 @@ def up(
     if s3_standin.ensure_bucket(settings.s3_endpoint):
         s3_standin.restore(layout, settings.s3_endpoint)
     if processes.running_pid(layout.pid_file(MLFLOW)) is None:
-        write_private(layout.auth_config, auth_config(settings))
+        write_private(layout.auth_config, auth_config(postgres.uri(settings.postgres_port)))
         log = layout.logs / "mlflow-server.log"
         pid = processes.start_detached(
             server_command(settings), server_env(layout, settings, secret), layout.pid_file(MLFLOW), log,

@@ -29,6 +29,7 @@ from kubesage.mlflow_service import processes
 from kubesage.mlflow_service.layout import Layout, load_secrets, read_credentials
 from kubesage.mlflow_service.service import MLFLOW, ServiceStatus, add_user, down, status, up
 from tests.integration.cli_helpers import KUBESAGE
+from tests.needs import missing_postgres, require
 from tests.standins.kfp_api import KfpStandin
 from tests.standins.kfp_fixtures import kfp_standin  # noqa: F401
 
@@ -37,6 +38,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(360
 
 @pytest.fixture(scope="module")
 def layout() -> Iterator[Layout]:
+    require(missing_postgres())
     # Under /tmp, not pytest's 0700 tmp folder: as root, PostgreSQL runs as `postgres`, which must enter it.
     root = Path(tempfile.mkdtemp(prefix="kubesage-mlflow-service-"))
     root.chmod(0o711)

@@ -68,7 +68,7 @@ def test_the_server_runs_basic_auth_on_postgres_with_secrets_only_in_its_environ
     assert env["MLFLOW_CREATE_MODEL_VERSION_SOURCE_VALIDATION_REGEX"].startswith("^(models:/m-")
     assert "MLFLOW_TRACKING_PASSWORD" not in env  # the server is no client of itself
     config = configparser.ConfigParser()
-    config.read_string(auth_config(settings))
+    config.read_string(auth_config(f"postgresql+psycopg2://kubesage@127.0.0.1:{settings.postgres_port}/mlflow"))
     assert dict(config["mlflow"]) == {
         "default_permission": "NO_PERMISSIONS",
         "database_uri": f"postgresql+psycopg2://kubesage@127.0.0.1:{settings.postgres_port}/mlflow",

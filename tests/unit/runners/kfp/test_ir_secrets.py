@@ -63,9 +63,8 @@ def test_the_standin_resolves_each_task_from_its_store_and_fails_a_missing_secre
     spec, platform = compiled
     store = {"kubesage-mlflow": {"username": "alice", "password": "pw-123456789"}}
     resolved = secret_env_by_task(spec, platform, store)
-    assert resolved == dict.fromkeys(
-        ("echo", "echo-2"), {"MLFLOW_TRACKING_USERNAME": "alice", "MLFLOW_TRACKING_PASSWORD": "pw-123456789"}
-    )
+    pod_env = {"MLFLOW_TRACKING_USERNAME": "alice", "MLFLOW_TRACKING_PASSWORD": "pw-123456789"}
+    assert resolved == {"echo": pod_env, "echo-2": pod_env}
     assert secret_env_by_task(spec, {}, store) == {}
     with pytest.raises(MissingSecretError, match="CreateContainerConfigError: secret 'kubesage-mlflow'"):
         secret_env_by_task(spec, platform, {})
