@@ -29,7 +29,9 @@ from kubesage.mlflow_service import processes
 from kubesage.mlflow_service.layout import Layout, load_secrets, read_credentials
 from kubesage.mlflow_service.service import MLFLOW, ServiceStatus, add_user, down, status, up
 from tests.integration.cli_helpers import KUBESAGE
-from tests.needs import missing_postgres, require
+from tests.needs import CHROMIUM, IMAGE, missing_postgres, require
+from tests.paths import REPO_ROOT
+from tests.servers import running_moto
 from tests.standins.kfp_api import KfpStandin
 from tests.standins.kfp_fixtures import kfp_standin  # noqa: F401
 
@@ -266,7 +268,7 @@ def test_a_user_without_a_grant_gets_403_also_on_the_artifact_proxy(
         f"/api/2.0/mlflow-artifacts/artifacts/{artifact}",  # the proxy's download route
         f"/api/2.0/mlflow-artifacts/artifacts?path={experiment_id}/{run_id}/artifacts",  # its listing
         f"/get-artifact?run_id={run_id}&path=roc_curve.png",
-        f"/ajax-api/2.0/mlflow/get-artifact?run_id={run_id}&path=roc_curve.png",
+        f"/ajax-api/2.0/mlflow-artifacts/artifacts/{artifact}",  # the UI's copy of the proxy route
         "/api/2.0/mlflow/registered-models/get?name=customer-churn",
     ]
     answers = {route: httpx.get(uri + route, auth=bob).status_code for route in routes}
@@ -284,6 +286,97 @@ def test_a_user_without_a_grant_gets_403_also_on_the_artifact_proxy(
     assert "refused user bob permission" in message and "(403)" in message
     assert "kubesage mlflow user add bob" in message
     assert bob[1] not in message
+
+
+# -------------------------------------------- sagemaker-local too, and all three in a browser
+
+BUCKET = "kubesage-team-service"
+SCREENSHOTS = REPO_ROOT / "build" / "ui"
+SAGEMAKER_CONSOLES: dict[str, str] = {}  # filled when the sagemaker-local run happened (Docker here)
+
+
+@pytest.fixture(scope="module")
+def sagemaker_local_run(uri: str, alice: tuple[str, str], churn_csv: Path) -> dict[str, Any]:
+    """The same pipeline on sagemaker-local (Docker, the kubesage image), as alice; moto in server mode
+    stands in for S3 and for Secrets Manager, where the secret holds alice's credentials."""
+    moto = running_moto()
+    endpoint = next(moto)
+    keys = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
+    aws = {"endpoint_url": endpoint, "region_name": "us-east-1", "aws_access_key_id": "testing",
+           "aws_secret_access_key": "testing"}  # fmt: skip
+    import boto3
+
+    boto3.client("s3", **aws).create_bucket(Bucket=BUCKET)
+    boto3.client("secretsmanager", **aws).create_secret(
+        Name="kubesage/mlflow", SecretString=json.dumps({"username": alice[0], "password": alice[1]})
+    )
+    workdir = Path(tempfile.mkdtemp(prefix="kubesage-team-sm-"))
+    command = [
+        KUBESAGE, "run", "customer_churn", "--runner", "sagemaker-local", "--param", f"input_data={churn_csv}",
+        "--option", f"image_uri={IMAGE}", "--option", f"bucket={BUCKET}", "--option", f"s3_endpoint_url={endpoint}",
+        "--option", "mlflow_secret=kubesage/mlflow", "--option", f"secrets_endpoint_url={endpoint}",
+        "--output", "json",
+    ]  # fmt: skip
+    done = subprocess.run(command, cwd=workdir, env={**_env(uri, alice), **keys}, capture_output=True, text=True)
+    SAGEMAKER_CONSOLES["sagemaker-local"] = done.stdout + done.stderr
+    for path in workdir.rglob("*.log"):
+        SAGEMAKER_CONSOLES[str(path)] = path.read_text(encoding="utf-8", errors="replace")
+    moto.close()
+    assert done.returncode == 0, done.stderr[-4000:]
+    result: dict[str, Any] = json.loads(done.stdout)
+    return result
+
+
+@pytest.mark.container
+@pytest.mark.browser
+def test_runs_of_three_runners_compared_in_a_browser_as_a_logged_in_user(
+    uri: str, alice: tuple[str, str], pipeline_runs: PipelineRuns, sagemaker_local_run: dict[str, Any]
+) -> None:
+    from playwright.sync_api import sync_playwright
+
+    from kubesage.tracking.ui_view import runs_url
+
+    results = {**pipeline_runs.results, "sagemaker-local": sagemaker_local_run}
+    client = _client(uri, alice)
+    stored = {runner: client.get_run(r["mlflow_run_id"]).data.metrics for runner, r in results.items()}
+    experiment = client.get_experiment_by_name("customer-churn")
+    assert experiment is not None
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
+        # basic-auth: the browser logs in with alice's credentials, as a person would in the dialog.
+        context = browser.new_context(
+            viewport={"width": 1920, "height": 1200}, http_credentials={"username": alice[0], "password": alice[1]}
+        )
+        page = context.new_page()
+        page.set_default_timeout(120_000)
+        page.goto(runs_url(uri, experiment.experiment_id))
+        grid = page.locator(".ag-root")
+        grid.get_by_text("kubesage.runner").first.wait_for()
+        for runner in results:
+            grid.get_by_text(runner, exact=True).first.wait_for()
+        page.wait_for_timeout(1500)  # let the grid finish laying out before the screenshot
+        page.screenshot(path=str(SCREENSHOTS / "team-runs-table.png"), full_page=True)
+        table = grid.inner_text()
+        for runner, metrics in stored.items():
+            assert runner in table, table
+            assert str(metrics["roc_auc"])[:6] in table, (runner, table)  # the store's value, shown
+        ids = [r["mlflow_run_id"] for r in results.values()]
+        query = f"runs={json.dumps(ids)}&experiments={json.dumps([experiment.experiment_id])}"
+        page.goto(f"{uri}/#/compare-runs?{query}")
+        page.get_by_text("roc_auc").first.wait_for()
+        roc_curve = page.get_by_text("roc_curve.png").first
+        roc_curve.wait_for()
+        text = page.locator("body").inner_text()
+        for metrics in stored.values():  # the compare view rounds to 3 decimals
+            assert str(round(metrics["roc_auc"], 3)) in text, text
+        roc_curve.click()
+        page.wait_for_function(
+            "new Set([...document.querySelectorAll(\"img[src^='blob:']\")].map(img => img.src)).size >= 3"
+        )
+        page.wait_for_timeout(1500)
+        page.screenshot(path=str(SCREENSHOTS / "team-compare-runs.png"), full_page=True)
+        browser.close()
 
 
 # ------------------------------------------------------------------------------- nothing leaks
@@ -309,6 +402,7 @@ def test_no_credential_appears_in_ir_definitions_parameters_mlflow_consoles_or_t
     assert "KUBESAGE_SECRET_ENV" in definition.read_text(encoding="utf-8")
     haystacks: dict[str, bytes] = {"the SageMaker definition": definition.read_bytes()}
     haystacks |= {f"console of {r}": text.encode() for r, text in pipeline_runs.consoles.items()}
+    haystacks |= {f"sagemaker-local: {r}": text.encode() for r, text in SAGEMAKER_CONSOLES.items()}
     for folder in (pipeline_runs.workdir, pipeline_runs.standin.workdir):
         # IR files, run.json (the KFP run's parameters), task logs, local outputs
         for path in folder.rglob("*"):
