@@ -56,12 +56,19 @@ class Owner:
         return cls("postgres", entry.pw_uid, entry.pw_gid)
 
 
+def _subprocess(owner: Owner, command: Sequence[str]) -> subprocess.CompletedProcess[str]:
+    """`command` as the cluster's owner (dropping root when kubesage runs as root), output captured."""
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C.UTF-8"}
+    if owner.name:
+        return subprocess.run(
+            list(command), capture_output=True, text=True, check=False, stdin=subprocess.DEVNULL, env=env,
+            user=owner.uid, group=owner.gid, extra_groups=[],
+        )  # fmt: skip
+    return subprocess.run(list(command), capture_output=True, text=True, check=False, stdin=subprocess.DEVNULL, env=env)
+
+
 def _run(owner: Owner, command: Sequence[str], what: str) -> str:
-    kwargs = {"user": owner.uid, "group": owner.gid, "extra_groups": []} if owner.name else {}
-    result = subprocess.run(
-        list(command), capture_output=True, text=True, check=False, stdin=subprocess.DEVNULL,
-        env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C.UTF-8"}, **kwargs,  # type: ignore[arg-type]
-    )  # fmt: skip
+    result = _subprocess(owner, command)
     if result.returncode != 0:
         raise TrackingError(f"{what} failed ({result.returncode}): {(result.stderr or result.stdout).strip()[-600:]}")
     return result.stdout
@@ -111,14 +118,7 @@ def init_cluster(layout: Layout, password: str) -> None:
 def running(layout: Layout) -> bool:
     if not initialised(layout):
         return False
-    owner = Owner.for_this_process()
-    kwargs = {"user": owner.uid, "group": owner.gid, "extra_groups": []} if owner.name else {}
-    status = subprocess.run(
-        [str(bin_dir() / "pg_ctl"), "status", "-D", str(layout.pgdata)],
-        capture_output=True,
-        check=False,
-        **kwargs,  # type: ignore[arg-type]
-    )
+    status = _subprocess(Owner.for_this_process(), [str(bin_dir() / "pg_ctl"), "status", "-D", str(layout.pgdata)])
     return status.returncode == 0
 
 
