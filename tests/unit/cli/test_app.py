@@ -19,6 +19,7 @@ COMMANDS = [
     "data",
     "deploy",
     "features",
+    "mlflow",
     "run",
     "runners",
     "runs",
