@@ -120,6 +120,8 @@ def parse_platform_spec(document: Any) -> dict[str, Any]:
     an uploaded file's second YAML document, checked against the proto; {} when there is none."""
     if isinstance(document, dict) and "pipeline_spec" in document:
         document = document.get("platform_spec") or {}
+    elif isinstance(document, dict) and "root" in document:
+        return {}  # a bare PipelineSpec: no platform spec came with it
     if not document:
         return {}
     try:
