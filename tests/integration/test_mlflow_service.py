@@ -182,7 +182,7 @@ def pipeline_runs(
     alice: tuple[str, str],
     kfp_standin: KfpStandin,  # noqa: F811
     churn_csv: Path,
-) -> PipelineRuns:
+) -> Iterator[PipelineRuns]:
     """The churn pipeline as alice on the local runner and on the KFP stand-in at the same time; the MLflow
     server is stopped and started again once a train step has begun (both runs are then mid-flight)."""
     workdir = Path(tempfile.mkdtemp(prefix="kubesage-team-runs-"))
@@ -209,7 +209,8 @@ def pipeline_runs(
     consoles = {name: logs[name][0].read_text() + logs[name][1].read_text() for name in commands}
     assert codes == {"local": 0, "kfp": 0}, consoles
     results = {name: json.loads(logs[name][0].read_text()) for name in commands}
-    return PipelineRuns(results, consoles, workdir, kfp_standin, restarted)
+    yield PipelineRuns(results, consoles, workdir, kfp_standin, restarted)
+    shutil.rmtree(workdir, ignore_errors=True)
 
 
 def test_two_pipelines_at_once_through_a_server_restart_both_register_one_version_each(
@@ -322,6 +323,7 @@ def sagemaker_local_run(uri: str, alice: tuple[str, str], churn_csv: Path) -> di
     for path in workdir.rglob("*.log"):
         SAGEMAKER_CONSOLES[str(path)] = path.read_text(encoding="utf-8", errors="replace")
     moto.close()
+    shutil.rmtree(workdir, ignore_errors=True)
     assert done.returncode == 0, done.stderr[-4000:]
     result: dict[str, Any] = json.loads(done.stdout)
     return result
