@@ -372,7 +372,8 @@ def test_runs_of_three_runners_compared_in_a_browser_as_a_logged_in_user(
         text = page.locator("body").inner_text()
         for metrics in stored.values():  # the compare view rounds to 3 decimals
             assert str(round(metrics["roc_auc"], 3)) in text, text
-        roc_curve.click()
+        # With three runs a sticky header can cover the name: dispatch the click to it directly.
+        roc_curve.dispatch_event("click")
         page.wait_for_function(
             "new Set([...document.querySelectorAll(\"img[src^='blob:']\")].map(img => img.src)).size >= 3"
         )
