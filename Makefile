@@ -40,6 +40,7 @@ demo: $(VENV)/.demo-synced
 # module's fixtures stay on one worker (tests/conftest.py, pytest_collection_modifyitems).
 test: setup lint image
 	bash scripts/install-browser.sh
+	bash scripts/install-postgres.sh
 	KUBESAGE_TESTS_STRICT=1 $(PYTEST)
 
 # No Docker, no browser: those suites are deselected, so this passes on a machine with neither.

@@ -22,7 +22,8 @@ values first, because parliament checks ARN formats.
      on aws:SourceAccount equal to the account;
    - the SageMaker job role: no sagemaker:* action, no iam:PassRole, no write to task specs or inputs,
      nor to keys outside runs/ that `*/runs/*` matches anyway; writes to another execution's outputs
-     are reported as an accepted exposure (ACCEPTED_EXPOSURES says why) or fail the lint;
+     are reported as an accepted exposure (ACCEPTED_EXPOSURES says why) or fail the lint; it reads
+     one secret, the MLflow credentials (MLFLOW_SECRET_ARN), and no other;
    - the SageMaker pipeline role: starts and stops only jobs the pipeline named (pipelines-*).
 """
 
@@ -42,7 +43,20 @@ IAM_DIR = ROOT / "runners" / "sagemaker" / "iam"
 TEMPLATE = ROOT / "lambda" / "template.yaml"
 ACCOUNT = "111122223333"
 REGION = "us-east-1"
-EXAMPLE = {"ACCOUNT_ID": ACCOUNT, "REGION": REGION, "BUCKET": "kubesage-example", "PREFIX": "kubesage"}
+EXAMPLE = {
+    "ACCOUNT_ID": ACCOUNT,
+    "REGION": REGION,
+    "BUCKET": "kubesage-example",
+    "PREFIX": "kubesage",
+}
+# The one secret the job role reads, by its full ARN (Secrets Manager appends six random characters to the
+# name; the README's commands take the ARN create-secret prints).
+MLFLOW_SECRET_ARN = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:kubesage/mlflow-AbC123"
+EXAMPLE["MLFLOW_SECRET_ARN"] = MLFLOW_SECRET_ARN
+OTHER_SECRETS = (
+    f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:prod/database-AbC123",
+    f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:kubesage/mlflow-admin-AbC123",
+)
 # An example ARN for what a !Ref / !GetAtt ... Arn of each resource type yields in the template.
 EXAMPLE_ARNS = {
     "AWS::SageMaker::Endpoint": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:endpoint/example",
@@ -185,6 +199,14 @@ def kubesage_rules(name: str, policy: dict[str, Any]) -> list[str]:
                 found.append(f"{name}: jobs may write outside runs/, into {where} ({key}); deny specs/ and inputs/")
         if not may_allow(policy, "s3:PutObject", RUN_KEY):
             found.append(f"{name}: jobs cannot write their outputs ({RUN_KEY})")
+        for secret in OTHER_SECRETS:
+            if may_allow(policy, "secretsmanager:GetSecretValue", secret):
+                found.append(f"{name}: jobs may read a secret other than the MLflow credentials ({secret})")
+        for _, action in _actions(policy):
+            if action.lower().startswith("secretsmanager:") and action != "secretsmanager:GetSecretValue":
+                found.append(f"{name}: the job role only reads its secret ({action} is more)")
+        if not may_allow(policy, "secretsmanager:GetSecretValue", MLFLOW_SECRET_ARN):
+            found.append(f"{name}: jobs cannot read the MLflow credentials secret ({MLFLOW_SECRET_ARN})")
         exposed = [key for key in OTHER_EXECUTION_KEYS if may_allow(policy, "s3:PutObject", key)]
         if exposed and (name, "another execution's outputs") not in ACCEPTED_EXPOSURES:
             found.append(f"{name}: jobs may overwrite another execution's outputs ({exposed[0]})")

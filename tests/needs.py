@@ -60,6 +60,14 @@ def missing_browser() -> str | None:
     return None
 
 
+@functools.cache
+def missing_postgres() -> str | None:
+    """Why `kubesage mlflow up` cannot start PostgreSQL here, or None when Debian's server is installed."""
+    if not list(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl")) and shutil.which("pg_ctl") is None:
+        return "PostgreSQL's server is not installed: run scripts/install-postgres.sh (make test does)"
+    return None
+
+
 def require(reason: str | None) -> None:
     """Skip the current test because of `reason` (fail instead under `make test`); no-op when None."""
     if reason is None:

@@ -12,6 +12,7 @@ from kubesage.cli.api import api_command, api_key_group, approve_command, deploy
 from kubesage.cli.data import data
 from kubesage.cli.drift import drift_command
 from kubesage.cli.features import features
+from kubesage.cli.mlflow_service import mlflow_group
 from kubesage.cli.output import quiet_library_logs
 from kubesage.cli.run import compile_command, run, runners_command
 from kubesage.cli.runs import runs, ui
@@ -41,6 +42,7 @@ COMMANDS: tuple[click.Command, ...] = (
     approve_command,
     api_key_group,
     drift_command,
+    mlflow_group,
 )
 for _command in COMMANDS:
     main.add_command(_command)

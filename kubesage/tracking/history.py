@@ -3,6 +3,7 @@ runs named by full or short ids. `kubesage runs` tabulates them; `kubesage.runs(
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -34,6 +35,9 @@ class RunRow:
         return asdict(self)
 
 
+_FULL_RUN_ID = re.compile(r"[0-9a-f]{32}")
+
+
 def _pipeline_pattern(pipeline: str) -> str:
     """A LIKE literal matching both spellings (`_` matches any one character, `-` included); rows are
     then kept only when their name is the same pipeline, so `_`'s looseness never shows."""
@@ -59,11 +63,30 @@ def get_runs(run_ids: Sequence[str], uri: str | None = None) -> list[RunRow]:
     for wanted in run_ids:
         matches = [r for r in recent if r.run_id.startswith(wanted.lower())]
         if not matches:
+            _refused_full_id(wanted, uri)
             raise ParameterError(f"no kubesage pipeline run with id {wanted!r}; `kubesage runs` lists the recent ones")
         if len(matches) > 1:
             raise ParameterError(f"run id {wanted!r} is ambiguous ({len(matches)} runs); give more characters")
         found.append(matches[0])
     return found
+
+
+def _refused_full_id(run_id: str, uri: str | None) -> None:
+    """A search lists only what the user may read (basic-auth filters it): for a full run id that it did not
+    list, ask for the run itself, so a 403 says so (TrackingError) instead of "no such run"."""
+    if not _FULL_RUN_ID.fullmatch(run_id.lower()):
+        return
+    from mlflow.exceptions import MlflowException
+
+    from kubesage.tracking.mlflow_calls import access_refused
+
+    uri = uri or t.tracking_uri()
+    try:
+        t.mlflow_client(uri).get_run(run_id.lower())
+    except MlflowException as exc:
+        refused = access_refused(exc, f"read run {run_id}", uri)
+        if refused is not None:
+            raise refused from exc
 
 
 def _search(filter_string: str, limit: int, uri: str | None) -> list[Any]:

@@ -53,6 +53,11 @@ class KfpOptions(RunnerOptions):
     pipeline_version: str | None = Field(
         default=None, description="the uploaded version's name (default: the MLflow run id, unique per run)"
     )
+    mlflow_secret: str = Field(
+        default="kubesage-mlflow",
+        description="the Kubernetes secret the pods read MLflow credentials from (keys username and password, "
+        "or token), referenced in the IR when MLFLOW_TRACKING_USERNAME or MLFLOW_TRACKING_TOKEN is set here",
+    )
     timeout_seconds: float = Field(default=3600.0, gt=0, description="give up following the run after this long")
     poll_seconds: float = Field(default=5.0, gt=0, description="seconds between run status reads")
     api_retries: int = Field(default=4, ge=0, description="retries, with backoff, of an API call that got a 5xx")

@@ -9,6 +9,7 @@ run on the cluster.
 
 from __future__ import annotations
 
+import os
 import sys
 import tempfile
 import time
@@ -27,7 +28,7 @@ from kubesage.ir.source import PipelineSource
 from kubesage.runners.base import Progress, RunContext, Runner, StepEvent
 from kubesage.runners.kfp import KfpOptions
 from kubesage.runners.kfp.client import KfpApi, resolve_host, submit_run
-from kubesage.runners.kfp.ir import prepare, validate
+from kubesage.runners.kfp.ir import prepare, secret_env_platform_spec, validate
 from kubesage.runners.status import from_kfp
 from kubesage.tracking import PipelineRun, failed_step_reasons, is_server_uri, step_runs, tracking_uri
 from kubesage.util.redact import redact_uri
@@ -145,7 +146,11 @@ class KfpRunner(Runner):
         run_name = self.options.run_name or f"{context.pipeline.name} {context.tracking.run_id[:8]}"
         with tempfile.TemporaryDirectory(prefix="kubesage-kfp-") as tmp:
             package = Path(tmp) / "pipeline.yaml"
-            package.write_text(yaml.safe_dump(spec, sort_keys=False), encoding="utf-8")
+            # The platform spec (a Kubernetes secret reference for MLflow credentials) is the package's
+            # second YAML document, as `kfp.compiler` writes it for kfp-kubernetes settings.
+            platform = secret_env_platform_spec(spec, self.options.mlflow_secret, os.environ)
+            documents = [spec, platform] if platform else [spec]
+            package.write_text(yaml.safe_dump_all(documents, sort_keys=False), encoding="utf-8")
             source: dict[str, Any] = {"pipeline_package_path": str(package)}
             if self.options.pipeline_name:
                 source = self._upload(api, package, context.tracking)

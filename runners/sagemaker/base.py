@@ -19,6 +19,7 @@ from kubesage.runners.sagemaker.compiler import TRACKING_PARAMETERS, CompiledPip
 from kubesage.runners.sagemaker.config import SageMakerConfig
 from kubesage.runners.sagemaker.pinning import refuse_pinned
 from kubesage.tracking import PipelineRun
+from kubesage.tracking.credentials import credential_env_names
 from kubesage.util.redact import uri_credentials
 
 
@@ -34,6 +35,19 @@ def handoff_parameters(tracking: PipelineRun) -> dict[str, str]:
         )
     env = tracking.step_env
     return {param: env.get(variable, "") for param, variable in TRACKING_PARAMETERS.items()}
+
+
+def check_credentials_reach_steps(environ: Mapping[str, str], mlflow_secret: str | None) -> None:
+    """MLflow credentials set here must reach the jobs, and only through a secret: refuse to start a run
+    whose steps would meet a 401 after minutes of work."""
+    names = credential_env_names(environ)
+    if names and not mlflow_secret:
+        raise RunnerError(
+            f"{names[0]} is set, so the MLflow server asks for credentials, and SageMaker jobs get them only from "
+            "a Secrets Manager secret: create one (aws secretsmanager create-secret --name kubesage/mlflow "
+            '--secret-string file://creds.json, holding {"username": ..., "password": ...}) and pass '
+            "--option mlflow_secret=kubesage/mlflow (the job role may read only it: runners/sagemaker/iam/)"
+        )
 
 
 def stage_data_parameters(

@@ -70,6 +70,14 @@ class SageMakerConfig(RunnerOptions):
         "and the task receives the local path. None: string parameters named 'input_data' or '*_data'",
     )
     mlflow_tracking_uri: str = ""
+    mlflow_secret: str | None = Field(
+        default=None,
+        description="the Secrets Manager secret (name or ARN) holding the steps' MLflow credentials as JSON "
+        '({"username": ..., "password": ...} or {"token": ...}); each job reads it at start with the job role',
+    )
+    secrets_endpoint_url: str | None = Field(
+        default=None, description="the Secrets Manager endpoint the jobs use (a stand-in such as moto, locally)"
+    )
     # Carried into every processing and training job of the definition (security.py).
     subnets: tuple[str, ...] = Field(default=(), description="VPC subnet ids for every job")
     security_group_ids: tuple[str, ...] = Field(default=(), description="VPC security group ids for every job")

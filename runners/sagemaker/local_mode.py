@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import os
 import tempfile
 import uuid
 from collections.abc import Mapping
@@ -31,7 +32,7 @@ from kubesage.errors import RunnerError
 from kubesage.ir.source import PipelineSource
 from kubesage.runners.base import Progress, RunContext, StepEvent
 from kubesage.runners.sagemaker import SageMakerLocalOptions
-from kubesage.runners.sagemaker.base import SageMakerRunnerBase, stage_data_parameters
+from kubesage.runners.sagemaker.base import SageMakerRunnerBase, check_credentials_reach_steps, stage_data_parameters
 from kubesage.runners.sagemaker.client import SageMakerClient, condition_outcome
 from kubesage.runners.sagemaker.compiler import (
     OUTPUTS_FILE,
@@ -322,6 +323,7 @@ class SageMakerLocalRunner(SageMakerRunnerBase):
         # Before the MLflow parent run opens: an unusable tracking URI fails without leaving a
         # FAILED run in a store the user cannot use anyway.
         check_tracking_uri(tracking_uri())
+        check_credentials_reach_steps(os.environ, self.options.mlflow_secret)
 
     def _run(self, context: RunContext) -> None:
         import boto3

@@ -9,6 +9,7 @@ execution and reports step status changes. On a timeout or Ctrl-C the execution 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -17,7 +18,7 @@ from kubesage.ir.parameters import parameter_text
 from kubesage.ir.source import PipelineSource
 from kubesage.runners.base import Progress, RunContext
 from kubesage.runners.sagemaker import SageMakerOptions
-from kubesage.runners.sagemaker.base import SageMakerRunnerBase, stage_data_parameters
+from kubesage.runners.sagemaker.base import SageMakerRunnerBase, check_credentials_reach_steps, stage_data_parameters
 from kubesage.runners.sagemaker.client import FollowTimeoutError, SageMakerClient
 from kubesage.runners.sagemaker.image import is_pinned, pinned_image
 from kubesage.runners.sagemaker.preflight import AwsClients, preflight
@@ -43,6 +44,7 @@ class SageMakerRunner(SageMakerRunnerBase):
 
     def preflight(self, pipeline: PipelineSource, parameters: Mapping[str, Any]) -> None:
         """Credentials, region, role, bucket, image and tracking URI, before anything is recorded."""
+        check_credentials_reach_steps(os.environ, self.options.mlflow_secret)
         clients = AwsClients.create(self.options.region, self.options.endpoint_url)
         pinned = preflight(self.options, clients, tracking_uri())
         if pinned != self.options.image_uri:

@@ -28,6 +28,7 @@ from kubesage.errors import DataError, RunnerError, SpecIntegrityError
 from kubesage.runners.sagemaker.child import child_environment, close_stopped_run, run_child
 from kubesage.runners.sagemaker.fetch import fetch_inputs
 from kubesage.runners.sagemaker.integrity import DIGEST_FLAG, read_verified_spec
+from kubesage.runners.sagemaker.secret_env import resolve_environment
 from kubesage.runners.sagemaker.shim_fanout import run_fan_out
 from kubesage.tracking import tracking_uri
 from kubesage.tracking.contract import HANDOFF_ENV
@@ -343,11 +344,25 @@ def _record_instead_of_failing(spec: dict[str, Any], status: str, reason: str) -
     return 0
 
 
+def _secrets_client() -> Any:
+    """Secrets Manager with the job's own credentials and region (AWS_ENDPOINT_URL_SECRETS_MANAGER, when set,
+    points it at a stand-in)."""
+    import boto3
+
+    return boto3.client("secretsmanager")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
     try:
         spec = read_verified_spec(args.spec_dir / f"{args.task}.json", args.spec_sha256)
     except SpecIntegrityError as exc:
+        print(f"kubesage shim: task '{args.task}': {exc}", file=sys.stderr)
+        return exc.exit_code
+    try:
+        # The secrets the definition names (never their values), read with the job role before any task code runs.
+        secret_values = resolve_environment(os.environ, _secrets_client)
+    except RunnerError as exc:
         print(f"kubesage shim: task '{args.task}': {exc}", file=sys.stderr)
         return exc.exit_code
     not_ok = sorted(name for name, status in args.upstream_status.items() if status != "succeeded")
@@ -376,7 +391,7 @@ def main(argv: list[str] | None = None) -> int:
         hand_over([*_writable_folders(spec, workdir), home], account)
         grant_read(_readable_folders(spec, args.data_param))
     run_id_file = workdir / "mlflow-run-id"
-    env = child_environment(os.environ, run_id_file, home if account else None, _DROP_IF_EMPTY)
+    env = child_environment({**os.environ, **secret_values}, run_id_file, home if account else None, _DROP_IF_EMPTY)
     if "fan_out" in spec:
         return run_fan_out(spec, executor_input, workdir, env, account)
     command = resolve_command(spec, executor_input)

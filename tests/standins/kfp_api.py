@@ -42,6 +42,7 @@ from google.protobuf import json_format
 from kfp.pipeline_spec import pipeline_spec_pb2
 
 EXECUTOR = Path(__file__).with_name("kfp_execute.py")
+SECRET_ENV = "KFP_STANDIN_SECRET_ENV"  # read (and removed) by kfp_execute.py
 PREFIX = "/apis/v2beta1"
 FINAL_STATES = frozenset({"SUCCEEDED", "FAILED", "CANCELED", "SKIPPED"})
 
@@ -114,11 +115,63 @@ def parse_pipeline_spec(document: Any) -> dict[str, Any]:
     return spec
 
 
+def parse_platform_spec(document: Any) -> dict[str, Any]:
+    """The PlatformSpec beside an inline spec (kfp.Client's `{"pipeline_spec", "platform_spec"}` form) or
+    an uploaded file's second YAML document, checked against the proto; {} when there is none."""
+    if isinstance(document, dict) and "pipeline_spec" in document:
+        document = document.get("platform_spec") or {}
+    elif isinstance(document, dict) and "root" in document:
+        return {}  # a bare PipelineSpec: no platform spec came with it
+    if not document:
+        return {}
+    try:
+        proto = json_format.ParseDict(document, pipeline_spec_pb2.PlatformSpec())
+    except json_format.ParseError as exc:
+        raise ApiError(400, f"invalid platform spec: {exc}") from None
+    platform: dict[str, Any] = json_format.MessageToDict(proto)
+    return platform
+
+
+class MissingSecretError(Exception):
+    """A task's pod references a secret (or key) the namespace does not have."""
+
+
+def secret_env_by_task(
+    spec: dict[str, Any], platform: dict[str, Any], secrets: dict[str, dict[str, str]]
+) -> dict[str, dict[str, str]]:
+    """What a cluster puts in each task's pod from `secretAsEnv` (kfp-kubernetes' `use_secret_as_env`):
+    task name -> {env var: the secret's value}, from the stand-in's secret store. A missing secret or
+    key fails the run as a pod that cannot start (CreateContainerConfigError) would."""
+    executors = platform.get("platforms", {}).get("kubernetes", {}).get("deploymentSpec", {}).get("executors", {})
+    components = spec.get("components", {})
+    dags = [spec["root"]["dag"], *(c["dag"] for c in components.values() if "dag" in c)]
+    found: dict[str, dict[str, str]] = {}
+    for dag in dags:
+        for task_name, task in dag.get("tasks", {}).items():
+            label = components.get(task["componentRef"]["name"], {}).get("executorLabel", "")
+            for reference in executors.get(label, {}).get("secretAsEnv", []):
+                name = reference.get("secretNameParameter", {}).get("runtimeValue", {}).get(
+                    "constant"
+                ) or reference.get("secretName", "")
+                data = secrets.get(name)
+                for pair in reference.get("keyToEnv", []):
+                    if data is None or pair["secretKey"] not in data:
+                        if reference.get("optional"):
+                            continue
+                        raise MissingSecretError(
+                            f"task {task_name}: CreateContainerConfigError: secret {name!r} (key "
+                            f"{pair['secretKey']!r}) not found"
+                        )
+                    found.setdefault(task_name, {})[pair["envVar"]] = data[pair["secretKey"]]
+    return found
+
+
 @dataclass
 class StoredRun:
     model: Any  # kfp_server_api.V2beta1Run
     spec: dict[str, Any]
     run_dir: Path
+    platform: dict[str, Any] = field(default_factory=dict)
     process: subprocess.Popen[bytes] | None = None
     tasks: dict[str, Any] = field(default_factory=dict)  # task name -> V2beta1PipelineTaskDetail
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -135,6 +188,10 @@ class KfpStandin:
         self.pipelines: dict[str, Any] = {}
         self.versions: dict[str, Any] = {}  # version id -> V2beta1PipelineVersion
         self.version_specs: dict[str, dict[str, Any]] = {}
+        self.version_platforms: dict[str, dict[str, Any]] = {}
+        # The namespace's Kubernetes secrets (name -> data), what `kubectl create secret generic` makes;
+        # a run's `secretAsEnv` references are resolved from here when its task starts, as a kubelet does.
+        self.secrets: dict[str, dict[str, str]] = {}
         self.runs: dict[str, StoredRun] = {}
         self.requests: list[tuple[str, str, int]] = []  # (method, path, status) in arrival order
         self.extra_env: dict[str, str] = {}  # added to every run's process (e.g. a PYTHONPATH for tests)
@@ -208,7 +265,7 @@ class KfpStandin:
         found = _filtered(list(self.pipelines.values()), query.get("filter"))
         return kfp_server_api.V2beta1ListPipelinesResponse(pipelines=found or None, total_size=len(found))
 
-    def upload_pipeline(self, query: dict[str, str], spec: dict[str, Any]) -> Any:
+    def upload_pipeline(self, query: dict[str, str], spec: dict[str, Any], platform: dict[str, Any]) -> Any:
         name = query.get("name") or query.get("display_name") or spec["pipelineInfo"]["name"]
         if any(p.display_name == name for p in self.pipelines.values()):
             raise ApiError(409, f"Already exist error: a pipeline named {name!r} already exists")
@@ -221,17 +278,20 @@ class KfpStandin:
             namespace=query.get("namespace"),
         )
         self.pipelines[pipeline.pipeline_id] = pipeline
-        self._add_version(pipeline.pipeline_id, name, spec, query.get("description"))
+        version = self._add_version(pipeline.pipeline_id, name, spec, query.get("description"))
+        self.version_platforms[version.pipeline_version_id] = platform
         return pipeline
 
-    def upload_version(self, query: dict[str, str], spec: dict[str, Any]) -> Any:
+    def upload_version(self, query: dict[str, str], spec: dict[str, Any], platform: dict[str, Any]) -> Any:
         pipeline_id = query.get("pipelineid") or ""
         if pipeline_id not in self.pipelines:
             raise ApiError(404, f"Not found error: pipeline {pipeline_id!r} not found")
         name = query.get("name") or query.get("display_name") or ""
         if not name:
             raise ApiError(400, "Invalid input error: pipeline version name is empty")
-        return self._add_version(pipeline_id, name, spec, query.get("description"))
+        version = self._add_version(pipeline_id, name, spec, query.get("description"))
+        self.version_platforms[version.pipeline_version_id] = platform
+        return version
 
     def _add_version(self, pipeline_id: str, name: str, spec: dict[str, Any], description: str | None) -> Any:
         taken = {v.display_name for v in self.versions.values() if v.pipeline_id == pipeline_id}
@@ -268,11 +328,13 @@ class KfpStandin:
             raise ApiError(404, f"Not found error: experiment {run.experiment_id} not found")
         if run.pipeline_spec is not None:
             spec = parse_pipeline_spec(run.pipeline_spec)
+            platform = parse_platform_spec(run.pipeline_spec)
         elif run.pipeline_version_reference is not None:
             version_id = run.pipeline_version_reference.pipeline_version_id or ""
             if version_id not in self.version_specs:
                 raise ApiError(404, f"Not found error: pipeline version {version_id!r} not found")
             spec = self.version_specs[version_id]
+            platform = self.version_platforms.get(version_id, {})
             run.pipeline_version_id = version_id
         else:
             raise ApiError(400, "Invalid input error: a run needs a pipeline spec or a pipeline version reference")
@@ -285,7 +347,7 @@ class KfpStandin:
         run.run_details = kfp_server_api.V2beta1RunDetails(task_details=[])
         run_dir = self.workdir / run.run_id
         run_dir.mkdir(parents=True)
-        stored = StoredRun(run, spec, run_dir)
+        stored = StoredRun(run, spec, run_dir, platform)
         self.runs[run.run_id] = stored
         if not self.faults.never_finish:
             self._execute(stored, parameters)
@@ -336,6 +398,16 @@ class KfpStandin:
             "HOME": str(stored.run_dir),
         }
         env.update({"LANG": "C.UTF-8", "PYTHONUNBUFFERED": "1", **self.extra_env})
+        # The resolved secrets go to the executor process's memory, never into a file in the run folder;
+        # it gives each task only its own (kfp_execute.py), as a pod gets only what its spec references.
+        try:
+            secret_env = secret_env_by_task(stored.spec, stored.platform, self.secrets)
+        except MissingSecretError as exc:  # the cluster accepts the run; its pod cannot start
+            stored.model.state, stored.model.finished_at = "FAILED", _now()
+            stored.model.error = kfp_server_api.GoogleRpcStatus(code=2, message=str(exc))
+            return
+        if secret_env:
+            env[SECRET_ENV] = json.dumps(secret_env)
         stored.process = subprocess.Popen(
             [sys.executable, str(EXECUTOR), str(stored.run_dir)],
             cwd=stored.run_dir,
@@ -550,9 +622,9 @@ class _Handler(BaseHTTPRequestHandler):
             case "GET", ["pipelines"]:
                 return api.list_pipelines(query)
             case "POST", ["pipelines", "upload"]:
-                return api.upload_pipeline(query, self._uploaded_spec(raw))
+                return api.upload_pipeline(query, *self._uploaded_spec(raw))
             case "POST", ["pipelines", "upload_version"]:
-                return api.upload_version(query, self._uploaded_spec(raw))
+                return api.upload_version(query, *self._uploaded_spec(raw))
             case "GET", ["pipelines", pipeline_id, "versions"]:
                 return api.list_versions(pipeline_id)
             case "GET", ["runs"]:
@@ -565,7 +637,7 @@ class _Handler(BaseHTTPRequestHandler):
                 return api.terminate_run(run_action.removesuffix(":terminate"))
         raise ApiError(404, f"Not Found: {method} {path} is not served by the KFP stand-in")
 
-    def _uploaded_spec(self, raw: bytes) -> dict[str, Any]:
+    def _uploaded_spec(self, raw: bytes) -> tuple[dict[str, Any], dict[str, Any]]:
         """The `uploadfile` part of a multipart upload, parsed as the real server does (YAML -> proto)."""
         content_type = self.headers.get("Content-Type", "")
         message = BytesParser(policy=HTTP).parsebytes(f"Content-Type: {content_type}\r\n\r\n".encode() + raw)
@@ -573,10 +645,13 @@ class _Handler(BaseHTTPRequestHandler):
             if part.get_param("name", header="content-disposition") == "uploadfile":
                 content = part.get_payload(decode=True)
                 try:
-                    document = yaml.safe_load(content)
+                    documents = [d for d in yaml.safe_load_all(content) if d is not None]
                 except yaml.YAMLError as exc:
                     raise ApiError(400, f"Invalid input error: the uploaded file is not YAML: {exc}") from None
-                return parse_pipeline_spec(document)
+                if not documents:
+                    raise ApiError(400, "Invalid input error: the uploaded file is empty")
+                platform = parse_platform_spec(documents[1]) if len(documents) > 1 else {}
+                return parse_pipeline_spec(documents[0]), platform
         raise ApiError(400, "Invalid input error: the upload has no uploadfile part")
 
 

@@ -117,6 +117,20 @@ def _inject_failures(events: _Events, fail: dict[str, str]) -> None:
     subprocess_task_handler.SubprocessTaskHandler.run = run  # type: ignore[method-assign]
 
 
+def _give_secrets(events: _Events, secret_env: dict[str, dict[str, str]]) -> None:
+    """Each task gets the secret values its executor's `secretAsEnv` names (resolved by the API stand-in
+    from its secret store), as a kubelet puts them in that pod's environment; no other task sees them."""
+    from kfp.local import subprocess_task_handler
+
+    real_run = subprocess_task_handler.SubprocessTaskHandler.run
+
+    def run(self: Any) -> Any:
+        self.env_vars = {**self.env_vars, **secret_env.get(events.current or "", {})}
+        return real_run(self)
+
+    subprocess_task_handler.SubprocessTaskHandler.run = run  # type: ignore[method-assign]
+
+
 def main(run_dir: Path) -> int:
     from kfp import components, local
 
@@ -129,6 +143,7 @@ def main(run_dir: Path) -> int:
     names = _task_names(run_dir / "pipeline.yaml")
     logging.getLogger().addFilter(_TaskWatcher(events, fail, faults.get("cancel_after_task"), names))
     logging.getLogger().setLevel(logging.INFO)
+    _give_secrets(events, json.loads(os.environ.pop("KFP_STANDIN_SECRET_ENV", "{}")))
     _inject_failures(events, fail)
     local.init(
         runner=local.SubprocessRunner(use_venv=False), pipeline_root=config["pipeline_root"], raise_on_error=True

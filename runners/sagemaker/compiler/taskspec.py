@@ -18,6 +18,7 @@ from kubesage.runners.sagemaker.compiler.parameters import TRACKING_PARAMETERS
 from kubesage.runners.sagemaker.fetch import fetched_name
 from kubesage.runners.sagemaker.integrity import DIGEST_FLAG, spec_bytes, spec_digest
 from kubesage.runners.sagemaker.ir import Collected, Constant, ImportedArtifact, PipelineParam, TaskPlan
+from kubesage.runners.sagemaker.secret_env import ENV_SECRET_ENV, encode, mlflow_secret_env
 from kubesage.tracking.contract import ENV_RUNNER
 
 
@@ -124,4 +125,10 @@ def shim_environment(ctx: BuildContext, task: TaskPlan) -> dict[str, Any]:
         env[variable] = ctx.parameters[param]
     env[ENV_RUNNER] = "sagemaker-local" if ctx.config.local_mode else "sagemaker"
     env["KUBESAGE_SAGEMAKER_EXECUTION_ARN"] = ExecutionVariables.PIPELINE_EXECUTION_ARN
+    if ctx.config.mlflow_secret:
+        # Names only: the shim reads the values when the job starts (secret_env.py).
+        env[ENV_SECRET_ENV] = encode(mlflow_secret_env(ctx.config.mlflow_secret))
+        env["AWS_DEFAULT_REGION"] = ctx.config.region
+        if ctx.config.secrets_endpoint_url:
+            env["AWS_ENDPOINT_URL_SECRETS_MANAGER"] = ctx.config.secrets_endpoint_url
     return env

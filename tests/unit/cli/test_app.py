@@ -20,6 +20,7 @@ COMMANDS = [
     "deploy",
     "drift",
     "features",
+    "mlflow",
     "rollback",
     "run",
     "runners",
