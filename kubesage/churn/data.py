@@ -81,18 +81,45 @@ def _download_s3(uri: str, bucket: str, key: str, workdir: Path | None) -> Path:
     return target
 
 
-def _describe_s3_failure(uri: str, failure: AwsFailure) -> str:
+def write_target(uri: str) -> tuple[str, str] | None:
+    """(bucket, key) when `uri` names an S3 object to write, None for a local path; DataError otherwise."""
+    parsed = urlparse(str(uri).strip())
+    if parsed.scheme.lower() != "s3":
+        if parsed.scheme and len(parsed.scheme) > 1 and parsed.scheme.lower() != "file":
+            raise DataError(
+                f"{uri}: unsupported URI scheme '{parsed.scheme}://'; write to a local path or s3://bucket/key"
+            )
+        return None
+    key = parsed.path.lstrip("/")
+    if not parsed.netloc or not key or key.endswith("/"):
+        raise DataError(f"{uri}: an S3 output must name one object, as s3://bucket/key")
+    return parsed.netloc, key
+
+
+def upload_output(local: Path, uri: str) -> None:
+    """Upload a finished local file to the S3 object `uri` names (boto3, so AWS_ENDPOINT_URL works)."""
+    target = write_target(uri)
+    if target is None:
+        raise DataError(f"{uri} is not an s3:// URI")
+    import boto3
+
+    with on_aws_failure(lambda failure: DataError(_describe_s3_failure(uri, failure, "upload to"))):
+        boto3.session.Session().client("s3").upload_file(str(local), target[0], target[1])
+
+
+def _describe_s3_failure(uri: str, failure: AwsFailure, action: str = "download from") -> str:
     """An input that cannot be read is the user's data problem (DataError), so the message says
     what to fix; the failure comes from the one botocore mapping (kubesage.util.aws)."""
     if not failure.answered:
-        return f"{uri}: could not download from S3 ({failure.text}); check credentials and network"
+        return f"{uri}: could not {action} S3 ({failure.text}); check credentials and network"
     if failure.code == "NoSuchBucket":
         return f"{uri}: S3 bucket does not exist; check the bucket name"
     if failure.not_found:
         return f"{uri}: no such S3 object; check the bucket and key"
     if failure.access_denied:
-        return f"{uri}: access denied; the role or credentials need s3:GetObject on this object"
-    return f"{uri}: S3 refused the download ({failure.code or 'error'}: {failure.message})"
+        needed = "s3:GetObject" if action.startswith("download") else "s3:PutObject"
+        return f"{uri}: access denied; the role or credentials need {needed} on this object"
+    return f"{uri}: S3 refused to let kubesage {action} it ({failure.code or 'error'}: {failure.message})"
 
 
 def file_sha256(path: Path | str) -> str:

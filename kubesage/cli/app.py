@@ -14,6 +14,7 @@ from kubesage.cli.features import features
 from kubesage.cli.output import quiet_library_logs
 from kubesage.cli.run import compile_command, run, runners_command
 from kubesage.cli.runs import runs, ui
+from kubesage.cli.score import score
 from kubesage.cli.serve import serve
 
 
@@ -34,6 +35,7 @@ COMMANDS: tuple[click.Command, ...] = (
     serve,
     ui,
     features,
+    score,
     api_command,
     deploy_command,
     approve_command,

@@ -22,6 +22,7 @@ COMMANDS = [
     "run",
     "runners",
     "runs",
+    "score",
     "serve",
     "ui",
 ]
