@@ -27,26 +27,61 @@ class LabelledFeatures:
 
 
 def write_labelled_csv(data: LabelledFeatures, path: str | Path) -> Path:
+    """Write label then features, no header. Arrow writes each float64 as the shortest text that
+    reads back as the same number (as repr does), so a model trained from the file sees the numbers
+    in memory; at 1M rows it took a few seconds where numpy's savetxt ("%.17g") took about a minute."""
+    import pyarrow as pa
+    import pyarrow.csv as pa_csv
+
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    table = np.column_stack([data.labels.astype(np.float64), data.features])
-    # repr-exact floats ("%.17g") so a model trained from the file sees the same numbers as in memory.
-    np.savetxt(target, table, delimiter=",", fmt="%.17g")
+    columns = [pa.array(data.labels.astype(np.int64))]
+    columns += [
+        pa.array(np.ascontiguousarray(data.features[:, i], dtype=np.float64)) for i in range(data.features.shape[1])
+    ]
+    table = pa.Table.from_arrays(columns, names=[f"c{i}" for i in range(len(columns))])
+    pa_csv.write_csv(table, target, write_options=pa_csv.WriteOptions(include_header=False))
     return target
 
 
 def read_labelled_csv(path: str | Path) -> LabelledFeatures:
     source = _single_csv(Path(path))
-    try:
-        table = np.loadtxt(source, delimiter=",", dtype=np.float64, ndmin=2)
-    except ValueError as exc:
-        raise DataError(f"{source} is not a numeric label-first CSV: {exc}") from exc
+    table = _read_numbers(source)
     if table.shape[0] == 0:
         raise DataError(f"{source} has no rows")
     labels = table[:, 0]
     if not np.isin(labels, (0.0, 1.0)).all():
         raise DataError(f"{source}: the first column must hold 0/1 labels")
     return LabelledFeatures(features=np.ascontiguousarray(table[:, 1:]), labels=labels.astype(np.int64))
+
+
+def _read_numbers(source: Path) -> np.ndarray:
+    """Every field as float64 (Arrow's multi-threaded reader), shape (rows, columns)."""
+    import pyarrow as pa
+    import pyarrow.csv as pa_csv
+
+    if source.stat().st_size == 0:
+        return np.empty((0, 0))
+    try:
+        with source.open("rb") as handle:
+            first = handle.readline()
+        n_columns = first.count(b",") + 1
+        names = [f"c{i}" for i in range(n_columns)]
+        table = pa_csv.read_csv(
+            source,
+            read_options=pa_csv.ReadOptions(column_names=names),
+            convert_options=pa_csv.ConvertOptions(column_types=dict.fromkeys(names, pa.float64())),
+        )
+    except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
+        raise DataError(f"{source} is not a numeric label-first CSV: {exc}") from exc
+    if table.num_rows == 0:
+        return np.empty((0, n_columns))
+    matrix = np.empty((table.num_rows, n_columns), dtype=np.float64)
+    for i, column in enumerate(table.columns):
+        if column.null_count:
+            raise DataError(f"{source} is not a numeric label-first CSV: column {i + 1} has an empty field")
+        matrix[:, i] = column.to_numpy()
+    return matrix
 
 
 def _single_csv(path: Path) -> Path:

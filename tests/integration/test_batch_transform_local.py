@@ -59,7 +59,13 @@ def test_batch_transform_in_local_mode_equals_kubesage_score(
     client = session.sagemaker_client
     client.create_model(
         ModelName=f"churn-{run}",
-        PrimaryContainer={"Image": IMAGE, "ModelDataUrl": f"s3://{BUCKET}/{run}/model/model.tar.gz", "Environment": {}},
+        PrimaryContainer={
+            "Image": IMAGE,
+            "ModelDataUrl": f"s3://{BUCKET}/{run}/model/model.tar.gz",
+            # Local mode extracts the model into a 0700 temporary folder of this (root) process,
+            # which the image's unprivileged user cannot read; SageMaker mounts it readable.
+            "Environment": {"KUBESAGE_SERVE_USER": "root"},
+        },
     )
     client.create_transform_job(
         TransformJobName=f"churn-transform-{run}",
