@@ -115,8 +115,11 @@ def train_from_csv(
             f"{train.features.shape[1]}; train on the schema's own preprocess outputs"
         )
     names = schema.feature_names if schema is not None else None
-    dtrain = xgb.DMatrix(train.features, label=train.labels, feature_names=names)
-    dvalid = xgb.DMatrix(validation.features, label=validation.labels, feature_names=names)
+    # QuantileDMatrix keeps only each value's histogram bin (1 byte), not a float32 copy with an
+    # index per value (8 bytes) as DMatrix does: at 1M rows x 103 features 0.1 GB instead of 0.8 GB.
+    # The `hist` booster trained from it is byte-identical (tested on the real data).
+    dtrain = xgb.QuantileDMatrix(train.features, label=train.labels, feature_names=names)
+    dvalid = xgb.QuantileDMatrix(validation.features, label=validation.labels, feature_names=names, ref=dtrain)
     history: dict[str, dict[str, list[float]]] = {}
     started = time.perf_counter()
     booster = xgb.train(
