@@ -6,6 +6,7 @@ cluster, SageMaker) and SageMaker's own XGBoost can read it.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,20 +28,29 @@ class LabelledFeatures:
 
 
 def write_labelled_csv(data: LabelledFeatures, path: str | Path) -> Path:
-    """Write label then features, no header. Arrow writes each float64 as the shortest text that
-    reads back as the same number (as repr does), so a model trained from the file sees the numbers
-    in memory; at 1M rows it took a few seconds where numpy's savetxt ("%.17g") took about a minute."""
+    """Write label then features, no header (write_labelled_csv_chunks with one chunk)."""
+    return write_labelled_csv_chunks([data], path)
+
+
+def write_labelled_csv_chunks(chunks: Iterable[LabelledFeatures], path: str | Path) -> Path:
+    """Write the chunks one after another as one label-first CSV, holding one chunk at a time.
+
+    Arrow writes each float64 as the shortest text that reads back as the same number (as repr
+    does), so a model trained from the file sees the numbers in memory; at 1M rows it took a few
+    seconds where numpy's savetxt ("%.17g") took about a minute.
+    """
     import pyarrow as pa
     import pyarrow.csv as pa_csv
 
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    columns = [pa.array(data.labels.astype(np.int64))]
-    columns += [
-        pa.array(np.ascontiguousarray(data.features[:, i], dtype=np.float64)) for i in range(data.features.shape[1])
-    ]
-    table = pa.Table.from_arrays(columns, names=[f"c{i}" for i in range(len(columns))])
-    pa_csv.write_csv(table, target, write_options=pa_csv.WriteOptions(include_header=False))
+    options = pa_csv.WriteOptions(include_header=False)
+    with target.open("wb") as sink:
+        for data in chunks:
+            columns = [pa.array(data.labels.astype(np.int64))]
+            columns += [pa.array(np.ascontiguousarray(data.features[:, i])) for i in range(data.features.shape[1])]
+            table = pa.Table.from_arrays(columns, names=[f"c{i}" for i in range(len(columns))])
+            pa_csv.write_csv(table, sink, write_options=options)
     return target
 
 
