@@ -6,7 +6,7 @@ cluster, SageMaker) and SageMaker's own XGBoost can read it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -104,3 +104,38 @@ def _single_csv(path: Path) -> Path:
             return files[0]
         raise DataError(f"{path} must hold exactly one .csv file, found {len(files)}")
     raise DataError(f"dataset {path} does not exist")
+
+
+# Rows per batch when a label-first CSV is streamed (about 50 MB of float64 features at 103 features).
+STREAM_BLOCK_BYTES = 64 << 20
+
+
+def iter_labelled_csv(path: str | Path) -> Iterator[LabelledFeatures]:
+    """A label-first CSV in batches of rows (Arrow's streaming reader), never the whole matrix."""
+    import pyarrow as pa
+    import pyarrow.csv as pa_csv
+
+    source = _single_csv(Path(path))
+    with source.open("rb") as handle:
+        n_columns = handle.readline().count(b",") + 1
+    names = [f"c{i}" for i in range(n_columns)]
+    try:
+        reader = pa_csv.open_csv(
+            source,
+            read_options=pa_csv.ReadOptions(column_names=names, block_size=STREAM_BLOCK_BYTES),
+            convert_options=pa_csv.ConvertOptions(column_types=dict.fromkeys(names, pa.float64())),
+        )
+        for batch in reader:
+            if batch.num_rows == 0:
+                continue
+            matrix = np.empty((batch.num_rows, n_columns), dtype=np.float64)
+            for i, column in enumerate(batch.columns):
+                if column.null_count:
+                    raise DataError(f"{source} is not a numeric label-first CSV: column {i + 1} has an empty field")
+                matrix[:, i] = column.to_numpy()
+            labels = matrix[:, 0]
+            if not np.isin(labels, (0.0, 1.0)).all():
+                raise DataError(f"{source}: the first column must hold 0/1 labels")
+            yield LabelledFeatures(features=np.ascontiguousarray(matrix[:, 1:]), labels=labels.astype(np.int64))
+    except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
+        raise DataError(f"{source} is not a numeric label-first CSV: {exc}") from exc
