@@ -83,7 +83,10 @@ def test_batch_transform_in_local_mode_equals_kubesage_score(
     )
     described = client.describe_transform_job(TransformJobName=f"churn-transform-{run}")
     assert described["TransformJobStatus"] == "Completed"
-    body = s3.get_object(Bucket=BUCKET, Key=f"{run}/out/customers.csv.out")["Body"].read().decode()
+    # SageMaker writes <S3OutputPath>/<input file>.out; local mode puts it under the job's name.
+    listed = s3.list_objects_v2(Bucket=BUCKET, Prefix=f"{run}/out/")["Contents"]
+    assert [o["Key"].rsplit("/", 1)[-1] for o in listed] == ["customers.csv.out"]
+    body = s3.get_object(Bucket=BUCKET, Key=listed[0]["Key"])["Body"].read().decode()
     transformed = np.array([float(line) for line in body.splitlines() if line.strip()])
 
     score_file(churn_csv, tmp_path / "scores.csv", load_scoring_model(trained_model, 0.5))
