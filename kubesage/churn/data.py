@@ -36,6 +36,7 @@ SUPPORTED_SCHEMES = ("a local path", "file://", "s3://")
 # Text that float() accepts as NaN is treated like an empty field: missing, imputed later.
 _MISSING_TOKENS = frozenset({"nan"})
 _MAX_LISTED_VALUES = 5
+_STR = pd.StringDtype("pyarrow", na_value=np.nan)  # what .astype(str) gives in pandas 3
 
 
 def resolve_input(uri: str, workdir: Path | None = None) -> Path:
@@ -172,7 +173,8 @@ def read_raw_table(path: Path) -> pd.DataFrame:
         if col in NUMERIC_COLUMNS:
             out[col] = pd.Series(_to_float(path, col, values, kept), dtype=np.float64)
         else:
-            out[col] = pd.Series(values.to_pandas()).astype(str)
+            # pandas' own str dtype over the Arrow buffers: no Python string per value.
+            out[col] = pd.Series(values.to_pandas(types_mapper={pa.string(): _STR}.get))
     return pd.DataFrame(out)
 
 
@@ -189,7 +191,7 @@ def _read_header(path: Path) -> list[str]:
     raise DataError(f"input data file {path} is empty; expected a CSV with a header row")
 
 
-def _read_text_columns(path: Path, header: list[str], names: list[str]) -> dict[str, pa.Array]:
+def _read_text_columns(path: Path, header: list[str], names: list[str]) -> dict[str, pa.ChunkedArray]:
     """The RAW_COLUMNS as stripped text, by position (the first column of each name, as pandas took)."""
     positions = {col: names.index(col) for col in RAW_COLUMNS}
     generated = [f"f{i}" for i in range(len(header))]
@@ -198,23 +200,29 @@ def _read_text_columns(path: Path, header: list[str], names: list[str]) -> dict[
         # A line of only spaces is a blank line to pandas and to us; any other wrong width is an error.
         return "skip" if not str(row.text).strip() else "error"
 
+    wanted = sorted(set(positions.values()))
+    parts: dict[int, list[pa.Array]] = {i: [] for i in wanted}
     try:
-        table = pa_csv.read_csv(
+        # Streamed block by block, each trimmed as it comes: the untrimmed text never exists whole.
+        reader = pa_csv.open_csv(
             path,
             read_options=pa_csv.ReadOptions(column_names=generated, skip_rows=_header_line(path)),
             parse_options=pa_csv.ParseOptions(invalid_row_handler=on_invalid),
             convert_options=pa_csv.ConvertOptions(
-                include_columns=[generated[i] for i in sorted(set(positions.values()))],
-                column_types={generated[i]: pa.string() for i in positions.values()},
+                include_columns=[generated[i] for i in wanted],
+                column_types={generated[i]: pa.string() for i in wanted},
                 strings_can_be_null=False,
             ),
         )
+        for batch in reader:
+            for i in wanted:
+                parts[i].append(pc.utf8_trim_whitespace(batch.column(generated[i])))
     except pa.ArrowInvalid as exc:
         text = str(exc)
         if "UTF8" in text or "utf8" in text:
             raise DataError(f"input data file {path} is not UTF-8 text ({text}); is it a CSV?") from exc
         raise DataError(f"input data file {path} is not a valid CSV: {text}") from exc
-    return {col: pc.utf8_trim_whitespace(table.column(generated[i]).combine_chunks()) for col, i in positions.items()}
+    return {col: pa.chunked_array(parts[i], type=pa.string()) for col, i in positions.items()}
 
 
 def _header_line(path: Path) -> int:
@@ -272,7 +280,7 @@ def _check_columns(path: Path, present: list[str]) -> None:
     raise DataError(f"input data file {path}: {'; '.join(problems)}. The header must contain {expected}")
 
 
-def _check_labels(path: Path, labels: pa.Array, rows: np.ndarray) -> None:
+def _check_labels(path: Path, labels: pa.ChunkedArray, rows: np.ndarray) -> None:
     expected = pa.array([POSITIVE_LABEL, NEGATIVE_LABEL])
     bad = np.flatnonzero(~np.asarray(pc.is_in(labels, value_set=expected), dtype=bool))
     if bad.size:
@@ -298,7 +306,7 @@ def _check_labels(path: Path, labels: pa.Array, rows: np.ndarray) -> None:
         )
 
 
-def _to_float(path: Path, col: str, text: pa.Array, rows: np.ndarray) -> np.ndarray:
+def _to_float(path: Path, col: str, text: pa.ChunkedArray, rows: np.ndarray) -> np.ndarray:
     """Stripped text to float64: "" and "nan" (any case) are missing (NaN); anything else must be a
     finite number, else DataError naming the line and the value."""
     missing = pc.or_(pc.equal(pc.utf8_length(text), 0), pc.equal(pc.utf8_lower(text), "nan"))
