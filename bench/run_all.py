@@ -15,6 +15,8 @@ BENCHMARKS = [
     "bench_api.py",
     "bench_api_abuse.py",
     "bench_preflight.py",
+    "bench_scoring.py",  # 1M and 10M rows: several minutes and about 4 GB of temporary files
+    "bench_pipeline_scale.py",  # 1M rows
 ]
 
 

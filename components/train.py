@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -13,8 +13,8 @@ import xgboost as xgb
 from kubesage.churn.features import FeatureSchema
 from kubesage.churn.modelio import Daal4pyModel, check_parity, save_booster
 from kubesage.components import defaults
-from kubesage.components.datasets import read_labelled_csv
-from kubesage.errors import ModelError, ParameterError
+from kubesage.components.datasets import LabelledFeatures, iter_labelled_csv, read_labelled_csv
+from kubesage.errors import DataError, ModelError, ParameterError
 from kubesage.ir.parameters import coerce_value
 
 
@@ -95,6 +95,36 @@ class TrainResult:
         }
 
 
+class _CsvBatches(xgb.DataIter):
+    """The training CSV batch by batch, for QuantileDMatrix (XGBoost calls reset, then next until False)."""
+
+    def __init__(self, path: str | Path, names: list[str] | None) -> None:
+        super().__init__(release_data=True)
+        self._path = path
+        self._names = names
+        self._batches: Iterator[LabelledFeatures] | None = None
+
+    def reset(self) -> None:
+        self._batches = None
+
+    def next(self, input_data: Callable[..., None]) -> bool:
+        if self._batches is None:
+            self._batches = iter_labelled_csv(self._path)
+        batch = next(self._batches, None)
+        if batch is None:
+            return False
+        input_data(data=batch.features, label=batch.labels, feature_names=self._names)
+        return True
+
+
+def _first_width(path: str | Path) -> int:
+    """Features per row of a label-first CSV, from its first batch."""
+    first = next(iter_labelled_csv(path), None)
+    if first is None:
+        raise DataError(f"{path} has no rows")
+    return int(first.features.shape[1])
+
+
 def train_from_csv(
     train_csv: str | Path,
     validation_csv: str | Path,
@@ -103,20 +133,22 @@ def train_from_csv(
     schema: FeatureSchema | None = None,
 ) -> TrainResult:
     """Train on label-first CSVs, save the booster (and schema) to `model_dir`, verify daal4py parity."""
-    train = read_labelled_csv(train_csv)
     validation = read_labelled_csv(validation_csv)
-    if train.features.shape[1] != validation.features.shape[1]:
-        raise ModelError(
-            f"train has {train.features.shape[1]} features but validation has {validation.features.shape[1]}"
-        )
-    if schema is not None and schema.n_features != train.features.shape[1]:
+    n_train = _first_width(train_csv)
+    if n_train != validation.features.shape[1]:
+        raise ModelError(f"train has {n_train} features but validation has {validation.features.shape[1]}")
+    if schema is not None and schema.n_features != n_train:
         raise ModelError(
             f"the feature schema describes {schema.n_features} features but the data has "
-            f"{train.features.shape[1]}; train on the schema's own preprocess outputs"
+            f"{n_train}; train on the schema's own preprocess outputs"
         )
     names = schema.feature_names if schema is not None else None
-    dtrain = xgb.DMatrix(train.features, label=train.labels, feature_names=names)
-    dvalid = xgb.DMatrix(validation.features, label=validation.labels, feature_names=names)
+    # The training split streams from its CSV into a QuantileDMatrix, which keeps only each value's
+    # histogram bin (1 byte), never the float64 matrix (8 bytes) nor DMatrix's float32 copy with an
+    # index per value: at 7M training rows 0.7 GB instead of 5.8 GB + 5.8 GB. A single batch gives
+    # the DMatrix booster byte for byte (tested); batches merge their quantile sketches.
+    dtrain = xgb.QuantileDMatrix(_CsvBatches(train_csv, names))
+    dvalid = xgb.QuantileDMatrix(validation.features, label=validation.labels, feature_names=names, ref=dtrain)
     history: dict[str, dict[str, list[float]]] = {}
     started = time.perf_counter()
     booster = xgb.train(

@@ -16,6 +16,7 @@ from kubesage.cli.mlflow_service import mlflow_group
 from kubesage.cli.output import quiet_library_logs
 from kubesage.cli.run import compile_command, run, runners_command
 from kubesage.cli.runs import runs, ui
+from kubesage.cli.score import score
 from kubesage.cli.serve import serve
 
 
@@ -36,6 +37,7 @@ COMMANDS: tuple[click.Command, ...] = (
     serve,
     ui,
     features,
+    score,
     api_command,
     deploy_command,
     rollback_command,

@@ -44,9 +44,17 @@ def check_readable(model_dir: Path, user: str) -> None:
     """After dropping privileges, say plainly when the mounted model is not readable by that user."""
     if not model_dir.exists():
         raise ModelError(f"model directory {model_dir} does not exist; SageMaker mounts the model at /opt/ml/model")
-    unreadable = [
-        path for path in [model_dir, *model_dir.iterdir()] if not os.access(path, os.R_OK | (os.X_OK * path.is_dir()))
-    ]
+    # The folder itself first: listing an unreadable one raised PermissionError (a traceback, no advice).
+    readable_dir = os.access(model_dir, os.R_OK | os.X_OK)
+    unreadable = (
+        [model_dir]
+        if not readable_dir
+        else [
+            path
+            for path in [model_dir, *model_dir.iterdir()]
+            if not os.access(path, os.R_OK | (os.X_OK * path.is_dir()))
+        ]
+    )
     if unreadable:
         names = ", ".join(str(p) for p in unreadable[:3])
         raise ModelError(

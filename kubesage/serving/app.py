@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import json
 import logging
 import os
 import sys
@@ -74,7 +75,7 @@ STARTUP_FAILURE_EXIT_CODE = 3
 
 _JSON_HEADER = (b"content-type", b"application/json")
 _OUTPUT_TYPES = {CSV: CSV.encode(), JSON: JSON.encode()}
-_ROUTES_ALLOW = {"ping": b"GET, HEAD", "invocations": b"POST"}
+_ROUTES_ALLOW = {"ping": b"GET, HEAD", "invocations": b"POST", "execution-parameters": b"GET"}
 # Bodies up to this size are answered on the event loop: decoding and predicting them takes well
 # under a millisecond, less than the hand-off to a thread would add.
 INLINE_BODY_BYTES = 16_384
@@ -172,6 +173,8 @@ class InferenceApp:
         try:
             if route == "ping" and method in ("GET", "HEAD"):
                 await self._ping(send)
+            elif route == "execution-parameters" and method == "GET":
+                await _send_json(send, execution_parameters(self.readiness.expected_workers))
             elif route == "invocations" and method == "POST":
                 await self._invocations(scope, receive, send)
             elif route is not None:
@@ -184,8 +187,8 @@ class InferenceApp:
                 await _send_error(
                     send,
                     NotFoundError(
-                        f"no route {scope['path']}; use GET /ping, POST /invocations or "
-                        "POST /endpoints/{endpoint_name}/invocations"
+                        f"no route {scope['path']}; use GET /ping, POST /invocations, "
+                        "POST /endpoints/{endpoint_name}/invocations or GET /execution-parameters"
                     ),
                 )
         except ClientDisconnectedError:
@@ -296,11 +299,38 @@ def _answer(predictor: Predictor, body: bytes, content_type: str | None, output:
     return encode_predictions(predictor.predict(features), output)
 
 
+def execution_parameters(workers: int) -> dict[str, Any]:
+    """What SageMaker Batch Transform asks a container before it sends data (GET /execution-parameters).
+
+    One transform request per worker at a time; several records per request, split at lines; and
+    requests no larger than the body this server accepts (6 MiB), so no mini-batch is refused.
+    """
+    return {
+        "MaxConcurrentTransforms": max(1, workers),
+        "BatchStrategy": "MULTI_RECORD",
+        "MaxPayloadInMB": MAX_BODY_BYTES // (1024 * 1024),
+    }
+
+
+async def _send_json(send: Send, document: dict[str, Any]) -> None:
+    payload = json.dumps(document).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [_JSON_HEADER, (b"content-length", b"%d" % len(payload))],
+        }
+    )
+    await send({"type": "http.response.body", "body": payload})
+
+
 def _route(path: str) -> str | None:
     if path == "/invocations":
         return "invocations"
     if path == "/ping":
         return "ping"
+    if path == "/execution-parameters":
+        return "execution-parameters"
     parts = path.split("/")
     # "/endpoints/<name>/invocations" splits into ["", "endpoints", name, "invocations"]
     if len(parts) == 4 and parts[1] == "endpoints" and parts[2] and parts[3] == "invocations":

@@ -29,7 +29,9 @@ def parse_csv(body: bytes, n_features: int) -> np.ndarray:
     newlines = body.count(b"\n")
     fast: np.ndarray | None = None
     if newlines >= PANDAS_MIN_ROWS:
-        fast = _parse_csv_pandas(body, n_features)
+        fast = _parse_csv_as_json(body, n_features)
+        if fast is None:
+            fast = _parse_csv_pandas(body, n_features)
     elif newlines == 0 or (newlines == 1 and body.endswith(b"\n")):
         fast = _parse_csv_row(body, n_features)
     if fast is not None:
@@ -52,6 +54,24 @@ def _parse_csv_row(body: bytes, n_features: int) -> np.ndarray | None:
     except ValueError:
         return None
     return matrix if np.isfinite(matrix).all() else None
+
+
+def _parse_csv_as_json(body: bytes, n_features: int) -> np.ndarray | None:
+    """A batch of plain numbers parsed as the JSON array of arrays it is one bracket away from.
+
+    Rows of comma-separated JSON numbers become `[[row],[row],...]` and go through the JSON hot
+    path (simdjson straight into a float64 buffer, its shape proven by the bracket count): about
+    three times faster than pandas' C parser on 1,000 rows (bench/bench_serving.py). simdjson
+    rounds every number correctly, as float() does. Whatever is not plain JSON numbers (an empty
+    field, which is a missing value, a nan literal, a header, a BOM, a blank line, a bracket)
+    fails that parse or its shape check, and the body goes to pandas and the Python reference path.
+    """
+    from kubesage.serving.json_body import parse_json_vectors
+
+    text = body.strip()
+    if not text or b"[" in text or b"]" in text:  # a bracket would change the shape
+        return None
+    return parse_json_vectors(b"[[" + text.replace(b"\n", b"],[") + b"]]", n_features)
 
 
 def _decode_text(body: bytes) -> str:

@@ -133,3 +133,17 @@ def test_constant_numeric_column_does_not_divide_by_zero(churn: pd.DataFrame) ->
     schema = fit_schema(frame)
     assert schema.numeric["Intl Calls"].std == 1.0
     assert np.isfinite(transform_columns(frame, schema)).all()
+
+
+def test_vectorised_columns_equal_the_per_value_rules(churn: pd.DataFrame, schema: FeatureSchema) -> None:
+    from kubesage.churn.features import _category_keys, _parse_numeric
+
+    messy = pd.Series([" KS", "KS ", "", "  ", "OH"] * 3, dtype=str)
+    assert list(_category_keys(messy)) == [category_key(v) for v in messy]
+    # A preprocessed batch (numbers as float64, text stripped) and the same rows as plain Python lists.
+    frame = churn.head(500).copy()
+    frame.loc[3, "Day Mins"] = np.nan
+    as_lists = {col: frame[col].tolist() for col in frame.columns}
+    np.testing.assert_array_equal(transform_columns(frame, schema), transform_columns(as_lists, schema))
+    with pytest.raises(SchemaError, match=r"column 'Eve Mins', row 2: inf is not a finite number"):
+        _parse_numeric("Eve Mins", pd.Series([1.0, 2.0, math.inf]))

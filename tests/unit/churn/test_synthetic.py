@@ -183,3 +183,21 @@ def test_xgboost_reaches_a_realistic_auc(seed: int) -> None:
 def test_same_recipe_on_the_real_file_scores_higher(real: pd.DataFrame) -> None:
     """Guards the helper above: on the seed's data it must reproduce the seed's ~0.98."""
     assert _test_auc(real, 0) >= 0.95
+
+
+def test_chunked_writing_is_balanced_per_chunk_and_round_trips(tmp_path: Path) -> None:
+    from kubesage.churn.synthetic import iter_churn_chunks
+
+    seen: list[int] = []
+    path = write_churn_csv(1003, 4, tmp_path / "c.csv", chunk_rows=300, progress=seen.append)
+    assert seen == [251, 502, 753, 1003]  # four near-equal chunks, none below MIN_ROWS
+    table = pd.read_csv(path)
+    chunks = list(iter_churn_chunks(1003, 4, chunk_rows=300))
+    expected = pd.concat(chunks, ignore_index=True)
+    # The first chunk is generate_churn itself; later chunks draw from their own seed sequence.
+    pd.testing.assert_frame_equal(chunks[0], generate_churn(251, 4))
+    assert not chunks[1]["Phone"].equals(chunks[0]["Phone"].iloc[: len(chunks[1])])
+    pd.testing.assert_frame_equal(table, expected, check_dtype=False)  # every value survives the CSV
+    assert (table["Churn?"] == "True.").sum() == 125 * 3 + 125  # rows // 2 churners in each chunk
+    assert path.read_text(encoding="utf-8").splitlines()[1].count('"') == 0
+    assert not list(tmp_path.glob(".partial-*"))

@@ -25,6 +25,7 @@ COMMANDS = [
     "run",
     "runners",
     "runs",
+    "score",
     "serve",
     "ui",
 ]

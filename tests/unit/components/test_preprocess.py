@@ -56,3 +56,17 @@ def test_too_few_rows_to_split(churn_csv: Path, tmp_path: Path) -> None:
     paths = {n: tmp_path / f"{n}.csv" for n in ("train", "validation", "test")}
     with pytest.raises(DataError):
         preprocess(str(tiny), dict(paths), tmp_path / "schema.json")
+
+
+def test_splits_are_written_in_chunks_equal_to_one_transform(
+    prepared: dict[str, Path], churn_csv: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Preprocess transforms and writes each split WRITE_CHUNK_ROWS at a time (bounded memory at 10M
+    # rows); with chunks of 7 rows every split's file must still equal the session's (default chunks).
+    from kubesage.components import preprocess as module
+
+    monkeypatch.setattr(module, "WRITE_CHUNK_ROWS", 7)
+    paths = {name: tmp_path / f"{name}.csv" for name in ("train", "validation", "test")}
+    module.preprocess(str(churn_csv), dict(paths), tmp_path / "feature_schema.json", seed=42)
+    for name, path in paths.items():
+        assert path.read_bytes() == prepared[name].read_bytes(), name

@@ -88,3 +88,16 @@ def test_no_privilege_drop_without_the_user() -> None:
     assert drop_privileges("kubesage-user-that-does-not-exist") is False
     assert drop_privileges("root") is False
     assert os.getuid() == uid
+
+
+def test_an_unreadable_model_folder_is_a_model_error_not_a_traceback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As SageMaker local mode mounts it: a 0700 temporary folder of root's, read by the image's user.
+    from kubesage.errors import ModelError
+    from kubesage.image import entry
+
+    monkeypatch.setattr(entry.os, "access", lambda path, mode: Path(path) != tmp_path)
+    monkeypatch.setattr(Path, "iterdir", lambda self: (_ for _ in ()).throw(PermissionError(13, "denied")))
+    with pytest.raises(ModelError, match=rf"{tmp_path} not readable by user 'kubesage'.*KUBESAGE_SERVE_USER=root"):
+        entry.check_readable(tmp_path, "kubesage")

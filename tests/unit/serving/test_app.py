@@ -106,6 +106,18 @@ def test_errors_are_json_4xx(
 
 def test_allow_header_on_405(client: TestClient) -> None:
     assert client.get("/invocations").headers["allow"] == "POST"
+    assert client.post("/execution-parameters").headers["allow"] == "GET"
+
+
+def test_execution_parameters_for_batch_transform(model_dir: Path) -> None:
+    from kubesage.serving.readiness import ServerReadiness
+
+    app = create_app(
+        model_dir, exit_on_load_failure=False, readiness=ServerReadiness(directory=None, expected_workers=3)
+    )
+    response = TestClient(app).get("/execution-parameters")  # answered before the model loads, as SageMaker asks first
+    assert response.status_code == 200 and response.headers["content-type"] == "application/json"
+    assert response.json() == {"MaxConcurrentTransforms": 3, "BatchStrategy": "MULTI_RECORD", "MaxPayloadInMB": 6}
 
 
 def test_predictor_checks_parity_and_threads(model_dir: Path) -> None:

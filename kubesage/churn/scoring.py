@@ -1,0 +1,453 @@
+"""Batch scoring: raw customer records (CSV or Parquet) -> one churn probability per customer, in chunks.
+
+The same feature rules as training and serving (kubesage.churn.features: `category_key`'s stripped
+category names, `parse_number`'s numbers, median imputation, (value - mean) / std in float64), but
+vectorised over Arrow columns instead of a Python loop per value, so a whole customer base scores at
+millions of rows a second in bounded memory (one chunk of raw columns and one feature matrix at a
+time). Probabilities come from the daal4py model through `Daal4pyModel.probabilities`, the path
+evaluate and the server use, so they equal evaluate's on the same rows.
+
+A bad value (a numeric field that is not a finite number) or a row with the wrong number of fields
+is never dropped silently: it either fails the job, naming the line, column and value, or goes to a
+rejects file with those three, and the summary counts it. Unknown categories and empty numeric
+fields are not errors: they encode as all zeros and as the training median, as everywhere else.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from kubesage.churn.schema import FeatureSchema, parse_number, shorten
+from kubesage.errors import DataError, SchemaError
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from kubesage.churn.modelio import Daal4pyModel
+
+PROBABILITY_COLUMN = "churn_probability"
+DECISION_COLUMN = "churn"
+DEFAULT_CHUNK_ROWS = 262_144
+# About 150 bytes a raw churn row: blocks of this size give chunks near DEFAULT_CHUNK_ROWS.
+_BYTES_PER_ROW = 160
+DEFAULT_MAX_REJECTS = 100_000
+_FIRST_DATA_LINE = 2  # the header is line 1
+
+
+@dataclass(frozen=True)
+class BadRow:
+    """One rejected row: where it is (1-based line of a CSV, row of a Parquet file) and why."""
+
+    line: int
+    column: str
+    value: str
+    reason: str
+
+    def describe(self, where: str) -> str:
+        column = f", column '{self.column}'" if self.column else ""
+        return f"{where} line {self.line}{column}: {self.value!r} {self.reason}"
+
+
+@dataclass
+class ScoreSummary:
+    """What a scoring run did: rows read, scored and rejected, and how long it took."""
+
+    rows_read: int = 0
+    rows_scored: int = 0
+    rows_rejected: int = 0
+    positives: int = 0
+    seconds: float = 0.0
+    rejects: list[BadRow] = field(default_factory=list)
+
+    @property
+    def rows_per_second(self) -> float:
+        return self.rows_read / self.seconds if self.seconds > 0 else 0.0
+
+
+@dataclass(frozen=True)
+class ScoringModel:
+    """The model's own feature schema, its daal4py model and the decision threshold evaluate used."""
+
+    schema: FeatureSchema
+    model: Daal4pyModel
+    threshold: float
+
+
+@dataclass(frozen=True)
+class EncodedChunk:
+    """One chunk's feature matrix for its good rows, and the bad ones (row index within the chunk)."""
+
+    features: np.ndarray  # float32, rows x features (a transposed view)
+    good: np.ndarray  # bool mask over the chunk's rows
+    bad: list[tuple[int, str, str, str]]  # (row in chunk, column, value, reason)
+
+
+Progress = Callable[[ScoreSummary], None]
+
+
+def input_format(path: Path) -> str:
+    """'parquet' or 'csv', by the file's name (a .parquet/.pq suffix) or its magic bytes."""
+    if path.suffix.lower() in (".parquet", ".pq"):
+        return "parquet"
+    with path.open("rb") as handle:
+        return "parquet" if handle.read(4) == b"PAR1" else "csv"
+
+
+def encode_chunk(batch: pa.RecordBatch, schema: FeatureSchema) -> EncodedChunk:
+    """The model's feature matrix for one chunk of raw columns, bad rows marked.
+
+    Equal, value for value, to `xgboost_view(transform_columns(...))` on the same rows (tested): the
+    one-hot blocks are exact and the numeric columns are the same float64 operations, rounded to
+    float32 as XGBoost (and so daal4py through xgboost_view) sees them.
+    """
+    n_rows = batch.num_rows
+    names = set(batch.schema.names)
+    missing = [col for col in schema.input_columns if col not in names]
+    if missing:
+        raise SchemaError(
+            f"the input has no column(s) {', '.join(repr(m) for m in missing)}; its header must name "
+            f"the {len(schema.input_columns)} raw columns the model's feature schema reads"
+        )
+    # Feature-major float32: each feature is one contiguous row to fill, and float32 is the precision
+    # XGBoost compares at (modelio.xgboost_view rounds to it anyway), at half the memory traffic.
+    out = np.zeros((schema.n_features, n_rows), dtype=np.float32)
+    good = np.ones(n_rows, dtype=bool)
+    bad: list[tuple[int, str, str, str]] = []
+    offset = 0
+    for col, cats in schema.categories.items():
+        positions = _category_positions(batch.column(col), cats)
+        rows = np.flatnonzero(positions >= 0)
+        out[offset + positions[rows], rows] = 1.0
+        offset += len(cats)
+    for col, stats in schema.numeric.items():
+        values, col_bad = _numbers(batch.column(col), col)
+        for row, value, reason in col_bad:
+            good[row] = False
+            bad.append((row, col, value, reason))
+        values = np.where(np.isnan(values), stats.median, values)
+        out[offset] = (values - stats.mean) / stats.std  # float64 arithmetic, then rounded to float32
+        offset += 1
+    return EncodedChunk(features=out.T, good=good, bad=sorted(bad))
+
+
+def _category_positions(column: pa.Array, cats: Sequence[str]) -> np.ndarray:
+    """Each value's index in `cats` (-1: missing or unknown), by `category_key`'s rules."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if pa.types.is_floating(column.type):
+        # category_key: 415.0 names the category "415"; a non-integral float keeps its text.
+        integral = pc.equal(column, pc.floor(column))
+        as_int = pc.cast(pc.if_else(integral, column, None), pa.int64(), safe=False)
+        column = pc.coalesce(pc.cast(as_int, pa.string()), pc.cast(column, pa.string()))
+    elif not pa.types.is_string(column.type) and not pa.types.is_large_string(column.type):
+        column = pc.cast(column, pa.string())
+    keys = pc.utf8_trim_whitespace(column)
+    index = pc.index_in(keys, value_set=pa.array(list(cats), type=keys.type))
+    return np.asarray(index.fill_null(-1).to_numpy(zero_copy_only=False), dtype=np.int64)
+
+
+def _numbers(column: pa.Array, col: str) -> tuple[np.ndarray, list[tuple[int, str, str]]]:
+    """One numeric column as float64 (NaN: missing) and its bad values (row, text, reason)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+        try:
+            parsed = pc.cast(column, pa.float64())  # a clean column: one pass
+        except pa.ArrowInvalid:
+            text = pc.utf8_trim_whitespace(column)
+            text = pc.if_else(pc.equal(pc.utf8_length(text), 0), None, text)  # empty: missing
+            try:
+                parsed = pc.cast(text, pa.float64())
+            except pa.ArrowInvalid:
+                # Arrow's parser refused something: Python's float() rules (parse_number) decide, per value.
+                return _numbers_slowly(column.to_pylist(), col)
+    else:
+        try:
+            parsed = pc.cast(column, pa.float64())
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+            raise SchemaError(f"column '{col}' has type {column.type}, expected numbers: {exc}") from exc
+    values = np.asarray(parsed.fill_null(math.nan).to_numpy(zero_copy_only=False), dtype=np.float64)
+    infinite = np.flatnonzero(np.isinf(values))
+    if infinite.size == 0:
+        return values, []
+    shown = column.take(pa.array(infinite)).to_pylist()
+    return values, [(int(r), str(v), "is not a finite number") for r, v in zip(infinite, shown, strict=True)]
+
+
+def _numbers_slowly(values: list[Any], col: str) -> tuple[np.ndarray, list[tuple[int, str, str]]]:
+    out = np.empty(len(values), dtype=np.float64)
+    bad: list[tuple[int, str, str]] = []
+    for row, value in enumerate(values):
+        try:
+            out[row] = parse_number(col, value, row)
+        except SchemaError:
+            out[row] = math.nan
+            bad.append((row, str(value), "is not a number"))
+    return out, bad
+
+
+def probabilities(model: ScoringModel, features: np.ndarray) -> np.ndarray:
+    return model.model.probabilities(features)
+
+
+def score_file(
+    input_path: Path,
+    output_path: Path,
+    model: ScoringModel,
+    *,
+    id_columns: Sequence[str] | None = None,
+    rejects_path: Path | None = None,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    max_rejects: int = DEFAULT_MAX_REJECTS,
+    progress: Progress | None = None,
+) -> ScoreSummary:
+    """Score every row of `input_path` (CSV with a header, or Parquet) into `output_path`.
+
+    The output (CSV, or Parquet when its name ends in .parquet) has the id columns, then
+    `churn_probability` and `churn` (1 at or above the model's threshold, else 0), one row per good
+    input row, in input order. Without `rejects_path` the first bad row fails the job (DataError
+    naming its line, column and value); with it, bad rows are written there and the rest scored.
+    """
+    kind = input_format(input_path)
+    summary = ScoreSummary()
+    started = time.perf_counter()
+    pending: list[tuple[int, str, str, str]] = []  # (data row index, column, value, reason)
+    invalid_rows: list[str] = []  # rows with the wrong number of fields (CSV), their text
+    batches = _prefetched(_batches(input_path, kind, chunk_rows, invalid_rows))
+    ids: list[str] | None = list(id_columns) if id_columns is not None else None
+    with _Writer(output_path) as writer:
+        for batch in batches:
+            if ids is None:
+                ids = [c for c in model.schema.dropped_columns if c in batch.schema.names]
+            _check_ids(ids, batch.schema.names, input_path)
+            try:
+                encoded = encode_chunk(batch, model.schema)
+            except SchemaError as exc:
+                raise SchemaError(f"{input_path}: {exc}") from exc
+            base = summary.rows_read
+            if encoded.bad:
+                pending.extend((base + row, col, value, reason) for row, col, value, reason in encoded.bad)
+                if rejects_path is None or len(pending) > max_rejects:
+                    break
+            features = encoded.features if not encoded.bad else encoded.features[encoded.good]
+            probs = probabilities(model, features)
+            decisions = (probs >= model.threshold).astype(np.int8)
+            kept = batch if not encoded.bad else batch.filter(encoded.good)
+            writer.write(kept, ids, probs, decisions)
+            summary.rows_read += batch.num_rows
+            summary.rows_scored += len(probs)
+            summary.positives += int(decisions.sum())
+            summary.seconds = time.perf_counter() - started
+            if invalid_rows and rejects_path is None:
+                break
+            if progress is not None:
+                progress(summary)
+    if pending or invalid_rows:
+        located = _locate(input_path, kind, pending, invalid_rows)
+        if rejects_path is None or len(located) > max_rejects:
+            output_path.unlink(missing_ok=True)
+            first = located[0]
+            extra = (
+                f" ({len(located)} bad rows, more than --max-rejects {max_rejects})"
+                if rejects_path is not None
+                else "; fix or blank the value, or pass --rejects FILE to score the rest and list the bad rows there"
+            )
+            raise DataError(first.describe(str(input_path)) + extra)
+        _write_rejects(rejects_path, located)
+        summary.rejects = located
+        summary.rows_rejected = len(located)
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def _prefetched(batches: Iterator[pa.RecordBatch], depth: int = 2) -> Iterator[pa.RecordBatch]:
+    """Read the next chunks in a thread while this one is encoded and scored: Arrow's reader releases
+    the GIL, so parsing overlaps the numpy and daal4py work (the two take about the same time)."""
+    import queue
+    import threading
+
+    slots: queue.Queue[Any] = queue.Queue(maxsize=depth)
+    done = object()
+    stop = threading.Event()
+
+    def pump() -> None:
+        try:
+            for batch in batches:
+                if stop.is_set():
+                    return
+                slots.put(batch)
+            slots.put(done)
+        except BaseException as exc:  # handed to the consumer, raised there
+            slots.put(exc)
+
+    thread = threading.Thread(target=pump, name="kubesage-score-reader", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = slots.get()
+            if item is done:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        while thread.is_alive():  # unblock a reader waiting on a full queue, then let it end
+            try:
+                slots.get_nowait()
+            except queue.Empty:
+                thread.join(timeout=0.05)
+
+
+def _check_ids(ids: Sequence[str], names: Sequence[str], source: Path) -> None:
+    missing = [c for c in ids if c not in names]
+    if missing:
+        raise DataError(
+            f"{source} has no id column(s) {', '.join(repr(m) for m in missing)}; "
+            f"pass --id-column with one of: {', '.join(names)}"
+        )
+
+
+def _batches(path: Path, kind: str, chunk_rows: int, invalid_rows: list[str]) -> Iterator[pa.RecordBatch]:
+    import pyarrow as pa
+    import pyarrow.csv as pa_csv
+    import pyarrow.parquet as pq
+
+    if kind == "parquet":
+        try:
+            yield from pq.ParquetFile(path).iter_batches(batch_size=chunk_rows)
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise DataError(f"{path} is not a readable Parquet file: {exc}") from exc
+        return
+    header = _csv_header(path)
+
+    def on_invalid(row: Any) -> str:
+        invalid_rows.append(str(row.text))
+        return "skip"
+
+    try:
+        reader = pa_csv.open_csv(
+            path,
+            read_options=pa_csv.ReadOptions(block_size=max(chunk_rows * _BYTES_PER_ROW, 1 << 16)),
+            parse_options=pa_csv.ParseOptions(invalid_row_handler=on_invalid),
+            # Everything as text first: the numbers are parsed per column, so a bad value is located, not fatal.
+            convert_options=pa_csv.ConvertOptions(
+                column_types={name: pa.string() for name in header}, strings_can_be_null=False
+            ),
+        )
+        for batch in reader:
+            if batch.num_rows:
+                yield batch
+    except pa.ArrowInvalid as exc:
+        raise DataError(f"{path} is not a readable CSV: {exc}") from exc
+
+
+def _csv_header(path: Path) -> list[str]:
+    with path.open(newline="", encoding="utf-8") as handle:
+        try:
+            header = next(csv.reader(handle))
+        except StopIteration:
+            raise DataError(f"{path} is empty; expected a CSV with a header row") from None
+        except UnicodeDecodeError as exc:
+            raise DataError(f"{path} is not UTF-8 text ({exc.reason}); is it a CSV?") from exc
+    return header
+
+
+def _locate(path: Path, kind: str, pending: list[tuple[int, str, str, str]], invalid_rows: list[str]) -> list[BadRow]:
+    """Line numbers for the bad rows: Arrow reports none, so one pass of Python's csv reader finds
+    each data row's physical line (blank lines and quoted line breaks counted as Arrow counts them)."""
+    if kind == "parquet":
+        return [BadRow(index + 1, col, shorten(value), reason) for index, col, value, reason in pending]
+    wanted = {index: (col, value, reason) for index, col, value, reason in pending}
+    found: list[BadRow] = []
+    invalid_left = len(invalid_rows)
+    last_wanted = max(wanted, default=-1)
+    with path.open(newline="", encoding="utf-8") as handle:
+        reader = csv.reader(handle)
+        n_fields = len(next(reader))
+        index = 0
+        for fields in reader:
+            if not fields:
+                continue  # a blank line: Arrow skips it too
+            if len(fields) != n_fields:
+                found.append(
+                    BadRow(
+                        reader.line_num, "", shorten(",".join(fields)), f"has {len(fields)} fields, expected {n_fields}"
+                    )
+                )
+                invalid_left -= 1
+            else:
+                hit = wanted.get(index)
+                if hit is not None:
+                    found.append(BadRow(reader.line_num, hit[0], shorten(hit[1]), hit[2]))
+                index += 1
+            if index > last_wanted and invalid_left <= 0:
+                break
+    return sorted(found, key=lambda bad: (bad.line, bad.column))
+
+
+def _write_rejects(path: Path, rejects: list[BadRow]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["line", "column", "value", "reason"])
+        for bad in rejects:
+            writer.writerow([bad.line, bad.column, bad.value, bad.reason])
+
+
+class _Writer:
+    """The scores file, CSV or Parquet by its name, opened at the first chunk."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._writer: Any = None
+
+    def __enter__(self) -> _Writer:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        return self
+
+    def write(self, batch: pa.RecordBatch, ids: Sequence[str], probs: np.ndarray, decisions: np.ndarray) -> None:
+        import pyarrow as pa
+
+        columns = [batch.column(c) for c in ids] + [pa.array(probs), pa.array(decisions)]
+        table = pa.Table.from_arrays(columns, names=[*ids, PROBABILITY_COLUMN, DECISION_COLUMN])
+        if self._writer is None:
+            self._writer = self._open(table.schema)
+        self._writer.write_table(table)
+
+    def _open(self, schema: pa.Schema) -> Any:
+        import pyarrow.csv as pa_csv
+        import pyarrow.parquet as pq
+
+        if self.path.suffix.lower() in (".parquet", ".pq"):
+            return pq.ParquetWriter(self.path, schema)
+        return pa_csv.CSVWriter(self.path, schema, write_options=pa_csv.WriteOptions(quoting_style="needed"))
+
+    def __exit__(self, *exc: object) -> None:
+        if self._writer is not None:
+            self._writer.close()
+
+
+def load_scoring_model(model_dir: Path, threshold: float) -> ScoringModel:
+    """The model directory's booster (converted to daal4py once) and feature schema, at `threshold`."""
+    from kubesage.churn.modelio import Daal4pyModel, load_booster, load_schema_if_present
+
+    schema = load_schema_if_present(model_dir)
+    if schema is None:
+        raise SchemaError(
+            f"the model in {model_dir} has no feature_schema.json, so its raw-record features are unknown; "
+            "score a model registered by kubesage's pipeline"
+        )
+    if not 0.0 < threshold < 1.0:
+        raise DataError(f"decision threshold {threshold} must be between 0 and 1")
+    return ScoringModel(schema=schema, model=Daal4pyModel.from_booster(load_booster(model_dir)), threshold=threshold)
