@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -56,6 +57,24 @@ def churn_csv() -> Path:
     if not CHURN_CSV.is_file():
         pytest.fail(f"the real churn data is expected at {CHURN_CSV} (../shared/data/churn.txt)")
     return CHURN_CSV
+
+
+_MLFLOW_GLOBAL_URIS = (
+    ("mlflow.tracking._tracking_service.utils", "_tracking_uri"),
+    ("mlflow.tracking._model_registry.utils", "_registry_uri"),
+)
+
+
+@pytest.fixture(autouse=True)
+def _mlflow_global_uris_restored() -> Iterator[None]:
+    """`mlflow.set_tracking_uri` (some tests, the register step run in-process) is process-global and
+    wins over MLFLOW_TRACKING_URI: left set, a later test's `MlflowClient()` on the same worker would
+    write to an earlier test's store while kubesage reads its own (a CI failure, order-dependent)."""
+    saved = [getattr(sys.modules.get(module), name, None) for module, name in _MLFLOW_GLOBAL_URIS]
+    yield
+    for (module, name), value in zip(_MLFLOW_GLOBAL_URIS, saved, strict=True):
+        if module in sys.modules:
+            setattr(sys.modules[module], name, value)
 
 
 @pytest.fixture(scope="session")
