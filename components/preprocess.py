@@ -14,6 +14,7 @@ from kubesage.churn.data import file_sha256, read_raw_table, resolve_input
 from kubesage.churn.features import FeatureSchema, fit_schema, transform_columns
 from kubesage.components import defaults
 from kubesage.components.datasets import LabelledFeatures, write_labelled_csv
+from kubesage.components.shards import write_shards
 from kubesage.errors import DataError, ParameterError
 
 
@@ -76,6 +77,7 @@ def preprocess(
     schema_path: str | Path,
     seed: int = defaults.SEED,
     fractions: SplitFractions | None = None,
+    train_shards: int = 1,
 ) -> PreprocessResult:
     """Read and validate the raw data, split it, fit the schema on train, write all three splits."""
     fractions = fractions or SplitFractions()
@@ -91,7 +93,12 @@ def preprocess(
     positive_rate: dict[str, float] = {}
     for name, part in splits.items():
         labels = labels_of(part, schema)
-        write_labelled_csv(LabelledFeatures(transform_columns(part, schema), labels), output_paths[name])
+        data = LabelledFeatures(transform_columns(part, schema), labels)
+        # issue 20: the train split as a folder of `train_shards` files, one share per training instance
+        if name == "train" and train_shards > 1:
+            write_shards(data, output_paths[name], train_shards)
+        else:
+            write_labelled_csv(data, output_paths[name])
         rows[name] = len(part)
         positive_rate[name] = float(labels.mean())
     schema.save(schema_path)

@@ -102,14 +102,21 @@ def train_step(
     params: TrainParams,
 ) -> TrainResult:
     from kubesage.churn.features import FeatureSchema
+    from kubesage.components.shards import one_csv
     from kubesage.components.train import train_from_csv
 
     def body() -> TrainResult:
         with step_run("train") as tracker:
             tracker.log_params(asdict(params))
-            result = train_from_csv(
-                train_path, validation_path, params, model_dir, schema=FeatureSchema.load(schema_path)
-            )
+            # issue 20: a train split written as several files (one per instance) is read as one
+            with tempfile.TemporaryDirectory(prefix="kubesage-train-") as work:
+                result = train_from_csv(
+                    one_csv(Path(train_path), Path(work)),
+                    validation_path,
+                    params,
+                    model_dir,
+                    schema=FeatureSchema.load(schema_path),
+                )
             tracker.log_metrics(result.metrics())
             return result
 

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from kubesage.components.shards import concatenate, csv_files
 from kubesage.errors import ClusterError, DataError
 
 if TYPE_CHECKING:
@@ -121,13 +122,6 @@ def channel_distribution(config_dir: Path, channel: str) -> str:
     return str(config.get(channel, {}).get("S3DistributionType", FULLY_REPLICATED))
 
 
-def channel_files(directory: Path) -> list[Path]:
-    """The channel's CSV files in a stable order (every host must see the same order)."""
-    if directory.is_file():
-        return [directory]
-    return sorted(p for p in directory.rglob("*") if p.is_file() and p.suffix == ".csv")
-
-
 def shard_files(files: Sequence[Path], cluster: Cluster, distribution: str) -> tuple[Path, ...]:
     """This host's files: all of them when SageMaker already sharded the channel, else the rank's."""
     if cluster.size == 1 or distribution == SHARDED_BY_S3_KEY:
@@ -141,22 +135,6 @@ def count_rows(files: Sequence[Path]) -> int:
         with path.open("rb") as handle:
             total += sum(1 for line in handle if line.strip())
     return total
-
-
-def write_shard(files: Sequence[Path], target: Path) -> Path:
-    """One label-first CSV holding the shard's files, in order (the trainer reads one file)."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with target.open("wb") as out:
-        for path in files:
-            data = path.read_bytes()
-            out.write(data if data.endswith(b"\n") or not data else data + b"\n")
-    return target
-
-
-def one_csv(directory: Path, work_dir: Path) -> Path:
-    """The channel itself when it holds one CSV; else its files joined into one under `work_dir`."""
-    files = channel_files(directory)
-    return directory if len(files) <= 1 else write_shard(files, work_dir / "train.csv")
 
 
 def tracker_address(cluster: Cluster) -> tuple[str, int]:
@@ -276,11 +254,11 @@ def train_on_cluster(
     """Train one model across the cluster's hosts, each on its shard; only rank 0 writes `model_dir`."""
     from kubesage.components.train import train_from_csv
 
-    mine = shard_files(channel_files(train_dir), cluster, distribution)
+    mine = shard_files(csv_files(train_dir), cluster, distribution)
     shard = Shard(cluster.current_host, mine, count_rows(mine))
     logger.info("host %s (rank %d of %d): %d rows in %d file(s)", shard.host, cluster.rank, cluster.size,
                 shard.rows, len(mine))  # fmt: skip
-    shard_csv = write_shard(mine, work_dir / "shard.csv") if shard.rows else None
+    shard_csv = concatenate(mine, work_dir / "shard.csv") if shard.rows else None
     # Another host's model directory is thrown away: SageMaker keeps the first host's.
     target = model_dir if cluster.rank == 0 else work_dir / "model"
     with collective(cluster):

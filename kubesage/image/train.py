@@ -30,6 +30,7 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from kubesage.churn.features import FEATURE_SCHEMA_FILENAME, FeatureSchema
+from kubesage.components.shards import one_csv
 from kubesage.errors import DataError, KubesageError, ParameterError
 from kubesage.image import distributed
 
@@ -150,7 +151,7 @@ def run_training(paths: TrainingPaths) -> TrainResult | None:
         return run_on_cluster(paths, cluster, params, train_dir, validation_dir, schema)
     with tempfile.TemporaryDirectory(prefix="kubesage-train-") as work:
         # A train split written as several files (one per instance) is read as one.
-        train_input = distributed.one_csv(train_dir, Path(work))
+        train_input = one_csv(train_dir, Path(work))
         # --- end issue 20
         result = train_from_csv(train_input, validation_dir, params, paths.model_dir, schema=schema)
     write_metrics(paths, result.metrics())

@@ -141,3 +141,19 @@ def test_split_csv_writes_near_equal_files(prepared: dict[str, Path], tmp_path: 
     sizes = [count(p) for p in parts]
     assert sum(sizes) == count(prepared["train"]) and max(sizes) - min(sizes) <= 1
     assert b"".join(p.read_bytes() for p in parts) == prepared["train"].read_bytes()
+
+
+def test_preprocess_writes_the_train_split_as_shards_the_trainer_reads_as_one(
+    churn_csv: Path, prepared: dict[str, Path], tmp_path: Path
+) -> None:
+    from kubesage.components.preprocess import preprocess
+    from kubesage.components.shards import one_csv
+
+    paths = {name: tmp_path / name for name in ("train", "validation", "test")}
+    result = preprocess(str(churn_csv), dict(paths), tmp_path / "schema.json", seed=42, train_shards=3)
+
+    parts = sorted(paths["train"].iterdir())
+    assert [p.name for p in parts] == ["part-00000.csv", "part-00001.csv", "part-00002.csv"]
+    assert sum(count(p) for p in parts) == result.rows["train"] == count(prepared["train"])
+    # The same rows as the one-file split of the same seed, in the same order.
+    assert one_csv(paths["train"], tmp_path / "work").read_bytes() == prepared["train"].read_bytes()
