@@ -179,7 +179,7 @@ def collective(cluster: Cluster, port_offset: int = 0) -> Iterator[None]:
         )
         tracker.start()
         logger.info("tracker for %d hosts listening on %s:%d", cluster.size, address, port)
-    args = {
+    args: dict[str, int | str | None] = {
         "dmlc_tracker_uri": address,
         "dmlc_tracker_port": port,
         "dmlc_task_id": f"{cluster.rank:06d}",
@@ -284,3 +284,25 @@ def train_on_cluster(
         with collective(group, port_offset=1):
             result = train_from_csv(shard_csv, validation_dir, params, target, schema=schema)
     return ClusterTraining(cluster, shard, by_host, group.rank == 0, result)
+
+
+ENV_MLFLOW_URI = "MLFLOW_TRACKING_URI"
+ENV_MLFLOW_EXPERIMENT = "MLFLOW_EXPERIMENT_NAME"
+DEFAULT_EXPERIMENT = "kubesage-distributed-training"
+
+
+def track(done: ClusterTraining, params: TrainParams, job_name: str | None) -> str | None:
+    """Record the job in MLflow (when MLFLOW_TRACKING_URI is set) from the host that wrote the model:
+    the hyperparameters, the instance count and each host's shard size, the training metrics."""
+    if not done.wrote_model or not os.environ.get(ENV_MLFLOW_URI):
+        return None
+    from dataclasses import asdict
+
+    import mlflow
+
+    mlflow.set_experiment(os.environ.get(ENV_MLFLOW_EXPERIMENT) or DEFAULT_EXPERIMENT)
+    with mlflow.start_run(run_name=job_name or f"train-{done.cluster.size}-instances") as run:
+        mlflow.log_params({**asdict(params), "instance_count": done.cluster.size})
+        mlflow.log_metrics(done.metrics())
+        mlflow.set_tags({"kubesage.hosts": ",".join(done.cluster.hosts), "kubesage.job": job_name or ""})
+        return str(run.info.run_id)

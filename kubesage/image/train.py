@@ -179,6 +179,9 @@ def run_on_cluster(
             schema=schema,
         )
     write_metrics(paths, done.metrics())
+    run_id = distributed.track(done, params, os.environ.get("TRAINING_JOB_NAME"))
+    if run_id:
+        logger.info("recorded in MLflow run %s", run_id)
     return done.result
 
 
