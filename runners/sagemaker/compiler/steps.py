@@ -155,6 +155,10 @@ def training_source(ctx: BuildContext, task: TaskPlan, channel: str, uri: Any) -
 
     if ctx.config.instance_count(task.key) <= 1 or channel not in ctx.config.sharded_inputs:
         return uri
+    if ctx.config.local_mode:
+        # Local mode refuses ShardedByS3Key ("supports: FullyReplicated") and mounts every channel whole
+        # on every host; the image's train then takes the files at its rank (kubesage/image/distributed.py).
+        return uri
     return S3DataSource(s3_data_type="S3Prefix", s3_uri=uri, s3_data_distribution_type="ShardedByS3Key")
 
 
