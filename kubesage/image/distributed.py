@@ -22,7 +22,7 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -247,11 +247,17 @@ def train_on_cluster(
     params: TrainParams,
     model_dir: Path,
     work_dir: Path,
+    finish: Callable[[ClusterTraining], None],
     *,
     distribution: str = FULLY_REPLICATED,
     schema: FeatureSchema | None = None,
 ) -> ClusterTraining:
-    """Train one model across the cluster's hosts, each on its shard; only rank 0 writes `model_dir`."""
+    """Train one model across the cluster's hosts, each on its shard; only rank 0 writes `model_dir`.
+
+    `finish` (metrics, the MLflow run) runs on every host that trained, before any host leaves the
+    collective: local mode's docker-compose stops every container as soon as one exits, so a host
+    that finished first would otherwise cut the first host's MLflow call short.
+    """
     from kubesage.components.train import train_from_csv
 
     mine = shard_files(csv_files(train_dir), cluster, distribution)
@@ -264,12 +270,13 @@ def train_on_cluster(
     with collective(cluster):
         rows = share_rows(cluster, shard.rows)
         require_some_data(cluster, rows, train_dir)
+        by_host = dict(zip(cluster.hosts, rows, strict=True))
         empty = hosts_without_data(cluster, rows)
         if not empty:
             result = train_from_csv(shard_csv or train_dir, validation_dir, params, target, schema=schema)
-    by_host = dict(zip(cluster.hosts, rows, strict=True))
-    if not empty:
-        return ClusterTraining(cluster, shard, by_host, cluster.rank == 0, result)
+            done = ClusterTraining(cluster, shard, by_host, cluster.rank == 0, result)
+            finish_together(done, finish)
+            return done
     if shard_csv is None:
         # As SageMaker's XGBoost container does: a host with no data leaves, and the job goes on.
         logger.info("host %s has no training rows; leaving the job to %d other host(s)", shard.host,
@@ -279,11 +286,23 @@ def train_on_cluster(
     # The first host may have been the one without data: the model goes wherever rank 0 now is.
     target = model_dir if group.rank == 0 else work_dir / "model"
     if group.size == 1:
+        done = ClusterTraining(cluster, shard, by_host, True,
+                               train_from_csv(shard_csv, validation_dir, params, target, schema=schema))  # fmt: skip
+        finish(done)
+        return done
+    with collective(group, port_offset=1):
         result = train_from_csv(shard_csv, validation_dir, params, target, schema=schema)
-    else:
-        with collective(group, port_offset=1):
-            result = train_from_csv(shard_csv, validation_dir, params, target, schema=schema)
-    return ClusterTraining(cluster, shard, by_host, group.rank == 0, result)
+        done = ClusterTraining(cluster, shard, by_host, group.rank == 0, result)
+        finish_together(done, finish)
+    return done
+
+
+def finish_together(done: ClusterTraining, finish: Callable[[ClusterTraining], None]) -> None:
+    """`finish` on this host, then wait until every host of the collective has finished too."""
+    from xgboost import collective as coll
+
+    finish(done)
+    coll.allreduce(np.zeros(1, dtype=np.int64), coll.Op.SUM)
 
 
 ENV_MLFLOW_URI = "MLFLOW_TRACKING_URI"

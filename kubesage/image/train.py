@@ -167,6 +167,13 @@ def run_on_cluster(
     schema: FeatureSchema | None,
 ) -> TrainResult | None:
     """This host's part of a multi-instance job; None when it had no rows and left."""
+
+    def finish(done: distributed.ClusterTraining) -> None:
+        write_metrics(paths, done.metrics())
+        run_id = distributed.track(done, params, os.environ.get("TRAINING_JOB_NAME"))
+        if run_id:
+            logger.info("recorded in MLflow run %s", run_id)
+
     with tempfile.TemporaryDirectory(prefix="kubesage-shard-") as work:
         done = distributed.train_on_cluster(
             cluster,
@@ -175,13 +182,12 @@ def run_on_cluster(
             params,
             paths.model_dir,
             Path(work),
+            finish,
             distribution=distributed.channel_distribution(paths.config_dir, TRAIN_CHANNEL),
             schema=schema,
         )
-    write_metrics(paths, done.metrics())
-    run_id = distributed.track(done, params, os.environ.get("TRAINING_JOB_NAME"))
-    if run_id:
-        logger.info("recorded in MLflow run %s", run_id)
+    if done.result is None:
+        write_metrics(paths, done.metrics())
     return done.result
 
 

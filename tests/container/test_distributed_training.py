@@ -82,9 +82,8 @@ def test_two_instance_local_mode_job_trains_one_model(
         monkeypatch.setenv(name, value)
     run_id = uuid.uuid4().hex[:12]
     _allow_host_network()
-    session = LocalSession(
-        boto_session=boto3.Session(region_name="us-east-1"), sagemaker_config=host_network_config(None, run_id)
-    )
+    session = LocalSession(boto_session=boto3.Session(region_name="us-east-1"))
+    session.config = host_network_config(session.config, run_id)  # as run_local does
     job = f"churn-2x-{run_id}"
     try:
         session.sagemaker_client.create_training_job(
