@@ -30,9 +30,9 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from kubesage.churn.features import FEATURE_SCHEMA_FILENAME, FeatureSchema
+from kubesage.components import distributed
 from kubesage.components.shards import one_csv
 from kubesage.errors import DataError, KubesageError, ParameterError
-from kubesage.image import distributed
 
 if TYPE_CHECKING:
     from kubesage.components.train import TrainParams, TrainResult
@@ -145,7 +145,7 @@ def run_training(paths: TrainingPaths) -> TrainResult | None:
     validation_dir = require_channel(paths, VALIDATION_CHANNEL)
     schema = load_schema_channel(paths)
     logger.info("training with %s", params)
-    # --- issue 20: a multi-instance job trains one model across its hosts (kubesage/image/distributed.py)
+    # --- issue 20: a multi-instance job trains one model across its hosts (components/distributed.py)
     cluster = distributed.read_cluster(paths.config_dir)
     if cluster.size > 1:
         return run_on_cluster(paths, cluster, params, train_dir, validation_dir, schema)

@@ -7,7 +7,7 @@ resourceconfig.json. The containers join the host's network, as every kubesage l
 share one network namespace and the compose aliases (algo-1-xxxxx) do not resolve, so the XGBoost
 tracker's address is given to the image as 127.0.0.1 on a free port (KUBESAGE_TRACKER_HOST/PORT).
 Local mode mounts every channel whole on every host (it refuses ShardedByS3Key): each host trains on
-the train files at its rank (kubesage/image/distributed.py).
+the train files at its rank (components/distributed.py).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from kubesage.errors import RunnerError
 from kubesage.runners.sagemaker.local_mode import RUN_LABEL, _allow_host_network, host_network_config
 from kubesage.util.ports import free_port
 
-# Read by the image's train entry (kubesage/image/distributed.py); strings here so that runners do not
+# Read by the image's train entry (components/distributed.py); strings here so that runners do not
 # import the image package.
 ENV_TRACKER_HOST = "KUBESAGE_TRACKER_HOST"
 ENV_TRACKER_PORT = "KUBESAGE_TRACKER_PORT"

@@ -157,7 +157,7 @@ def training_source(ctx: BuildContext, task: TaskPlan, channel: str, uri: Any) -
         return uri
     if ctx.config.local_mode:
         # Local mode refuses ShardedByS3Key ("supports: FullyReplicated") and mounts every channel whole
-        # on every host; the image's train then takes the files at its rank (kubesage/image/distributed.py).
+        # on every host; the image's train then takes the files at its rank (components/distributed.py).
         return uri
     return S3DataSource(s3_data_type="S3Prefix", s3_uri=uri, s3_data_distribution_type="ShardedByS3Key")
 

@@ -17,11 +17,11 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from kubesage.churn.modelio import MODEL_FILENAME, booster_probabilities, load_booster
+from kubesage.components import distributed
 from kubesage.components.datasets import read_labelled_csv
+from kubesage.components.distributed import Cluster
 from kubesage.components.shards import split_csv
 from kubesage.errors import ClusterError
-from kubesage.image import distributed
-from kubesage.image.distributed import Cluster
 from kubesage.image.train import ENV_BASE, TrainingPaths, main
 from kubesage.util.ports import free_port
 
@@ -157,3 +157,14 @@ def test_preprocess_writes_the_train_split_as_shards_the_trainer_reads_as_one(
     assert sum(count(p) for p in parts) == result.rows["train"] == count(prepared["train"])
     # The same rows as the one-file split of the same seed, in the same order.
     assert one_csv(paths["train"], tmp_path / "work").read_bytes() == prepared["train"].read_bytes()
+
+
+def test_the_pipeline_train_task_refuses_several_hosts(monkeypatch: pytest.MonkeyPatch) -> None:
+    from kubesage.components.steps import refuse_several_hosts
+    from kubesage.errors import ParameterError
+
+    refuse_several_hosts()  # here: one host
+    monkeypatch.setenv("SM_HOSTS", json.dumps(list(HOSTS)))
+    monkeypatch.setenv("SM_CURRENT_HOST", "algo-2")
+    with pytest.raises(ParameterError, match="has 2 hosts \\(algo-1, algo-2\\); set its instance count to 1"):
+        refuse_several_hosts()
