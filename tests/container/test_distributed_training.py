@@ -20,9 +20,9 @@ from mlflow.tracking import MlflowClient
 from sklearn.metrics import roc_auc_score
 
 from kubesage.churn.modelio import Daal4pyModel, booster_probabilities, load_booster
+from kubesage.components import distributed
 from kubesage.components.datasets import read_labelled_csv
 from kubesage.components.shards import split_csv
-from kubesage.components import distributed
 from kubesage.image.train import TrainingPaths, main
 from kubesage.runners.sagemaker.local_training import run_training_job
 from tests.mlflow_server import MlflowServer
