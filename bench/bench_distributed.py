@@ -8,6 +8,7 @@ On this machine both containers share the same two cores, so two instances canno
 the table shows what the collective costs, not what a second machine would give.
 
     flock /tmp/kubesage-docker.lock .venv/bin/python bench/bench_distributed.py [--repeats 1,10]
+    .venv/bin/python bench/bench_distributed.py --mode loopback   # processes on 127.0.0.1, no Docker
 """
 
 from __future__ import annotations
@@ -15,13 +16,22 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 from kubesage.components.preprocess import preprocess
 from kubesage.components.shards import split_csv
-from kubesage.runners.sagemaker.local_training import run_training_job
+from kubesage.runners.sagemaker.local_training import (
+    ENV_TRACKER_HOST,
+    ENV_TRACKER_PORT,
+    OMP_THREADS,
+    run_training_job,
+    threads_per_host,
+)
+from kubesage.util.ports import free_port
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "churn.txt"
 IMAGE = os.environ.get("KUBESAGE_IMAGE", "kubesage/xgboost-daal4py:latest")
@@ -45,10 +55,11 @@ def prepare(work: Path, repeats: int) -> tuple[dict[str, Path], int]:
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeats", default="1,10")
+    parser.add_argument("--mode", choices=("local-mode", "loopback"), default="local-mode")
     args = parser.parse_args()
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
-    print("| train rows | instances | job wall s | xgboost train s (first host) |")
+    print(f"{args.mode}: | train rows | instances | job wall s | xgboost train s (first host) |")
     print("| ---: | ---: | ---: | ---: |")
     with tempfile.TemporaryDirectory(prefix="bench-distributed-") as tmp:
         work = Path(tmp)
@@ -56,11 +67,51 @@ def main() -> int:
             channels, rows = prepare(work, repeats)
             for count in (1, 2):
                 out = work / f"out-{repeats}-{count}"
-                job = run_training_job(IMAGE, channels, HYPERPARAMETERS, out, instance_count=count)
-                metrics = read_metrics(out)
-                print(f"| {rows:,} | {count} | {job.seconds:.1f} | {metrics.get('train_seconds', float('nan')):.1f} |")
+                if args.mode == "loopback":
+                    seconds, metrics = loopback_job(channels, out, count)
+                else:
+                    job = run_training_job(IMAGE, channels, HYPERPARAMETERS, out, instance_count=count)
+                    seconds, metrics = job.seconds, read_metrics(out)
+                print(f"| {rows:,} | {count} | {seconds:.1f} | {metrics.get('train_seconds', float('nan')):.1f} |")
                 sys.stdout.flush()
     return 0
+
+
+def loopback_job(channels: dict[str, Path], out: Path, count: int) -> tuple[float, dict[str, float]]:
+    """The image's train entry as `count` processes here, each with its own SageMaker layout."""
+    hosts = [f"algo-{i + 1}" for i in range(count)]
+    env = {
+        **os.environ,
+        ENV_TRACKER_HOST: "127.0.0.1",
+        ENV_TRACKER_PORT: str(free_port()),
+        OMP_THREADS: str(threads_per_host(count)),
+    }
+    bases = []
+    for host in hosts:
+        base = out / host
+        config = base / "input" / "config"
+        config.mkdir(parents=True)
+        (config / "hyperparameters.json").write_text(json.dumps(HYPERPARAMETERS))
+        (config / "resourceconfig.json").write_text(json.dumps({"current_host": host, "hosts": hosts}))
+        for name, path in channels.items():
+            (base / "input" / "data").mkdir(parents=True, exist_ok=True)
+            (base / "input" / "data" / name).symlink_to(path)
+        bases.append(base)
+    started = time.perf_counter()
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "kubesage.image", "train"],
+            env={**env, "KUBESAGE_SM_BASE": str(base)},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for base in bases
+    ]
+    codes = [p.wait() for p in procs]
+    seconds = time.perf_counter() - started
+    if any(codes):
+        raise SystemExit(f"loopback job on {count} host(s) failed: exit codes {codes}")
+    return seconds, dict(json.loads((bases[0] / "output" / "data" / "metrics.json").read_text()))
 
 
 def read_metrics(out: Path) -> dict[str, float]:

@@ -12,6 +12,7 @@ the train files at its rank (components/distributed.py).
 
 from __future__ import annotations
 
+import os
 import subprocess
 import tarfile
 import time
@@ -28,6 +29,7 @@ from kubesage.util.ports import free_port
 # import the image package.
 ENV_TRACKER_HOST = "KUBESAGE_TRACKER_HOST"
 ENV_TRACKER_PORT = "KUBESAGE_TRACKER_PORT"
+OMP_THREADS = "OMP_NUM_THREADS"
 
 
 @dataclass(frozen=True)
@@ -57,7 +59,12 @@ def run_training_job(
     _allow_host_network()
     session = LocalSession(boto_session=boto3.Session(region_name="us-east-1"))
     session.config = host_network_config(session.config, run_id)
-    env = {ENV_TRACKER_HOST: "127.0.0.1", ENV_TRACKER_PORT: str(free_port()), **(environment or {})}
+    env = {
+        ENV_TRACKER_HOST: "127.0.0.1",
+        ENV_TRACKER_PORT: str(free_port()),
+        OMP_THREADS: str(threads_per_host(instance_count)),
+        **(environment or {}),
+    }
     started = time.perf_counter()
     try:
         session.sagemaker_client.create_training_job(
@@ -75,6 +82,16 @@ def run_training_job(
         remove_containers(run_id)
     seconds = time.perf_counter() - started
     return LocalTrainingJob(job, instance_count, seconds, unpack_model(output, job))
+
+
+def threads_per_host(instance_count: int) -> int:
+    """The cores here shared out between the hosts.
+
+    On SageMaker each instance has its own cores; here every container shares this machine's. XGBoost's
+    OpenMP threads busy-wait, so two hosts each running one thread per core wait on each other at every
+    allreduce: measured on 2 cores, 3,500 rows, 100 rounds, 20.7 s of training instead of 0.4 s.
+    """
+    return max(1, (os.cpu_count() or 1) // instance_count)
 
 
 def file_channel(name: str, directory: Path) -> dict[str, object]:

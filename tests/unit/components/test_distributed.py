@@ -56,7 +56,14 @@ test_auc.__test__ = False  # type: ignore[attr-defined]  # a helper, not a test
 
 
 def run_hosts(bases: list[Path], port: int) -> list[subprocess.CompletedProcess[str]]:
-    env = {**os.environ, distributed.ENV_TRACKER_HOST: "127.0.0.1", distributed.ENV_TRACKER_PORT: str(port)}
+    # One OpenMP thread per process: both share this machine's cores, and busy-waiting threads of one
+    # host would hold up the other's allreduce (runners/sagemaker/local_training.py, threads_per_host).
+    env = {
+        **os.environ,
+        distributed.ENV_TRACKER_HOST: "127.0.0.1",
+        distributed.ENV_TRACKER_PORT: str(port),
+        "OMP_NUM_THREADS": "1",
+    }
     procs = [
         subprocess.Popen(
             [sys.executable, "-m", "kubesage.image", "train"],
