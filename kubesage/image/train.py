@@ -244,6 +244,9 @@ def main(base: str | Path | None = None) -> int:
         return exc.exit_code if isinstance(exc, KubesageError) else 1
     if result is None:  # issue 20: a host of a multi-instance job with no rows of its own
         return 0
+    if not result.model_path.is_relative_to(paths.model_dir):  # issue 20: another host of the job writes it
+        logger.info("the first host writes the model (validation AUC %.4f)", result.validation_auc)
+        return 0
     logger.info(
         "model written to %s (best iteration %d, validation AUC %.4f)",
         result.model_path,
