@@ -72,7 +72,8 @@ def main() -> int:
                 else:
                     job = run_training_job(IMAGE, channels, HYPERPARAMETERS, out, instance_count=count)
                     seconds, metrics = job.seconds, read_metrics(out)
-                print(f"| {rows:,} | {count} | {seconds:.1f} | {metrics.get("train_seconds", float("nan")):.2f} |")
+                train = metrics.get("train_seconds", float("nan"))
+                print(f"| {rows:,} | {count} | {seconds:.1f} | {train:.2f} |")
                 sys.stdout.flush()
     return 0
 
