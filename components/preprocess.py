@@ -14,6 +14,7 @@ from kubesage.churn.data import file_sha256, read_raw_table, resolve_input
 from kubesage.churn.features import LABEL_COLUMN, FeatureSchema, fit_schema, transform_columns
 from kubesage.components import defaults
 from kubesage.components.datasets import LabelledFeatures, write_labelled_csv_chunks
+from kubesage.components.shards import write_shards
 from kubesage.errors import DataError, ParameterError
 from kubesage.monitoring.statistics import baseline_files
 
@@ -81,6 +82,7 @@ def preprocess(
     seed: int = defaults.SEED,
     fractions: SplitFractions | None = None,
     baseline_dir: str | Path | None = None,
+    train_shards: int = 1,
 ) -> PreprocessResult:
     """Read and validate the raw data, split it, fit the schema on train, write all three splits.
 
@@ -100,15 +102,19 @@ def preprocess(
     positive_rate: dict[str, float] = {}
     for name, part in splits.items():
         labels = labels_of(part, schema)
-        # In chunks: the float64 feature matrix of a whole 10M-row split alone would be 5.8 GB.
-        chunks = (
-            LabelledFeatures(
-                transform_columns(part.iloc[start : start + WRITE_CHUNK_ROWS], schema),
-                labels[start : start + WRITE_CHUNK_ROWS],
+        if name == "train" and train_shards > 1:
+            # issue 20: the train split as a folder of `train_shards` files, one share per training instance
+            write_shards(LabelledFeatures(transform_columns(part, schema), labels), output_paths[name], train_shards)
+        else:
+            # In chunks: the float64 feature matrix of a whole 10M-row split alone would be 5.8 GB.
+            chunks = (
+                LabelledFeatures(
+                    transform_columns(part.iloc[start : start + WRITE_CHUNK_ROWS], schema),
+                    labels[start : start + WRITE_CHUNK_ROWS],
+                )
+                for start in range(0, len(part), WRITE_CHUNK_ROWS)
             )
-            for start in range(0, len(part), WRITE_CHUNK_ROWS)
-        )
-        write_labelled_csv_chunks(chunks, output_paths[name])
+            write_labelled_csv_chunks(chunks, output_paths[name])
         rows[name] = len(part)
         positive_rate[name] = float(labels.mean())
     schema.save(schema_path)

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from kubesage.components import defaults
-from kubesage.errors import KubesageError
+from kubesage.errors import KubesageError, ParameterError
 from kubesage.tracking import step_run
 from kubesage.tracking.contract import (
     TAG_DATA_SHA256,
@@ -107,18 +107,40 @@ def train_step(
     params: TrainParams,
 ) -> TrainResult:
     from kubesage.churn.features import FeatureSchema
+    from kubesage.components.shards import one_csv
     from kubesage.components.train import train_from_csv
 
     def body() -> TrainResult:
         with step_run("train") as tracker:
+            refuse_several_hosts()  # issue 20
             tracker.log_params(asdict(params))
-            result = train_from_csv(
-                train_path, validation_path, params, model_dir, schema=FeatureSchema.load(schema_path)
-            )
+            # issue 20: a train split written as several files (one per instance) is read as one
+            with tempfile.TemporaryDirectory(prefix="kubesage-train-") as work:
+                result = train_from_csv(
+                    one_csv(Path(train_path), Path(work)),
+                    validation_path,
+                    params,
+                    model_dir,
+                    schema=FeatureSchema.load(schema_path),
+                )
             tracker.log_metrics(result.metrics())
             return result
 
     return _run("train", body)
+
+
+def refuse_several_hosts() -> None:
+    """The train component trains on one host: on several (a SageMaker training job with an instance count
+    above one) each host would train its own model on its shard, and one of them would silently win."""
+    from kubesage.components.distributed import read_cluster
+
+    cluster = read_cluster(Path("/opt/ml/input/config"))
+    if cluster.size > 1:
+        raise ParameterError(
+            f"the pipeline's train task does not train across instances yet, and this job has {cluster.size} "
+            f"hosts ({', '.join(cluster.hosts)}); set its instance count to 1, or run the image's own train "
+            "entry as a multi-instance training job (runners/sagemaker/README.md, Distributed training)"
+        )
 
 
 def evaluate_step(

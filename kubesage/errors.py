@@ -92,3 +92,7 @@ class SpecIntegrityError(RunnerError):
     """A step's task spec does not match the sha256 the compiled pipeline definition pins for it."""
 
     exit_code = 2
+
+
+class ClusterError(KubesageError):
+    """A multi-instance training job's hosts could not form one XGBoost collective (config, DNS, a peer)."""

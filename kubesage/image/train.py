@@ -21,6 +21,7 @@ import logging
 import os
 import signal
 import sys
+import tempfile
 import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -29,6 +30,8 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from kubesage.churn.features import FEATURE_SCHEMA_FILENAME, FeatureSchema
+from kubesage.components import distributed
+from kubesage.components.shards import one_csv
 from kubesage.errors import DataError, KubesageError, ParameterError
 
 if TYPE_CHECKING:
@@ -63,6 +66,10 @@ class TrainingPaths:
     @property
     def hyperparameters(self) -> Path:
         return self.base / "input" / "config" / "hyperparameters.json"
+
+    @property
+    def config_dir(self) -> Path:
+        return self.base / "input" / "config"
 
     @property
     def model_dir(self) -> Path:
@@ -129,7 +136,7 @@ def load_schema_channel(paths: TrainingPaths) -> FeatureSchema | None:
     return FeatureSchema.load(directory)
 
 
-def run_training(paths: TrainingPaths) -> TrainResult:
+def run_training(paths: TrainingPaths) -> TrainResult | None:
     """Read the job's inputs, train, and write the model (and the schema, if given) to <base>/model."""
     from kubesage.components.train import train_from_csv
 
@@ -138,9 +145,50 @@ def run_training(paths: TrainingPaths) -> TrainResult:
     validation_dir = require_channel(paths, VALIDATION_CHANNEL)
     schema = load_schema_channel(paths)
     logger.info("training with %s", params)
-    result = train_from_csv(train_dir, validation_dir, params, paths.model_dir, schema=schema)
+    # --- issue 20: a multi-instance job trains one model across its hosts (components/distributed.py)
+    cluster = distributed.read_cluster(paths.config_dir)
+    if cluster.size > 1:
+        return run_on_cluster(paths, cluster, params, train_dir, validation_dir, schema)
+    with tempfile.TemporaryDirectory(prefix="kubesage-train-") as work:
+        # A train split written as several files (one per instance) is read as one.
+        train_input = one_csv(train_dir, Path(work))
+        # --- end issue 20
+        result = train_from_csv(train_input, validation_dir, params, paths.model_dir, schema=schema)
     write_metrics(paths, result.metrics())
     return result
+
+
+def run_on_cluster(
+    paths: TrainingPaths,
+    cluster: distributed.Cluster,
+    params: TrainParams,
+    train_dir: Path,
+    validation_dir: Path,
+    schema: FeatureSchema | None,
+) -> TrainResult | None:
+    """This host's part of a multi-instance job; None when it had no rows and left."""
+
+    def finish(done: distributed.ClusterTraining) -> None:
+        write_metrics(paths, done.metrics())
+        run_id = distributed.track(done, params, os.environ.get("TRAINING_JOB_NAME"))
+        if run_id:
+            logger.info("recorded in MLflow run %s", run_id)
+
+    with tempfile.TemporaryDirectory(prefix="kubesage-shard-") as work:
+        done = distributed.train_on_cluster(
+            cluster,
+            train_dir,
+            validation_dir,
+            params,
+            paths.model_dir,
+            Path(work),
+            finish,
+            distribution=distributed.channel_distribution(paths.config_dir, TRAIN_CHANNEL),
+            schema=schema,
+        )
+    if done.result is None:
+        write_metrics(paths, done.metrics())
+    return done.result
 
 
 def write_metrics(paths: TrainingPaths, metrics: Mapping[str, float]) -> None:
@@ -194,6 +242,11 @@ def main(base: str | Path | None = None) -> int:
             logger.error("could not write %s: %s", paths.failure_file, write_error)
         logger.error("training failed: %s", reason)
         return exc.exit_code if isinstance(exc, KubesageError) else 1
+    if result is None:  # issue 20: a host of a multi-instance job with no rows of its own
+        return 0
+    if not result.model_path.is_relative_to(paths.model_dir):  # issue 20: another host of the job writes it
+        logger.info("the first host writes the model (validation AUC %.4f)", result.validation_auc)
+        return 0
     logger.info(
         "model written to %s (best iteration %d, validation AUC %.4f)",
         result.model_path,

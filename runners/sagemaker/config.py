@@ -56,6 +56,12 @@ class SageMakerConfig(RunnerOptions):
     default_instance_type: str = "ml.m5.large"
     instance_types: dict[str, str] = Field(default_factory=dict, description="task name -> instance type")
     instance_counts: dict[str, int] = Field(default_factory=dict, description="task name -> count")
+    # issue 20: a training task on several instances gets these input channels sharded (ShardedByS3Key)
+    sharded_inputs: tuple[str, ...] = Field(
+        default=("train_data",),
+        description="input artifacts a training task on more than one instance receives ShardedByS3Key "
+        "(each instance a share of the S3 objects; the others stay FullyReplicated)",
+    )
     volume_size_gb: int = 30
     max_runtime_seconds: int = 3600
     cache_expire_after: str = "P30D"

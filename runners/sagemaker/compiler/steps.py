@@ -107,7 +107,8 @@ def training_step(ctx: BuildContext, task: TaskPlan) -> tuple[Any, SpecAsset]:
     asset = spec_asset(ctx, task, task_spec(ctx, task, TRAINING_IN, TRAINING_OUT))
     channels = [InputData(channel_name=SPEC_CHANNEL, data_source=asset.uri)]
     channels += [
-        InputData(channel_name=n, data_source=ctx.artifact_uri(s)) for n, s in ctx.channel_artifacts(task).items()
+        InputData(channel_name=n, data_source=training_source(ctx, task, n, ctx.artifact_uri(s)))
+        for n, s in ctx.channel_artifacts(task).items()
     ]
     channels += [
         InputData(channel_name=data_channel(p), data_source=ctx.parameters[p]) for p in data_parameters_read(ctx, task)
@@ -145,6 +146,20 @@ def training_step(ctx: BuildContext, task: TaskPlan) -> tuple[Any, SpecAsset]:
         "S3OutputPath": Join(on="/", values=[ctx.run_prefix(task.key), "model"]),
     }
     return step, asset
+
+
+def training_source(ctx: BuildContext, task: TaskPlan, channel: str, uri: Any) -> Any:
+    """The channel's S3 URI; on several instances, a sharded input gets ShardedByS3Key (issue 20), so
+    each instance downloads its share of the objects (the train split is written as several files)."""
+    from sagemaker.core.shapes import S3DataSource
+
+    if ctx.config.instance_count(task.key) <= 1 or channel not in ctx.config.sharded_inputs:
+        return uri
+    if ctx.config.local_mode:
+        # Local mode refuses ShardedByS3Key ("supports: FullyReplicated") and mounts every channel whole
+        # on every host; the image's train then takes the files at its rank (components/distributed.py).
+        return uri
+    return S3DataSource(s3_data_type="S3Prefix", s3_uri=uri, s3_data_distribution_type="ShardedByS3Key")
 
 
 def retry_policies(task: TaskPlan) -> list[Any] | None:

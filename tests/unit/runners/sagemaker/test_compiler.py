@@ -316,3 +316,18 @@ def test_inlined_sub_pipelines_unrolled_loop_json_parameters_and_importer(tmp_pa
     report = compiled.explain()
     assert "sub-pipeline 'scaled-twice-2' (comp-scaled-twice-2) -> inlined, prefix 'scaled-twice-2-'" in report
     assert "dsl.importer 'importer' (s3://kubesage-golden/toy/rows.csv) -> no step" in report
+
+
+def test_training_on_two_instances_shards_the_train_channel_only(tmp_path: Path) -> None:
+    config = CASES["customer_churn"][1].model_copy(update={"instance_counts": {"train": 2}})
+    compiled = compile_file(_ir(_churn_function(), tmp_path), config)
+    train = next(s for s in compiled.definition["Steps"] if s["Name"] == "train")
+    assert train["Arguments"]["ResourceConfig"]["InstanceCount"] == 2
+    channels = {
+        c["ChannelName"]: c["DataSource"]["S3DataSource"]["S3DataDistributionType"]
+        for c in train["Arguments"]["InputDataConfig"]
+    }
+    assert channels.pop("train_data") == "ShardedByS3Key"
+    assert set(channels.values()) == {"FullyReplicated"}
+    one = compile_file(_ir(_churn_function(), tmp_path), CASES["customer_churn"][1])
+    assert "ShardedByS3Key" not in one.definition_json()
