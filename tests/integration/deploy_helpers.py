@@ -9,6 +9,25 @@ import tarfile
 from pathlib import Path
 
 import boto3
+import pytest
+
+
+def aws_against_moto(
+    moto_endpoint: str, monkeypatch: pytest.MonkeyPatch, region: str, bucket: str, role_arn: str
+) -> boto3.Session:
+    """A session whose every client (and every boto3 client kubesage makes) speaks to moto, with the
+    deploy bucket and the execution role in place."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", region)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    session = boto3.Session(region_name=region)
+    s3 = session.client("s3")
+    if bucket not in [b["Name"] for b in s3.list_buckets()["Buckets"]]:
+        s3.create_bucket(Bucket=bucket)
+    ensure_execution_role(session, role_arn)
+    return session
 
 
 def ensure_execution_role(session: boto3.Session, role_arn: str) -> None:

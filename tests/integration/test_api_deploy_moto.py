@@ -15,7 +15,6 @@ import ast
 import contextlib
 import hashlib
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +25,7 @@ from kubesage.deploy.stack import DeployRequest, approve_model_package, deploy
 from kubesage.deploy.template import load_template, render
 from kubesage.errors import DeployError
 from tests.integration.api_helpers import registered_model_dir
-from tests.integration.deploy_helpers import ensure_execution_role
+from tests.integration.deploy_helpers import aws_against_moto
 
 pytestmark = pytest.mark.integration
 REGION = "us-east-1"
@@ -35,18 +34,8 @@ ROLE = "arn:aws:iam::123456789012:role/sagemaker-execution"
 
 
 @pytest.fixture
-def aws(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[boto3.Session]:
-    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    session = boto3.Session(region_name=REGION)
-    s3 = session.client("s3")
-    if BUCKET not in [b["Name"] for b in s3.list_buckets()["Buckets"]]:
-        s3.create_bucket(Bucket=BUCKET)
-    ensure_execution_role(session, ROLE)
-    yield session
+def aws(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> boto3.Session:
+    return aws_against_moto(moto_endpoint, monkeypatch, REGION, BUCKET, ROLE)
 
 
 @pytest.fixture(scope="module")
