@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -59,6 +60,8 @@ def churn_csv() -> Path:
     return CHURN_CSV
 
 
+_MLFLOW_CREDENTIALS = ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN")
+_ENV_AT_START = frozenset(os.environ)
 _MLFLOW_GLOBAL_URIS = (
     ("mlflow.tracking._tracking_service.utils", "_tracking_uri"),
     ("mlflow.tracking._model_registry.utils", "_registry_uri"),
@@ -69,12 +72,18 @@ _MLFLOW_GLOBAL_URIS = (
 def _mlflow_global_uris_restored() -> Iterator[None]:
     """`mlflow.set_tracking_uri` (some tests, the register step run in-process) is process-global and
     wins over MLFLOW_TRACKING_URI: left set, a later test's `MlflowClient()` on the same worker would
-    write to an earlier test's store while kubesage reads its own (a CI failure, order-dependent)."""
+    write to an earlier test's store while kubesage reads its own (a CI failure, order-dependent).
+    The same for MLflow credentials a test set in os.environ."""
     saved = [getattr(sys.modules.get(module), name, None) for module, name in _MLFLOW_GLOBAL_URIS]
     yield
     for (module, name), value in zip(_MLFLOW_GLOBAL_URIS, saved, strict=True):
         if module in sys.modules:
             setattr(sys.modules[module], name, value)
+    # Credentials a test put in os.environ itself (MLflow's client reads them there on every request):
+    # left set, every later test on the worker would send them, and the runners refuse them.
+    for name in _MLFLOW_CREDENTIALS:
+        if name not in _ENV_AT_START:
+            os.environ.pop(name, None)
 
 
 @pytest.fixture(scope="session")

@@ -10,6 +10,7 @@ one ARN and no other) is checked by the policy linter's IAM matching (scripts/li
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -46,6 +47,11 @@ def _client(service: str, endpoint: str, keys: dict[str, str] | None = None) -> 
 def job_keys(moto_endpoint: str) -> dict[str, dict[str, str]]:
     """Keys of a user holding exactly the job role's policy; the secrets it may and may not read."""
     sm = _client("secretsmanager", moto_endpoint)
+    # moto's state is per process, shared by every moto server of an xdist worker: another module
+    # (test_mlflow_service) may have made a secret of the same name.
+    for name in ("kubesage/mlflow", "prod/database"):
+        with contextlib.suppress(sm.exceptions.ResourceNotFoundException):  # type: ignore[attr-defined]
+            sm.delete_secret(SecretId=name, ForceDeleteWithoutRecovery=True)  # type: ignore[attr-defined]
     created = sm.create_secret(
         Name="kubesage/mlflow", SecretString=json.dumps({"username": "ci", "password": PASSWORD})
     )  # type: ignore[attr-defined]
