@@ -54,6 +54,23 @@ def moto_session(endpoint: str, bucket: str, monkeypatch: pytest.MonkeyPatch) ->
     return boto
 
 
+def isolated_moto_env(endpoint: str, bucket: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> str:
+    """Every boto3 client this test makes (and kubesage makes for it) speaks to moto at `endpoint`
+    with throwaway keys, isolated from any real AWS config; `bucket` exists. Returns `endpoint`."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    s3 = boto3.session.Session().client("s3")  # a fresh session: it sees the variables just set
+    if bucket not in {b["Name"] for b in s3.list_buckets().get("Buckets", [])}:
+        s3.create_bucket(Bucket=bucket)
+    return endpoint
+
+
 def migrated_sqlite_template(folder: Path) -> Path:
     """An empty MLflow SQLite store with every migration applied, made once to be copied.
 

@@ -12,7 +12,6 @@ verified only on paper.
 from __future__ import annotations
 
 import ast
-import contextlib
 import hashlib
 import json
 from pathlib import Path
@@ -25,7 +24,7 @@ from kubesage.deploy.stack import DeployRequest, approve_model_package, deploy
 from kubesage.deploy.template import load_template, render
 from kubesage.errors import DeployError
 from tests.integration.api_helpers import registered_model_dir
-from tests.integration.deploy_helpers import aws_against_moto
+from tests.integration.deploy_helpers import aws_against_moto, create_package, upload_model
 
 pytestmark = pytest.mark.integration
 REGION = "us-east-1"
@@ -43,38 +42,7 @@ def model_dir(trained_model: Path, prepared: dict[str, Path], tmp_path_factory: 
     return registered_model_dir(trained_model, prepared, tmp_path_factory.mktemp("registered"), threshold=0.4)
 
 
-def _upload_model(session: boto3.Session, model_dir: Path, key: str, tamper: bool = False) -> str:
-    """The model directory as the training job leaves it in S3 (model.tar.gz); optionally altered after."""
-    import io
-    import tarfile
-
-    data = (model_dir / "xgboost-model.ubj").read_bytes() + (b" " if tamper else b"")
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
-        info = tarfile.TarInfo("xgboost-model.ubj")
-        info.size = len(data)
-        tar.addfile(info, io.BytesIO(data))
-    session.client("s3").put_object(Bucket=BUCKET, Key=key, Body=buffer.getvalue())
-    return f"s3://{BUCKET}/{key}"
-
-
-def _package(session: boto3.Session, status: str, model_data_url: str = f"s3://{BUCKET}/runs/e1/model.tar.gz") -> str:
-    sagemaker = session.client("sagemaker")
-    group = "customer-churn-models"
-    with contextlib.suppress(sagemaker.exceptions.ClientError):
-        sagemaker.create_model_package_group(ModelPackageGroupName=group)
-    arn: str = sagemaker.create_model_package(
-        ModelPackageGroupName=group,
-        ModelApprovalStatus=status,
-        InferenceSpecification={
-            "Containers": [
-                {"Image": "123456789012.dkr.ecr.us-east-1.amazonaws.com/kubesage:1", "ModelDataUrl": model_data_url}
-            ],
-            "SupportedContentTypes": ["text/csv"],
-            "SupportedResponseMIMETypes": ["application/json"],
-        },
-    )["ModelPackageArn"]
-    return arn
+PACKAGED_MODEL_URL = f"s3://{BUCKET}/runs/e1/model.tar.gz"  # what the register step's package names
 
 
 def _request(package: str, model_dir: Path, stack: str) -> DeployRequest:
@@ -88,7 +56,7 @@ def test_refuses_a_package_that_is_not_approved_then_approve_lets_it_through(
     aws: boto3.Session, model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    package = _package(aws, "PendingManualApproval")
+    package = create_package(aws, "PendingManualApproval", PACKAGED_MODEL_URL)
     with pytest.raises(DeployError, match="PendingManualApproval, not Approved.*kubesage approve"):
         deploy(_request(package, model_dir, "refused"))
     cfn = aws.client("cloudformation")
@@ -100,8 +68,8 @@ def test_deploy_creates_the_stack_and_its_resources(
     aws: boto3.Session, model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    _upload_model(aws, model_dir, "runs/e1/model.tar.gz")
-    package = _package(aws, "Approved")
+    upload_model(aws, BUCKET, model_dir, "runs/e1/model.tar.gz")
+    package = create_package(aws, "Approved", PACKAGED_MODEL_URL)
     messages: list[str] = []
     result = deploy(_request(package, model_dir, "churn-api"), progress=messages.append)
     assert result.status == "CREATE_COMPLETE"
@@ -192,8 +160,8 @@ def test_a_tampered_model_artifact_is_refused_in_one_line(
 ) -> None:
     """The package's model.tar.gz replaced after registration (issue 18 item 1): deploy refuses it."""
     monkeypatch.chdir(tmp_path)
-    url = _upload_model(aws, model_dir, "runs/e2/model.tar.gz", tamper=True)
-    package = _package(aws, "Approved", url)
+    url = upload_model(aws, BUCKET, model_dir, "runs/e2/model.tar.gz", tamper=True)
+    package = create_package(aws, "Approved", url)
     with pytest.raises(DeployError) as refused:
         deploy(_request(package, model_dir, "tampered"))
     message = str(refused.value)
@@ -213,9 +181,9 @@ def test_other_bytes_at_the_code_key_are_replaced_and_the_version_pinned(
     s3 = aws.client("s3")
     s3.create_bucket(Bucket=bucket)
     s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
-    url = _upload_model(aws, model_dir, "runs/e3/model.tar.gz")
+    url = upload_model(aws, BUCKET, model_dir, "runs/e3/model.tar.gz")
     request = DeployRequest(
-        stack_name="pinned", model_package_arn=_package(aws, "Approved", url), model=str(model_dir),
+        stack_name="pinned", model_package_arn=create_package(aws, "Approved", url), model=str(model_dir),
         execution_role_arn=ROLE, bucket=bucket, region=REGION,
     )  # fmt: skip
     first = deploy(request)

@@ -16,6 +16,7 @@ import pytest
 
 from kubesage.churn.data import file_sha256, read_raw_table, resolve_input
 from kubesage.errors import DataError
+from tests.servers import isolated_moto_env
 
 pytestmark = pytest.mark.integration
 
@@ -29,20 +30,7 @@ def _client(service: str) -> Any:
 
 @pytest.fixture
 def s3_env(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> str:
-    """Point boto3 at moto with throwaway credentials, isolated from any real AWS config."""
-    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
-    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):
-        monkeypatch.delenv(name, raising=False)
-    s3 = _client("s3")
-    existing = {b["Name"] for b in s3.list_buckets().get("Buckets", [])}
-    if BUCKET not in existing:
-        s3.create_bucket(Bucket=BUCKET)
-    return moto_endpoint
+    return isolated_moto_env(moto_endpoint, BUCKET, monkeypatch, tmp_path)
 
 
 def test_s3_object_downloads_and_validates(s3_env: str, tmp_path: Path, churn_csv: Path) -> None:

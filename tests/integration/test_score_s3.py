@@ -14,6 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from kubesage.cli.app import main
+from tests.servers import isolated_moto_env
 
 pytestmark = pytest.mark.integration
 
@@ -26,17 +27,7 @@ def _s3() -> Any:
 
 @pytest.fixture
 def s3_env(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> str:
-    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
-    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):
-        monkeypatch.delenv(name, raising=False)
-    if BUCKET not in {b["Name"] for b in _s3().list_buckets().get("Buckets", [])}:
-        _s3().create_bucket(Bucket=BUCKET)
-    return moto_endpoint
+    return isolated_moto_env(moto_endpoint, BUCKET, monkeypatch, tmp_path)
 
 
 def test_score_s3_in_and_out_at_the_registered_threshold(
