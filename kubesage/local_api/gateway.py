@@ -36,6 +36,7 @@ from urllib.parse import unquote_plus
 from urllib.request import Request, urlopen
 
 from kubesage.errors import ParameterError
+from kubesage.local_api.asgi import answer_lifespan
 from kubesage.local_api.split import ROLLBACK_PATH, TRAFFIC_PATH, TrafficSplit
 
 logger = logging.getLogger(__name__)
@@ -91,13 +92,8 @@ class LocalGateway:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
-            while True:
-                message = await receive()
-                if message["type"] == "lifespan.startup":
-                    await send({"type": "lifespan.startup.complete"})
-                elif message["type"] == "lifespan.shutdown":
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
+            await answer_lifespan(receive, send)
+            return
         if scope["type"] != "http":
             return
         headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]

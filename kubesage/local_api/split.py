@@ -33,6 +33,7 @@ from urllib.error import HTTPError, URLError
 from urllib.request import Request, urlopen
 
 from kubesage.errors import DeployError, ParameterError
+from kubesage.local_api.asgi import answer_lifespan
 
 State = Literal["canary", "promoted", "rolled-back"]
 Version = Literal["current", "new"]
@@ -207,13 +208,8 @@ def router_app(split: TrafficSplit) -> Any:
 
     async def app(scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
-            while True:
-                message = await receive()
-                if message["type"] == "lifespan.startup":
-                    await send({"type": "lifespan.startup.complete"})
-                elif message["type"] == "lifespan.shutdown":
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
+            await answer_lifespan(receive, send)
+            return
         if scope["type"] != "http":
             return
         body = b""
