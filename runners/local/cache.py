@@ -83,9 +83,8 @@ def _file_digest(path: Path) -> str:
     return digest
 
 
-@functools.cache
-def kubesage_code_digest() -> str:
-    """SHA-256 over the source of kubesage's core and steps, as installed (once per process)."""
+def code_digest_now() -> str:
+    """SHA-256 over the source of kubesage's core and steps, as installed now (~5 ms)."""
     import importlib
 
     h = hashlib.sha256()
@@ -97,6 +96,10 @@ def kubesage_code_digest() -> str:
         for source in sorted(root.rglob("*.py")):
             h.update(str(source.relative_to(root)).encode("utf-8") + b"\0" + source.read_bytes() + b"\0")
     return h.hexdigest()
+
+
+# Once per process: a cache key's part for kubesage's own code.
+kubesage_code_digest = functools.cache(code_digest_now)
 
 
 def _is_local(uri: str) -> bool:

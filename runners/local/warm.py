@@ -29,25 +29,31 @@ from kubesage.runners.local.launcher import ForkServer
 
 
 @dataclass
-class _Shared:
+class WarmLease:
+    """The process's shared fork server and who uses it; each run holds it as its lease."""
+
     server: ForkServer
     code_digest: str
     users: int = 0
     retired: bool = False
 
+    def retire(self) -> None:
+        """Not to be reused (the run failed: a task may still be running); stopped once unused."""
+        with _lock:
+            self.retired = True
+
 
 _lock = threading.Lock()
-_current: _Shared | None = None
+_current: WarmLease | None = None
 
 
 def _code_digest() -> str:
-    from kubesage.runners.local.cache import kubesage_code_digest
+    from kubesage.runners.local.cache import code_digest_now
 
-    # Uncached: the digest of the files now (~5 ms), not the one this process computed first.
-    return kubesage_code_digest.__wrapped__()
+    return code_digest_now()  # the files now, not what this process saw first
 
 
-def _acquire() -> _Shared:
+def _acquire() -> WarmLease:
     global _current
     digest = _code_digest()
     with _lock:
@@ -59,12 +65,12 @@ def _acquire() -> _Shared:
                 shared.retired = True  # its last user stops it
             server = ForkServer()
             server.start()
-            shared = _current = _Shared(server, digest)
+            shared = _current = WarmLease(server, digest)
         shared.users += 1
         return shared
 
 
-def _release(shared: _Shared, clean: bool) -> None:
+def _release(shared: WarmLease, clean: bool) -> None:
     global _current
     with _lock:
         shared.users -= 1
@@ -76,19 +82,6 @@ def _release(shared: _Shared, clean: bool) -> None:
                 _current = None
 
 
-class WarmLease:
-    """One run's use of the shared fork server."""
-
-    def __init__(self, shared: _Shared) -> None:
-        self._shared = shared
-        self.server = shared.server
-
-    def retire(self) -> None:
-        """Not to be reused (the run failed: a task may still be running); stopped once unused."""
-        with _lock:
-            self._shared.retired = True
-
-
 @contextlib.contextmanager
 def warm_fork_server() -> Iterator[WarmLease]:
     """The process's warm fork server for the length of one run. Leaving with an exception, or after
@@ -96,7 +89,7 @@ def warm_fork_server() -> Iterator[WarmLease]:
     shared = _acquire()
     clean = False
     try:
-        yield WarmLease(shared)
+        yield shared
         clean = True
     finally:
         _release(shared, clean)
