@@ -20,7 +20,6 @@ producing run wrote them under the pipeline root. Deleting either folder is alwa
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import os
@@ -98,10 +97,6 @@ def code_digest_now() -> str:
     return h.hexdigest()
 
 
-# Once per process: a cache key's part for kubesage's own code.
-kubesage_code_digest = functools.cache(code_digest_now)
-
-
 def _is_local(uri: str) -> bool:
     return bool(uri) and "://" not in uri
 
@@ -142,10 +137,15 @@ class ContentCache(kfp_cache.LocalCache):
     """kfp.local's cache, keyed on input contents, verified on read, and reported on a hit."""
 
     def __init__(
-        self, cache_root: str, notes: StepRunNotes, on_hit: Callable[[CacheEntry, str], bool] | None = None
+        self,
+        cache_root: str,
+        notes: StepRunNotes,
+        code_digest: str,
+        on_hit: Callable[[CacheEntry, str], bool] | None = None,
     ) -> None:
         super().__init__(cache_root)
         self._notes = notes
+        self._code_digest = code_digest
         self._on_hit = on_hit
 
     @staticmethod
@@ -182,7 +182,7 @@ class ContentCache(kfp_cache.LocalCache):
         if any("kubesage" in part for part in full_command):
             # The component's source is in the command, but kubesage's steps live in the installed
             # package: a change to them must rerun the task too.
-            name += f"/{kubesage_code_digest()}"
+            name += f"/{self._code_digest}"
         return super().compute_key(name, image, full_command, arguments, env_vars, custom_cache_key)
 
     def get(self, key: str) -> dict[str, Any] | None:

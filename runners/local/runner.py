@@ -82,8 +82,7 @@ class LocalRunner(Runner):
         root = self.pipeline_root
         log_path = root / "logs" / f"{context.backend_run_id}.log"
         context.progress.info(f"task outputs in {root}/, task logs in {log_path}")
-        server = self._launcher.server if self._launcher is not None else None
-        session = kfp_session(self.options, server, context.tracking, root, context.progress)
+        session = kfp_session(self.options, self._launcher, context.tracking, root, context.progress)
         with capture_task_output(log_path, context.progress) as events, session:
             try:
                 with environment(env), evaluated_conditions(lambda b: context.progress.step(skipped_event(b))):

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from kubesage.runners.base import Progress
 from kubesage.runners.local import LocalOptions
-from kubesage.runners.local.launcher import ForkServer, fork_available
+from kubesage.runners.local.launcher import fork_available
 from kubesage.runners.local.warm import WarmLease, warm_fork_server
 from kubesage.tracking import PipelineRun
 
@@ -46,19 +46,23 @@ def launcher_for_run(options: LocalOptions, progress: Progress) -> Iterator[Warm
 
 @contextlib.contextmanager
 def kfp_session(
-    options: LocalOptions, server: ForkServer | None, tracking: PipelineRun, pipeline_root: Path, progress: Progress
+    options: LocalOptions, lease: WarmLease | None, tracking: PipelineRun, pipeline_root: Path, progress: Progress
 ) -> Iterator[None]:
     # Imported here, not at the top: they import kfp, and the fork server should start importing
     # before this process does.
-    from kubesage.runners.local.cache import CachedStepRecorder, ContentCache, StepRunNotes, install
+    from kubesage.runners.local.cache import CachedStepRecorder, ContentCache, StepRunNotes, code_digest_now, install
     from kubesage.runners.local.launcher import task_handler
     from kubesage.runners.local.parallel import parallel_dags
 
     notes = StepRunNotes()
     if options.enable_caching:
         recorder = CachedStepRecorder(tracking, progress)
-        install(ContentCache(str(cache_root(pipeline_root)), notes, on_hit=recorder))
+        # The cache keys on the code the tasks run: the warm fork server's (it imported kubesage when
+        # it started), or the files now for tasks that start as new processes.
+        code_digest = lease.code_digest if lease is not None else code_digest_now()
+        install(ContentCache(str(cache_root(pipeline_root)), notes, code_digest, on_hit=recorder))
     workers = options.max_parallel or os.cpu_count() or 1
+    server = lease.server if lease is not None else None
     with task_handler(server, notes), parallel_dags(workers), _named_tasks(notes):
         yield
 

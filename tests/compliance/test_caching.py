@@ -165,6 +165,20 @@ def test_a_changed_parameter_or_the_run_wide_option_reruns(small: LocalRuns) -> 
     assert small.run(SMALL, {"text": "hello"}, enable_caching=False).cached() == set()
 
 
+def test_an_edit_of_kubesage_between_runs_of_one_process_reruns_the_steps_that_use_it(
+    small: LocalRuns, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A notebook editing kubesage's steps: the warm fork server (warm.py) restarts with the new code,
+    # and the cache must key on that code too, not on what this process saw at its first run.
+    from kubesage.runners.local import warm
+
+    small.run(SMALL, {"text": "hello"})
+    assert small.run(SMALL, {"text": "hello"}).cached() == {"write_text", "count_chars"}
+    monkeypatch.setattr(warm, "_code_digest", lambda: "kubesage edited")
+    assert small.run(SMALL, {"text": "hello"}).cached() == set()
+    assert small.run(SMALL, {"text": "hello"}).cached() == {"write_text", "count_chars"}
+
+
 def test_an_entry_that_does_not_parse_is_ignored_and_replaced(small: LocalRuns) -> None:
     small.run(SMALL, {"text": "hello"})
     entries = _entries(small)
