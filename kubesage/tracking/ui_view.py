@@ -17,8 +17,6 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from mlflow.exceptions import MlflowException
-
 from kubesage.tracking.contract import TAG_KIND, TAG_RUNNER
 
 VIEW_KEY = "kubesage"
@@ -73,6 +71,8 @@ def update_runs_view(client: Any, experiment_id: str) -> None:
     metrics = sorted({m for run in runs for m in run.data.metrics})
     params = differing([dict(run.data.params) for run in runs])
     view = json.dumps(view_state(metrics, params))
+    from mlflow.exceptions import MlflowException  # here: importing mlflow costs every CLI command ~1.5 s
+
     try:
         client.set_experiment_tag(experiment_id, VIEW_TAG, view)
     except MlflowException:
