@@ -71,6 +71,9 @@ class ServiceStatus:
         ]
 
 
+AUTH_CACHE_TTL_SECONDS = 60  # MLflow's suggested value (basic_auth.ini)
+
+
 def auth_config(database_uri: str) -> str:
     """basic-auth's ini: users in the tracking database, nobody sees an experiment without a grant."""
     config = configparser.ConfigParser()
@@ -80,6 +83,11 @@ def auth_config(database_uri: str) -> str:
         "admin_username": ADMIN_USERNAME,
         "authorization_function": "mlflow.server.auth:authenticate_request_basic_auth",
         "grant_default_workspace_access": "false",
+        # Without it every request pays a scrypt check of the password (~0.1-0.2 s of CPU on this
+        # machine), one at a time on the single worker: a pipeline run's few hundred calls queued for
+        # minutes. With one worker, a password change or user deletion through the API takes effect
+        # at once; only out-of-band database edits wait for the TTL.
+        "auth_cache_ttl_seconds": str(AUTH_CACHE_TTL_SECONDS),
     }
     text = io.StringIO()
     config.write(text)

@@ -75,4 +75,5 @@ def test_the_server_runs_basic_auth_on_postgres_with_secrets_only_in_its_environ
         "admin_username": "admin",
         "authorization_function": "mlflow.server.auth:authenticate_request_basic_auth",
         "grant_default_workspace_access": "false",
+        "auth_cache_ttl_seconds": "60",
     }
