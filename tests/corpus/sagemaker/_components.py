@@ -90,3 +90,14 @@ def count_all(datasets: Input[list[Dataset]]) -> int:
 @dsl.component(base_image="python:3.11", install_kfp_package=False)
 def numbers(n: int) -> list:
     return list(range(n))
+
+
+@dsl.component(base_image="python:3.11", install_kfp_package=False)
+def use_token(mount: str) -> str:
+    """A digest of the secret as env and as a file: proves both arrived without returning either."""
+    import hashlib
+    import os
+    from pathlib import Path
+
+    filed = (Path(mount) / "token").read_text(encoding="utf-8")
+    return hashlib.sha256(f"{os.environ['API_TOKEN']}|{filed}|{os.environ['LOG_LEVEL']}".encode()).hexdigest()
