@@ -98,11 +98,13 @@ class SageMakerConfig(RunnerOptions):
         description="Kubernetes secret name -> Secrets Manager secret (name or ARN) holding the same keys as a "
         "JSON object, for use_secret_as_env/use_secret_as_volume: NAME=SECRET,... or JSON; the job role may read "
         "only these (compile writes that statement beside the definition)",
+        json_schema_extra={"flag": "--secret-map"},
     )
     config_maps: dict[str, dict[str, str]] = Field(
         default_factory=dict,
         description="Kubernetes ConfigMap name -> {key: value}, given to use_config_map_as_env as literal "
         "environment values: NAME:KEY=VALUE,... or JSON",
+        json_schema_extra={"flag": "--config-maps"},
     )
     secrets_endpoint_url: str | None = Field(
         default=None, description="the Secrets Manager endpoint the jobs use (a stand-in such as moto, locally)"

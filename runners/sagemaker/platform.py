@@ -102,7 +102,8 @@ def _secret_id(task: str, name: str, feature: str, config: SageMakerConfig) -> s
     if secret_id is None:
         raise UnsupportedFeatureError(
             f"task '{task}': Kubernetes secret '{name}' ({feature}) has no Secrets Manager secret; map it with "
-            f"--option secret_map={name}=SECRET_NAME_OR_ARN (a secret holding the same keys as a JSON object)"
+            # `$SECRET_ID`, not a bare word: the CLI masks `NAME=value` when NAME looks secret (api-token=...)
+            f"--secret-map {name}=$SECRET_ID (a Secrets Manager secret name or ARN holding the same keys as JSON)"
         )
     return secret_id
 
@@ -168,7 +169,7 @@ def _config_map_as_env(task: str, entries: list[Any], config: SageMakerConfig, i
                     continue
                 raise UnsupportedFeatureError(
                     f"task '{task}': Kubernetes ConfigMap '{name}' key '{key}' (use_config_map_as_env, env {env}) has "
-                    f"no value; give it at compile time with --option config_maps={name}:{key}=VALUE"
+                    f"no value; give it at compile time with --config-maps {name}:{key}=$VALUE"
                 )
             _set_env(task, into, env, values[key])
             notes.append(f"  {task}: kubernetes ConfigMap '{name}' key '{key}' -> env {env}={values[key]!r} (literal)")

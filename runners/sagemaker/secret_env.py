@@ -64,7 +64,7 @@ def read_secret(client: Any, secret_id: str, wanted_for: str, optional: bool = F
             "the job role needs secretsmanager:GetSecretValue on it (runners/sagemaker/iam/job-role-policy.json, "
             "or the statement `kubesage compile` writes beside the definition)"
             if code in {"AccessDeniedException", "AccessDenied", "403"}
-            else "create it, or pass the right name (--option mlflow_secret=, --option secret_map=)"
+            else "create it, or pass the right name (--option mlflow_secret=, --secret-map)"
         )
         raise RunnerError(f"cannot read secret {secret_id!r} for {wanted_for} ({code}): {hint}") from exc
     except (BotoCoreError, KeyError) as exc:

@@ -118,7 +118,7 @@ CORPUS: list[Case] = [
         k8s_secret_env_unmapped,
         Refused(
             r"^task 'say': Kubernetes secret 'api-token' \(use_secret_as_env\) has no Secrets Manager secret; "
-            r"map it with --option secret_map=api-token=SECRET_NAME_OR_ARN"
+            r"map it with --secret-map api-token=\$SECRET_ID \(a Secrets Manager secret name or ARN"
         ),
     ),
     (
@@ -160,7 +160,7 @@ CORPUS: list[Case] = [
         k8s_config_map_env_without_value,
         Refused(
             r"^task 'say': Kubernetes ConfigMap 'settings' key 'level' \(use_config_map_as_env, env LOG_LEVEL\) "
-            r"has no value; give it at compile time with --option config_maps=settings:level=VALUE$"
+            r"has no value; give it at compile time with --config-maps settings:level=\$VALUE$"
         ),
     ),
     (
