@@ -211,7 +211,8 @@ def test_a_compiled_kubernetes_secret_reaches_the_task_as_env_and_file_and_nowhe
     assert done.returncode == 0, done.stderr
     outputs = (tmp_path / "ml" / "processing" / "output" / "kubesage-outputs" / "outputs.json").read_text()
     # the component saw the value as env and as a file (it returns only their digest) and the ConfigMap value
-    assert json.loads(outputs)["parameters"]["Output"] == hashlib.sha256(f"{TOKEN}|{TOKEN}|INFO".encode()).hexdigest()
+    digest = hashlib.sha256(f"{TOKEN}|{TOKEN}|INFO".encode()).hexdigest()
+    assert json.loads(outputs)["parameters"]["Output"] == f"{digest} 600 own"
     secret_file = Path(mount) / "token"
     assert secret_file.stat().st_mode & 0o777 == 0o600
     assert f"secret 'prod/api-token' -> {mount}: token (mode 0600)" in done.stdout
