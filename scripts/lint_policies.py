@@ -3,6 +3,7 @@
     python scripts/lint_policies.py                   # both sources below
     python scripts/lint_policies.py DIR               # a folder of policy files (runners/sagemaker/iam/)
     python scripts/lint_policies.py TEMPLATE.yaml     # a CloudFormation template's roles (lambda/template.yaml)
+    python scripts/lint_policies.py OUT.json.job-role-secrets.json   # the task secrets statement compile wrote
 
 Exit 1 and one line per finding, 0 when clean. `make lint` runs it on runners/sagemaker/iam/ and
 lambda/lint.sh on the template.
@@ -24,7 +25,9 @@ values first, because parliament checks ARN formats.
      nor to keys outside runs/ that `*/runs/*` matches anyway; writes to another execution's outputs
      are reported as an accepted exposure (ACCEPTED_EXPOSURES says why) or fail the lint; it reads
      one secret, the MLflow credentials (MLFLOW_SECRET_ARN), and no other;
-   - the SageMaker pipeline role: starts and stops only jobs the pipeline named (pipelines-*).
+   - the SageMaker pipeline role: starts and stops only jobs the pipeline named (pipelines-*);
+   - a compiled pipeline's task secrets statement (*.job-role-secrets.json): GetSecretValue only, each
+     resource one secret (full ARN or NAME-??????), none of OTHER_SECRETS.
 """
 
 from __future__ import annotations
@@ -57,6 +60,12 @@ OTHER_SECRETS = (
     f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:prod/database-AbC123",
     f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:kubesage/mlflow-admin-AbC123",
 )
+# The statement `kubesage compile` writes beside a definition whose tasks read kfp-kubernetes secrets
+# (runners/sagemaker/secret_policy.py): each resource is one secret, by full ARN or NAME-?????? (AWS's
+# pattern for the six characters Secrets Manager appends; `?` matches exactly one, so `a-??????` never
+# matches `a-admin-AbC123`).
+TASK_SECRETS_SUFFIX = ".job-role-secrets.json"
+ONE_SECRET_ARN = re.compile(r"^arn:aws[a-z\-]*:secretsmanager:[a-z0-9\-]+:\d{12}:secret:[^*?]+(-\?{6})?$")
 # An example ARN for what a !Ref / !GetAtt ... Arn of each resource type yields in the template.
 EXAMPLE_ARNS = {
     "AWS::SageMaker::Endpoint": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:endpoint/example",
@@ -210,10 +219,28 @@ def kubesage_rules(name: str, policy: dict[str, Any]) -> list[str]:
         exposed = [key for key in OTHER_EXECUTION_KEYS if may_allow(policy, "s3:PutObject", key)]
         if exposed and (name, "another execution's outputs") not in ACCEPTED_EXPOSURES:
             found.append(f"{name}: jobs may overwrite another execution's outputs ({exposed[0]})")
+    if name.endswith(TASK_SECRETS_SUFFIX):
+        found += _task_secrets_rules(name, policy)
     if name == "pipeline-role-policy.json":
         for action, job in FOREIGN_JOBS.items():
             if may_allow(policy, action, job):
                 found.append(f"{name}: {action} on jobs the pipeline did not start ({job}); restrict to pipelines-*")
+    return found
+
+
+def _task_secrets_rules(name: str, policy: dict[str, Any]) -> list[str]:
+    """The job role's statement `kubesage compile` writes for a pipeline's kfp-kubernetes secrets: it reads
+    the secrets it names, one secret per resource, and may do nothing else."""
+    found: list[str] = []
+    for stmt in _list_statements(policy):
+        if stmt.get("Effect") != "Allow" or _list(stmt.get("Action")) != ["secretsmanager:GetSecretValue"]:
+            found.append(f"{name}: only Allow secretsmanager:GetSecretValue belongs here, got {stmt.get('Action')}")
+        for resource in _list(stmt.get("Resource")):
+            if not ONE_SECRET_ARN.match(resource):
+                found.append(f"{name}: {resource} is not one secret's ARN (NAME-?????? or the full ARN)")
+    for secret in OTHER_SECRETS:
+        if may_allow(policy, "secretsmanager:GetSecretValue", secret):
+            found.append(f"{name}: jobs may read a secret the pipeline does not name ({secret})")
     return found
 
 
@@ -338,6 +365,9 @@ def lint_source(source: Path) -> list[str]:
             print(line)
         messages = lint(source)
         count = len(list(source.glob("*.json")))
+    elif source.suffix == ".json":  # one policy file, e.g. what `kubesage compile` wrote for task secrets
+        messages = lint_policy(source.name, render(source.read_text()))
+        count = 1
     else:
         from kubesage.deploy.template import load_template
 

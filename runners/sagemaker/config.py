@@ -26,6 +26,17 @@ DEFAULT_ROLE = "arn:aws:iam::000000000000:role/kubesage-sagemaker-execution"
 DEFAULT_BUCKET = "kubesage-artifacts"
 
 
+def _items(text: str) -> list[str]:
+    return [item.strip() for item in text.split(",") if item.strip()]
+
+
+def _split(item: str, separator: str, form: str) -> tuple[str, str]:
+    head, found, tail = item.partition(separator)
+    if not found or not head.strip():
+        raise ValueError(f"{item!r} is not {form} (or give JSON)")
+    return head.strip(), tail.strip()
+
+
 class SageMakerConfig(RunnerOptions):
     """Where and how the compiled pipeline runs. Every field has an offline-safe default."""
 
@@ -81,6 +92,20 @@ class SageMakerConfig(RunnerOptions):
         description="the Secrets Manager secret (name or ARN) holding the steps' MLflow credentials as JSON "
         '({"username": ..., "password": ...} or {"token": ...}); each job reads it at start with the job role',
     )
+    # issue 22: kfp-kubernetes secrets and ConfigMaps (platform.py)
+    secret_map: dict[str, str] = Field(
+        default_factory=dict,
+        description="Kubernetes secret name -> Secrets Manager secret (name or ARN) holding the same keys as a "
+        "JSON object, for use_secret_as_env/use_secret_as_volume: NAME=SECRET,... or JSON; the job role may read "
+        "only these (compile writes that statement beside the definition)",
+        json_schema_extra={"flag": "--secret-map"},
+    )
+    config_maps: dict[str, dict[str, str]] = Field(
+        default_factory=dict,
+        description="Kubernetes ConfigMap name -> {key: value}, given to use_config_map_as_env as literal "
+        "environment values: NAME:KEY=VALUE,... or JSON",
+        json_schema_extra={"flag": "--config-maps"},
+    )
     secrets_endpoint_url: str | None = Field(
         default=None, description="the Secrets Manager endpoint the jobs use (a stand-in such as moto, locally)"
     )
@@ -102,6 +127,28 @@ class SageMakerConfig(RunnerOptions):
         default=False,
         description="target the SDK's local mode, which cannot run RegisterModel steps",
     )
+
+    @field_validator("secret_map", mode="before")
+    @classmethod
+    def _secret_pairs(cls, value: object) -> object:
+        """`api-token=prod/api-token,tls=prod/tls` as well as JSON (what --option decodes)."""
+        if not isinstance(value, str):
+            return value
+        pairs = [_split(item, "=", "NAME=SECRET") for item in _items(value)]
+        return dict(pairs)
+
+    @field_validator("config_maps", mode="before")
+    @classmethod
+    def _config_map_triples(cls, value: object) -> object:
+        """`settings:level=INFO,settings:region=eu` as well as JSON (a ConfigMap name or key has no ':')."""
+        if not isinstance(value, str):
+            return value
+        maps: dict[str, dict[str, str]] = {}
+        for item in _items(value):
+            name, rest = _split(item, ":", "NAME:KEY=VALUE")
+            key, text = _split(rest, "=", "NAME:KEY=VALUE")
+            maps.setdefault(name, {})[key] = text
+        return maps
 
     @field_validator("bucket")
     @classmethod

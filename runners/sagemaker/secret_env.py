@@ -49,35 +49,43 @@ def decode(text: str) -> dict[str, SecretRef]:
         raise RunnerError(f"{ENV_SECRET_ENV} is not a mapping of env name -> {{secret, key}}: {exc}") from exc
 
 
-def resolve(mapping: Mapping[str, SecretRef], client: Any) -> dict[str, str]:
-    """env name -> value, each secret read once; errors name the secret, key and variable, never a value."""
+def read_secret(client: Any, secret_id: str, wanted_for: str, optional: bool = False) -> dict[str, Any] | None:
+    """The secret's JSON object; None for an optional secret that does not exist. Errors name the secret and
+    what wanted it (`wanted_for`: an env name or a mount path), never a value."""
     from botocore.exceptions import BotoCoreError, ClientError
 
-    values: dict[str, dict[str, Any]] = {}
+    try:
+        text = client.get_secret_value(SecretId=secret_id)["SecretString"]
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "")
+        if optional and code == "ResourceNotFoundException":
+            return None  # as Kubernetes does for an optional secret that is not there
+        hint = (
+            "the job role needs secretsmanager:GetSecretValue on it (runners/sagemaker/iam/job-role-policy.json, "
+            "or the statement `kubesage compile` writes beside the definition)"
+            if code in {"AccessDeniedException", "AccessDenied", "403"}
+            else "create it, or pass the right name (--option mlflow_secret=, --secret-map)"
+        )
+        raise RunnerError(f"cannot read secret {secret_id!r} for {wanted_for} ({code}): {hint}") from exc
+    except (BotoCoreError, KeyError) as exc:
+        raise RunnerError(f"cannot read secret {secret_id!r} for {wanted_for}: {type(exc).__name__}") from exc
+    try:
+        parsed = json.loads(text)
+    except ValueError:
+        parsed = None
+    if not isinstance(parsed, dict):
+        raise RunnerError(f'secret {secret_id!r} is not a JSON object of keys (e.g. {{"password": ...}})')
+    return parsed
+
+
+def resolve(mapping: Mapping[str, SecretRef], client: Any) -> dict[str, str]:
+    """env name -> value, each secret read once; errors name the secret, key and variable, never a value."""
+    values: dict[str, dict[str, Any] | None] = {}
     resolved: dict[str, str] = {}
     for env, ref in sorted(mapping.items()):
         if ref.secret not in values:
-            try:
-                text = client.get_secret_value(SecretId=ref.secret)["SecretString"]
-            except ClientError as exc:
-                code = exc.response.get("Error", {}).get("Code", "")
-                hint = (
-                    "the job role needs secretsmanager:GetSecretValue on it "
-                    "(runners/sagemaker/iam/job-role-policy.json)"
-                    if code in {"AccessDeniedException", "AccessDenied", "403"}
-                    else "create it, or pass the right name (--option mlflow_secret=)"
-                )
-                raise RunnerError(f"cannot read secret {ref.secret!r} for {env} ({code}): {hint}") from exc
-            except (BotoCoreError, KeyError) as exc:
-                raise RunnerError(f"cannot read secret {ref.secret!r} for {env}: {type(exc).__name__}") from exc
-            try:
-                parsed = json.loads(text)
-            except ValueError:
-                parsed = None
-            if not isinstance(parsed, dict):
-                raise RunnerError(f'secret {ref.secret!r} is not a JSON object of keys (e.g. {{"password": ...}})')
-            values[ref.secret] = parsed
-        value = values[ref.secret].get(ref.key)
+            values[ref.secret] = read_secret(client, ref.secret, env, ref.optional)
+        value = (values[ref.secret] or {}).get(ref.key)
         if value is None:
             if ref.optional:
                 continue

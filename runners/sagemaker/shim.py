@@ -29,6 +29,7 @@ from kubesage.runners.sagemaker.child import child_environment, close_stopped_ru
 from kubesage.runners.sagemaker.fetch import fetch_inputs
 from kubesage.runners.sagemaker.integrity import DIGEST_FLAG, read_verified_spec
 from kubesage.runners.sagemaker.secret_env import resolve_environment
+from kubesage.runners.sagemaker.secret_files import write_from_environment
 from kubesage.runners.sagemaker.shim_fanout import run_fan_out
 from kubesage.tracking import tracking_uri
 from kubesage.tracking.contract import HANDOFF_ENV
@@ -386,6 +387,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"kubesage shim: task '{args.task}': {exc}", file=sys.stderr)
         return 2
     account = step_account()
+    try:
+        # use_secret_as_volume: one 0600 file per key, the task's own; the lines name files, never values
+        for line in write_from_environment(os.environ, _secrets_client, account):
+            print(f"kubesage shim: task '{args.task}': {line}", flush=True)
+    except RunnerError as exc:
+        print(f"kubesage shim: task '{args.task}': {exc}", file=sys.stderr)
+        return exc.exit_code
     home = workdir / "home"
     if account is not None:
         hand_over([*_writable_folders(spec, workdir), home], account)

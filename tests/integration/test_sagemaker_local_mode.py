@@ -141,6 +141,39 @@ def test_unrolled_loop_and_inlined_sub_pipeline_match_kfp_local(
     assert _kfp_local_output("toy_nested_loop", tmp_path, offset=5) == out["add"]
 
 
+def test_kubernetes_secrets_reach_the_task_in_the_image(
+    session: boto3.Session, s3_endpoint: str, tmp_path: Path
+) -> None:
+    """kfp-kubernetes `use_secret_as_env` + `use_secret_as_volume` + a ConfigMap, in the kubesage image: the
+    shim (root) reads the secret from moto's Secrets Manager with the job's keys, the task (the image's
+    kubesage user) gets it as env and as its own 0600 file; the value is in no step's output."""
+    import hashlib
+    import uuid
+
+    from tests.corpus.sagemaker.kubernetes import k8s_secrets_env_and_file
+
+    token = f"local-mode-{uuid.uuid4().hex}"  # a test value, made fresh: moto's state outlives one test
+    name = f"prod/api-token-{uuid.uuid4().hex[:8]}"
+    session.client("secretsmanager", endpoint_url=s3_endpoint).create_secret(
+        Name=name, SecretString=json.dumps({"token": token})
+    )
+    ir = tmp_path / "k8s.yaml"
+    compiler.Compiler().compile(k8s_secrets_env_and_file, str(ir))
+    source = load_pipeline(str(ir), tmp_path)
+    config = _config().model_copy(
+        update={
+            "secret_map": {"api-token": name},
+            "config_maps": {"settings": {"level": "INFO"}},
+            "secrets_endpoint_url": s3_endpoint,
+        }
+    )
+    compiled, result = run_local(source.spec, config, {}, session, s3_endpoint, source.platform_spec)
+    assert result.succeeded, result.failure
+    digest = hashlib.sha256(f"{token}|{token}|INFO".encode()).hexdigest()
+    assert result.outputs["use-token"]["parameters"]["Output"] == f"{digest} 600 own"
+    assert token not in compiled.definition_json() + json.dumps(result.outputs)
+
+
 def test_local_mode_runner_refuses_a_store_containers_cannot_write(
     s3_endpoint: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -21,6 +21,7 @@ from kubesage.runners.sagemaker.ir import (
     TaskOutputParam,
     TaskPlan,
 )
+from kubesage.runners.sagemaker.platform import TaskPlatform
 
 
 @dataclass
@@ -32,6 +33,8 @@ class BuildContext:
     parameters: dict[str, Any]  # SDK Parameter* objects by name
     data_parameters: tuple[str, ...]
     steps: dict[str, Any] = field(default_factory=dict)
+    # step key -> what its job gets from kfp-kubernetes settings (secrets by name, ConfigMap values)
+    platform: dict[str, TaskPlatform] = field(default_factory=dict)
     property_files: dict[str, Any] = field(default_factory=dict)
 
     def channel_artifacts(self, task: TaskPlan) -> dict[str, ArtifactSource]:

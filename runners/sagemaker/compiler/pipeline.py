@@ -43,6 +43,8 @@ from kubesage.runners.sagemaker.config import SageMakerConfig
 from kubesage.runners.sagemaker.ir import Constant, ImportedArtifact, PipelinePlan, plan_pipeline
 from kubesage.runners.sagemaker.naming import sagemaker_pipeline_name
 from kubesage.runners.sagemaker.pinning import approval_status, pin_plan
+from kubesage.runners.sagemaker.platform import PlatformPlan
+from kubesage.runners.sagemaker.secret_policy import POLICY_SUFFIX, job_role_policy
 
 _STEP_NAME_RE = re.compile(r"^[A-Za-z0-9\-_]{1,64}$")
 
@@ -59,6 +61,8 @@ class CompiledPipeline:
     data_parameters: tuple[str, ...] = ()
     model_package_group: str | None = None
     pinned: dict[str, Any] = field(default_factory=dict)
+    # the job role's statement for the tasks' kfp-kubernetes secrets (secret_policy.py); None without any
+    job_role_secrets_policy: dict[str, Any] | None = None
 
     def definition_json(self) -> str:
         return json.dumps(self.definition, indent=2, sort_keys=True) + "\n"
@@ -71,6 +75,10 @@ class CompiledPipeline:
         output.parent.mkdir(parents=True, exist_ok=True)
         output.write_text(self.definition_json(), encoding="utf-8")
         written = [output]
+        if self.job_role_secrets_policy is not None:
+            policy = output.with_name(output.name + POLICY_SUFFIX)
+            policy.write_text(json.dumps(self.job_role_secrets_policy, indent=2) + "\n", encoding="utf-8")
+            written.append(policy)
         asset_dir = output.with_name(output.name + ".assets")
         for uri, body in sorted(self.assets.items()):
             target = asset_dir / uri.removeprefix("s3://")
@@ -96,7 +104,7 @@ def pipeline_name(plan: PipelinePlan, config: SageMakerConfig) -> str:
     return sagemaker_pipeline_name(config.pipeline_name or plan.name)
 
 
-def _build(plan: PipelinePlan, config: SageMakerConfig, session: Any) -> _Built:
+def _build(plan: PipelinePlan, config: SageMakerConfig, session: Any, platform_plan: PlatformPlan) -> _Built:
     """Every task's steps in dependency order, the ConditionSteps around them, the SDK `Pipeline`."""
     from sagemaker.mlops.workflow.pipeline import Pipeline
 
@@ -108,6 +116,7 @@ def _build(plan: PipelinePlan, config: SageMakerConfig, session: Any) -> _Built:
         name=pipeline_name(plan, config),
         parameters=parameters,
         data_parameters=checked_data_parameters(plan, config),
+        platform=platform_plan.tasks,
     )
     registering = register_task(plan, config)
     pinned_approval = approval_status(config.pinned_parameters, APPROVAL_PARAMETER)
@@ -187,24 +196,25 @@ def build_pipeline(
         reserved=(APPROVAL_PARAMETER,),
         data_parameters=data_parameters(plan, config),
     )
-    platform_notes = platform.translate(platform_spec, plan)
+    platform_plan = platform.translate(platform_spec, plan, config)
     _check_fetches(plan, config)
     for key in [*plan.tasks, *plan.conditions]:
         if not _STEP_NAME_RE.match(key):
             raise UnsupportedFeatureError(f"task '{key}': name is not a valid SageMaker step name")
     with offline_env(config.region), validate_sdk_config_once(), shared_service_models():
         step_classes()  # defined here: importing the SDK's step module needs the offline environment
-        built = _build(plan, config, session)
+        built = _build(plan, config, session, platform_plan)
         definition = json.loads(built.pipeline.definition())
     compiled = CompiledPipeline(
         name=built.name,
         definition=definition,
         assets=dict(sorted(built.assets.items())),
-        report=[*built.report, *platform_notes],
+        report=[*built.report, *platform_plan.notes],
         parameters={n: p.default for n, p in plan.parameters.items() if p.has_default},
         data_parameters=built.data_parameters,
         model_package_group=built.model_package_group,
         pinned=dict(config.pinned_parameters),
+        job_role_secrets_policy=job_role_policy(platform_plan.secret_ids(), config.region, config.job_role()),
     )
     return built.pipeline, compiled
 

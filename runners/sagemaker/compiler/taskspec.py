@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from kubesage.runners.sagemaker import secret_files
 from kubesage.runners.sagemaker.compiler.context import BuildContext
 from kubesage.runners.sagemaker.compiler.exit_handler import handler_arguments
 from kubesage.runners.sagemaker.compiler.fanout import collected_artifact_file, fan_out_spec
@@ -125,9 +126,17 @@ def shim_environment(ctx: BuildContext, task: TaskPlan) -> dict[str, Any]:
         env[variable] = ctx.parameters[param]
     env[ENV_RUNNER] = "sagemaker-local" if ctx.config.local_mode else "sagemaker"
     env["KUBESAGE_SAGEMAKER_EXECUTION_ARN"] = ExecutionVariables.PIPELINE_EXECUTION_ARN
-    if ctx.config.mlflow_secret:
+    platform = ctx.platform.get(task.key)
+    secret_env = mlflow_secret_env(ctx.config.mlflow_secret) if ctx.config.mlflow_secret else {}
+    if platform is not None:
+        env.update(platform.literal_env)  # ConfigMap values given at compile time (not secrets)
+        secret_env.update(platform.secret_env)
+        if platform.secret_files:
+            env[secret_files.ENV_SECRET_FILES] = secret_files.encode(platform.secret_files)
+    if secret_env:
         # Names only: the shim reads the values when the job starts (secret_env.py).
-        env[ENV_SECRET_ENV] = encode(mlflow_secret_env(ctx.config.mlflow_secret))
+        env[ENV_SECRET_ENV] = encode(secret_env)
+    if secret_env or (platform is not None and platform.secret_files):
         env["AWS_DEFAULT_REGION"] = ctx.config.region
         if ctx.config.secrets_endpoint_url:
             env["AWS_ENDPOINT_URL_SECRETS_MANAGER"] = ctx.config.secrets_endpoint_url

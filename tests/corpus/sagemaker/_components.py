@@ -90,3 +90,18 @@ def count_all(datasets: Input[list[Dataset]]) -> int:
 @dsl.component(base_image="python:3.11", install_kfp_package=False)
 def numbers(n: int) -> list:
     return list(range(n))
+
+
+@dsl.component(base_image="python:3.11", install_kfp_package=False)
+def use_token(mount: str) -> str:
+    """A digest of the secret as env and as a file, and the file's mode and whether the task owns it:
+    proves both arrived without returning either."""
+    import hashlib
+    import os
+    from pathlib import Path
+
+    path = Path(mount) / "token"
+    filed = path.read_text(encoding="utf-8")
+    digest = hashlib.sha256(f"{os.environ['API_TOKEN']}|{filed}|{os.environ['LOG_LEVEL']}".encode()).hexdigest()
+    mode = path.stat().st_mode & 0o777
+    return f"{digest} {mode:o} {'own' if path.stat().st_uid == os.getuid() else 'foreign'}"

@@ -2,7 +2,7 @@
 
 from kfp import dsl, kubernetes
 
-from tests.corpus.sagemaker._components import echo, say
+from tests.corpus.sagemaker._components import echo, say, use_token
 from tests.corpus.sagemaker._expect import Case, Refused, Translates
 
 
@@ -21,6 +21,51 @@ def k8s_scheduling_hints() -> None:
 def k8s_secret_env() -> None:
     task = say(text="needs a token")
     kubernetes.use_secret_as_env(task, secret_name="api-token", secret_key_to_env={"token": "API_TOKEN"})
+
+
+@dsl.pipeline(name="k8s-secret-env-unmapped")
+def k8s_secret_env_unmapped() -> None:
+    task = say(text="needs a token")
+    kubernetes.use_secret_as_env(task, secret_name="api-token", secret_key_to_env={"token": "API_TOKEN"})
+
+
+@dsl.pipeline(name="k8s-secret-volume")
+def k8s_secret_volume() -> None:
+    task = say(text="reads a certificate")
+    kubernetes.use_secret_as_volume(task, secret_name="tls", mount_path="/etc/tls", optional=True)
+
+
+@dsl.pipeline(name="k8s-secret-named-at-run-time")
+def k8s_secret_named_at_run_time(secret: str = "api-token") -> None:
+    task = say(text="needs a token")
+    kubernetes.use_secret_as_env(task, secret_name=secret, secret_key_to_env={"token": "API_TOKEN"})
+
+
+@dsl.pipeline(name="k8s-secrets-env-and-file")
+def k8s_secrets_env_and_file() -> None:
+    """The pipeline tests/integration/test_secret_env_moto.py runs through the shim against moto."""
+    task = use_token(mount="/etc/api-token")
+    kubernetes.use_secret_as_env(task, secret_name="api-token", secret_key_to_env={"token": "API_TOKEN"})
+    kubernetes.use_secret_as_volume(task, secret_name="api-token", mount_path="/etc/api-token")
+    kubernetes.use_config_map_as_env(task, config_map_name="settings", config_map_key_to_env={"level": "LOG_LEVEL"})
+
+
+@dsl.pipeline(name="k8s-config-map-env")
+def k8s_config_map_env() -> None:
+    task = say(text="configured")
+    kubernetes.use_config_map_as_env(task, config_map_name="settings", config_map_key_to_env={"level": "LOG_LEVEL"})
+
+
+@dsl.pipeline(name="k8s-config-map-env-without-value")
+def k8s_config_map_env_without_value() -> None:
+    task = say(text="configured")
+    kubernetes.use_config_map_as_env(task, config_map_name="settings", config_map_key_to_env={"level": "LOG_LEVEL"})
+
+
+@dsl.pipeline(name="k8s-field-path-env")
+def k8s_field_path_env() -> None:
+    task = say(text="who am i")
+    kubernetes.use_field_path_as_env(task, env_name="POD_NAME", field_path="metadata.name")
 
 
 @dsl.pipeline(name="k8s-pvc")
@@ -43,13 +88,103 @@ def k8s_secret_in_runtime_loop(items: list = [1, 2]) -> None:  # noqa: B006
         kubernetes.use_secret_as_env(task, secret_name="api-token", secret_key_to_env={"token": "API_TOKEN"})
 
 
+@dsl.pipeline(name="k8s-secret-in-runtime-loop-unmapped")
+def k8s_secret_in_runtime_loop_unmapped(items: list = [1, 2]) -> None:  # noqa: B006
+    with dsl.ParallelFor(items) as item:
+        task = echo(x=item)
+        kubernetes.use_secret_as_env(task, secret_name="api-token", secret_key_to_env={"token": "API_TOKEN"})
+
+
+SECRETS = {"secret_map": {"api-token": "prod/api-token", "tls": "prod/tls"}}
+SETTINGS = {"config_maps": {"settings": {"level": "INFO"}}}
+
 CORPUS: list[Case] = [
     (
         k8s_scheduling_hints,
         Translates("echo", report=("kubernetes nodeSelector ignored", "kubernetes tolerations ignored")),
     ),
-    (k8s_secret_env, Refused(r"task 'say': a Kubernetes secret as environment .*AWS Secrets Manager")),
+    (
+        k8s_secret_env,
+        Translates(
+            "say",
+            report=(
+                "say: kubernetes secret 'api-token' key 'token' -> env API_TOKEN from Secrets Manager 'prod/api-token'",
+                "job role: secretsmanager:GetSecretValue on only 'prod/api-token'",
+            ),
+            options=SECRETS,
+        ),
+    ),
+    (
+        k8s_secret_env_unmapped,
+        Refused(
+            r"^task 'say': Kubernetes secret 'api-token' \(use_secret_as_env\) has no Secrets Manager secret; "
+            r"map it with --secret-map api-token=\$SECRET_ID \(a Secrets Manager secret name or ARN"
+        ),
+    ),
+    (
+        k8s_secret_volume,
+        Translates(
+            "say",
+            report=(
+                "say: kubernetes secret 'tls' volume -> files /etc/tls/<key> (mode 0600) from Secrets Manager "
+                "'prod/tls'",
+            ),
+            options=SECRETS,
+        ),
+    ),
+    (
+        k8s_secret_named_at_run_time,
+        Refused(
+            r"^task 'say': a Kubernetes secret as environment \(use_secret_as_env\) whose name is given at "
+            r"run time .*name it with a constant"
+        ),
+        # mapped or not: the secret's name is not known when the definition is compiled
+    ),
+    (
+        k8s_secrets_env_and_file,
+        Translates(
+            "use-token",
+            report=("use-token: kubernetes ConfigMap 'settings' key 'level' -> env LOG_LEVEL='INFO' (literal)",),
+            options={**SECRETS, **SETTINGS},
+        ),
+    ),
+    (
+        k8s_config_map_env,
+        Translates(
+            "say",
+            report=("say: kubernetes ConfigMap 'settings' key 'level' -> env LOG_LEVEL='INFO'",),
+            options=SETTINGS,
+        ),
+    ),
+    (
+        k8s_config_map_env_without_value,
+        Refused(
+            r"^task 'say': Kubernetes ConfigMap 'settings' key 'level' \(use_config_map_as_env, env LOG_LEVEL\) "
+            r"has no value; give it at compile time with --config-maps settings:level=\$VALUE$"
+        ),
+    ),
+    (
+        k8s_field_path_env,
+        Refused(
+            r"^task 'say': a pod field as environment \(use_field_path_as_env: POD_NAME <- metadata.name\).*"
+            r"pass the value as a pipeline parameter"
+        ),
+    ),
     (k8s_pvc, Refused(r"task 'createpvc': a Kubernetes PersistentVolumeClaim")),
     (k8s_config_map_volume, Refused(r"task 'echo': a Kubernetes ConfigMap as a volume")),
-    (k8s_secret_in_runtime_loop, Refused(r"task 'for-loop-1-echo': a Kubernetes secret as environment")),
+    (
+        k8s_secret_in_runtime_loop,
+        Translates(
+            "for-loop-1",
+            report=("for-loop-1-echo: kubernetes secret 'api-token' key 'token' -> env API_TOKEN",),
+            options=SECRETS,
+        ),
+    ),
+    (
+        k8s_secret_in_runtime_loop_unmapped,
+        Refused(
+            r"^task 'for-loop-1-echo': Kubernetes secret 'api-token' \(use_secret_as_env\) has no Secrets "
+            r"Manager secret"
+        ),
+    ),
 ]

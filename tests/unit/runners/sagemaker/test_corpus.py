@@ -86,7 +86,8 @@ def test_corpus_pipeline_translates_or_is_refused(name: str, tmp_path: Path) -> 
     ir = tmp_path / f"{name}.yaml"
     compiler.Compiler().compile(function, str(ir))
     try:
-        outcome: CompiledPipeline | KubesageError = compile_file(ir, CONFIG)
+        config = SageMakerConfig.model_validate({**CONFIG.model_dump(), **expectation.options})
+        outcome: CompiledPipeline | KubesageError = compile_file(ir, config)
     except KubesageError as exc:  # anything else is a crash and fails the test with its traceback
         outcome = exc
     _check(outcome, expectation)
