@@ -27,9 +27,11 @@ SHARED_RUN_SUITES = {"compliance": "case", "conformance": "runner_name"}
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Work units for `pytest -n 2 --dist loadgroup` (make test): the tests reading one runner's
     shared runs go to one worker, so each run is made once; any other module to one worker, for its
-    module-scoped fixtures. Without xdist the marks do nothing."""
+    module-scoped fixtures. A module that reads another suite's shared run names that suite's unit in
+    its own `xdist_group` mark (tests/container/test_kfp_docker.py). Without xdist the marks do nothing."""
     for item in items:
-        item.add_marker(pytest.mark.xdist_group(_work_unit(item)))
+        if item.get_closest_marker("xdist_group") is None:
+            item.add_marker(pytest.mark.xdist_group(_work_unit(item)))
 
 
 def _work_unit(item: pytest.Item) -> str:

@@ -17,6 +17,7 @@ __all__ = [
     "ENV_EXPERIMENT_ID",
     "ENV_EXPERIMENT_NAME",
     "ENV_FAILURE_DIR",
+    "ENV_IMAGE_REVISION",
     "ENV_PARENT_RUN_ID",
     "ENV_RUNNER",
     "ENV_STEP_RUN_ID_FILE",
@@ -29,6 +30,7 @@ __all__ = [
     "TAG_EXPERIMENT_KIND",
     "TAG_FAILURE",
     "TAG_GIT_COMMIT",
+    "TAG_IMAGE_REVISION",
     "TAG_KIND",
     "TAG_NOT_REGISTERED",
     "TAG_PARENT_RUN_ID",
@@ -56,6 +58,9 @@ ENV_FAILURE_DIR = "KUBESAGE_FAILURE_DIR"
 # Where a step writes its run id, so the process above it (the SageMaker shim) can close the run
 # as KILLED when the job is stopped and the step dies from the signal before it can.
 ENV_STEP_RUN_ID_FILE = "KUBESAGE_STEP_RUN_ID_FILE"
+# Set by the kubesage image itself (its Dockerfile, from the build's git commit), never by a runner: a
+# step that sees it ran in that build of the image, and records which (TAG_IMAGE_REVISION).
+ENV_IMAGE_REVISION = "KUBESAGE_IMAGE_REVISION"
 
 # What a step needs to join the parent run, in the order runners deliver it.
 HANDOFF_ENV: tuple[str, ...] = (ENV_TRACKING_URI, ENV_PARENT_RUN_ID, ENV_EXPERIMENT_ID, ENV_RUNNER)
@@ -75,6 +80,7 @@ TAG_REGISTERED_NAME = "kubesage.registered_model_name"
 TAG_NOT_REGISTERED = "kubesage.not_registered_reason"
 TAG_FAILURE = "kubesage.failure"
 TAG_KIND = "kubesage.kind"
+TAG_IMAGE_REVISION = "kubesage.image_revision"  # on a step run: the image build it ran in (none outside it)
 # MLflow 3's experiment type: "custom_model_development" is "Machine learning" (runs, metrics,
 # models), not "GenAI apps & agents" (traces). MLflow UIs that key their view on the experiment read
 # this tag; 3.17's UI also keeps a per-browser workflow type, which `?workflowType=` in a URL sets.

@@ -18,6 +18,7 @@ from typing import Any
 from kubesage.tracking.contract import (
     ENV_EXPERIMENT_ID,
     ENV_EXPERIMENT_NAME,
+    ENV_IMAGE_REVISION,
     ENV_PARENT_RUN_ID,
     ENV_RUNNER,
     ENV_STEP_RUN_ID_FILE,
@@ -26,6 +27,7 @@ from kubesage.tracking.contract import (
     TAG_EXPERIMENT_KIND,
     TAG_FAILURE,
     TAG_GIT_COMMIT,
+    TAG_IMAGE_REVISION,
     TAG_KIND,
     TAG_PARENT_RUN_ID,
     TAG_PIPELINE,
@@ -274,6 +276,9 @@ def step_run(step: str) -> Iterator[StepTracker]:
         os.environ.get(ENV_EXPERIMENT_NAME, "kubesage"), uri
     )
     tags = {TAG_STEP: step, TAG_KIND: "step", TAG_RUNNER: os.environ.get(ENV_RUNNER, "unknown")}
+    # Where the step ran: a pod or a job records the image build its code came from.
+    if os.environ.get(ENV_IMAGE_REVISION):
+        tags[TAG_IMAGE_REVISION] = os.environ[ENV_IMAGE_REVISION]
     if parent:
         tags[TAG_PARENT_RUN_ID] = parent
         tags[TAG_PIPELINE_RUN_ID] = parent

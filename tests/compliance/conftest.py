@@ -127,13 +127,19 @@ def _run_once(kind: str, case: RunnerCase, pipeline: PipelineSource, params: dic
     return _RUNS[key]
 
 
+def shared_churn_run(case: RunnerCase, pipeline: PipelineSource, churn_csv: Path, tracking_uri: str) -> CompletedRun:
+    """The churn pipeline on the real data through `case`, made once per runner and worker process.
+    Another suite comparing with a runner's run reuses it (tests/container/test_kfp_docker.py, the local
+    one) by calling this in the same xdist group (`compliance-<runner>`)."""
+    return _run_once("churn", case, pipeline, {"input_data": str(churn_csv), "seed": SEED}, tracking_uri)
+
+
 @pytest.fixture
 def churn_run(
     case: RunnerCase, churn_pipeline: PipelineSource, churn_csv: Path, compliance_mlflow: MlflowServer
 ) -> CompletedRun:
     """The churn pipeline on the real data, once per runner."""
-    params = {"input_data": str(churn_csv), "seed": SEED}
-    return _run_once("churn", case, churn_pipeline, params, compliance_mlflow.url)
+    return shared_churn_run(case, churn_pipeline, churn_csv, compliance_mlflow.url)
 
 
 @pytest.fixture(scope="session")

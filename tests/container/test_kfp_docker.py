@@ -1,97 +1,141 @@
-"""The churn pipeline under KFP's own DockerRunner: every step runs inside the image, offline.
+"""`kubesage run customer_churn --runner kfp` with every task in the kubesage image, without a cluster.
 
-DockerRunner mounts only the pipeline root (at the same path inside the container), so the MLflow
-store, its artifacts, the failure folder and the input data all live under it; the containers get
-no network at all.
+The KFP API stand-in with `DockerPods` (tests/standins/kfp_api.py) runs each task of the submitted IR
+as a pod runs its container spec: kfp.local's DockerRunner starts the spec's image with the spec's
+command and env (the MLflow hand-off the runner wrote into the IR) and nothing of this process's env.
+One run proves our IR, our image and the tracking hand-off together, through the runner's protocol.
+
+Networking: the CLI hands the tasks its own tracking URI, the session's `mlflow server` on
+127.0.0.1. The containers share the host's network namespace (`network_mode="host"`), so that
+loopback address is the same server inside them: the stand-in's version of what a cluster needs, a
+tracking URI both the CLI and the pods reach. Artifacts go through the server's artifact proxy, so
+the containers need no store of their own. The churn data's folder is mounted read-only at the same
+path (a cluster's volume, `minikube mount`); the pipeline root, which DockerRunner mounts at the same
+path, carries artifacts from one task's container to the next, as a cluster's object store does.
+
+Evidence that each task ran in the image comes from the task: the image sets KUBESAGE_IMAGE_REVISION
+(its build's git commit, Dockerfile) and every step records it on its MLflow run
+(`kubesage.image_revision`); a step outside the image has no such variable, so none of the local
+run's steps has the tag.
+
+The local run compared with is the compliance suite's (`shared_churn_run`): this module joins that
+suite's xdist group, so the run is made once per worker process, whichever suite asks first.
 """
 
 from __future__ import annotations
 
-import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sklearn.metrics import roc_auc_score
+from mlflow import MlflowClient
 
-from kubesage.churn.modelio import MODEL_FILENAME, booster_probabilities, load_booster
-from kubesage.components.datasets import read_labelled_csv
-from kubesage.tracking import ENV_EXPERIMENT_ID, ENV_PARENT_RUN_ID, ENV_RUNNER, ENV_TRACKING_URI, TAG_STEP
+from kubesage.churn.modelio import MODEL_FILENAME
+from kubesage.components.evaluate import evaluate_model
+from kubesage.runners.base import RunResult
+from kubesage.runners.registry import load_pipeline
+from kubesage.tracking import TAG_IMAGE_REVISION, TAG_REGISTERED_VERSION, TAG_RUNNER, TAG_STEP
+from tests.compliance.conftest import CASE_BUILDERS, SEED, shared_churn_run
+from tests.integration.cli_helpers import run_cli
+from tests.mlflow_server import MlflowServer
+from tests.standins.kfp_api import KfpStandin
+from tests.standins.kfp_fixtures import kfp_docker_standin  # noqa: F401  (fixture)
 
-pytestmark = pytest.mark.container
+pytestmark = [pytest.mark.container, pytest.mark.xdist_group("compliance-local")]
 
-STEPS = ("preprocess", "train", "evaluate", "register")
+STEPS = ["preprocess", "train", "evaluate", "register"]
 
 
 @pytest.fixture(scope="module")
-def pipeline_run(image: str, churn_csv: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    from kfp import local
-    from mlflow import MlflowClient
-
-    from kubesage.pipelines.customer_churn import customer_churn
-
-    root = tmp_path_factory.mktemp("kfp-docker-root").resolve()
-    data = root / "data" / "churn.csv"
-    data.parent.mkdir()
-    shutil.copy(churn_csv, data)
-    tracking_uri = f"sqlite:///{root / 'mlflow.db'}"
-    client = MlflowClient(tracking_uri=tracking_uri)
-    experiment_id = client.create_experiment("kfp-docker", artifact_location=str(root / "mlruns"))
-    parent = client.create_run(experiment_id, run_name="customer-churn")
-    environment = {
-        ENV_TRACKING_URI: tracking_uri,
-        ENV_PARENT_RUN_ID: parent.info.run_id,
-        ENV_EXPERIMENT_ID: experiment_id,
-        ENV_RUNNER: "kfp-docker",
-        "KUBESAGE_FAILURE_DIR": str(root / "failures"),
-    }
-    runner = local.DockerRunner(environment=environment, network_mode="none")
-    # The pipeline root is the one folder DockerRunner mounts: everything the steps share is in it.
-    local.init(runner=runner, pipeline_root=str(root), raise_on_error=True)
-    try:
-        customer_churn(input_data=str(data), max_depth=4, num_round=120, model_name="churn-docker")
-    finally:
-        # kfp.local keeps its configuration in a process-wide singleton: leave no DockerRunner behind.
-        local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(root / "unused"))
-    yield {"root": root, "client": client, "experiment_id": experiment_id, "parent": parent.info.run_id}
+def local_run(
+    request: pytest.FixtureRequest,
+    churn_csv: Path,
+    shared_mlflow: MlflowServer,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> RunResult:
+    """The local runner's run of the churn pipeline on the same data and seed (the compliance suite's)."""
+    case = CASE_BUILDERS["local"](request, tmp_path_factory.mktemp("case-local"))
+    pipeline = load_pipeline("customer_churn", tmp_path_factory.mktemp("ir"))
+    run = shared_churn_run(case, pipeline, churn_csv, shared_mlflow.url)
+    assert run.result.succeeded, run.result.failure
+    return run.result
 
 
-def only(paths: list[Path], what: str) -> Path:
-    assert len(paths) == 1, f"expected one {what}, found {paths}"
-    return paths[0]
+@pytest.fixture(scope="module")
+def kfp_run(
+    image: str,
+    kfp_docker_standin: KfpStandin,  # noqa: F811
+    shared_mlflow: MlflowServer,
+    churn_csv: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> dict[str, Any]:
+    """The CLI's `--output json` of one kfp run whose tasks ran in the image."""
+    args = ["run", "customer_churn", "--runner", "kfp", "--image", image]
+    args += ["--option", f"host={kfp_docker_standin.url}", "--option", "poll_seconds=0.5"]
+    args += ["--param", f"input_data={churn_csv}", "--param", f"seed={SEED}", "--output", "json"]
+    result = run_cli(args, tmp_path_factory.mktemp("kfp-docker-run"), shared_mlflow.url)
+    assert result.code == 0, result.stderr[-3000:]
+    data: dict[str, Any] = result.json
+    return data
 
 
-def test_every_step_ran_in_the_image(pipeline_run: dict[str, Any], image: str) -> None:
-    client = pipeline_run["client"]
-    runs = [r for r in client.search_runs([pipeline_run["experiment_id"]]) if r.data.tags.get(TAG_STEP)]
-    by_step = {r.data.tags[TAG_STEP]: r for r in runs}
-    assert set(by_step) == set(STEPS)
-    for step, run in by_step.items():
-        assert run.info.status == "FINISHED", step
-        assert run.data.tags["mlflow.parentRunId"] == pipeline_run["parent"]
-        assert run.data.tags["kubesage.runner"] == "kfp-docker"
-    assert not (pipeline_run["root"] / "failures").exists()
-
-
-def test_the_model_trained_in_the_image_is_good(pipeline_run: dict[str, Any]) -> None:
-    outputs = pipeline_run["root"]
-    model_file = only(sorted(outputs.glob(f"*/train/model/{MODEL_FILENAME}")), "trained model")
-    test_csv = only(sorted(outputs.glob("*/preprocess/test")), "test split")
-    booster = load_booster(model_file.parent)
-    test = read_labelled_csv(test_csv)
-    assert roc_auc_score(test.labels, booster_probabilities(booster, test.features)) > 0.95
-    client = pipeline_run["client"]
-    evaluate_run = only(
-        [r for r in client.search_runs([pipeline_run["experiment_id"]]) if r.data.tags.get(TAG_STEP) == "evaluate"],
-        "evaluate run",
+def step_runs(client: MlflowClient, parent_run_id: str) -> dict[str, Any]:
+    parent = client.get_run(parent_run_id)
+    children = client.search_runs(
+        [parent.info.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent_run_id}'"
     )
-    assert evaluate_run.data.metrics["accuracy"] > 0.9
+    return {c.data.tags[TAG_STEP]: c for c in children}
 
 
-def test_the_model_was_registered(pipeline_run: dict[str, Any]) -> None:
-    client = pipeline_run["client"]
-    versions = client.search_model_versions("name='churn-docker'")
-    assert [str(v.version) for v in versions] == ["1"]
-    parent = client.get_run(pipeline_run["parent"])
-    assert parent.data.tags.get("kubesage.registered_model_version") == "1"
+def test_the_run_in_the_image_has_the_local_runs_metrics(kfp_run: dict[str, Any], local_run: RunResult) -> None:
+    assert kfp_run["status"] == "succeeded" and kfp_run["runner"] == "kfp", kfp_run.get("failure")
+    assert kfp_run["metrics"].keys() == local_run.metrics.keys() and {"accuracy", "roc_auc"} <= local_run.metrics.keys()
+    for name, value in local_run.metrics.items():
+        assert kfp_run["metrics"][name] == pytest.approx(value, rel=1e-9), name
+    assert kfp_run["metrics"]["roc_auc"] >= 0.95
+    assert [s["name"] for s in kfp_run["steps"]] == STEPS and {s["status"] for s in kfp_run["steps"]} == {"succeeded"}
+    assert kfp_run["registered_model_name"] == "customer-churn" and kfp_run["registered_model_version"]
+
+
+def test_every_task_ran_in_the_image(
+    kfp_run: dict[str, Any],
+    local_run: RunResult,
+    image: str,
+    image_config: dict[str, Any],
+    kfp_docker_standin: KfpStandin,  # noqa: F811
+    shared_mlflow: MlflowServer,
+) -> None:
+    revision = image_config["Config"]["Labels"]["org.opencontainers.image.revision"]
+    client = MlflowClient(tracking_uri=shared_mlflow.url)
+    steps = step_runs(client, kfp_run["mlflow_run_id"])
+    assert sorted(steps) == sorted(STEPS)
+    for step, run in steps.items():
+        assert run.info.status == "FINISHED", step
+        assert run.data.tags[TAG_RUNNER] == "kfp", step  # from the IR's env: the hand-off reached the container
+        assert run.data.tags.get(TAG_IMAGE_REVISION) == revision, step  # from the image's env, seen by the step
+    local_steps = step_runs(client, str(local_run.mlflow_run_id))
+    assert sorted(local_steps) == sorted(STEPS)
+    assert not [s for s, r in local_steps.items() if TAG_IMAGE_REVISION in r.data.tags]  # the host has no image env
+    parent = client.get_run(kfp_run["mlflow_run_id"])
+    assert parent.data.tags[TAG_REGISTERED_VERSION] == kfp_run["registered_model_version"]
+    # What the containers were started from: the IR as submitted, the image on every executor, and no
+    # package install at start (tasks need nothing but the image).
+    submitted = kfp_docker_standin.runs[kfp_run["backend_id"]].spec
+    for executor in submitted["deploymentSpec"]["executors"].values():
+        container = executor["container"]
+        assert container["image"] == image
+        assert "pip install" not in " ".join(container.get("command", []) + container.get("args", []))
+
+
+def test_the_artifacts_one_container_wrote_are_what_the_next_one_read(
+    kfp_run: dict[str, Any],
+    kfp_docker_standin: KfpStandin,  # noqa: F811
+) -> None:
+    """The train task's model and preprocess's test split, as the containers left them on the pipeline
+    root, give exactly the metrics the evaluate task's container reported."""
+    outputs = kfp_docker_standin.runs[kfp_run["backend_id"]].run_dir / "outputs"
+    (model_file,) = sorted(outputs.glob(f"*/train/model/{MODEL_FILENAME}"))
+    (test_csv,) = sorted(outputs.glob("*/preprocess/test"))
+    metrics = evaluate_model(test_csv, model_file.parent).metrics
+    for name in ("accuracy", "roc_auc"):
+        assert metrics[name] == pytest.approx(kfp_run["metrics"][name], rel=1e-9), name

@@ -4,7 +4,8 @@ What this proves: kfp.Client's protocol as the runner drives it (healthz, experi
 upload and versions, runs, terminate), the parameters it submits, the MLflow hand-off carried in the
 IR to tasks that inherit nothing of this process, and how every failure a cluster can hand back ends.
 What it does not: Argo, KFP's driver/launcher, scheduling, MLMD, caching, or real pods and images;
-the stand-in executes each run with kfp.local in a clean process instead (tests/standins/kfp_api.py).
+the stand-in executes each run with kfp.local in a clean process instead (tests/standins/kfp_api.py);
+tests/container/test_kfp_docker.py runs every task in the kubesage image through the same runner.
 """
 
 from __future__ import annotations

@@ -6,11 +6,14 @@ into `kfp_server_api`'s generated models and every pipeline into the `PipelineSp
 API server does, and a malformed one gets the 400 the real server gives. Each submitted run is
 executed for real with `kfp.local` (SubprocessRunner(use_venv=False)) in its own process started with
 a minimal environment (`kfp_execute.py`): like a pod, a task sees only the env its IR carries. Run
-state and per-task details (`run_details.task_details`) come from that process as it goes.
+state and per-task details (`run_details.task_details`) come from that process as it goes. With
+`DockerPods` (chosen per stand-in), that process runs each task as a pod runs the IR's container spec:
+in the spec's image, with its command and env, under kfp.local's DockerRunner.
 
 What it proves: the client protocol, the parameters, the MLflow hand-off through the IR and the
-failure handling of a KFP runner. What it does not: Argo, KFP's driver/launcher, scheduling, MLMD,
-caching, pod specs (image, service account, resources) or multi-user authorization. `Faults` injects
+failure handling of a KFP runner; with `DockerPods`, also the IR's image, command and env as a container
+runs them. What it does not: Argo, KFP's driver/launcher, scheduling, MLMD, caching, the rest of a pod
+spec (service account, resources, image pulls) or multi-user authorization. `Faults` injects
 what a cluster does to a client: a failed task with its message, a canceled run, 401s, 5xx, a run
 that never ends.
 """
@@ -45,6 +48,9 @@ EXECUTOR = Path(__file__).with_name("kfp_execute.py")
 SECRET_ENV = "KFP_STANDIN_SECRET_ENV"  # read (and removed) by kfp_execute.py
 PREFIX = "/apis/v2beta1"
 FINAL_STATES = frozenset({"SUCCEEDED", "FAILED", "CANCELED", "SKIPPED"})
+POD_LABEL = "kubesage.kfp-standin/run"  # on each task's container under DockerPods: the run it belongs to
+# What the executor needs to reach the Docker engine (a kubelet's container runtime, not a pod's env).
+DOCKER_CLIENT_ENV = ("DOCKER_HOST", "DOCKER_CONFIG", "DOCKER_CERT_PATH", "DOCKER_TLS_VERIFY", "DOCKER_CONTEXT")
 
 
 @dataclass
@@ -166,6 +172,32 @@ def secret_env_by_task(
     return found
 
 
+@dataclass(frozen=True)
+class DockerPods:
+    """Run each task in the image its IR container spec names, with kfp.local's DockerRunner, as a
+    cluster's pod runs it: the spec's command and env in a fresh container, nothing of the host's env.
+
+    DockerRunner mounts the pipeline root at the same path, so artifacts pass between the containers as
+    through a cluster's object store. `network_mode` "host" puts the containers in the host's network
+    namespace: a tracking URI on this machine's loopback (the tests' `mlflow server`) is then the same
+    address inside them, the stand-in's version of "an address both your machine and the pods reach".
+    `read_only_mounts` are host folders every task sees at the same path, read-only: what a cluster's
+    volume (or `minikube mount`) gives pods, for input data given as a path.
+    """
+
+    network_mode: str = "host"
+    read_only_mounts: tuple[Path, ...] = ()
+
+    def executor_config(self, run_id: str) -> dict[str, Any]:
+        """What kfp_execute.py reads from run.json to build its DockerRunner."""
+        return {
+            "kind": "docker",
+            "network_mode": self.network_mode,
+            "read_only_mounts": [str(p.resolve()) for p in self.read_only_mounts],
+            "labels": {POD_LABEL: run_id},  # how terminate finds the run's containers
+        }
+
+
 @dataclass
 class StoredRun:
     model: Any  # kfp_server_api.V2beta1Run
@@ -180,9 +212,12 @@ class StoredRun:
 class KfpStandin:
     """The stand-in server: `start()`, then point `kfp.Client(host=standin.url)` at it."""
 
-    def __init__(self, workdir: Path | None = None, token: str | None = None) -> None:
+    def __init__(self, workdir: Path | None = None, token: str | None = None, pods: DockerPods | None = None) -> None:
         self.workdir = workdir or Path(tempfile.mkdtemp(prefix="kfp-standin-"))
         self.token = token  # when set, requests must carry `Authorization: Bearer <token>`
+        # None: each task runs in a subprocess of the run's clean process (kfp.local's SubprocessRunner);
+        # DockerPods: each task runs in its IR image, as a pod.
+        self.pods = pods
         self.faults = Faults()
         self.experiments: dict[str, Any] = {}
         self.pipelines: dict[str, Any] = {}
@@ -389,6 +424,7 @@ class KfpStandin:
             "parameters": parameters,
             "pipeline_root": (runtime.pipeline_root if runtime else None) or str(stored.run_dir / "outputs"),
             "faults": self.faults.run_faults(),
+            "executor": self.pods.executor_config(stored.model.run_id) if self.pods else {"kind": "subprocess"},
         }
         (stored.run_dir / "run.json").write_text(json.dumps(config), encoding="utf-8")
         # A pod's environment: nothing of the test process (no MLflow or kubesage variables), only
@@ -398,6 +434,8 @@ class KfpStandin:
             "HOME": str(stored.run_dir),
         }
         env.update({"LANG": "C.UTF-8", "PYTHONUNBUFFERED": "1", **self.extra_env})
+        if self.pods:
+            env.update({name: os.environ[name] for name in DOCKER_CLIENT_ENV if name in os.environ})
         # The resolved secrets go to the executor process's memory, never into a file in the run folder;
         # it gives each task only its own (kfp_execute.py), as a pod gets only what its spec references.
         try:
@@ -429,6 +467,8 @@ class KfpStandin:
         except (ProcessLookupError, subprocess.TimeoutExpired):
             os.killpg(process.pid, signal.SIGKILL)
             process.wait(timeout=10)
+        if self.pods:
+            _remove_pods(stored.model.run_id)
 
     def _refresh(self, stored: StoredRun) -> None:
         """Fold the executor's events into the run and its task details (state, times, errors)."""
@@ -509,6 +549,19 @@ class KfpStandin:
                 raise ApiError(503, "upstream connect error or disconnect/reset before headers")
         if self.token is not None and authorization != f"Bearer {self.token}":
             raise ApiError(401, "Unauthenticated: the request's bearer token is missing, expired or invalid")
+
+
+def _remove_pods(run_id: str) -> None:
+    """A task's container outlives the executor process that started it (the engine runs it): remove
+    the run's containers, as terminating a workflow deletes its pods."""
+    import docker
+
+    client = docker.from_env()
+    try:
+        for container in client.containers.list(all=True, filters={"label": f"{POD_LABEL}={run_id}"}):
+            container.remove(force=True)
+    finally:
+        client.close()
 
 
 def _filtered(items: list[Any], filter_text: str | None) -> list[Any]:

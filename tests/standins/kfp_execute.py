@@ -5,11 +5,15 @@ Started by `tests/standins/kfp_api.py` as `python kfp_execute.py RUN_DIR` with a
 carries, which kfp.local applies per task. RUN_DIR holds `pipeline.yaml` (the submitted
 PipelineSpec), `run.json` (parameters, pipeline root, faults); this process appends one JSON line per
 task state change to `events.jsonl`, which the API server turns into `run_details.task_details`.
+`run.json`'s `executor` says how tasks run: `subprocess` (kfp.local's SubprocessRunner, this
+interpreter) or `docker` (kfp.local's DockerRunner: each task in its IR container spec's image, with
+its command and env, as a pod; see `DockerPods` in kfp_api.py).
 
-Only kfp (and its PyYAML), the standard library and kubesage's patch of kfp.local's condition evaluation are imported
-here: this file runs outside the test's packages. A cluster's driver evaluates `dsl.If` conditions
-correctly; kfp.local 2.17 does not (runners/local/UPSTREAM.md), so the stand-in applies the same patch
-as the local runner, to behave as a cluster does.
+Only kfp (with its PyYAML and, for `docker`, its docker SDK), the standard library and kubesage's
+patch of kfp.local's condition evaluation are imported here: this file runs outside the test's
+packages. A cluster's driver evaluates `dsl.If` conditions correctly; kfp.local 2.17 does not
+(runners/local/UPSTREAM.md), so the stand-in applies the same patch as the local runner, to behave as
+a cluster does.
 """
 
 from __future__ import annotations
@@ -102,11 +106,11 @@ def _task_names(pipeline_yaml: Path) -> dict[str, str]:
     }
 
 
-def _inject_failures(events: _Events, fail: dict[str, str]) -> None:
+def _inject_failures(handler: type, events: _Events, fail: dict[str, str]) -> None:
     """A task named in `fail` does not run: it fails with the given message, as a pod killed by the cluster."""
-    from kfp.local import status, subprocess_task_handler
+    from kfp.local import status
 
-    real_run = subprocess_task_handler.SubprocessTaskHandler.run
+    real_run = handler.run
 
     def run(self: Any) -> Any:
         if events.current in fail:
@@ -114,21 +118,40 @@ def _inject_failures(events: _Events, fail: dict[str, str]) -> None:
             return status.Status.FAILURE
         return real_run(self)
 
-    subprocess_task_handler.SubprocessTaskHandler.run = run  # type: ignore[method-assign]
+    handler.run = run  # type: ignore[attr-defined]
 
 
-def _give_secrets(events: _Events, secret_env: dict[str, dict[str, str]]) -> None:
+def _give_secrets(handler: type, events: _Events, secret_env: dict[str, dict[str, str]]) -> None:
     """Each task gets the secret values its executor's `secretAsEnv` names (resolved by the API stand-in
     from its secret store), as a kubelet puts them in that pod's environment; no other task sees them."""
-    from kfp.local import subprocess_task_handler
-
-    real_run = subprocess_task_handler.SubprocessTaskHandler.run
+    real_run = handler.run
 
     def run(self: Any) -> Any:
         self.env_vars = {**self.env_vars, **secret_env.get(events.current or "", {})}
         return real_run(self)
 
-    subprocess_task_handler.SubprocessTaskHandler.run = run  # type: ignore[method-assign]
+    handler.run = run  # type: ignore[attr-defined]
+
+
+def _runner(executor: dict[str, Any]) -> tuple[Any, type]:
+    """The kfp.local runner `executor` names, and the task handler class it runs each task with."""
+    from kfp import local
+
+    if executor.get("kind") == "docker":
+        import docker
+        from kfp.local import docker_task_handler
+
+        mounts = [
+            docker.types.Mount(target=path, source=path, type="bind", read_only=True)
+            for path in executor["read_only_mounts"]
+        ]
+        docker_runner = local.DockerRunner(
+            network_mode=executor["network_mode"], mounts=mounts, labels=executor["labels"]
+        )
+        return docker_runner, docker_task_handler.DockerTaskHandler
+    from kfp.local import subprocess_task_handler
+
+    return local.SubprocessRunner(use_venv=False), subprocess_task_handler.SubprocessTaskHandler
 
 
 def main(run_dir: Path) -> int:
@@ -143,11 +166,10 @@ def main(run_dir: Path) -> int:
     names = _task_names(run_dir / "pipeline.yaml")
     logging.getLogger().addFilter(_TaskWatcher(events, fail, faults.get("cancel_after_task"), names))
     logging.getLogger().setLevel(logging.INFO)
-    _give_secrets(events, json.loads(os.environ.pop("KFP_STANDIN_SECRET_ENV", "{}")))
-    _inject_failures(events, fail)
-    local.init(
-        runner=local.SubprocessRunner(use_venv=False), pipeline_root=config["pipeline_root"], raise_on_error=True
-    )
+    runner, handler = _runner(config.get("executor", {}))
+    _give_secrets(handler, events, json.loads(os.environ.pop("KFP_STANDIN_SECRET_ENV", "{}")))
+    _inject_failures(handler, events, fail)
+    local.init(runner=runner, pipeline_root=config["pipeline_root"], raise_on_error=True)
     pipeline = components.load_component_from_file(str(run_dir / "pipeline.yaml"))
     try:
         # A cluster reports a dsl.If branch whose condition was false as a SKIPPED task.

@@ -3,17 +3,19 @@
 Use them from any conftest or test module with
 `from tests.standins.kfp_fixtures import kfp_standin, kfp_runner_options  # noqa: F401`.
 The stand-in proves the client protocol, parameters, tracking hand-off and failure handling of the
-kfp runner; not Argo, KFP's driver/launcher, scheduling or a cluster's pods.
+kfp runner; not Argo, KFP's driver/launcher, scheduling or a cluster's pods. `kfp_docker_standin` also
+runs each task in its IR image (Docker), as a pod runs its container spec.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.standins.kfp_api import Faults, KfpStandin
+from tests.standins.kfp_api import DockerPods, Faults, KfpStandin
 
 
 @pytest.fixture(scope="session")
@@ -22,6 +24,20 @@ def kfp_standin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KfpStandin
 
     Tests that inject `Faults` reset them when done (see `kfp_faults_reset`)."""
     standin = KfpStandin(tmp_path_factory.mktemp("kfp-standin")).start()
+    try:
+        yield standin
+    finally:
+        standin.stop()
+
+
+@pytest.fixture(scope="session")
+def kfp_docker_standin(tmp_path_factory: pytest.TempPathFactory, churn_csv: Path) -> Iterator[KfpStandin]:
+    """A stand-in whose runs execute each task in the image its IR names, with kfp.local's DockerRunner
+    (`DockerPods`): the host's network, so a tracking server on this machine's loopback is reachable from
+    the containers; the churn data's folder mounted read-only at the same path. Needs the Docker engine
+    (tests using it are marked `container`)."""
+    pods = DockerPods(network_mode="host", read_only_mounts=(churn_csv.parent,))
+    standin = KfpStandin(tmp_path_factory.mktemp("kfp-docker-standin"), pods=pods).start()
     try:
         yield standin
     finally:

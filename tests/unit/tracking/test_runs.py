@@ -46,6 +46,23 @@ def test_steps_nest_under_the_pipeline_run(mlflow_sqlite: str, monkeypatch: pyte
     assert client.get_experiment(run.experiment_id).name == "demo-pipeline"
 
 
+def test_a_step_in_the_image_records_its_build(mlflow_sqlite: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The image sets KUBESAGE_IMAGE_REVISION (its Dockerfile): the step run says which build ran it;
+    a step outside the image records no such tag."""
+    run = t.start_pipeline_run("demo-pipeline", "kfp", {})
+    for key, value in run.step_env.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv(t.ENV_IMAGE_REVISION, raising=False)
+    with t.step_run("outside") as outside:
+        pass
+    monkeypatch.setenv(t.ENV_IMAGE_REVISION, "0123abc-dirty")
+    with t.step_run("inside") as inside:
+        pass
+    client = MlflowClient(tracking_uri=mlflow_sqlite)
+    assert t.TAG_IMAGE_REVISION not in client.get_run(str(outside.run_id)).data.tags
+    assert client.get_run(str(inside.run_id)).data.tags[t.TAG_IMAGE_REVISION] == "0123abc-dirty"
+
+
 def test_step_runs_are_read_once_for_every_caller(mlflow_sqlite: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """The result summary and the kfp runner's failure reason read the same step runs, oldest first."""
     run = t.start_pipeline_run("demo-pipeline", "local", {})
