@@ -15,7 +15,6 @@ The model is trained from the real churn data the way the pipeline does (bench_i
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import re
@@ -28,38 +27,14 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from churn_model import train_churn_model
 from proctree import run_sampled
 
 from kubesage.churn.modelio import booster_probabilities, load_booster
 from kubesage.churn.scoring import DEFAULT_CHUNK_ROWS, encode_chunk, load_scoring_model
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-CHURN = REPO_ROOT.parent / "shared" / "data" / "churn.txt"
 KUBESAGE = [sys.executable, "-m", "kubesage.cli"]
 GIB = 1024**3
-
-
-def train(work: Path) -> Path:
-    from kubesage.churn.features import FeatureSchema
-    from kubesage.components.preprocess import preprocess
-    from kubesage.components.train import TrainParams, train_from_csv
-
-    prepared = work / "prepared"
-    paths = {name: prepared / f"{name}.csv" for name in ("train", "validation", "test")}
-    preprocess(str(CHURN), dict(paths), prepared / "feature_schema.json", seed=42)
-    model_dir = work / "model"
-    train_from_csv(
-        paths["train"],
-        paths["validation"],
-        TrainParams(),
-        model_dir,
-        FeatureSchema.load(prepared / "feature_schema.json"),
-    )
-    # The decision threshold `kubesage score` reads, as the register step attaches it.
-    (model_dir / "evaluation.json").write_text(
-        json.dumps({"binary_classification_metrics": {"decision_threshold": 0.5}})
-    )
-    return model_dir
 
 
 def to_parquet(csv_path: Path, parquet_path: Path) -> None:
@@ -101,7 +76,7 @@ def main() -> int:
     args = parser.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="kubesage-bench-score-"))
     work.mkdir(parents=True, exist_ok=True)
-    model_dir = train(work)
+    model_dir = train_churn_model(work, decision_threshold=0.5)
     print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
     lines = [
         "| rows | step | process seconds | rows/s | scoring loop alone (no start-up) | peak tree RSS |",

@@ -4,8 +4,9 @@ The same feature rules as training and serving (kubesage.churn.features: `catego
 category names, `parse_number`'s numbers, median imputation, (value - mean) / std in float64), but
 vectorised over Arrow columns instead of a Python loop per value, so a whole customer base scores at
 millions of rows a second in bounded memory (one chunk of raw columns and one feature matrix at a
-time). Probabilities come from the daal4py model through `Daal4pyModel.probabilities`, the path
-evaluate and the server use, so they equal evaluate's on the same rows.
+time). Probabilities come from the daal4py model evaluate uses, through oneDAL's single-precision
+path (`Daal4pyModel.float32_probabilities`: the same split decisions as XGBoost and evaluate, on the
+float32 block as encoded, no float64 copy), so they equal evaluate's within 1.2e-7 on the same rows.
 
 A bad value (a numeric field that is not a finite number) or a row with the wrong number of fields
 is never dropped silently: it either fails the job, naming the line, column and value, or goes to a
@@ -116,30 +117,52 @@ def encode_chunk(batch: pa.RecordBatch, schema: FeatureSchema) -> EncodedChunk:
             f"the input has no column(s) {', '.join(repr(m) for m in missing)}; its header must name "
             f"the {len(schema.input_columns)} raw columns the model's feature schema reads"
         )
-    # Feature-major float32: each feature is one contiguous row to fill, and float32 is the precision
-    # XGBoost compares at (modelio.xgboost_view rounds to it anyway), at half the memory traffic.
-    out = np.zeros((schema.n_features, n_rows), dtype=np.float32)
+    # Row-major float32, the C-contiguous block daal4py reads as is (xgboost_view makes no copy).
+    out = np.zeros((n_rows, schema.n_features), dtype=np.float32)
     good = np.ones(n_rows, dtype=bool)
     bad: list[tuple[int, str, str, str]] = []
     offset = 0
+    rows = np.arange(n_rows)
     for col, cats in schema.categories.items():
         positions = _category_positions(batch.column(col), cats)
-        rows = np.flatnonzero(positions >= 0)
-        out[offset + positions[rows], rows] = 1.0
+        known = positions >= 0
+        if known.all():
+            out[rows, offset + positions] = 1.0
+        else:
+            out[rows[known], offset + positions[known]] = 1.0
         offset += len(cats)
     for col, stats in schema.numeric.items():
         values, col_bad = _numbers(batch.column(col), col)
         for row, value, reason in col_bad:
             good[row] = False
             bad.append((row, col, value, reason))
-        values = np.where(np.isnan(values), stats.median, values)
-        out[offset] = (values - stats.mean) / stats.std  # float64 arithmetic, then rounded to float32
+        scaled = (values - stats.mean) / stats.std  # float64 arithmetic, then rounded to float32
+        missing_rows = np.isnan(values)
+        if missing_rows.any():
+            scaled[missing_rows] = (stats.median - stats.mean) / stats.std  # median imputation
+        out[:, offset] = scaled
         offset += 1
-    return EncodedChunk(features=out.T, good=good, bad=sorted(bad))
+    return EncodedChunk(features=out, good=good, bad=sorted(bad))
 
 
 def _category_positions(column: pa.Array, cats: Sequence[str]) -> np.ndarray:
-    """Each value's index in `cats` (-1: missing or unknown), by `category_key`'s rules."""
+    """Each value's index in `cats` (-1: missing or unknown), by `category_key`'s rules.
+
+    The rules run on the column's distinct values only (a dictionary: the CSV reader's, or one made
+    here), then one lookup per row: a few dozen string operations per chunk instead of one per row.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if not pa.types.is_dictionary(column.type):
+        column = pc.dictionary_encode(column)
+    distinct = _distinct_positions(column.dictionary, cats)
+    lookup = np.append(distinct, -1)  # a null index (a missing value) looks up the last slot
+    indices = column.indices.fill_null(len(distinct)) if column.null_count else column.indices
+    return lookup[np.asarray(indices.to_numpy(zero_copy_only=False), dtype=np.intp)]
+
+
+def _distinct_positions(column: pa.Array, cats: Sequence[str]) -> np.ndarray:
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -171,12 +194,15 @@ def _numbers(column: pa.Array, col: str) -> tuple[np.ndarray, list[tuple[int, st
             except pa.ArrowInvalid:
                 # Arrow's parser refused something: Python's float() rules (parse_number) decide, per value.
                 return _numbers_slowly(column.to_pylist(), col)
+    elif pa.types.is_float64(column.type):
+        parsed = column
     else:
         try:
             parsed = pc.cast(column, pa.float64())
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
             raise SchemaError(f"column '{col}' has type {column.type}, expected numbers: {exc}") from exc
-    values = np.asarray(parsed.fill_null(math.nan).to_numpy(zero_copy_only=False), dtype=np.float64)
+    # A float64 column's nulls come out as NaN (a copy only when there are nulls).
+    values = np.asarray(parsed.to_numpy(zero_copy_only=False), dtype=np.float64)
     infinite = np.flatnonzero(np.isinf(values))
     if infinite.size == 0:
         return values, []
@@ -197,7 +223,8 @@ def _numbers_slowly(values: list[Any], col: str) -> tuple[np.ndarray, list[tuple
 
 
 def probabilities(model: ScoringModel, features: np.ndarray) -> np.ndarray:
-    return model.model.probabilities(features)
+    # float64 out, as evaluate's: the scores file's column type does not depend on the engine's precision.
+    return model.model.float32_probabilities(features).astype(np.float64)
 
 
 def score_file(
@@ -219,11 +246,40 @@ def score_file(
     naming its line, column and value); with it, bad rows are written there and the rest scored.
     """
     kind = input_format(input_path)
+    try:
+        return _score_pass(
+            input_path, output_path, model, kind, id_columns, rejects_path, chunk_rows, max_rejects, progress, True
+        )
+    except _NotTyped:
+        # A value the typed reader refused (text in a numeric column): read again as text, where
+        # every value is checked and a bad one located. Only files with such values pay for this.
+        return _score_pass(
+            input_path, output_path, model, kind, id_columns, rejects_path, chunk_rows, max_rejects, progress, False
+        )
+
+
+class _NotTyped(Exception):
+    """The typed CSV reader met a value its column type cannot hold."""
+
+
+def _score_pass(
+    input_path: Path,
+    output_path: Path,
+    model: ScoringModel,
+    kind: str,
+    id_columns: Sequence[str] | None,
+    rejects_path: Path | None,
+    chunk_rows: int,
+    max_rejects: int,
+    progress: Progress | None,
+    typed: bool,
+) -> ScoreSummary:
     summary = ScoreSummary()
     started = time.perf_counter()
     pending: list[tuple[int, str, str, str]] = []  # (data row index, column, value, reason)
     invalid_rows: list[str] = []  # rows with the wrong number of fields (CSV), their text
-    batches = _prefetched(_batches(input_path, kind, chunk_rows, invalid_rows))
+    columns = _ReadColumns(model.schema, typed)
+    batches = _prefetched(_batches(input_path, kind, chunk_rows, invalid_rows, columns))
     ids: list[str] | None = list(id_columns) if id_columns is not None else None
     with _Writer(output_path) as writer:
         for batch in batches:
@@ -268,6 +324,26 @@ def score_file(
         summary.rows_rejected = len(located)
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+@dataclass(frozen=True)
+class _ReadColumns:
+    """Which columns the CSV reader converts itself (typed) and which it leaves as text."""
+
+    schema: FeatureSchema
+    typed: bool
+
+    def types(self, header: Sequence[str]) -> dict[str, pa.DataType]:
+        import pyarrow as pa
+
+        types = {name: pa.string() for name in header}
+        if self.typed:
+            # Numbers parsed by the reader's threads; categories as a dictionary, so the category rules
+            # run once per distinct value. Arrow's number syntax is a subset of Python's float():
+            # what it refuses is read again as text (_NotTyped) and judged by parse_number.
+            types.update({name: pa.float64() for name in self.schema.numeric if name in types})
+            types.update({name: pa.dictionary(pa.int32(), pa.string()) for name in self.schema.categories if name in types})
+        return types
 
 
 def _prefetched(batches: Iterator[pa.RecordBatch], depth: int = 2) -> Iterator[pa.RecordBatch]:
@@ -318,7 +394,9 @@ def _check_ids(ids: Sequence[str], names: Sequence[str], source: Path) -> None:
         )
 
 
-def _batches(path: Path, kind: str, chunk_rows: int, invalid_rows: list[str]) -> Iterator[pa.RecordBatch]:
+def _batches(
+    path: Path, kind: str, chunk_rows: int, invalid_rows: list[str], columns: _ReadColumns
+) -> Iterator[pa.RecordBatch]:
     import pyarrow as pa
     import pyarrow.csv as pa_csv
     import pyarrow.parquet as pq
@@ -340,15 +418,17 @@ def _batches(path: Path, kind: str, chunk_rows: int, invalid_rows: list[str]) ->
             path,
             read_options=pa_csv.ReadOptions(block_size=max(chunk_rows * _BYTES_PER_ROW, 1 << 16)),
             parse_options=pa_csv.ParseOptions(invalid_row_handler=on_invalid),
-            # Everything as text first: the numbers are parsed per column, so a bad value is located, not fatal.
+            # Only an empty field is missing (parse_number's rule), not Arrow's "NA", "NULL", ...
             convert_options=pa_csv.ConvertOptions(
-                column_types={name: pa.string() for name in header}, strings_can_be_null=False
+                column_types=columns.types(header), strings_can_be_null=False, null_values=[""]
             ),
         )
         for batch in reader:
             if batch.num_rows:
                 yield batch
     except pa.ArrowInvalid as exc:
+        if columns.typed:
+            raise _NotTyped(str(exc)) from exc
         raise DataError(f"{path} is not a readable CSV: {exc}") from exc
 
 
@@ -419,7 +499,7 @@ class _Writer:
     def write(self, batch: pa.RecordBatch, ids: Sequence[str], probs: np.ndarray, decisions: np.ndarray) -> None:
         import pyarrow as pa
 
-        columns = [batch.column(c) for c in ids] + [pa.array(probs), pa.array(decisions)]
+        columns = [_plain(batch.column(c)) for c in ids] + [pa.array(probs), pa.array(decisions)]
         table = pa.Table.from_arrays(columns, names=[*ids, PROBABILITY_COLUMN, DECISION_COLUMN])
         if self._writer is None:
             self._writer = self._open(table.schema)
@@ -436,6 +516,13 @@ class _Writer:
     def __exit__(self, *exc: object) -> None:
         if self._writer is not None:
             self._writer.close()
+
+
+def _plain(column: pa.Array) -> pa.Array:
+    """An id column as its values: a category read as a dictionary is written as its text."""
+    import pyarrow as pa
+
+    return column.dictionary_decode() if pa.types.is_dictionary(column.type) else column
 
 
 def load_scoring_model(model_dir: Path, threshold: float) -> ScoringModel:
