@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 
 PROBABILITY_COLUMN = "churn_probability"
 DECISION_COLUMN = "churn"
-DEFAULT_CHUNK_ROWS = 262_144
+DEFAULT_CHUNK_ROWS = 32_768
 # About 150 bytes a raw churn row: blocks of this size give chunks near DEFAULT_CHUNK_ROWS.
 _BYTES_PER_ROW = 160
 DEFAULT_MAX_REJECTS = 100_000
@@ -278,14 +278,13 @@ def _score_pass(
     started = time.perf_counter()
     pending: list[tuple[int, str, str, str]] = []  # (data row index, column, value, reason)
     invalid_rows: list[str] = []  # rows with the wrong number of fields (CSV), their text
-    columns = _ReadColumns(model.schema, typed)
-    batches = _prefetched(_batches(input_path, kind, chunk_rows, invalid_rows, columns))
-    ids: list[str] | None = list(id_columns) if id_columns is not None else None
-    with _Writer(output_path) as writer:
+    header = _header(input_path, kind)
+    ids = list(id_columns) if id_columns is not None else [c for c in model.schema.dropped_columns if c in header]
+    _check_ids(ids, header, input_path)
+    plan = _ReadPlan(model.schema, typed, ids)
+    batches = _prefetched(_batches(input_path, kind, chunk_rows, invalid_rows, plan, header))
+    with _Writer(output_path, ids) as writer:
         for batch in batches:
-            if ids is None:
-                ids = [c for c in model.schema.dropped_columns if c in batch.schema.names]
-            _check_ids(ids, batch.schema.names, input_path)
             try:
                 encoded = encode_chunk(batch, model.schema)
             except SchemaError as exc:
@@ -299,7 +298,7 @@ def _score_pass(
             probs = probabilities(model, features)
             decisions = (probs >= model.threshold).astype(np.int8)
             kept = batch if not encoded.bad else batch.filter(encoded.good)
-            writer.write(kept, ids, probs, decisions)
+            writer.write(kept, probs, decisions)
             summary.rows_read += batch.num_rows
             summary.rows_scored += len(probs)
             summary.positives += int(decisions.sum())
@@ -327,13 +326,18 @@ def _score_pass(
 
 
 @dataclass(frozen=True)
-class _ReadColumns:
-    """Which columns the CSV reader converts itself (typed) and which it leaves as text."""
+class _ReadPlan:
+    """Which columns are read (the model's and the ids), and which the reader converts itself."""
 
     schema: FeatureSchema
     typed: bool
+    ids: Sequence[str]
 
-    def types(self, header: Sequence[str]) -> dict[str, pa.DataType]:
+    def columns(self, header: Sequence[str]) -> list[str]:
+        wanted = {*self.schema.input_columns, *self.ids}
+        return [name for name in header if name in wanted]  # a missing one is named by encode_chunk
+
+    def csv_types(self, header: Sequence[str]) -> dict[str, pa.DataType]:
         import pyarrow as pa
 
         types = {name: pa.string() for name in header}
@@ -394,8 +398,20 @@ def _check_ids(ids: Sequence[str], names: Sequence[str], source: Path) -> None:
         )
 
 
+def _header(path: Path, kind: str) -> list[str]:
+    if kind == "csv":
+        return _csv_header(path)
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        return list(pq.ParquetFile(path).schema_arrow.names)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise DataError(f"{path} is not a readable Parquet file: {exc}") from exc
+
+
 def _batches(
-    path: Path, kind: str, chunk_rows: int, invalid_rows: list[str], columns: _ReadColumns
+    path: Path, kind: str, chunk_rows: int, invalid_rows: list[str], plan: _ReadPlan, header: Sequence[str]
 ) -> Iterator[pa.RecordBatch]:
     import pyarrow as pa
     import pyarrow.csv as pa_csv
@@ -403,11 +419,16 @@ def _batches(
 
     if kind == "parquet":
         try:
-            yield from pq.ParquetFile(path).iter_batches(batch_size=chunk_rows)
+            source = pq.ParquetFile(path)
+            # Text categories straight from Parquet's dictionary pages: their rules run per distinct value.
+            text = [f.name for f in source.schema_arrow if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
+            dictionaries = [name for name in plan.schema.categories if name in text]
+            if dictionaries:
+                source = pq.ParquetFile(path, read_dictionary=dictionaries)
+            yield from source.iter_batches(batch_size=chunk_rows, columns=plan.columns(header))
         except (pa.ArrowInvalid, OSError) as exc:
             raise DataError(f"{path} is not a readable Parquet file: {exc}") from exc
         return
-    header = _csv_header(path)
 
     def on_invalid(row: Any) -> str:
         invalid_rows.append(str(row.text))
@@ -420,14 +441,17 @@ def _batches(
             parse_options=pa_csv.ParseOptions(invalid_row_handler=on_invalid),
             # Only an empty field is missing (parse_number's rule), not Arrow's "NA", "NULL", ...
             convert_options=pa_csv.ConvertOptions(
-                column_types=columns.types(header), strings_can_be_null=False, null_values=[""]
+                column_types=plan.csv_types(header),
+                include_columns=plan.columns(header),
+                strings_can_be_null=False,
+                null_values=[""],
             ),
         )
         for batch in reader:
             if batch.num_rows:
                 yield batch
     except pa.ArrowInvalid as exc:
-        if columns.typed:
+        if plan.typed:
             raise _NotTyped(str(exc)) from exc
         raise DataError(f"{path} is not a readable CSV: {exc}") from exc
 
@@ -486,24 +510,46 @@ def _write_rejects(path: Path, rejects: list[BadRow]) -> None:
 
 
 class _Writer:
-    """The scores file, CSV or Parquet by its name, opened at the first chunk."""
+    """The scores file, CSV or Parquet by its name, opened at the first chunk and written by a thread.
 
-    def __init__(self, path: Path) -> None:
+    Formatting and writing a chunk (Arrow's CSV or Parquet writer, outside the GIL) overlaps the next
+    chunk's encoding and prediction; at most `depth` chunks wait, so memory stays bounded.
+    """
+
+    def __init__(self, path: Path, ids: Sequence[str], depth: int = 2) -> None:
+        import queue
+        import threading
+
         self.path = path
+        self.ids = list(ids)
         self._writer: Any = None
+        self._slots: queue.Queue[pa.Table | None] = queue.Queue(maxsize=depth)
+        self._failure: BaseException | None = None
+        self._thread = threading.Thread(target=self._drain, name="kubesage-score-writer", daemon=True)
 
     def __enter__(self) -> _Writer:
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._thread.start()
         return self
 
-    def write(self, batch: pa.RecordBatch, ids: Sequence[str], probs: np.ndarray, decisions: np.ndarray) -> None:
+    def write(self, batch: pa.RecordBatch, probs: np.ndarray, decisions: np.ndarray) -> None:
         import pyarrow as pa
 
-        columns = [_plain(batch.column(c)) for c in ids] + [pa.array(probs), pa.array(decisions)]
-        table = pa.Table.from_arrays(columns, names=[*ids, PROBABILITY_COLUMN, DECISION_COLUMN])
-        if self._writer is None:
-            self._writer = self._open(table.schema)
-        self._writer.write_table(table)
+        if self._failure is not None:
+            raise self._failure
+        columns = [_plain(batch.column(c)) for c in self.ids] + [pa.array(probs), pa.array(decisions)]
+        self._slots.put(pa.Table.from_arrays(columns, names=[*self.ids, PROBABILITY_COLUMN, DECISION_COLUMN]))
+
+    def _drain(self) -> None:
+        while (table := self._slots.get()) is not None:
+            if self._failure is not None:
+                continue  # keep taking chunks, so the scoring thread never waits on a full queue
+            try:
+                if self._writer is None:
+                    self._writer = self._open(table.schema)
+                self._writer.write_table(table)
+            except BaseException as exc:  # raised in the scoring thread, at its next write or at exit
+                self._failure = exc
 
     def _open(self, schema: pa.Schema) -> Any:
         import pyarrow.csv as pa_csv
@@ -514,8 +560,12 @@ class _Writer:
         return pa_csv.CSVWriter(self.path, schema, write_options=pa_csv.WriteOptions(quoting_style="needed"))
 
     def __exit__(self, *exc: object) -> None:
+        self._slots.put(None)
+        self._thread.join()
         if self._writer is not None:
             self._writer.close()
+        if self._failure is not None and exc[0] is None:
+            raise self._failure
 
 
 def _plain(column: pa.Array) -> pa.Array:
