@@ -102,8 +102,12 @@ def input_format(path: Path) -> str:
         return "parquet" if handle.read(4) == b"PAR1" else "csv"
 
 
-def encode_chunk(batch: pa.RecordBatch, schema: FeatureSchema) -> EncodedChunk:
+def encode_chunk(batch: pa.RecordBatch, schema: FeatureSchema, buffer: np.ndarray | None = None) -> EncodedChunk:
     """The model's feature matrix for one chunk of raw columns, bad rows marked.
+
+    With `buffer` (float32, at least as many rows as the chunk, `schema.n_features` columns) the
+    matrix is its leading rows, overwritten: the next chunk may reuse it once this one is scored.
+    Fresh pages for every chunk cost the kernel more than zeroing memory already mapped.
 
     Equal, value for value, to `xgboost_view(transform_columns(...))` on the same rows (tested): the
     one-hot blocks are exact and the numeric columns are the same float64 operations, rounded to
@@ -117,8 +121,12 @@ def encode_chunk(batch: pa.RecordBatch, schema: FeatureSchema) -> EncodedChunk:
             f"the input has no column(s) {', '.join(repr(m) for m in missing)}; its header must name "
             f"the {len(schema.input_columns)} raw columns the model's feature schema reads"
         )
-    # Row-major float32, the C-contiguous block daal4py reads as is (xgboost_view makes no copy).
-    out = np.zeros((n_rows, schema.n_features), dtype=np.float32)
+    # Row-major float32: the C-contiguous block oneDAL's single-precision path reads as is.
+    if buffer is not None and buffer.shape[0] >= n_rows and buffer.shape[1:] == (schema.n_features,):
+        out = buffer[:n_rows]
+        out.fill(0.0)
+    else:
+        out = np.zeros((n_rows, schema.n_features), dtype=np.float32)
     good = np.ones(n_rows, dtype=bool)
     bad: list[tuple[int, str, str, str]] = []
     offset = 0
@@ -283,10 +291,13 @@ def _score_pass(
     _check_ids(ids, header, input_path)
     plan = _ReadPlan(model.schema, typed, ids)
     batches = _prefetched(_batches(input_path, kind, chunk_rows, invalid_rows, plan, header))
+    buffer = np.empty((0, model.schema.n_features), dtype=np.float32)
     with _Writer(output_path, ids) as writer:
         for batch in batches:
+            if batch.num_rows > buffer.shape[0]:  # a CSV block can hold more rows than asked for
+                buffer = np.empty((max(batch.num_rows, chunk_rows), model.schema.n_features), dtype=np.float32)
             try:
-                encoded = encode_chunk(batch, model.schema)
+                encoded = encode_chunk(batch, model.schema, buffer)
             except SchemaError as exc:
                 raise SchemaError(f"{input_path}: {exc}") from exc
             base = summary.rows_read
@@ -423,8 +434,9 @@ def _batches(
             # Text categories straight from Parquet's dictionary pages: their rules run per distinct value.
             text = [f.name for f in source.schema_arrow if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
             dictionaries = [name for name in plan.schema.categories if name in text]
-            if dictionaries:
-                source = pq.ParquetFile(path, read_dictionary=dictionaries)
+            # Memory-mapped: column chunks are read from the page cache in place; read into fresh
+            # buffers, the kernel spent more time zeroing their pages than Arrow spent decoding.
+            source = pq.ParquetFile(path, read_dictionary=dictionaries or None, memory_map=True)
             yield from source.iter_batches(batch_size=chunk_rows, columns=plan.columns(header))
         except (pa.ArrowInvalid, OSError) as exc:
             raise DataError(f"{path} is not a readable Parquet file: {exc}") from exc
@@ -435,8 +447,10 @@ def _batches(
         return "skip"
 
     try:
+        # Memory-mapped for the reason Parquet is (above): a tenth of the system time.
+        source = pa.memory_map(str(path))
         reader = pa_csv.open_csv(
-            path,
+            source,
             read_options=pa_csv.ReadOptions(block_size=max(chunk_rows * _BYTES_PER_ROW, 1 << 16)),
             parse_options=pa_csv.ParseOptions(invalid_row_handler=on_invalid),
             # Only an empty field is missing (parse_number's rule), not Arrow's "NA", "NULL", ...
@@ -447,9 +461,10 @@ def _batches(
                 null_values=[""],
             ),
         )
-        for batch in reader:
-            if batch.num_rows:
-                yield batch
+        with source:
+            for batch in reader:
+                if batch.num_rows:
+                    yield batch
     except pa.ArrowInvalid as exc:
         if plan.typed:
             raise _NotTyped(str(exc)) from exc
