@@ -26,7 +26,11 @@ def train_churn_model(work: Path, decision_threshold: float | None = None) -> Pa
     preprocess(str(CHURN), dict(paths), prepared / "feature_schema.json", seed=42)
     model_dir = work / "model"
     train_from_csv(
-        paths["train"], paths["validation"], TrainParams(), model_dir, FeatureSchema.load(prepared / "feature_schema.json")
+        paths["train"],
+        paths["validation"],
+        TrainParams(),
+        model_dir,
+        FeatureSchema.load(prepared / "feature_schema.json"),
     )
     if decision_threshold is not None:
         (model_dir / "evaluation.json").write_text(

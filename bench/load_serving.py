@@ -39,10 +39,10 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
+from churn_model import CHURN, train_churn_model  # noqa: E402
+
 from kubesage.churn.features import FeatureSchema, transform_columns  # noqa: E402
 from kubesage.util.ports import free_port  # noqa: E402
-
-from churn_model import CHURN, train_churn_model  # noqa: E402
 
 
 class Tally:

@@ -258,7 +258,7 @@ def score_file(
         return _score_pass(
             input_path, output_path, model, kind, id_columns, rejects_path, chunk_rows, max_rejects, progress, True
         )
-    except _NotTyped:
+    except _NotTypedError:
         # A value the typed reader refused (text in a numeric column): read again as text, where
         # every value is checked and a bad one located. Only files with such values pay for this.
         return _score_pass(
@@ -266,7 +266,17 @@ def score_file(
         )
 
 
-class _NotTyped(Exception):
+def read_chunks(
+    input_path: Path, schema: FeatureSchema, ids: Sequence[str], chunk_rows: int = DEFAULT_CHUNK_ROWS
+) -> Iterator[pa.RecordBatch]:
+    """The raw chunks `score_file` reads from a clean file (typed, the model's columns and `ids`),
+    without scoring them: for measuring the read apart from the rest (bench/bench_scoring.py)."""
+    kind = input_format(input_path)
+    header = _header(input_path, kind)
+    yield from _batches(input_path, kind, chunk_rows, [], _ReadPlan(schema, True, ids), header)
+
+
+class _NotTypedError(Exception):
     """The typed CSV reader met a value its column type cannot hold."""
 
 
@@ -291,22 +301,13 @@ def _score_pass(
     _check_ids(ids, header, input_path)
     plan = _ReadPlan(model.schema, typed, ids)
     batches = _prefetched(_batches(input_path, kind, chunk_rows, invalid_rows, plan, header))
-    buffer = np.empty((0, model.schema.n_features), dtype=np.float32)
     with _Writer(output_path, ids) as writer:
-        for batch in batches:
-            if batch.num_rows > buffer.shape[0]:  # a CSV block can hold more rows than asked for
-                buffer = np.empty((max(batch.num_rows, chunk_rows), model.schema.n_features), dtype=np.float32)
-            try:
-                encoded = encode_chunk(batch, model.schema, buffer)
-            except SchemaError as exc:
-                raise SchemaError(f"{input_path}: {exc}") from exc
+        for batch, encoded, probs in _scored(batches, model, chunk_rows, input_path):
             base = summary.rows_read
             if encoded.bad:
                 pending.extend((base + row, col, value, reason) for row, col, value, reason in encoded.bad)
                 if rejects_path is None or len(pending) > max_rejects:
                     break
-            features = encoded.features if not encoded.bad else encoded.features[encoded.good]
-            probs = probabilities(model, features)
             decisions = (probs >= model.threshold).astype(np.int8)
             kept = batch if not encoded.bad else batch.filter(encoded.good)
             writer.write(kept, probs, decisions)
@@ -355,10 +356,53 @@ class _ReadPlan:
         if self.typed:
             # Numbers parsed by the reader's threads; categories as a dictionary, so the category rules
             # run once per distinct value. Arrow's number syntax is a subset of Python's float():
-            # what it refuses is read again as text (_NotTyped) and judged by parse_number.
+            # what it refuses is read again as text (_NotTypedError) and judged by parse_number.
             types.update({name: pa.float64() for name in self.schema.numeric if name in types})
-            types.update({name: pa.dictionary(pa.int32(), pa.string()) for name in self.schema.categories if name in types})
+            types.update(
+                {name: pa.dictionary(pa.int32(), pa.string()) for name in self.schema.categories if name in types}
+            )
         return types
+
+
+# Chunks encoded and predicted at once: a chunk's numpy, Arrow and oneDAL work runs outside the
+# GIL, so two chunks in flight keep both of this machine's cores busy while the reader and writer
+# threads parse and format (measured: the loop alone was one core's work at a time).
+SCORING_THREADS = 2
+
+
+def _scored(
+    batches: Iterator[pa.RecordBatch], model: ScoringModel, chunk_rows: int, source: Path
+) -> Iterator[tuple[pa.RecordBatch, EncodedChunk, np.ndarray]]:
+    """(chunk, its encoding, its good rows' probabilities), in input order, `SCORING_THREADS` chunks at a time."""
+    import threading
+    from collections import deque
+    from concurrent.futures import Future, ThreadPoolExecutor
+
+    local = threading.local()
+
+    def score(batch: pa.RecordBatch) -> tuple[pa.RecordBatch, EncodedChunk, np.ndarray]:
+        buffer = getattr(local, "buffer", None)
+        if buffer is None or buffer.shape[0] < batch.num_rows:  # a CSV block can hold more rows than asked for
+            buffer = local.buffer = np.empty((max(batch.num_rows, chunk_rows), model.schema.n_features), np.float32)
+        try:
+            encoded = encode_chunk(batch, model.schema, buffer)
+        except SchemaError as exc:
+            raise SchemaError(f"{source}: {exc}") from exc
+        features = encoded.features if not encoded.bad else encoded.features[encoded.good]
+        return batch, encoded, probabilities(model, features)  # the buffer is free again once this returns
+
+    with ThreadPoolExecutor(SCORING_THREADS, thread_name_prefix="kubesage-score") as pool:
+        in_flight: deque[Future[tuple[pa.RecordBatch, EncodedChunk, np.ndarray]]] = deque()
+        try:
+            for batch in batches:
+                in_flight.append(pool.submit(score, batch))
+                if len(in_flight) > SCORING_THREADS:
+                    yield in_flight.popleft().result()
+            while in_flight:
+                yield in_flight.popleft().result()
+        finally:
+            for future in in_flight:  # the consumer stopped early (a bad row): drop what is queued
+                future.cancel()
 
 
 def _prefetched(batches: Iterator[pa.RecordBatch], depth: int = 2) -> Iterator[pa.RecordBatch]:
@@ -432,7 +476,9 @@ def _batches(
         try:
             source = pq.ParquetFile(path)
             # Text categories straight from Parquet's dictionary pages: their rules run per distinct value.
-            text = [f.name for f in source.schema_arrow if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
+            text = [
+                f.name for f in source.schema_arrow if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)
+            ]
             dictionaries = [name for name in plan.schema.categories if name in text]
             # Memory-mapped: column chunks are read from the page cache in place; read into fresh
             # buffers, the kernel spent more time zeroing their pages than Arrow spent decoding.
@@ -467,7 +513,7 @@ def _batches(
                     yield batch
     except pa.ArrowInvalid as exc:
         if plan.typed:
-            raise _NotTyped(str(exc)) from exc
+            raise _NotTypedError(str(exc)) from exc
         raise DataError(f"{path} is not a readable CSV: {exc}") from exc
 
 
