@@ -183,3 +183,27 @@ def test_parquet_in_and_out_and_errors(
         match=r"narrow\.csv: the input has no column\(s\) 'Area Code', .*'CustServ Calls'; its header must name the 19",
     ):
         score_file(tmp_path / "narrow.csv", tmp_path / "x.csv", model)
+
+
+def test_values_the_typed_reader_refuses_are_read_again_as_text(
+    model: ScoringModel, churn_csv: Path, tmp_path: Path
+) -> None:
+    """A clean CSV is read with typed columns; one value Arrow's number parser refuses sends the file
+    through the text path, where the record rules decide. Both paths must give the same answers."""
+    header, *rows = churn_csv.read_text().splitlines()[:41]
+    columns = header.split(",")
+    edited, clean = [r.split(",") for r in rows], [r.split(",") for r in rows]
+    edited[0][columns.index("Day Mins")] = f" {clean[0][columns.index('Day Mins')]} "  # padded: a number
+    edited[1][columns.index("Eve Calls")] = "NA"  # not a number for float(): a bad row, not a missing value
+    edited[2][columns.index("Night Mins")] = "nan"  # missing, as an empty field is
+    clean[2][columns.index("Night Mins")] = ""
+    for name, table in (("edited", edited), ("clean", clean)):
+        (tmp_path / f"{name}.csv").write_text("\n".join([header, *(",".join(r) for r in table)]) + "\n")
+    score_file(tmp_path / "edited.csv", tmp_path / "edited-scores.csv", model, rejects_path=tmp_path / "rejects.csv")
+    score_file(tmp_path / "clean.csv", tmp_path / "clean-scores.csv", model)
+    rejects = pd.read_csv(tmp_path / "rejects.csv", dtype=str, keep_default_na=False)
+    assert rejects[["line", "column", "value"]].values.tolist() == [["3", "Eve Calls", "NA"]]
+    edited_scores = pd.read_csv(tmp_path / "edited-scores.csv", dtype={"Phone": str})
+    clean_scores = pd.read_csv(tmp_path / "clean-scores.csv", dtype={"Phone": str}).drop(index=1)
+    assert list(edited_scores["Phone"]) == list(clean_scores["Phone"])
+    np.testing.assert_allclose(edited_scores["churn_probability"], clean_scores["churn_probability"], atol=TOLERANCE)
