@@ -179,7 +179,8 @@ class Daal4pyModel:
     def float32_probabilities(self, features: np.ndarray) -> np.ndarray:
         """P(class 1) through oneDAL's single-precision path, for C-contiguous float32 features (no copy).
 
-        Equal to `probabilities` within 2 float32 ulps (1.2e-7), in float32: see the module's docstring.
+        In float32; within 2e-7 of `probabilities` (each within 2 float32 ulps of XGBoost's): see the
+        module's docstring.
         """
         if features.ndim != 2 or features.shape[1] != self.n_features:
             raise ModelError(f"expected {self.n_features} features per row, got {features.shape[-1]}")
