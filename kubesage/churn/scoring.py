@@ -68,7 +68,7 @@ class BadRow:
 class ScoreSummary:
     """What a scoring run did: rows read, scored and rejected, and how long it took."""
 
-    rows_read: int = 0
+    rows_read: int = 0  # data rows; at the end every one, scored or rejected
     rows_scored: int = 0
     rows_rejected: int = 0
     positives: int = 0
@@ -340,6 +340,7 @@ def _score_pass(
         _write_rejects(rejects_path, located)
         summary.rejects = located
         summary.rows_rejected = len(located)
+        summary.rows_read += len(invalid_rows)  # the reader skipped these; a bad value's row was read
     summary.seconds = time.perf_counter() - started
     return summary
 

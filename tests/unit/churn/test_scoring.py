@@ -159,7 +159,7 @@ def test_rejects_file_lists_every_bad_row_and_the_rest_is_scored(
         ("5000", "Account Length", "ten"),
     ]
     assert listed[1]["reason"] == "has 22 fields, expected 21"
-    assert (summary.rows_scored, summary.rows_rejected) == (4997, 3)
+    assert (summary.rows_read, summary.rows_scored, summary.rows_rejected) == (5000, 4997, 3)
     out = pd.read_csv(tmp_path / "out.csv", dtype={"Phone": str})
     kept = scored_real.drop(index=[100, 3000, 4998]).reset_index(drop=True)
     assert list(out["Phone"]) == list(kept["Phone"])
