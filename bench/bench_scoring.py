@@ -3,11 +3,17 @@
 For each size (default 1M and 10M rows): `kubesage data generate` writes the CSV (timed, its peak
 tree RSS sampled), the same rows are written once as Parquet (typed columns, as a warehouse export
 would be), then `kubesage score` runs as its own process on each, sampled every 0.1 s (RSS summed
-over the process tree). Beside it, in this process, the same chunks of the Parquet file are encoded
-once and scored by daal4py (what `kubesage score` uses) and by XGBoost's own `inplace_predict`, so
-the engines compare on identical input; the largest probability difference between them is shown.
+over the process tree; it includes the pages of the memory-mapped input, which are page cache), with
+its CPU seconds and the load average beside every rate (the machine is shared).
 
-The model is trained from the real churn data the way the pipeline does (bench_inference.py).
+Then, in this process, the Parquet file's chunks go through the stages one after another, each
+timed alone (wall and CPU seconds of the process, all threads): read, encode (validation and the
+feature matrix), predict (daal4py's float32 path, what `kubesage score` runs), write (CSV). On the
+same chunks: XGBoost's own `inplace_predict` beside daal4py, and evaluate's path (Daal4pyModel.
+probabilities) as the reference: the largest difference of each, and of the score process's output
+file, from evaluate's probabilities over every row.
+
+The model is trained from the real churn data the way the pipeline does (churn_model.py).
 
     nice -n 10 .venv/bin/python bench/bench_scoring.py [--rows 1000000 10000000] [--work DIR]
 """
@@ -15,51 +21,31 @@ The model is trained from the real churn data the way the pipeline does (bench_i
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import re
+import resource
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from churn_model import train_churn_model
 from proctree import run_sampled
 
 from kubesage.churn.modelio import booster_probabilities, load_booster
-from kubesage.churn.scoring import DEFAULT_CHUNK_ROWS, encode_chunk, load_scoring_model
+from kubesage.churn.scoring import encode_chunk, load_scoring_model, probabilities, read_chunks
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-CHURN = REPO_ROOT.parent / "shared" / "data" / "churn.txt"
 KUBESAGE = [sys.executable, "-m", "kubesage.cli"]
 GIB = 1024**3
-
-
-def train(work: Path) -> Path:
-    from kubesage.churn.features import FeatureSchema
-    from kubesage.components.preprocess import preprocess
-    from kubesage.components.train import TrainParams, train_from_csv
-
-    prepared = work / "prepared"
-    paths = {name: prepared / f"{name}.csv" for name in ("train", "validation", "test")}
-    preprocess(str(CHURN), dict(paths), prepared / "feature_schema.json", seed=42)
-    model_dir = work / "model"
-    train_from_csv(
-        paths["train"],
-        paths["validation"],
-        TrainParams(),
-        model_dir,
-        FeatureSchema.load(prepared / "feature_schema.json"),
-    )
-    # The decision threshold `kubesage score` reads, as the register step attaches it.
-    (model_dir / "evaluation.json").write_text(
-        json.dumps({"binary_classification_metrics": {"decision_threshold": 0.5}})
-    )
-    return model_dir
 
 
 def to_parquet(csv_path: Path, parquet_path: Path) -> None:
@@ -72,26 +58,69 @@ def to_parquet(csv_path: Path, parquet_path: Path) -> None:
             writer.write_batch(batch)
 
 
-def engines(parquet_path: Path, model_dir: Path) -> tuple[float, float, float, int]:
-    """daal4py and XGBoost rows/s on the same encoded chunks, and their largest difference."""
-    import pyarrow.parquet as pq
+@dataclass
+class Stages:
+    """Per-stage wall and CPU seconds over one pass, and the probabilities of each engine."""
+
+    rows: int = 0
+    wall: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
+    cpu: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
+    ours: list[np.ndarray] = field(default_factory=list)
+    xgboost: list[np.ndarray] = field(default_factory=list)
+    evaluate: list[np.ndarray] = field(default_factory=list)
+
+
+STAGES = ("read", "encode", "predict", "write", "XGBoost inplace_predict", "evaluate's path (float64)")
+
+
+def cpu_seconds(who: int = resource.RUSAGE_SELF) -> float:
+    usage = resource.getrusage(who)
+    return usage.ru_utime + usage.ru_stime
+
+
+def stages(source: Path, model_dir: Path, out: Path) -> Stages:
+    """The scoring loop's stages one after another on `source`, each timed alone."""
+    import pyarrow as pa
+    import pyarrow.csv as pa_csv
 
     model = load_scoring_model(model_dir, 0.5)
     booster = load_booster(model_dir)
-    daal_s = xgb_s = 0.0
-    diff = 0.0
-    rows = 0
-    for batch in pq.ParquetFile(parquet_path).iter_batches(batch_size=DEFAULT_CHUNK_ROWS):
-        features = encode_chunk(batch, model.schema).features
-        start = time.perf_counter()
-        ours = model.model.probabilities(features)
-        daal_s += time.perf_counter() - start
-        start = time.perf_counter()  # each engine's own layout conversion is timed with it
-        theirs = booster_probabilities(booster, np.ascontiguousarray(features))
-        xgb_s += time.perf_counter() - start
-        diff = max(diff, float(np.max(np.abs(ours - theirs))))
-        rows += batch.num_rows
-    return rows / daal_s, rows / xgb_s, diff, rows
+    result = Stages()
+    chunks = read_chunks(source, model.schema, ["Phone"])
+    writer = None
+
+    def timed(stage: str, work: Callable[..., Any], *args: Any) -> Any:
+        wall, cpu = time.perf_counter(), cpu_seconds()
+        answer = work(*args)
+        result.wall[stage] += time.perf_counter() - wall
+        result.cpu[stage] += cpu_seconds() - cpu
+        return answer
+
+    while (batch := timed("read", next, chunks, None)) is not None:
+        features = timed("encode", encode_chunk, batch, model.schema).features
+        probs = timed("predict", probabilities, model, features)
+        table = pa.Table.from_arrays(
+            [batch.column("Phone"), pa.array(probs), pa.array((probs >= 0.5).astype(np.int8))],
+            names=["Phone", "churn_probability", "churn"],
+        )
+        if writer is None:
+            writer = pa_csv.CSVWriter(out, table.schema)
+        timed("write", writer.write_table, table)
+        result.xgboost.append(timed(STAGES[4], booster_probabilities, booster, features))
+        result.evaluate.append(timed(STAGES[5], model.model.probabilities, features))
+        result.ours.append(probs)
+        result.rows += batch.num_rows
+    if writer is not None:
+        writer.close()
+    return result
+
+
+def largest_difference(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.max(np.abs(a - b))) if len(a) else 0.0
+
+
+def load() -> str:
+    return f"{os.getloadavg()[0]:.1f}"
 
 
 def main() -> int:
@@ -101,15 +130,19 @@ def main() -> int:
     args = parser.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="kubesage-bench-score-"))
     work.mkdir(parents=True, exist_ok=True)
-    model_dir = train(work)
+    model_dir = train_churn_model(work, decision_threshold=0.5)
     print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
     lines = [
-        "| rows | step | process seconds | rows/s | scoring loop alone (no start-up) | peak tree RSS |",
+        "| rows | command | process s | loop (the command's own figure) | CPU s | peak tree RSS | load |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    stage_lines = [
+        "| rows | stage | wall s per 1M rows | CPU s per 1M rows | rows/s alone | load |",
         "| --- | --- | --- | --- | --- | --- |",
     ]
-    engine_lines = [
-        "| rows | daal4py rows/s | XGBoost inplace_predict rows/s | ratio | max abs diff |",
-        "| --- | --- | --- | --- | --- |",
+    parity_lines = [
+        "| rows | compared with evaluate's probabilities (Daal4pyModel.probabilities) | max abs diff |",
+        "| --- | --- | --- |",
     ]
     for rows in args.rows:
         csv_path = work / f"customers-{rows}.csv"
@@ -122,32 +155,48 @@ def main() -> int:
                 print(gen.output)
                 return 1
             lines.append(
-                f"| {rows:,} | data generate | {gen.seconds:.1f} | {rows / gen.seconds:,.0f} | "
-                f"| {gen.peak_rss / GIB:.2f} GiB |"
+                f"| {rows:,} | data generate | {gen.seconds:.1f} | {rows / gen.seconds:,.0f} rows/s | "
+                f"| {gen.peak_rss / GIB:.2f} GiB | {load()} |"
             )
         if not parquet_path.exists():
             to_parquet(csv_path, parquet_path)
+        outputs = {}
         for label, source in (("score CSV", csv_path), ("score Parquet", parquet_path)):
-            out = work / f"scores-{rows}-{source.suffix.lstrip('.')}.csv"
+            out = outputs[label] = work / f"scores-{rows}-{source.suffix.lstrip('.')}.csv"
+            cpu = cpu_seconds(resource.RUSAGE_CHILDREN)
             run = run_sampled(
                 [*KUBESAGE, "score", "--model", str(model_dir), "--input", str(source), "--output", str(out)]
             )
+            cpu = cpu_seconds(resource.RUSAGE_CHILDREN) - cpu
             if run.returncode:
                 print(run.output)
                 return 1
             inner = re.search(r"in ([0-9.]+) s \(([0-9,]+) rows/s\)", run.output)
             scoring = f"{inner.group(1)} s, {inner.group(2)} rows/s" if inner else "?"
             lines.append(
-                f"| {rows:,} | {label} | {run.seconds:.1f} | {rows / run.seconds:,.0f} | {scoring} "
-                f"| {run.peak_rss / GIB:.2f} GiB |"
+                f"| {rows:,} | {label} | {run.seconds:.1f} ({rows / run.seconds:,.0f} rows/s) | {scoring} "
+                f"| {cpu:.1f} | {run.peak_rss / GIB:.2f} GiB | {load()} |"
             )
-        daal, xgb, diff, scored = engines(parquet_path, model_dir)
-        engine_lines.append(f"| {scored:,} | {daal:,.0f} | {xgb:,.0f} | {daal / xgb:.1f}x | {diff:.1e} |")
-        print(f"done {rows:,} rows, load average {os.getloadavg()[0]:.1f}", flush=True)
-    print("\n".join(lines))
-    print()
-    print("\n".join(engine_lines))
-    print(f"load average at the end {os.getloadavg()[0]:.1f}")
+        measured = stages(parquet_path, model_dir, work / "stages-out.csv")
+        for stage in STAGES:
+            wall, cpu = measured.wall[stage], measured.cpu[stage]
+            stage_lines.append(
+                f"| {rows:,} | {stage} | {wall / rows * 1e6:.3f} | {cpu / rows * 1e6:.3f} | "
+                f"{rows / wall:,.0f} | {load()} |"
+            )
+        reference = np.concatenate(measured.evaluate)
+        scored = pd.read_csv(outputs["score Parquet"], usecols=["churn_probability"])["churn_probability"].to_numpy()
+        for label, answer in (
+            ("kubesage score's output file (Parquet input)", scored),
+            ("daal4py float32 path on the same chunks", np.concatenate(measured.ours)),
+            ("XGBoost inplace_predict on the same chunks", np.concatenate(measured.xgboost)),
+        ):
+            parity_lines.append(f"| {rows:,} | {label} | {largest_difference(answer, reference):.1e} |")
+        print(f"done {rows:,} rows, load average {load()}", flush=True)
+    for table in (lines, stage_lines, parity_lines):
+        print("\n".join(table))
+        print()
+    print(f"load average at the end {load()}")
     return 0
 
 

@@ -37,13 +37,12 @@ import pandas as pd
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
+
+from churn_model import CHURN, train_churn_model  # noqa: E402
 
 from kubesage.churn.features import FeatureSchema, transform_columns  # noqa: E402
-from kubesage.components.preprocess import preprocess  # noqa: E402
-from kubesage.components.train import TrainParams, train_from_csv  # noqa: E402
 from kubesage.util.ports import free_port  # noqa: E402
-
-CHURN = REPO.parent / "shared" / "data" / "churn.txt"
 
 
 class Tally:
@@ -56,21 +55,6 @@ class Tally:
     def add(self, kind: str, status: int | str) -> None:
         with self.lock:
             self.statuses[f"{kind} {status}"] += 1
-
-
-def train(work: Path) -> Path:
-    prepared = work / "prepared"
-    paths = {name: prepared / f"{name}.csv" for name in ("train", "validation", "test")}
-    preprocess(str(CHURN), dict(paths), prepared / "feature_schema.json", seed=42)
-    model_dir = work / "model"
-    train_from_csv(
-        paths["train"],
-        paths["validation"],
-        TrainParams(),
-        model_dir,
-        FeatureSchema.load(prepared / "feature_schema.json"),
-    )
-    return model_dir
 
 
 def process_tree_rss(pid: int) -> int:
@@ -96,7 +80,7 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="kubesage-load-"))
-    model_dir = train(work)
+    model_dir = train_churn_model(work)
     churn = pd.read_csv(CHURN)
     features = transform_columns(churn, FeatureSchema.load(model_dir))
     single = ",".join(repr(float(v)) for v in features[0]).encode()

@@ -4,8 +4,16 @@ The same feature rules as training and serving (kubesage.churn.features: `catego
 category names, `parse_number`'s numbers, median imputation, (value - mean) / std in float64), but
 vectorised over Arrow columns instead of a Python loop per value, so a whole customer base scores at
 millions of rows a second in bounded memory (one chunk of raw columns and one feature matrix at a
-time). Probabilities come from the daal4py model through `Daal4pyModel.probabilities`, the path
-evaluate and the server use, so they equal evaluate's on the same rows.
+time). Probabilities come from the daal4py model evaluate uses, through oneDAL's single-precision
+path (`Daal4pyModel.float32_probabilities`: the same split decisions as XGBoost and evaluate, on the
+float32 block as encoded, no float64 copy), so they equal evaluate's within 2e-7 on the same rows
+(1.9e-7 over 10M generated rows).
+
+Where the time goes is measured per stage by bench/bench_scoring.py; what it led to: the input is
+memory-mapped; a CSV's numbers are parsed by Arrow's reader (a file with a value Arrow refuses is
+read again as text, where `parse_number` decides) and its categories read as dictionaries, so the
+category rules run per distinct value; a reader thread parses ahead, two threads encode and predict
+two chunks at once, a writer thread formats the scores.
 
 A bad value (a numeric field that is not a finite number) or a row with the wrong number of fields
 is never dropped silently: it either fails the job, naming the line, column and value, or goes to a
@@ -35,7 +43,7 @@ if TYPE_CHECKING:
 
 PROBABILITY_COLUMN = "churn_probability"
 DECISION_COLUMN = "churn"
-DEFAULT_CHUNK_ROWS = 262_144
+DEFAULT_CHUNK_ROWS = 32_768
 # About 150 bytes a raw churn row: blocks of this size give chunks near DEFAULT_CHUNK_ROWS.
 _BYTES_PER_ROW = 160
 DEFAULT_MAX_REJECTS = 100_000
@@ -60,7 +68,7 @@ class BadRow:
 class ScoreSummary:
     """What a scoring run did: rows read, scored and rejected, and how long it took."""
 
-    rows_read: int = 0
+    rows_read: int = 0  # data rows; at the end every one, scored or rejected
     rows_scored: int = 0
     rows_rejected: int = 0
     positives: int = 0
@@ -101,8 +109,12 @@ def input_format(path: Path) -> str:
         return "parquet" if handle.read(4) == b"PAR1" else "csv"
 
 
-def encode_chunk(batch: pa.RecordBatch, schema: FeatureSchema) -> EncodedChunk:
+def encode_chunk(batch: pa.RecordBatch, schema: FeatureSchema, buffer: np.ndarray | None = None) -> EncodedChunk:
     """The model's feature matrix for one chunk of raw columns, bad rows marked.
+
+    With `buffer` (float32, at least as many rows as the chunk, `schema.n_features` columns) the
+    matrix is its leading rows, overwritten: the next chunk may reuse it once this one is scored.
+    Fresh pages for every chunk cost the kernel more than zeroing memory already mapped.
 
     Equal, value for value, to `xgboost_view(transform_columns(...))` on the same rows (tested): the
     one-hot blocks are exact and the numeric columns are the same float64 operations, rounded to
@@ -116,30 +128,56 @@ def encode_chunk(batch: pa.RecordBatch, schema: FeatureSchema) -> EncodedChunk:
             f"the input has no column(s) {', '.join(repr(m) for m in missing)}; its header must name "
             f"the {len(schema.input_columns)} raw columns the model's feature schema reads"
         )
-    # Feature-major float32: each feature is one contiguous row to fill, and float32 is the precision
-    # XGBoost compares at (modelio.xgboost_view rounds to it anyway), at half the memory traffic.
-    out = np.zeros((schema.n_features, n_rows), dtype=np.float32)
+    # Row-major float32: the C-contiguous block oneDAL's single-precision path reads as is.
+    if buffer is not None and buffer.shape[0] >= n_rows and buffer.shape[1:] == (schema.n_features,):
+        out = buffer[:n_rows]
+        out.fill(0.0)
+    else:
+        out = np.zeros((n_rows, schema.n_features), dtype=np.float32)
     good = np.ones(n_rows, dtype=bool)
     bad: list[tuple[int, str, str, str]] = []
     offset = 0
+    rows = np.arange(n_rows)
     for col, cats in schema.categories.items():
         positions = _category_positions(batch.column(col), cats)
-        rows = np.flatnonzero(positions >= 0)
-        out[offset + positions[rows], rows] = 1.0
+        known = positions >= 0
+        if known.all():
+            out[rows, offset + positions] = 1.0
+        else:
+            out[rows[known], offset + positions[known]] = 1.0
         offset += len(cats)
     for col, stats in schema.numeric.items():
         values, col_bad = _numbers(batch.column(col), col)
         for row, value, reason in col_bad:
             good[row] = False
             bad.append((row, col, value, reason))
-        values = np.where(np.isnan(values), stats.median, values)
-        out[offset] = (values - stats.mean) / stats.std  # float64 arithmetic, then rounded to float32
+        scaled = (values - stats.mean) / stats.std  # float64 arithmetic, then rounded to float32
+        missing_rows = np.isnan(values)
+        if missing_rows.any():
+            scaled[missing_rows] = (stats.median - stats.mean) / stats.std  # median imputation
+        out[:, offset] = scaled
         offset += 1
-    return EncodedChunk(features=out.T, good=good, bad=sorted(bad))
+    return EncodedChunk(features=out, good=good, bad=sorted(bad))
 
 
 def _category_positions(column: pa.Array, cats: Sequence[str]) -> np.ndarray:
-    """Each value's index in `cats` (-1: missing or unknown), by `category_key`'s rules."""
+    """Each value's index in `cats` (-1: missing or unknown), by `category_key`'s rules.
+
+    The rules run on the column's distinct values only (a dictionary: the CSV reader's, or one made
+    here), then one lookup per row: a few dozen string operations per chunk instead of one per row.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if not pa.types.is_dictionary(column.type):
+        column = pc.dictionary_encode(column)
+    distinct = _distinct_positions(column.dictionary, cats)
+    lookup = np.append(distinct, -1)  # a null index (a missing value) looks up the last slot
+    indices = column.indices.fill_null(len(distinct)) if column.null_count else column.indices
+    return lookup[np.asarray(indices.to_numpy(zero_copy_only=False), dtype=np.intp)]
+
+
+def _distinct_positions(column: pa.Array, cats: Sequence[str]) -> np.ndarray:
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -171,12 +209,15 @@ def _numbers(column: pa.Array, col: str) -> tuple[np.ndarray, list[tuple[int, st
             except pa.ArrowInvalid:
                 # Arrow's parser refused something: Python's float() rules (parse_number) decide, per value.
                 return _numbers_slowly(column.to_pylist(), col)
+    elif pa.types.is_float64(column.type):
+        parsed = column
     else:
         try:
             parsed = pc.cast(column, pa.float64())
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
             raise SchemaError(f"column '{col}' has type {column.type}, expected numbers: {exc}") from exc
-    values = np.asarray(parsed.fill_null(math.nan).to_numpy(zero_copy_only=False), dtype=np.float64)
+    # A float64 column's nulls come out as NaN (a copy only when there are nulls).
+    values = np.asarray(parsed.to_numpy(zero_copy_only=False), dtype=np.float64)
     infinite = np.flatnonzero(np.isinf(values))
     if infinite.size == 0:
         return values, []
@@ -197,7 +238,8 @@ def _numbers_slowly(values: list[Any], col: str) -> tuple[np.ndarray, list[tuple
 
 
 def probabilities(model: ScoringModel, features: np.ndarray) -> np.ndarray:
-    return model.model.probabilities(features)
+    # float64 out, as evaluate's: the scores file's column type does not depend on the engine's precision.
+    return model.model.float32_probabilities(features).astype(np.float64)
 
 
 def score_file(
@@ -219,31 +261,63 @@ def score_file(
     naming its line, column and value); with it, bad rows are written there and the rest scored.
     """
     kind = input_format(input_path)
+    try:
+        return _score_pass(
+            input_path, output_path, model, kind, id_columns, rejects_path, chunk_rows, max_rejects, progress, True
+        )
+    except _NotTypedError:
+        # A value the typed reader refused (text in a numeric column): read again as text, where
+        # every value is checked and a bad one located. Only files with such values pay for this.
+        return _score_pass(
+            input_path, output_path, model, kind, id_columns, rejects_path, chunk_rows, max_rejects, progress, False
+        )
+
+
+def read_chunks(
+    input_path: Path, schema: FeatureSchema, ids: Sequence[str], chunk_rows: int = DEFAULT_CHUNK_ROWS
+) -> Iterator[pa.RecordBatch]:
+    """The raw chunks `score_file` reads from a clean file (typed, the model's columns and `ids`),
+    without scoring them: for measuring the read apart from the rest (bench/bench_scoring.py)."""
+    kind = input_format(input_path)
+    header = _header(input_path, kind)
+    yield from _batches(input_path, kind, chunk_rows, [], _ReadPlan(schema, True, ids), header)
+
+
+class _NotTypedError(Exception):
+    """The typed CSV reader met a value its column type cannot hold."""
+
+
+def _score_pass(
+    input_path: Path,
+    output_path: Path,
+    model: ScoringModel,
+    kind: str,
+    id_columns: Sequence[str] | None,
+    rejects_path: Path | None,
+    chunk_rows: int,
+    max_rejects: int,
+    progress: Progress | None,
+    typed: bool,
+) -> ScoreSummary:
     summary = ScoreSummary()
     started = time.perf_counter()
     pending: list[tuple[int, str, str, str]] = []  # (data row index, column, value, reason)
     invalid_rows: list[str] = []  # rows with the wrong number of fields (CSV), their text
-    batches = _prefetched(_batches(input_path, kind, chunk_rows, invalid_rows))
-    ids: list[str] | None = list(id_columns) if id_columns is not None else None
-    with _Writer(output_path) as writer:
-        for batch in batches:
-            if ids is None:
-                ids = [c for c in model.schema.dropped_columns if c in batch.schema.names]
-            _check_ids(ids, batch.schema.names, input_path)
-            try:
-                encoded = encode_chunk(batch, model.schema)
-            except SchemaError as exc:
-                raise SchemaError(f"{input_path}: {exc}") from exc
+    header = _header(input_path, kind)
+    ids = list(id_columns) if id_columns is not None else [c for c in model.schema.dropped_columns if c in header]
+    _check_ids(ids, header, input_path)
+    plan = _ReadPlan(model.schema, typed, ids)
+    batches = _prefetched(_batches(input_path, kind, chunk_rows, invalid_rows, plan, header))
+    with _Writer(output_path, ids) as writer:
+        for batch, encoded, probs in _scored(batches, model, chunk_rows, input_path):
             base = summary.rows_read
             if encoded.bad:
                 pending.extend((base + row, col, value, reason) for row, col, value, reason in encoded.bad)
                 if rejects_path is None or len(pending) > max_rejects:
                     break
-            features = encoded.features if not encoded.bad else encoded.features[encoded.good]
-            probs = probabilities(model, features)
             decisions = (probs >= model.threshold).astype(np.int8)
             kept = batch if not encoded.bad else batch.filter(encoded.good)
-            writer.write(kept, ids, probs, decisions)
+            writer.write(kept, probs, decisions)
             summary.rows_read += batch.num_rows
             summary.rows_scored += len(probs)
             summary.positives += int(decisions.sum())
@@ -266,8 +340,77 @@ def score_file(
         _write_rejects(rejects_path, located)
         summary.rejects = located
         summary.rows_rejected = len(located)
+        summary.rows_read += len(invalid_rows)  # the reader skipped these; a bad value's row was read
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+@dataclass(frozen=True)
+class _ReadPlan:
+    """Which columns are read (the model's and the ids), and which the reader converts itself."""
+
+    schema: FeatureSchema
+    typed: bool
+    ids: Sequence[str]
+
+    def columns(self, header: Sequence[str]) -> list[str]:
+        wanted = {*self.schema.input_columns, *self.ids}
+        return [name for name in header if name in wanted]  # a missing one is named by encode_chunk
+
+    def csv_types(self, header: Sequence[str]) -> dict[str, pa.DataType]:
+        import pyarrow as pa
+
+        types = {name: pa.string() for name in header}
+        if self.typed:
+            # Numbers parsed by the reader's threads; categories as a dictionary, so the category rules
+            # run once per distinct value. Arrow's number syntax is a subset of Python's float():
+            # what it refuses is read again as text (_NotTypedError) and judged by parse_number.
+            types.update({name: pa.float64() for name in self.schema.numeric if name in types})
+            types.update(
+                {name: pa.dictionary(pa.int32(), pa.string()) for name in self.schema.categories if name in types}
+            )
+        return types
+
+
+# Chunks encoded and predicted at once: a chunk's numpy, Arrow and oneDAL work runs outside the
+# GIL, so two chunks in flight keep both of this machine's cores busy while the reader and writer
+# threads parse and format (measured: the loop alone was one core's work at a time).
+SCORING_THREADS = 2
+
+
+def _scored(
+    batches: Iterator[pa.RecordBatch], model: ScoringModel, chunk_rows: int, source: Path
+) -> Iterator[tuple[pa.RecordBatch, EncodedChunk, np.ndarray]]:
+    """(chunk, its encoding, its good rows' probabilities), in input order, `SCORING_THREADS` chunks at a time."""
+    import threading
+    from collections import deque
+    from concurrent.futures import Future, ThreadPoolExecutor
+
+    local = threading.local()
+
+    def score(batch: pa.RecordBatch) -> tuple[pa.RecordBatch, EncodedChunk, np.ndarray]:
+        buffer = getattr(local, "buffer", None)
+        if buffer is None or buffer.shape[0] < batch.num_rows:  # a CSV block can hold more rows than asked for
+            buffer = local.buffer = np.empty((max(batch.num_rows, chunk_rows), model.schema.n_features), np.float32)
+        try:
+            encoded = encode_chunk(batch, model.schema, buffer)
+        except SchemaError as exc:
+            raise SchemaError(f"{source}: {exc}") from exc
+        features = encoded.features if not encoded.bad else encoded.features[encoded.good]
+        return batch, encoded, probabilities(model, features)  # the buffer is free again once this returns
+
+    with ThreadPoolExecutor(SCORING_THREADS, thread_name_prefix="kubesage-score") as pool:
+        in_flight: deque[Future[tuple[pa.RecordBatch, EncodedChunk, np.ndarray]]] = deque()
+        try:
+            for batch in batches:
+                in_flight.append(pool.submit(score, batch))
+                if len(in_flight) > SCORING_THREADS:
+                    yield in_flight.popleft().result()
+            while in_flight:
+                yield in_flight.popleft().result()
+        finally:
+            for future in in_flight:  # the consumer stopped early (a bad row): drop what is queued
+                future.cancel()
 
 
 def _prefetched(batches: Iterator[pa.RecordBatch], depth: int = 2) -> Iterator[pa.RecordBatch]:
@@ -318,37 +461,67 @@ def _check_ids(ids: Sequence[str], names: Sequence[str], source: Path) -> None:
         )
 
 
-def _batches(path: Path, kind: str, chunk_rows: int, invalid_rows: list[str]) -> Iterator[pa.RecordBatch]:
+def _header(path: Path, kind: str) -> list[str]:
+    if kind == "csv":
+        return _csv_header(path)
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        return list(pq.ParquetFile(path).schema_arrow.names)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise DataError(f"{path} is not a readable Parquet file: {exc}") from exc
+
+
+def _batches(
+    path: Path, kind: str, chunk_rows: int, invalid_rows: list[str], plan: _ReadPlan, header: Sequence[str]
+) -> Iterator[pa.RecordBatch]:
     import pyarrow as pa
     import pyarrow.csv as pa_csv
     import pyarrow.parquet as pq
 
     if kind == "parquet":
         try:
-            yield from pq.ParquetFile(path).iter_batches(batch_size=chunk_rows)
+            source = pq.ParquetFile(path)
+            # Text categories straight from Parquet's dictionary pages: their rules run per distinct value.
+            text = [
+                f.name for f in source.schema_arrow if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)
+            ]
+            dictionaries = [name for name in plan.schema.categories if name in text]
+            # Memory-mapped: column chunks are read from the page cache in place; read into fresh
+            # buffers, the kernel spent more time zeroing their pages than Arrow spent decoding.
+            source = pq.ParquetFile(path, read_dictionary=dictionaries or None, memory_map=True)
+            yield from source.iter_batches(batch_size=chunk_rows, columns=plan.columns(header))
         except (pa.ArrowInvalid, OSError) as exc:
             raise DataError(f"{path} is not a readable Parquet file: {exc}") from exc
         return
-    header = _csv_header(path)
 
     def on_invalid(row: Any) -> str:
         invalid_rows.append(str(row.text))
         return "skip"
 
     try:
+        # Memory-mapped for the reason Parquet is (above): a tenth of the system time.
+        source = pa.memory_map(str(path))
         reader = pa_csv.open_csv(
-            path,
+            source,
             read_options=pa_csv.ReadOptions(block_size=max(chunk_rows * _BYTES_PER_ROW, 1 << 16)),
             parse_options=pa_csv.ParseOptions(invalid_row_handler=on_invalid),
-            # Everything as text first: the numbers are parsed per column, so a bad value is located, not fatal.
+            # Only an empty field is missing (parse_number's rule), not Arrow's "NA", "NULL", ...
             convert_options=pa_csv.ConvertOptions(
-                column_types={name: pa.string() for name in header}, strings_can_be_null=False
+                column_types=plan.csv_types(header),
+                include_columns=plan.columns(header),
+                strings_can_be_null=False,
+                null_values=[""],
             ),
         )
-        for batch in reader:
-            if batch.num_rows:
-                yield batch
+        with source:
+            for batch in reader:
+                if batch.num_rows:
+                    yield batch
     except pa.ArrowInvalid as exc:
+        if plan.typed:
+            raise _NotTypedError(str(exc)) from exc
         raise DataError(f"{path} is not a readable CSV: {exc}") from exc
 
 
@@ -406,24 +579,46 @@ def _write_rejects(path: Path, rejects: list[BadRow]) -> None:
 
 
 class _Writer:
-    """The scores file, CSV or Parquet by its name, opened at the first chunk."""
+    """The scores file, CSV or Parquet by its name, opened at the first chunk and written by a thread.
 
-    def __init__(self, path: Path) -> None:
+    Formatting and writing a chunk (Arrow's CSV or Parquet writer, outside the GIL) overlaps the next
+    chunk's encoding and prediction; at most `depth` chunks wait, so memory stays bounded.
+    """
+
+    def __init__(self, path: Path, ids: Sequence[str], depth: int = 2) -> None:
+        import queue
+        import threading
+
         self.path = path
+        self.ids = list(ids)
         self._writer: Any = None
+        self._slots: queue.Queue[pa.Table | None] = queue.Queue(maxsize=depth)
+        self._failure: BaseException | None = None
+        self._thread = threading.Thread(target=self._drain, name="kubesage-score-writer", daemon=True)
 
     def __enter__(self) -> _Writer:
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._thread.start()
         return self
 
-    def write(self, batch: pa.RecordBatch, ids: Sequence[str], probs: np.ndarray, decisions: np.ndarray) -> None:
+    def write(self, batch: pa.RecordBatch, probs: np.ndarray, decisions: np.ndarray) -> None:
         import pyarrow as pa
 
-        columns = [batch.column(c) for c in ids] + [pa.array(probs), pa.array(decisions)]
-        table = pa.Table.from_arrays(columns, names=[*ids, PROBABILITY_COLUMN, DECISION_COLUMN])
-        if self._writer is None:
-            self._writer = self._open(table.schema)
-        self._writer.write_table(table)
+        if self._failure is not None:
+            raise self._failure
+        columns = [_plain(batch.column(c)) for c in self.ids] + [pa.array(probs), pa.array(decisions)]
+        self._slots.put(pa.Table.from_arrays(columns, names=[*self.ids, PROBABILITY_COLUMN, DECISION_COLUMN]))
+
+    def _drain(self) -> None:
+        while (table := self._slots.get()) is not None:
+            if self._failure is not None:
+                continue  # keep taking chunks, so the scoring thread never waits on a full queue
+            try:
+                if self._writer is None:
+                    self._writer = self._open(table.schema)
+                self._writer.write_table(table)
+            except BaseException as exc:  # raised in the scoring thread, at its next write or at exit
+                self._failure = exc
 
     def _open(self, schema: pa.Schema) -> Any:
         import pyarrow.csv as pa_csv
@@ -434,8 +629,19 @@ class _Writer:
         return pa_csv.CSVWriter(self.path, schema, write_options=pa_csv.WriteOptions(quoting_style="needed"))
 
     def __exit__(self, *exc: object) -> None:
+        self._slots.put(None)
+        self._thread.join()
         if self._writer is not None:
             self._writer.close()
+        if self._failure is not None and exc[0] is None:
+            raise self._failure
+
+
+def _plain(column: pa.Array) -> pa.Array:
+    """An id column as its values: a category read as a dictionary is written as its text."""
+    import pyarrow as pa
+
+    return column.dictionary_decode() if pa.types.is_dictionary(column.type) else column
 
 
 def load_scoring_model(model_dir: Path, threshold: float) -> ScoringModel:

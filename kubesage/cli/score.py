@@ -103,7 +103,7 @@ def run_score(
             upload_output(local_output, output_uri)
     rejected = f", {summary.rows_rejected:,} rejected (listed in {rejects_path})" if rejects_path else ""
     return (
-        f"scored {summary.rows_scored:,} of {summary.rows_read + summary.rows_rejected:,} rows{rejected} in "
+        f"scored {summary.rows_scored:,} of {summary.rows_read:,} rows{rejected} in "
         f"{summary.seconds:.1f} s ({summary.rows_per_second:,.0f} rows/s), {summary.positives:,} at or above "
         f"threshold {chosen:g} -> {output_uri}"
     )

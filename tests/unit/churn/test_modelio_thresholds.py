@@ -102,6 +102,14 @@ def test_daal4py_model_equals_xgboost(booster: xgb.Booster, probes: np.ndarray, 
     assert largest_difference(answer, reference) <= TOLERANCE
 
 
+def test_daal4py_float32_path_equals_xgboost(booster: xgb.Booster, probes: np.ndarray, reference: np.ndarray) -> None:
+    """The path batch scoring takes: oneDAL's single precision on the float32 values XGBoost compares.
+    A branch taken differently moves probabilities far more (up to 0.61 with plain float64, above)."""
+    answer = Daal4pyModel.from_booster(booster).float32_probabilities(probes.astype(np.float32))
+    assert answer.dtype == np.float32
+    assert largest_difference(answer.astype(np.float64), reference) <= 2.5e-7  # 2 float32 ulps near 1
+
+
 def test_server_predictor_equals_xgboost(model_dir: Path, probes: np.ndarray, reference: np.ndarray) -> None:
     """The server's own oneDAL call, single rows and batches."""
     predictor = Predictor.load(model_dir)
