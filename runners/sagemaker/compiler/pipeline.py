@@ -38,6 +38,7 @@ from kubesage.runners.sagemaker.compiler.session import (
     shared_service_models,
     validate_sdk_config_once,
 )
+from kubesage.runners.sagemaker.compiler.sharding import shard_plan
 from kubesage.runners.sagemaker.compiler.steps import processing_step, training_step
 from kubesage.runners.sagemaker.config import SageMakerConfig
 from kubesage.runners.sagemaker.ir import Constant, ImportedArtifact, PipelinePlan, plan_pipeline
@@ -187,6 +188,8 @@ def build_pipeline(
         reserved=(APPROVAL_PARAMETER,),
         data_parameters=data_parameters(plan, config),
     )
+    # issue 20: a training task on several instances; its sharded inputs' producers write one file each
+    plan, _ = shard_plan(plan, config)
     platform_notes = platform.translate(platform_spec, plan)
     _check_fetches(plan, config)
     for key in [*plan.tasks, *plan.conditions]:
