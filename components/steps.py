@@ -120,15 +120,19 @@ def train_step(
 
     def body() -> dict[str, float]:
         cluster = distributed.read_cluster(distributed.SAGEMAKER_CONFIG)
-        schema = FeatureSchema.load(schema_path)
         if cluster.size > 1:
+            schema = FeatureSchema.load(schema_path)
             return train_across_hosts(cluster, Path(train_path), Path(validation_path), schema, Path(model_dir), params)
         with step_run("train") as tracker:
             tracker.log_params(asdict(params))
             # A train split written as several files (one per instance) is read as one.
             with tempfile.TemporaryDirectory(prefix="kubesage-train-") as work:
                 result = train_from_csv(
-                    one_csv(Path(train_path), Path(work)), validation_path, params, model_dir, schema=schema
+                    one_csv(Path(train_path), Path(work)),
+                    validation_path,
+                    params,
+                    model_dir,
+                    schema=FeatureSchema.load(schema_path),
                 )
             tracker.log_metrics(result.metrics())
             return result.metrics()
