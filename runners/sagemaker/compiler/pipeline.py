@@ -188,13 +188,13 @@ def build_pipeline(
         reserved=(APPROVAL_PARAMETER,),
         data_parameters=data_parameters(plan, config),
     )
-    # issue 20: a training task on several instances; its sharded inputs' producers write one file each
-    plan, _ = shard_plan(plan, config)
     platform_notes = platform.translate(platform_spec, plan)
     _check_fetches(plan, config)
     for key in [*plan.tasks, *plan.conditions]:
         if not _STEP_NAME_RE.match(key):
             raise UnsupportedFeatureError(f"task '{key}': name is not a valid SageMaker step name")
+    # issue 20: a training task on several instances; its sharded inputs' producers write one file each
+    plan, _ = shard_plan(plan, config)
     with offline_env(config.region), validate_sdk_config_once(), shared_service_models():
         step_classes()  # defined here: importing the SDK's step module needs the offline environment
         built = _build(plan, config, session)
