@@ -383,3 +383,13 @@ def test_local_mode_puts_the_hosts_tracker_on_loopback(tmp_path: Path) -> None:
     assert train["Environment"]["KUBESAGE_TRACKER_HOST"] == "127.0.0.1"
     assert int(train["Environment"]["KUBESAGE_TRACKER_PORT"]) > 0
     assert _spec(compiled, "preprocess")["constants"] == {"train_shards": 2}
+
+
+def test_a_refused_instance_count_fails_before_a_run_is_recorded(tmp_path: Path) -> None:
+    from kubesage.runners.registry import get_runner, load_pipeline
+
+    source = load_pipeline("customer_churn", tmp_path)
+    runner = get_runner("sagemaker-local", {"instance_counts": {"preprocess": 2}})
+    # check_parameters runs before the runner's preflight and the MLflow parent run (runners/base.py)
+    with pytest.raises(UnsupportedFeatureError, match="task 'preprocess' on 2 instances: it runs as a processing"):
+        runner.check_parameters(source, {"input_data": "churn.csv"})
