@@ -24,13 +24,8 @@ from pathlib import Path
 
 from kubesage.components.preprocess import preprocess
 from kubesage.components.shards import split_csv
-from kubesage.runners.sagemaker.local_training import (
-    ENV_TRACKER_HOST,
-    ENV_TRACKER_PORT,
-    OMP_THREADS,
-    run_training_job,
-    threads_per_host,
-)
+from kubesage.runners.sagemaker.local_cluster import ENV_TRACKER_HOST, ENV_TRACKER_PORT, OMP_THREADS, threads_per_host
+from kubesage.runners.sagemaker.local_training import run_training_job
 from kubesage.util.ports import free_port
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "churn.txt"

@@ -53,6 +53,10 @@ COMMUNICATOR_RETRY = 30
 COMMUNICATOR_TIMEOUT_SECONDS = 600
 FULLY_REPLICATED = "FullyReplicated"
 SHARDED_BY_S3_KEY = "ShardedByS3Key"
+# Where a SageMaker training job describes itself (resourceconfig.json, inputdataconfig.json) and
+# puts its channels, one folder each.
+SAGEMAKER_CONFIG = Path("/opt/ml/input/config")
+SAGEMAKER_DATA = Path("/opt/ml/input/data")
 
 
 @dataclass(frozen=True)
@@ -120,6 +124,15 @@ def channel_distribution(config_dir: Path, channel: str) -> str:
     except json.JSONDecodeError as exc:
         raise ClusterError(f"{path} is not valid JSON: {exc}") from exc
     return str(config.get(channel, {}).get("S3DistributionType", FULLY_REPLICATED))
+
+
+def channel_of(path: Path, data_root: Path = SAGEMAKER_DATA) -> str:
+    """The input channel `path` lies in (`<data_root>/<channel>/...`); "" when it is in none."""
+    try:
+        relative = path.relative_to(data_root)
+    except ValueError:
+        return ""
+    return relative.parts[0] if relative.parts else ""
 
 
 def shard_files(files: Sequence[Path], cluster: Cluster, distribution: str) -> tuple[Path, ...]:

@@ -25,9 +25,13 @@ def preprocess(
     feature_schema: Output[Artifact],
     baseline: Output[Artifact],
     metrics: Output[Metrics],
+    train_shards: int = 1,
 ) -> None:
     """Raw churn CSV -> seeded train/validation/test splits, the feature schema (JSON) and the drift
-    baseline (a folder: Model Monitor's statistics.json and constraints.json of the training split)."""
+    baseline (a folder: Model Monitor's statistics.json and constraints.json of the training split).
+
+    `train_shards` above 1 writes the train split as that many part files (a folder), one per instance of
+    a multi-instance training job; the SageMaker compiler sets it from the train task's instance count."""
     from kubesage.components.steps import log_kfp_metrics, preprocess_step
 
     values = preprocess_step(
@@ -40,6 +44,7 @@ def preprocess(
         train_fraction=train_fraction,
         validation_fraction=validation_fraction,
         baseline_dir=baseline.path,
+        train_shards=train_shards,
     )
     log_kfp_metrics(metrics, values)
 
@@ -74,10 +79,11 @@ def train(
         early_stopping_rounds=early_stopping_rounds,
         seed=seed,
     )
-    result = train_step(train_data.path, validation_data.path, feature_schema.path, model.path, params)
+    # On a multi-instance SageMaker training job every host runs this, and they train one model together.
+    values = train_step(train_data.path, validation_data.path, feature_schema.path, model.path, params)
     model.metadata["framework"] = "xgboost"
     model.metadata["format"] = "ubj"
-    log_kfp_metrics(metrics, result.metrics())
+    log_kfp_metrics(metrics, values)
 
 
 @dsl.component(base_image=IMAGE, install_kfp_package=False)

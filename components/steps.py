@@ -11,13 +11,13 @@ from __future__ import annotations
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from kubesage.components import defaults
-from kubesage.errors import KubesageError, ParameterError
+from kubesage.errors import KubesageError
 from kubesage.tracking import step_run
 from kubesage.tracking.contract import (
     TAG_DATA_SHA256,
@@ -30,9 +30,11 @@ from kubesage.tracking.contract import (
 from kubesage.util.redact import redact_text
 
 if TYPE_CHECKING:
+    from kubesage.churn.features import FeatureSchema
+    from kubesage.components.distributed import Cluster, ClusterTraining
     from kubesage.components.evaluate import Evaluation
     from kubesage.components.register import Registration
-    from kubesage.components.train import TrainParams, TrainResult
+    from kubesage.components.train import TrainParams
 
 # Each step imports only its own dependencies: a task is a fresh process, and importing
 # scikit-learn, MLflow and XGBoost for every step costs seconds of start-up each.
@@ -66,6 +68,7 @@ def preprocess_step(
     train_fraction: float = defaults.TRAIN_FRACTION,
     validation_fraction: float = defaults.VALIDATION_FRACTION,
     baseline_dir: str | None = None,
+    train_shards: int = 1,
 ) -> dict[str, float]:
     from kubesage.components.preprocess import SplitFractions, preprocess
 
@@ -78,6 +81,7 @@ def preprocess_step(
                     "seed": seed,
                     "train_fraction": train_fraction,
                     "validation_fraction": validation_fraction,
+                    "train_shards": train_shards,
                 }
             )
             result = preprocess(
@@ -87,6 +91,7 @@ def preprocess_step(
                 seed=seed,
                 fractions=fractions,
                 baseline_dir=baseline_dir,
+                train_shards=train_shards,
             )
             tracker.set_tags({TAG_DATA_URI: result.data_uri, TAG_DATA_SHA256: result.data_sha256}, also_parent=True)
             tracker.log_metrics(result.metrics())
@@ -105,16 +110,22 @@ def train_step(
     schema_path: str,
     model_dir: str,
     params: TrainParams,
-) -> TrainResult:
+) -> dict[str, float]:
+    """Train and return the metrics. On a multi-instance SageMaker training job (issue 20) every host
+    runs this: they train one model together, each on its shard, and the first host writes it."""
     from kubesage.churn.features import FeatureSchema
+    from kubesage.components import distributed
     from kubesage.components.shards import one_csv
     from kubesage.components.train import train_from_csv
 
-    def body() -> TrainResult:
+    def body() -> dict[str, float]:
+        cluster = distributed.read_cluster(distributed.SAGEMAKER_CONFIG)
+        if cluster.size > 1:
+            schema = FeatureSchema.load(schema_path)
+            return train_across_hosts(cluster, Path(train_path), Path(validation_path), schema, Path(model_dir), params)
         with step_run("train") as tracker:
-            refuse_several_hosts()  # issue 20
             tracker.log_params(asdict(params))
-            # issue 20: a train split written as several files (one per instance) is read as one
+            # A train split written as several files (one per instance) is read as one.
             with tempfile.TemporaryDirectory(prefix="kubesage-train-") as work:
                 result = train_from_csv(
                     one_csv(Path(train_path), Path(work)),
@@ -124,23 +135,53 @@ def train_step(
                     schema=FeatureSchema.load(schema_path),
                 )
             tracker.log_metrics(result.metrics())
-            return result
+            return result.metrics()
 
     return _run("train", body)
 
 
-def refuse_several_hosts() -> None:
-    """The train component trains on one host: on several (a SageMaker training job with an instance count
-    above one) each host would train its own model on its shard, and one of them would silently win."""
-    from kubesage.components.distributed import read_cluster
+def train_across_hosts(
+    cluster: Cluster,
+    train_path: Path,
+    validation_path: Path,
+    schema: FeatureSchema,
+    model_dir: Path,
+    params: TrainParams,
+) -> dict[str, float]:
+    """This host's part of a multi-instance job (components/distributed.py), tracked as one step run.
 
-    cluster = read_cluster(Path("/opt/ml/input/config"))
-    if cluster.size > 1:
-        raise ParameterError(
-            f"the pipeline's train task does not train across instances yet, and this job has {cluster.size} "
-            f"hosts ({', '.join(cluster.hosts)}); set its instance count to 1, or run the image's own train "
-            "entry as a multi-instance training job (runners/sagemaker/README.md, Distributed training)"
+    Only the first host opens the step's MLflow run, and it closes it before any host leaves the
+    collective: SageMaker local mode's docker-compose stops every container as soon as one exits, so a
+    run still open on the first host would be cut off RUNNING.
+    """
+    from kubesage.components import distributed
+
+    with ExitStack() as tracking, tempfile.TemporaryDirectory(prefix="kubesage-shard-") as work:
+        tracker = tracking.enter_context(step_run("train")) if cluster.rank == 0 else None
+        if tracker is not None:
+            tracker.log_params({**asdict(params), "instance_count": cluster.size})
+
+        def finish(done: ClusterTraining) -> None:
+            if tracker is not None:
+                tracker.log_metrics(done.metrics())
+                tracking.close()
+
+        done = distributed.train_on_cluster(
+            cluster,
+            train_path,
+            validation_path,
+            params,
+            model_dir,
+            Path(work),
+            finish,
+            distribution=distributed.channel_distribution(
+                distributed.SAGEMAKER_CONFIG, distributed.channel_of(train_path)
+            ),
+            schema=schema,
         )
+        if done.result is None:  # this host had no rows and left: `finish` did not run here
+            finish(done)
+    return done.metrics()
 
 
 def evaluate_step(

@@ -16,7 +16,9 @@ from kubesage.ir.source import PipelineSource
 from kubesage.runners.base import Runner
 from kubesage.runners.sagemaker.client import SageMakerClient
 from kubesage.runners.sagemaker.compiler import TRACKING_PARAMETERS, CompiledPipeline, compile_spec
+from kubesage.runners.sagemaker.compiler.sharding import shard_plan
 from kubesage.runners.sagemaker.config import SageMakerConfig
+from kubesage.runners.sagemaker.ir import plan_pipeline
 from kubesage.runners.sagemaker.pinning import refuse_pinned
 from kubesage.tracking import PipelineRun
 from kubesage.tracking.credentials import credential_env_names
@@ -98,7 +100,11 @@ class SageMakerRunnerBase(Runner):
         return self.compiled(pipeline).explain()
 
     def check_parameters(self, pipeline: PipelineSource, given: Mapping[str, Any]) -> dict[str, Any]:
-        refuse_pinned(self.compile_config().pinned_parameters, given)
+        config = self.compile_config()
+        refuse_pinned(config.pinned_parameters, given)
+        if config.instance_counts:
+            # A task that cannot run on its instance count is refused before a run is recorded (issue 20).
+            shard_plan(plan_pipeline(pipeline.spec), config)
         return super().check_parameters(pipeline, given)
 
     def run_parameters(self, parameters: Mapping[str, Any], tracking: PipelineRun) -> dict[str, Any]:

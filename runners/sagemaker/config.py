@@ -66,7 +66,12 @@ class SageMakerConfig(RunnerOptions):
     pipeline_name: str | None = Field(default=None, description="defaults to the KFP pipeline name")
     default_instance_type: str = "ml.m5.large"
     instance_types: dict[str, str] = Field(default_factory=dict, description="task name -> instance type")
-    instance_counts: dict[str, int] = Field(default_factory=dict, description="task name -> count")
+    instance_counts: dict[str, int] = Field(
+        default_factory=dict,
+        description="task name -> instance count (SageMaker's InstanceCount), e.g. {'train': 2}: a training "
+        "task on several instances trains one model across them, and the task writing its sharded inputs "
+        "writes one file per instance (runners/sagemaker/README.md, Distributed training)",
+    )
     # issue 20: a training task on several instances gets these input channels sharded (ShardedByS3Key)
     sharded_inputs: tuple[str, ...] = Field(
         default=("train_data",),
@@ -162,6 +167,14 @@ class SageMakerConfig(RunnerOptions):
     def _role(cls, value: str | None) -> str | None:
         if value is not None and not _ROLE_RE.match(value):
             raise ValueError(f"'{value}' is not an IAM role ARN (arn:aws:iam::<account>:role/<name>)")
+        return value
+
+    @field_validator("instance_counts")
+    @classmethod
+    def _counts(cls, value: dict[str, int]) -> dict[str, int]:
+        bad = {task: count for task, count in value.items() if count < 1}
+        if bad:
+            raise ValueError(f"instance counts must be at least 1, got {bad}")
         return value
 
     @field_validator("subnets")

@@ -5,14 +5,13 @@ image's own `train` entry, `instance_count` containers started by docker-compose
 resourceconfig.json. The containers join the host's network, as every kubesage local-mode job does
 (local_mode.py: that is how they reach MLflow on the host's 127.0.0.1). On the host network all hosts
 share one network namespace and the compose aliases (algo-1-xxxxx) do not resolve, so the XGBoost
-tracker's address is given to the image as 127.0.0.1 on a free port (KUBESAGE_TRACKER_HOST/PORT).
+tracker's address is given to the image as 127.0.0.1 on a free port (local_cluster.py).
 Local mode mounts every channel whole on every host (it refuses ShardedByS3Key): each host trains on
 the train files at its rank (components/distributed.py).
 """
 
 from __future__ import annotations
 
-import os
 import subprocess
 import tarfile
 import time
@@ -22,14 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kubesage.errors import RunnerError
+from kubesage.runners.sagemaker.local_cluster import cluster_environment
 from kubesage.runners.sagemaker.local_mode import RUN_LABEL, _allow_host_network, host_network_config
-from kubesage.util.ports import free_port
-
-# Read by the image's train entry (components/distributed.py); strings here so that runners do not
-# import the image package.
-ENV_TRACKER_HOST = "KUBESAGE_TRACKER_HOST"
-ENV_TRACKER_PORT = "KUBESAGE_TRACKER_PORT"
-OMP_THREADS = "OMP_NUM_THREADS"
 
 
 @dataclass(frozen=True)
@@ -59,12 +52,7 @@ def run_training_job(
     _allow_host_network()
     session = LocalSession(boto_session=boto3.Session(region_name="us-east-1"))
     session.config = host_network_config(session.config, run_id)
-    env = {
-        ENV_TRACKER_HOST: "127.0.0.1",
-        ENV_TRACKER_PORT: str(free_port()),
-        OMP_THREADS: str(threads_per_host(instance_count)),
-        **(environment or {}),
-    }
+    env = {**cluster_environment(instance_count), **(environment or {})}
     started = time.perf_counter()
     try:
         session.sagemaker_client.create_training_job(
@@ -82,16 +70,6 @@ def run_training_job(
         remove_containers(run_id)
     seconds = time.perf_counter() - started
     return LocalTrainingJob(job, instance_count, seconds, unpack_model(output, job))
-
-
-def threads_per_host(instance_count: int) -> int:
-    """The cores here shared out between the hosts.
-
-    On SageMaker each instance has its own cores; here every container shares this machine's. XGBoost's
-    OpenMP threads busy-wait, so two hosts each running one thread per core wait on each other at every
-    allreduce: measured on 2 cores, 3,500 rows, 100 rounds, 20.7 s of training instead of 0.4 s.
-    """
-    return max(1, (os.cpu_count() or 1) // instance_count)
 
 
 def file_channel(name: str, directory: Path) -> dict[str, object]:

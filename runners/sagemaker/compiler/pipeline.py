@@ -38,6 +38,7 @@ from kubesage.runners.sagemaker.compiler.session import (
     shared_service_models,
     validate_sdk_config_once,
 )
+from kubesage.runners.sagemaker.compiler.sharding import shard_plan
 from kubesage.runners.sagemaker.compiler.steps import processing_step, training_step
 from kubesage.runners.sagemaker.config import SageMakerConfig
 from kubesage.runners.sagemaker.ir import Constant, ImportedArtifact, PipelinePlan, plan_pipeline
@@ -201,6 +202,8 @@ def build_pipeline(
     for key in [*plan.tasks, *plan.conditions]:
         if not _STEP_NAME_RE.match(key):
             raise UnsupportedFeatureError(f"task '{key}': name is not a valid SageMaker step name")
+    # issue 20: a training task on several instances; its sharded inputs' producers write one file each
+    plan, _ = shard_plan(plan, config)
     with offline_env(config.region), validate_sdk_config_once(), shared_service_models():
         step_classes()  # defined here: importing the SDK's step module needs the offline environment
         built = _build(plan, config, session, platform_plan)

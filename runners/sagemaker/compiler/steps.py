@@ -34,6 +34,7 @@ from kubesage.runners.sagemaker.compiler.taskspec import (
     task_spec,
 )
 from kubesage.runners.sagemaker.ir import TaskPlan
+from kubesage.runners.sagemaker.local_cluster import cluster_environment
 
 
 def processing_step(ctx: BuildContext, task: TaskPlan) -> tuple[Any, SpecAsset]:
@@ -139,10 +140,14 @@ def training_step(ctx: BuildContext, task: TaskPlan) -> tuple[Any, SpecAsset]:
         retry_policies=retry_policies(task),
         depends_on=ordering_dependencies(ctx.plan, task),
     )
+    environment = shim_environment(ctx, task)
+    if config.local_mode and config.instance_count(task.key) > 1:
+        # issue 20: the hosts share this machine's network and cores (local_cluster.py)
+        environment.update(cluster_environment(config.instance_count(task.key)))
     step.shim_overrides = {
         "ContainerEntrypoint": SHIM_ENTRYPOINT,
         "ContainerArguments": shim_arguments(ctx, task, TRAINING_IN, asset.digest),
-        "Environment": shim_environment(ctx, task),
+        "Environment": environment,
         "S3OutputPath": Join(on="/", values=[ctx.run_prefix(task.key), "model"]),
     }
     return step, asset

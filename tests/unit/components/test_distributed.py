@@ -166,12 +166,66 @@ def test_preprocess_writes_the_train_split_as_shards_the_trainer_reads_as_one(
     assert one_csv(paths["train"], tmp_path / "work").read_bytes() == prepared["train"].read_bytes()
 
 
-def test_the_pipeline_train_task_refuses_several_hosts(monkeypatch: pytest.MonkeyPatch) -> None:
-    from kubesage.components.steps import refuse_several_hosts
-    from kubesage.errors import ParameterError
+# The pipeline's train component on a host of a multi-instance job: train_step, as the shim runs it.
+TRAIN_STEP = """
+import json, sys
+from kubesage.components.steps import train_step
+from kubesage.components.train import TrainParams
+train, validation, schema, model = sys.argv[1:5]
+metrics = train_step(train, validation, schema, model, TrainParams(num_round=200, early_stopping_rounds=10))
+print("METRICS " + json.dumps(metrics))
+"""
 
-    refuse_several_hosts()  # here: one host
-    monkeypatch.setenv("SM_HOSTS", json.dumps(list(HOSTS)))
-    monkeypatch.setenv("SM_CURRENT_HOST", "algo-2")
-    with pytest.raises(ParameterError, match="has 2 hosts \\(algo-1, algo-2\\); set its instance count to 1"):
-        refuse_several_hosts()
+
+def test_the_pipeline_train_step_trains_across_hosts(
+    prepared: dict[str, Path], shards: list[Path], tmp_path: Path
+) -> None:
+    # The train split as preprocess writes it for 2 instances: a folder of 2 part files, on both hosts.
+    train = tmp_path / "train"
+    train.mkdir()
+    for shard in shards[:2]:
+        shutil.copy(shard, train)
+    port = free_port()
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                TRAIN_STEP,
+                str(train),
+                str(prepared["validation"]),
+                str(prepared["schema"]),
+                str(tmp_path / host / "model"),
+            ],
+            env={
+                **{k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")},
+                "SM_HOSTS": json.dumps(list(HOSTS)),
+                "SM_CURRENT_HOST": host,
+                distributed.ENV_TRACKER_HOST: "127.0.0.1",
+                distributed.ENV_TRACKER_PORT: str(port),
+                "OMP_NUM_THREADS": "1",
+            },
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for host in HOSTS
+    ]
+    runs = [(p.wait(timeout=300), p.communicate()[0]) for p in procs]
+
+    assert [code for code, _ in runs] == [0, 0], "\n".join(out for _, out in runs)
+    metrics = [json.loads(out.split("METRICS ", 1)[1]) for _, out in runs]
+    expected = {"algo-1": count(shards[0]), "algo-2": count(shards[1])}
+    for m in metrics:
+        assert m["instance_count"] == 2
+        assert {h: m[f"shard_rows_{h}"] for h in HOSTS} == expected
+    assert min(expected.values()) > 0
+    assert metrics[0]["best_iteration"] == metrics[1]["best_iteration"]
+    # One model, written by the first host only (SageMaker merges every host's /opt/ml/model).
+    assert (tmp_path / "algo-1" / "model" / MODEL_FILENAME).is_file()
+    assert not (tmp_path / "algo-2" / "model").exists() or not any((tmp_path / "algo-2" / "model").iterdir())
+
+
+def test_channel_of_a_sagemaker_path() -> None:
+    assert distributed.channel_of(Path("/opt/ml/input/data/train_data/train")) == "train_data"
+    assert distributed.channel_of(Path("/tmp/train")) == ""

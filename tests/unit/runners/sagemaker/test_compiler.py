@@ -329,5 +329,67 @@ def test_training_on_two_instances_shards_the_train_channel_only(tmp_path: Path)
     }
     assert channels.pop("train_data") == "ShardedByS3Key"
     assert set(channels.values()) == {"FullyReplicated"}
+    # The one option also sets preprocess's shard count: a constant in its (hash-pinned) task spec.
+    assert _spec(compiled, "preprocess")["constants"] == {"train_shards": 2}
+    assert (
+        "task 'train' on 2 instances: input 'train_data' -> ShardedByS3Key: each instance downloads about 1/n of "
+        "its objects; task 'preprocess' gets train_shards=2 (a constant: it writes 'train' as 2 files)"
+    ) in compiled.report
     one = compile_file(_ir(_churn_function(), tmp_path), CASES["customer_churn"][1])
     assert "ShardedByS3Key" not in one.definition_json()
+    assert _spec(one, "preprocess")["constants"] == {}
+
+
+def _spec(compiled: CompiledPipeline, task: str) -> dict[str, Any]:
+    return next(json.loads(b) for u, b in compiled.assets.items() if u.endswith(f"/{task}.json"))
+
+
+@pytest.mark.parametrize(
+    ("pipeline", "update", "message"),
+    [
+        (
+            "customer_churn",
+            {"instance_counts": {"preprocess": 2}},
+            "task 'preprocess' on 2 instances: it runs as a processing job",
+        ),
+        (
+            "customer_churn",
+            {"instance_counts": {"trian": 2}},
+            r"instance_counts names \['trian'\], not tasks of pipeline",
+        ),
+        (
+            "toy_threshold",
+            {"instance_counts": {"fit-line": 2}, "sharded_inputs": ("data",)},
+            "task 'make-data' writes 'data' as one object and has no integer input 'data_shards'",
+        ),
+    ],
+    ids=["processing-task", "unknown-task", "producer-cannot-shard"],
+)
+def test_what_cannot_run_on_several_instances_is_refused(
+    pipeline: str, update: dict[str, Any], message: str, tmp_path: Path
+) -> None:
+    function, config = CASES[pipeline]
+    with pytest.raises(UnsupportedFeatureError, match=message):
+        compile_file(_ir(function(), tmp_path), config.model_copy(update=update))
+
+
+def test_local_mode_puts_the_hosts_tracker_on_loopback(tmp_path: Path) -> None:
+    update = {"instance_counts": {"train": 2}, "local_mode": True}
+    compiled = compile_file(_ir(_churn_function(), tmp_path), CASES["customer_churn"][1].model_copy(update=update))
+    train = next(s for s in compiled.definition["Steps"] if s["Name"] == "train")["Arguments"]
+    assert {c["DataSource"]["S3DataSource"]["S3DataDistributionType"] for c in train["InputDataConfig"]} == {
+        "FullyReplicated"
+    }
+    assert train["Environment"]["KUBESAGE_TRACKER_HOST"] == "127.0.0.1"
+    assert int(train["Environment"]["KUBESAGE_TRACKER_PORT"]) > 0
+    assert _spec(compiled, "preprocess")["constants"] == {"train_shards": 2}
+
+
+def test_a_refused_instance_count_fails_before_a_run_is_recorded(tmp_path: Path) -> None:
+    from kubesage.runners.registry import get_runner, load_pipeline
+
+    source = load_pipeline("customer_churn", tmp_path)
+    runner = get_runner("sagemaker-local", {"instance_counts": {"preprocess": 2}})
+    # check_parameters runs before the runner's preflight and the MLflow parent run (runners/base.py)
+    with pytest.raises(UnsupportedFeatureError, match="task 'preprocess' on 2 instances: it runs as a processing"):
+        runner.check_parameters(source, {"input_data": "churn.csv"})
