@@ -19,14 +19,17 @@ from kubesage.runners.sagemaker.compiler.fanout import fan_out_line
 from kubesage.runners.sagemaker.compiler.order import topological
 from kubesage.runners.sagemaker.compiler.parameters import (
     APPROVAL_PARAMETER,
+    DEFAULT_APPROVAL,
     approval_parameter,
     checked_data_parameters,
     data_parameters,
     sdk_parameters,
 )
 from kubesage.runners.sagemaker.compiler.register import (
+    PackageRequest,
     model_package_group,
     model_package_step_name,
+    package_request,
     register_step,
     register_task,
 )
@@ -59,6 +62,8 @@ class CompiledPipeline:
     data_parameters: tuple[str, ...] = ()
     model_package_group: str | None = None
     pinned: dict[str, Any] = field(default_factory=dict)
+    # Local mode only: the RegisterModel step's request, which the local runner sends after the execution.
+    model_package: PackageRequest | None = None
 
     def definition_json(self) -> str:
         return json.dumps(self.definition, indent=2, sort_keys=True) + "\n"
@@ -90,6 +95,7 @@ class _Built:
     assets: dict[str, bytes]
     report: list[str]
     model_package_group: str | None
+    model_package: PackageRequest | None = None
 
 
 def pipeline_name(plan: PipelinePlan, config: SageMakerConfig) -> str:
@@ -117,6 +123,7 @@ def _build(plan: PipelinePlan, config: SageMakerConfig, session: Any) -> _Built:
     report = explain.pipeline_lines(plan, config, ctx.name, ctx.data_parameters)
     assets: dict[str, bytes] = {}
     group: str | None = None
+    deferred: PackageRequest | None = None
     extra_steps: dict[str, list[Any]] = {}
     for task in topological(plan):
         if task.kind == "training":
@@ -129,7 +136,9 @@ def _build(plan: PipelinePlan, config: SageMakerConfig, session: Any) -> _Built:
         assets[asset.uri] = asset.body
         if task.key == registering:
             if config.local_mode:
-                report.append(explain.register_skipped_line(task))
+                deferred = package_request(ctx, task, pinned_approval or DEFAULT_APPROVAL)
+                group = deferred.group
+                report.append(explain.register_after_run_line(task, group, pinned_approval or DEFAULT_APPROVAL))
             else:
                 approval = pinned_approval or parameters[APPROVAL_PARAMETER]
                 extra_steps[task.key] = [register_step(ctx, task, approval)]
@@ -159,6 +168,7 @@ def _build(plan: PipelinePlan, config: SageMakerConfig, session: Any) -> _Built:
         assets=assets,
         report=report,
         model_package_group=group,
+        model_package=deferred,
     )
 
 
@@ -205,6 +215,7 @@ def build_pipeline(
         data_parameters=built.data_parameters,
         model_package_group=built.model_package_group,
         pinned=dict(config.pinned_parameters),
+        model_package=built.model_package,
     )
     return built.pipeline, compiled
 
