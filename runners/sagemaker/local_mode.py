@@ -45,7 +45,10 @@ from kubesage.runners.sagemaker.compiler import (
     build_pipeline,
     offline_env,
 )
+from kubesage.runners.sagemaker.compiler.pipeline import pipeline_name
+from kubesage.runners.sagemaker.compiler.register import PackageRequest, package_group_name, register_task
 from kubesage.runners.sagemaker.config import SageMakerConfig
+from kubesage.runners.sagemaker.ir import plan_pipeline
 from kubesage.runners.sagemaker.local_package import (
     ExecutionValues,
     RegisteredPackage,
@@ -86,14 +89,22 @@ class LocalExecution:
     log_path: Path | None = None  # the SDK's logging and every job's output
     tails: dict[str, list[str]] = field(default_factory=dict)  # failed step -> its last lines
     skipped_live: list[str] = field(default_factory=list)  # false conditions already reported as they ended
-    # The RegisterModel step's CreateModelPackage request resolved against this execution, when its
-    # register task ran (local mode runs no RegisterModel step: the runner sends it, local_package.py).
-    package_request: dict[str, Any] | None = None
+    # The RegisterModel step's request when its register task ran, and what resolves its references
+    # (local mode runs no RegisterModel step: the runner sends the request, local_package.py).
+    registered: PackageRequest | None = None
+    values: ExecutionValues | None = None
     started: datetime.datetime | None = None  # when the execution was created (UTC)
 
     @property
     def succeeded(self) -> bool:
         return self.status == "Succeeded"
+
+    def package_request(self) -> dict[str, Any] | None:
+        """The CreateModelPackage request resolved against this execution; None if its register task did not run."""
+        if self.registered is None or self.values is None:
+            return None
+        resolved: dict[str, Any] = resolve(self.registered.request, self.values)
+        return resolved
 
 
 def local_config(config: SageMakerConfig) -> SageMakerConfig:
@@ -261,11 +272,10 @@ def run_local(
             for s in execution.list_steps()["PipelineExecutionSteps"]
         ]
     failure = described.get("FailureReason")
-    package_request = None
     registered = compiled.model_package
     ran = {step.name for step in steps if step.status == "Succeeded"}
-    if described["PipelineExecutionStatus"] == "Succeeded" and registered is not None and registered.task in ran:
-        package_request = resolve(registered.request, _execution_values(execution, described))
+    if described["PipelineExecutionStatus"] != "Succeeded" or registered is None or registered.task not in ran:
+        registered = None
     result = LocalExecution(
         execution_id=described["PipelineExecutionArn"],
         status=described["PipelineExecutionStatus"],
@@ -274,7 +284,8 @@ def run_local(
         log_path=log_path,
         tails={step: events.tail(step) for step in events.failed},
         skipped_live=list(events.skipped),
-        package_request=package_request,
+        registered=registered,
+        values=_execution_values(execution, described) if registered is not None else None,
         started=_created(described),
     )
     processing = _steps_of_type(compiled, "Processing")
@@ -377,11 +388,19 @@ class SageMakerLocalRunner(SageMakerRunnerBase):
 
     def package_group(self, pipeline: PipelineSource) -> str | None:
         """The model package group the run registers in after local mode, or None (no register task, or
-        `model_package=false`)."""
+        `model_package=false`).
+
+        From the plan, not a compile: an SDK compile here, before run_local builds the pipeline on its
+        local session, leaves the SDK's step interception off for that build (sagemaker-core 2.27: the
+        processing step then tries to start its job).
+        """
         if not self.options.model_package:
             return None
-        compiled = self.compiled(pipeline)  # offline, cached; run_local compiles again with its session
-        return compiled.model_package.group if compiled.model_package is not None else None
+        config = self.compile_config()
+        plan = plan_pipeline(pipeline.spec)
+        if register_task(plan, config) is None:
+            return None
+        return package_group_name(pipeline_name(plan, config), config)
 
     def sagemaker_client(self) -> SageMakerClient:
         """The S3 local mode uses (where the model artifact is) and the SageMaker endpoint configured."""
@@ -426,7 +445,7 @@ class SageMakerLocalRunner(SageMakerRunnerBase):
                 tail = "\n".join(f"  | {line}" for line in lines) or "  | (the step printed nothing)"
                 context.progress.info(f"last lines of step {failed} (full log: {log_path}):\n{tail}")
             raise RunnerError(f"SageMaker local-mode execution {result.execution_id} failed: {result.failure}")
-        if result.package_request is not None and self.options.model_package:
+        if result.registered is not None and self.options.model_package:
             package = self._register(result)
             tag_pipeline_run(context.tracking, {TAG_MODEL_PACKAGE_ARN: package.arn})
             made = "made" if package.created else "already made by this execution"
@@ -437,14 +456,13 @@ class SageMakerLocalRunner(SageMakerRunnerBase):
 
     def _register(self, result: LocalExecution) -> RegisteredPackage:
         """The RegisterModel step's request, sent now; a failure says what stands and what to do."""
-        assert result.package_request is not None and result.started is not None
         try:
-            return register_package(
-                self.sagemaker_client(), result.package_request, result.execution_id, result.started
-            )
+            request = result.package_request()
+            assert request is not None and result.started is not None
+            return register_package(self.sagemaker_client(), request, result.execution_id, result.started)
         except RunnerError as exc:
             raise RunnerError(
-                f"the steps of execution {result.execution_id} succeeded and the model is registered in MLflow, "
-                f"but no model package was made: {exc}. Fix that and run the pipeline again (or pass "
-                "--option model_package=false to stop at MLflow)"
+                f"the steps of execution {result.execution_id} succeeded (the register task's MLflow registration "
+                f"stands), but no model package was made: {exc}. Fix that and run the pipeline again, or pass "
+                "--option model_package=false to stop at MLflow"
             ) from exc

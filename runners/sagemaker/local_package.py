@@ -84,10 +84,7 @@ def _get(path: str, values: ExecutionValues) -> Any:
             found = found.get(part) if isinstance(found, Mapping) else None
         if found is not None:
             return found
-    raise RunnerError(
-        f"the model package request reads {path}, which execution {values.execution_arn} did not record; "
-        "no model package was made (the MLflow registration stands): run the pipeline again"
-    )
+    raise RunnerError(f"the model package request reads {path}, which execution {values.execution_arn} did not record")
 
 
 def model_data_url(request: Mapping[str, Any]) -> str:

@@ -33,7 +33,12 @@ def register_task(plan: PipelinePlan, config: SageMakerConfig) -> str | None:
 
 
 def model_package_group(ctx: BuildContext) -> str:
-    return ctx.config.model_package_group or f"{ctx.name}-models"
+    return package_group_name(ctx.name, ctx.config)
+
+
+def package_group_name(pipeline: str, config: SageMakerConfig) -> str:
+    """The group of pipeline `pipeline` (its SageMaker name): the configured one, else `<pipeline>-models`."""
+    return config.model_package_group or f"{pipeline}-models"
 
 
 def model_package_step_name(task: TaskPlan) -> str:
