@@ -107,6 +107,10 @@ def test_the_local_run_s_model_package_is_approved_and_deployed(
     approved = cli.invoke(main, ["approve", arn, "--region", REGION, "--output", "json"])
     assert approved.exit_code == 0, approved.output
     assert json.loads(approved.stdout) == {"model_package": arn, "status": "Approved"}
+    assert sagemaker.describe_model_package(ModelPackageName=arn)["CustomerMetadataProperties"] == {
+        **metadata,
+        "kubesage:execution": result.backend_id,
+    }
 
     model = f"models:/customer-churn/{result.registered_model_version}"
     deployed = cli.invoke(

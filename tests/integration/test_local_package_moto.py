@@ -13,6 +13,7 @@ import datetime
 import boto3
 import pytest
 
+from kubesage.deploy.stack import approve_model_package
 from kubesage.errors import RunnerError
 from kubesage.runners.sagemaker.client import SageMakerClient
 from kubesage.runners.sagemaker.local_package import check_endpoint, register_package
@@ -62,6 +63,11 @@ def test_the_package_is_made_once_per_execution(moto_endpoint: str, monkeypatch:
     assert (again.arn, again.created) == (first.arn, False)
     listed = client.sagemaker.list_model_packages(ModelPackageGroupName="once")["ModelPackageSummaryList"]
     assert [p["ModelPackageArn"] for p in listed] == [first.arn]
+    # `kubesage approve` keeps the execution deploy checks (moto 5.2 replaces the metadata an update leaves out).
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
+    assert approve_model_package(first.arn, region="us-east-1") == "Approved"
+    approved = client.sagemaker.describe_model_package(ModelPackageName=first.arn)
+    assert approved["CustomerMetadataProperties"] == described["CustomerMetadataProperties"]
 
 
 def test_a_missing_artifact_makes_nothing(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> None:
