@@ -120,8 +120,9 @@ def test_the_local_run_s_model_package_is_approved_and_deployed(
     )  # fmt: skip
     assert deployed.exit_code == 0, deployed.output
     report = json.loads(deployed.stdout)
-    assert report["status"] == "CREATE_COMPLETE" and report["endpoint_name"] == "churn-local"
-    endpoint = sagemaker.describe_endpoint(EndpointName="churn-local")
+    assert report["status"] == "CREATE_COMPLETE" and report["serving_package"] == arn
+    endpoint = sagemaker.describe_endpoint(EndpointName=report["endpoint_name"])
+    assert endpoint["EndpointConfigName"] == report["endpoint_config"]
     config = sagemaker.describe_endpoint_config(EndpointConfigName=endpoint["EndpointConfigName"])
     (variant,) = config["ProductionVariants"]
     served = sagemaker.describe_model(ModelName=variant["ModelName"])["PrimaryContainer"]
