@@ -60,10 +60,10 @@ class CompiledPipeline:
     report: list[str]
     parameters: dict[str, Any] = field(default_factory=dict)
     data_parameters: tuple[str, ...] = ()
-    model_package_group: str | None = None
-    pinned: dict[str, Any] = field(default_factory=dict)
     # Local mode only: the RegisterModel step's request, which the local runner sends after the execution.
     model_package: PackageRequest | None = None
+    model_package_group: str | None = None
+    pinned: dict[str, Any] = field(default_factory=dict)
 
     def definition_json(self) -> str:
         return json.dumps(self.definition, indent=2, sort_keys=True) + "\n"
@@ -213,9 +213,9 @@ def build_pipeline(
         report=[*built.report, *platform_notes],
         parameters={n: p.default for n, p in plan.parameters.items() if p.has_default},
         data_parameters=built.data_parameters,
+        model_package=built.model_package,
         model_package_group=built.model_package_group,
         pinned=dict(config.pinned_parameters),
-        model_package=built.model_package,
     )
     return built.pipeline, compiled
 
