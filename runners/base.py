@@ -39,6 +39,7 @@ from kubesage.tracking import (
 )
 from kubesage.tracking.contract import (
     TAG_BACKEND_RUN_ID,
+    TAG_MODEL_PACKAGE_ARN,
     TAG_NOT_REGISTERED,
     TAG_REGISTERED_NAME,
     TAG_REGISTERED_VERSION,
@@ -199,6 +200,8 @@ class RunResult:
     # branches skipped because their condition was false (branch -> why), which MLflow cannot show.
     tasks_run: int = 0
     skipped_branches: dict[str, str] = field(default_factory=dict)
+    # The SageMaker model package the run made, for `kubesage approve` (sagemaker-local; None elsewhere).
+    model_package_arn: str | None = None
 
     @property
     def succeeded(self) -> bool:
@@ -352,4 +355,5 @@ def collect_result(
         steps=steps,
         failed_steps=failed_step_reasons(children),
         tracking_uri=redact_uri(tracking.tracking_uri),
+        model_package_arn=tags.get(TAG_MODEL_PACKAGE_ARN),
     )

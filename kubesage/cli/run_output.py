@@ -89,6 +89,15 @@ def next_steps(result: RunResult, parameters: Mapping[str, Any]) -> list[tuple[s
     if not result.registered_model_version:
         return steps
     model = f"models:/{result.registered_model_name}/{result.registered_model_version}"
+    if result.model_package_arn:
+        steps.append(("approve it", f"kubesage approve {result.model_package_arn}"))
+        steps.append(
+            (
+                "deploy it",
+                f"kubesage deploy --model-package {result.model_package_arn} --model {model} "
+                "--execution-role ROLE_ARN --bucket BUCKET",
+            )
+        )
     steps.append(("serve the model", f"kubesage serve --model {model} --port 8080"))
     data = str(parameters.get("input_data", ""))
     source = shlex.quote(data) if data and Path(data).is_file() else "YOUR_DATA.csv"
@@ -121,6 +130,8 @@ def print_result(result: RunResult, parameters: Mapping[str, Any], console: Cons
             f"[green]registered[/] models:/{result.registered_model_name}/{result.registered_model_version}",
             highlight=False,
         )
+    if result.model_package_arn:
+        console.print(f"[green]model package[/] {escape(result.model_package_arn)}", highlight=False, soft_wrap=True)
     elif result.succeeded and result.not_registered_reason:
         # Only a pipeline with a register step (or its gate) records why nothing was registered.
         console.print(f"[yellow]not registered[/]: {escape(result.not_registered_reason)}", highlight=False)

@@ -124,8 +124,16 @@ def approval_status(arn: str, region: str | None = None) -> str:
 
 
 def approve_model_package(arn: str, region: str | None = None) -> str:
+    sagemaker = _client("sagemaker", region)
+    with aws_call(f"sagemaker:DescribeModelPackage {arn}"):
+        metadata = sagemaker.describe_model_package(ModelPackageName=arn).get("CustomerMetadataProperties")
+    arguments: dict[str, Any] = {"ModelPackageArn": arn, "ModelApprovalStatus": "Approved"}
+    if metadata:
+        # Sent again unchanged (as kubesage.deploy.live does): some implementations (moto 5.2) replace the
+        # metadata with what the call carries, which would drop `kubesage:execution`, and deploy checks it.
+        arguments["CustomerMetadataProperties"] = metadata
     with aws_call(f"sagemaker:UpdateModelPackage {arn}"):
-        _client("sagemaker", region).update_model_package(ModelPackageArn=arn, ModelApprovalStatus="Approved")
+        sagemaker.update_model_package(**arguments)
     return approval_status(arn, region)
 
 

@@ -32,6 +32,7 @@ __all__ = [
     "TAG_GIT_COMMIT",
     "TAG_IMAGE_REVISION",
     "TAG_KIND",
+    "TAG_MODEL_PACKAGE_ARN",
     "TAG_NOT_REGISTERED",
     "TAG_PARENT_RUN_ID",
     "TAG_PIPELINE",
@@ -78,6 +79,8 @@ TAG_PARENT_RUN_ID = "mlflow.parentRunId"
 TAG_REGISTERED_VERSION = "kubesage.registered_model_version"
 TAG_REGISTERED_NAME = "kubesage.registered_model_name"
 TAG_NOT_REGISTERED = "kubesage.not_registered_reason"
+# The SageMaker model package a run made (the sagemaker-local runner, after local mode ran the steps).
+TAG_MODEL_PACKAGE_ARN = "kubesage.model_package_arn"
 TAG_FAILURE = "kubesage.failure"
 TAG_KIND = "kubesage.kind"
 TAG_IMAGE_REVISION = "kubesage.image_revision"  # on a step run: the image build it ran in (none outside it)

@@ -22,6 +22,16 @@ class SageMakerOptions(SageMakerConfig):
 
 class SageMakerLocalOptions(SageMakerConfig):
     s3_endpoint_url: str | None = Field(default=None, description="S3 endpoint for local mode (e.g. moto)")
+    endpoint_url: str | None = Field(
+        default=None,
+        description="SageMaker API endpoint the model package is registered at after the run (a stand-in "
+        "such as moto; default: boto3's, i.e. AWS or $AWS_ENDPOINT_URL)",
+    )
+    model_package: bool = Field(
+        default=True,
+        description="after the steps ran, make the model package the RegisterModel step makes on SageMaker "
+        "(local mode cannot run that step); false: the MLflow registration only",
+    )
     telemetry: bool = Field(
         default=False,
         description="let the SageMaker SDK send its usage telemetry to AWS (off unless this or your SDK config "

@@ -6,8 +6,11 @@ creates and executes the pipeline (each job a `docker-compose up` of the configu
 talk to S3 for inputs, outputs and PropertyFiles, so `s3_endpoint_url` can point them at moto.
 
 Local mode executes only Training, Processing, Transform, CreateModel, Fail and Condition steps:
-the compiler is told (`local_mode=True`) to leave out the RegisterModel step; the register task's
-own MLflow registration still runs inside its container.
+the compiler is told (`local_mode=True`) to leave out the RegisterModel step and to keep its
+CreateModelPackage request beside the definition; the register task's own MLflow registration runs
+inside its container, and once the execution ran that task the runner resolves the request against
+the execution and sends it to the SageMaker endpoint configured (`local_package.py`), so `kubesage
+approve` and `kubesage deploy` follow as on AWS.
 
 MLflow: the job containers join the host's network (`network_mode: host`, see `host_network_config`),
 so a tracking server on the host's loopback (`mlflow server --host 127.0.0.1`) is reachable at the
@@ -19,6 +22,7 @@ refused before anything runs (`check_tracking_uri`): containers cannot write to 
 from __future__ import annotations
 
 import copy
+import datetime
 import logging
 import os
 import tempfile
@@ -41,11 +45,22 @@ from kubesage.runners.sagemaker.compiler import (
     build_pipeline,
     offline_env,
 )
+from kubesage.runners.sagemaker.compiler.pipeline import pipeline_name
+from kubesage.runners.sagemaker.compiler.register import PackageRequest, package_group_name, register_task
 from kubesage.runners.sagemaker.config import SageMakerConfig
+from kubesage.runners.sagemaker.ir import plan_pipeline
+from kubesage.runners.sagemaker.local_package import (
+    ExecutionValues,
+    RegisteredPackage,
+    check_endpoint,
+    register_package,
+    resolve,
+)
 from kubesage.runners.sagemaker.sdk_output import capture_sdk_output, readable_failure
 from kubesage.runners.sagemaker.telemetry import sdk_telemetry, telemetry_opted_out
 from kubesage.runners.status import StepStatus
-from kubesage.tracking import is_server_uri, tracking_uri
+from kubesage.tracking import is_server_uri, tag_pipeline_run, tracking_uri
+from kubesage.tracking.contract import TAG_MODEL_PACKAGE_ARN
 from kubesage.util.redact import redact_uri
 
 LOCAL_INSTANCE = "local"
@@ -74,10 +89,22 @@ class LocalExecution:
     log_path: Path | None = None  # the SDK's logging and every job's output
     tails: dict[str, list[str]] = field(default_factory=dict)  # failed step -> its last lines
     skipped_live: list[str] = field(default_factory=list)  # false conditions already reported as they ended
+    # The RegisterModel step's request when its register task ran, and what resolves its references
+    # (local mode runs no RegisterModel step: the runner sends the request, local_package.py).
+    registered: PackageRequest | None = None
+    values: ExecutionValues | None = None
+    started: datetime.datetime | None = None  # when the execution was created (UTC)
 
     @property
     def succeeded(self) -> bool:
         return self.status == "Succeeded"
+
+    def package_request(self) -> dict[str, Any] | None:
+        """The CreateModelPackage request resolved against this execution; None if its register task did not run."""
+        if self.registered is None or self.values is None:
+            return None
+        resolved: dict[str, Any] = resolve(self.registered.request, self.values)
+        return resolved
 
 
 def local_config(config: SageMakerConfig) -> SageMakerConfig:
@@ -245,6 +272,10 @@ def run_local(
             for s in execution.list_steps()["PipelineExecutionSteps"]
         ]
     failure = described.get("FailureReason")
+    registered = compiled.model_package
+    ran = {step.name for step in steps if step.status == "Succeeded"}
+    if described["PipelineExecutionStatus"] != "Succeeded" or registered is None or registered.task not in ran:
+        registered = None
     result = LocalExecution(
         execution_id=described["PipelineExecutionArn"],
         status=described["PipelineExecutionStatus"],
@@ -253,6 +284,9 @@ def run_local(
         log_path=log_path,
         tails={step: events.tail(step) for step in events.failed},
         skipped_live=list(events.skipped),
+        registered=registered,
+        values=_execution_values(execution, described) if registered is not None else None,
+        started=_created(described),
     )
     processing = _steps_of_type(compiled, "Processing")
     for step in steps:
@@ -266,6 +300,30 @@ def run_local(
             except RunnerError:
                 result.outputs[step.name] = {}
     return compiled, result
+
+
+def _execution_values(execution: Any, described: Mapping[str, Any]) -> ExecutionValues:
+    """What the request's expressions may read: the execution's ARN, parameters and each step's record.
+
+    The step records are the Describe* responses local mode keeps to resolve `Steps.*` references
+    itself (`_LocalPipelineExecution.step_execution[name].properties`, sagemaker-mlops 1.27).
+    """
+    records = getattr(execution, "step_execution", None) or {}
+    return ExecutionValues(
+        execution_arn=str(described["PipelineExecutionArn"]),
+        parameters=dict(getattr(execution, "pipeline_parameters", None) or {}),
+        step_properties={name: dict(getattr(record, "properties", None) or {}) for name, record in records.items()},
+    )
+
+
+def _created(described: Mapping[str, Any]) -> datetime.datetime:
+    """The execution's creation time: local mode gives a POSIX timestamp, SageMaker a datetime."""
+    created = described.get("CreationTime")
+    if isinstance(created, datetime.datetime):
+        return created.astimezone(datetime.UTC)
+    if isinstance(created, int | float):
+        return datetime.datetime.fromtimestamp(created, datetime.UTC)
+    return datetime.datetime.now(datetime.UTC)
 
 
 def _condition_outcome_now(run_session: Any, pipeline_name: str, step: str) -> bool | None:
@@ -324,6 +382,35 @@ class SageMakerLocalRunner(SageMakerRunnerBase):
         # FAILED run in a store the user cannot use anyway.
         check_tracking_uri(tracking_uri())
         check_credentials_reach_steps(os.environ, self.options.mlflow_secret)
+        group = self.package_group(pipeline)
+        if group is not None:
+            check_endpoint(self.sagemaker_client(), group, self.options.endpoint_url or "boto3's default")
+
+    def package_group(self, pipeline: PipelineSource) -> str | None:
+        """The model package group the run registers in after local mode, or None (no register task, or
+        `model_package=false`).
+
+        From the plan, not a compile: an SDK compile here, before run_local builds the pipeline on its
+        local session, leaves the SDK's step interception off for that build (sagemaker-core 2.27: the
+        processing step then tries to start its job).
+        """
+        if not self.options.model_package:
+            return None
+        config = self.compile_config()
+        plan = plan_pipeline(pipeline.spec)
+        if register_task(plan, config) is None:
+            return None
+        return package_group_name(pipeline_name(plan, config), config)
+
+    def sagemaker_client(self) -> SageMakerClient:
+        """The S3 local mode uses (where the model artifact is) and the SageMaker endpoint configured."""
+        import boto3
+
+        session = boto3.Session(region_name=self.options.region)
+        return SageMakerClient(
+            s3=session.client("s3", endpoint_url=self.options.s3_endpoint_url),
+            sagemaker=session.client("sagemaker", endpoint_url=self.options.endpoint_url),
+        )
 
     def _run(self, context: RunContext) -> None:
         import boto3
@@ -358,3 +445,24 @@ class SageMakerLocalRunner(SageMakerRunnerBase):
                 tail = "\n".join(f"  | {line}" for line in lines) or "  | (the step printed nothing)"
                 context.progress.info(f"last lines of step {failed} (full log: {log_path}):\n{tail}")
             raise RunnerError(f"SageMaker local-mode execution {result.execution_id} failed: {result.failure}")
+        if result.registered is not None and self.options.model_package:
+            package = self._register(result)
+            tag_pipeline_run(context.tracking, {TAG_MODEL_PACKAGE_ARN: package.arn})
+            made = "made" if package.created else "already made by this execution"
+            context.progress.info(
+                f"model package {package.arn} {made} ({package.status}, model {package.model_data_url}); "
+                f"approve it with `kubesage approve {package.arn}`"
+            )
+
+    def _register(self, result: LocalExecution) -> RegisteredPackage:
+        """The RegisterModel step's request, sent now; a failure says what stands and what to do."""
+        try:
+            request = result.package_request()
+            assert request is not None and result.started is not None
+            return register_package(self.sagemaker_client(), request, result.execution_id, result.started)
+        except RunnerError as exc:
+            raise RunnerError(
+                f"the steps of execution {result.execution_id} succeeded (the register task's MLflow registration "
+                f"stands), but no model package was made: {exc}. Fix that and run the pipeline again, or pass "
+                "--option model_package=false to stop at MLflow"
+            ) from exc

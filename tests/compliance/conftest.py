@@ -4,9 +4,10 @@ Each runner case says how to reach its backend on this machine: `local` runs KFP
 `kfp` submits to a stand-in for KFP's v2beta1 REST API that runs each pipeline with kfp.local in a
 clean process (tests/standins/: the client protocol, not a cluster); `sagemaker-local` runs the
 compiled SageMaker definition in the SageMaker SDK's local mode with the kubesage image in Docker,
-S3 being moto in server mode. Every case tracks into one real `mlflow
-server` on loopback (job containers share the host network), so all runs sit side by side in one
-store, as a user comparing runners would have them. Each heavy run happens once per session.
+S3 being moto in server mode (and SageMaker's control plane, where the run makes its model package).
+Every case tracks into one real `mlflow server` on loopback (job containers share the host network),
+so all runs sit side by side in one store, as a user comparing runners would have them. Each heavy
+run happens once per session.
 """
 
 from __future__ import annotations
@@ -74,7 +75,9 @@ def _sagemaker_local_case(request: pytest.FixtureRequest, _tmp: Path) -> RunnerC
         s3 = boto3.Session(region_name="us-east-1").client("s3", endpoint_url=endpoint)
         if BUCKET not in [b["Name"] for b in s3.list_buckets().get("Buckets", [])]:
             s3.create_bucket(Bucket=BUCKET)
-    options = {"image_uri": IMAGE, "bucket": BUCKET, "prefix": "compliance", "s3_endpoint_url": endpoint}
+    # The same moto is the SageMaker endpoint the run registers its model package at after local mode.
+    options = {"image_uri": IMAGE, "bucket": BUCKET, "prefix": "compliance"}
+    options |= {"s3_endpoint_url": endpoint, "endpoint_url": endpoint}
     return RunnerCase("sagemaker-local", options, aws)
 
 

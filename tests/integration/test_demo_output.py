@@ -128,7 +128,8 @@ def test_sagemaker_on_a_laptop_prints_at_most_40_lines_with_live_steps(
     )
     image = os.environ.get("KUBESAGE_SAGEMAKER_TEST_IMAGE")
     run = ["run", "customer_churn", "--runner", "sagemaker-local", "--param", "input_data=build/demo/churn.csv"]
-    run += ["--option", f"s3_endpoint_url={moto_endpoint}"] + (["--image", image] if image else [])
+    run += ["--option", f"s3_endpoint_url={moto_endpoint}", "--option", f"endpoint_url={moto_endpoint}"]
+    run += ["--image", image] if image else []
     result = run_cli(run, workdir, shared_mlflow.url)
     assert result.code == 0, result.stderr[-3000:]
     text = generate.stdout + generate.stderr + result.stderr + result.stdout

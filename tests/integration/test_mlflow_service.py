@@ -316,7 +316,7 @@ def sagemaker_local_run(uri: str, alice: tuple[str, str], churn_csv: Path) -> di
         KUBESAGE, "run", "customer_churn", "--runner", "sagemaker-local", "--param", f"input_data={churn_csv}",
         "--option", f"image_uri={IMAGE}", "--option", f"bucket={BUCKET}", "--option", f"s3_endpoint_url={endpoint}",
         "--option", "mlflow_secret=kubesage/mlflow", "--option", f"secrets_endpoint_url={endpoint}",
-        "--output", "json",
+        "--option", f"endpoint_url={endpoint}", "--output", "json",
     ]  # fmt: skip
     done = subprocess.run(command, cwd=workdir, env={**_env(uri, alice), **keys}, capture_output=True, text=True)
     SAGEMAKER_CONSOLES["sagemaker-local"] = done.stdout + done.stderr

@@ -97,10 +97,12 @@ def register_line(task: TaskPlan, step_name: str, group: str, pinned_approval: s
     )
 
 
-def register_skipped_line(task: TaskPlan) -> str:
+def register_after_run_line(task: TaskPlan, group: str, approval: str) -> str:
     return (
-        f"task '{task.key}': model package registration skipped (local mode runs no RegisterModel "
-        "steps); the MLflow registration inside the task still runs"
+        f"task '{task.key}': local mode runs no RegisterModel step; once the execution has run it, the local "
+        f"runner sends the step's CreateModelPackage request itself (group '{group}', {approval}) to the "
+        "SageMaker endpoint configured (--option endpoint_url; --option model_package=false skips it), "
+        "after the MLflow registration inside the task"
     )
 
 

@@ -19,14 +19,17 @@ from kubesage.runners.sagemaker.compiler.fanout import fan_out_line
 from kubesage.runners.sagemaker.compiler.order import topological
 from kubesage.runners.sagemaker.compiler.parameters import (
     APPROVAL_PARAMETER,
+    DEFAULT_APPROVAL,
     approval_parameter,
     checked_data_parameters,
     data_parameters,
     sdk_parameters,
 )
 from kubesage.runners.sagemaker.compiler.register import (
+    PackageRequest,
     model_package_group,
     model_package_step_name,
+    package_request,
     register_step,
     register_task,
 )
@@ -60,6 +63,8 @@ class CompiledPipeline:
     report: list[str]
     parameters: dict[str, Any] = field(default_factory=dict)
     data_parameters: tuple[str, ...] = ()
+    # Local mode only: the RegisterModel step's request, which the local runner sends after the execution.
+    model_package: PackageRequest | None = None
     model_package_group: str | None = None
     pinned: dict[str, Any] = field(default_factory=dict)
     # the job role's statement for the tasks' kfp-kubernetes secrets (secret_policy.py); None without any
@@ -99,6 +104,7 @@ class _Built:
     assets: dict[str, bytes]
     report: list[str]
     model_package_group: str | None
+    model_package: PackageRequest | None = None
 
 
 def pipeline_name(plan: PipelinePlan, config: SageMakerConfig) -> str:
@@ -127,6 +133,7 @@ def _build(plan: PipelinePlan, config: SageMakerConfig, session: Any, platform_p
     report = explain.pipeline_lines(plan, config, ctx.name, ctx.data_parameters)
     assets: dict[str, bytes] = {}
     group: str | None = None
+    deferred: PackageRequest | None = None
     extra_steps: dict[str, list[Any]] = {}
     for task in topological(plan):
         if task.kind == "training":
@@ -139,7 +146,9 @@ def _build(plan: PipelinePlan, config: SageMakerConfig, session: Any, platform_p
         assets[asset.uri] = asset.body
         if task.key == registering:
             if config.local_mode:
-                report.append(explain.register_skipped_line(task))
+                deferred = package_request(ctx, task, pinned_approval or DEFAULT_APPROVAL)
+                group = deferred.group
+                report.append(explain.register_after_run_line(task, group, pinned_approval or DEFAULT_APPROVAL))
             else:
                 approval = pinned_approval or parameters[APPROVAL_PARAMETER]
                 extra_steps[task.key] = [register_step(ctx, task, approval)]
@@ -169,6 +178,7 @@ def _build(plan: PipelinePlan, config: SageMakerConfig, session: Any, platform_p
         assets=assets,
         report=report,
         model_package_group=group,
+        model_package=deferred,
     )
 
 
@@ -215,6 +225,7 @@ def build_pipeline(
         report=[*built.report, *platform_plan.notes],
         parameters={n: p.default for n, p in plan.parameters.items() if p.has_default},
         data_parameters=built.data_parameters,
+        model_package=built.model_package,
         model_package_group=built.model_package_group,
         pinned=dict(config.pinned_parameters),
         job_role_secrets_policy=job_role_policy(platform_plan.secret_ids(), config.region, config.job_role()),

@@ -1,11 +1,15 @@
-"""Model package registration: the register task also gets a RegisterModel step (not in local mode).
+"""Model package registration: the register task also gets a RegisterModel step.
 
 The step is a plain CreateModelPackage request in a model package group; its approval status is an
-execution parameter unless the config pins it.
+execution parameter unless the config pins it. Local mode runs no RegisterModel step: there the same
+request is kept beside the definition (`PackageRequest`, pipeline variables as the JSON expressions
+the definition would hold) and the local runner sends it once the execution has run
+(`runners/sagemaker/local_package.py`).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from kubesage.errors import UnsupportedFeatureError
@@ -29,7 +33,12 @@ def register_task(plan: PipelinePlan, config: SageMakerConfig) -> str | None:
 
 
 def model_package_group(ctx: BuildContext) -> str:
-    return ctx.config.model_package_group or f"{ctx.name}-models"
+    return package_group_name(ctx.name, ctx.config)
+
+
+def package_group_name(pipeline: str, config: SageMakerConfig) -> str:
+    """The group of pipeline `pipeline` (its SageMaker name): the configured one, else `<pipeline>-models`."""
+    return config.model_package_group or f"{pipeline}-models"
 
 
 def model_package_step_name(task: TaskPlan) -> str:
@@ -74,3 +83,40 @@ def register_step(ctx: BuildContext, task: TaskPlan, approval: Any) -> Any:
         depends_on=[task.key],
         display_name=f"{task.display_name} (model package)",
     )
+
+
+@dataclass(frozen=True)
+class PackageRequest:
+    """The RegisterModel step's CreateModelPackage request, as the definition would hold it.
+
+    `request`'s pipeline variables are their JSON expressions (`{"Get": "Steps.train.ModelArtifacts.
+    S3ModelArtifacts"}`, `{"Get": "Execution.PipelineExecutionArn"}`), resolved against an execution
+    that ran. `task` is the register task: the package follows only its success.
+    """
+
+    task: str
+    request: dict[str, Any]
+
+    @property
+    def group(self) -> str:
+        return str(self.request["ModelPackageGroupName"])
+
+
+def _expressions(value: Any) -> Any:
+    """`value` with every SDK pipeline variable replaced by its JSON expression (what the definition holds)."""
+    from sagemaker.core.helper.pipeline_variable import PipelineVariable
+
+    if isinstance(value, PipelineVariable):
+        return value.expr
+    if isinstance(value, dict):
+        return {key: _expressions(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_expressions(item) for item in value]
+    return value
+
+
+def package_request(ctx: BuildContext, task: TaskPlan, approval: str) -> PackageRequest:
+    """For local mode: the request `register_step` would put in the definition, with a fixed approval
+    (local mode has no approval execution parameter: the pinned status, else PendingManualApproval)."""
+    step = register_step(ctx, task, approval)
+    return PackageRequest(task=task.key, request=_expressions(step.arguments))

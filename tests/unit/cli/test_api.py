@@ -42,7 +42,8 @@ DEPLOY = [
 @pytest.mark.usefixtures("unreachable_aws")
 @pytest.mark.parametrize(
     ("args", "call"),
-    [(["approve", ARN], "sagemaker:UpdateModelPackage"), (DEPLOY, "sagemaker:DescribeModelPackage")],
+    # approve reads the package first (its metadata is sent again with the approval)
+    [(["approve", ARN], "sagemaker:DescribeModelPackage"), (DEPLOY, "sagemaker:DescribeModelPackage")],
     ids=["approve", "deploy"],
 )
 def test_json_errors_are_one_redacted_object_on_stdout(args: list[str], call: str) -> None:
@@ -61,7 +62,7 @@ def test_text_errors_are_one_redacted_line_on_stderr() -> None:
     result = CliRunner().invoke(main, ["approve", ARN])
     assert result.exit_code == 1
     assert result.stdout == ""
-    assert result.stderr.startswith(f"error: AWS call sagemaker:UpdateModelPackage {ARN} failed")
+    assert result.stderr.startswith(f"error: AWS call sagemaker:DescribeModelPackage {ARN} failed")
     assert "http://***@127.0.0.1:9/" in result.stderr and SECRET not in result.stderr
 
 

@@ -158,3 +158,20 @@ def test_a_gate_that_refused_still_says_why_nothing_was_registered() -> None:
     reason = "accuracy 0.71 < min_accuracy 0.8"
     print_result(_result(registered_model_version=None, not_registered_reason=reason, tasks_run=3), {}, console)
     assert f"not registered: {reason}" in console.export_text()
+
+
+def test_a_run_that_made_a_model_package_says_how_to_approve_and_deploy_it() -> None:
+    """sagemaker-local makes the package after local mode (issue 22 item 8): the next steps are the commands
+    that take it on, and they exist."""
+    arn = "arn:aws:sagemaker:us-east-1:123456789012:model-package/customer-churn-models/1"
+    result = _result(runner="sagemaker-local", model_package_arn=arn)
+    console = Console(record=True, width=200)
+    print_result(result, {}, console)
+    text = console.export_text()
+    assert f"model package {arn}" in text
+    steps = dict(next_steps(result, {}))
+    assert steps["approve it"] == f"kubesage approve {arn}"
+    assert steps["deploy it"].startswith(f"kubesage deploy --model-package {arn} --model models:/customer-churn/3 ")
+    for command in ("approve", "deploy"):
+        assert CliRunner().invoke(main, [command, "--help"]).exit_code == 0
+    assert "approve it" not in dict(next_steps(_result(), {}))

@@ -170,7 +170,14 @@ def test_churn_registers_a_model_package(tmp_path: Path) -> None:
     assert container["ModelDataUrl"] == {"Get": "Steps.train.ModelArtifacts.S3ModelArtifacts"}
     local = compile_file(_ir(_churn_function(), tmp_path), config.model_copy(update={"local_mode": True}))
     assert "RegisterModel" not in local.definition_json()
-    assert any("registration skipped" in line for line in local.report)
+    assert "ModelApprovalStatus" not in {p["Name"] for p in local.definition["Parameters"]}
+    # Local mode keeps the step's request for the runner to send after the run: the same request,
+    # its approval the parameter's default (local mode has no approval parameter).
+    assert local.model_package is not None and local.model_package.task == "register"
+    assert local.model_package.request == {**reg["Arguments"], "ModelApprovalStatus": "PendingManualApproval"}
+    assert local.model_package_group == local.model_package.group == "customer-churn"
+    assert any("the local runner sends the step's CreateModelPackage request itself" in line for line in local.report)
+    assert compiled.model_package is None
 
 
 def test_write_puts_assets_beside_the_definition(tmp_path: Path) -> None:
