@@ -13,7 +13,8 @@ from starlette.testclient import TestClient
 
 from kubesage.churn.features import FeatureSchema, transform_columns
 from kubesage.errors import MonitoringError
-from kubesage.monitoring.capture import CaptureConfig, CaptureWriter, capture_record
+from kubesage.monitoring.capture import CaptureConfig, capture_record
+from kubesage.monitoring.capture_writer import CaptureWriter
 from kubesage.monitoring.reading import CaptureLine, decode_line
 from kubesage.serving.app import create_app
 
