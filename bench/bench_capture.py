@@ -12,7 +12,8 @@ its spread (quartiles, min-max), and the ratio of each server's best round (as t
 fastest run: the round least disturbed by other load); the same for the inverse of the median
 latency (wrk's p50), which a burst of other load on the host moves much less than the mean. Then
 each server's CPU per request (from /proc; the capture writer's own process apart), how busy wrk
-was (it must not be the bottleneck), and how many records the capture server wrote (every answered
+was (it must not be the bottleneck), the app's CPU per request called in-process without HTTP
+(plain and capturing, alternating), and how many records the capture server wrote (every answered
 request).
 """
 
@@ -75,6 +76,55 @@ def run_wrk(url: str, script: Path, body: Path, seconds: float) -> Run:
     requests = int(re.search(r"(\d+) requests in", output).group(1))  # type: ignore[union-attr]
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
     return Run(requests, rate, _percentile(output, "50"), cpu / wall)
+
+
+def in_process(model_dir: Path, body: bytes, work: Path, rounds: int = 30, calls: int = 2000) -> str:
+    """The ASGI app called directly, without HTTP: CPU per request of a plain app and of one capturing
+    (its feeder thread included, the writer process not), in alternating bursts. No network, no other
+    process in the loop: the figure other load on the host moves least."""
+    import asyncio
+
+    from kubesage.monitoring.capture import CaptureConfig
+    from kubesage.monitoring.capture_writer import CaptureWriter
+    from kubesage.serving.app import create_app
+
+    headers = [(b"content-type", JSON.encode()), (b"accept", JSON.encode()), (b"content-length", b"%d" % len(body))]
+    scope = {"type": "http", "method": "POST", "path": "/invocations", "headers": headers}
+    message = {"type": "http.request", "body": body, "more_body": False}
+
+    async def receive() -> dict[str, object]:
+        return message
+
+    async def send(_: object) -> None:
+        return None
+
+    writer = CaptureWriter(CaptureConfig(work / "in-process")).start()
+    apps = {"plain": create_app(model_dir, exit_on_load_failure=False)}
+    apps["capture"] = create_app(model_dir, exit_on_load_failure=False, capture=writer)
+    for app in apps.values():
+        app.load()
+
+    async def burst(label: str) -> float:
+        started = time.process_time()
+        for _ in range(calls):
+            await apps[label](scope, receive, send)
+        return (time.process_time() - started) / calls
+
+    async def measure() -> dict[str, list[float]]:
+        seconds: dict[str, list[float]] = {"plain": [], "capture": []}
+        for number in range(rounds):
+            for label in ("plain", "capture") if number % 2 else ("capture", "plain"):
+                seconds[label].append(await burst(label))
+        return seconds
+
+    seconds = asyncio.run(measure())
+    writer.close()
+    ratios = [p / c for p, c in zip(seconds["plain"], seconds["capture"], strict=True)]
+    plain, capture = (statistics.median(seconds[label]) * 1e6 for label in ("plain", "capture"))
+    return (
+        f"the app called in-process ({rounds} alternating bursts of {calls:,}): CPU per request plain {plain:.1f} us, "
+        f"capture {capture:.1f} us; plain/capture {spread(ratios)}"
+    )
 
 
 def spread(values: list[float]) -> str:
@@ -159,6 +209,7 @@ def main() -> None:
             + ", ".join(f"{label} {server[label]:.0f} us" for label in SERVERS)
             + f" (capture/plain {server['capture'] / server['plain']:.3f}); the capture writer process {writer:.1f} us"
         )
+        print(in_process(model_dir, body.read_bytes(), work))
         busiest = max(r.wrk_cpu for label in SERVERS for r in runs[label])
         print(f"wrk's CPU while driving: at most {busiest:.0%} of one core (the load generator is not the bottleneck)")
         stop(processes.pop("capture"))  # SIGTERM: the capture writer writes what is pending, then exits

@@ -6,12 +6,11 @@ the GIL the event loop waited for it (up to the interpreter's 5 ms switch interv
 server spent about 11 % more CPU per single-record request than the plain one (bench/bench_capture.py,
 before this module). Now:
 
-- `CaptureWriter.offer` (the event loop): at most one `random()` call for sampling, then a tuple of
-  the timestamp and the request's and answer's own bytes appended to a deque. No JSON, no uuid, no
-  lock, no copy.
-- a feeder thread, every FLUSH_SECONDS, frames the pending requests (a fixed header of timestamp and
-  lengths, the media types, the raw bytes) 256 at a time and writes each chunk to the child's stdin;
-  `os.write` releases the GIL, so the event loop never waits long for it.
+- `CaptureWriter.offer` (the event loop): at most one `random()` call for sampling, then one frame (a
+  packed head of timestamp and lengths, the cached media types, the raw request and answer bytes)
+  appended to a deque. No JSON, no uuid, no lock, no per-record work anywhere else in the process.
+- a feeder thread, every HANDOFF_SECONDS, joins the pending frames and writes them to the child's
+  stdin: C-level work only, and `os.write` releases the GIL while the kernel copies.
 - the child (`python -m kubesage.monitoring.capture_writer`, one per server worker) decodes the
   frames, drops the `Phone` field, builds the records (kubesage.monitoring.capture.record_line) and
   appends them to one JSON Lines file per hour, every FLUSH_SECONDS and at end of input. It ignores
@@ -43,23 +42,29 @@ from kubesage.monitoring.capture import CaptureConfig, hour_prefix, record_line
 
 logger = logging.getLogger(__name__)
 
-FLUSH_SECONDS = 1.0
+FLUSH_SECONDS = 1.0  # how often the child writes files
+# How often the server hands its frames to the child: often, so that the request bytes a frame copied
+# are freed while the allocator still has them in cache.
+HANDOFF_SECONDS = 0.1
 # Frames waiting for the feeder; past this (a stalled child or disk) new ones are dropped and
 # counted, never held in memory without bound.
 MAX_PENDING = 100_000
 # How long close() and flush() wait for the child to write what it was given.
 CHILD_WAIT_SECONDS = 30.0
 
-# A record frame: kind, inference time (epoch seconds), then the lengths of the request's media type,
-# the answer's media type, the request body and the answer; the four byte strings follow in that order.
+# A record frame: kind, inference time (epoch seconds), the lengths of the request body, the answer,
+# the request's media type and the answer's; then the media types, the body and the answer.
 _RECORD = b"R"
 # A flush frame: the child writes everything before it, then answers with one line, the count written.
 _FLUSH = b"F"
-_HEAD = struct.Struct("<cdHHII")
+_HEAD = struct.Struct("<cdIIHH")
+# The head in two parts, as `offer` packs it: the per-request part, and the media types' part (cached).
+_TIMED = struct.Struct("<cdII")
+_TYPES = struct.Struct("<HH")
 # Media types encoded once (a server sees a handful); an unbounded variety is encoded each time.
 _MAX_CACHED_TYPES = 64
-# Requests framed per write to the child: about 0.2 ms of framing between two GIL releases.
-_CHUNK = 256
+# A media type longer than this is cut (a frame holds its length in 16 bits; real ones are short).
+_MAX_TYPE_BYTES = 1024
 
 
 @dataclass(frozen=True)
@@ -83,7 +88,7 @@ def read_frames(data: bytes | bytearray | memoryview) -> tuple[list[Capture | No
     frames: list[Capture | None] = []
     offset = 0
     while len(view) - offset >= _HEAD.size:
-        kind, epoch, ct_len, at_len, body_len, answer_len = _HEAD.unpack_from(view, offset)
+        kind, epoch, body_len, answer_len, ct_len, at_len = _HEAD.unpack_from(view, offset)
         end = offset + _HEAD.size + ct_len + at_len + body_len + answer_len
         if end > len(view):
             break
@@ -199,19 +204,15 @@ def main() -> None:
 # ------------------------------------------------------------------ the server's side
 
 
-# (inference time, request body, its media type, answer, its media type): what `offer` keeps.
-Pending = tuple[float, bytes, "str | None", bytes, str]
-
-
 @dataclass
 class CaptureWriter:
     """Sampled capture for one server worker: `offer` on the event loop, records written by a child process."""
 
     config: CaptureConfig
-    flush_seconds: float = FLUSH_SECONDS
+    handoff_seconds: float = HANDOFF_SECONDS
     dropped: int = 0
-    _pending: collections.deque[Pending] = field(default_factory=collections.deque)
-    _types: dict[str | None, bytes] = field(default_factory=dict)
+    _pending: collections.deque[bytes] = field(default_factory=collections.deque)
+    _types: dict[tuple[str | None, str], bytes] = field(default_factory=dict)
     _stop: threading.Event = field(default_factory=threading.Event)
     _feeder: threading.Thread | None = None
     _child: subprocess.Popen[bytes] | None = None
@@ -226,14 +227,27 @@ class CaptureWriter:
         return self
 
     def offer(self, body: bytes, content_type: str | None, answer: bytes, answer_type: str) -> None:
-        """The hot path: at most one sampling draw, a timestamp and a tuple appended (deque.append is
-        thread-safe), nothing else; the bytes are the request's and the answer's own objects, not copies."""
+        """The hot path: at most one sampling draw, then the timestamp, the lengths and the raw bytes as
+        one frame appended to a deque (append is thread-safe). An immutable bytes object, not a tuple:
+        the garbage collector never walks it, and a tuple holding the request's objects for the
+        hand-off cost more than the copy (measured)."""
         if self.config.percent < 100 and random.random() * 100 >= self.config.percent:
             return
-        if len(self._pending) >= MAX_PENDING:
+        pending = self._pending
+        if len(pending) >= MAX_PENDING:
             self.dropped += 1
             return
-        self._pending.append((time.time(), body, content_type, answer, answer_type))
+        types = self._types.get((content_type, answer_type)) or self._type_bytes(content_type, answer_type)
+        pending.append(b"".join((_TIMED.pack(_RECORD, time.time(), len(body), len(answer)), types, body, answer)))
+
+    def _type_bytes(self, content_type: str | None, answer_type: str) -> bytes:
+        # Header values arrive decoded as latin-1, so they encode back losslessly.
+        request = (content_type or "").encode("latin-1", errors="replace")[:_MAX_TYPE_BYTES]
+        response = answer_type.encode("latin-1", errors="replace")[:_MAX_TYPE_BYTES]
+        encoded = _TYPES.pack(len(request), len(response)) + request + response
+        if len(self._types) < _MAX_CACHED_TYPES:
+            self._types[(content_type, answer_type)] = encoded
+        return encoded
 
     def flush(self) -> int:
         """Hand over what is pending and wait until it is written; returns how many records were written
@@ -270,47 +284,31 @@ class CaptureWriter:
                 child.stdout.close()
 
     def _feed(self) -> None:
-        while not self._stop.wait(self.flush_seconds):
+        while not self._stop.wait(self.handoff_seconds):
             with self._lock:
                 self._send_pending()
 
     def _send_pending(self) -> int:
-        """Frames the pending requests, a chunk at a time, for the child (or writes them here without one);
-        returns how many were written here. Each chunk's `os.write` releases the GIL, so the event loop
-        never waits for more than one chunk's framing."""
-        written = 0
+        """The pending frames to the child (or written here without one); returns how many were written here.
+
+        popleft is thread-safe against offer's append, where swapping the deque for a new one would not
+        be; `os.write` releases the GIL while the kernel copies."""
         pending = self._pending
-        while pending:
-            # popleft is thread-safe against offer's append; a swap of the deque would not be.
-            items = [pending.popleft() for _ in range(min(len(pending), _CHUNK))]
-            child = self._child
-            if child is not None and child.stdin is not None:
-                try:
-                    _write_all(child.stdin.fileno(), self._frames(items))
-                    continue
-                except OSError as exc:
-                    logger.error("the data capture writer (pid %d) stopped: %s; writing here", child.pid, exc)
-                    self._child = None
-            if self._local is None:
-                self._local = RecordFiles(self.config)
-            written += self._local.write([Capture(*item) for item in items])
-        return written
-
-    def _frames(self, items: list[Pending]) -> bytes:
-        parts: list[bytes] = []
-        for epoch, body, content_type, answer, answer_type in items:
-            request_type = self._types.get(content_type) or self._type_bytes(content_type)
-            response_type = self._types.get(answer_type) or self._type_bytes(answer_type)
-            head = _HEAD.pack(_RECORD, epoch, len(request_type), len(response_type), len(body), len(answer))
-            parts += (head, request_type, response_type, body, answer)
-        return b"".join(parts)
-
-    def _type_bytes(self, media_type: str | None) -> bytes:
-        # Header values arrive decoded as latin-1, so they encode back losslessly.
-        encoded = (media_type or "").encode("latin-1", errors="replace")
-        if len(self._types) < _MAX_CACHED_TYPES:
-            self._types[media_type] = encoded
-        return encoded
+        frames = b"".join([pending.popleft() for _ in range(len(pending))])
+        if not frames:
+            return 0
+        child = self._child
+        if child is not None and child.stdin is not None:
+            try:
+                _write_all(child.stdin.fileno(), frames)
+                return 0
+            except OSError as exc:  # what the child did not read is written here (maybe a record twice)
+                logger.error("the data capture writer (pid %d) stopped: %s; writing here", child.pid, exc)
+                self._child = None
+        if self._local is None:
+            self._local = RecordFiles(self.config)
+        captures, _ = read_frames(frames)
+        return self._local.write([c for c in captures if c is not None])
 
     def _ask_child(self, child: subprocess.Popen[bytes]) -> int:
         """The child writes what it was given and answers with its count written."""
