@@ -178,10 +178,10 @@ def _json_text(data: bytes) -> bytes | None:
 def record_line(
     body: bytes, content_type: str | None, answer: bytes, answer_type: str, epoch: float, event_id: str
 ) -> bytes:
-    """`capture_record` as one JSON line, built from bytes: what the capture thread writes.
+    """`capture_record` as one JSON line, built from bytes: what the capture writer process writes.
 
-    The writer thread shares its worker's GIL with the event loop, so the common case (an ASCII CSV or
-    JSON body) is escaped with a few C-level byte replacements instead of building and encoding a dict;
+    The common case (an ASCII CSV or JSON body) is escaped with a few C-level byte replacements instead
+    of building and encoding a dict (the writer keeps up with a busy server on a fraction of a core);
     anything else goes through `capture_record` and orjson. Both give the same record (tested).
     """
     body = strip_private(body, content_type)

@@ -13,8 +13,9 @@ before this module). Now:
   stdin: C-level work only, and `os.write` releases the GIL while the kernel copies.
 - the child (`python -m kubesage.monitoring.capture_writer`, one per server worker) decodes the
   frames, drops the `Phone` field, builds the records (kubesage.monitoring.capture.record_line) and
-  appends them to one JSON Lines file per hour, every FLUSH_SECONDS and at end of input. It ignores
-  SIGTERM and SIGINT: the server closes the pipe once it has handed everything over.
+  appends them to one JSON Lines file per hour, every FLUSH_SECONDS and at end of input. It runs at
+  a lower priority (nice 10) than the server, and ignores SIGTERM and SIGINT: the server closes the
+  pipe once it has handed everything over.
 
 The frame format is private to this module (both ends are here). `flush()` hands over what is pending
 and waits until the child has written it; without a child (not started, or it could not start or
@@ -37,6 +38,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from kubesage.monitoring.capture import CaptureConfig, hour_prefix, record_line
 
@@ -67,9 +69,9 @@ _MAX_CACHED_TYPES = 64
 _MAX_TYPE_BYTES = 1024
 
 
-@dataclass(frozen=True)
-class Capture:
-    """One answered request, as the child decodes it from a frame."""
+class Capture(NamedTuple):
+    """One answered request, as the child decodes it from a frame (a named tuple: built per record, and
+    a frozen dataclass's __init__ cost three times as much)."""
 
     epoch: float
     body: bytes
@@ -195,6 +197,9 @@ def main() -> None:
     # must not lose what the server handed over; the server closes the pipe once it has flushed.
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # Background work: where it shares a core with the server, the server goes first. If the writer
+    # falls behind, the pipe fills, the server's frames wait in its deque (bounded by MAX_PENDING).
+    os.nice(10)
     files = RecordFiles(config)
     serve_pipe(files, sys.stdin.fileno(), sys.stdout.fileno())
     if files.dropped:
