@@ -1,10 +1,13 @@
 """Input data checked before anything runs: a missing file fails in a second, with no MLflow run left.
 
 Which parameters hold input data is a naming convention, the same one the SageMaker compiler uses
-to stage data: a string parameter named `input_data` or ending in `_data`. A local path must be an
-existing file; an `s3://bucket/key` URI must answer a HEAD request. Only a definite "not there"
-fails here: an S3 store this machine cannot reach or may not read is left to the step (on SageMaker
-the job's role reads the data, not the caller), so the check never blocks a run that could work.
+to stage data: a string parameter named `input_data` or ending in `_data` names a file; one named
+`captures` or ending in `_captures` names a folder of endpoint data capture (a local folder, or an
+`s3://` prefix, which is not checked: an empty window is the drift step's to report). A local path
+must be an existing file (folder); an `s3://bucket/key` URI of a file must answer a HEAD request.
+Only a definite "not there" fails here: an S3 store this machine cannot reach or may not read is
+left to the step (on SageMaker the job's role reads the data, not the caller), so the check never
+blocks a run that could work.
 """
 
 from __future__ import annotations
@@ -22,7 +25,13 @@ _S3_TIMEOUT_SECONDS = 1.0
 
 
 def is_data_parameter(name: str) -> bool:
+    """A parameter naming an input data file."""
     return name == "input_data" or name.endswith("_data")
+
+
+def is_data_folder_parameter(name: str) -> bool:
+    """A parameter naming a folder (or S3 prefix) of captured endpoint traffic."""
+    return name == "captures" or name.endswith("_captures")
 
 
 def data_parameters(parameters: Mapping[str, Any]) -> dict[str, str]:
@@ -31,9 +40,26 @@ def data_parameters(parameters: Mapping[str, Any]) -> dict[str, str]:
 
 
 def check_inputs(parameters: Mapping[str, Any], s3_endpoint_url: str | None = None) -> None:
-    """Raise DataError naming the first data parameter whose file or S3 object does not exist."""
+    """Raise DataError naming the first data parameter whose file (folder) or S3 object does not exist."""
     for name, value in data_parameters(parameters).items():
         check_input(name, value, s3_endpoint_url)
+    for name, value in parameters.items():
+        if is_data_folder_parameter(name) and isinstance(value, str):
+            check_folder_input(name, value)
+
+
+def check_folder_input(name: str, value: str) -> None:
+    """A local folder must exist; a URI (s3:// and others) is left to the step that reads it."""
+    text = value.strip()
+    parsed = urlparse(text)
+    if parsed.scheme.lower() == "file":
+        path = Path(url2pathname(unquote(parsed.path)))
+    elif parsed.scheme and len(parsed.scheme) > 1:
+        return
+    else:
+        path = Path(text).expanduser()
+    if not path.is_dir():
+        raise DataError(f"parameter {name}: {path} is not a folder; pass the capture folder (or an s3:// prefix)")
 
 
 def check_input(name: str, value: str, s3_endpoint_url: str | None = None) -> None:

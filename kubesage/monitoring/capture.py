@@ -12,8 +12,8 @@ with `encoding` CSV, JSON or BASE64. `kubesage serve --capture DIR` writes the s
 model, personal data) is removed from raw records before anything is written, and dropped again
 when reading captures someone else wrote.
 
-The writer keeps the request path cheap: the event loop only samples and appends the raw bytes to a
-list; a daemon thread turns them into records and writes them every FLUSH_SECONDS, and on close.
+The server's writer (kubesage.monitoring.capture_writer) keeps the request path cheap: the event loop
+only samples and frames the raw bytes; a child process turns them into these records and writes them.
 """
 
 from __future__ import annotations
@@ -21,13 +21,9 @@ from __future__ import annotations
 import base64
 import functools
 import json
-import logging
 import os
-import random
-import threading
-import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -37,18 +33,12 @@ import orjson
 from kubesage.churn.schema import DROPPED_COLUMNS, LABEL_COLUMN
 from kubesage.errors import MonitoringError
 
-logger = logging.getLogger(__name__)
-
 ENV_CAPTURE_DIR = "KUBESAGE_CAPTURE_DIR"
 ENV_CAPTURE_PERCENT = "KUBESAGE_CAPTURE_PERCENT"
 ENV_CAPTURE_ENDPOINT = "KUBESAGE_CAPTURE_ENDPOINT"
 ENV_CAPTURE_VARIANT = "KUBESAGE_CAPTURE_VARIANT"
 DEFAULT_ENDPOINT = "local"
 DEFAULT_VARIANT = "AllTraffic"  # the variant name kubesage's endpoint template gives
-FLUSH_SECONDS = 1.0
-# Requests waiting to be written; past this (a stalled disk) new ones are dropped and counted, never
-# held in memory without bound.
-MAX_PENDING = 100_000
 CSV_TYPE = "text/csv"
 JSON_TYPE = "application/json"
 # Never written to a capture, never read from one: personal data the model does not use, and the label.
@@ -188,10 +178,10 @@ def _json_text(data: bytes) -> bytes | None:
 def record_line(
     body: bytes, content_type: str | None, answer: bytes, answer_type: str, epoch: float, event_id: str
 ) -> bytes:
-    """`capture_record` as one JSON line, built from bytes: what the capture thread writes.
+    """`capture_record` as one JSON line, built from bytes: what the capture writer process writes.
 
-    The writer thread shares its worker's GIL with the event loop, so the common case (an ASCII CSV or
-    JSON body) is escaped with a few C-level byte replacements instead of building and encoding a dict;
+    The common case (an ASCII CSV or JSON body) is escaped with a few C-level byte replacements instead
+    of building and encoding a dict (the writer keeps up with a busy server on a fraction of a core);
     anything else goes through `capture_record` and orjson. Both give the same record (tested).
     """
     body = strip_private(body, content_type)
@@ -257,86 +247,6 @@ def hour_prefix(config: CaptureConfig, epoch: float) -> Path:
     """SageMaker's layout below the capture prefix: ENDPOINT/VARIANT/yyyy/mm/dd/hh."""
     moment = datetime.fromtimestamp(epoch, UTC)
     return config.directory / config.endpoint / config.variant / moment.strftime("%Y/%m/%d/%H")
-
-
-# ------------------------------------------------------------------ writer
-
-
-@dataclass
-class CaptureWriter:
-    """Sampled, buffered capture for one server worker: `offer` on the event loop, writing on a thread."""
-
-    config: CaptureConfig
-    flush_seconds: float = FLUSH_SECONDS
-    dropped: int = 0
-    written: int = 0
-    _pending: list[tuple[float, bytes, str | None, bytes, str]] = field(default_factory=list)
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _thread: threading.Thread | None = None
-    _files: dict[int, Path] = field(default_factory=dict)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-    _count: int = 0
-    _id_prefix: str = field(default_factory=lambda: str(uuid.uuid4())[:24])
-
-    def start(self) -> CaptureWriter:
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="data-capture", daemon=True)
-            self._thread.start()
-        return self
-
-    def offer(self, body: bytes, content_type: str | None, answer: bytes, answer_type: str) -> None:
-        """The hot path: a sampling draw and a list append (atomic under the GIL), nothing else."""
-        if self.config.percent < 100 and random.random() * 100 >= self.config.percent:
-            return
-        if len(self._pending) >= MAX_PENDING:
-            self.dropped += 1
-            return
-        self._pending.append((time.time(), body, content_type, answer, answer_type))
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.flush_seconds):
-            self.flush()
-        self.flush()
-
-    def flush(self) -> int:
-        """Write what is pending; returns how many records were written."""
-        with self._lock:
-            batch, self._pending = self._pending, []
-            if not batch:
-                return 0
-            by_file: dict[Path, list[bytes]] = {}
-            for epoch, body, content_type, answer, answer_type in batch:
-                self._count += 1
-                # Event ids: a random per-writer prefix and a counter, in a UUID's shape (uuid4 per
-                # record cost as much as the rest of the record).
-                event_id = f"{self._id_prefix}{self._count:012x}"
-                line = record_line(body, content_type, answer, answer_type, epoch, event_id)
-                by_file.setdefault(self._file_for(epoch), []).append(line)
-            for path, lines in by_file.items():
-                try:
-                    path.parent.mkdir(parents=True, exist_ok=True)
-                    with path.open("ab") as handle:
-                        handle.write(b"\n".join(lines) + b"\n")
-                    self.written += len(lines)
-                except OSError as exc:  # capture must never take the endpoint down: log and count
-                    self.dropped += len(lines)
-                    logger.error("data capture could not write %s: %s", path, exc)
-            return len(batch)
-
-    def _file_for(self, epoch: float) -> Path:
-        """One file per worker per hour (SageMaker also names its files by a uuid); looked up by the hour."""
-        hour = int(epoch) // 3600
-        path = self._files.get(hour)
-        if path is None:
-            path = self._files[hour] = hour_prefix(self.config, epoch) / f"{uuid.uuid4()}.jsonl"
-        return path
-
-    def close(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=30)
-            self._thread = None
-        self.flush()
 
 
 NOT_FEATURES: frozenset[str] = NEVER_CAPTURED | {LABEL_COLUMN}

@@ -47,7 +47,7 @@ from kubesage.http_errors import (
     ServerBusyError,
     ServerSideError,
 )
-from kubesage.monitoring.capture import CaptureWriter
+from kubesage.monitoring.capture_writer import CaptureWriter
 from kubesage.serving.codec import decode_request, encode_predictions
 from kubesage.serving.json_body import error_body
 from kubesage.serving.limits import MAX_BODY_BYTES

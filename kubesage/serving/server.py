@@ -41,7 +41,8 @@ import uvicorn
 
 from kubesage.churn.modelio import ENV_MODEL_SHA256, find_model_file, load_schema_if_present, verify_model_sha256
 from kubesage.errors import KubesageError, ModelError
-from kubesage.monitoring.capture import CaptureConfig, CaptureWriter
+from kubesage.monitoring.capture import CaptureConfig
+from kubesage.monitoring.capture_writer import CaptureWriter
 from kubesage.serving.app import InferenceApp, create_app
 from kubesage.serving.readiness import ENV_EXPECTED_WORKERS, ENV_READY_DIR, ServerReadiness
 from kubesage.serving.transport import CoalescingHttpToolsProtocol

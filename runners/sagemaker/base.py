@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from kubesage.errors import RunnerError
+from kubesage.ir.inputs import is_data_folder_parameter
 from kubesage.ir.source import PipelineSource
 from kubesage.runners.base import Runner
 from kubesage.runners.sagemaker.client import SageMakerClient
@@ -55,7 +56,7 @@ def check_credentials_reach_steps(environ: Mapping[str, str], mlflow_secret: str
 def stage_data_parameters(
     compiled: CompiledPipeline, parameters: Mapping[str, Any], client: SageMakerClient, s3_root: str
 ) -> dict[str, Any]:
-    """Local input files named by data parameters are uploaded; s3:// URIs pass through."""
+    """Local input files (and capture folders) named by data parameters are uploaded; s3:// URIs pass through."""
     staged = dict(parameters)
     for name in compiled.data_parameters:
         value = staged.get(name, compiled.parameters.get(name))
@@ -65,6 +66,9 @@ def stage_data_parameters(
         if text.startswith("s3://"):
             continue
         path = Path(text)
+        if is_data_folder_parameter(name) and path.is_dir():
+            staged[name] = client.upload_folder(path, f"{s3_root}/{compiled.name}/inputs")
+            continue
         if not path.is_file():
             raise RunnerError(f"parameter '{name}': '{text}' is neither an s3:// URI nor a local file to upload")
         staged[name] = client.upload_file(path, f"{s3_root}/{compiled.name}/inputs")

@@ -90,6 +90,24 @@ class SageMakerClient:
             self.s3.upload_file(str(path), bucket, key)
         return uri
 
+    def upload_folder(self, folder: Path, s3_root: str) -> str:
+        """Upload a local input folder under `<s3_root>/<sha256-prefix>/<name>/`; return that prefix, with
+        its trailing '/' (the step then gets the whole folder). The digest covers every file's relative
+        path and content, so an unchanged folder maps to the same prefix."""
+        import hashlib
+
+        files = sorted(p for p in folder.rglob("*") if p.is_file())
+        digest = hashlib.sha256()
+        for path in files:
+            digest.update(f"{path.relative_to(folder).as_posix()}\0{file_sha256(path)}\n".encode())
+        prefix = f"{s3_root.rstrip('/')}/{digest.hexdigest()[:16]}/{folder.name}/"
+        bucket, key = split_s3_uri(prefix)
+        for path in files:
+            uri = f"{prefix}{path.relative_to(folder).as_posix()}"
+            with _aws(f"s3:PutObject on {uri}"):
+                self.s3.upload_file(str(path), bucket, f"{key}{path.relative_to(folder).as_posix()}")
+        return prefix
+
     def read_json(self, uri: str) -> Any:
         import json
 

@@ -89,7 +89,8 @@ class SageMakerConfig(RunnerOptions):
     data_parameters: tuple[str, ...] | None = Field(
         default=None,
         description="string parameters holding an S3 URI of input data: downloaded into the step, "
-        "and the task receives the local path. None: string parameters named 'input_data' or '*_data'",
+        "and the task receives the local path. None: string parameters named 'input_data' or '*_data' (a file), "
+        "'captures' or '*_captures' (a folder or prefix)",
     )
     mlflow_tracking_uri: str = ""
     mlflow_secret: str | None = Field(

@@ -1,6 +1,7 @@
-"""`monitor_churn` on the local runner and on the KFP API stand-in (which executes runs with kfp.local in a
-clean process, standing in for a cluster): the same drift check, the same numbers, the model version
-linked, tracked in the session's real MLflow server.
+"""`monitor_churn` on the local runner, on the KFP API stand-in (which executes runs with kfp.local in a
+clean process, standing in for a cluster) and on sagemaker-local (the SageMaker SDK's local mode: the
+kubesage image in Docker, moto in server mode standing in for S3): the same drift check, the same
+numbers, the model version linked, tracked in the session's real MLflow server.
 
 The model version is registered once here from the suite's trained model and preprocess's baseline (a
 whole training run would add minutes and prove nothing more about monitoring).
@@ -20,6 +21,8 @@ from kubesage.churn.features import FeatureSchema
 from tests.integration.cli_helpers import run_cli
 from tests.mlflow_server import MlflowServer
 from tests.monitoring_data import held_out_rows, write_captures
+from tests.needs import IMAGE
+from tests.servers import running_moto
 from tests.standins.kfp_api import KfpStandin
 from tests.standins.kfp_fixtures import kfp_faults_reset, kfp_standin  # noqa: F401
 
@@ -54,20 +57,50 @@ def monkeypatch_module() -> Any:
         yield patch
 
 
+@pytest.fixture(scope="module")
+def shifted_captures(churn: pd.DataFrame, prepared: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The held-out rows with Day Mins shifted by one standard deviation, captured as JSON and CSV."""
+    rows = held_out_rows(churn)
+    shifted = rows.assign(**{"Day Mins": rows["Day Mins"] + rows["Day Mins"].std()})
+    folder = tmp_path_factory.mktemp("captures")
+    return write_captures(shifted, folder, FeatureSchema.load(prepared["schema"]), ("JSON", "CSV"))
+
+
+def monitor_params(captures: Path, model: str) -> list[str]:
+    return ["--param", f"captures={captures}", "--param", f"model={model}", "--output", "json"]
+
+
+@pytest.fixture(scope="module")
+def local_metrics(
+    registered: str, shifted_captures: Path, mlflow_server: MlflowServer, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, float]:
+    """The local runner's run: the reference the other runners must match."""
+    local = run_cli(
+        ["run", "monitor_churn", *monitor_params(shifted_captures, registered)],
+        tmp_path_factory.mktemp("local"),
+        mlflow_server.url,
+    )
+    assert local.code == 0, local.stderr[-3000:]
+    result = json.loads(local.stdout)
+    assert result["status"] == "succeeded"
+    metrics: dict[str, float] = result["metrics"]
+    return metrics
+
+
+def assert_day_mins_flagged(metrics: dict[str, float], runner: str) -> None:
+    assert metrics["drift_violations"] == 1 and metrics["drift_features_drifted"] == 1, (runner, metrics)
+    assert (metrics["drift_rows"], metrics["drift_requests"]) == (1500, 150), runner
+    assert metrics["distance.Day_Mins"] > 0.25 and metrics["distance.Eve_Mins"] < 0.1, runner
+
+
 def test_monitor_churn_runs_the_same_check_on_local_and_kfp(
     registered: str,
-    churn: pd.DataFrame,
-    prepared: dict[str, Path],
+    shifted_captures: Path,
+    local_metrics: dict[str, float],
     mlflow_server: MlflowServer,
     kfp_standin: KfpStandin,  # noqa: F811
     tmp_path: Path,
 ) -> None:
-    rows = held_out_rows(churn)
-    shifted = rows.assign(**{"Day Mins": rows["Day Mins"] + rows["Day Mins"].std()})
-    captures = write_captures(shifted, tmp_path / "captures", FeatureSchema.load(prepared["schema"]), ("JSON", "CSV"))
-    params = ["--param", f"captures={captures}", "--param", f"model={registered}", "--output", "json"]
-    local = run_cli(["run", "monitor_churn", *params], tmp_path, mlflow_server.url)
-    assert local.code == 0, local.stderr[-3000:]
     kfp = run_cli(
         [
             "run",
@@ -78,20 +111,17 @@ def test_monitor_churn_runs_the_same_check_on_local_and_kfp(
             f"host={kfp_standin.url}",
             "--option",
             "poll_seconds=0.5",
-            *params,
+            *monitor_params(shifted_captures, registered),
         ],
         tmp_path,
         mlflow_server.url,
     )
     assert kfp.code == 0, kfp.stderr[-3000:]
-    results = {name: json.loads(result.stdout) for name, result in (("local", local), ("kfp", kfp))}
-    for name, result in results.items():
-        assert result["status"] == "succeeded", name
-        metrics = result["metrics"]
-        assert metrics["drift_violations"] == 1 and metrics["drift_features_drifted"] == 1, (name, metrics)
-        assert (metrics["drift_rows"], metrics["drift_requests"]) == (1500, 150), name
-        assert metrics["distance.Day_Mins"] > 0.25 and metrics["distance.Eve_Mins"] < 0.1, name
-    assert results["kfp"]["metrics"] == pytest.approx(results["local"]["metrics"], rel=1e-12)
+    result = json.loads(kfp.stdout)
+    assert result["status"] == "succeeded"
+    assert_day_mins_flagged(local_metrics, "local")
+    assert_day_mins_flagged(result["metrics"], "kfp")
+    assert result["metrics"] == pytest.approx(local_metrics, rel=1e-12)
     client = MlflowClient(mlflow_server.url)
     version = registered.rsplit("/", 1)[1]
     tags = client.get_model_version(MODEL_NAME, version).tags
@@ -99,3 +129,38 @@ def test_monitor_churn_runs_the_same_check_on_local_and_kfp(
     assert step_run.data.tags["kubesage.model_version"] == version and step_run.data.metrics["drift_violations"] == 1
     artifacts = {a.path for a in client.list_artifacts(step_run.info.run_id, "drift")}
     assert "drift/report.html" in artifacts and "drift/constraint_violations.json" in artifacts
+
+
+@pytest.mark.container
+def test_monitor_churn_on_sagemaker_local_reads_the_captures_from_its_s3_input(
+    registered: str,
+    shifted_captures: Path,
+    local_metrics: dict[str, float],
+    mlflow_server: MlflowServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The capture folder is uploaded to (moto's) S3 and reaches the drift step as its input channel."""
+    import boto3
+
+    keys = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
+    for name, value in keys.items():
+        monkeypatch.setenv(name, value)
+    moto = running_moto()
+    endpoint = next(moto)
+    try:
+        boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket="kubesage-monitor")
+        options = {"image_uri": IMAGE, "bucket": "kubesage-monitor", "s3_endpoint_url": endpoint}
+        flags = [arg for name, value in options.items() for arg in ("--option", f"{name}={value}")]
+        command = ["run", "monitor_churn", "--runner", "sagemaker-local", *flags]
+        done = run_cli([*command, *monitor_params(shifted_captures, registered)], tmp_path, mlflow_server.url)
+        assert done.code == 0, done.stderr[-4000:]
+        staged = boto3.client("s3", endpoint_url=endpoint).list_objects_v2(Bucket="kubesage-monitor")["Contents"]
+    finally:
+        moto.close()
+    result = json.loads(done.stdout)
+    assert result["status"] == "succeeded"
+    uploaded = [o["Key"] for o in staged if o["Key"].endswith(".jsonl") and "/inputs/" in o["Key"]]
+    assert len(uploaded) == len(list(shifted_captures.rglob("*.jsonl"))), uploaded
+    assert_day_mins_flagged(result["metrics"], "sagemaker-local")
+    assert result["metrics"] == pytest.approx(local_metrics, rel=1e-12)

@@ -11,7 +11,7 @@ import json
 from typing import Any
 
 from kubesage.errors import UnsupportedFeatureError
-from kubesage.ir.inputs import is_data_parameter
+from kubesage.ir.inputs import is_data_folder_parameter, is_data_parameter
 from kubesage.runners.sagemaker.config import SageMakerConfig
 from kubesage.runners.sagemaker.ir import JSON_TYPES, PipelinePlan
 from kubesage.tracking.contract import ENV_EXPERIMENT_ID, ENV_PARENT_RUN_ID, ENV_TRACKING_URI
@@ -43,7 +43,9 @@ def data_parameters(plan: PipelinePlan, config: SageMakerConfig) -> tuple[str, .
     return tuple(
         name
         for name, param in plan.parameters.items()
-        if param.type == "STRING" and param.artifact_type is None and is_data_parameter(name)
+        if param.type == "STRING"
+        and param.artifact_type is None
+        and (is_data_parameter(name) or is_data_folder_parameter(name))
     )
 
 

@@ -68,3 +68,12 @@ def test_compile_accepts_the_ir_spelling_and_names_its_placeholders(tmp_path: Pa
     assert "--role VALUE or --option role_arn=VALUE" in result.output
     assert "image_uri" in result.output
     assert "bucket =" not in result.output  # set, so not a placeholder
+
+
+def test_a_capture_folder_parameter_must_be_a_folder_here_and_any_uri_is_left_to_the_step(tmp_path: Path) -> None:
+    check_inputs({"captures": str(tmp_path), "old_captures": f"file://{tmp_path}", "new_captures": "s3://b/prefix"})
+    with pytest.raises(DataError, match=rf"parameter captures: {tmp_path / 'nope'} is not a folder"):
+        check_inputs({"captures": str(tmp_path / "nope")})
+    (tmp_path / "a.jsonl").write_text("{}\n")
+    with pytest.raises(DataError, match="is not a folder; pass the capture folder"):
+        check_inputs({"shadow_captures": str(tmp_path / "a.jsonl")})

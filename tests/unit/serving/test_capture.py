@@ -13,7 +13,8 @@ from starlette.testclient import TestClient
 
 from kubesage.churn.features import FeatureSchema, transform_columns
 from kubesage.errors import MonitoringError
-from kubesage.monitoring.capture import CaptureConfig, CaptureWriter, capture_record
+from kubesage.monitoring.capture import CaptureConfig, capture_record
+from kubesage.monitoring.capture_writer import CaptureWriter
 from kubesage.monitoring.reading import CaptureLine, decode_line
 from kubesage.serving.app import create_app
 
@@ -118,3 +119,27 @@ def test_the_fast_record_line_equals_the_reference_record(
     line = record_line(body, content_type, answer, answer_type, 1_796_000_000.5, "event-1")
     assert json.loads(line) == capture_record(body, content_type, answer, answer_type, 1_796_000_000.5, "event-1")
     assert b"403-2562" not in line
+
+
+def test_the_writer_process_writes_every_frame_and_outlives_a_sigterm(tmp_path: Path) -> None:
+    """Frames cross the pipe intact (odd media types included); a SIGTERM to the server's process group
+    does not lose what the writer process was handed: only the end of its input stops it."""
+    import os
+    import signal
+
+    writer = CaptureWriter(CaptureConfig(tmp_path, endpoint="ep")).start()
+    assert writer._child is not None
+    bodies = [b"%d,2.5" % i for i in range(300)]
+    for body in bodies:
+        writer.offer(body, "text/csv; charset=utf-8", b"0.5", "text/csv")
+    writer.offer(b"\xff\x00", None, b'{"p": 1}', "application/json")
+    assert writer.flush() == 301
+    os.kill(writer._child.pid, signal.SIGTERM)
+    writer.offer(b"after", "text/csv", b"0.1", "text/csv")
+    writer.close()
+    records = captured(tmp_path)
+    inputs = [r["captureData"]["endpointInput"] for r in records]
+    assert [i["data"] for i in inputs[:300]] == [b.decode() for b in bodies] and inputs[-1]["data"] == "after"
+    assert inputs[0]["observedContentType"] == "text/csv; charset=utf-8" and inputs[0]["encoding"] == "CSV"
+    assert (inputs[300]["encoding"], inputs[300]["observedContentType"]) == ("BASE64", "")
+    assert len({r["eventMetadata"]["eventId"] for r in records}) == 302
