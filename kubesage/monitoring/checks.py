@@ -32,6 +32,14 @@ from kubesage.monitoring.statistics import ColumnProfile, MonitoringConfig, sket
 SIGNIFICANCE = 0.05
 PSI_BINS = 10
 PSI_FLOOR = 1e-4
+# Cochran's rule for the chi-squared test: no expected count below 1, at most a fifth below 5. A few
+# captured requests fail it, and a rare category's one hit would otherwise read as p << 0.05.
+CHI2_MIN_EXPECTED = 1.0
+CHI2_SMALL_EXPECTED = 5.0
+CHI2_MAX_SMALL_SHARE = 0.2
+# The KS p-value is asymptotic (method="asymp"): below this many captured values it has no meaning, and
+# one request's value in a tail of the baseline read as p < 0.05.
+KS_MIN_VALUES = 30
 
 
 @dataclass(frozen=True)
@@ -66,14 +74,16 @@ def categorical_shares(feature: dict[str, Any]) -> dict[str, float]:
     return {str(b["value"]): float(b["count"]) for b in buckets}
 
 
-def ks_distance(current: np.ndarray, baseline: np.ndarray) -> tuple[float, float]:
-    """Model Monitor's numeric distance: the two-sample KS statistic, with its p-value."""
+def ks_distance(current: np.ndarray, baseline: np.ndarray) -> tuple[float, float | None]:
+    """Model Monitor's numeric distance: the two-sample KS statistic, with its p-value (None when the
+    captured values are too few for it)."""
     result = scipy_stats.ks_2samp(current, baseline, method="asymp")
-    return float(result.statistic), float(result.pvalue)
+    return float(result.statistic), float(result.pvalue) if current.size >= KS_MIN_VALUES else None
 
 
-def linf_distance(current: dict[str, float], baseline: dict[str, float]) -> tuple[float, float]:
-    """L-infinity distance between category shares, with a chi-squared test's p-value on the counts."""
+def linf_distance(current: dict[str, float], baseline: dict[str, float]) -> tuple[float, float | None]:
+    """L-infinity distance between category shares, with a chi-squared test's p-value on the counts
+    (None when the counts are too few for the test to mean anything)."""
     keys = sorted(set(current) | set(baseline))
     cur = np.array([current.get(k, 0.0) for k in keys])
     base = np.array([baseline.get(k, 0.0) for k in keys])
@@ -82,8 +92,11 @@ def linf_distance(current: dict[str, float], baseline: dict[str, float]) -> tupl
     table = table[:, table.sum(axis=0) > 0]
     if table.shape[1] < 2:
         return distance, 1.0
-    p_value = float(scipy_stats.chi2_contingency(table, correction=False).pvalue)
-    return distance, p_value
+    result = scipy_stats.chi2_contingency(table, correction=False)
+    expected = np.asarray(result.expected_freq)
+    if expected.min() < CHI2_MIN_EXPECTED or (expected < CHI2_SMALL_EXPECTED).mean() > CHI2_MAX_SMALL_SHARE:
+        return distance, None
+    return distance, float(result.pvalue)
 
 
 def psi(current: np.ndarray, baseline: np.ndarray) -> float:
@@ -111,13 +124,15 @@ def compare_feature(profile: ColumnProfile, feature: dict[str, Any], config: Mon
         distance, p_value = linf_distance(cur, base)
         keys = sorted(set(cur) | set(base))
         index = psi(np.array([cur.get(k, 0.0) for k in keys]), np.array([base.get(k, 0.0) for k in keys]))
-        drifted = distance > config.categorical_comparison_threshold and (not robust or p_value < SIGNIFICANCE)
+        significant = p_value is not None and p_value < SIGNIFICANCE
+        drifted = distance > config.categorical_comparison_threshold and (not robust or significant)
         return FeatureDrift(profile.name, inferred, "LInfinity", distance, p_value, index, drifted)
     sample = sketch_sample(feature["numerical_statistics"]["distribution"]["kll"]["sketch"])
     if profile.numbers.size == 0 or sample.size == 0:
         return FeatureDrift(profile.name, inferred, "KS", None, None, None, False)
     distance, p_value = ks_distance(profile.numbers, sample)
-    drifted = distance > config.comparison_threshold and (not robust or p_value < SIGNIFICANCE)
+    significant = p_value is not None and p_value < SIGNIFICANCE
+    drifted = distance > config.comparison_threshold and (not robust or significant)
     return FeatureDrift(profile.name, inferred, "KS", distance, p_value, numeric_psi(profile.numbers, sample), drifted)
 
 
@@ -154,7 +169,8 @@ def check(
                         name,
                         "baseline_drift_check",
                         f"Baseline drift distance: {drift.distance:.4f} exceeds threshold: {limit} "
-                        f"({drift.method}, {config.comparison_method}, p-value {drift.p_value:.2g})",
+                        f"({drift.method}, {config.comparison_method}, p-value "
+                        f"{'n/a' if drift.p_value is None else format(drift.p_value, '.2g')})",
                     )
                 )
     for name in profiles:
