@@ -10,7 +10,9 @@ A PIPELINE is one of:
 from __future__ import annotations
 
 import importlib
+import os
 import sys
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,9 +66,21 @@ def load_pipeline(ref: str, workdir: Path, builtins: Mapping[str, str] | None = 
 
 
 def compile_pipeline_function(function: Any, target: Path) -> Path:
+    """Compile to `target` all at once: a reader never sees a half-written IR file.
+
+    Two `kubesage run`s in one directory compile the same pipeline to the same file at once; each
+    writes its own temporary file beside the target and renames it into place (atomic on POSIX).
+    """
     from kfp import compiler
 
-    compiler.Compiler().compile(function, str(target))
+    handle, partial_name = tempfile.mkstemp(prefix=f".{target.stem}-", suffix=target.suffix, dir=target.parent)
+    os.close(handle)
+    partial = Path(partial_name)
+    try:
+        compiler.Compiler().compile(function, partial_name)
+        partial.replace(target)
+    finally:
+        partial.unlink(missing_ok=True)
     return target
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ from kfp import components
 
 from kubesage.errors import PipelineNotFoundError
 from kubesage.ir.parameters import parameter_specs
+from kubesage.ir.source import compile_pipeline_function
 from kubesage.ir.source import load_pipeline as load_without_builtins
 from kubesage.runners.registry import builtin_pipelines, load_pipeline
 
@@ -95,3 +97,43 @@ def test_a_users_module_in_the_current_directory_is_found(tmp_path: Path, monkey
     source = load_pipeline("issue26_user_module:user_pipeline", tmp_path / "ir")
     assert source.name == "user-pipeline"
     assert str(tmp_path) not in sys.path  # imported from there, not left on the path
+
+
+def test_a_reader_never_sees_a_half_compiled_file(tmp_path: Path) -> None:
+    # Two `kubesage run`s in one workdir compile to the same file; a reader of it (the other run)
+    # must see the whole IR every time, never a truncated or empty file.
+    from kubesage.pipelines.customer_churn import customer_churn
+
+    target = tmp_path / "customer_churn.yaml"
+    compile_pipeline_function(customer_churn, target)
+    stop = threading.Event()
+    bad_reads: list[str] = []
+
+    def read_while_compiling() -> None:
+        while not stop.is_set():
+            text = target.read_text()
+            if "pipelineInfo" not in text:
+                bad_reads.append(text[:80])
+
+    reader = threading.Thread(target=read_while_compiling)
+    reader.start()
+    try:
+        for _ in range(15):
+            compile_pipeline_function(customer_churn, target)
+    finally:
+        stop.set()
+        reader.join()
+    assert bad_reads == []
+    assert [p.name for p in tmp_path.iterdir()] == ["customer_churn.yaml"]  # no temporary file left
+
+
+def test_a_failed_compile_keeps_the_previous_ir(tmp_path: Path) -> None:
+    from kubesage.pipelines.customer_churn import customer_churn
+
+    target = tmp_path / "customer_churn.yaml"
+    compile_pipeline_function(customer_churn, target)
+    before = target.read_bytes()
+    with pytest.raises(ValueError):
+        compile_pipeline_function(len, target)  # not a pipeline: KFP refuses it
+    assert target.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["customer_churn.yaml"]
