@@ -28,7 +28,9 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
+import itertools
 import re
+import shutil
 import tarfile
 import threading
 import time
@@ -48,7 +50,7 @@ Progress = Callable[[str], None]
 DEFAULT_MAX_PAYLOAD_MB = 6  # SageMaker's default, and the largest body the kubesage image accepts
 MAX_PAYLOAD_LIMIT_MB = 100  # SageMaker's upper bound for MaxPayloadInMB
 LOCAL_INSTANCE = "local"
-INPUT_FILE = "customers.csv"  # SageMaker names the output object after it: customers.csv.out
+INPUT_FILE = "customers.csv"  # SageMaker names each output object after its input: customers.csv.out
 MODEL_FILES = ("xgboost-model.ubj", "feature_schema.json")
 TERMINAL = frozenset({"Completed", "Failed", "Stopped"})
 _JOB_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")  # SageMaker's rule for job and model names
@@ -101,10 +103,19 @@ class TransformPlan:
     local: bool = False
 
     @property
-    def output_object(self) -> str:
-        """Where SageMaker writes the answers: <S3OutputPath>/<input object>.out (local mode adds the job's name)."""
+    def parts(self) -> list[str]:
+        """The input objects' names: one per instance, since SageMaker hands each instance whole objects."""
+        if self.instance_count == 1:
+            return [INPUT_FILE]
+        stem, _, suffix = INPUT_FILE.partition(".")
+        return [f"{stem}-{i:05d}.{suffix}" for i in range(self.instance_count)]
+
+    @property
+    def output_objects(self) -> list[str]:
+        """Where SageMaker writes the answers, in input order: <S3OutputPath>/<input object>.out (local
+        mode adds the job's name)."""
         base = f"{self.output_prefix}/{self.job_name}" if self.local else self.output_prefix
-        return f"{base}/{INPUT_FILE}.out"
+        return [f"{base}/{part}.out" for part in self.parts]
 
 
 def plan_transform(
@@ -329,7 +340,7 @@ class TransformResult:
     rows_rejected: int
     positives: int
     seconds: float
-    output_object: str
+    output_objects: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -402,7 +413,8 @@ def run_transform(
     started = time.perf_counter()
     plan = plan_transform(config, settings, model_sha256(job.model_dir), local=local)
     _put(backend.s3, plan.model_data_url, model_archive(job.model_dir))
-    _upload(backend.s3, files.features, f"{plan.input_prefix}/{INPUT_FILE}")
+    for part, path in zip(plan.parts, split_lines(files.features, len(plan.parts), files.rows_written), strict=True):
+        _upload(backend.s3, path, f"{plan.input_prefix}/{part}")
     progress(f"uploaded the model and {files.rows_written:,} vectors to {plan.input_prefix.rsplit('/', 1)[0]}/")
     backend.create_model(model_request(plan))
     backend.start(transform_job_request(plan))
@@ -418,7 +430,13 @@ def run_transform(
         reason = _one_line(str(described.get("FailureReason") or "no FailureReason given"))
         raise TransformFailedError(f"transform job {plan.job_name} {status}: {reason}")
     answers = workdir / f"{INPUT_FILE}.out"
-    _download(backend.s3, plan.output_object, answers)
+    with answers.open("wb") as joined:
+        for uri in plan.output_objects:
+            piece = workdir / "part.out"
+            _download(backend.s3, uri, piece)
+            with piece.open("rb") as handle:
+                shutil.copyfileobj(handle, joined)
+            joined.write(b"\n")  # a part's last answer may lack its newline; blank lines are skipped
     upload = write_target(job.output_uri) is not None
     local_output = workdir / Path(job.output_uri.rstrip("/")).name if upload else Path(job.output_uri)
     positives = write_scores(files, read_probabilities(answers), local_output, job.threshold)
@@ -432,8 +450,21 @@ def run_transform(
         rows_rejected=len(files.rejects),
         positives=positives,
         seconds=time.perf_counter() - started + files.seconds,
-        output_object=plan.output_object,
+        output_objects=tuple(plan.output_objects),
     )
+
+
+def split_lines(path: Path, parts: int, rows: int) -> list[Path]:
+    """`path` as `parts` files of consecutive lines (the first ones one line longer when uneven), in order."""
+    if parts == 1:
+        return [path]
+    paths = [path.with_name(f"{path.stem}-{i:05d}{path.suffix}") for i in range(parts)]
+    size, extra = divmod(rows, parts)
+    with path.open("rb") as source:
+        for i, target in enumerate(paths):
+            with target.open("wb") as out:
+                out.writelines(itertools.islice(source, size + (1 if i < extra else 0)))
+    return paths
 
 
 def _split(uri: str) -> tuple[str, str]:

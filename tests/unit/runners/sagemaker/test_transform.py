@@ -31,6 +31,7 @@ from kubesage.runners.sagemaker.transform import (
     model_archive,
     model_request,
     plan_transform,
+    split_lines,
     transform_job_request,
 )
 
@@ -91,8 +92,20 @@ def test_local_mode_runs_as_root_on_a_local_instance_and_finds_its_output_under_
     plan = plan_transform(options, TransformSettings(instance_count=3, job_name="t1"), "cd" * 32, local=True)
     assert transform_job_request(plan)["TransformResources"] == {"InstanceType": "local", "InstanceCount": 1}
     assert model_request(plan)["PrimaryContainer"]["Environment"]["KUBESAGE_SERVE_USER"] == "root"
-    assert plan.output_object == "s3://acme-ml/transform/runs/t1/output/t1/customers.csv.out"
-    assert _plan().output_object == "s3://acme-ml/kubesage/transform/runs/nightly/output/customers.csv.out"
+    assert plan.output_objects == ["s3://acme-ml/transform/runs/t1/output/t1/customers.csv.out"]
+    # On two instances, two input objects (SageMaker hands each instance whole objects), answered in order.
+    assert _plan().output_objects == [
+        "s3://acme-ml/kubesage/transform/runs/nightly/output/customers-00000.csv.out",
+        "s3://acme-ml/kubesage/transform/runs/nightly/output/customers-00001.csv.out",
+    ]
+
+
+def test_split_lines_keeps_every_line_in_order(tmp_path: Path) -> None:
+    source = tmp_path / "customers.csv"
+    source.write_text("".join(f"{i}\n" for i in range(7)))
+    parts = split_lines(source, 3, 7)
+    assert [p.name for p in parts] == ["customers-00000.csv", "customers-00001.csv", "customers-00002.csv"]
+    assert [p.read_text().split() for p in parts] == [["0", "1", "2"], ["3", "4"], ["5", "6"]]
 
 
 @pytest.mark.parametrize(
