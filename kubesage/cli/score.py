@@ -15,13 +15,14 @@ import os
 import tempfile
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
 from kubesage.cli.options import options_for, runner_option_flags
-from kubesage.cli.output import err_console, fail
+from kubesage.cli.output import err_console, fail, stdout_to_stderr
 from kubesage.errors import KubesageError
 
 if TYPE_CHECKING:
@@ -133,18 +134,20 @@ def run_transform_score(
         files = encode_input(job, Path(work), _print_line)
         backend, validated = backend_for(runner, options)
         local = runner == "sagemaker-local"
-        result = run_transform(
-            job,
-            files,
-            validated,
-            settings,
-            backend,
-            Path(work),
-            _print_line,
-            poll_seconds=1.0 if local else float(getattr(validated, "poll_seconds", 15.0)),
-            timeout_seconds=float(getattr(validated, "timeout_seconds", 6 * 3600)),
-            local=local,
-        )
+        # Local mode streams the container's log to stdout: it belongs with the progress, on stderr.
+        with stdout_to_stderr() if local else nullcontext():
+            result = run_transform(
+                job,
+                files,
+                validated,
+                settings,
+                backend,
+                Path(work),
+                _print_line,
+                poll_seconds=1.0 if local else float(getattr(validated, "poll_seconds", 15.0)),
+                timeout_seconds=float(getattr(validated, "timeout_seconds", 6 * 3600)),
+                local=local,
+            )
     rejected = f", {result.rows_rejected:,} rejected (listed in {rows.rejects_path})" if rows.rejects_path else ""
     return (
         f"scored {result.rows_scored:,} of {result.rows_read:,} rows{rejected} by transform job {result.job_name} "
