@@ -251,3 +251,20 @@ def test_runner_flags_without_a_sagemaker_runner_and_a_too_large_payload_are_usa
     assert payload.exit_code == 2 and "--max-payload-mb 7 is larger than the 6 MB body" in payload.output
     kfp = CliRunner().invoke(main, [*args, "--runner", "kfp"])
     assert kfp.exit_code == 2 and "'kfp' is not one of" in kfp.output
+
+
+@pytest.mark.parametrize("operation", ["CreateModel", "CreateTransformJob"])
+def test_the_requests_fit_sagemakers_api_definition(operation: str) -> None:
+    """botocore's copy of SageMaker's API model (names, types, enums, lengths), offline: what AWS
+    would refuse before looking at the account."""
+    import boto3
+    from botocore.validate import ParamValidator
+
+    client = boto3.session.Session(region_name="us-east-1").client(
+        "sagemaker", aws_access_key_id="x", aws_secret_access_key="x"
+    )
+    request = {"CreateModel": model_request, "CreateTransformJob": transform_job_request}[operation](
+        _plan(output_kms_key="alias/scores", volume_kms_key="alias/volumes")
+    )
+    report = ParamValidator().validate(request, client.meta.service_model.operation_model(operation).input_shape)
+    assert not report.has_errors(), report.generate_report()
