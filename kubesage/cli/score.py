@@ -4,6 +4,9 @@ The work is kubesage.churn.scoring (chunks through the model's own feature schem
 module resolves the model (MLflow URI or directory), its decision threshold (the evaluation.json
 registered with it, unless --threshold), downloads an s3:// input and uploads an s3:// output, and
 prints progress on stderr.
+
+`--runner sagemaker` or `sagemaker-local` scores the same rows as a SageMaker Batch Transform of the
+kubesage image instead (kubesage.runners.sagemaker.transform); the output has the same columns.
 """
 
 from __future__ import annotations
@@ -12,18 +15,23 @@ import os
 import tempfile
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from kubesage.cli.output import err_console, fail
+from kubesage.cli.options import options_for, runner_option_flags
+from kubesage.cli.output import err_console, fail, stdout_to_stderr
 from kubesage.errors import KubesageError
 
 if TYPE_CHECKING:
     from kubesage.churn.scoring import ScoreSummary
+    from kubesage.runners.sagemaker.transform import ScoreRows, TransformSettings
 
 PROGRESS_EVERY_SECONDS = 5.0
+# Where scoring can run: in this process, or as a SageMaker Batch Transform (on AWS or in local mode).
+SCORE_RUNNERS = ("local", "sagemaker", "sagemaker-local")
 
 
 @click.command("score")
@@ -45,6 +53,25 @@ PROGRESS_EVERY_SECONDS = 5.0
 @click.option("--threshold", type=float, default=None, help="Decision threshold (default: the one evaluate used).")
 @click.option("--chunk-rows", type=click.IntRange(min=1), default=None, help="Rows scored at a time (bounds memory).")
 @click.option("--max-rejects", type=click.IntRange(min=0), default=None, help="With --rejects: fail above this many.")
+@click.option(
+    "--runner",
+    type=click.Choice(SCORE_RUNNERS),
+    default="local",
+    show_default=True,
+    help="local: in this process; sagemaker / sagemaker-local: a SageMaker Batch Transform of the kubesage image "
+    "(on AWS, or in the SageMaker SDK's local mode with Docker).",
+)
+@click.option("--instance-type", default=None, help="sagemaker: the transform's instance type (default ml.m5.large).")
+@click.option("--instance-count", type=int, default=1, show_default=True, help="sagemaker: transform instances.")
+@click.option(
+    "--max-payload-mb",
+    type=int,
+    default=6,
+    show_default=True,
+    help="sagemaker runners: MaxPayloadInMB, the largest mini-batch sent to the container (1-6: the image's limit).",
+)
+@click.option("--job-name", default=None, help="sagemaker runners: the transform job's name (default: generated).")
+@runner_option_flags
 def score(
     model: str,
     input_uri: str,
@@ -54,16 +81,82 @@ def score(
     threshold: float | None,
     chunk_rows: int | None,
     max_rejects: int | None,
+    runner: str,
+    instance_type: str | None,
+    instance_count: int,
+    max_payload_mb: int,
+    job_name: str | None,
+    runner_options: tuple[str, ...],
+    **flags: Any,
 ) -> None:
     """Score every customer in INPUT: id columns, churn_probability and churn (at the model's threshold)."""
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     try:
-        summary_line = run_score(
-            model, input_uri, output_uri, rejects_path, list(id_columns) or None, threshold, chunk_rows, max_rejects
-        )
+        if runner == "local":
+            if any(v is not None for v in flags.values()) or runner_options:
+                raise click.UsageError("runner flags (--image, --role, --option, ...) need --runner sagemaker[-local]")
+            summary_line = run_score(
+                model, input_uri, output_uri, rejects_path, list(id_columns) or None, threshold, chunk_rows, max_rejects
+            )
+        else:
+            from kubesage.runners.sagemaker.transform import ScoreRows, TransformSettings
+
+            rows = ScoreRows(tuple(id_columns) or None, rejects_path, threshold, chunk_rows, max_rejects)
+            settings = TransformSettings(instance_type, instance_count, max_payload_mb, job_name)
+            options = options_for(runner, flags, runner_options)
+            summary_line = run_transform_score(model, input_uri, output_uri, runner, options, settings, rows)
     except KubesageError as exc:
         fail(exc)
     err_console.print(summary_line, highlight=False, soft_wrap=True)
+
+
+def run_transform_score(
+    model: str,
+    input_uri: str,
+    output_uri: str,
+    runner: str,
+    options: dict[str, Any],
+    settings: TransformSettings,
+    rows: ScoreRows,
+) -> str:
+    """Resolve the model, its threshold and the input, then score them as a Batch Transform; the summary line."""
+    from kubesage.churn.data import resolve_input, write_target
+    from kubesage.deploy.bundle import read_threshold
+    from kubesage.runners.sagemaker.transform import ScoreJob, backend_for, encode_input, run_transform
+    from kubesage.serving.model_source import resolve_model_dir
+
+    settings.check()
+    write_target(output_uri)  # an unusable output URI is refused before anything runs
+    with tempfile.TemporaryDirectory(prefix="kubesage-transform-") as work:
+        model_dir = resolve_model_dir(model, Path(work) / "model")
+        chosen = rows.threshold if rows.threshold is not None else read_threshold(model_dir, model)
+        job = ScoreJob(model_dir, chosen, resolve_input(input_uri, Path(work) / "input"), output_uri, rows)
+        files = encode_input(job, Path(work), _print_line)
+        backend, validated = backend_for(runner, options)
+        local = runner == "sagemaker-local"
+        # Local mode streams the container's log to stdout: it belongs with the progress, on stderr.
+        with stdout_to_stderr() if local else nullcontext():
+            result = run_transform(
+                job,
+                files,
+                validated,
+                settings,
+                backend,
+                Path(work),
+                _print_line,
+                poll_seconds=1.0 if local else float(getattr(validated, "poll_seconds", 15.0)),
+                timeout_seconds=float(getattr(validated, "timeout_seconds", 6 * 3600)),
+                local=local,
+            )
+    rejected = f", {result.rows_rejected:,} rejected (listed in {rows.rejects_path})" if rows.rejects_path else ""
+    return (
+        f"scored {result.rows_scored:,} of {result.rows_read:,} rows{rejected} by transform job {result.job_name} "
+        f"in {result.seconds:.1f} s, {result.positives:,} at or above threshold {chosen:g} -> {output_uri}"
+    )
+
+
+def _print_line(line: str) -> None:
+    err_console.print(f"  {line}", highlight=False, soft_wrap=True)
 
 
 def run_score(
