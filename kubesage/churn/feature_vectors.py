@@ -63,7 +63,7 @@ def write_feature_vectors(
     try:
         return _write(input_path, features_path, ids_path, schema, kind, id_columns, rejects_path, chunk_rows,
                       max_rejects, typed=True)  # fmt: skip
-    except scoring._NotTypedError:
+    except scoring.NotTypedError:
         # A value the typed reader refused: read again as text, where each value is checked (as score_file does).
         return _write(input_path, features_path, ids_path, schema, kind, id_columns, rejects_path, chunk_rows,
                       max_rejects, typed=False)  # fmt: skip
@@ -86,10 +86,9 @@ def _write(
     import pyarrow.csv as pa_csv
 
     started = time.perf_counter()
-    header = scoring._header(input_path, kind)
-    ids = list(id_columns) if id_columns is not None else [c for c in schema.dropped_columns if c in header]
-    scoring._check_ids(ids, header, input_path)
-    plan = scoring._ReadPlan(schema, typed, ids)
+    header = scoring.input_header(input_path, kind)
+    ids = scoring.id_columns_to_keep(input_path, header, schema, id_columns)
+    plan = scoring.ReadPlan(schema, typed, ids)
     invalid_rows: list[str] = []
     pending: list[tuple[int, str, str, str]] = []
     rows_read = rows_written = 0
@@ -104,7 +103,7 @@ def _write(
             pa.schema([(n, pa.float32()) for n in names]),
             write_options=pa_csv.WriteOptions(include_header=False),
         )
-        for batch in scoring._batches(input_path, kind, chunk_rows, invalid_rows, plan, header):
+        for batch in scoring.read_batches(input_path, kind, chunk_rows, invalid_rows, plan, header):
             try:
                 encoded = scoring.encode_chunk(batch, schema)
             except SchemaError as exc:
@@ -119,7 +118,7 @@ def _write(
             # very values `kubesage score` predicts on.
             vectors.write_table(pa.Table.from_arrays([pa.array(good[:, i]) for i in range(good.shape[1])], names))
             if ids:
-                kept_ids = pa.Table.from_arrays([scoring._plain(kept.column(c)) for c in ids], names=ids)
+                kept_ids = pa.Table.from_arrays([scoring.plain_column(kept.column(c)) for c in ids], names=ids)
                 if id_writer is None:
                     id_writer = pa_csv.CSVWriter(
                         ids_path, kept_ids.schema, write_options=pa_csv.WriteOptions(quoting_style="needed")
@@ -135,17 +134,9 @@ def _write(
                 writer.close()
     located: list[scoring.BadRow] = []
     if pending or invalid_rows:
-        located = scoring._locate(input_path, kind, pending, invalid_rows)
-        if rejects_path is None or len(located) > max_rejects:
-            features_path.unlink(missing_ok=True)
-            ids_path.unlink(missing_ok=True)
-            extra = (
-                f" ({len(located)} bad rows, more than --max-rejects {max_rejects})"
-                if rejects_path is not None
-                else "; fix or blank the value, or pass --rejects FILE to score the rest and list the bad rows there"
-            )
-            raise DataError(located[0].describe(str(input_path)) + extra)
-        scoring._write_rejects(rejects_path, located)
+        located = scoring.settle_bad_rows(
+            input_path, kind, pending, invalid_rows, rejects_path, max_rejects, [features_path, ids_path]
+        )
         rows_read += len(invalid_rows)
     if rows_written == 0:
         raise DataError(f"{input_path} has no rows to score; a Batch Transform needs at least one")
@@ -209,6 +200,6 @@ def write_scores(files: FeatureFiles, probabilities: np.ndarray, output_path: Pa
             raise DataError(f"{files.ids} holds {ids.num_rows:,} ids for {files.rows_written:,} feature vectors")
         columns = [ids.column(c).combine_chunks() for c in files.id_columns]
     decisions = (probabilities >= threshold).astype(np.int8)
-    with scoring._Writer(output_path, files.id_columns) as writer:
+    with scoring.ScoresWriter(output_path, files.id_columns) as writer:
         writer.write(pa.RecordBatch.from_arrays(columns, names=list(files.id_columns)), probabilities, decisions)
     return int(decisions.sum())

@@ -265,7 +265,7 @@ def score_file(
         return _score_pass(
             input_path, output_path, model, kind, id_columns, rejects_path, chunk_rows, max_rejects, progress, True
         )
-    except _NotTypedError:
+    except NotTypedError:
         # A value the typed reader refused (text in a numeric column): read again as text, where
         # every value is checked and a bad one located. Only files with such values pay for this.
         return _score_pass(
@@ -279,11 +279,11 @@ def read_chunks(
     """The raw chunks `score_file` reads from a clean file (typed, the model's columns and `ids`),
     without scoring them: for measuring the read apart from the rest (bench/bench_scoring.py)."""
     kind = input_format(input_path)
-    header = _header(input_path, kind)
-    yield from _batches(input_path, kind, chunk_rows, [], _ReadPlan(schema, True, ids), header)
+    header = input_header(input_path, kind)
+    yield from read_batches(input_path, kind, chunk_rows, [], ReadPlan(schema, True, ids), header)
 
 
-class _NotTypedError(Exception):
+class NotTypedError(Exception):
     """The typed CSV reader met a value its column type cannot hold."""
 
 
@@ -303,12 +303,11 @@ def _score_pass(
     started = time.perf_counter()
     pending: list[tuple[int, str, str, str]] = []  # (data row index, column, value, reason)
     invalid_rows: list[str] = []  # rows with the wrong number of fields (CSV), their text
-    header = _header(input_path, kind)
-    ids = list(id_columns) if id_columns is not None else [c for c in model.schema.dropped_columns if c in header]
-    _check_ids(ids, header, input_path)
-    plan = _ReadPlan(model.schema, typed, ids)
-    batches = _prefetched(_batches(input_path, kind, chunk_rows, invalid_rows, plan, header))
-    with _Writer(output_path, ids) as writer:
+    header = input_header(input_path, kind)
+    ids = id_columns_to_keep(input_path, header, model.schema, id_columns)
+    plan = ReadPlan(model.schema, typed, ids)
+    batches = _prefetched(read_batches(input_path, kind, chunk_rows, invalid_rows, plan, header))
+    with ScoresWriter(output_path, ids) as writer:
         for batch, encoded, probs in _scored(batches, model, chunk_rows, input_path):
             base = summary.rows_read
             if encoded.bad:
@@ -327,17 +326,7 @@ def _score_pass(
             if progress is not None:
                 progress(summary)
     if pending or invalid_rows:
-        located = _locate(input_path, kind, pending, invalid_rows)
-        if rejects_path is None or len(located) > max_rejects:
-            output_path.unlink(missing_ok=True)
-            first = located[0]
-            extra = (
-                f" ({len(located)} bad rows, more than --max-rejects {max_rejects})"
-                if rejects_path is not None
-                else "; fix or blank the value, or pass --rejects FILE to score the rest and list the bad rows there"
-            )
-            raise DataError(first.describe(str(input_path)) + extra)
-        _write_rejects(rejects_path, located)
+        located = settle_bad_rows(input_path, kind, pending, invalid_rows, rejects_path, max_rejects, [output_path])
         summary.rejects = located
         summary.rows_rejected = len(located)
         summary.rows_read += len(invalid_rows)  # the reader skipped these; a bad value's row was read
@@ -346,7 +335,7 @@ def _score_pass(
 
 
 @dataclass(frozen=True)
-class _ReadPlan:
+class ReadPlan:
     """Which columns are read (the model's and the ids), and which the reader converts itself."""
 
     schema: FeatureSchema
@@ -364,7 +353,7 @@ class _ReadPlan:
         if self.typed:
             # Numbers parsed by the reader's threads; categories as a dictionary, so the category rules
             # run once per distinct value. Arrow's number syntax is a subset of Python's float():
-            # what it refuses is read again as text (_NotTypedError) and judged by parse_number.
+            # what it refuses is read again as text (NotTypedError) and judged by parse_number.
             types.update({name: pa.float64() for name in self.schema.numeric if name in types})
             types.update(
                 {name: pa.dictionary(pa.int32(), pa.string()) for name in self.schema.categories if name in types}
@@ -452,16 +441,47 @@ def _prefetched(batches: Iterator[pa.RecordBatch], depth: int = 2) -> Iterator[p
                 thread.join(timeout=0.05)
 
 
-def _check_ids(ids: Sequence[str], names: Sequence[str], source: Path) -> None:
-    missing = [c for c in ids if c not in names]
+def id_columns_to_keep(
+    source: Path, header: Sequence[str], schema: FeatureSchema, id_columns: Sequence[str] | None
+) -> list[str]:
+    """The columns copied to the output beside the scores: those asked for, which must exist, or by
+    default the columns the model's schema drops that the input has (the customer's id, phone, ...)."""
+    ids = list(id_columns) if id_columns is not None else [c for c in schema.dropped_columns if c in header]
+    missing = [c for c in ids if c not in header]
     if missing:
         raise DataError(
             f"{source} has no id column(s) {', '.join(repr(m) for m in missing)}; "
-            f"pass --id-column with one of: {', '.join(names)}"
+            f"pass --id-column with one of: {', '.join(header)}"
         )
+    return ids
 
 
-def _header(path: Path, kind: str) -> list[str]:
+def settle_bad_rows(
+    input_path: Path,
+    kind: str,
+    pending: list[tuple[int, str, str, str]],
+    invalid_rows: list[str],
+    rejects_path: Path | None,
+    max_rejects: int,
+    partial_outputs: Sequence[Path],
+) -> list[BadRow]:
+    """The bad rows, located by line; they fail the job (its partial outputs removed) unless a
+    rejects file takes them, at most `max_rejects` of them."""
+    located = _locate(input_path, kind, pending, invalid_rows)
+    if rejects_path is None or len(located) > max_rejects:
+        for path in partial_outputs:
+            path.unlink(missing_ok=True)
+        extra = (
+            f" ({len(located)} bad rows, more than --max-rejects {max_rejects})"
+            if rejects_path is not None
+            else "; fix or blank the value, or pass --rejects FILE to score the rest and list the bad rows there"
+        )
+        raise DataError(located[0].describe(str(input_path)) + extra)
+    _write_rejects(rejects_path, located)
+    return located
+
+
+def input_header(path: Path, kind: str) -> list[str]:
     if kind == "csv":
         return _csv_header(path)
     import pyarrow as pa
@@ -473,8 +493,8 @@ def _header(path: Path, kind: str) -> list[str]:
         raise DataError(f"{path} is not a readable Parquet file: {exc}") from exc
 
 
-def _batches(
-    path: Path, kind: str, chunk_rows: int, invalid_rows: list[str], plan: _ReadPlan, header: Sequence[str]
+def read_batches(
+    path: Path, kind: str, chunk_rows: int, invalid_rows: list[str], plan: ReadPlan, header: Sequence[str]
 ) -> Iterator[pa.RecordBatch]:
     import pyarrow as pa
     import pyarrow.csv as pa_csv
@@ -521,7 +541,7 @@ def _batches(
                     yield batch
     except pa.ArrowInvalid as exc:
         if plan.typed:
-            raise _NotTypedError(str(exc)) from exc
+            raise NotTypedError(str(exc)) from exc
         raise DataError(f"{path} is not a readable CSV: {exc}") from exc
 
 
@@ -578,7 +598,7 @@ def _write_rejects(path: Path, rejects: list[BadRow]) -> None:
             writer.writerow([bad.line, bad.column, bad.value, bad.reason])
 
 
-class _Writer:
+class ScoresWriter:
     """The scores file, CSV or Parquet by its name, opened at the first chunk and written by a thread.
 
     Formatting and writing a chunk (Arrow's CSV or Parquet writer, outside the GIL) overlaps the next
@@ -596,7 +616,7 @@ class _Writer:
         self._failure: BaseException | None = None
         self._thread = threading.Thread(target=self._drain, name="kubesage-score-writer", daemon=True)
 
-    def __enter__(self) -> _Writer:
+    def __enter__(self) -> ScoresWriter:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._thread.start()
         return self
@@ -606,7 +626,7 @@ class _Writer:
 
         if self._failure is not None:
             raise self._failure
-        columns = [_plain(batch.column(c)) for c in self.ids] + [pa.array(probs), pa.array(decisions)]
+        columns = [plain_column(batch.column(c)) for c in self.ids] + [pa.array(probs), pa.array(decisions)]
         self._slots.put(pa.Table.from_arrays(columns, names=[*self.ids, PROBABILITY_COLUMN, DECISION_COLUMN]))
 
     def _drain(self) -> None:
@@ -637,7 +657,7 @@ class _Writer:
             raise self._failure
 
 
-def _plain(column: pa.Array) -> pa.Array:
+def plain_column(column: pa.Array) -> pa.Array:
     """An id column as its values: a category read as a dictionary is written as its text."""
     import pyarrow as pa
 
