@@ -29,6 +29,7 @@ from kubesage.runners.sagemaker.ir import (
     Collected,
     ConditionPlan,
     Constant,
+    FinalStatus,
     ImportedArtifact,
     ParamSource,
     PipelineParam,
@@ -151,8 +152,9 @@ class Walker:
         raise unsupported(
             frame.name(local),
             f"trigger strategy {strategy} (ignore_upstream_failure)",
-            "SageMaker runs a step only when every step it depends on succeeded; only the exit task of a "
-            "dsl.ExitHandler is translated (its tasks record failures instead of failing)",
+            "SageMaker runs a step only when every step it depends on succeeded: make this task the exit task "
+            "of a dsl.ExitHandler around its upstream tasks (translated: they record failures, it runs after "
+            "them), or drop ignore_upstream_failure",
         )
 
     def exit_handler_of(self, frame: Frame, task: Mapping[str, Any]) -> str | None:
@@ -323,6 +325,7 @@ class Walker:
             ]
         if kind == "sub-pipeline":
             origin = f"sub-pipeline '{key}'"
+            scope = {**_omitted_defaults(component, scope), **scope}
             return [Frame(dag, scope, f"{frame.prefix}{local}-", frame.condition, key, origin, frame.exit_handler)]
         if kind == "condition":
             return [Frame(dag, scope, frame.prefix, key, None, frame.origin, frame.exit_handler)]
@@ -383,12 +386,8 @@ class Walker:
         if "runtimeValue" in spec:
             return Constant(spec["runtimeValue"].get("constant"))
         if "taskFinalStatus" in spec:
-            raise unsupported(
-                reader,
-                f"input '{name}' reads PipelineTaskFinalStatus (dsl.ExitHandler)",
-                "SageMaker gives a step no other step's final status; drop the parameter (the exit task still "
-                "runs after the handler, and the execution still ends Failed if a task in it failed)",
-            )
+            # KFP allows it on the exit task only, naming the handler group as its producer.
+            return FinalStatus(frame.name(str(spec["taskFinalStatus"].get("producerTask", ""))))
         raise unsupported(reader, f"input '{name}' uses {sorted(spec)}")
 
     def artifact(self, frame: Frame, reader: str, name: str, spec: Mapping[str, Any]) -> ArtifactSource:
@@ -437,7 +436,9 @@ class Walker:
         items = [v for v in values if isinstance(v, TaskOutputParam)]
         if len(items) != len(values):
             raise unsupported(
-                reader, f"dsl.Collected of nested loops or sub-pipeline lists from '{frame.name(producer)}'"
+                reader,
+                f"dsl.Collected of nested loops or sub-pipeline lists from '{frame.name(producer)}'",
+                "collect from one loop level: loop once over the combined items, or collect inside the outer loop",
             )
         return Collected(tuple(items))
 
@@ -725,3 +726,17 @@ def _refs(expression: cel.Expr) -> list[str]:
     if isinstance(expression, cel.Not):
         return _refs(expression.operand)
     return [name for operand in expression.operands for name in _refs(operand)]
+
+
+def _omitted_defaults(component: Mapping[str, Any], given: Mapping[str, Source]) -> dict[str, Source]:
+    """A sub-pipeline's optional inputs its caller left out, at their defaults, as KFP passes them
+    (an optional input without a default is None)."""
+    defaults: dict[str, Source] = {}
+    for name, spec in component.get("inputDefinitions", {}).get("parameters", {}).items():
+        if name in given:
+            continue
+        if "defaultValue" in spec:
+            defaults[name] = Constant(spec["defaultValue"])
+        elif spec.get("isOptional"):
+            defaults[name] = Constant(None)
+    return defaults

@@ -69,7 +69,15 @@ class ImportedArtifact:
         return isinstance(self.uri, Constant) and str(self.uri.value).startswith("https://")
 
 
-ParamSource = PipelineParam | Constant | TaskOutputParam | Collected
+@dataclass(frozen=True)
+class FinalStatus:
+    """``dsl.PipelineTaskFinalStatus`` of an exit task: how the tasks of ``dsl.ExitHandler`` `handler`
+    ended, assembled by the exit task's shim from the statuses they recorded."""
+
+    handler: str
+
+
+ParamSource = PipelineParam | Constant | TaskOutputParam | Collected | FinalStatus
 ArtifactSource = TaskOutputArtifact | ImportedArtifact
 Source = ParamSource | ArtifactSource
 

@@ -181,7 +181,7 @@ def _field_path_as_env(task: str, entries: list[Any], config: SageMakerConfig, i
     fields = ", ".join(f"{e.get('name')} <- {e.get('fieldPath')}" for e in entries)
     raise unsupported(
         task,
-        f"a pod field as environment (use_field_path_as_env: {fields}), which a SageMaker job does not have",
+        f"a pod field as environment (use_field_path_as_env: {fields}, which a SageMaker job does not have)",
         "pass the value as a pipeline parameter (the execution is KUBESAGE_SAGEMAKER_EXECUTION_ARN in the step)",
     )
 

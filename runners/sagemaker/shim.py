@@ -251,7 +251,14 @@ def collect_outputs(spec: dict[str, Any], executor_input: dict[str, Any]) -> dic
 # Options the compiler emits with a fixed number of values. A value may start with '-' (a negative
 # number such as -1e-05, or any string), which argparse would take for an option, so these are
 # split off verbatim before argparse parses the rest.
-_VALUE_OPTIONS = {"--param": 2, "--data-param": 3, "--param-item": 3, "--upstream-status": 2}
+_VALUE_OPTIONS = {
+    "--param": 2,
+    "--data-param": 3,
+    "--param-item": 3,
+    "--upstream-status": 2,
+    "--final-status": 2,
+    "--handler-status": 2,
+}
 
 
 def split_value_options(argv: list[str]) -> tuple[list[str], dict[str, list[list[str]]]]:
@@ -291,7 +298,26 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     args.data_param = {name: (directory, uri) for name, directory, uri in values["--data-param"]}
     args.param_item = values["--param-item"]
     args.upstream_status = {name: status for name, status in values["--upstream-status"]}
+    handler_statuses = {name: status for name, status in values["--handler-status"]}
+    for name, handler in values["--final-status"]:
+        args.param[name] = json.dumps(final_status(handler, handler_statuses))
     return args
+
+
+def final_status(handler: str, statuses: dict[str, str]) -> dict[str, Any]:
+    """KFP's PipelineTaskFinalStatus of dsl.ExitHandler `handler` as the executor reads it, from the
+    statuses its tasks recorded (succeeded, failed, skipped): SUCCEEDED only if every one succeeded."""
+    not_ok = {task: status for task, status in sorted(statuses.items()) if status != "succeeded"}
+    value: dict[str, Any] = {
+        "state": "FAILED" if not_ok else "SUCCEEDED",
+        "pipelineJobResourceName": os.environ.get("KUBESAGE_SAGEMAKER_EXECUTION_ARN", ""),
+        "pipelineTaskName": handler,
+        "error": {},
+    }
+    if not_ok:
+        listed = ", ".join(f"{task}: {status}" for task, status in not_ok.items())
+        value["error"] = {"message": f"tasks inside dsl.ExitHandler '{handler}' did not all succeed: {listed}"}
+    return value
 
 
 def _writable_folders(spec: dict[str, Any], workdir: Path) -> list[Path]:

@@ -99,7 +99,10 @@ def test_an_exit_handler_runs_its_exit_task_after_a_failure_and_the_run_still_fa
     assert not failed.succeeded
     statuses = {s.name: s.status for s in failed.steps}
     assert statuses["cleanup"] == "Succeeded"  # the exit task ran although maybe-fail failed
-    assert failed.outputs["cleanup"]["parameters"]["Output"] == "cleaned"
+    assert failed.outputs["cleanup"]["parameters"]["Output"] == (
+        "cleaned after FAILED: tasks inside dsl.ExitHandler 'exit-handler-1' did not all succeed: "
+        "maybe-fail: failed, plus-one: skipped (exit-handler-1)"
+    )
     assert (failed.outputs["maybe-fail"]["status"], failed.outputs["plus-one"]["status"]) == ("failed", "skipped")
     assert statuses["exit-handler-1-failed"] == "Failed"
     assert "maybe-fail: failed" in (failed.failure or "") and "plus-one: skipped" in (failed.failure or "")
@@ -107,4 +110,5 @@ def test_an_exit_handler_runs_its_exit_task_after_a_failure_and_the_run_still_fa
     _, passed = run_local(spec, _config(), {"fail": False}, session, s3_endpoint)
     assert passed.succeeded, passed.failure
     assert passed.outputs["plus-one"]["parameters"]["Output"] == 8
+    assert passed.outputs["cleanup"]["parameters"]["Output"] == "cleaned after SUCCEEDED: no error (exit-handler-1)"
     assert "exit-handler-1-failed" not in {s.name for s in passed.steps}

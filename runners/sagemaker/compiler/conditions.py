@@ -13,7 +13,7 @@ from kubesage.errors import UnsupportedFeatureError
 from kubesage.runners.sagemaker import cel
 from kubesage.runners.sagemaker.compiler.context import BuildContext
 from kubesage.runners.sagemaker.compiler.order import condition_depth
-from kubesage.runners.sagemaker.ir import Collected, Constant, ParamSource, PipelineParam
+from kubesage.runners.sagemaker.ir import Collected, Constant, FinalStatus, ParamSource, PipelineParam
 
 
 def condition_expressions(
@@ -35,6 +35,11 @@ def condition_expressions(
                 raise UnsupportedFeatureError(
                     f"task '{key}': a condition on a dsl.Collected list of loop outputs has no SageMaker "
                     "condition; compare one iteration's output, or decide inside a task"
+                )
+            if isinstance(source, FinalStatus):
+                raise UnsupportedFeatureError(
+                    f"task '{key}': a condition on dsl.PipelineTaskFinalStatus has no SageMaker condition; "
+                    "read the status in the exit task's component and decide there"
                 )
             if source.task not in ctx.property_files:
                 raise UnsupportedFeatureError(

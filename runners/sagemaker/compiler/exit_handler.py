@@ -20,6 +20,8 @@ from kubesage.runners.sagemaker.ir import PipelinePlan, TaskPlan
 
 CONTINUE_FLAG = "--continue-on-failure"
 UPSTREAM_FLAG = "--upstream-status"
+FINAL_STATUS_FLAG = "--final-status"
+HANDLER_STATUS_FLAG = "--handler-status"
 SUCCEEDED = "succeeded"
 
 
@@ -43,6 +45,15 @@ def handler_arguments(ctx: BuildContext, task: TaskPlan) -> list[Any]:
     args: list[Any] = [CONTINUE_FLAG]
     for upstream in upstream_in_handler(ctx.plan, task):
         args += [UPSTREAM_FLAG, upstream, status_of(ctx, upstream).to_string()]
+    return args
+
+
+def final_status_arguments(ctx: BuildContext, parameter: str, handler: str) -> list[Any]:
+    """The exit task's dsl.PipelineTaskFinalStatus `parameter`: the handler's name, then each of its
+    tasks with the status it recorded; the shim assembles KFP's status struct from them."""
+    args: list[Any] = [FINAL_STATUS_FLAG, parameter, handler]
+    for task in ctx.plan.handler_tasks(handler):
+        args += [HANDLER_STATUS_FLAG, task, status_of(ctx, task).to_string()]
     return args
 
 

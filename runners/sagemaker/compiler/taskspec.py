@@ -12,13 +12,13 @@ from typing import Any
 
 from kubesage.runners.sagemaker import secret_files
 from kubesage.runners.sagemaker.compiler.context import BuildContext
-from kubesage.runners.sagemaker.compiler.exit_handler import handler_arguments
+from kubesage.runners.sagemaker.compiler.exit_handler import final_status_arguments, handler_arguments
 from kubesage.runners.sagemaker.compiler.fanout import collected_artifact_file, fan_out_spec
 from kubesage.runners.sagemaker.compiler.layout import MODEL_DIR, OUTPUTS_FILE, OUTPUTS_NAME, SPEC_CHANNEL, data_channel
 from kubesage.runners.sagemaker.compiler.parameters import TRACKING_PARAMETERS
 from kubesage.runners.sagemaker.fetch import fetched_name
 from kubesage.runners.sagemaker.integrity import DIGEST_FLAG, spec_bytes, spec_digest
-from kubesage.runners.sagemaker.ir import Collected, Constant, ImportedArtifact, PipelineParam, TaskPlan
+from kubesage.runners.sagemaker.ir import Collected, Constant, FinalStatus, ImportedArtifact, PipelineParam, TaskPlan
 from kubesage.runners.sagemaker.secret_env import ENV_SECRET_ENV, encode, mlflow_secret_env
 from kubesage.tracking.contract import ENV_RUNNER
 
@@ -112,6 +112,8 @@ def shim_arguments(ctx: BuildContext, task: TaskPlan, in_root: str, digest: str)
             for item in source.items:
                 item_type = ctx.plan.tasks[item.task].output_parameters()[item.key]["parameterType"]
                 args += ["--param-item", name, item_type, ctx.parameter_value(task.key, item)]
+        elif isinstance(source, FinalStatus):
+            args += final_status_arguments(ctx, name, source.handler)
         else:
             args += ["--param", name, ctx.parameter_value(task.key, source)]
     return args + handler_arguments(ctx, task)

@@ -166,7 +166,8 @@ CORPUS: list[Case] = [
     (
         k8s_field_path_env,
         Refused(
-            r"^task 'say': a pod field as environment \(use_field_path_as_env: POD_NAME <- metadata.name\).*"
+            r"^task 'say': a pod field as environment \(use_field_path_as_env: POD_NAME <- metadata.name, "
+            r"which a SageMaker job does not have\).*"
             r"pass the value as a pipeline parameter"
         ),
     ),

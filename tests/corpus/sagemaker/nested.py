@@ -56,6 +56,18 @@ def sub_pipeline_artifact(n: int = 4) -> None:
     count_lines(data=made.output)
 
 
+@dsl.pipeline
+def greeter(n: int, items: list = [1, 2]) -> None:  # noqa: B006 - KFP records the default in the IR
+    with dsl.ParallelFor(items) as item:
+        echo(x=item)
+    echo(x=n)
+
+
+@dsl.pipeline(name="sub-pipeline-default-input")
+def sub_pipeline_default_input(n: int = 3) -> None:
+    greeter(n=n)  # items left out: the sub-pipeline's default applies, as on KFP
+
+
 @dsl.pipeline(name="after-sub-pipeline")
 def after_sub_pipeline(n: int = 3) -> None:
     group = inner(a=n)
@@ -122,6 +134,10 @@ CORPUS: list[Case] = [
     ),
     (sub_pipeline_in_condition, Translates("condition-1", "inner-echo", "inner-condition-1", "inner-echo-2")),
     (sub_pipeline_artifact, Translates("data-maker-make-data", "count-lines")),
+    (
+        sub_pipeline_default_input,
+        Translates("greeter-for-loop-1-0-echo", "greeter-for-loop-1-1-echo", "greeter-echo-2"),
+    ),
     (after_sub_pipeline, Translates("inner-echo", "inner-condition-1", "inner-echo-2", "say")),
     (
         exit_handler,
@@ -153,6 +169,6 @@ CORPUS: list[Case] = [
     (exit_handler_condition, Refused(r"task 'condition-2': a dsl.If inside dsl.ExitHandler 'exit-handler-1'")),
     (
         exit_handler_final_status,
-        Refused(r"task 'report': input 'status' reads PipelineTaskFinalStatus.*drop the parameter"),
+        Translates("echo", "report", "exit-handler-1-status", "exit-handler-1-failed"),
     ),
 ]

@@ -118,3 +118,47 @@ def test_a_succeeding_task_reports_succeeded_and_one_outside_a_handler_still_fai
     outputs = _outputs(tmp_path)
     assert (outputs["status"], outputs["parameters"]) == ("succeeded", {"Output": 3})
     assert _run(specs["boom"], tmp_path, "--param", "n", "1") == 1
+
+
+@dsl.component(base_image="python:3.11", install_kfp_package=False)
+def report(status: dsl.PipelineTaskFinalStatus) -> str:
+    return f"{status.state}|{status.pipeline_task_name}|{status.pipeline_job_resource_name}|{status.error_message}"
+
+
+@dsl.pipeline(name="guarded-status")
+def guarded_status(n: int = 1) -> None:
+    with dsl.ExitHandler(report()):
+        first = boom(n=n)
+        after(x=first.outputs["Output"])
+
+
+def test_the_exit_task_gets_kfps_final_status_of_the_handlers_tasks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ir = tmp_path / "guarded-status.yaml"
+    compiler.Compiler().compile(guarded_status, str(ir))
+    compiled = compile_file(ir, SageMakerConfig())
+    root = str(tmp_path / "opt-ml")
+    specs = {t["task"]: t for t in (json.loads(b.decode().replace("/opt/ml", root)) for b in compiled.assets.values())}
+    # What the definition passes the exit task: the handler, then each task with its recorded status.
+    report_step = next(s for s in compiled.definition["Steps"] if s["Name"] == "report")
+    arguments = report_step["Arguments"]["AppSpecification"]["ContainerArguments"]
+    flags = [a for a in arguments if a in ("--final-status", "--handler-status")]
+    assert flags == ["--final-status", "--handler-status", "--handler-status"]
+    assert arguments[arguments.index("--final-status") + 1 : arguments.index("--final-status") + 3] == [
+        "status",
+        "exit-handler-1",
+    ]
+
+    monkeypatch.setenv("KUBESAGE_SAGEMAKER_EXECUTION_ARN", "arn:aws:sagemaker:us-east-1:1:pipeline/p/execution/e")
+    failed = ["--handler-status", "boom", "failed", "--handler-status", "after", "skipped"]
+    assert _run(specs["report"], tmp_path, "--final-status", "status", "exit-handler-1", *failed) == 0
+    assert _outputs(tmp_path)["parameters"]["Output"] == (
+        "FAILED|exit-handler-1|arn:aws:sagemaker:us-east-1:1:pipeline/p/execution/e|tasks inside dsl.ExitHandler "
+        "'exit-handler-1' did not all succeed: after: skipped, boom: failed"
+    )
+    ok = ["--handler-status", "boom", "succeeded", "--handler-status", "after", "succeeded"]
+    assert _run(specs["report"], tmp_path, "--final-status", "status", "exit-handler-1", *ok) == 0
+    assert _outputs(tmp_path)["parameters"]["Output"] == (
+        "SUCCEEDED|exit-handler-1|arn:aws:sagemaker:us-east-1:1:pipeline/p/execution/e|None"
+    )
