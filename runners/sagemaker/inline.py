@@ -201,6 +201,13 @@ class Walker:
                 "a failed task's stand-in outputs could pick the wrong branch; decide inside a task, or move the "
                 "dsl.If out of the handler",
             )
+        handler = self.exit_handler_of(frame, task)
+        if handler is not None:
+            raise unsupported(
+                key,
+                f"a pipeline as the exit task of dsl.ExitHandler '{handler}'",
+                "its steps would not wait for the handler's tasks; make the exit task one component",
+            )
         if kind == "loop":
             fan_out = self.fan_out_items(frame, local, task, component)
             if fan_out is not None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from kubesage.errors import UnsupportedFeatureError
 from kubesage.runners.sagemaker.compiler.context import BuildContext
 from kubesage.runners.sagemaker.compiler.order import data_producers
 from kubesage.runners.sagemaker.ir import PipelinePlan, TaskPlan
@@ -48,12 +49,17 @@ def handler_arguments(ctx: BuildContext, task: TaskPlan) -> list[Any]:
     return args
 
 
-def final_status_arguments(ctx: BuildContext, parameter: str, handler: str) -> list[Any]:
+def final_status_arguments(ctx: BuildContext, task: str, parameter: str, handler: str) -> list[Any]:
     """The exit task's dsl.PipelineTaskFinalStatus `parameter`: the handler's name, then each of its
     tasks with the status it recorded; the shim assembles KFP's status struct from them."""
+    if ctx.plan.exit_handlers.get(handler) != task:
+        raise UnsupportedFeatureError(
+            f"task '{task}': reads dsl.PipelineTaskFinalStatus of '{handler}' but is not its exit task; "
+            "read the status in the exit task of that dsl.ExitHandler"
+        )
     args: list[Any] = [FINAL_STATUS_FLAG, parameter, handler]
-    for task in ctx.plan.handler_tasks(handler):
-        args += [HANDLER_STATUS_FLAG, task, status_of(ctx, task).to_string()]
+    for member in ctx.plan.handler_tasks(handler):
+        args += [HANDLER_STATUS_FLAG, member, status_of(ctx, member).to_string()]
     return args
 
 

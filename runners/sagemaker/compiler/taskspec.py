@@ -113,7 +113,7 @@ def shim_arguments(ctx: BuildContext, task: TaskPlan, in_root: str, digest: str)
                 item_type = ctx.plan.tasks[item.task].output_parameters()[item.key]["parameterType"]
                 args += ["--param-item", name, item_type, ctx.parameter_value(task.key, item)]
         elif isinstance(source, FinalStatus):
-            args += final_status_arguments(ctx, name, source.handler)
+            args += final_status_arguments(ctx, task.key, name, source.handler)
         else:
             args += ["--param", name, ctx.parameter_value(task.key, source)]
     return args + handler_arguments(ctx, task)

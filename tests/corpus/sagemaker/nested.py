@@ -117,6 +117,17 @@ def exit_handler_final_status() -> None:
         echo(x=1)
 
 
+@dsl.pipeline
+def notify(text: str = "done") -> None:
+    say(text=text)
+
+
+@dsl.pipeline(name="pipeline-as-exit-task")
+def pipeline_as_exit_task() -> None:
+    with dsl.ExitHandler(notify()):
+        echo(x=1)
+
+
 CORPUS: list[Case] = [
     (
         sub_pipeline,
@@ -170,5 +181,9 @@ CORPUS: list[Case] = [
     (
         exit_handler_final_status,
         Translates("echo", "report", "exit-handler-1-status", "exit-handler-1-failed"),
+    ),
+    (
+        pipeline_as_exit_task,
+        Refused(r"^task 'notify': a pipeline as the exit task of dsl.ExitHandler 'exit-handler-1'.*one component$"),
     ),
 ]
