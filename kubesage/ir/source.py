@@ -10,9 +10,8 @@ A PIPELINE is one of:
 from __future__ import annotations
 
 import importlib
-import os
 import sys
-import tempfile
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,11 +72,10 @@ def compile_pipeline_function(function: Any, target: Path) -> Path:
     """
     from kfp import compiler
 
-    handle, partial_name = tempfile.mkstemp(prefix=f".{target.stem}-", suffix=target.suffix, dir=target.parent)
-    os.close(handle)
-    partial = Path(partial_name)
+    # A unique name KFP creates itself, so the file gets the usual mode (mkstemp's would be 0600).
+    partial = target.with_name(f".{target.stem}-{uuid.uuid4().hex}{target.suffix}")
     try:
-        compiler.Compiler().compile(function, partial_name)
+        compiler.Compiler().compile(function, str(partial))
         partial.replace(target)
     finally:
         partial.unlink(missing_ok=True)

@@ -125,6 +125,9 @@ def test_a_reader_never_sees_a_half_compiled_file(tmp_path: Path) -> None:
         reader.join()
     assert bad_reads == []
     assert [p.name for p in tmp_path.iterdir()] == ["customer_churn.yaml"]  # no temporary file left
+    plain = tmp_path / "plain.yaml"
+    plain.write_text("")
+    assert target.stat().st_mode == plain.stat().st_mode  # the usual mode, not a temporary file's 0600
 
 
 def test_a_failed_compile_keeps_the_previous_ir(tmp_path: Path) -> None:
