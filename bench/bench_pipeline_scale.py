@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import sys
 import tempfile
 from pathlib import Path
@@ -114,7 +115,7 @@ def whole_run(tree: Path, data: Path, rows: int, workdir: Path) -> str | None:
     workdir.mkdir(parents=True, exist_ok=True)
     kubesage = tree / ".venv" / "bin" / "kubesage"
     command = [str(kubesage), "run", "customer_churn", "--param", f"input_data={data}", "--output", "json"]
-    run = run_sampled(["bash", "-c", f"cd {workdir} && exec {' '.join(command)} 2>run.log"])
+    run = run_sampled(["bash", "-c", f"cd {shlex.quote(str(workdir))} && exec {shlex.join(command)} 2>run.log"])
     if run.returncode:
         print(run.output[-3000:], (workdir / "run.log").read_text()[-3000:])
         return None
