@@ -33,6 +33,7 @@ import numpy as np
 import xgboost as xgb
 
 from kubesage.churn.features import FEATURE_SCHEMA_FILENAME, FeatureSchema
+from kubesage.churn.onedal import GbtClassifier
 from kubesage.errors import ModelError, ParityError
 
 MODEL_FILENAME = "xgboost-model.ubj"
@@ -158,15 +159,13 @@ def _best_iteration(booster: xgb.Booster) -> int | None:
 class Daal4pyModel:
     """A booster converted to oneDAL once; `probabilities` is the hot path."""
 
-    model: Any
+    model: GbtClassifier
     n_features: int
 
     @classmethod
     def from_booster(cls, booster: xgb.Booster) -> Daal4pyModel:
-        import daal4py
-
         try:
-            converted = daal4py.mb.convert_model(booster)
+            converted = GbtClassifier.from_booster(booster)
         except (TypeError, ValueError) as exc:
             raise ModelError(f"daal4py cannot convert this model: {exc}") from exc
         return cls(model=converted, n_features=booster.num_features())
@@ -174,7 +173,7 @@ class Daal4pyModel:
     def probabilities(self, features: np.ndarray) -> np.ndarray:
         if features.ndim != 2 or features.shape[1] != self.n_features:
             raise ModelError(f"expected {self.n_features} features per row, got {features.shape[-1]}")
-        return np.asarray(self.model.predict_proba(xgboost_view(features))[:, 1], dtype=np.float64)
+        return np.asarray(self.model.probabilities(xgboost_view(features)), dtype=np.float64)
 
     def float32_probabilities(self, features: np.ndarray) -> np.ndarray:
         """P(class 1) through oneDAL's single-precision path, for C-contiguous float32 features (no copy).
@@ -184,7 +183,7 @@ class Daal4pyModel:
         """
         if features.ndim != 2 or features.shape[1] != self.n_features:
             raise ModelError(f"expected {self.n_features} features per row, got {features.shape[-1]}")
-        return np.asarray(self.model.predict_proba(np.ascontiguousarray(features, dtype=np.float32))[:, 1])
+        return np.asarray(self.model.probabilities(np.ascontiguousarray(features, dtype=np.float32)))
 
 
 def xgboost_view(features: np.ndarray) -> np.ndarray:

@@ -170,6 +170,10 @@ def run_score(
     max_rejects: int | None,
 ) -> str:
     """Resolve model, threshold and files, score, upload; the summary line to print."""
+    from kubesage.churn.lean_import import import_xgboost_without_scikit_learn
+
+    import_xgboost_without_scikit_learn()  # before anything imports XGBoost: a second off start-up
+
     from kubesage.churn import scoring
     from kubesage.churn.data import resolve_input, upload_output, write_target
     from kubesage.deploy.bundle import read_threshold

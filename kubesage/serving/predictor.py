@@ -77,7 +77,7 @@ class Predictor:
         )
         served = predictor.predict(probe)
         if not np.array_equal(served, daal_model.probabilities(probe)):
-            raise ModelError("the served prediction path differs from daal4py's predict_proba; refusing to serve")
+            raise ModelError("the served prediction path differs from Daal4pyModel.probabilities; refusing to serve")
         predictor.warm()
         predictor.load_seconds = time.perf_counter() - started
         logger.info(
@@ -94,17 +94,17 @@ class Predictor:
     def predict(self, features: np.ndarray) -> np.ndarray:
         """P(class 1) per row, from the values XGBoost would compare (`modelio.xgboost_view`).
 
-        Calls oneDAL's prediction directly: daal4py's model-builder wrapper around the very same
-        call (`predict_proba`) re-checks its inputs on each request, a third of the time of a
-        single-record prediction. An algorithm object keeps the result table of its previous
-        call, refuses a different row count and overwrites its result on the next call: single
-        rows reuse one object and copy the answer out (40% faster than building one), batches
-        get a fresh object, as the wrapper does.
+        The same oneDAL call as `Daal4pyModel.probabilities` (kubesage.churn.onedal), with one
+        difference: an algorithm object keeps the result table of its previous call, refuses a
+        different row count and overwrites its result on the next call, so single rows reuse one
+        object and copy the answer out (40% faster than building one) while batches get a fresh
+        object. daal4py's model-builder wrapper (`predict_proba`) also re-checked its inputs on
+        each request, a third of the time of a single-record prediction.
         """
         if features.ndim != 2 or features.shape[1] != self.n_features:
             raise ModelError(f"expected {self.n_features} features per row, got {features.shape[-1]}")
         matrix = xgboost_view(features)
-        daal_model = self.daal_model.model.daal_model_
+        daal_model = self.daal_model.model.model
         if matrix.shape[0] == 1:
             if self._single_row is None:
                 self._single_row = self._new_algorithm()
@@ -112,11 +112,7 @@ class Predictor:
         return self._new_algorithm().compute(matrix, daal_model).probabilities[:, 1]
 
     def _new_algorithm(self) -> Any:
-        import daal4py
-
-        return daal4py.gbt_classification_prediction(
-            nClasses=self.daal_model.model.n_classes_, fptype="double", resultsToEvaluate="computeClassProbabilities"
-        )
+        return self.daal_model.model.algorithm("double")
 
     def warm(self) -> None:
         """First predictions pay for lazy allocations; pay them before /ping says ready."""
@@ -135,6 +131,6 @@ def parity_probe(n_features: int, rows: int = 200, seed: int = 0) -> np.ndarray:
 
 def set_thread_count(threads: int) -> None:
     """oneDAL's thread pool is process-global; XGBoost's is per booster (set at load)."""
-    import daal4py
+    from kubesage.churn.onedal import load_core
 
-    daal4py.daalinit(threads)
+    load_core().daalinit(threads)

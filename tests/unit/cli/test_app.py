@@ -6,6 +6,7 @@ import importlib
 import re
 from pathlib import Path
 
+import click
 import pytest
 from click.testing import CliRunner
 
@@ -32,7 +33,7 @@ COMMANDS = [
 
 
 def test_main_has_every_command_and_each_answers_help() -> None:
-    assert sorted(main.commands) == COMMANDS
+    assert main.list_commands(click.Context(main)) == COMMANDS
     for name in COMMANDS:
         result = CliRunner().invoke(main, [name, "--help"])
         assert result.exit_code == 0, result.output
@@ -53,3 +54,18 @@ def test_no_module_outside_the_cli_package_uses_click(package: str) -> None:
         if not path.is_relative_to(cli) and DEFINES_COMMAND.search(path.read_text(encoding="utf-8"))
     ]
     assert offenders == []
+
+
+def test_a_command_imports_only_its_own_module() -> None:
+    """`kubesage score --help` must not pay for `kubesage run`'s KFP, MLflow and SageMaker SDK at start-up."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys; from click.testing import CliRunner; from kubesage.cli import main; "
+        "result = CliRunner().invoke(main, ['score', '--help']); assert result.exit_code == 0, result.output; "
+        "print(sorted(m for m in ('kubesage.cli.run', 'kubesage.cli.api', 'kfp', 'mlflow', 'sagemaker')"
+        " if m in sys.modules))"
+    )
+    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.strip()
+    assert loaded == "[]"
