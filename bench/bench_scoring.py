@@ -15,7 +15,12 @@ file, from evaluate's probabilities over every row.
 
 The model is trained from the real churn data the way the pipeline does (churn_model.py).
 
+With `--baseline ../main` (another checkout with its own .venv), the same command from that tree runs
+beside this tree's, interleaved (`--repeat` times each): on a 2-row file (the process's start-up) and on
+the largest size's Parquet file, the whole process timed.
+
     nice -n 10 .venv/bin/python bench/bench_scoring.py [--rows 1000000 10000000] [--work DIR]
+        [--baseline ../main --repeat 5]
 """
 
 from __future__ import annotations
@@ -123,10 +128,55 @@ def load() -> str:
     return f"{os.getloadavg()[0]:.1f}"
 
 
+def compare_processes(baseline: Path, model_dir: Path, work: Path, rows: int, repeat: int) -> list[str]:
+    """`kubesage score` from this tree and from `baseline`, interleaved: start-up (2 rows) and `rows` rows."""
+    import pyarrow.parquet as pq
+
+    two_rows = work / "customers-2.parquet"
+    pq.write_table(pq.read_table(work / f"customers-{rows}.parquet").slice(0, 2), two_rows)
+    trees = {"this tree": [sys.executable], "baseline": [str(baseline.resolve() / ".venv/bin/python")]}
+    seconds: dict[tuple[str, int], list[float]] = {}
+    for _ in range(repeat):
+        for source, n in ((two_rows, 2), (work / f"customers-{rows}.parquet", rows)):
+            for tree, python in trees.items():
+                out = work / f"compare-{n}.csv"
+                run = run_sampled(
+                    [
+                        *python,
+                        "-m",
+                        "kubesage.cli",
+                        "score",
+                        "--model",
+                        str(model_dir),
+                        "--input",
+                        str(source),
+                        "--output",
+                        str(out),
+                    ]
+                )
+                if run.returncode:
+                    raise SystemExit(run.output)
+                seconds.setdefault((tree, n), []).append(run.seconds)
+    table = [
+        f"| score Parquet, whole process ({repeat} each, interleaved, load {load()}) | this tree | baseline | ratio |",
+        "| --- | --- | --- | --- |",
+    ]
+    for n in (2, rows):
+        ours, theirs = (float(np.median(seconds[(tree, n)])) for tree in trees)
+        rate = f" ({n / ours:,.0f} vs {n / theirs:,.0f} rows/s)" if n > 2 else " (start-up)"
+        spread = f"{min(seconds[('this tree', n)]):.2f}-{max(seconds[('this tree', n)]):.2f}"
+        table.append(
+            f"| {n:,} rows{rate} | median {ours:.2f} s ({spread}) | median {theirs:.2f} s | {ours / theirs:.2f} |"
+        )
+    return table
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, nargs="+", default=[1_000_000, 10_000_000])
     parser.add_argument("--work", type=Path, default=None, help="Keep data here (reused when present).")
+    parser.add_argument("--baseline", type=Path, default=None, help="Another checkout to compare processes with.")
+    parser.add_argument("--repeat", type=int, default=5, help="Processes per tree in the comparison.")
     args = parser.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="kubesage-bench-score-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -193,7 +243,10 @@ def main() -> int:
         ):
             parity_lines.append(f"| {rows:,} | {label} | {largest_difference(answer, reference):.1e} |")
         print(f"done {rows:,} rows, load average {load()}", flush=True)
-    for table in (lines, stage_lines, parity_lines):
+    tables = [lines, stage_lines, parity_lines]
+    if args.baseline is not None:
+        tables.append(compare_processes(args.baseline, model_dir, work, max(args.rows), args.repeat))
+    for table in tables:
         print("\n".join(table))
         print()
     print(f"load average at the end {load()}")
