@@ -5,7 +5,8 @@ pod: scheduling hints (node selectors, tolerations, affinity, labels, pull secre
 act on and are reported as ignored, since the instance type comes from the config. What the
 component reads has a translation where an honest one exists:
 
-- a secret as environment or as a volume -> the Secrets Manager secret `secret_map` names for it,
+- a secret as environment or as a volume -> the Secrets Manager secret `secret_map` names for it (by
+  default the one of the same name: a Kubernetes secret name is a valid Secrets Manager name),
   resolved by the shim when the job starts into the same env names (`secret_env.py`) or into one
   0600 file per key at the mount path (`secret_files.py`); the definition holds names only, and the
   job role may read only those secrets (`secret_policy.py`);
@@ -17,6 +18,7 @@ time) is refused in one line naming the task, the feature and what to do instead
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -97,15 +99,30 @@ def _constant_name(task: str, entry: Mapping[str, Any], field_name: str, what: s
     return constant
 
 
-def _secret_id(task: str, name: str, feature: str, config: SageMakerConfig) -> str:
+# What Secrets Manager accepts as a secret name; every Kubernetes secret name (a DNS subdomain) is one.
+_SECRETS_MANAGER_NAME = re.compile(r"^[A-Za-z0-9/_+=.@-]{1,512}$")
+
+
+def _secret_id(task: str, name: str, feature: str, config: SageMakerConfig, notes: list[str]) -> str:
+    """The Secrets Manager secret for Kubernetes secret `name`: the one `secret_map` names, else the one of
+    the same name (said in the report, so the user creates it or maps another)."""
     secret_id = config.secret_map.get(name)
-    if secret_id is None:
+    if secret_id is not None:
+        return secret_id
+    if not _SECRETS_MANAGER_NAME.match(name):
         raise UnsupportedFeatureError(
-            f"task '{task}': Kubernetes secret '{name}' ({feature}) has no Secrets Manager secret; map it with "
+            f"task '{task}': Kubernetes secret '{name}' ({feature}) is not a valid Secrets Manager name; map it with "
             # `$SECRET_ID`, not a bare word: the CLI masks `NAME=value` when NAME looks secret (api-token=...)
-            f"--secret-map {name}=$SECRET_ID (a Secrets Manager secret name or ARN holding the same keys as JSON)"
+            f"--secret-map '{name}'=$SECRET_ID (a Secrets Manager secret name or ARN holding the same keys as JSON)"
         )
-    return secret_id
+    note = (
+        f"  {task}: kubernetes secret '{name}' is not in --secret-map -> the Secrets Manager secret of the same "
+        f"name, '{name}' (create it holding the secret's keys as JSON, or map another with --secret-map "
+        f"{name}=$SECRET_ID)"
+    )
+    if note not in notes:
+        notes.append(note)
+    return name
 
 
 def _set_env(task: str, into: TaskPlatform, env: str, value: Any) -> None:
@@ -120,10 +137,10 @@ def _set_env(task: str, into: TaskPlatform, env: str, value: Any) -> None:
 
 
 def _secret_as_env(task: str, entries: list[Any], config: SageMakerConfig, into: TaskPlatform) -> list[str]:
-    notes = []
+    notes: list[str] = []
     for entry in entries:
         name = _constant_name(task, entry, "secretName", "a Kubernetes secret as environment (use_secret_as_env)")
-        secret_id = _secret_id(task, name, "use_secret_as_env", config)
+        secret_id = _secret_id(task, name, "use_secret_as_env", config, notes)
         optional = bool(entry.get("optional", False))
         for pair in entry.get("keyToEnv", []):
             ref = SecretRef(secret=secret_id, key=pair["secretKey"], optional=optional)
@@ -136,10 +153,10 @@ def _secret_as_env(task: str, entries: list[Any], config: SageMakerConfig, into:
 
 
 def _secret_as_volume(task: str, entries: list[Any], config: SageMakerConfig, into: TaskPlatform) -> list[str]:
-    notes = []
+    notes: list[str] = []
     for entry in entries:
         name = _constant_name(task, entry, "secretName", "a Kubernetes secret as a volume (use_secret_as_volume)")
-        secret_id = _secret_id(task, name, "use_secret_as_volume", config)
+        secret_id = _secret_id(task, name, "use_secret_as_volume", config, notes)
         mount = SecretMount(secret=secret_id, optional=bool(entry.get("optional", False)))
         path = entry["mountPath"]
         if into.secret_files.get(path, mount) != mount:
@@ -153,7 +170,7 @@ def _secret_as_volume(task: str, entries: list[Any], config: SageMakerConfig, in
 
 
 def _config_map_as_env(task: str, entries: list[Any], config: SageMakerConfig, into: TaskPlatform) -> list[str]:
-    notes = []
+    notes: list[str] = []
     for entry in entries:
         what = "a Kubernetes ConfigMap as environment (use_config_map_as_env)"
         name = _constant_name(task, entry, "configMapName", what)
@@ -206,7 +223,8 @@ def translate(platform: Mapping[str, Any] | None, plan: PipelinePlan, config: Sa
         for feature in sorted(settings):
             if feature in _TRANSLATORS:
                 into = result.tasks.setdefault(step, TaskPlatform())
-                result.notes += _TRANSLATORS[feature](key, list(settings[feature]), config, into)
+                lines = _TRANSLATORS[feature](key, list(settings[feature]), config, into)
+                result.notes += [line for line in lines if line not in result.notes]  # a secret as env and file
                 continue
             if feature in REFUSED:
                 what, instead = REFUSED[feature]

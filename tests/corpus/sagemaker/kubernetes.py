@@ -29,6 +29,12 @@ def k8s_secret_env_unmapped() -> None:
     kubernetes.use_secret_as_env(task, secret_name="api-token", secret_key_to_env={"token": "API_TOKEN"})
 
 
+@dsl.pipeline(name="k8s-secret-not-a-secrets-manager-name")
+def k8s_secret_not_a_secrets_manager_name() -> None:
+    task = say(text="needs a token")
+    kubernetes.use_secret_as_env(task, secret_name="api token!", secret_key_to_env={"token": "API_TOKEN"})
+
+
 @dsl.pipeline(name="k8s-secret-volume")
 def k8s_secret_volume() -> None:
     task = say(text="reads a certificate")
@@ -116,9 +122,21 @@ CORPUS: list[Case] = [
     ),
     (
         k8s_secret_env_unmapped,
+        Translates(
+            "say",
+            report=(
+                "say: kubernetes secret 'api-token' is not in --secret-map -> the Secrets Manager secret of the "
+                "same name, 'api-token'",
+                "say: kubernetes secret 'api-token' key 'token' -> env API_TOKEN from Secrets Manager 'api-token'",
+                "job role: secretsmanager:GetSecretValue on only 'api-token'",
+            ),
+        ),
+    ),
+    (
+        k8s_secret_not_a_secrets_manager_name,
         Refused(
-            r"^task 'say': Kubernetes secret 'api-token' \(use_secret_as_env\) has no Secrets Manager secret; "
-            r"map it with --secret-map api-token=\$SECRET_ID \(a Secrets Manager secret name or ARN"
+            r"^task 'say': Kubernetes secret 'api token!' \(use_secret_as_env\) is not a valid Secrets Manager "
+            r"name; map it with --secret-map 'api token!'=\$SECRET_ID"
         ),
     ),
     (
@@ -183,9 +201,13 @@ CORPUS: list[Case] = [
     ),
     (
         k8s_secret_in_runtime_loop_unmapped,
-        Refused(
-            r"^task 'for-loop-1-echo': Kubernetes secret 'api-token' \(use_secret_as_env\) has no Secrets "
-            r"Manager secret"
+        Translates(
+            "for-loop-1",
+            report=(
+                "for-loop-1-echo: kubernetes secret 'api-token' is not in --secret-map -> the Secrets Manager "
+                "secret of the same name",
+                "job role: secretsmanager:GetSecretValue on only 'api-token'",
+            ),
         ),
     ),
 ]
