@@ -149,13 +149,22 @@ class Walker:
         strategy = task.get("triggerPolicy", {}).get("strategy")
         if not strategy or strategy == "ALL_UPSTREAM_TASKS_SUCCEEDED" or self.exit_handler_of(frame, task):
             return
+        name = task.get("componentRef", {}).get("name")
+        if strategy == "ALL_UPSTREAM_TASKS_COMPLETED" and "dag" not in self.components.get(name, {}):
+            return  # ignore_upstream_failure on a task: translated, or refused, by ir._ignore_upstream_failure
         raise unsupported(
             frame.name(local),
-            f"trigger strategy {strategy} (ignore_upstream_failure)",
-            "SageMaker runs a step only when every step it depends on succeeded: make this task the exit task "
-            "of a dsl.ExitHandler around its upstream tasks (translated: they record failures, it runs after "
-            "them), or drop ignore_upstream_failure",
+            f"trigger strategy {strategy} on a group (ignore_upstream_failure on a sub-pipeline)"
+            if strategy == "ALL_UPSTREAM_TASKS_COMPLETED"
+            else f"trigger strategy {strategy}",
+            "SageMaker runs a step only when every step it depends on succeeded: call ignore_upstream_failure on "
+            "the tasks inside the sub-pipeline, or make it the exit task of a dsl.ExitHandler around its upstream "
+            "tasks",
         )
+
+    @staticmethod
+    def ignores_upstream_failure(task: Mapping[str, Any]) -> bool:
+        return bool(task.get("triggerPolicy", {}).get("strategy") == "ALL_UPSTREAM_TASKS_COMPLETED")
 
     def exit_handler_of(self, frame: Frame, task: Mapping[str, Any]) -> str | None:
         """The dsl.ExitHandler whose exit task `task` is: it runs after the handler even on failure."""
@@ -270,6 +279,14 @@ class Walker:
         self, frame: Frame, local: str, task: Mapping[str, Any], component: Mapping[str, Any], items: ParamSource
     ) -> None:
         key = frame.name(local)
+        for body, spec in sorted(component["dag"].get("tasks", {}).items()):
+            if self.ignores_upstream_failure(spec):
+                raise unsupported(
+                    key,
+                    f"ignore_upstream_failure on '{body}' inside a runtime dsl.ParallelFor",
+                    "the loop's items run inside one job, whose failed item fails the step; move the task after "
+                    "the loop, or loop over a literal list",
+                )
         if frame.exit_handler is not None:
             raise unsupported(
                 key,
@@ -667,6 +684,7 @@ class Walker:
             origin=frame.origin,
             exit_handler=frame.exit_handler,
             exit_for=self.exit_handler_of(frame, task),
+            ignore_upstream_failure=self.ignores_upstream_failure(task) and self.exit_handler_of(frame, task) is None,
         )
 
     def _is_collected_folder(self, source: ArtifactSource | None) -> bool:
