@@ -68,6 +68,8 @@ class Frame:
     owner: str | None  # the group whose direct members are listed in `Walker.groups`
     origin: str  # for the report: "" at the top, "sub-pipeline 'x'", "loop 'for-loop-2' item 1"
     exit_handler: str | None = None  # the dsl.ExitHandler whose body this is (its tasks record failures)
+    # a pipeline as the exit task of these dsl.ExitHandlers: every task and dsl.If in it waits for their tasks
+    after: tuple[str, ...] = ()
 
     def name(self, local: str) -> str:
         return step_name(self.prefix + local)
@@ -212,11 +214,10 @@ class Walker:
             )
         handler = self.exit_handler_of(frame, task)
         if handler is not None:
-            raise unsupported(
-                key,
-                f"a pipeline as the exit task of dsl.ExitHandler '{handler}'",
-                "its steps would not wait for the handler's tasks; make the exit task one component",
-            )
+            if kind != "sub-pipeline":
+                raise unsupported(key, f"a {kind} as the exit task of dsl.ExitHandler '{handler}'")
+            # inlined below; every task and dsl.If in it waits for the handler's tasks (Frame.after)
+            self.exit_handlers[handler] = key
         if kind == "loop":
             fan_out = self.fan_out_items(frame, local, task, component)
             if fan_out is not None:
@@ -233,7 +234,7 @@ class Walker:
                 text=condition,
                 expression=expression,
                 refs={name: self._condition_ref(key, name, inner) for name in _refs(expression)},
-                depends_on=sorted(frame.name(d) for d in task.get("dependentTasks", [])),
+                depends_on=sorted({*(frame.name(d) for d in task.get("dependentTasks", [])), *frame.after}),
                 group=frame.condition,
             )
             self._add_member(frame, key, step=True)
@@ -293,10 +294,16 @@ class Walker:
                 f"a dsl.ParallelFor run in one job inside dsl.ExitHandler '{frame.exit_handler}'",
                 "move the loop out of the handler, or loop over a literal list",
             )
+        scope = self.group_scope(frame, local, task)
+        if any(isinstance(source, FinalStatus) for source in scope.values()):
+            raise unsupported(
+                key,
+                "dsl.PipelineTaskFinalStatus passed into a runtime dsl.ParallelFor",
+                "read the status in a task before the loop and pass the fields the loop needs",
+            )
         runtime = not isinstance(items, Constant)
-        plan = FanOutBuilder(self, frame, local, task, runtime).build(
-            items, self.group_scope(frame, local, task), component
-        )
+        plan = FanOutBuilder(self, frame, local, task, runtime).build(items, scope, component)
+        plan.depends_on = sorted({*plan.depends_on, *frame.after})
         self.tasks[key] = plan
         self._add_member(frame, key, step=True)
 
@@ -344,17 +351,21 @@ class Walker:
                     key,
                     f"loop '{key}' item {index}",
                     frame.exit_handler,
+                    frame.after,
                 )
                 for index, item in enumerate(items)
             ]
         if kind == "sub-pipeline":
             origin = f"sub-pipeline '{key}'"
             scope = {**_omitted_defaults(component, scope), **scope}
-            return [Frame(dag, scope, f"{frame.prefix}{local}-", frame.condition, key, origin, frame.exit_handler)]
+            exit_of = self.exit_handler_of(frame, task)  # a pipeline as an exit task: all of it waits
+            after = (*frame.after, exit_of) if exit_of else frame.after
+            prefix = f"{frame.prefix}{local}-"
+            return [Frame(dag, scope, prefix, frame.condition, key, origin, frame.exit_handler, after)]
         if kind == "condition":
-            return [Frame(dag, scope, frame.prefix, key, None, frame.origin, frame.exit_handler)]
+            return [Frame(dag, scope, frame.prefix, key, None, frame.origin, frame.exit_handler, frame.after)]
         handler = key if kind == "exit-handler" else frame.exit_handler
-        return [Frame(dag, scope, frame.prefix, frame.condition, key, frame.origin, handler)]
+        return [Frame(dag, scope, frame.prefix, frame.condition, key, frame.origin, handler, frame.after)]
 
     def group_scope(self, frame: Frame, local: str, task: Mapping[str, Any]) -> dict[str, Source]:
         key = frame.name(local)
@@ -676,7 +687,7 @@ class Walker:
             artifacts=artifacts,
             kind="training" if models else "processing",
             model_output=models[0] if models else None,
-            depends_on=sorted(frame.name(d) for d in task.get("dependentTasks", [])),
+            depends_on=sorted({*(frame.name(d) for d in task.get("dependentTasks", [])), *frame.after}),
             group=group,
             caching=bool(task.get("cachingOptions", {}).get("enableCache", False)),
             retry=task.get("retryPolicy"),

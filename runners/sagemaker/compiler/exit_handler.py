@@ -72,7 +72,8 @@ def final_status_arguments(ctx: BuildContext, task: str, parameter: str, handler
         # ignore_upstream_failure: KFP names the one upstream task as the status's producer
         status = status_of(ctx, handler).to_string()
         return [FINAL_STATUS_FLAG, parameter, handler, HANDLER_STATUS_FLAG, handler, status]
-    if ctx.plan.exit_handlers.get(handler) != task:
+    exit_task = ctx.plan.exit_handlers.get(handler)
+    if exit_task is None or task not in ctx.plan.tasks_in(exit_task):  # the exit task, or a task of the exit pipeline
         raise UnsupportedFeatureError(
             f"task '{task}': reads dsl.PipelineTaskFinalStatus of '{handler}' but is not its exit task; "
             "read the status in the exit task of that dsl.ExitHandler"
@@ -110,7 +111,8 @@ def status_steps(ctx: BuildContext) -> list[Any]:
                 conditions=[ConditionEquals(left=status_of(ctx, task), right=SUCCEEDED) for task in tasks],
                 if_steps=[],
                 else_steps=[fail],
-                depends_on=[exit_task],
+                # the exit task's step, or every step of a pipeline as the exit task (a dsl.If by its ConditionStep)
+                depends_on=ctx.plan.step_dependencies(exit_task),
             )
         )
     return steps
@@ -187,10 +189,17 @@ def ignore_line(plan: PipelinePlan, task: str) -> str:
 
 def handler_line(plan: PipelinePlan, handler: str) -> str:
     tasks = plan.handler_tasks(handler)
+    exit_task = plan.exit_handlers[handler]
+    runs = (
+        f"exit task '{exit_task}' runs after them all"
+        if exit_task in plan.tasks
+        else f"exit pipeline '{exit_task}' is inlined and each of its steps {plan.tasks_in(exit_task)} runs after them "
+        "all (those reading dsl.PipelineTaskFinalStatus get the handler's)"
+    )
     return (
         f"dsl.ExitHandler '{handler}' -> its tasks {tasks} record a failure in outputs.json instead of failing (a "
-        f"later task of the handler that reads one is skipped); exit task '{plan.exit_handlers[handler]}' runs "
-        f"after them all; then ConditionStep '{handler}-status' ends the execution with FailStep "
+        f"later task of the handler that reads one is skipped); {runs}; then ConditionStep '{handler}-status' "
+        f"(after {plan.step_dependencies(exit_task)}) ends the execution with FailStep "
         f"'{handler}-failed' if any did not succeed. A job SageMaker itself fails (capacity, out of memory, a "
         "stop) still ends the run without the exit task"
     )
