@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from kubesage.errors import DataError, RunnerError, SpecIntegrityError
+from kubesage.runners.sagemaker import pod_fields
 from kubesage.runners.sagemaker.child import child_environment, close_stopped_run, run_child
 from kubesage.runners.sagemaker.fetch import fetch_inputs
 from kubesage.runners.sagemaker.integrity import DIGEST_FLAG, read_verified_spec
@@ -410,6 +411,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         # The secrets the definition names (never their values), read with the job role before any task code runs.
         secret_values = resolve_environment(os.environ, _secrets_client)
+        secret_values.update(pod_fields.resolve_environment(os.environ))  # metadata.name: the job's name
     except RunnerError as exc:
         print(f"kubesage shim: task '{args.task}': {exc}", file=sys.stderr)
         return exc.exit_code

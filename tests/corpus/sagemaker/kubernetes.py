@@ -74,6 +74,37 @@ def k8s_field_path_env() -> None:
     kubernetes.use_field_path_as_env(task, env_name="POD_NAME", field_path="metadata.name")
 
 
+@dsl.pipeline(name="k8s-pod-metadata-env")
+def k8s_pod_metadata_env() -> None:
+    """kubeflow/pipelines samples/v2/pipeline_with_pod_metadata: labels and annotations the task sets."""
+    task = say(text="labelled")
+    kubernetes.add_pod_label(task, "team", "ml")
+    kubernetes.add_pod_annotation(task, "owner", "kubesage")
+    kubernetes.use_field_path_as_env(task, "TEAM", "metadata.labels['team']")
+    kubernetes.use_field_path_as_env(task, "OWNER", "metadata.annotations['owner']")
+    kubernetes.use_field_path_as_env(task, "NOT_SET", "metadata.labels['not-set']")
+    kubernetes.use_field_path_as_env(task, "POD_NAME", "metadata.name")
+
+
+@dsl.pipeline(name="k8s-field-path-namespace")
+def k8s_field_path_namespace() -> None:
+    task = say(text="where am i")
+    kubernetes.use_field_path_as_env(task, "NAMESPACE", "metadata.namespace")
+
+
+@dsl.pipeline(name="k8s-field-path-backend-label")
+def k8s_field_path_backend_label() -> None:
+    task = say(text="which run")
+    kubernetes.use_field_path_as_env(task, "RUN", "metadata.labels['pipeline/runid']")
+
+
+@dsl.pipeline(name="k8s-field-path-name-in-runtime-loop")
+def k8s_field_path_name_in_runtime_loop(items: list = [1, 2]) -> None:  # noqa: B006
+    with dsl.ParallelFor(items) as item:
+        task = echo(x=item)
+        kubernetes.use_field_path_as_env(task, "POD_NAME", "metadata.name")
+
+
 @dsl.pipeline(name="k8s-pvc")
 def k8s_pvc() -> None:
     pvc = kubernetes.CreatePVC(pvc_name_suffix="-scratch", access_modes=["ReadWriteOnce"], size="1Gi")
@@ -183,11 +214,38 @@ CORPUS: list[Case] = [
     ),
     (
         k8s_field_path_env,
+        Translates("say", report=("say: metadata.name -> env POD_NAME = the SageMaker job's name",)),
+    ),
+    (
+        k8s_pod_metadata_env,
+        Translates(
+            "say",
+            report=(
+                "say: metadata.labels['team'] -> env TEAM='ml' (literal: the task sets it)",
+                "say: metadata.annotations['owner'] -> env OWNER='kubesage' (literal: the task sets it)",
+                "say: metadata.labels['not-set'] -> env NOT_SET='' (the task does not set it: empty",
+            ),
+        ),
+    ),
+    (
+        k8s_field_path_namespace,
         Refused(
-            r"^task 'say': a pod field as environment \(use_field_path_as_env: POD_NAME <- metadata.name, "
-            r"which a SageMaker job does not have\).*"
+            r"^task 'say': a pod field as environment \(use_field_path_as_env: NAMESPACE <- metadata.namespace, "
+            r"which a SageMaker job does not have\) cannot be compiled to SageMaker Pipelines; "
             r"pass the value as a pipeline parameter"
         ),
+    ),
+    (
+        k8s_field_path_backend_label,
+        Refused(
+            r"^task 'say': a pod field as environment \(use_field_path_as_env: RUN <- "
+            r"metadata.labels\['pipeline/runid'\]\), a label the task does not set, "
+            r"which KFP's backend or the cluster may"
+        ),
+    ),
+    (
+        k8s_field_path_name_in_runtime_loop,
+        Refused(r"^task 'for-loop-1-echo': a pod field as environment .*the items of a runtime loop share one job"),
     ),
     (k8s_pvc, Refused(r"task 'createpvc': a Kubernetes PersistentVolumeClaim")),
     (k8s_config_map_volume, Refused(r"task 'echo': a Kubernetes ConfigMap as a volume")),
