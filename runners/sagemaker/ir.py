@@ -229,6 +229,14 @@ def _pipeline_parameters(spec: dict[str, Any]) -> dict[str, ParameterPlan]:
     params: dict[str, ParameterPlan] = {}
     for name, pdef in sorted(defs.get("parameters", {}).items()):
         ptype = pdef["parameterType"]
+        if ptype == "TASK_FINAL_STATUS":
+            # KFP fills it only for an exit task; its API server refuses a value for it on a root component
+            raise UnsupportedFeatureError(
+                f"pipeline parameter '{name}': a dsl.PipelineTaskFinalStatus input, which KFP gives only to the exit "
+                "task of a dsl.ExitHandler (its API refuses a value for it on a run of this pipeline on its own), "
+                "cannot be compiled to SageMaker Pipelines as a pipeline of its own; compile the pipeline that uses "
+                "it in dsl.ExitHandler(...) (translated: its steps run after the handler's tasks and get their status)"
+            )
         if ptype not in PARAMETER_TYPES:
             raise UnsupportedFeatureError(
                 f"pipeline parameter '{name}': type {ptype} has no SageMaker parameter type; use a string parameter"

@@ -236,6 +236,13 @@ CORPUS: list[Case] = [
         ),
     ),
     (
+        notify_on_failure,  # kubeflow/pipelines' pipeline_with_task_final_status_as_parameter, compiled on its own
+        Refused(
+            r"^pipeline parameter 'status': a dsl.PipelineTaskFinalStatus input, which KFP gives only to the exit "
+            r"task of a dsl.ExitHandler .*compile the pipeline that uses it in dsl.ExitHandler\(...\)"
+        ),
+    ),
+    (
         pipeline_as_exit_task_status_into_a_loop,
         Refused(
             r"^task 'notify-each-for-loop-1': dsl.PipelineTaskFinalStatus passed into a runtime dsl.ParallelFor "
