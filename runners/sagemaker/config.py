@@ -102,8 +102,9 @@ class SageMakerConfig(RunnerOptions):
     secret_map: dict[str, str] = Field(
         default_factory=dict,
         description="Kubernetes secret name -> Secrets Manager secret (name or ARN) holding the same keys as a "
-        "JSON object, for use_secret_as_env/use_secret_as_volume: NAME=SECRET,... or JSON; the job role may read "
-        "only these (compile writes that statement beside the definition)",
+        "JSON object, for use_secret_as_env/use_secret_as_volume: NAME=SECRET,... or JSON; a name not given reads "
+        "the Secrets Manager secret of the same name; the job role may read only the secrets the tasks use "
+        "(compile writes that statement beside the definition)",
         json_schema_extra={"flag": "--secret-map"},
     )
     config_maps: dict[str, dict[str, str]] = Field(

@@ -68,6 +68,8 @@ class Frame:
     owner: str | None  # the group whose direct members are listed in `Walker.groups`
     origin: str  # for the report: "" at the top, "sub-pipeline 'x'", "loop 'for-loop-2' item 1"
     exit_handler: str | None = None  # the dsl.ExitHandler whose body this is (its tasks record failures)
+    # a pipeline as the exit task of these dsl.ExitHandlers: every task and dsl.If in it waits for their tasks
+    after: tuple[str, ...] = ()
 
     def name(self, local: str) -> str:
         return step_name(self.prefix + local)
@@ -149,13 +151,22 @@ class Walker:
         strategy = task.get("triggerPolicy", {}).get("strategy")
         if not strategy or strategy == "ALL_UPSTREAM_TASKS_SUCCEEDED" or self.exit_handler_of(frame, task):
             return
+        name = task.get("componentRef", {}).get("name")
+        if strategy == "ALL_UPSTREAM_TASKS_COMPLETED" and "dag" not in self.components.get(name, {}):
+            return  # ignore_upstream_failure on a task: translated, or refused, by ir._ignore_upstream_failure
         raise unsupported(
             frame.name(local),
-            f"trigger strategy {strategy} (ignore_upstream_failure)",
-            "SageMaker runs a step only when every step it depends on succeeded: make this task the exit task "
-            "of a dsl.ExitHandler around its upstream tasks (translated: they record failures, it runs after "
-            "them), or drop ignore_upstream_failure",
+            f"trigger strategy {strategy} on a group (ignore_upstream_failure on a sub-pipeline)"
+            if strategy == "ALL_UPSTREAM_TASKS_COMPLETED"
+            else f"trigger strategy {strategy}",
+            "SageMaker runs a step only when every step it depends on succeeded: call ignore_upstream_failure on "
+            "the tasks inside the sub-pipeline, or make it the exit task of a dsl.ExitHandler around its upstream "
+            "tasks",
         )
+
+    @staticmethod
+    def ignores_upstream_failure(task: Mapping[str, Any]) -> bool:
+        return bool(task.get("triggerPolicy", {}).get("strategy") == "ALL_UPSTREAM_TASKS_COMPLETED")
 
     def exit_handler_of(self, frame: Frame, task: Mapping[str, Any]) -> str | None:
         """The dsl.ExitHandler whose exit task `task` is: it runs after the handler even on failure."""
@@ -203,11 +214,10 @@ class Walker:
             )
         handler = self.exit_handler_of(frame, task)
         if handler is not None:
-            raise unsupported(
-                key,
-                f"a pipeline as the exit task of dsl.ExitHandler '{handler}'",
-                "its steps would not wait for the handler's tasks; make the exit task one component",
-            )
+            if kind != "sub-pipeline":
+                raise unsupported(key, f"a {kind} as the exit task of dsl.ExitHandler '{handler}'")
+            # inlined below; every task and dsl.If in it waits for the handler's tasks (Frame.after)
+            self.exit_handlers[handler] = key
         if kind == "loop":
             fan_out = self.fan_out_items(frame, local, task, component)
             if fan_out is not None:
@@ -224,7 +234,7 @@ class Walker:
                 text=condition,
                 expression=expression,
                 refs={name: self._condition_ref(key, name, inner) for name in _refs(expression)},
-                depends_on=sorted(frame.name(d) for d in task.get("dependentTasks", [])),
+                depends_on=sorted({*(frame.name(d) for d in task.get("dependentTasks", [])), *frame.after}),
                 group=frame.condition,
             )
             self._add_member(frame, key, step=True)
@@ -270,16 +280,30 @@ class Walker:
         self, frame: Frame, local: str, task: Mapping[str, Any], component: Mapping[str, Any], items: ParamSource
     ) -> None:
         key = frame.name(local)
+        for body, spec in sorted(component["dag"].get("tasks", {}).items()):
+            if self.ignores_upstream_failure(spec):
+                raise unsupported(
+                    key,
+                    f"ignore_upstream_failure on '{body}' inside a runtime dsl.ParallelFor",
+                    "the loop's items run inside one job, whose failed item fails the step; move the task after "
+                    "the loop, or loop over a literal list",
+                )
         if frame.exit_handler is not None:
             raise unsupported(
                 key,
                 f"a dsl.ParallelFor run in one job inside dsl.ExitHandler '{frame.exit_handler}'",
                 "move the loop out of the handler, or loop over a literal list",
             )
+        scope = self.group_scope(frame, local, task)
+        if any(isinstance(source, FinalStatus) for source in scope.values()):
+            raise unsupported(
+                key,
+                "dsl.PipelineTaskFinalStatus passed into a runtime dsl.ParallelFor",
+                "read the status in a task before the loop and pass the fields the loop needs",
+            )
         runtime = not isinstance(items, Constant)
-        plan = FanOutBuilder(self, frame, local, task, runtime).build(
-            items, self.group_scope(frame, local, task), component
-        )
+        plan = FanOutBuilder(self, frame, local, task, runtime).build(items, scope, component)
+        plan.depends_on = sorted({*plan.depends_on, *frame.after})
         self.tasks[key] = plan
         self._add_member(frame, key, step=True)
 
@@ -327,17 +351,21 @@ class Walker:
                     key,
                     f"loop '{key}' item {index}",
                     frame.exit_handler,
+                    frame.after,
                 )
                 for index, item in enumerate(items)
             ]
         if kind == "sub-pipeline":
             origin = f"sub-pipeline '{key}'"
             scope = {**_omitted_defaults(component, scope), **scope}
-            return [Frame(dag, scope, f"{frame.prefix}{local}-", frame.condition, key, origin, frame.exit_handler)]
+            exit_of = self.exit_handler_of(frame, task)  # a pipeline as an exit task: all of it waits
+            after = (*frame.after, exit_of) if exit_of else frame.after
+            prefix = f"{frame.prefix}{local}-"
+            return [Frame(dag, scope, prefix, frame.condition, key, origin, frame.exit_handler, after)]
         if kind == "condition":
-            return [Frame(dag, scope, frame.prefix, key, None, frame.origin, frame.exit_handler)]
+            return [Frame(dag, scope, frame.prefix, key, None, frame.origin, frame.exit_handler, frame.after)]
         handler = key if kind == "exit-handler" else frame.exit_handler
-        return [Frame(dag, scope, frame.prefix, frame.condition, key, frame.origin, handler)]
+        return [Frame(dag, scope, frame.prefix, frame.condition, key, frame.origin, handler, frame.after)]
 
     def group_scope(self, frame: Frame, local: str, task: Mapping[str, Any]) -> dict[str, Source]:
         key = frame.name(local)
@@ -659,7 +687,7 @@ class Walker:
             artifacts=artifacts,
             kind="training" if models else "processing",
             model_output=models[0] if models else None,
-            depends_on=sorted(frame.name(d) for d in task.get("dependentTasks", [])),
+            depends_on=sorted({*(frame.name(d) for d in task.get("dependentTasks", [])), *frame.after}),
             group=group,
             caching=bool(task.get("cachingOptions", {}).get("enableCache", False)),
             retry=task.get("retryPolicy"),
@@ -667,6 +695,7 @@ class Walker:
             origin=frame.origin,
             exit_handler=frame.exit_handler,
             exit_for=self.exit_handler_of(frame, task),
+            ignore_upstream_failure=self.ignores_upstream_failure(task) and self.exit_handler_of(frame, task) is None,
         )
 
     def _is_collected_folder(self, source: ArtifactSource | None) -> bool:

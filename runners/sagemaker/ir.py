@@ -152,6 +152,10 @@ class TaskPlan:
     # inside a dsl.ExitHandler: the handler's key (the step records a failure instead of failing)
     exit_handler: str | None = None
     exit_for: str | None = None  # the dsl.ExitHandler this task is the exit task of
+    # `.ignore_upstream_failure()`: the task runs after its upstream tasks even when one failed
+    ignore_upstream_failure: bool = False
+    # upstream of such a task: the step records its failure (outputs.json) instead of failing
+    records_failure: bool = False
 
     def output_parameters(self) -> dict[str, Any]:
         return dict(self.component.get("outputDefinitions", {}).get("parameters", {}))
@@ -193,6 +197,8 @@ class PipelinePlan:
     one_of: dict[str, list[str]] = field(default_factory=dict)
     # dsl.ExitHandler group -> its exit task
     exit_handlers: dict[str, str] = field(default_factory=dict)
+    # a task with ignore_upstream_failure -> its upstream tasks, which record their failures
+    ignoring: dict[str, list[str]] = field(default_factory=dict)
 
     def handler_tasks(self, handler: str) -> list[str]:
         """The tasks inside a dsl.ExitHandler, which record their failure instead of failing."""
@@ -223,6 +229,14 @@ def _pipeline_parameters(spec: dict[str, Any]) -> dict[str, ParameterPlan]:
     params: dict[str, ParameterPlan] = {}
     for name, pdef in sorted(defs.get("parameters", {}).items()):
         ptype = pdef["parameterType"]
+        if ptype == "TASK_FINAL_STATUS":
+            # KFP fills it only for an exit task; its API server refuses a value for it on a root component
+            raise UnsupportedFeatureError(
+                f"pipeline parameter '{name}': a dsl.PipelineTaskFinalStatus input, which KFP gives only to the exit "
+                "task of a dsl.ExitHandler (its API refuses a value for it on a run of this pipeline on its own), "
+                "cannot be compiled to SageMaker Pipelines as a pipeline of its own; compile the pipeline that uses "
+                "it in dsl.ExitHandler(...) (translated: its steps run after the handler's tasks and get their status)"
+            )
         if ptype not in PARAMETER_TYPES:
             raise UnsupportedFeatureError(
                 f"pipeline parameter '{name}': type {ptype} has no SageMaker parameter type; use a string parameter"
@@ -250,7 +264,7 @@ def _ancestors(group: str | None, conditions: dict[str, ConditionPlan]) -> set[s
     return found
 
 
-def _producers(source: Source) -> list[TaskOutputParam | TaskOutputArtifact]:
+def producers(source: Source) -> list[TaskOutputParam | TaskOutputArtifact]:
     if isinstance(source, TaskOutputParam | TaskOutputArtifact):
         return [source]
     if isinstance(source, ImportedArtifact) and isinstance(source.uri, TaskOutputParam):
@@ -272,7 +286,7 @@ def _validate(plan: PipelinePlan) -> None:
         consumer_groups = _ancestors(task.group, plan.conditions)
         sources: list[tuple[str, Source]] = [*task.parameters.items(), *task.artifacts.items()]
         for name, whole in sources:
-            for source in _producers(whole):
+            for source in producers(whole):
                 if source.task in plan.one_of:
                     raise unsupported(
                         task.key, f"input '{name}' reads '{source.task}', which reads a dsl.OneOf", _ONE_OF_COPIES
@@ -300,6 +314,7 @@ def _validate(plan: PipelinePlan) -> None:
                     "(no PropertyFile on TrainingStep)",
                 )
     _validate_exit_handlers(plan)
+    _ignore_upstream_failure(plan)
     for task in plan.tasks.values():
         for dep in task.depends_on:
             if dep in plan.one_of:
@@ -318,7 +333,7 @@ def _validate_exit_handlers(plan: PipelinePlan) -> None:
                 "it; train outside the handler, or return the Model from a processing task",
             )
         for name, source in [*task.parameters.items(), *task.artifacts.items()]:
-            for producer in _producers(source):
+            for producer in producers(source):
                 inside = plan.tasks[producer.task].exit_handler if producer.task in plan.tasks else None
                 if inside is not None and task.exit_handler != inside:
                     raise unsupported(
@@ -326,6 +341,112 @@ def _validate_exit_handlers(plan: PipelinePlan) -> None:
                         f"input '{name}' reads '{producer.task}' from inside dsl.ExitHandler '{inside}'",
                         "a task inside the handler that failed leaves stand-in outputs; read it inside the handler",
                     )
+
+
+_IGNORE_HINT = (
+    "SageMaker runs a step only when every step it depends on succeeded, so its upstream tasks record a failure "
+    "instead of failing, which only a task that ignores it may read"
+)
+
+
+def _ignore_upstream_failure(plan: PipelinePlan) -> None:
+    """`.ignore_upstream_failure()` as "record, run the task, then fail", as dsl.ExitHandler: its upstream tasks
+    record a failure (stand-in outputs, `"status": "failed"`) and end successfully, the task runs after them and
+    gets each input from an upstream that did not succeed at its default, as KFP does; a status step then fails
+    the execution. What that cannot keep is refused."""
+    for key in sorted(k for k, t in plan.tasks.items() if t.ignore_upstream_failure):
+        task = plan.tasks[key]
+        if task.group is not None:
+            raise unsupported(key, "ignore_upstream_failure inside a dsl.If", "move the task out of the dsl.If")
+        upstream = []
+        for dep in task.depends_on:
+            if dep in plan.imports:
+                continue
+            if dep not in plan.tasks:
+                raise unsupported(
+                    key,
+                    f"ignore_upstream_failure after the group '{dep}' (a sub-pipeline, loop or dsl.If)",
+                    "only a task's own failure can be recorded; run the task after the group's tasks, or make it "
+                    "the exit task of a dsl.ExitHandler around the group",
+                )
+            upstream.append(dep)
+        for dep in upstream:
+            _check_ignored_upstream(plan, key, plan.tasks[dep])
+        for name, source in [*task.parameters.items(), *task.artifacts.items()]:
+            _check_default(plan, task, name, source, upstream)
+        if upstream:  # without upstream tasks KFP's ignore_upstream_failure has no effect
+            plan.ignoring[key] = sorted(upstream)
+            for dep in upstream:
+                plan.tasks[dep].records_failure = True
+
+
+def _check_ignored_upstream(plan: PipelinePlan, key: str, upstream: TaskPlan) -> None:
+    what = f"ignore_upstream_failure after '{upstream.key}'"
+    if upstream.kind == "training":
+        raise unsupported(
+            key,
+            f"{what}, a training task",
+            "a TrainingStep has no outputs.json to record its failure in; drop ignore_upstream_failure, or return "
+            "the Model from a processing task",
+        )
+    if upstream.fan_out is not None or upstream.group is not None or upstream.exit_handler is not None:
+        raise unsupported(
+            key,
+            f"{what}, which runs inside a dsl.If, a runtime loop or a dsl.ExitHandler",
+            "ignore the failure of plain tasks, or use dsl.ExitHandler around them",
+        )
+    before = sorted(
+        {p.task for s in [*upstream.parameters.values(), *upstream.artifacts.values()] for p in producers(s)}
+        | {step for dep in upstream.depends_on for step in plan.step_dependencies(dep)}
+    )
+    if before:
+        raise unsupported(
+            key,
+            f"{what}, which itself runs after {', '.join(repr(b) for b in before)}",
+            "had those failed, '" + upstream.key + "' would never run and SageMaker has no step after a step that "
+            "did not run; put the tasks in a dsl.ExitHandler whose exit task is '" + key + "'",
+        )
+    for other in sorted(plan.tasks.values(), key=lambda t: t.key):
+        if other.ignore_upstream_failure:  # reads it at its default when it failed; checked in its own turn
+            continue
+        reads = {p.task for s in [*other.parameters.values(), *other.artifacts.values()] for p in producers(s)}
+        follows = {step for dep in other.depends_on for step in plan.step_dependencies(dep)}
+        if upstream.key in reads | follows:
+            raise unsupported(
+                other.key,
+                f"runs after '{upstream.key}', whose failure is recorded for '{key}' (ignore_upstream_failure)",
+                f"{_IGNORE_HINT}: read '{upstream.key}' through '{key}', or give this task ignore_upstream_failure too",
+            )
+    for condition in plan.conditions.values():
+        if any(isinstance(r, TaskOutputParam) and r.task == upstream.key for r in condition.refs.values()):
+            raise unsupported(
+                condition.key,
+                f"a dsl.If on '{upstream.key}', whose failure is recorded for '{key}' (ignore_upstream_failure)",
+                f"{_IGNORE_HINT}: decide inside '{key}'",
+            )
+
+
+def _check_default(plan: PipelinePlan, task: TaskPlan, name: str, source: Source, upstream: list[str]) -> None:
+    """An input from an upstream task must have a default (KFP's SDK checks it too): it is what the task gets
+    when that task failed."""
+    for producer in producers(source):
+        if producer.task not in upstream:
+            continue
+        if isinstance(source, ImportedArtifact | Collected):
+            raise unsupported(
+                task.key,
+                f"input '{name}' reads '{producer.task}' through a dsl.importer or dsl.Collected "
+                "with ignore_upstream_failure",
+                "pass the output itself",
+            )
+        where = "artifacts" if isinstance(source, TaskOutputArtifact) else "parameters"
+        declared = task.component.get("inputDefinitions", {}).get(where, {}).get(name, {})
+        if not (declared.get("isOptional") or "defaultValue" in declared):
+            raise unsupported(
+                task.key,
+                f"input '{name}' reads '{producer.task}' with ignore_upstream_failure but has no default",
+                "give the input a default: it is what the task gets when that task failed",
+            )
 
 
 def plan_pipeline(spec: dict[str, Any]) -> PipelinePlan:

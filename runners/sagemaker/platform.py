@@ -5,18 +5,23 @@ pod: scheduling hints (node selectors, tolerations, affinity, labels, pull secre
 act on and are reported as ignored, since the instance type comes from the config. What the
 component reads has a translation where an honest one exists:
 
-- a secret as environment or as a volume -> the Secrets Manager secret `secret_map` names for it,
+- a secret as environment or as a volume -> the Secrets Manager secret `secret_map` names for it (by
+  default the one of the same name: a Kubernetes secret name is a valid Secrets Manager name),
   resolved by the shim when the job starts into the same env names (`secret_env.py`) or into one
   0600 file per key at the mount path (`secret_files.py`); the definition holds names only, and the
   job role may read only those secrets (`secret_policy.py`);
 - a ConfigMap as environment -> literal environment values given at compile time (`config_maps`).
 
-The rest (pod fields, PVCs, ephemeral volumes, ConfigMap volumes, a secret or ConfigMap named at run
+- a pod field as environment -> a label or annotation the task sets (a literal), one it does not set
+  (empty, as the downward API gives), the pod's name (the job's name, set by the shim: `pod_fields.py`).
+
+The rest (other pod fields, PVCs, ephemeral volumes, ConfigMap volumes, a secret or ConfigMap named at run
 time) is refused in one line naming the task, the feature and what to do instead.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -42,7 +47,8 @@ IGNORED = {
     "tolerations": "ignored: SageMaker jobs have no taints to tolerate",
     "nodeAffinity": "ignored: a SageMaker job runs on the instance type from the config (instance_types)",
     "podAffinity": "ignored: SageMaker schedules each job on its own instances",
-    "podMetadata": "ignored: SageMaker jobs have no pod labels or annotations",
+    "podMetadata": "ignored: SageMaker jobs have no pod labels or annotations (a use_field_path_as_env of one the "
+    "task sets gets its value)",
     "imagePullSecret": "ignored: SageMaker pulls the configured image with the execution role",
     "imagePullPolicy": "ignored: SageMaker always pulls the configured image",
     "activeDeadlineSeconds": "ignored: the job's limit is max_runtime_seconds from the config",
@@ -58,6 +64,7 @@ class TaskPlatform:
     secret_env: dict[str, SecretRef] = field(default_factory=dict)
     secret_files: dict[str, SecretMount] = field(default_factory=dict)
     literal_env: dict[str, str] = field(default_factory=dict)
+    job_name_env: list[str] = field(default_factory=list)  # metadata.name: the shim sets these to the job's name
 
     def secret_ids(self) -> set[str]:
         return {r.secret for r in self.secret_env.values()} | {m.secret for m in self.secret_files.values()}
@@ -97,15 +104,30 @@ def _constant_name(task: str, entry: Mapping[str, Any], field_name: str, what: s
     return constant
 
 
-def _secret_id(task: str, name: str, feature: str, config: SageMakerConfig) -> str:
+# What Secrets Manager accepts as a secret name; every Kubernetes secret name (a DNS subdomain) is one.
+_SECRETS_MANAGER_NAME = re.compile(r"^[A-Za-z0-9/_+=.@-]{1,512}$")
+
+
+def _secret_id(task: str, name: str, feature: str, config: SageMakerConfig, notes: list[str]) -> str:
+    """The Secrets Manager secret for Kubernetes secret `name`: the one `secret_map` names, else the one of
+    the same name (said in the report, so the user creates it or maps another)."""
     secret_id = config.secret_map.get(name)
-    if secret_id is None:
+    if secret_id is not None:
+        return secret_id
+    if not _SECRETS_MANAGER_NAME.match(name):
         raise UnsupportedFeatureError(
-            f"task '{task}': Kubernetes secret '{name}' ({feature}) has no Secrets Manager secret; map it with "
+            f"task '{task}': Kubernetes secret '{name}' ({feature}) is not a valid Secrets Manager name; map it with "
             # `$SECRET_ID`, not a bare word: the CLI masks `NAME=value` when NAME looks secret (api-token=...)
-            f"--secret-map {name}=$SECRET_ID (a Secrets Manager secret name or ARN holding the same keys as JSON)"
+            f"--secret-map '{name}'=$SECRET_ID (a Secrets Manager secret name or ARN holding the same keys as JSON)"
         )
-    return secret_id
+    note = (
+        f"  {task}: kubernetes secret '{name}' is not in --secret-map -> the Secrets Manager secret of the same "
+        f"name, '{name}' (create it holding the secret's keys as JSON, or map another with --secret-map "
+        f"{name}=$SECRET_ID)"
+    )
+    if note not in notes:
+        notes.append(note)
+    return name
 
 
 def _set_env(task: str, into: TaskPlatform, env: str, value: Any) -> None:
@@ -120,10 +142,10 @@ def _set_env(task: str, into: TaskPlatform, env: str, value: Any) -> None:
 
 
 def _secret_as_env(task: str, entries: list[Any], config: SageMakerConfig, into: TaskPlatform) -> list[str]:
-    notes = []
+    notes: list[str] = []
     for entry in entries:
         name = _constant_name(task, entry, "secretName", "a Kubernetes secret as environment (use_secret_as_env)")
-        secret_id = _secret_id(task, name, "use_secret_as_env", config)
+        secret_id = _secret_id(task, name, "use_secret_as_env", config, notes)
         optional = bool(entry.get("optional", False))
         for pair in entry.get("keyToEnv", []):
             ref = SecretRef(secret=secret_id, key=pair["secretKey"], optional=optional)
@@ -136,10 +158,10 @@ def _secret_as_env(task: str, entries: list[Any], config: SageMakerConfig, into:
 
 
 def _secret_as_volume(task: str, entries: list[Any], config: SageMakerConfig, into: TaskPlatform) -> list[str]:
-    notes = []
+    notes: list[str] = []
     for entry in entries:
         name = _constant_name(task, entry, "secretName", "a Kubernetes secret as a volume (use_secret_as_volume)")
-        secret_id = _secret_id(task, name, "use_secret_as_volume", config)
+        secret_id = _secret_id(task, name, "use_secret_as_volume", config, notes)
         mount = SecretMount(secret=secret_id, optional=bool(entry.get("optional", False)))
         path = entry["mountPath"]
         if into.secret_files.get(path, mount) != mount:
@@ -153,7 +175,7 @@ def _secret_as_volume(task: str, entries: list[Any], config: SageMakerConfig, in
 
 
 def _config_map_as_env(task: str, entries: list[Any], config: SageMakerConfig, into: TaskPlatform) -> list[str]:
-    notes = []
+    notes: list[str] = []
     for entry in entries:
         what = "a Kubernetes ConfigMap as environment (use_config_map_as_env)"
         name = _constant_name(task, entry, "configMapName", what)
@@ -176,21 +198,57 @@ def _config_map_as_env(task: str, entries: list[Any], config: SageMakerConfig, i
     return notes
 
 
-def _field_path_as_env(task: str, entries: list[Any], config: SageMakerConfig, into: TaskPlatform) -> list[str]:
-    # A SageMaker job has no pod: its name, namespace, labels, node or IP have no counterpart to read.
-    fields = ", ".join(f"{e.get('name')} <- {e.get('fieldPath')}" for e in entries)
-    raise unsupported(
-        task,
-        f"a pod field as environment (use_field_path_as_env: {fields}, which a SageMaker job does not have)",
-        "pass the value as a pipeline parameter (the execution is KUBESAGE_SAGEMAKER_EXECUTION_ARN in the step)",
-    )
+# metadata.labels['key'] / metadata.annotations['key']: what the Kubernetes downward API reads
+_POD_METADATA_FIELD = re.compile(r"""^metadata\.(labels|annotations)\[['"]([^'"]+)['"]\]$""")
+
+
+def _field_path_as_env(
+    task: str, entries: list[Any], pod_metadata: Mapping[str, Any], into: TaskPlatform, in_loop: bool
+) -> list[str]:
+    """Pod fields the value of which is known: a label or annotation the task sets itself (a literal), one it
+    does not set (empty, as Kubernetes gives), the pod's name (the job's name, set by the shim at start)."""
+    notes = []
+    for entry in entries:
+        env, path = str(entry.get("name", "")), str(entry.get("fieldPath", ""))
+        match = _POD_METADATA_FIELD.match(path)
+        if match is not None:
+            kind, key = match.groups()
+            declared = pod_metadata.get(kind, {})
+            if key in declared:
+                _set_env(task, into, env, str(declared[key]))
+                notes.append(f"  {task}: {path} -> env {env}={declared[key]!r} (literal: the task sets it)")
+            elif "/" in key:
+                raise unsupported(
+                    task,
+                    f"a pod field as environment (use_field_path_as_env: {env} <- {path}), "
+                    f"{'an annotation' if kind == 'annotations' else 'a label'} the task does not set, which KFP's "
+                    "backend or the cluster may",
+                    f"set it on the task (kfp.kubernetes.add_pod_{kind[:-1]}), or pass the value as a parameter",
+                )
+            else:
+                _set_env(task, into, env, "")
+                notes.append(f"  {task}: {path} -> env {env}='' (the task does not set it: empty, as in Kubernetes)")
+        elif path == "metadata.name" and not in_loop:
+            into.job_name_env.append(env)
+            notes.append(f"  {task}: metadata.name -> env {env} = the SageMaker job's name (set by the shim at start)")
+        else:
+            why = (
+                "the items of a runtime loop share one job, whose name is not one per item as the pod's is"
+                if path == "metadata.name"
+                else "which a SageMaker job does not have"
+            )
+            raise unsupported(
+                task,
+                f"a pod field as environment (use_field_path_as_env: {env} <- {path}, {why})",
+                "pass the value as a pipeline parameter (the execution's ARN is KUBESAGE_SAGEMAKER_EXECUTION_ARN)",
+            )
+    return notes
 
 
 _TRANSLATORS = {
     "secretAsEnv": _secret_as_env,
     "secretAsVolume": _secret_as_volume,
     "configMapAsEnv": _config_map_as_env,
-    "fieldPathAsEnv": _field_path_as_env,
 }
 
 
@@ -204,9 +262,15 @@ def translate(platform: Mapping[str, Any] | None, plan: PipelinePlan, config: Sa
     for key, executor, step in _executors(plan):
         settings = executors.get(executor, {})
         for feature in sorted(settings):
+            if feature == "fieldPathAsEnv":
+                into = result.tasks.setdefault(step, TaskPlatform())
+                pod = settings.get("podMetadata", {})
+                result.notes += _field_path_as_env(key, list(settings[feature]), pod, into, key != step)
+                continue
             if feature in _TRANSLATORS:
                 into = result.tasks.setdefault(step, TaskPlatform())
-                result.notes += _TRANSLATORS[feature](key, list(settings[feature]), config, into)
+                lines = _TRANSLATORS[feature](key, list(settings[feature]), config, into)
+                result.notes += [line for line in lines if line not in result.notes]  # a secret as env and file
                 continue
             if feature in REFUSED:
                 what, instead = REFUSED[feature]

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from kubesage.errors import DataError, RunnerError, SpecIntegrityError
+from kubesage.runners.sagemaker import pod_fields
 from kubesage.runners.sagemaker.child import child_environment, close_stopped_run, run_child
 from kubesage.runners.sagemaker.fetch import fetch_inputs
 from kubesage.runners.sagemaker.integrity import DIGEST_FLAG, read_verified_spec
@@ -258,6 +259,8 @@ _VALUE_OPTIONS = {
     "--upstream-status": 2,
     "--final-status": 2,
     "--handler-status": 2,
+    "--upstream-completed": 2,
+    "--input-from": 2,
 }
 
 
@@ -298,10 +301,29 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     args.data_param = {name: (directory, uri) for name, directory, uri in values["--data-param"]}
     args.param_item = values["--param-item"]
     args.upstream_status = {name: status for name, status in values["--upstream-status"]}
+    # ignore_upstream_failure: each upstream task's recorded status, and the inputs each gave
+    args.upstream_completed = {name: status for name, status in values["--upstream-completed"]}
+    args.input_from = [(name, task) for name, task in values["--input-from"]]
     handler_statuses = {name: status for name, status in values["--handler-status"]}
     for name, handler in values["--final-status"]:
         args.param[name] = json.dumps(final_status(handler, handler_statuses))
     return args
+
+
+def inputs_at_default(upstream: dict[str, str], input_from: list[tuple[str, str]]) -> dict[str, str]:
+    """ignore_upstream_failure: input -> the upstream task it came from, for each from one that did not
+    succeed. KFP gives such an input its default (its SDK requires one), not the stand-in the failed task
+    recorded."""
+    return {name: task for name, task in input_from if upstream.get(task, "succeeded") != "succeeded"}
+
+
+def drop_inputs(args: argparse.Namespace, spec: dict[str, Any], names: dict[str, str]) -> dict[str, Any]:
+    """The spec and runtime parameters without `names`: the executor then applies each input's default."""
+    for name, task in sorted(names.items()):
+        args.param.pop(name, None)
+        status = args.upstream_completed.get(task)
+        print(f"kubesage shim: task '{spec['task']}': input '{name}' takes its default ('{task}' {status})", flush=True)
+    return {**spec, "input_artifacts": {k: v for k, v in spec["input_artifacts"].items() if k not in names}}
 
 
 def final_status(handler: str, statuses: dict[str, str]) -> dict[str, Any]:
@@ -389,12 +411,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         # The secrets the definition names (never their values), read with the job role before any task code runs.
         secret_values = resolve_environment(os.environ, _secrets_client)
+        secret_values.update(pod_fields.resolve_environment(os.environ))  # metadata.name: the job's name
     except RunnerError as exc:
         print(f"kubesage shim: task '{args.task}': {exc}", file=sys.stderr)
         return exc.exit_code
     not_ok = sorted(name for name, status in args.upstream_status.items() if status != "succeeded")
     if not_ok:
         return _record_instead_of_failing(spec, "skipped", f"upstream {', '.join(not_ok)} did not succeed")
+    spec = drop_inputs(args, spec, inputs_at_default(args.upstream_completed, args.input_from))
     workdir = args.workdir or Path("/tmp/kubesage-task")
     (workdir / "parameters").mkdir(parents=True, exist_ok=True)
     for art in spec["output_artifacts"].values():

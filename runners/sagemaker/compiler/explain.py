@@ -112,7 +112,9 @@ def task_details(plan: PipelinePlan, config: SageMakerConfig, task: TaskPlan) ->
     image = task.container.get("image")
     if image and image != config.image_uri:
         notes.append(f"image {image} replaced by {config.image_uri}")
-    if task.caching:
+    if task.caching and (task.exit_handler is not None or task.records_failure):
+        notes.append("caching off: the step may record a failure and end successfully, which must not be cached")
+    elif task.caching:
         notes.append(f"caching -> CacheConfig(expire_after={config.cache_expire_after})")
     if task.retry and task.retry.get("maxRetryCount"):
         notes.append(

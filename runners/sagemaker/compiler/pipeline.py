@@ -14,7 +14,12 @@ from kubesage.runners.sagemaker import platform
 from kubesage.runners.sagemaker.compiler import explain
 from kubesage.runners.sagemaker.compiler.conditions import condition_steps
 from kubesage.runners.sagemaker.compiler.context import BuildContext
-from kubesage.runners.sagemaker.compiler.exit_handler import handler_line, status_steps
+from kubesage.runners.sagemaker.compiler.exit_handler import (
+    handler_line,
+    ignore_line,
+    ignore_status_steps,
+    status_steps,
+)
 from kubesage.runners.sagemaker.compiler.fanout import fan_out_line
 from kubesage.runners.sagemaker.compiler.order import topological
 from kubesage.runners.sagemaker.compiler.parameters import (
@@ -163,8 +168,9 @@ def _build(plan: PipelinePlan, config: SageMakerConfig, session: Any, platform_p
     report += [explain.condition_line(key, plan.conditions[key]) for key in conditions]
     top = [step for key, task in sorted(plan.tasks.items()) if task.group is None for step in steps_of(key)]
     top += [conditions[k] for k, c in sorted(plan.conditions.items()) if c.group is None]
-    top += status_steps(ctx)
+    top += status_steps(ctx) + ignore_status_steps(ctx)
     report += [handler_line(plan, handler) for handler in sorted(plan.exit_handlers)]
+    report += [ignore_line(plan, task) for task in sorted(plan.ignoring)]
     pipeline = Pipeline(
         name=ctx.name,
         parameters=[parameters[n] for n in sorted(parameters)],

@@ -201,7 +201,8 @@ def retry_policies(task: TaskPlan) -> list[Any] | None:
 def cache_config(ctx: BuildContext, task: TaskPlan) -> Any:
     from sagemaker.mlops.workflow.steps import CacheConfig
 
-    # a task inside a dsl.ExitHandler ends "successfully" when its component failed: never cache that
-    if not task.caching or task.exit_handler is not None:
+    # a task inside a dsl.ExitHandler (or before one ignoring upstream failure) ends "successfully" when its
+    # component failed: never cache that
+    if not task.caching or task.exit_handler is not None or task.records_failure:
         return None
     return CacheConfig(enable_caching=True, expire_after=ctx.config.cache_expire_after)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from kubesage.runners.sagemaker import secret_files
+from kubesage.runners.sagemaker import pod_fields, secret_files
 from kubesage.runners.sagemaker.compiler.context import BuildContext
 from kubesage.runners.sagemaker.compiler.exit_handler import final_status_arguments, handler_arguments
 from kubesage.runners.sagemaker.compiler.fanout import collected_artifact_file, fan_out_spec
@@ -131,7 +131,9 @@ def shim_environment(ctx: BuildContext, task: TaskPlan) -> dict[str, Any]:
     platform = ctx.platform.get(task.key)
     secret_env = mlflow_secret_env(ctx.config.mlflow_secret) if ctx.config.mlflow_secret else {}
     if platform is not None:
-        env.update(platform.literal_env)  # ConfigMap values given at compile time (not secrets)
+        env.update(platform.literal_env)  # ConfigMap values given at compile time (not secrets), pod labels
+        if platform.job_name_env:
+            env[pod_fields.ENV_JOB_NAME_ENV] = pod_fields.encode(platform.job_name_env)
         secret_env.update(platform.secret_env)
         if platform.secret_files:
             env[secret_files.ENV_SECRET_FILES] = secret_files.encode(platform.secret_files)

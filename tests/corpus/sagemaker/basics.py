@@ -111,5 +111,8 @@ CORPUS: list[Case] = [
     ),
     (named_tuple_outputs, Translates("split", "say", "echo", report=("JsonGet(split.parameters.head)",))),
     (task_options, Translates("echo", "echo-2", report=("retry x2", "resource requests ignored"))),
-    (ignore_upstream_failure, Refused(r"task 'say': trigger strategy ALL_UPSTREAM_TASKS_COMPLETED")),
+    (
+        ignore_upstream_failure,
+        Translates("echo", "say", "say-upstream-status", "say-upstream-failed", report=("ignores upstream failure",)),
+    ),
 ]

@@ -29,6 +29,12 @@ def k8s_secret_env_unmapped() -> None:
     kubernetes.use_secret_as_env(task, secret_name="api-token", secret_key_to_env={"token": "API_TOKEN"})
 
 
+@dsl.pipeline(name="k8s-secret-not-a-secrets-manager-name")
+def k8s_secret_not_a_secrets_manager_name() -> None:
+    task = say(text="needs a token")
+    kubernetes.use_secret_as_env(task, secret_name="api token!", secret_key_to_env={"token": "API_TOKEN"})
+
+
 @dsl.pipeline(name="k8s-secret-volume")
 def k8s_secret_volume() -> None:
     task = say(text="reads a certificate")
@@ -66,6 +72,37 @@ def k8s_config_map_env_without_value() -> None:
 def k8s_field_path_env() -> None:
     task = say(text="who am i")
     kubernetes.use_field_path_as_env(task, env_name="POD_NAME", field_path="metadata.name")
+
+
+@dsl.pipeline(name="k8s-pod-metadata-env")
+def k8s_pod_metadata_env() -> None:
+    """kubeflow/pipelines samples/v2/pipeline_with_pod_metadata: labels and annotations the task sets."""
+    task = say(text="labelled")
+    kubernetes.add_pod_label(task, "team", "ml")
+    kubernetes.add_pod_annotation(task, "owner", "kubesage")
+    kubernetes.use_field_path_as_env(task, "TEAM", "metadata.labels['team']")
+    kubernetes.use_field_path_as_env(task, "OWNER", "metadata.annotations['owner']")
+    kubernetes.use_field_path_as_env(task, "NOT_SET", "metadata.labels['not-set']")
+    kubernetes.use_field_path_as_env(task, "POD_NAME", "metadata.name")
+
+
+@dsl.pipeline(name="k8s-field-path-namespace")
+def k8s_field_path_namespace() -> None:
+    task = say(text="where am i")
+    kubernetes.use_field_path_as_env(task, "NAMESPACE", "metadata.namespace")
+
+
+@dsl.pipeline(name="k8s-field-path-backend-label")
+def k8s_field_path_backend_label() -> None:
+    task = say(text="which run")
+    kubernetes.use_field_path_as_env(task, "RUN", "metadata.labels['pipeline/runid']")
+
+
+@dsl.pipeline(name="k8s-field-path-name-in-runtime-loop")
+def k8s_field_path_name_in_runtime_loop(items: list = [1, 2]) -> None:  # noqa: B006
+    with dsl.ParallelFor(items) as item:
+        task = echo(x=item)
+        kubernetes.use_field_path_as_env(task, "POD_NAME", "metadata.name")
 
 
 @dsl.pipeline(name="k8s-pvc")
@@ -116,9 +153,21 @@ CORPUS: list[Case] = [
     ),
     (
         k8s_secret_env_unmapped,
+        Translates(
+            "say",
+            report=(
+                "say: kubernetes secret 'api-token' is not in --secret-map -> the Secrets Manager secret of the "
+                "same name, 'api-token'",
+                "say: kubernetes secret 'api-token' key 'token' -> env API_TOKEN from Secrets Manager 'api-token'",
+                "job role: secretsmanager:GetSecretValue on only 'api-token'",
+            ),
+        ),
+    ),
+    (
+        k8s_secret_not_a_secrets_manager_name,
         Refused(
-            r"^task 'say': Kubernetes secret 'api-token' \(use_secret_as_env\) has no Secrets Manager secret; "
-            r"map it with --secret-map api-token=\$SECRET_ID \(a Secrets Manager secret name or ARN"
+            r"^task 'say': Kubernetes secret 'api token!' \(use_secret_as_env\) is not a valid Secrets Manager "
+            r"name; map it with --secret-map 'api token!'=\$SECRET_ID"
         ),
     ),
     (
@@ -165,11 +214,38 @@ CORPUS: list[Case] = [
     ),
     (
         k8s_field_path_env,
+        Translates("say", report=("say: metadata.name -> env POD_NAME = the SageMaker job's name",)),
+    ),
+    (
+        k8s_pod_metadata_env,
+        Translates(
+            "say",
+            report=(
+                "say: metadata.labels['team'] -> env TEAM='ml' (literal: the task sets it)",
+                "say: metadata.annotations['owner'] -> env OWNER='kubesage' (literal: the task sets it)",
+                "say: metadata.labels['not-set'] -> env NOT_SET='' (the task does not set it: empty",
+            ),
+        ),
+    ),
+    (
+        k8s_field_path_namespace,
         Refused(
-            r"^task 'say': a pod field as environment \(use_field_path_as_env: POD_NAME <- metadata.name, "
-            r"which a SageMaker job does not have\).*"
+            r"^task 'say': a pod field as environment \(use_field_path_as_env: NAMESPACE <- metadata.namespace, "
+            r"which a SageMaker job does not have\) cannot be compiled to SageMaker Pipelines; "
             r"pass the value as a pipeline parameter"
         ),
+    ),
+    (
+        k8s_field_path_backend_label,
+        Refused(
+            r"^task 'say': a pod field as environment \(use_field_path_as_env: RUN <- "
+            r"metadata.labels\['pipeline/runid'\]\), a label the task does not set, "
+            r"which KFP's backend or the cluster may"
+        ),
+    ),
+    (
+        k8s_field_path_name_in_runtime_loop,
+        Refused(r"^task 'for-loop-1-echo': a pod field as environment .*the items of a runtime loop share one job"),
     ),
     (k8s_pvc, Refused(r"task 'createpvc': a Kubernetes PersistentVolumeClaim")),
     (k8s_config_map_volume, Refused(r"task 'echo': a Kubernetes ConfigMap as a volume")),
@@ -183,9 +259,13 @@ CORPUS: list[Case] = [
     ),
     (
         k8s_secret_in_runtime_loop_unmapped,
-        Refused(
-            r"^task 'for-loop-1-echo': Kubernetes secret 'api-token' \(use_secret_as_env\) has no Secrets "
-            r"Manager secret"
+        Translates(
+            "for-loop-1",
+            report=(
+                "for-loop-1-echo: kubernetes secret 'api-token' is not in --secret-map -> the Secrets Manager "
+                "secret of the same name",
+                "job role: secretsmanager:GetSecretValue on only 'api-token'",
+            ),
         ),
     ),
 ]

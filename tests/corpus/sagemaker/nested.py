@@ -3,7 +3,7 @@
 from kfp import dsl
 from kfp.dsl import Dataset
 
-from tests.corpus.sagemaker._components import count_lines, echo, fit, make_data, say
+from tests.corpus.sagemaker._components import count_lines, echo, fit, make_data, numbers, say
 from tests.corpus.sagemaker._expect import Case, Refused, Translates
 
 
@@ -128,6 +128,37 @@ def pipeline_as_exit_task() -> None:
         echo(x=1)
 
 
+@dsl.component(base_image="python:3.11", install_kfp_package=False)
+def run_state(status: dict) -> str:
+    return status["state"]
+
+
+@dsl.pipeline
+def notify_on_failure(status: dsl.PipelineTaskFinalStatus) -> None:
+    """kubeflow/pipelines' pipeline_as_exit_task: a dsl.If on the status the exit pipeline reads."""
+    with dsl.If(run_state(status=status).output == "FAILED"):
+        say(text="notify task failure")
+
+
+@dsl.pipeline(name="pipeline-as-exit-task-with-status")
+def pipeline_as_exit_task_with_status() -> None:
+    with dsl.ExitHandler(notify_on_failure(), name="guarded"):
+        first = echo(x=1)
+        echo(x=first.output)
+
+
+@dsl.pipeline
+def notify_each(status: dsl.PipelineTaskFinalStatus) -> None:
+    with dsl.ParallelFor(numbers(n=2).output) as item:
+        run_state(status=status).after(echo(x=item))
+
+
+@dsl.pipeline(name="pipeline-as-exit-task-status-into-a-loop")
+def pipeline_as_exit_task_status_into_a_loop() -> None:
+    with dsl.ExitHandler(notify_each()):
+        echo(x=1)
+
+
 CORPUS: list[Case] = [
     (
         sub_pipeline,
@@ -184,6 +215,38 @@ CORPUS: list[Case] = [
     ),
     (
         pipeline_as_exit_task,
-        Refused(r"^task 'notify': a pipeline as the exit task of dsl.ExitHandler 'exit-handler-1'.*one component$"),
+        Translates(
+            "echo",
+            "notify-say",
+            "exit-handler-1-status",
+            "exit-handler-1-failed",
+            report=("exit pipeline 'notify' is inlined and each of its steps ['notify-say'] runs after them all",),
+        ),
+    ),
+    (
+        pipeline_as_exit_task_with_status,
+        Translates(
+            "echo",
+            "echo-2",
+            "notify-on-failure-run-state",
+            "notify-on-failure-condition-1",
+            "notify-on-failure-say",
+            "exit-handler-1-status",
+            "exit-handler-1-failed",
+        ),
+    ),
+    (
+        notify_on_failure,  # kubeflow/pipelines' pipeline_with_task_final_status_as_parameter, compiled on its own
+        Refused(
+            r"^pipeline parameter 'status': a dsl.PipelineTaskFinalStatus input, which KFP gives only to the exit "
+            r"task of a dsl.ExitHandler .*compile the pipeline that uses it in dsl.ExitHandler\(...\)"
+        ),
+    ),
+    (
+        pipeline_as_exit_task_status_into_a_loop,
+        Refused(
+            r"^task 'notify-each-for-loop-1': dsl.PipelineTaskFinalStatus passed into a runtime dsl.ParallelFor "
+            r"cannot be compiled"
+        ),
     ),
 ]

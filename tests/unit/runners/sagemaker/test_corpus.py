@@ -28,7 +28,7 @@ from tests.paths import TESTS_DIR
 from tests.unit.runners.sagemaker.ir_file import compile_file
 
 CORPUS_DIR = TESTS_DIR / "corpus" / "sagemaker"
-MODULES = ("basics", "conditions", "nested", "loops", "importers", "kubernetes")
+MODULES = ("basics", "conditions", "nested", "loops", "importers", "kubernetes", "failures")
 MALFORMED = sorted((CORPUS_DIR / "malformed").glob("*.yaml"))
 CONFIG = SageMakerConfig(bucket="kubesage-corpus")
 

@@ -151,9 +151,57 @@ def test_compile_explains_and_writes_the_policy_beside_the_definition(tmp_path: 
     assert json.loads((tmp_path / "out.json.job-role-secrets.json").read_text())["Statement"][0]["Resource"] == [
         "arn:aws:secretsmanager:us-east-1:000000000000:secret:prod/api-token-??????"
     ]
-    refused = CliRunner().invoke(main, ["compile", str(ir), "--target", "sagemaker", "--output", str(tmp_path / "x")])
-    assert refused.exit_code == 2
-    assert refused.stderr.strip().splitlines() == [
-        "error: task 'say': Kubernetes secret 'api-token' (use_secret_as_env) has no Secrets Manager secret; map it "
-        "with --secret-map api-token=$SECRET_ID (a Secrets Manager secret name or ARN holding the same keys as JSON)"
+    # without --secret-map: the Secrets Manager secret of the same name, said in the report and the policy
+    same_name = CliRunner().invoke(
+        main, ["compile", str(ir), "--target", "sagemaker", "--output", str(tmp_path / "x.json"), "--explain"]
+    )
+    assert same_name.exit_code == 0, same_name.output
+    assert (
+        "say: kubernetes secret 'api-token' is not in --secret-map -> the Secrets Manager secret of the same name, "
+        "'api-token' (create it holding the secret's keys as JSON, or map another with --secret-map "
+        "api-token=$SECRET_ID)"
+    ) in same_name.stdout
+    assert "job role: secretsmanager:GetSecretValue on only 'api-token'" in same_name.stdout
+    assert json.loads((tmp_path / "x.json.job-role-secrets.json").read_text())["Statement"][0]["Resource"] == [
+        "arn:aws:secretsmanager:us-east-1:000000000000:secret:api-token-??????"
+    ]
+
+
+def test_an_unmapped_secret_reads_the_secrets_manager_secret_of_the_same_name(tmp_path: Path) -> None:
+    """kubeflow/pipelines samples/v2/pipeline_with_secret_as_env and _as_volume compile without --secret-map:
+    the names only in the definition, the job role's statement naming exactly the secrets the tasks read."""
+    compiled = _compiled(kubernetes.k8s_secrets_env_and_file, tmp_path, config_maps={"settings": {"level": "INFO"}})
+    env = _environment(compiled, "use-token")
+    assert json.loads(env["KUBESAGE_SECRET_ENV"]) == {
+        "API_TOKEN": {"secret": "api-token", "key": "token", "optional": False}
+    }
+    assert json.loads(env["KUBESAGE_SECRET_FILES"]) == {"/etc/api-token": {"secret": "api-token", "optional": False}}
+    assert compiled.job_role_secrets_policy == {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "ReadOnlyTheTasksSecrets",
+                "Effect": "Allow",
+                "Action": "secretsmanager:GetSecretValue",
+                "Resource": ["arn:aws:secretsmanager:us-east-1:111122223333:secret:api-token-??????"],
+            }
+        ],
+    }
+    notes = [line for line in compiled.report if "is not in --secret-map" in line]
+    assert len(notes) == 1  # one note per task and secret, though env and volume both read it
+    policy = tmp_path / "out.json.job-role-secrets.json"
+    compiled.write(tmp_path / "out.json")
+    assert LINT.lint_policy(policy.name, policy.read_text()) == []
+
+
+def test_the_secret_map_still_overrides_one_name_and_the_rest_keep_theirs(tmp_path: Path) -> None:
+    compiled = _compiled(kubernetes.k8s_secrets_env_and_file, tmp_path, secret_map={"other": "prod/other"},
+                         config_maps={"settings": {"level": "INFO"}})  # fmt: skip
+    assert json.loads(_environment(compiled, "use-token")["KUBESAGE_SECRET_ENV"])["API_TOKEN"]["secret"] == "api-token"
+    compiled = _compiled(kubernetes.k8s_secrets_env_and_file, tmp_path, secret_map={"api-token": "prod/api"},
+                         config_maps={"settings": {"level": "INFO"}})  # fmt: skip
+    assert not [line for line in compiled.report if "is not in --secret-map" in line]
+    assert compiled.job_role_secrets_policy is not None
+    assert compiled.job_role_secrets_policy["Statement"][0]["Resource"] == [
+        "arn:aws:secretsmanager:us-east-1:111122223333:secret:prod/api-??????"
     ]
