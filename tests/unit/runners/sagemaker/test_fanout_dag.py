@@ -87,7 +87,9 @@ def test_each_item_runs_only_its_branch_its_nested_loop_and_its_sub_pipeline(tmp
         # tag-3 read dsl.OneOf(big, small): whichever branch ran for that item ("small1", then + "0")
         "tag_3__Output": ["small10", "big20", "big30"],
     }
-    sub = json.loads((workdir / "items" / "2" / "condition-7" / "plus-ten" / "add" / "executor_output.json").read_text())
+    sub = json.loads(
+        (workdir / "items" / "2" / "condition-7" / "plus-ten" / "add" / "executor_output.json").read_text()
+    )
     assert sub["parameterValues"] == {"Output": 13}
 
 
@@ -134,7 +136,7 @@ def test_a_condition_that_cannot_be_evaluated_fails_its_item_naming_it(
                 '[1, "x"]')  # fmt: skip
     assert code == 1
     err = capsys.readouterr().err
-    assert "1 of 2 items failed: item 1 (\"x\"): dsl.If 'condition-7': condition \"int(inputs.parameter_values" in err
+    assert '1 of 2 items failed: item 1 ("x"): dsl.If \'condition-7\': condition "int(inputs.parameter_values' in err
     assert "could not be evaluated with {'pipelinechannel--items-loop-item': 'x'}" in err
     assert "double" in _ran(tmp_path / "w", 0)
 
