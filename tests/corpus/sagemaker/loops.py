@@ -133,7 +133,7 @@ def runtime_loop_nested_collected_artifacts(sizes: list = [1, 2]) -> None:  # no
     with dsl.ParallelFor(sizes) as n:
         with dsl.ParallelFor([1, 2]) as m:
             with dsl.If(m >= 1):
-                made = make_data(n=m)
+                made = make_data(n=n)
     count_all(datasets=dsl.Collected(made.outputs["data"]))
 
 
