@@ -355,7 +355,10 @@ class Walker:
         key = frame.name(local)
         if "artifactIterator" in task:
             raise unsupported(
-                key, "dsl.ParallelFor over a list of artifacts", "SageMaker cannot fan out over a runtime list"
+                key,
+                "dsl.ParallelFor over a list of artifacts",
+                "loop over a list of parameters instead (the artifacts' URIs, or the values that made them), "
+                "or hand the dsl.Collected list to one task that reads every artifact",
             )
         iterator = task["parameterIterator"]
         items_spec = iterator.get("items", {})

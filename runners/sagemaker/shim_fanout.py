@@ -535,5 +535,8 @@ def run_fan_out(
     except OSError as exc:  # moving an item's artifact into the step's output folder
         print(f"kubesage shim: fan-out '{task}': gathering the artifacts failed: {exc}", file=sys.stderr)
         return 1
+    for run in runs:
+        if run.skipped:  # what KFP's UI would show as skipped branches, per item
+            print(f"kubesage shim: fan-out '{task}': item {run.index}: dsl.If false, skipped {', '.join(run.skipped)}")
     print(f"kubesage shim: fan-out '{task}': {len(runs)} items succeeded", flush=True)
     return 0

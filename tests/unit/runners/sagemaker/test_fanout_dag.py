@@ -66,8 +66,13 @@ def run_fan_out_dag(tmp_path: Path, items: list[int]) -> tuple[dict[str, Any], P
     return json.loads((ml / "output" / "kubesage-outputs" / "outputs.json").read_text()), workdir, specs
 
 
-def test_each_item_runs_only_its_branch_its_nested_loop_and_its_sub_pipeline(tmp_path: Path) -> None:
+def test_each_item_runs_only_its_branch_its_nested_loop_and_its_sub_pipeline(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     outputs, workdir, _ = run_fan_out_dag(tmp_path, [1, 2, 3])
+    out = capsys.readouterr().out
+    assert "item 0: dsl.If false, skipped condition-7, condition-branches-2/condition-3" in out
+    assert "item 2: dsl.If false, skipped condition-branches-2/condition-4" in out
     nested = ["for-loop-6/0/add", "for-loop-6/1/add"]
     # item 1: doubled 2 is not > 2, so the Else branch (condition-4) runs; n == 3 is false: no plus-ten
     assert _ran(workdir, 0) == ["condition-branches-2/condition-4/tag-2", "double", *nested, "tag-3"]
