@@ -208,3 +208,55 @@ def parse_condition(text: str, *, task: str) -> Expr:
         raise UnsupportedFeatureError(
             f"task '{task}': condition {text!r} is outside the supported subset ({SUBSET}): {exc}"
         ) from exc
+
+
+def check_syntax(text: str, *, task: str) -> None:
+    """Refuse a condition that is not valid CEL; a fan-out job evaluates the rest with cel-python itself."""
+    from celpy.celparser import CELParseError
+
+    try:
+        _parser().parse(text)
+    except CELParseError as exc:
+        raise UnsupportedFeatureError(
+            f"task '{task}': condition {text!r} is not valid CEL; recompile it with kfp.compiler"
+        ) from exc
+
+
+def _kfp_value(value: Any) -> Any:
+    """A value as KFP's backend hands it to CEL (protobuf Value semantics: every number is a double)."""
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return value
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, dict):
+        return {str(k): _kfp_value(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_kfp_value(v) for v in value]
+    return value
+
+
+@cache
+def _program(text: str) -> Any:
+    import celpy
+
+    environment = celpy.Environment()
+    return environment.program(environment.compile(text))
+
+
+def evaluate(text: str, values: dict[str, Any]) -> bool:
+    """A KFP trigger condition's truth with `values` as `inputs.parameter_values`, by cel-python.
+
+    Raises ValueError when it cannot be evaluated (a missing input, comparing a number with a
+    string) or is not a boolean, as KFP's driver fails the task then."""
+    import celpy
+    from celpy.celtypes import BoolType
+
+    activation = {"inputs": celpy.json_to_cel({"parameter_values": _kfp_value(values)})}
+    try:
+        result = _program(text).evaluate(activation)
+    except Exception as exc:  # celpy raises CELEvalError, TypeError, KeyError on bad operands
+        reason = exc.args[0] if exc.args else exc
+        raise ValueError(f"condition {text!r} could not be evaluated with {values}: {reason}") from exc
+    if not isinstance(result, bool | BoolType):
+        raise ValueError(f"condition {text!r} gave {result!r} with {values}, not true or false")
+    return bool(result)

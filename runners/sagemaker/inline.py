@@ -22,7 +22,7 @@ from typing import Any
 
 from kubesage.errors import UnsupportedFeatureError
 from kubesage.runners.sagemaker import cel
-from kubesage.runners.sagemaker.fanout import FanOutBuilder, collected_folder, collected_key
+from kubesage.runners.sagemaker.fanout import FanOutBuilder, collected_folder, collected_key, collects_nested_loop
 from kubesage.runners.sagemaker.ir import (
     MODEL_SCHEMA,
     ArtifactSource,
@@ -258,8 +258,9 @@ class Walker:
     ) -> ParamSource | None:
         """The items of a loop that runs as one fan-out step, or None for a loop unrolled at compile time.
 
-        A loop fans out when its list is known only at run time, or when its artifacts are gathered
-        with dsl.Collected (a literal loop then still gets one S3 prefix for them all)."""
+        A loop fans out when its list is known only at run time, when its artifacts are gathered
+        with dsl.Collected (a literal loop then still gets one S3 prefix for them all), or when it
+        gathers the outputs of a loop nested in it (a list of lists, which unrolled steps cannot build)."""
         if "artifactIterator" in task:
             return None
         items_spec = task["parameterIterator"].get("items", {})
@@ -272,7 +273,7 @@ class Walker:
             source = self.parameter(frame, frame.name(local), "items", pspec)
         if not isinstance(source, Constant):
             return source
-        if component["dag"].get("outputs", {}).get("artifacts"):
+        if component["dag"].get("outputs", {}).get("artifacts") or collects_nested_loop(self, component):
             return source
         return None
 
@@ -382,7 +383,10 @@ class Walker:
         key = frame.name(local)
         if "artifactIterator" in task:
             raise unsupported(
-                key, "dsl.ParallelFor over a list of artifacts", "SageMaker cannot fan out over a runtime list"
+                key,
+                "dsl.ParallelFor over a list of artifacts",
+                "loop over a list of parameters instead (the artifacts' URIs, or the values that made them), "
+                "or hand the dsl.Collected list to one task that reads every artifact",
             )
         iterator = task["parameterIterator"]
         items_spec = iterator.get("items", {})

@@ -87,12 +87,14 @@ ITEMS_PARAMETER = "kubesage-items"
 
 @dataclass(frozen=True)
 class BodyTask:
-    """One task of a fan-out's loop body, as the shim runs it once per item.
+    """One container task of a fan-out's loop body, as the shim runs it once per item (and per
+    iteration of any loop around it inside the body).
 
-    `inputs` says where each parameter comes from: `{"item": FIELD or None}` (the loop item, or a
-    field of it), `{"constant": V}`, `{"param": NAME}` (a parameter of the fan-out step) or
-    `{"task": LOCAL, "output": KEY}` (an earlier body task, same item). `artifacts` likewise:
-    `{"channel": NAME}` (an input channel of the step) or `{"task": LOCAL, "output": KEY}`.
+    References are scoped as in KFP's IR: `inputs` says where each parameter comes from,
+    `{"constant": V}`, `{"input": NAME, "field": FIELD or None}` (an input of the DAG the task is in,
+    or a field of it: the loop item, an outer value) or `{"task": LOCAL, "output": KEY}` (a sibling
+    in the same DAG, same item; a group sibling's output goes through that group's `outputs`).
+    `artifacts` likewise: `{"input": NAME}` or `{"task": LOCAL, "output": KEY}`.
     """
 
     local: str
@@ -101,24 +103,63 @@ class BodyTask:
     container: dict[str, Any]
     inputs: dict[str, dict[str, Any]]
     artifacts: dict[str, dict[str, Any]]
-    after: tuple[str, ...]  # body tasks that run before this one for the same item
+    after: tuple[str, ...]  # siblings that run before this one for the same item
     executor: str = ""  # its executor label, where kfp-kubernetes settings are keyed
 
 
 @dataclass(frozen=True)
-class FanOutPlan:
-    """A `dsl.ParallelFor` run inside one job: the body once per item, in parallel processes.
+class BodyGroup:
+    """A DAG inside a fan-out's loop body: a `dsl.If/Elif/Else` branch (`condition`), a nested
+    `dsl.ParallelFor` (`loop`) or a sub-pipeline or branch group (`dag`), run inside the same job.
 
-    `collected` maps each output parameter of the step (a JSON list, one value per item) to the body
-    task and output it gathers; `collected_artifacts` each output folder (`<i>/` per item) likewise.
+    `inputs`/`artifacts` bind the group's own inputs in its parent's scope (as a task's are); its
+    members read them as `{"input": NAME}`. A condition is the CEL text KFP wrote, over those inputs.
+    A loop's items are `{"raw": [...]}` or `{"input": NAME}`; each iteration sees the item as input
+    `item_input`. `outputs` (parameters) and `output_artifacts` select, per output, the member
+    outputs it reads: several for a `dsl.OneOf` (the one that ran), one otherwise; a loop's output is
+    the list of its iterations' values (`dsl.Collected`).
+    """
+
+    local: str
+    kind: Literal["condition", "loop", "dag"]
+    inputs: dict[str, dict[str, Any]]
+    artifacts: dict[str, dict[str, Any]]
+    members: tuple[BodyTask | BodyGroup, ...]  # in run order
+    outputs: dict[str, tuple[tuple[str, str], ...]]
+    output_artifacts: dict[str, tuple[tuple[str, str], ...]]
+    after: tuple[str, ...] = ()
+    condition: str = ""
+    items: dict[str, Any] | None = None
+    item_input: str = ""
+
+    def tasks(self, prefix: str = "") -> list[tuple[str, BodyTask]]:
+        """Every container task inside, at any depth, with its path (`condition-2/for-loop-4/double`)."""
+        found: list[tuple[str, BodyTask]] = []
+        for member in self.members:
+            path = f"{prefix}{member.local}"
+            found += member.tasks(f"{path}/") if isinstance(member, BodyGroup) else [(path, member)]
+        return found
+
+
+@dataclass(frozen=True)
+class FanOutPlan:
+    """A `dsl.ParallelFor` run inside one job: the body DAG once per item, items in parallel processes.
+
+    `body` is the loop's own DAG (kind `loop`); its `inputs` bind the loop's inputs to the step's:
+    `{"item": None}` (the item), `{"param": NAME}` (a parameter of the step), `{"constant": V}`, and
+    its `artifacts` to the step's input channels (`{"channel": NAME}`). `collected` maps each output
+    parameter of the step (a JSON list, one value per item) to the body's output it gathers;
+    `collected_artifacts` each output folder (`<i>/` per artifact, in item order) likewise, and
+    `artifact_files` the file name under each `<i>/`.
     """
 
     loop: str
     parallelism: int | None
-    body: tuple[BodyTask, ...]
-    collected: dict[str, tuple[str, str]]
-    collected_artifacts: dict[str, tuple[str, str]]
-    runtime: bool  # the items are known only at run time (else: literal, fanned out for its artifacts)
+    body: BodyGroup
+    collected: dict[str, str]
+    collected_artifacts: dict[str, str]
+    artifact_files: dict[str, str]
+    runtime: bool  # the items are known only at run time (else: literal, fanned out for its outputs)
 
 
 @dataclass(frozen=True)

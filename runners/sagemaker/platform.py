@@ -87,7 +87,7 @@ def _executors(plan: PipelinePlan) -> list[tuple[str, str, str]]:
     for key, task in sorted(plan.tasks.items()):
         found.append((key, task.executor, key))
         if task.fan_out is not None:
-            found += [(f"{key}-{body.local}", body.executor, key) for body in task.fan_out.body]
+            found += [(f"{key}-{path}", body.executor, key) for path, body in task.fan_out.body.tasks()]
     return found
 
 

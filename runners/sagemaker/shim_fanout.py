@@ -1,25 +1,32 @@
 """Inside a fan-out step's job (`fanout.py`): run the loop body once per item, in parallel processes.
 
 The shim has already resolved the step's own inputs (the items, outer parameters, input channels)
-into `outer`, KFP's executor input of the step. Each item then runs the body's tasks in order, each
-as its own process with its own KFP executor input, exactly as a one-task step would run it; up to
-`workers` items run at once. Every process is started and waited for from the main thread, because
-only the main thread may handle the stop signals that must reach them (see `child.py`).
+into `outer`, KFP's executor input of the step. Each item then walks the body's DAG as KFP scopes
+it (`ItemWalk`): a container task runs as its own process with its own KFP executor input, exactly
+as a one-task step would run it; a `dsl.If/Elif/Else` is evaluated with cel-python on the item's
+values (false: nothing inside runs, as in KFP); a nested loop runs its iterations one after another
+inside the item; a sub-pipeline is a DAG with its own inputs. Up to `workers` items run at once.
+Every process is started and waited for from the main thread, because only the main thread may
+handle the stop signals that must reach them (see `child.py`).
 
-What is gathered goes where `dsl.Collected` expects it: each output parameter of a body task as a
-list in item order (in `outputs.json`), each output artifact of item i under `<folder>/<i>/<name>`.
-A failed item does not stop the others; the step fails afterwards, naming every failed item.
+What is gathered goes where `dsl.Collected` expects it: each output parameter of the body as a list
+in item order (in `outputs.json`; a nested loop's as a list per iteration, as kfp.local gives), each
+output artifact under `<folder>/<k>/<name>` (nested loops flattened in item order, as KFP's driver
+collects them). A body output that an item did not produce (its task's dsl.If was false) fails that
+item, as kfp.local fails the run. A failed item does not stop the others; the step fails afterwards,
+naming every failed item.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Generator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -64,71 +71,194 @@ def item_field(item: Any, name: str | None) -> Any:
     return record[name]
 
 
+class ItemError(Exception):
+    """An item cannot go on: an input without a value, a condition that cannot be evaluated."""
+
+
+@dataclass(frozen=True)
+class Launch:
+    """One container task of one item, ready to start: `label` is its path in the body."""
+
+    body: Mapping[str, Any]
+    label: str
+    executor_input: dict[str, Any]
+    command: list[str]
+    workdir: Path
+
+
+@dataclass
+class NodeResult:
+    """What a task or a DAG produced for one item: parameter values (decoded) and artifact URIs
+    (a loop's: one per iteration, nested as the loops are)."""
+
+    parameters: dict[str, Any] = field(default_factory=dict)
+    artifacts: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Scope:
+    """The inputs of the DAG being walked, as KFP binds them: values as they are (an item stays a dict)."""
+
+    parameters: dict[str, Any]
+    artifacts: dict[str, Any]
+
+
+# A walk yields the next container task to start and is sent what it produced.
+Walk = Generator[Launch, NodeResult, Any]
+
+
 @dataclass
 class ItemRun:
-    """One item going through the body: which body task is next, what the finished ones produced."""
+    """One item going through the body: its walk, the running task, what the body produced."""
 
     index: int
     item: Any
-    next_task: int = 0
-    outputs: dict[str, dict[str, Any]] = field(default_factory=dict)
-    executor_input: dict[str, Any] | None = None
+    walk: Walk | None = None
+    launch: Launch | None = None
     process: subprocess.Popen[bytes] | None = None
+    result: NodeResult | None = None  # the last task's outputs, sent to the walk on its next turn
     failure: str | None = None
+    outputs: NodeResult | None = None  # the body DAG's outputs, once the whole walk is done
+    ran: list[str] = field(default_factory=list)  # the tasks that ran, by path, in order
+    skipped: list[str] = field(default_factory=list)  # the dsl.If groups that were false, by path
+
+    @property
+    def finished(self) -> bool:
+        return self.failure is not None or self.outputs is not None
 
 
 class FanOut:
-    """The fan-out section of the task spec, applied to one item at a time."""
+    """The fan-out section of the task spec, walked for one item at a time."""
 
     def __init__(self, spec: Mapping[str, Any], outer: Mapping[str, Any], workdir: Path) -> None:
         self.spec = spec
         self.plan: Mapping[str, Any] = spec["fan_out"]
+        self.body: Mapping[str, Any] = self.plan["body"]
         self.outer_values: Mapping[str, Any] = outer["inputs"]["parameterValues"]
         self.outer_artifacts: Mapping[str, Any] = outer["inputs"]["artifacts"]
         self.workdir = workdir
-        self.folders = {(task, out): folder for folder, (task, out) in self.plan["collected_artifacts"].items()}
 
-    def body_dir(self, run: ItemRun, task: str) -> Path:
-        return self.workdir / "items" / str(run.index) / task
+    # ---- walking one item's DAG ------------------------------------------------------------------
 
-    def artifact_path(self, run: ItemRun, task: str, output: str) -> str:
-        folder = self.spec["output_artifacts"][self.folders[(task, output)]]["path"]
-        return f"{folder}/{run.index}/{output}"
+    def top_scope(self, item: Any) -> Scope:
+        """The loop body's inputs for one item: the item, the step's parameters and input channels."""
+        parameters: dict[str, Any] = {}
+        for name, ref in self.body["inputs"].items():
+            if "item" in ref:
+                parameters[name] = item_field(item, ref["item"])
+            elif "constant" in ref:
+                parameters[name] = ref["constant"]
+            else:
+                parameters[name] = self.outer_values[ref["param"]]
+        artifacts = {
+            name: self.outer_artifacts[ref["channel"]]["artifacts"][0]["uri"]
+            for name, ref in self.body["artifacts"].items()
+        }
+        return Scope(parameters, artifacts)
 
-    def parameter(self, run: ItemRun, ref: Mapping[str, Any], declared: str) -> Any:
-        if "item" in ref:
-            return as_declared(item_field(run.item, ref["item"]), declared)
-        if "constant" in ref:
-            return as_declared(ref["constant"], declared) if ref["constant"] is not None else None
-        if "param" in ref:
-            return self.outer_values[ref["param"]]
-        value = run.outputs[ref["task"]]["parameters"][ref["output"]]
-        # outputs.json keeps lists and dicts as JSON text (for JsonGet); a body task gets the value
-        return json.loads(value) if declared in ("LIST", "STRUCT") and isinstance(value, str) else value
+    def walk_item(self, run: ItemRun) -> Walk:
+        outputs: NodeResult = yield from self.walk_dag(run, self.body, self.top_scope(run.item), ())
+        return outputs
 
-    def executor_input(self, run: ItemRun, body: Mapping[str, Any]) -> dict[str, Any]:
+    def walk_dag(self, run: ItemRun, group: Mapping[str, Any], scope: Scope, path: tuple[str, ...]) -> Walk:
+        """Every member in run order; then the DAG's outputs, as KFP selects them."""
+        results: dict[str, NodeResult | None] = {}  # None: a dsl.If that was false
+        for member in group["members"]:
+            if member["kind"] == "task":
+                results[member["task"]] = yield from self.run_task(run, member, scope, results, path)
+            else:
+                results[member["task"]] = yield from self.walk_group(run, member, scope, results, path)
+        return dag_outputs(group, results, "/".join(path) or self.spec["task"])
+
+    def walk_group(
+        self,
+        run: ItemRun,
+        group: Mapping[str, Any],
+        scope: Scope,
+        results: Mapping[str, NodeResult | None],
+        path: tuple[str, ...],
+    ) -> Walk:
+        here = (*path, group["task"])
+        label = "/".join(here)
+        inner = Scope(
+            {name: value(ref, scope, results, label) for name, ref in group["inputs"].items()},
+            {name: artifact(ref, scope, results, label) for name, ref in group["artifacts"].items()},
+        )
+        if group["kind"] == "condition":
+            from kubesage.runners.sagemaker import cel
+
+            try:
+                taken = cel.evaluate(group["condition"], inner.parameters)
+            except ValueError as exc:
+                raise ItemError(f"dsl.If '{label}': {exc}") from exc
+            if not taken:
+                run.skipped.append(label)
+                return None
+        if group["kind"] != "loop":
+            found: NodeResult = yield from self.walk_dag(run, group, inner, here)
+            return found
+        items = group["items"]
+        try:
+            listed = items["raw"] if "raw" in items else loop_items(inner.parameters[items["input"]])
+        except (ValueError, KeyError) as exc:
+            raise ItemError(f"dsl.ParallelFor '{label}': {exc}") from exc
+        iterations: list[NodeResult] = []
+        # a nested loop's iterations run one after another inside the item: the job's cores go to the items
+        for index, item in enumerate(listed):
+            child = Scope({**inner.parameters, group["item_input"]: item}, dict(inner.artifacts))
+            iterations.append((yield from self.walk_dag(run, group, child, (*here, str(index)))))
+        return NodeResult(
+            {name: [it.parameters[name] for it in iterations] for name in group["outputs"]},
+            {name: [it.artifacts[name] for it in iterations] for name in group["output_artifacts"]},
+        )
+
+    def run_task(
+        self,
+        run: ItemRun,
+        body: Mapping[str, Any],
+        scope: Scope,
+        results: Mapping[str, NodeResult | None],
+        path: tuple[str, ...],
+    ) -> Walk:
+        label = "/".join((*path, body["task"]))
+        workdir = self.workdir / "items" / str(run.index) / Path(*path, body["task"])
+        try:
+            executor_input = self.executor_input(body, scope, results, label, workdir)
+            command = self.command(run, body, label, executor_input)
+        except (ValueError, KeyError) as exc:
+            raise ItemError(f"task '{label}': {exc}") from exc
+        produced: NodeResult = yield Launch(body, label, executor_input, command, workdir)
+        return produced
+
+    def executor_input(
+        self,
+        body: Mapping[str, Any],
+        scope: Scope,
+        results: Mapping[str, NodeResult | None],
+        label: str,
+        workdir: Path,
+    ) -> dict[str, Any]:
         """KFP's ExecutorInput for one body task and one item."""
         from kubesage.runners.sagemaker.shim import EXECUTOR_OUTPUT, typed_constant
 
         component = body["component"]
         declared = component.get("inputDefinitions", {}).get("parameters", {})
-        values = {
-            name: self.parameter(run, ref, declared.get(name, {}).get("parameterType", "STRING"))
-            for name, ref in body["inputs"].items()
-        }
+        values = {}
+        for name, ref in body["inputs"].items():
+            found = value(ref, scope, results, label)
+            ptype = declared.get(name, {}).get("parameterType", "STRING")
+            values[name] = None if found is None else as_declared(found, ptype)
         for name, pdef in declared.items():
             if name not in values and "defaultValue" in pdef:
                 values[name] = typed_constant(pdef["defaultValue"], pdef.get("parameterType", ""))
         types = component.get("inputDefinitions", {}).get("artifacts", {})
         artifacts = {}
         for name, ref in body["artifacts"].items():
-            if "channel" in ref:
-                uri = self.outer_artifacts[ref["channel"]]["artifacts"][0]["uri"]
-            else:
-                uri = self.artifact_path(run, ref["task"], ref["output"])
+            uri = artifact(ref, scope, results, label)
+            if not isinstance(uri, str):
+                raise ItemError(f"task '{label}': input artifact '{name}' is a list, which this task does not take")
             artifact_type = types.get(name, {}).get("artifactType", {})
             artifacts[name] = {"artifacts": [{"name": name, "type": artifact_type, "uri": uri, "metadata": {}}]}
-        workdir = self.body_dir(run, body["task"])
         outputs = component.get("outputDefinitions", {})
         return {
             "inputs": {"parameterValues": values, "artifacts": artifacts},
@@ -142,7 +272,7 @@ class FanOut:
                             {
                                 "name": n,
                                 "type": a["artifactType"],
-                                "uri": self.artifact_path(run, body["task"], n),
+                                "uri": str(workdir / "artifacts" / n),
                                 "metadata": {},
                             }
                         ]
@@ -153,39 +283,107 @@ class FanOut:
             },
         }
 
-    def command(self, run: ItemRun, body: Mapping[str, Any], executor_input: dict[str, Any]) -> list[str]:
+    def command(self, run: ItemRun, body: Mapping[str, Any], label: str, executor_input: dict[str, Any]) -> list[str]:
         from kubesage.runners.sagemaker.shim import resolve_command
 
         task_spec = {
             **body,
             "pipeline": self.spec["pipeline"],
-            "task": f"{self.spec['task']}-{run.index}-{body['task']}",
+            "task": f"{self.spec['task']}-{run.index}-{label.replace('/', '-')}",
         }
         return resolve_command(task_spec, executor_input)
 
-    def prepare(self, runs: list[ItemRun]) -> list[Path]:
-        """Every folder the body writes, created before the step's user is given them."""
-        folders = []
-        for run in runs:
-            for body in self.plan["body"]:
-                folders.append(self.body_dir(run, body["task"]) / "parameters")
-                for name in body["component"].get("outputDefinitions", {}).get("artifacts", {}):
-                    folders.append(Path(self.artifact_path(run, body["task"], name)).parent)
-        for folder in folders:
-            folder.mkdir(parents=True, exist_ok=True)
-        return folders
+    # ---- what the step gathers -------------------------------------------------------------------
 
     def gathered(self, runs: list[ItemRun]) -> dict[str, Any]:
-        """outputs.json of the step: each body output parameter as a list in item order."""
-        parameters = {}
-        for key, (task, output) in self.plan["collected"].items():
-            declared = next(b for b in self.plan["body"] if b["task"] == task)["component"]["outputDefinitions"]
-            ptype = declared["parameters"][output].get("parameterType", "STRING")
-            values = [run.outputs[task]["parameters"].get(output) for run in runs]
-            if ptype in ("LIST", "STRUCT"):
-                values = [json.loads(v) if isinstance(v, str) else v for v in values]
-            parameters[key] = json.dumps(values)
+        """outputs.json of the step: each body output parameter as a list in item order; each
+        collected artifact moved to `<folder>/<k>/<file>`, k counting every artifact in item order."""
+        outputs = [run.outputs or NodeResult() for run in runs]
+        parameters = {
+            key: json.dumps([o.parameters[name] for o in outputs]) for key, name in self.plan["collected"].items()
+        }
+        placed: dict[str, Path] = {}
+        for folder, name in self.plan["collected_artifacts"].items():
+            target = Path(self.spec["output_artifacts"][folder]["path"])
+            uris = _flattened([o.artifacts[name] for o in outputs])
+            for k, uri in enumerate(uris):
+                _place(Path(uri), target / str(k) / self.plan["artifact_files"][folder], placed)
         return {"task": self.spec["task"], "parameters": parameters, "artifacts": {}, "items": len(runs)}
+
+
+def value(ref: Mapping[str, Any], scope: Scope, results: Mapping[str, NodeResult | None], label: str) -> Any:
+    """A parameter reference resolved in the DAG being walked (see `BodyTask` for the kinds)."""
+    if "constant" in ref:
+        return ref["constant"]
+    if "input" in ref:
+        if ref["input"] not in scope.parameters:
+            raise ItemError(f"'{label}' reads input '{ref['input']}', which its DAG was not given")
+        try:
+            return item_field(scope.parameters[ref["input"]], ref.get("field"))
+        except ValueError as exc:
+            raise ItemError(f"'{label}': {exc}") from exc
+    produced = results.get(ref["task"])
+    if produced is None or ref["output"] not in produced.parameters:
+        raise ItemError(f"'{label}' reads output '{ref['output']}' of '{ref['task']}', which did not run for this item")
+    return produced.parameters[ref["output"]]
+
+
+def artifact(ref: Mapping[str, Any], scope: Scope, results: Mapping[str, NodeResult | None], label: str) -> Any:
+    if "input" in ref:
+        if ref["input"] not in scope.artifacts:
+            raise ItemError(f"'{label}' reads artifact '{ref['input']}', which its DAG was not given")
+        return scope.artifacts[ref["input"]]
+    produced = results.get(ref["task"])
+    if produced is None or ref["output"] not in produced.artifacts:
+        raise ItemError(
+            f"'{label}' reads artifact '{ref['output']}' of '{ref['task']}', which did not run for this item"
+        )
+    return produced.artifacts[ref["output"]]
+
+
+def dag_outputs(group: Mapping[str, Any], results: Mapping[str, NodeResult | None], label: str) -> NodeResult:
+    """A DAG's outputs as its selectors name them: the one member output, or (dsl.OneOf) the one that ran.
+
+    An output whose producer did not run (its dsl.If was false) has no value, and KFP's local runner
+    fails the loop iteration then; so does this item."""
+
+    def pick(name: str, sources: list[list[str]], kind: str) -> Any:
+        for member, key in sources:
+            produced = results.get(member)
+            found = None if produced is None else getattr(produced, kind).get(key)
+            if found is not None or (produced is not None and key in getattr(produced, kind)):
+                return found
+        names = ", ".join(member for member, _ in sources)
+        raise ItemError(
+            f"'{label}' has no value for its output '{name}' (dsl.Collected or dsl.OneOf): {names} did not run for "
+            "this item, because its dsl.If was false; KFP's local runner fails the same way. Collect only outputs "
+            "every item produces (give the skipped branch an output with dsl.OneOf)"
+        )
+
+    return NodeResult(
+        {name: pick(name, sources, "parameters") for name, sources in group["outputs"].items()},
+        {name: pick(name, sources, "artifacts") for name, sources in group["output_artifacts"].items()},
+    )
+
+
+def _flattened(values: list[Any]) -> list[Any]:
+    flat: list[Any] = []
+    for v in values:
+        flat += _flattened(v) if isinstance(v, list) else [v]
+    return flat
+
+
+def _place(source: Path, target: Path, placed: dict[str, Path]) -> None:
+    """Move an artifact (file or folder) to where the step's output folder holds it; copy if already moved."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    earlier = placed.get(str(source))
+    if earlier is None:
+        shutil.move(str(source), str(target))
+        placed[str(source)] = target
+    elif earlier.is_dir():
+        shutil.copytree(earlier, target)
+    else:
+        shutil.copy2(earlier, target)
 
 
 def _popen(command: list[str], env: Mapping[str, str], account: Account | None) -> subprocess.Popen[bytes]:
@@ -193,37 +391,67 @@ def _popen(command: list[str], env: Mapping[str, str], account: Account | None) 
     return subprocess.Popen(command, env=dict(env), **user)  # type: ignore[call-overload]
 
 
-def _start_next(fan: FanOut, run: ItemRun, env: Mapping[str, str], account: Account | None) -> None:
-    body = fan.plan["body"][run.next_task]
+def _advance(fan: FanOut, run: ItemRun, env: Mapping[str, str], account: Account | None) -> None:
+    """Walk the item on to its next container task and start it (or finish the item)."""
     try:
-        run.executor_input = fan.executor_input(run, body)
-        command = fan.command(run, body, run.executor_input)
-    except (ValueError, KeyError) as exc:
-        run.failure = f"task '{body['task']}': {exc}"
+        if run.walk is None:
+            run.walk = fan.walk_item(run)
+            launch = next(run.walk)
+        else:
+            assert run.result is not None
+            launch = run.walk.send(run.result)
+    except StopIteration as done:
+        run.outputs = done.value
         return
+    except ItemError as exc:
+        run.failure = str(exc)
+        return
+    finally:
+        run.result = None
     from kubesage.tracking import ENV_STEP_RUN_ID_FILE
+    from kubesage.util.privileges import hand_over
 
+    folders = [launch.workdir / "parameters", launch.workdir / "artifacts"]
+    for folder in folders:
+        folder.mkdir(parents=True, exist_ok=True)
+    if account is not None:
+        hand_over([launch.workdir], account)
+    run.launch = launch
+    run.ran.append(launch.label)
     # each item's task opens its own MLflow run: one run-id file per process, not the step's shared one
-    run_id_file = str(fan.body_dir(run, body["task"]) / "mlflow-run-id")
-    run.process = _popen(command, {**env, **body["env"], ENV_STEP_RUN_ID_FILE: run_id_file}, account)
+    run_id_file = str(launch.workdir / "mlflow-run-id")
+    run.process = _popen(launch.command, {**env, **launch.body["env"], ENV_STEP_RUN_ID_FILE: run_id_file}, account)
 
 
-def _finish(fan: FanOut, run: ItemRun, returncode: int) -> None:
+def _finish(run: ItemRun, returncode: int) -> None:
     from kubesage.errors import RunnerError
     from kubesage.runners.sagemaker.shim import collect_outputs
 
-    body = fan.plan["body"][run.next_task]
+    launch = run.launch
+    assert launch is not None
     run.process = None
+    run.launch = None
     if returncode != 0:
-        run.failure = f"task '{body['task']}' exited with {returncode}"
+        run.failure = f"task '{launch.label}' exited with {returncode}"
         return
-    assert run.executor_input is not None
+    body = launch.body
     try:
-        run.outputs[body["task"]] = collect_outputs({**body, "task": body["task"]}, run.executor_input)
+        collected = collect_outputs({**body, "task": body["task"]}, launch.executor_input)
     except (RunnerError, ValueError) as exc:
-        run.failure = f"task '{body['task']}': {exc}"
+        run.failure = f"task '{launch.label}': {exc}"
         return
-    run.next_task += 1
+    declared = body["component"].get("outputDefinitions", {}).get("parameters", {})
+    parameters = {
+        # outputs.json keeps lists and dicts as JSON text (for JsonGet); inside the job they are values
+        name: json.loads(v)
+        if declared.get(name, {}).get("parameterType") in ("LIST", "STRUCT") and isinstance(v, str)
+        else v
+        for name, v in collected["parameters"].items()
+    }
+    artifacts = {
+        name: entry["artifacts"][0]["uri"] for name, entry in launch.executor_input["outputs"]["artifacts"].items()
+    }
+    run.result = NodeResult(parameters, artifacts)
 
 
 def run_items(
@@ -246,16 +474,16 @@ def run_items(
             while waiting and len(active) < limit and not received:
                 active.append(waiting.pop(0))
             for run in list(active):
-                idle = run.process is None and run.failure is None and run.next_task < len(fan.plan["body"])
+                idle = run.process is None and not run.finished
                 if idle and received:  # stopped: start nothing more
                     run.failure = f"stopped by {signal.Signals(received[0]).name} before its next task"
                 elif idle:
-                    _start_next(fan, run, env, account)
+                    _advance(fan, run, env, account)
                     if received and run.process is not None:  # the stop came while it was starting
                         run.process.send_signal(received[0])
                 if run.process is not None and (code := run.process.poll()) is not None:
-                    _finish(fan, run, code)
-                if run.failure is not None or run.next_task == len(fan.plan["body"]):
+                    _finish(run, code)
+                if run.finished:
                     active.remove(run)
             time.sleep(_POLL_SECONDS)
     finally:
@@ -286,9 +514,8 @@ def run_fan_out(
         print(f"kubesage shim: fan-out '{task}': {exc}", file=sys.stderr)
         return 2
     runs = [ItemRun(index, item) for index, item in enumerate(items)]
-    folders = fan.prepare(runs)
     if account is not None:
-        hand_over([workdir / "items", *folders], account)
+        hand_over([workdir / "items"], account)
     limit = workers(fan.plan.get("parallelism"), cores)
     print(f"kubesage shim: fan-out '{task}': {len(runs)} items, up to {limit} at once", flush=True)
     stopped = run_items(fan, runs, env, account, limit)
@@ -305,5 +532,11 @@ def run_fan_out(
     except RunnerError as exc:
         print(f"kubesage shim: fan-out '{task}': {exc}", file=sys.stderr)
         return exc.exit_code
+    except OSError as exc:  # moving an item's artifact into the step's output folder
+        print(f"kubesage shim: fan-out '{task}': gathering the artifacts failed: {exc}", file=sys.stderr)
+        return 1
+    for run in runs:
+        if run.skipped:  # what KFP's UI would show as skipped branches, per item
+            print(f"kubesage shim: fan-out '{task}': item {run.index}: dsl.If false, skipped {', '.join(run.skipped)}")
     print(f"kubesage shim: fan-out '{task}': {len(runs)} items succeeded", flush=True)
     return 0

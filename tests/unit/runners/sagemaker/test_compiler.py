@@ -207,9 +207,10 @@ def _make_model(model: dsl.Output[dsl.Model]) -> int:
 
 
 @dsl.pipeline(name="loop")
-def _loop_with_condition(items: list = [1, 2, 3]) -> None:  # noqa: B006
-    with dsl.ParallelFor(items) as item, dsl.If(item > 1):
+def _loop_with_importer(items: list = [1, 2, 3]) -> None:  # noqa: B006
+    with dsl.ParallelFor(items) as item:
         _echo(x=item)
+        dsl.importer(artifact_uri="s3://b/k", artifact_class=dsl.Dataset)
 
 
 @dsl.pipeline(name="exit")
@@ -233,13 +234,13 @@ def _training_output_in_condition() -> None:
 @pytest.mark.parametrize(
     ("function", "message"),
     [
-        (_loop_with_condition, r"task 'for-loop-\d+': a runtime dsl.ParallelFor whose body holds a "),
+        (_loop_with_importer, r"task 'for-loop-\d+': a runtime dsl.ParallelFor whose body holds 'importer'"),
         (_exit_with_training, r"a training task inside dsl.ExitHandler"),
         (_importer, r"task 'importer': dsl.importer of 'gs://b/k'"),
         (_training_output_in_condition, r"output parameter of training task 'make-model'"),
     ],
     ids=[
-        "condition-in-runtime-parallel-for",
+        "importer-in-runtime-parallel-for",
         "training-in-exit-handler",
         "gcs-importer",
         "training-output-in-condition",

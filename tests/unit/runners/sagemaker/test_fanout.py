@@ -85,13 +85,20 @@ def venv_python_first(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_the_compiled_fan_out_spec_names_the_body_chain_and_what_it_gathers(tmp_path: Path) -> None:
     spec = _specs(tmp_path)["for-loop-1"]["fan_out"]
-    assert [b["task"] for b in spec["body"]] == ["rows", "lines"]
+    body = spec["body"]
+    assert [(m["kind"], m["task"]) for m in body["members"]] == [("task", "rows"), ("task", "lines")]
     assert spec["parallelism"] == 2
-    assert spec["collected"] == {"lines__Output": ["lines", "Output"]}
-    assert spec["collected_artifacts"] == {"rows-data": ["rows", "data"]}
-    assert spec["body"][0]["inputs"] == {"n": {"item": None}}
-    assert spec["body"][1]["inputs"] == {"scale": {"param": "lines.scale"}}
-    assert spec["body"][1]["artifacts"] == {"data": {"task": "rows", "output": "data"}}
+    assert spec["collected"] == {"lines__Output": "pipelinechannel--lines-Output"}
+    assert spec["collected_artifacts"] == {"rows-data": "pipelinechannel--rows-data"}
+    assert spec["artifact_files"] == {"rows-data": "data"}
+    # the loop's own inputs: the item, and an outer parameter the step gets as --param scale
+    assert body["inputs"] == {
+        "pipelinechannel--sizes-loop-item": {"item": None},
+        "pipelinechannel--scale": {"param": "scale"},
+    }
+    assert body["members"][0]["inputs"] == {"n": {"input": "pipelinechannel--sizes-loop-item", "field": None}}
+    assert body["members"][1]["inputs"] == {"scale": {"input": "pipelinechannel--scale", "field": None}}
+    assert body["members"][1]["artifacts"] == {"data": {"task": "rows", "output": "data"}}
 
 
 def test_runtime_loop_runs_each_item_and_gathers_as_collected_expects(
@@ -101,7 +108,7 @@ def test_runtime_loop_runs_each_item_and_gathers_as_collected_expects(
     ml = tmp_path / "opt-ml" / "processing"
     spec_dir = ml / "input" / "kubesage-spec"
     code = _run(specs["for-loop-1"], spec_dir, tmp_path / "w", "--param", "kubesage-items", "[3, 1, 2]",
-                "--param", "lines.scale", "10")  # fmt: skip
+                "--param", "scale", "10")  # fmt: skip
     assert code == 0, capsys.readouterr().err
     assert "3 items, up to 2 at once" in capsys.readouterr().out
     outputs = json.loads((ml / "output" / "kubesage-outputs" / "outputs.json").read_text())
@@ -132,7 +139,7 @@ def test_failed_items_fail_the_step_naming_each_one(tmp_path: Path, capsys: pyte
     specs = _specs(tmp_path)
     ml = tmp_path / "opt-ml" / "processing"
     code = _run(specs["for-loop-1"], ml / "input" / "kubesage-spec", tmp_path / "w", "--param", "kubesage-items",
-                "[2, -1, 1, -5]", "--param", "lines.scale", "1")  # fmt: skip
+                "[2, -1, 1, -5]", "--param", "scale", "1")  # fmt: skip
     assert code == 1
     err = capsys.readouterr().err
     assert (
@@ -149,7 +156,7 @@ def test_an_empty_list_runs_nothing_and_gathers_empty_lists(tmp_path: Path) -> N
     specs = _specs(tmp_path)
     ml = tmp_path / "opt-ml" / "processing"
     code = _run(specs["for-loop-1"], ml / "input" / "kubesage-spec", tmp_path / "w", "--param", "kubesage-items",
-                "[]", "--param", "lines.scale", "1")  # fmt: skip
+                "[]", "--param", "scale", "1")  # fmt: skip
     assert code == 0
     outputs = json.loads((ml / "output" / "kubesage-outputs" / "outputs.json").read_text())
     assert outputs == {"artifacts": {}, "items": 0, "parameters": {"lines__Output": "[]"}, "task": "for-loop-1"}
@@ -183,15 +190,15 @@ def test_a_stop_reaches_every_running_item_and_starts_nothing_more(tmp_path: Pat
     specs = _specs(tmp_path)
     fan = specs["for-loop-1"]
     # the body's first task sleeps, so the stop arrives while the first two items run
-    fan["fan_out"]["body"][0]["command"] = ["python3", "-c", "import time; time.sleep(30)"]
-    fan["fan_out"]["body"][0]["args"] = []
+    fan["fan_out"]["body"]["members"][0]["command"] = ["python3", "-c", "import time; time.sleep(30)"]
+    fan["fan_out"]["body"]["members"][0]["args"] = []
     spec_dir = tmp_path / "spec"
     spec_dir.mkdir()
     body = spec_bytes(fan)
     (spec_dir / "for-loop-1.json").write_bytes(body)
     argv = [sys.executable, "-m", "kubesage.runners.sagemaker.shim", "--task", "for-loop-1", "--spec-dir",
             str(spec_dir), "--spec-sha256", spec_digest(body), "--workdir", str(tmp_path / "w"),
-            "--param", "kubesage-items", "[1, 2, 3]", "--param", "lines.scale", "1"]  # fmt: skip
+            "--param", "kubesage-items", "[1, 2, 3]", "--param", "scale", "1"]  # fmt: skip
     started = time.monotonic()
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert proc.stdout is not None
