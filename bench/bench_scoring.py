@@ -134,17 +134,20 @@ def compare_processes(baseline: Path, model_dir: Path, work: Path, rows: int, re
 
     two_rows = work / "customers-2.parquet"
     pq.write_table(pq.read_table(work / f"customers-{rows}.parquet").slice(0, 2), two_rows)
-    trees = {"this tree": [sys.executable], "baseline": [str(baseline.resolve() / ".venv/bin/python")]}
+    # Each tree's own console script: `python -m` would put the working directory (this tree) first on sys.path.
+    here = Path(__file__).resolve().parents[1]
+    trees = {
+        "this tree": [str(here / ".venv/bin/kubesage")],
+        "baseline": [str(baseline.resolve() / ".venv/bin/kubesage")],
+    }
     seconds: dict[tuple[str, int], list[float]] = {}
     for _ in range(repeat):
         for source, n in ((two_rows, 2), (work / f"customers-{rows}.parquet", rows)):
-            for tree, python in trees.items():
+            for tree, command in trees.items():
                 out = work / f"compare-{n}.csv"
                 run = run_sampled(
                     [
-                        *python,
-                        "-m",
-                        "kubesage.cli",
+                        *command,
                         "score",
                         "--model",
                         str(model_dir),

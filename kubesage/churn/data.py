@@ -12,12 +12,11 @@ import difflib
 import hashlib
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlparse
 from urllib.request import url2pathname
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
@@ -32,11 +31,13 @@ from kubesage.churn.features import (
 from kubesage.errors import DataError
 from kubesage.util.aws import AwsFailure, on_aws_failure
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 SUPPORTED_SCHEMES = ("a local path", "file://", "s3://")
 # Text that float() accepts as NaN is treated like an empty field: missing, imputed later.
 _MISSING_TOKENS = frozenset({"nan"})
 _MAX_LISTED_VALUES = 5
-_STR = pd.StringDtype("pyarrow", na_value=np.nan)  # what .astype(str) gives in pandas 3
 
 
 def resolve_input(uri: str, workdir: Path | None = None) -> Path:
@@ -167,6 +168,9 @@ def read_raw_table(path: Path) -> pd.DataFrame:
     if kept.size != len(next(iter(columns.values()))):
         columns = {col: values.take(pa.array(kept)) for col, values in columns.items()}
     _check_labels(path, columns[LABEL_COLUMN], kept)
+    import pandas as pd  # here, not at the top: `kubesage score` resolves its input with this module, without pandas
+
+    text_dtype = pd.StringDtype("pyarrow", na_value=np.nan)  # what .astype(str) gives in pandas 3
     out: dict[str, pd.Series] = {}
     for col in RAW_COLUMNS:
         values = columns[col]
@@ -174,7 +178,7 @@ def read_raw_table(path: Path) -> pd.DataFrame:
             out[col] = pd.Series(_to_float(path, col, values, kept), dtype=np.float64)
         else:
             # pandas' own str dtype over the Arrow buffers: no Python string per value.
-            out[col] = pd.Series(values.to_pandas(types_mapper={pa.string(): _STR}.get))
+            out[col] = pd.Series(values.to_pandas(types_mapper={pa.string(): text_dtype}.get))
     return pd.DataFrame(out)
 
 
@@ -315,6 +319,8 @@ def _to_float(path: Path, col: str, text: pa.ChunkedArray, rows: np.ndarray) -> 
         bad = np.isinf(numbers)
     except pa.ArrowInvalid:
         # Arrow's parser refused a value: pandas' (the reference before Arrow) decides, per value.
+        import pandas as pd
+
         series = pd.Series(text.to_pylist(), dtype=object)
         numbers = pd.to_numeric(series, errors="coerce").to_numpy(dtype=np.float64)
         is_missing = np.asarray(missing, dtype=bool)

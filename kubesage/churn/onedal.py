@@ -8,7 +8,9 @@ waited for before it answers. Prediction needs two pieces only: the XGBoost -> o
 core extension, `daal4py._daal4py`). `load_core` loads just those, under daal4py's own module names,
 with stand-ins for the two package modules whose `__init__` it skips; the stand-ins leave
 `sys.modules` once the pieces are loaded, so a later `import daal4py` imports the whole package (and
-reuses the core already loaded). A process that has imported daal4py already uses it as it is.
+reuses the core already loaded). A process that has imported daal4py already uses it as it is. The
+core is loaded with pandas hidden where pandas is not imported yet (kubesage.churn.lean_import): it
+then takes NumPy arrays only, which is all kubesage gives it.
 
 The calls are the ones `daal4py.mb.GBTDAALModel.predict_proba` makes; should daal4py's layout
 change so that the pieces cannot be loaded alone, `load_core` imports the whole package instead.
@@ -23,6 +25,8 @@ import threading
 import types
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+from kubesage.churn.lean_import import hidden
 
 if TYPE_CHECKING:
     import numpy as np
@@ -67,7 +71,8 @@ def _whole_package() -> Core:
 
 def _core_alone() -> Core:
     try:
-        core, convertors = _load_pieces()
+        with hidden("pandas"):  # optional to the core (DataFrame input), a third of a second to import
+            core, convertors = _load_pieces()
     except (ImportError, AttributeError, OSError):
         return _whole_package()
     return Core(

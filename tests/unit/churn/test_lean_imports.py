@@ -103,3 +103,23 @@ print(json.dumps({{"exit": result.exit_code, "output": result.output,
     assert seen["exit"] == 0, seen["output"]
     assert seen["loaded"] == []
     assert len(out.read_text().splitlines()) == 5001
+
+
+def test_hidden_fails_imports_inside_the_block_only_and_leaves_imported_modules_alone() -> None:
+    seen = run_python(
+        """
+import json, sys
+from kubesage.churn.lean_import import hidden
+import csv
+with hidden("fractions", "csv"):
+    try:
+        import fractions
+        inside = "imported"
+    except ImportError as exc:
+        inside = "refused" if isinstance(exc, ImportError) else "other"
+    still_csv = sys.modules["csv"] is csv
+import fractions
+print(json.dumps({"inside": inside, "after": fractions.Fraction(1, 2) == 0.5, "csv": still_csv}))
+"""
+    )
+    assert seen == {"inside": "refused", "after": True, "csv": True}
