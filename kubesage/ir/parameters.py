@@ -139,3 +139,17 @@ def effective_parameters(specs: Mapping[str, ParameterSpec], resolved: Mapping[s
     values = {name: coerce(spec, spec.default) for name, spec in specs.items() if spec.default is not None}
     values.update(resolved)
     return values
+
+
+def as_cel_value(value: Any) -> Any:
+    """A parameter value as KFP's backend hands it to a condition's CEL: protobuf Value semantics, so every
+    number is a double (`inputs.parameter_values['n'] > 1` compares doubles), nested lists and maps too."""
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return value
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, Mapping):
+        return {str(k): as_cel_value(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [as_cel_value(v) for v in value]
+    return value

@@ -37,6 +37,7 @@ from functools import cache
 from typing import Any
 
 from kubesage.errors import UnresolvedInputError
+from kubesage.ir.parameters import as_cel_value
 from kubesage.runners.base import StepEvent
 from kubesage.runners.status import StepStatus
 
@@ -69,19 +70,6 @@ class ConditionLog:
 # configuration is a process-wide singleton). Threads of kfp.local's ParallelFor executor do not
 # inherit context variables, so this is a plain global behind a lock.
 _current: ConditionLog | None = None
-
-
-def _cel_value(value: Any) -> Any:
-    """A Python value as KFP's backend hands it to CEL: protobuf Value semantics, numbers are doubles."""
-    if isinstance(value, bool) or value is None or isinstance(value, str):
-        return value
-    if isinstance(value, int | float):
-        return float(value)
-    if isinstance(value, Mapping):
-        return {str(k): _cel_value(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_cel_value(v) for v in value]
-    return value
 
 
 @cache
@@ -144,7 +132,7 @@ def evaluate(task_name: str, condition: str, values: Mapping[str, Any]) -> bool:
     """The condition's truth with `values` as `inputs.parameter_values`, by cel-python."""
     import celpy
 
-    activation = {"inputs": celpy.json_to_cel({"parameter_values": _cel_value(dict(values))})}
+    activation = {"inputs": celpy.json_to_cel({"parameter_values": as_cel_value(dict(values))})}
     try:
         result = _program(condition).evaluate(activation)
     except Exception as exc:  # celpy raises its own CELEvalError, CELParseError and TypeErrors

@@ -16,6 +16,7 @@ from functools import cache
 from typing import Any
 
 from kubesage.errors import UnsupportedFeatureError
+from kubesage.ir.parameters import as_cel_value
 
 # int()/double()/string() appear around references when KFP knows the declared type; the values
 # SageMaker compares are already typed (parameters, JSON numbers), so casts are dropped.
@@ -222,19 +223,6 @@ def check_syntax(text: str, *, task: str) -> None:
         ) from exc
 
 
-def _kfp_value(value: Any) -> Any:
-    """A value as KFP's backend hands it to CEL (protobuf Value semantics: every number is a double)."""
-    if isinstance(value, bool) or value is None or isinstance(value, str):
-        return value
-    if isinstance(value, int | float):
-        return float(value)
-    if isinstance(value, dict):
-        return {str(k): _kfp_value(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_kfp_value(v) for v in value]
-    return value
-
-
 @cache
 def _program(text: str) -> Any:
     import celpy
@@ -251,7 +239,7 @@ def evaluate(text: str, values: dict[str, Any]) -> bool:
     import celpy
     from celpy.celtypes import BoolType
 
-    activation = {"inputs": celpy.json_to_cel({"parameter_values": _kfp_value(values)})}
+    activation = {"inputs": celpy.json_to_cel({"parameter_values": as_cel_value(values)})}
     try:
         result = _program(text).evaluate(activation)
     except Exception as exc:  # celpy raises CELEvalError, TypeError, KeyError on bad operands
