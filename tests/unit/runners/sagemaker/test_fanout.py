@@ -15,14 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kfp import compiler, dsl
+from kfp import dsl
 from kfp.dsl import Dataset, Input, Output
 
-from kubesage.runners.sagemaker import shim
-from kubesage.runners.sagemaker.config import SageMakerConfig
 from kubesage.runners.sagemaker.integrity import spec_bytes, spec_digest
 from kubesage.runners.sagemaker.shim_fanout import as_declared, item_field, loop_items, workers
-from tests.unit.runners.sagemaker.ir_file import compile_file
+from tests.unit.runners.sagemaker.ir_file import run_task, task_specs
 
 
 @dsl.component(base_image="python:3.11", install_kfp_package=False)
@@ -58,22 +56,7 @@ def fan_out_chain(sizes: list = [1, 2, 3], scale: int = 10) -> None:  # noqa: B0
 
 
 def _specs(tmp_path: Path) -> dict[str, dict[str, Any]]:
-    ir = tmp_path / "fan.yaml"
-    compiler.Compiler().compile(fan_out_chain, str(ir))
-    compiled = compile_file(ir, SageMakerConfig())
-    root = str(tmp_path / "opt-ml")
-    return {
-        task["task"]: task
-        for task in (json.loads(body.decode().replace("/opt/ml", root)) for body in compiled.assets.values())
-    }
-
-
-def _run(task: dict[str, Any], spec_dir: Path, workdir: Path, *extra: str) -> int:
-    spec_dir.mkdir(parents=True, exist_ok=True)
-    body = spec_bytes(task)
-    (spec_dir / f"{task['task']}.json").write_bytes(body)
-    argv = ["--task", task["task"], "--spec-dir", str(spec_dir), "--spec-sha256", spec_digest(body)]
-    return shim.main([*argv, "--workdir", str(workdir), *extra])
+    return task_specs(fan_out_chain, tmp_path)
 
 
 @pytest.fixture(autouse=True)
@@ -107,7 +90,7 @@ def test_runtime_loop_runs_each_item_and_gathers_as_collected_expects(
     specs = _specs(tmp_path)
     ml = tmp_path / "opt-ml" / "processing"
     spec_dir = ml / "input" / "kubesage-spec"
-    code = _run(specs["for-loop-1"], spec_dir, tmp_path / "w", "--param", "kubesage-items", "[3, 1, 2]",
+    code = run_task(specs["for-loop-1"], spec_dir, tmp_path / "w", "--param", "kubesage-items", "[3, 1, 2]",
                 "--param", "scale", "10")  # fmt: skip
     assert code == 0, capsys.readouterr().err
     assert "3 items, up to 2 at once" in capsys.readouterr().out
@@ -119,7 +102,8 @@ def test_runtime_loop_runs_each_item_and_gathers_as_collected_expects(
 
     # the consumer of dsl.Collected(counted.output) gets the list through JsonGet, as text
     assert (
-        _run(specs["add-up"], spec_dir, tmp_path / "w2", "--param", "xs", outputs["parameters"]["lines__Output"]) == 0
+        run_task(specs["add-up"], spec_dir, tmp_path / "w2", "--param", "xs", outputs["parameters"]["lines__Output"])
+        == 0
     )
     summed = json.loads((ml / "output" / "kubesage-outputs" / "outputs.json").read_text())
     assert summed["parameters"]["Output"] == 60
@@ -130,7 +114,7 @@ def test_runtime_loop_runs_each_item_and_gathers_as_collected_expects(
         (channel / str(i)).mkdir(parents=True)
         (channel / str(i) / "data").write_text((folder / str(i) / "data").read_text())
     assert specs["count-files"]["input_artifacts"]["datasets"]["list"] is True
-    assert _run(specs["count-files"], spec_dir, tmp_path / "w3") == 0
+    assert run_task(specs["count-files"], spec_dir, tmp_path / "w3") == 0
     counted = json.loads((ml / "output" / "kubesage-outputs" / "outputs.json").read_text())
     assert counted["parameters"]["Output"] == "3,1,2"
 
@@ -138,7 +122,7 @@ def test_runtime_loop_runs_each_item_and_gathers_as_collected_expects(
 def test_failed_items_fail_the_step_naming_each_one(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     specs = _specs(tmp_path)
     ml = tmp_path / "opt-ml" / "processing"
-    code = _run(specs["for-loop-1"], ml / "input" / "kubesage-spec", tmp_path / "w", "--param", "kubesage-items",
+    code = run_task(specs["for-loop-1"], ml / "input" / "kubesage-spec", tmp_path / "w", "--param", "kubesage-items",
                 "[2, -1, 1, -5]", "--param", "scale", "1")  # fmt: skip
     assert code == 1
     err = capsys.readouterr().err
@@ -155,7 +139,7 @@ def test_failed_items_fail_the_step_naming_each_one(tmp_path: Path, capsys: pyte
 def test_an_empty_list_runs_nothing_and_gathers_empty_lists(tmp_path: Path) -> None:
     specs = _specs(tmp_path)
     ml = tmp_path / "opt-ml" / "processing"
-    code = _run(specs["for-loop-1"], ml / "input" / "kubesage-spec", tmp_path / "w", "--param", "kubesage-items",
+    code = run_task(specs["for-loop-1"], ml / "input" / "kubesage-spec", tmp_path / "w", "--param", "kubesage-items",
                 "[]", "--param", "scale", "1")  # fmt: skip
     assert code == 0
     outputs = json.loads((ml / "output" / "kubesage-outputs" / "outputs.json").read_text())

@@ -13,33 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kfp import compiler
 
-from kubesage.runners.sagemaker import shim
-from kubesage.runners.sagemaker.config import SageMakerConfig
-from kubesage.runners.sagemaker.integrity import spec_bytes, spec_digest
 from kubesage.runners.sagemaker.shim_fanout import ItemError, NodeResult, dag_outputs
 from tests.unit.runners.sagemaker import fanout_dag_pipelines as pipelines
-from tests.unit.runners.sagemaker.ir_file import compile_file
-
-
-def _specs(pipeline: Any, tmp_path: Path) -> dict[str, dict[str, Any]]:
-    ir = tmp_path / "fan.yaml"
-    compiler.Compiler().compile(pipeline, str(ir))
-    compiled = compile_file(ir, SageMakerConfig())
-    root = str(tmp_path / "opt-ml")
-    return {
-        task["task"]: task
-        for task in (json.loads(body.decode().replace("/opt/ml", root)) for body in compiled.assets.values())
-    }
-
-
-def _run(task: dict[str, Any], spec_dir: Path, workdir: Path, *extra: str) -> int:
-    spec_dir.mkdir(parents=True, exist_ok=True)
-    body = spec_bytes(task)
-    (spec_dir / f"{task['task']}.json").write_bytes(body)
-    argv = ["--task", task["task"], "--spec-dir", str(spec_dir), "--spec-sha256", spec_digest(body)]
-    return shim.main([*argv, "--workdir", str(workdir), *extra])
+from tests.unit.runners.sagemaker.ir_file import run_task, task_specs
 
 
 def _ran(workdir: Path, index: int) -> list[str]:
@@ -57,10 +34,10 @@ def venv_python_first(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def run_fan_out_dag(tmp_path: Path, items: list[int]) -> tuple[dict[str, Any], Path, dict[str, dict[str, Any]]]:
     """The fan-out step of `fan_out_dag` on `items`: its outputs.json, its workdir, every task spec."""
-    specs = _specs(pipelines.fan_out_dag, tmp_path)
+    specs = task_specs(pipelines.fan_out_dag, tmp_path)
     ml = tmp_path / "opt-ml" / "processing"
     workdir = tmp_path / "w"
-    code = _run(specs["for-loop-1"], ml / "input" / "kubesage-spec", workdir, "--param", "kubesage-items",
+    code = run_task(specs["for-loop-1"], ml / "input" / "kubesage-spec", workdir, "--param", "kubesage-items",
                 json.dumps(items))  # fmt: skip
     assert code == 0
     return json.loads((ml / "output" / "kubesage-outputs" / "outputs.json").read_text()), workdir, specs
@@ -104,7 +81,7 @@ def test_the_consumer_gets_what_kfp_collects(tmp_path: Path) -> None:
     p = outputs["parameters"]
     extra = ["--param", "doubled", p["double__Output"], "--param", "sums", p["for_loop_6__pipelinechannel__add_Output"],
              "--param", "tags", p["tag_3__Output"]]  # fmt: skip
-    assert _run(specs["summary"], ml / "input" / "kubesage-spec", tmp_path / "w2", *extra) == 0
+    assert run_task(specs["summary"], ml / "input" / "kubesage-spec", tmp_path / "w2", *extra) == 0
     result = json.loads((ml / "output" / "kubesage-outputs" / "outputs.json").read_text())
     assert json.loads(result["parameters"]["Output"]) == {
         "doubled": [6, 2],
@@ -117,9 +94,9 @@ def test_collecting_a_task_skipped_in_some_items_fails_those_items(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """kfp.local fails the run when dsl.Collected reads a task whose dsl.If was false in an iteration."""
-    specs = _specs(pipelines.collects_skipped, tmp_path)
+    specs = task_specs(pipelines.collects_skipped, tmp_path)
     ml = tmp_path / "opt-ml" / "processing"
-    code = _run(specs["for-loop-1"], ml / "input" / "kubesage-spec", tmp_path / "w", "--param", "kubesage-items",
+    code = run_task(specs["for-loop-1"], ml / "input" / "kubesage-spec", tmp_path / "w", "--param", "kubesage-items",
                 "[1, 2, 3]")  # fmt: skip
     assert code == 1
     err = capsys.readouterr().err
@@ -135,9 +112,9 @@ def test_a_condition_that_cannot_be_evaluated_fails_its_item_naming_it(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """int("x") in the CEL KFP wrote cannot be evaluated, as in KFP's driver: that item fails, the other runs."""
-    specs = _specs(pipelines.fan_out_dag, tmp_path)
+    specs = task_specs(pipelines.fan_out_dag, tmp_path)
     ml = tmp_path / "opt-ml" / "processing"
-    code = _run(specs["for-loop-1"], ml / "input" / "kubesage-spec", tmp_path / "w", "--param", "kubesage-items",
+    code = run_task(specs["for-loop-1"], ml / "input" / "kubesage-spec", tmp_path / "w", "--param", "kubesage-items",
                 '[1, "x"]')  # fmt: skip
     assert code == 1
     err = capsys.readouterr().err
