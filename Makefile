@@ -4,10 +4,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 UV_VERSION := 0.13.9
 DEMO_DIR := build/demo
-# pytest workers (pytest-xdist): one more than the 2 cores of the machine the suite's times are measured
-# on, because a third of a worker's time is spent waiting (servers starting, Docker, pipeline subprocesses):
-# with 2 workers the suite used 1.3-1.4 of the 2 cores.
-TEST_WORKERS ?= 3
+# pytest workers (pytest-xdist): one per core of the 2-core machine the suite's times are measured on.
+# Three were measured on a clean clone (2026-12-06): pytest 12:06 against 12:08 with two, the tests' own
+# times summed 2,090 s against 1,396 s: the cores are already busy (Docker's containers run outside
+# pytest's processes, so `time` undercounts them), and a third worker only shares them.
+TEST_WORKERS ?= 2
 PYTEST := $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup --durations=20
 
 .PHONY: setup demo test test-fast lint docs ui image bench clean
