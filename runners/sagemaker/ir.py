@@ -9,6 +9,7 @@ rejected with the task and the feature named.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -335,7 +336,12 @@ def _validate(plan: PipelinePlan) -> None:
                 producer = plan.tasks[source.task]
                 if producer.group is not None and producer.group not in consumer_groups:
                     raise unsupported(
-                        task.key, f"input '{name}' reads '{producer.key}' from inside a dsl.If branch it is not in"
+                        task.key,
+                        f"input '{name}' reading '{producer.key}', which runs inside a dsl.If branch this task is "
+                        "not in (so it may not have run; SageMaker has no step that waits for a step that may be "
+                        "skipped)",
+                        "move this task into the same dsl.If, or give it the branch's value through dsl.OneOf over "
+                        "If/Elif/Else branches (translated)",
                     )
                 if producer.kind == "training" and source.key != producer.model_output:
                     raise unsupported(
@@ -490,12 +496,41 @@ def _check_default(plan: PipelinePlan, task: TaskPlan, name: str, source: Source
             )
 
 
+# KFP's placeholder for the workspace: a volume every task of the run shares (dsl.PipelineConfig(workspace=...)).
+WORKSPACE_PLACEHOLDER = "{{$.workspace_path}}"
+
+
+def _refuse_workspace(spec: dict[str, Any]) -> None:
+    """A task handed the workspace's path reads or writes files the other tasks see there; SageMaker steps
+    share no volume, so the path would name an empty folder (or none) in each job: refused, not dropped."""
+    dags = [("", spec["root"].get("dag", {}))] + [
+        (name, component.get("dag", {})) for name, component in spec.get("components", {}).items()
+    ]
+    for _, dag in dags:
+        for task_name, task in sorted(dag.get("tasks", {}).items()):
+            if WORKSPACE_PLACEHOLDER in json.dumps(task.get("inputs", {})):
+                raise _workspace_refusal(task_name)
+    for executor_name, executor in sorted(spec.get("deploymentSpec", {}).get("executors", {}).items()):
+        if WORKSPACE_PLACEHOLDER in json.dumps(executor):
+            raise _workspace_refusal(executor_name.removeprefix("exec-"))
+
+
+def _workspace_refusal(task: str) -> UnsupportedFeatureError:
+    return unsupported(
+        task,
+        "a KFP workspace (dsl.WORKSPACE_PATH_PLACEHOLDER: a volume the run's tasks share)",
+        "SageMaker steps share no volume; pass the files from task to task as Output[Dataset]/Input[Dataset] "
+        "artifacts (kept in S3)",
+    )
+
+
 def plan_pipeline(spec: dict[str, Any]) -> PipelinePlan:
     """Check, flatten and validate a KFP IR dict into a PipelinePlan."""
     from kubesage.ir.schema import check_spec
     from kubesage.runners.sagemaker.inline import Walker
 
     check_spec(spec)
+    _refuse_workspace(spec)
     parameters = _pipeline_parameters(spec)
     walker = Walker(spec)
     scope: dict[str, Source] = {

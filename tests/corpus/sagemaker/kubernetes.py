@@ -132,6 +132,15 @@ def k8s_secret_in_runtime_loop_unmapped(items: list = [1, 2]) -> None:  # noqa: 
         kubernetes.use_secret_as_env(task, secret_name="api-token", secret_key_to_env={"token": "API_TOKEN"})
 
 
+@dsl.pipeline(
+    name="k8s-workspace",
+    pipeline_config=dsl.PipelineConfig(workspace=dsl.WorkspaceConfig(size="1Gi")),
+)
+def k8s_workspace() -> None:
+    """kubeflow/pipelines' samples/v2/pipeline_with_workspace: a task handed the shared volume's path."""
+    say(text=dsl.WORKSPACE_PATH_PLACEHOLDER)
+
+
 SECRETS = {"secret_map": {"api-token": "prod/api-token", "tls": "prod/tls"}}
 SETTINGS = {"config_maps": {"settings": {"level": "INFO"}}}
 
@@ -248,6 +257,13 @@ CORPUS: list[Case] = [
         Refused(r"^task 'for-loop-1-echo': a pod field as environment .*the items of a runtime loop share one job"),
     ),
     (k8s_pvc, Refused(r"task 'createpvc': a Kubernetes PersistentVolumeClaim")),
+    (
+        k8s_workspace,
+        Refused(
+            r"^task 'say': a KFP workspace \(dsl.WORKSPACE_PATH_PLACEHOLDER: a volume the run's tasks share\) "
+            r"cannot be compiled to SageMaker Pipelines; SageMaker steps share no volume; pass the files"
+        ),
+    ),
     (k8s_config_map_volume, Refused(r"task 'echo': a Kubernetes ConfigMap as a volume")),
     (
         k8s_secret_in_runtime_loop,
