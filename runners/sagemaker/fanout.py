@@ -255,7 +255,12 @@ class FanOutBuilder:
         for where in ("inputDefinitions", "outputDefinitions"):
             for name, art in component.get(where, {}).get("artifacts", {}).items():
                 if art.get("isArtifactList"):
-                    raise unsupported(self.key, f"an artifact list '{name}' of '{local}' inside a runtime loop body")
+                    raise unsupported(
+                        self.key,
+                        f"an artifact list '{name}' of '{local}' inside a runtime loop body",
+                        "collect the loop's artifacts outside it (dsl.Collected after the loop is translated), "
+                        "or pass this task one artifact per item",
+                    )
         return BodyTask(
             local=local,
             display_name=spec.get("taskInfo", {}).get("name", local),
