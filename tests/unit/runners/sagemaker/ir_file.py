@@ -19,11 +19,11 @@ def compile_file(path: Path, config: SageMakerConfig) -> CompiledPipeline:
     return compile_spec(source.spec, config, source.platform_spec)
 
 
-def task_specs(pipeline: Any, tmp_path: Path) -> dict[str, dict[str, Any]]:
+def task_specs(pipeline: Any, tmp_path: Path, config: SageMakerConfig | None = None) -> dict[str, dict[str, Any]]:
     """Each step's task spec by task name, compiled from `pipeline`, with SageMaker's /opt/ml under tmp_path."""
     ir = tmp_path / "fan.yaml"
     compiler.Compiler().compile(pipeline, str(ir))
-    compiled = compile_file(ir, SageMakerConfig())
+    compiled = compile_file(ir, config or SageMakerConfig())
     root = str(tmp_path / "opt-ml")
     return {
         task["task"]: task
@@ -38,3 +38,11 @@ def run_task(task: dict[str, Any], spec_dir: Path, workdir: Path, *extra: str) -
     (spec_dir / f"{task['task']}.json").write_bytes(body)
     argv = ["--task", task["task"], "--spec-dir", str(spec_dir), "--spec-sha256", spec_digest(body)]
     return shim.main([*argv, "--workdir", str(workdir), *extra])
+
+
+def step_outputs(tmp_path: Path) -> dict[str, Any]:
+    """The outputs.json the last processing step run under tmp_path wrote, removed so the next run writes afresh."""
+    path = tmp_path / "opt-ml" / "processing" / "output" / "kubesage-outputs" / "outputs.json"
+    found: dict[str, Any] = json.loads(path.read_text())
+    path.unlink()
+    return found

@@ -14,10 +14,8 @@ import pytest
 from kfp import compiler, dsl
 from kfp.dsl import Dataset, Output
 
-from kubesage.runners.sagemaker import shim
 from kubesage.runners.sagemaker.config import SageMakerConfig
-from kubesage.runners.sagemaker.integrity import spec_bytes, spec_digest
-from tests.unit.runners.sagemaker.ir_file import compile_file
+from tests.unit.runners.sagemaker.ir_file import compile_file, run_task, step_outputs, task_specs
 
 
 @dsl.component(base_image="python:3.11", install_kfp_package=False)
@@ -47,32 +45,11 @@ def guarded(n: int = 1) -> None:
 
 
 def _specs(tmp_path: Path) -> dict[str, dict[str, Any]]:
-    ir = tmp_path / "guarded.yaml"
-    compiler.Compiler().compile(guarded, str(ir))
-    root = str(tmp_path / "opt-ml")
-    return {
-        task["task"]: task
-        for task in (
-            json.loads(body.decode().replace("/opt/ml", root))
-            for body in compile_file(ir, SageMakerConfig()).assets.values()
-        )
-    }
+    return task_specs(guarded, tmp_path)
 
 
 def _run(task: dict[str, Any], tmp_path: Path, *extra: str) -> int:
-    spec_dir = tmp_path / "spec"
-    spec_dir.mkdir(parents=True, exist_ok=True)
-    body = spec_bytes(task)
-    (spec_dir / f"{task['task']}.json").write_bytes(body)
-    argv = ["--task", task["task"], "--spec-dir", str(spec_dir), "--spec-sha256", spec_digest(body)]
-    return shim.main([*argv, "--workdir", str(tmp_path / "w" / task["task"]), *extra])
-
-
-def _outputs(tmp_path: Path) -> dict[str, Any]:
-    path = tmp_path / "opt-ml" / "processing" / "output" / "kubesage-outputs" / "outputs.json"
-    found: dict[str, Any] = json.loads(path.read_text())
-    path.unlink()
-    return found
+    return run_task(task, tmp_path / "spec", tmp_path / "w" / task["task"], *extra)
 
 
 @pytest.fixture(autouse=True)
@@ -84,7 +61,7 @@ def venv_python_first(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_a_failing_task_in_a_handler_records_its_failure_with_stand_in_outputs(tmp_path: Path) -> None:
     specs = _specs(tmp_path)
     assert _run(specs["boom"], tmp_path, "--param", "n", "1", "--continue-on-failure") == 0
-    assert _outputs(tmp_path) == {
+    assert step_outputs(tmp_path) == {
         "task": "boom",
         "parameters": {"Output": 0},
         "artifacts": {},
@@ -102,7 +79,7 @@ def test_a_task_reading_a_failed_one_is_skipped_without_running(
     code = _run(specs["after"], tmp_path, "--param", "x", "0", "--continue-on-failure", "--upstream-status", "boom",
                 "failed")  # fmt: skip
     assert code == 0
-    assert _outputs(tmp_path) == {
+    assert step_outputs(tmp_path) == {
         "task": "after",
         "parameters": {"Output": 0},
         "artifacts": {},
@@ -115,7 +92,7 @@ def test_a_task_reading_a_failed_one_is_skipped_without_running(
 def test_a_succeeding_task_reports_succeeded_and_one_outside_a_handler_still_fails(tmp_path: Path) -> None:
     specs = _specs(tmp_path)
     assert _run(specs["after"], tmp_path, "--param", "x", "2", "--upstream-status", "boom", "succeeded") == 0
-    outputs = _outputs(tmp_path)
+    outputs = step_outputs(tmp_path)
     assert (outputs["status"], outputs["parameters"]) == ("succeeded", {"Output": 3})
     assert _run(specs["boom"], tmp_path, "--param", "n", "1") == 1
 
@@ -153,12 +130,12 @@ def test_the_exit_task_gets_kfps_final_status_of_the_handlers_tasks(
     monkeypatch.setenv("KUBESAGE_SAGEMAKER_EXECUTION_ARN", "arn:aws:sagemaker:us-east-1:1:pipeline/p/execution/e")
     failed = ["--handler-status", "boom", "failed", "--handler-status", "after", "skipped"]
     assert _run(specs["report"], tmp_path, "--final-status", "status", "exit-handler-1", *failed) == 0
-    assert _outputs(tmp_path)["parameters"]["Output"] == (
+    assert step_outputs(tmp_path)["parameters"]["Output"] == (
         "FAILED|exit-handler-1|arn:aws:sagemaker:us-east-1:1:pipeline/p/execution/e|tasks inside dsl.ExitHandler "
         "'exit-handler-1' did not all succeed: after: skipped, boom: failed"
     )
     ok = ["--handler-status", "boom", "succeeded", "--handler-status", "after", "succeeded"]
     assert _run(specs["report"], tmp_path, "--final-status", "status", "exit-handler-1", *ok) == 0
-    assert _outputs(tmp_path)["parameters"]["Output"] == (
+    assert step_outputs(tmp_path)["parameters"]["Output"] == (
         "SUCCEEDED|exit-handler-1|arn:aws:sagemaker:us-east-1:1:pipeline/p/execution/e|None"
     )

@@ -5,7 +5,6 @@ KFP runs such a task once its upstream tasks completed, failed or not; an input 
 failed takes its default (KFP's SDK requires one), and the run still ends Failed.
 """
 
-import json
 import os
 import sys
 from pathlib import Path
@@ -15,12 +14,10 @@ import pytest
 from kfp import compiler, dsl
 from kfp.dsl import Dataset, Input, Output
 
-from kubesage.runners.sagemaker import shim
 from kubesage.runners.sagemaker.compiler import CompiledPipeline
 from kubesage.runners.sagemaker.config import SageMakerConfig
-from kubesage.runners.sagemaker.integrity import spec_bytes, spec_digest
 from tests.corpus.sagemaker import failures
-from tests.unit.runners.sagemaker.ir_file import compile_file
+from tests.unit.runners.sagemaker.ir_file import compile_file, run_task, step_outputs, task_specs
 
 
 def _compiled(pipeline: Any, tmp_path: Path) -> CompiledPipeline:
@@ -127,25 +124,11 @@ def venv_python_first(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _specs(tmp_path: Path) -> dict[str, dict[str, Any]]:
-    root = str(tmp_path / "opt-ml")
-    compiled = _compiled(keeps, tmp_path)
-    return {t["task"]: t for t in (json.loads(b.decode().replace("/opt/ml", root)) for b in compiled.assets.values())}
+    return task_specs(keeps, tmp_path, SageMakerConfig(bucket="kubesage-corpus"))
 
 
 def _run(task: dict[str, Any], tmp_path: Path, *extra: str) -> int:
-    spec_dir = tmp_path / "spec"
-    spec_dir.mkdir(parents=True, exist_ok=True)
-    body = spec_bytes(task)
-    (spec_dir / f"{task['task']}.json").write_bytes(body)
-    argv = ["--task", task["task"], "--spec-dir", str(spec_dir), "--spec-sha256", spec_digest(body)]
-    return shim.main([*argv, "--workdir", str(tmp_path / "w" / task["task"]), *extra])
-
-
-def _outputs(tmp_path: Path) -> dict[str, Any]:
-    path = tmp_path / "opt-ml" / "processing" / "output" / "kubesage-outputs" / "outputs.json"
-    found: dict[str, Any] = json.loads(path.read_text())
-    path.unlink()
-    return found
+    return run_task(task, tmp_path / "spec", tmp_path / "w" / task["task"], *extra)
 
 
 FROM = ["--input-from", "data", "produce", "--input-from", "text", "produce"]
@@ -154,7 +137,7 @@ FROM = ["--input-from", "data", "produce", "--input-from", "text", "produce"]
 def test_a_failed_upstream_gives_the_task_its_defaults(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     specs = _specs(tmp_path)
     assert _run(specs["produce"], tmp_path, "--param", "n", "1", "--continue-on-failure") == 0
-    recorded = _outputs(tmp_path)
+    recorded = step_outputs(tmp_path)
     assert (recorded["status"], recorded["parameters"]) == ("failed", {"Output": ""})
     # the stand-in artifact keeps the S3 input from being empty; the task does not get it
     channel = tmp_path / "opt-ml" / "processing" / "input" / "data"
@@ -162,7 +145,7 @@ def test_a_failed_upstream_gives_the_task_its_defaults(tmp_path: Path, capsys: p
     (channel / "data").write_text("")
     code = _run(specs["keep"], tmp_path, "--param", "text", "", "--upstream-completed", "produce", "failed", *FROM)
     assert code == 0
-    outputs = _outputs(tmp_path)
+    outputs = step_outputs(tmp_path)
     assert (outputs["status"], outputs["parameters"]) == ("succeeded", {"Output": "default|none"})
     out = capsys.readouterr().out
     assert "input 'data' takes its default ('produce' failed)" in out
@@ -177,4 +160,4 @@ def test_a_succeeded_upstream_gives_the_task_its_outputs(tmp_path: Path) -> None
     code = _run(specs["keep"], tmp_path, "--param", "text", "made", "--upstream-completed", "produce", "succeeded",
                 *FROM)  # fmt: skip
     assert code == 0
-    assert _outputs(tmp_path)["parameters"] == {"Output": "made|rows"}
+    assert step_outputs(tmp_path)["parameters"] == {"Output": "made|rows"}
