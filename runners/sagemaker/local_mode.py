@@ -44,6 +44,7 @@ from kubesage.runners.sagemaker.compiler import (
     CompiledPipeline,
     build_pipeline,
     offline_env,
+    validate_sdk_config_once,
 )
 from kubesage.runners.sagemaker.compiler.pipeline import pipeline_name
 from kubesage.runners.sagemaker.compiler.register import PackageRequest, package_group_name, register_task
@@ -235,10 +236,13 @@ def run_local(
     )
     # Conditions are known by name only once compiled; the SDK logs nothing before the first step starts.
     conditions: set[str] = set()
+    # The SDK validates its config against the JSON schema at every config lookup of every job it
+    # starts (~100 times for the churn pipeline, most of a run's CPU outside the containers).
     with (
         capture_sdk_output(log_path, progress, conditions) as events,
         sdk_telemetry(telemetry) as telemetry_note,
         offline_env(config.region),
+        validate_sdk_config_once(),
     ):
         logging.getLogger(__name__).info(telemetry_note)
         from sagemaker.core.workflow.pipeline_context import LocalPipelineSession as StepSession

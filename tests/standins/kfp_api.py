@@ -4,8 +4,9 @@ A real HTTP server on 127.0.0.1 that answers what `kfp.Client` 2.17 sends to sub
 (healthz, experiments, runs, pipeline upload and versions, terminate). Every request body is parsed
 into `kfp_server_api`'s generated models and every pipeline into the `PipelineSpec` proto, as the real
 API server does, and a malformed one gets the 400 the real server gives. Each submitted run is
-executed for real with `kfp.local` (SubprocessRunner(use_venv=False)) in its own process started with
-a minimal environment (`kfp_execute.py`): like a pod, a task sees only the env its IR carries. Run
+executed for real with `kfp.local` (SubprocessRunner(use_venv=False), each task a fresh process
+forked from a warm one by kubesage's local launcher) in its own process started with a minimal
+environment (`kfp_execute.py`): like a pod, a task sees only the env its IR carries. Run
 state and per-task details (`run_details.task_details`) come from that process as it goes. With
 `DockerPods` (chosen per stand-in), that process runs each task as a pod runs the IR's container spec:
 in the spec's image, with its command and env, under kfp.local's DockerRunner.

@@ -20,7 +20,7 @@ Modules, in the order a compile uses them:
 from kubesage.runners.sagemaker.compiler.layout import OUTPUTS_FILE, OUTPUTS_NAME
 from kubesage.runners.sagemaker.compiler.parameters import TRACKING_PARAMETERS
 from kubesage.runners.sagemaker.compiler.pipeline import CompiledPipeline, build_pipeline, compile_spec
-from kubesage.runners.sagemaker.compiler.session import offline_env
+from kubesage.runners.sagemaker.compiler.session import offline_env, validate_sdk_config_once
 
 __all__ = [
     "OUTPUTS_FILE",
@@ -30,4 +30,5 @@ __all__ = [
     "build_pipeline",
     "compile_spec",
     "offline_env",
+    "validate_sdk_config_once",
 ]

@@ -6,10 +6,11 @@ should not take seconds, so the compile runs inside these context managers.
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -83,31 +84,39 @@ _VALIDATED_SDK_CONFIGS: list[dict[str, Any]] = []
 
 @contextmanager
 def validate_sdk_config_once() -> Iterator[None]:
-    """Validate the session's SDK config once per compile instead of at every config lookup.
+    """Validate each SDK config once per process instead of at every config lookup.
 
     The SDK re-validates the whole config against its JSON schema (including checking the schema
-    itself) on each `get_sagemaker_config_value`, about 60 times for a four-step pipeline: that made
-    one compile take seconds to minutes. The configs are constants (`OFFLINE_SDK_CONFIG`, the local
-    mode defaults), so each is validated for real the first time in the process, and an equal dict is
-    not validated again.
+    itself) on each `get_sagemaker_config_value`, about 60 times for a four-step pipeline, and again
+    each time a local-mode session loads its config files: that made one compile take seconds to
+    minutes and a local-mode run of the churn pipeline spend ~100 validations (about 10 s of CPU)
+    before and between its jobs. The configs are constants (`OFFLINE_SDK_CONFIG`, the local mode
+    defaults, the user's config files), so each is validated for real the first time in the process,
+    and an equal dict is not validated again: an invalid config still fails where it did.
     """
+    from sagemaker.core.config import config as sdk_config_files
     from sagemaker.core.config.config_manager import SageMakerConfig as SdkConfig
 
-    original = SdkConfig.validate_sagemaker_config
-    validated = _VALIDATED_SDK_CONFIGS
-
-    def once(sagemaker_config: dict[str, Any] | None = None) -> None:
-        if sagemaker_config is not None and sagemaker_config in validated:
-            return
-        original(sagemaker_config)
-        if sagemaker_config is not None:
-            validated.append(sagemaker_config)
-
-    SdkConfig.validate_sagemaker_config = staticmethod(once)
+    original_method = SdkConfig.validate_sagemaker_config
+    original_function = sdk_config_files.validate_sagemaker_config
+    SdkConfig.validate_sagemaker_config = staticmethod(_validated_once(original_method))
+    sdk_config_files.validate_sagemaker_config = _validated_once(original_function)
     try:
         yield
     finally:
-        SdkConfig.validate_sagemaker_config = staticmethod(original)
+        SdkConfig.validate_sagemaker_config = staticmethod(original_method)
+        sdk_config_files.validate_sagemaker_config = original_function
+
+
+def _validated_once(validate: Callable[[dict[str, Any] | None], None]) -> Callable[[dict[str, Any] | None], None]:
+    def once(sagemaker_config: dict[str, Any] | None = None) -> None:
+        if sagemaker_config is not None and sagemaker_config in _VALIDATED_SDK_CONFIGS:
+            return
+        validate(sagemaker_config)
+        if sagemaker_config is not None:
+            _VALIDATED_SDK_CONFIGS.append(copy.deepcopy(sagemaker_config))
+
+    return once
 
 
 @contextmanager
