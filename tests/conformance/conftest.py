@@ -4,7 +4,8 @@ A scenario is a conformance pipeline (tests/conformance/pipelines.py) with its p
 `local` (KFP's local runner), `kfp` (the v2beta1 API stand-in, tests/standins/, which executes runs with
 kfp.local in a clean process) and `sagemaker-local` (the compiled SageMaker definition in the SDK's
 local mode with the kubesage image in Docker, S3 being moto in server mode; marked `container`). All
-track into one real `mlflow server` on loopback, which the step containers reach on the host network.
+track into the session's real `mlflow server` on loopback, which the step containers reach on the host
+network.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from kubesage.runners.registry import get_runner
 from kubesage.util.environment import environment
 from tests.mlflow_server import MlflowServer
 from tests.recording import RecordingProgress
-from tests.servers import running_mlflow, running_moto
+from tests.servers import running_moto
 from tests.standins.kfp_fixtures import kfp_runner_options, kfp_standin  # noqa: F401  (fixtures)
 
 IMAGE = os.environ.get("KUBESAGE_SAGEMAKER_TEST_IMAGE", "kubesage/xgboost-daal4py:latest")
@@ -138,8 +139,10 @@ class CompletedRun:
 
 
 @pytest.fixture(scope="session")
-def conformance_mlflow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServer]:
-    yield from running_mlflow(tmp_path_factory.mktemp("conformance-mlflow"))
+def conformance_mlflow(shared_mlflow: MlflowServer) -> MlflowServer:
+    """The session's MLflow server (tests/conftest.py): the tests read their runs by parent run id
+    only, so the other suites' runs there change nothing, and no second server starts."""
+    return shared_mlflow
 
 
 @pytest.fixture(scope="session")
