@@ -45,7 +45,7 @@ def test_drift_reads_s3_puts_cloudwatch_metrics_and_exits_3_on_violations(
     shifted = rows.assign(**{"Day Mins": rows["Day Mins"] + rows["Day Mins"].std()})
     folder = write_captures(shifted, tmp_path / "captures", FeatureSchema.load(baseline), ("JSON", "CSV", "BASE64"))
     source = upload(folder, session.client("s3", endpoint_url=moto_endpoint), "data-capture")
-    tracking = fresh_sqlite_store(mlflow_sqlite_template, tmp_path / "mlflow.db")  # migrated: 2-3 s less
+    tracking = fresh_sqlite_store(mlflow_sqlite_template, tmp_path / "mlflow.db")  # migrated: the CLI skips them
     args = ["drift", "--captures", source, "--baseline", str(baseline), "--output-dir", str(tmp_path / "out")]
     args += ["--cloudwatch-endpoint", "churn-endpoint", "--output", "json"]
     result = run_cli(args, tmp_path, tracking)
@@ -106,7 +106,7 @@ def test_retrain_data_starts_the_training_pipeline_when_a_feature_drifted(
     rows = held_out_rows(churn)
     shifted = rows.assign(**{"Int'l Plan": "yes"})
     drifted = write_captures(shifted, tmp_path / "drifted", FeatureSchema.load(baseline), ("JSON",))
-    tracking = fresh_sqlite_store(mlflow_sqlite_template, tmp_path / "mlflow.db")  # migrated: 2-3 s less
+    tracking = fresh_sqlite_store(mlflow_sqlite_template, tmp_path / "mlflow.db")  # migrated: the CLI skips them
     env = {**os.environ, "MLFLOW_TRACKING_URI": tracking, "PYTHONPATH": str(REPO_ROOT)}
     # Without drift nothing starts: tests/unit/cli/test_drift.py.
     args = [KUBESAGE, "drift", "--captures", str(drifted), "--baseline", str(baseline), "--no-track"]
