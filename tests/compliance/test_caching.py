@@ -19,6 +19,7 @@ from mlflow import MlflowClient
 from kubesage.runners.base import RunResult
 from kubesage.runners.registry import get_runner, load_pipeline
 from kubesage.util.environment import environment
+from tests.servers import fresh_sqlite_store
 
 pytestmark = [pytest.mark.integration]
 
@@ -37,11 +38,12 @@ class Run:
 
 
 class LocalRuns:
-    """Runs a pipeline on the local runner into one SQLite store; pipeline roots by name."""
+    """Runs a pipeline on the local runner into one new SQLite store (a copy of the session's migrated
+    template: a new file's migrations cost 2-3 s in each test); pipeline roots by name."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, template: Path) -> None:
         self.workdir = workdir
-        self.uri = f"sqlite:///{workdir / 'mlflow.db'}"
+        self.uri = fresh_sqlite_store(template, workdir / "mlflow.db")
 
     def run(self, ref: str, params: dict[str, Any], root: str = "root", **options: Any) -> Run:
         source = load_pipeline(ref, self.workdir / "build")
@@ -67,9 +69,9 @@ class LocalRuns:
 # --- the churn pipeline: change only max_depth --------------------------------------------------------
 @pytest.fixture(scope="module")
 def churn_runs(
-    tmp_path_factory: pytest.TempPathFactory, churn_csv: Path
+    tmp_path_factory: pytest.TempPathFactory, churn_csv: Path, mlflow_sqlite_template: Path
 ) -> Iterator[tuple[LocalRuns, Run, Run, Run, Run]]:
-    runs = LocalRuns(tmp_path_factory.mktemp("churn-cache"))
+    runs = LocalRuns(tmp_path_factory.mktemp("churn-cache"), mlflow_sqlite_template)
     data = {"input_data": str(churn_csv), "seed": 42}
     first = runs.run("customer_churn", data)
     rerun = runs.run("customer_churn", {**data, "max_depth": 3})
@@ -141,8 +143,8 @@ SMALL = "tests.integration.local_pipelines:cache_pipeline"
 
 
 @pytest.fixture
-def small(tmp_path: Path) -> LocalRuns:
-    return LocalRuns(tmp_path)
+def small(tmp_path: Path, mlflow_sqlite_template: Path) -> LocalRuns:
+    return LocalRuns(tmp_path, mlflow_sqlite_template)
 
 
 def _entries(runs: LocalRuns) -> list[Path]:

@@ -32,6 +32,8 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def tracking_uri(workdir: Path) -> str:
+    # A store that does not exist yet, not a copy of the migrated template (tests/servers.py): the demo's
+    # line budget covers what a newcomer's first run prints while it creates the store (2-3 s of migrations).
     return f"sqlite:///{workdir / 'mlflow.db'}"
 
 

@@ -14,7 +14,7 @@ from kubesage.churn.features import FeatureSchema
 from kubesage.monitoring.publish import NAMESPACE
 from tests.integration.cli_helpers import run_cli
 from tests.monitoring_data import held_out_rows, model_baseline, write_captures
-from tests.servers import moto_session
+from tests.servers import fresh_sqlite_store, moto_session
 
 pytestmark = [pytest.mark.integration]
 BUCKET = "captures"
@@ -37,6 +37,7 @@ def test_drift_reads_s3_puts_cloudwatch_metrics_and_exits_3_on_violations(
     tmp_path: Path,
     moto_endpoint: str,
     monkeypatch: pytest.MonkeyPatch,
+    mlflow_sqlite_template: Path,
 ) -> None:
     session = moto_session(moto_endpoint, BUCKET, monkeypatch)
     monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
@@ -44,7 +45,7 @@ def test_drift_reads_s3_puts_cloudwatch_metrics_and_exits_3_on_violations(
     shifted = rows.assign(**{"Day Mins": rows["Day Mins"] + rows["Day Mins"].std()})
     folder = write_captures(shifted, tmp_path / "captures", FeatureSchema.load(baseline), ("JSON", "CSV", "BASE64"))
     source = upload(folder, session.client("s3", endpoint_url=moto_endpoint), "data-capture")
-    tracking = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    tracking = fresh_sqlite_store(mlflow_sqlite_template, tmp_path / "mlflow.db")  # migrated: the CLI skips them
     args = ["drift", "--captures", source, "--baseline", str(baseline), "--output-dir", str(tmp_path / "out")]
     args += ["--cloudwatch-endpoint", "churn-endpoint", "--output", "json"]
     result = run_cli(args, tmp_path, tracking)
@@ -92,7 +93,7 @@ def test_drift_reads_s3_puts_cloudwatch_metrics_and_exits_3_on_violations(
 
 @pytest.mark.slow  # one (stand-in) pipeline run
 def test_retrain_data_starts_the_training_pipeline_when_a_feature_drifted(
-    churn: pd.DataFrame, baseline: Path, churn_csv: Path, tmp_path: Path
+    churn: pd.DataFrame, baseline: Path, churn_csv: Path, tmp_path: Path, mlflow_sqlite_template: Path
 ) -> None:
     """The loop closed: a stand-in training pipeline (one task counting the new data's rows) stands in for
     customer_churn, which would add a whole training run here."""
@@ -105,7 +106,7 @@ def test_retrain_data_starts_the_training_pipeline_when_a_feature_drifted(
     rows = held_out_rows(churn)
     shifted = rows.assign(**{"Int'l Plan": "yes"})
     drifted = write_captures(shifted, tmp_path / "drifted", FeatureSchema.load(baseline), ("JSON",))
-    tracking = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    tracking = fresh_sqlite_store(mlflow_sqlite_template, tmp_path / "mlflow.db")  # migrated: the CLI skips them
     env = {**os.environ, "MLFLOW_TRACKING_URI": tracking, "PYTHONPATH": str(REPO_ROOT)}
     # Without drift nothing starts: tests/unit/cli/test_drift.py.
     args = [KUBESAGE, "drift", "--captures", str(drifted), "--baseline", str(baseline), "--no-track"]

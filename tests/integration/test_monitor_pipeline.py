@@ -70,19 +70,30 @@ def monitor_params(captures: Path, model: str) -> list[str]:
     return ["--param", f"captures={captures}", "--param", f"model={model}", "--output", "json"]
 
 
+def run_monitor(
+    runner: str, options: dict[str, Any], captures: Path, model: str, tracking_uri: str, workdir: Path
+) -> dict[str, Any]:
+    """`monitor_churn` on `runner` through the Python API in this process (what `kubesage run` calls; its
+    `--output json` is this `to_dict()`): these tests compare runners, not the CLI, and a `kubesage run`
+    process would add its start-up (importing MLflow: 2-4 s here) to every run."""
+    from kubesage import sdk
+    from kubesage.util.environment import environment
+
+    params = {"captures": str(captures), "model": model}
+    with environment({"MLFLOW_TRACKING_URI": tracking_uri}):
+        result = sdk.run("monitor_churn", runner=runner, params=params, options=options, workdir=workdir / "build")
+    return result.to_dict()
+
+
 @pytest.fixture(scope="module")
 def local_metrics(
     registered: str, shifted_captures: Path, mlflow_server: MlflowServer, tmp_path_factory: pytest.TempPathFactory
 ) -> dict[str, float]:
     """The local runner's run: the reference the other runners must match."""
-    local = run_cli(
-        ["run", "monitor_churn", *monitor_params(shifted_captures, registered)],
-        tmp_path_factory.mktemp("local"),
-        mlflow_server.url,
-    )
-    assert local.code == 0, local.stderr[-3000:]
-    result = json.loads(local.stdout)
-    assert result["status"] == "succeeded"
+    workdir = tmp_path_factory.mktemp("local")
+    options = {"pipeline_root": str(workdir / "local_outputs")}
+    result = run_monitor("local", options, shifted_captures, registered, mlflow_server.url, workdir)
+    assert result["status"] == "succeeded", result["failure"]
     metrics: dict[str, float] = result["metrics"]
     return metrics
 
@@ -101,24 +112,9 @@ def test_monitor_churn_runs_the_same_check_on_local_and_kfp(
     kfp_standin: KfpStandin,  # noqa: F811
     tmp_path: Path,
 ) -> None:
-    kfp = run_cli(
-        [
-            "run",
-            "monitor_churn",
-            "--runner",
-            "kfp",
-            "--option",
-            f"host={kfp_standin.url}",
-            "--option",
-            "poll_seconds=0.5",
-            *monitor_params(shifted_captures, registered),
-        ],
-        tmp_path,
-        mlflow_server.url,
-    )
-    assert kfp.code == 0, kfp.stderr[-3000:]
-    result = json.loads(kfp.stdout)
-    assert result["status"] == "succeeded"
+    options = {"host": kfp_standin.url, "poll_seconds": 0.5}
+    result = run_monitor("kfp", options, shifted_captures, registered, mlflow_server.url, tmp_path)
+    assert result["status"] == "succeeded", result["failure"]
     assert_day_mins_flagged(local_metrics, "local")
     assert_day_mins_flagged(result["metrics"], "kfp")
     assert result["metrics"] == pytest.approx(local_metrics, rel=1e-12)
