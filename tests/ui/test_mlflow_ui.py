@@ -80,7 +80,8 @@ def test_runs_table_shows_the_runner_and_metric_columns(
     page.goto(runs_url(server.url, experiment.experiment_id))
     grid = page.locator(".ag-root")
     grid.get_by_text("kubesage.runner").first.wait_for()
-    page.wait_for_timeout(1500)  # let the grid finish laying out before the screenshot
+    for run in two_runs:  # the rows come after the headers: both drawn, for the screenshot and the text
+        grid.get_by_text(str(run["metrics"]["roc_auc"])[:6]).first.wait_for()
     page.screenshot(path=str(SCREENSHOTS / "runs-table.png"), full_page=True)
     table = grid.inner_text()  # headers and rows (MLflow 3.17's grid has no separate .ag-body)
     for column in ("kubesage.runner", "roc_auc", "accuracy", "max_depth"):
@@ -110,10 +111,11 @@ def test_compare_view_shows_both_runs_metrics_and_roc_plots(
         assert str(round(run["metrics"]["roc_auc"], 3)) in text, text
     assert "No common artifacts" not in text
     roc_curve.click()
-    # The two runs' PNGs, fetched and shown side by side (each also has a hidden preview copy).
+    # The two runs' PNGs, fetched and shown side by side (each also has a hidden preview copy); loaded
+    # (decoded), so the screenshot shows them.
     page.wait_for_function(
-        "new Set([...document.querySelectorAll(\"img[src^='blob:']\")].map(img => img.src)).size >= 2"
+        "new Set([...document.querySelectorAll(\"img[src^='blob:']\")]"
+        ".filter(img => img.complete && img.naturalWidth > 0).map(img => img.src)).size >= 2"
     )
     assert len({img.get_attribute("src") for img in page.locator("img[src^='blob:']").all()}) >= 2
-    page.wait_for_timeout(1500)
     page.screenshot(path=str(SCREENSHOTS / "compare-runs.png"), full_page=True)
