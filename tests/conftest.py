@@ -13,6 +13,7 @@ import pytest
 from tests.mlflow_server import MlflowServer
 from tests.needs import NEEDS_BY_MARKER, require
 from tests.servers import fresh_sqlite_store, migrated_sqlite_template, running_mlflow
+from tests.tracked_runs import tracked_runs  # noqa: F401  (imported here, not per module: made once a session)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # The real seed dataset lives beside the repository (../shared/data), never inside it.
@@ -123,11 +124,11 @@ def mlflow_sqlite_unopened(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> s
 
 
 @pytest.fixture(scope="session")
-def shared_mlflow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServer]:
+def shared_mlflow(tmp_path_factory: pytest.TempPathFactory, mlflow_sqlite_template: Path) -> Iterator[MlflowServer]:
     """One real `mlflow server` for the whole session (starting one took ~27 s on the loaded 2-core
-    machine): the compliance and integration suites track into it. Their tests assert on the runs and
-    model versions they made, never on the store being empty."""
-    yield from running_mlflow(tmp_path_factory.mktemp("shared-mlflow"))
+    machine), its store a copy of the migrated template: the compliance and integration suites track
+    into it. Their tests assert on the runs and model versions they made, never on the store being empty."""
+    yield from running_mlflow(tmp_path_factory.mktemp("shared-mlflow"), mlflow_sqlite_template)
 
 
 @pytest.fixture(scope="session")

@@ -20,13 +20,14 @@ from moto.server import ThreadedMotoServer
 from tests.mlflow_server import MlflowServer, start_mlflow_server
 
 
-def running_mlflow(root: Path) -> Iterator[MlflowServer]:
-    """A real `mlflow server` on loopback with its own store and artifacts under `root`."""
-    server = start_mlflow_server(root)
+def running_mlflow(root: Path, store_template: Path | None = None) -> Iterator[MlflowServer]:
+    """A real `mlflow server` on loopback with its own store and artifacts under `root` (a copy of
+    `store_template` when given, see `start_mlflow_server`), killed when done: its store is thrown away."""
+    server = start_mlflow_server(root, store_template=store_template)
     try:
         yield server
     finally:
-        server.stop()
+        server.kill()
 
 
 def running_moto() -> Iterator[str]:

@@ -1,15 +1,15 @@
 """The MLflow UI on two real pipeline runs, in a real headless browser (Debian's chromium).
 
 Two runs of the churn pipeline on KFP's local runner, differing in max_depth, tracked in a real
-`mlflow server`; Playwright drives /usr/bin/chromium (scripts/install-browser.sh installs it; no
-browser is downloaded). Screenshots land in build/ui/ for a person to look at.
+`mlflow server` of their own (tests/tracked_runs.py; tests/integration/test_mlflow_server.py reads
+them too); Playwright drives /usr/bin/chromium (scripts/install-browser.sh installs it; no browser is
+downloaded). Screenshots land in build/ui/ for a person to look at.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,32 +18,23 @@ from mlflow import MlflowClient
 from kubesage.tracking.contract import EXPERIMENT_KIND_TRAINING, TAG_EXPERIMENT_KIND
 from kubesage.tracking.ui_view import runs_url
 from tests.conftest import REPO_ROOT
-from tests.integration.cli_helpers import run_cli
-from tests.mlflow_server import MlflowServer, start_mlflow_server
+from tests.mlflow_server import MlflowServer
 from tests.needs import CHROMIUM, missing_browser, require
+from tests.tracked_runs import SAME_WORKER, TrackedRuns
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(3600)]  # two real runs
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(3600), SAME_WORKER]  # two real runs
 SCREENSHOTS = REPO_ROOT / "build" / "ui"
 TIMEOUT_MS = 120_000
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServer]:
-    running = start_mlflow_server(tmp_path_factory.mktemp("ui-mlflow"), timeout=600)  # slow on a busy CI box
-    yield running
-    running.stop()
+def server(tracked_runs: TrackedRuns) -> MlflowServer:
+    return tracked_runs.server
 
 
 @pytest.fixture(scope="module")
-def two_runs(server: MlflowServer, churn_csv: Path, tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
-    workdir = tmp_path_factory.mktemp("ui-runs")
-    results = []
-    for depth in (3, 6):
-        args = ["run", "customer_churn", "--param", f"input_data={churn_csv}", "--param", f"max_depth={depth}"]
-        result = run_cli([*args, "--output", "json"], workdir, server.url)
-        assert result.code == 0, result.stderr[-3000:]
-        results.append(result.json)
-    return results
+def two_runs(tracked_runs: TrackedRuns) -> list[dict[str, Any]]:
+    return tracked_runs.results
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +80,8 @@ def test_runs_table_shows_the_runner_and_metric_columns(
     page.goto(runs_url(server.url, experiment.experiment_id))
     grid = page.locator(".ag-root")
     grid.get_by_text("kubesage.runner").first.wait_for()
-    page.wait_for_timeout(1500)  # let the grid finish laying out before the screenshot
+    for run in two_runs:  # the rows come after the headers: both drawn, for the screenshot and the text
+        grid.get_by_text(str(run["metrics"]["roc_auc"])[:6]).first.wait_for()
     page.screenshot(path=str(SCREENSHOTS / "runs-table.png"), full_page=True)
     table = grid.inner_text()  # headers and rows (MLflow 3.17's grid has no separate .ag-body)
     for column in ("kubesage.runner", "roc_auc", "accuracy", "max_depth"):
@@ -119,10 +111,11 @@ def test_compare_view_shows_both_runs_metrics_and_roc_plots(
         assert str(round(run["metrics"]["roc_auc"], 3)) in text, text
     assert "No common artifacts" not in text
     roc_curve.click()
-    # The two runs' PNGs, fetched and shown side by side (each also has a hidden preview copy).
+    # The two runs' PNGs, fetched and shown side by side (each also has a hidden preview copy); loaded
+    # (decoded), so the screenshot shows them.
     page.wait_for_function(
-        "new Set([...document.querySelectorAll(\"img[src^='blob:']\")].map(img => img.src)).size >= 2"
+        "new Set([...document.querySelectorAll(\"img[src^='blob:']\")]"
+        ".filter(img => img.complete && img.naturalWidth > 0).map(img => img.src)).size >= 2"
     )
     assert len({img.get_attribute("src") for img in page.locator("img[src^='blob:']").all()}) >= 2
-    page.wait_for_timeout(1500)
     page.screenshot(path=str(SCREENSHOTS / "compare-runs.png"), full_page=True)

@@ -1,0 +1,63 @@
+"""Two runs of the churn pipeline on KFP's local runner, tracked in a real `mlflow server` of their own
+(an empty store: the UI's tables show these runs only), made once and read by two modules:
+tests/ui/test_mlflow_ui.py (the MLflow UI on them) and tests/integration/test_mlflow_server.py (a run
+tracked over HTTP). Neither writes to the server. Both modules carry `SAME_WORKER`, so under xdist one
+worker makes the runs (a session fixture is made once per worker).
+
+tests/conftest.py imports the fixture: a fixture imported into each test module would be a separate
+definition there, made once per module.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.integration.cli_helpers import run_cli
+from tests.mlflow_server import MlflowServer, start_mlflow_server
+
+SAME_WORKER = pytest.mark.xdist_group("tracked-churn-runs")
+# The runs differ in max_depth (the UI compares them); the second registers its own model, whose
+# first version test_mlflow_server.py downloads.
+MAX_DEPTHS = (3, 6)
+SERVER_MODEL = "churn-server"
+
+
+@dataclass(frozen=True)
+class TrackedRuns:
+    server: MlflowServer
+    results: list[dict[str, Any]]  # `kubesage run --output json` of each run, in MAX_DEPTHS' order
+    workdir: Path  # where `kubesage run` ran
+
+
+def _run(server: MlflowServer, churn_csv: Path, workdir: Path, max_depth: int, *params: str) -> dict[str, Any]:
+    args = ["run", "customer_churn", "--param", f"input_data={churn_csv}", "--param", f"max_depth={max_depth}"]
+    for param in params:
+        args += ["--param", param]
+    result = run_cli([*args, "--output", "json"], workdir, server.url)
+    assert result.code == 0, result.stderr[-3000:]
+    found: dict[str, Any] = result.json
+    return found
+
+
+@pytest.fixture(scope="session")
+def tracked_runs(
+    churn_csv: Path, mlflow_sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[TrackedRuns]:
+    """The two runs and their server (its store a copy of the session's migrated template)."""
+    root = tmp_path_factory.mktemp("tracked-runs-mlflow")
+    server = start_mlflow_server(root, timeout=600, store_template=mlflow_sqlite_template)  # slow on a busy CI box
+    try:
+        workdir = tmp_path_factory.mktemp("tracked-runs")
+        first, second = MAX_DEPTHS
+        results = [
+            _run(server, churn_csv, workdir, first),
+            _run(server, churn_csv, workdir, second, f"model_name={SERVER_MODEL}"),
+        ]
+        yield TrackedRuns(server, results, workdir)
+    finally:
+        server.kill()  # its store is thrown away
