@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -237,6 +238,19 @@ def test_bad_requests_get_json_4xx(
     assert "Traceback" not in response.text
 
 
+def _lines_of(process: subprocess.Popen[bytes]) -> list[str]:
+    """The lines `process` prints from now on, as a list a thread keeps filling."""
+    lines: list[str] = []
+
+    def read() -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            lines.append(line.decode(errors="replace"))
+
+    threading.Thread(target=read, daemon=True).start()
+    return lines
+
+
 @pytest.mark.parametrize("workers", [1, 2])
 def test_sigterm_drains_in_flight_requests(model_dir: Path, workers: int) -> None:
     port = free_port()
@@ -244,6 +258,7 @@ def test_sigterm_drains_in_flight_requests(model_dir: Path, workers: int) -> Non
     url = f"http://127.0.0.1:{port}"
     try:
         wait_ready(url, process)
+        output = _lines_of(process)
         body = (",".join(["0.1"] * 103)).encode()
         head = f"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\nContent-Length: {len(body)}\r\n\r\n"
         with socket.create_connection(("127.0.0.1", port), timeout=20) as sock:
@@ -251,7 +266,11 @@ def test_sigterm_drains_in_flight_requests(model_dir: Path, workers: int) -> Non
             time.sleep(0.5)
             started = time.monotonic()
             process.send_signal(signal.SIGTERM)
-            time.sleep(1.0)
+            # The rest of the body once every worker is shutting down (uvicorn says so in its log;
+            # it took 0.1-0.5 s here, and longer on a loaded machine than the 1 s once slept here).
+            while sum("Shutting down" in line for line in output) < workers:
+                assert time.monotonic() - started < 20, output[-10:]
+                time.sleep(0.02)
             sock.sendall(body[10:])
             response = b""
             while chunk := sock.recv(65536):
