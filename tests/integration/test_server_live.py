@@ -58,11 +58,13 @@ class Start:
 
 
 def ping_status(port: int) -> int:
-    """GET /ping on a new connection (so the kernel may hand it to any worker)."""
+    """GET /ping on a new connection (so the kernel may hand it to any worker); 0 if it failed."""
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
     try:
         connection.request("GET", "/ping")
         return connection.getresponse().status
+    except (OSError, http.client.HTTPException):
+        return 0
     finally:
         connection.close()
 
