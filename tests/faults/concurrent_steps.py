@@ -1,14 +1,23 @@
-"""One pipeline run's worth of tracking calls, as a separate process (run by test_concurrent_sqlite)."""
+"""Pipeline runs' worth of tracking calls, one process each, all started at once on one store (run by
+test_concurrent_runs_share_a_new_sqlite_store).
+
+`python -m tests.faults.concurrent_steps URI NAME...`: MLflow and its SQLite stores' code are imported
+once, here; then one process per NAME is forked, and all are released together, so they meet the
+store (which need not exist yet) at the same moment. Six interpreters each importing MLflow for
+themselves cost seconds of CPU apiece on the 2-core machine, and arrived at the store one import
+apart. Exits non-zero if any run failed; each failure's traceback is on stderr.
+"""
 
 from __future__ import annotations
 
 import os
 import sys
+from multiprocessing.synchronize import Event
 
 from kubesage import tracking as t
 
 
-def main(uri: str, name: str) -> None:
+def one_run(uri: str, name: str) -> None:
     run = t.start_pipeline_run(name, "local", {"seed": 1}, uri=uri)
     os.environ.update(run.step_env)
     for step in ("preprocess", "train", "evaluate"):
@@ -19,5 +28,39 @@ def main(uri: str, name: str) -> None:
     t.finish_pipeline_run(run, "FINISHED")
 
 
+def _when_released(start: Event, uri: str, name: str) -> None:
+    start.wait()
+    one_run(uri, name)
+
+
+# What each run would import on its first tracking call, imported once before the fork. Nothing is
+# opened: no engine, connection or store exists until a run makes its own.
+PRELOADED = (
+    "mlflow",
+    "mlflow.store.tracking.sqlalchemy_store",
+    "mlflow.store.model_registry.sqlalchemy_store",
+    "kubesage.tracking.sqlite_store",
+)
+
+
+def main(uri: str, names: list[str]) -> int:
+    import importlib
+    import multiprocessing
+
+    for module in PRELOADED:
+        importlib.import_module(module)
+    context = multiprocessing.get_context("fork")
+    start = context.Event()
+    runs = [context.Process(target=_when_released, args=(start, uri, name)) for name in names]
+    for process in runs:
+        process.start()
+    start.set()
+    for process in runs:
+        process.join()
+    codes = [process.exitcode for process in runs]
+    print(f"exit codes: {codes}")
+    return 0 if all(code == 0 for code in codes) else 1
+
+
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2])
+    sys.exit(main(sys.argv[1], sys.argv[2:]))

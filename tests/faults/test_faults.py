@@ -19,6 +19,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -88,6 +89,10 @@ class _FaultyS3Proxy(http.server.ThreadingHTTPServer):
 
 class _ProxyHandler(http.server.BaseHTTPRequestHandler):
     server: _FaultyS3Proxy
+    # HTTP/1.1, so the handler answers botocore's `Expect: 100-continue` (every S3 PutObject): under
+    # HTTP/1.0 botocore waited a second for the 100 before sending each body. Each answer still says
+    # `connection: close`, one request per connection, as before.
+    protocol_version = "HTTP/1.1"
 
     def log_message(self, *args: object) -> None:
         pass
@@ -109,6 +114,7 @@ class _ProxyHandler(http.server.BaseHTTPRequestHandler):
             self.send_response(self.server.status)
             self.send_header("content-type", kind)
             self.send_header("content-length", str(len(error) if self.command != "HEAD" else 0))
+            self.send_header("connection", "close")
             self.end_headers()
             if self.command != "HEAD":
                 self.wfile.write(error)
@@ -121,6 +127,7 @@ class _ProxyHandler(http.server.BaseHTTPRequestHandler):
         for name, value in answer.getheaders():
             if name.lower() not in ("transfer-encoding", "connection"):
                 self.send_header(name, value)
+        self.send_header("connection", "close")
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(payload)
@@ -262,15 +269,16 @@ def test_mlflow_server_killed_mid_run_fails_clearly_and_registers_nothing(
     prepared: dict[str, Path],
     model_dir: Path,
     evaluation: Path,
+    mlflow_sqlite_template: Path,
 ) -> None:
-    from mlflow import MlflowClient
-
     from kubesage.components.steps import register_step
     from kubesage.tracking.contract import ENV_FAILURE_DIR
 
     root = tmp_path / "mlflow"
-    port = free_port()
-    server = start_mlflow_server(root, port=port, timeout=300)
+    # The server's store starts as a copy of the session's migrated one: it opens without
+    # running MLflow's migrations first (seconds of the server's start).
+    fresh_sqlite_store(mlflow_sqlite_template, root / "mlflow.db")
+    server = start_mlflow_server(root, timeout=300)
     run = t.start_pipeline_run("killed-server", "local", {}, uri=server.url)
     for name, value in run.step_env.items():
         monkeypatch.setenv(name, value)
@@ -285,11 +293,11 @@ def test_mlflow_server_killed_mid_run_fails_clearly_and_registers_nothing(
     assert exited.value.code != 0
     reason = (tmp_path / "failures" / "register.txt").read_text()
     assert reason.startswith("TrackingError: MLflow at http://127.0.0.1:") and "register" in reason
-    restarted = start_mlflow_server(root, port=port, timeout=300)  # same store: what did the failed step leave?
-    try:
-        assert MlflowClient(tracking_uri=restarted.url).search_model_versions("name = 'churn-killed'") == []
-    finally:
-        restarted.stop()
+    # What did the failed step leave? The dead server's own store, read directly (a restarted server
+    # would only read the same file, after seconds of starting).
+    store = t.mlflow_client(f"sqlite:///{root / 'mlflow.db'}")
+    assert store.search_model_versions("name = 'churn-killed'") == []
+    assert store.search_registered_models() == []
 
 
 def _process_tree(pid: int) -> list[int]:
@@ -317,11 +325,18 @@ def test_register_step_killed_mid_run_then_retried_leaves_one_complete_version(
     env = {**os.environ, **run.step_env}
     args = _register_args(prepared, model_dir, evaluation, "churn-step-killed")
     code = "import sys; from kubesage.components.steps import register_step; register_step(*sys.argv[1:])"
+    client = MlflowClient(tracking_uri=mlflow_sqlite)
+    artifacts = Path(urllib.parse.urlparse(client.get_experiment(run.experiment_id).artifact_location).path)
     step = subprocess.Popen([sys.executable, "-c", code, *args], env=env, cwd=REPO_ROOT)
-    time.sleep(8)  # imports done, the model being logged or registered
+    # Killed once the model's files are logged: the logged model exists, its version not yet (the
+    # step has not got there, or is creating it). A fixed sleep here killed it at any point, or after
+    # it had finished on a quiet machine.
+    deadline = time.monotonic() + 300
+    while step.poll() is None and not any(artifacts.glob("models/*/artifacts/MLmodel")):
+        assert time.monotonic() < deadline, "the register step logged no model within 300 s"
+        time.sleep(0.02)
     step.send_signal(signal.SIGKILL)
     step.wait(timeout=30)
-    client = MlflowClient(tracking_uri=mlflow_sqlite)
     before = client.search_model_versions("name = 'churn-step-killed'")
     assert len(before) <= 1
     for version in before:  # if the kill came after the create, the version is whole
@@ -339,21 +354,24 @@ def test_register_step_killed_mid_run_then_retried_leaves_one_complete_version(
 
 
 def test_concurrent_runs_share_a_new_sqlite_store(tmp_path: Path) -> None:
-    """Six processes, each a pipeline run's tracking calls, start together on a store that does not exist yet."""
+    """Six processes, each a pipeline run's tracking calls, start together on a store that does not exist yet.
+
+    The processes are forked from one that imported MLflow (tests/faults/concurrent_steps.py), and
+    released at once: they reach the new store together, not an interpreter start apart."""
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    runs = [
-        subprocess.Popen(
-            [sys.executable, "-m", "tests.faults.concurrent_steps", uri, f"concurrent-{i % 2}"],
-            cwd=REPO_ROOT,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-        )
-        for i in range(6)
-    ]
-    outputs = [process.communicate(timeout=600)[0].decode() for process in runs]
-    for process, output in zip(runs, outputs, strict=True):
-        assert process.returncode == 0, output[-3000:]
-        assert "database is locked" not in output
+    names = [f"concurrent-{i % 2}" for i in range(6)]
+    done = subprocess.run(
+        [sys.executable, "-m", "tests.faults.concurrent_steps", uri, *names],
+        cwd=REPO_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        timeout=600,
+        check=False,
+    )
+    output = done.stdout.decode()
+    assert done.returncode == 0, output[-3000:]
+    assert "exit codes: [0, 0, 0, 0, 0, 0]" in output
+    assert "database is locked" not in output
     from mlflow import MlflowClient
 
     client = MlflowClient(tracking_uri=uri)
@@ -374,18 +392,25 @@ def test_sagemaker_throttling_on_describe_does_not_end_the_follow(
 ) -> None:
     """DescribePipelineExecution throttled (HTTP 400 ThrottlingException) more often than botocore's
     own retries absorb: the runner keeps following and reports the execution's real end state.
-    (moto marks executions Succeeded at once; the throttling comes from the proxy in front of it.)"""
+    (moto marks executions Succeeded at once; the throttling comes from the proxy in front of it.)
+
+    Two attempts per botocore call and three throttles: the first call's two attempts are refused
+    (the runner's own retry takes over), the second call's first attempt too (botocore's retry
+    absorbs it). Every retry backs off for real (botocore's jittered backoff, then the runner's
+    1 s), so no more throttles than that: each round of them costs seconds of waiting.
+    """
     from kubesage.runners.base import CallbackProgress
     from kubesage.runners.registry import load_pipeline
     from kubesage.runners.sagemaker.runner import SageMakerRunner
 
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "2")
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     _s3(moto_endpoint).create_bucket(Bucket="faults-sagemaker")  # type: ignore[attr-defined]
     uri = fresh_sqlite_store(mlflow_sqlite_template, tmp_path / "mlflow.db")
     tracking = t.start_pipeline_run("customer-churn", "sagemaker", {}, uri=uri)
     pipeline = load_pipeline("customer_churn", tmp_path / "ir")
-    for proxy in _proxy(moto_endpoint, 400, "ThrottlingException", failures=6, target="DescribePipelineExecution"):
+    for proxy in _proxy(moto_endpoint, 400, "ThrottlingException", failures=3, target="DescribePipelineExecution"):
         options = {
             "endpoint_url": f"http://127.0.0.1:{proxy.server_address[1]}",
             "bucket": "faults-sagemaker",
@@ -397,5 +422,5 @@ def test_sagemaker_throttling_on_describe_does_not_end_the_follow(
         arn = runner.start(pipeline, {"input_data": str(churn_csv)}, tracking)
         lines: list[str] = []
         runner.follow(arn, CallbackProgress(lines.append))  # raises unless it saw the execution succeed
-        assert proxy.refused == 6 and proxy.failures == 0
+        assert proxy.refused == 3 and proxy.failures == 0
         assert lines[0] == f"following SageMaker pipeline execution {arn}"

@@ -104,7 +104,11 @@ def test_later_runs_fork_from_the_process_warm_zygote_and_see_nothing_of_earlier
         os.kill(zygote, 0)  # the retired zygote was stopped
 
 
+@pytest.mark.usefixtures("mlflow_sqlite")
 def test_a_retired_zygote_stops_when_its_last_run_ends_and_the_next_run_gets_a_new_one() -> None:
+    """(`mlflow_sqlite`: each zygote opens the tracking store as it warms up; without a store of the
+    test's own that was a new `mlflow.db` in the working directory, the repository's, migrated from
+    scratch by each of the two zygotes.)"""
     from kubesage.runners.local import warm
 
     with warm.warm_fork_server() as lease, warm.warm_fork_server() as other:

@@ -8,9 +8,12 @@ upgrade.
 
 from __future__ import annotations
 
+import http.client
 import json
 import select
 import socket
+import subprocess
+import sys
 import threading
 import time
 import urllib.error
@@ -25,17 +28,38 @@ import pytest
 from kubesage.serving.limits import MAX_BODY_BYTES
 from kubesage.serving.transport import HEADER_TIMEOUT_SECONDS, MAX_CONNECTIONS, MAX_HEADER_BYTES
 from kubesage.util.ports import free_port
-from tests.integration.cli_helpers import served, start_server, stop_server, wait_ready
+from tests.integration.cli_helpers import start_server, stop_server, wait_ready
 from tests.integration.test_server_live import raw_request
 
 pytestmark = pytest.mark.integration
 
 
+# The header timeout of the module's server. The server has no setting for it (kubesage's is the
+# constant HEADER_TIMEOUT_SECONDS, 10 s), so its process sets the constant before it serves: the
+# same code, a timeout the trickling-client test waits 3 s for, not 10.
+HEADER_TIMEOUT = 3.0
+_SERVE_WITH_HEADER_TIMEOUT = (
+    "import sys; import kubesage.serving.transport as transport; "
+    "transport.HEADER_TIMEOUT_SECONDS = float(sys.argv.pop(1)); "
+    "from kubesage.cli import main; main()"
+)
+
+
 @pytest.fixture(scope="module")
 def one_worker(model_dir: Path) -> Iterator[str]:
-    """One worker, so every connection meets the same event loop."""
-    with served(model_dir, workers=1) as url:
+    """`kubesage serve` with one worker, so every connection meets the same event loop (uvicorn runs
+    it in the server's own process, where the header timeout is set)."""
+    assert HEADER_TIMEOUT < HEADER_TIMEOUT_SECONDS
+    port = free_port()
+    command = [sys.executable, "-c", _SERVE_WITH_HEADER_TIMEOUT, str(HEADER_TIMEOUT), "serve"]
+    command += ["--model-dir", str(model_dir), "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+    process = subprocess.Popen([*command, "--threads", "1"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(url, process)
         yield url
+    finally:
+        stop_server(process)
 
 
 def _port(url: str) -> int:
@@ -66,8 +90,8 @@ def test_urllib_sees_413_for_an_oversize_body_it_sends_whole(one_worker: str) ->
 
 def test_trickling_and_silent_clients_get_408_and_lose_the_connection(one_worker: str) -> None:
     port = _port(one_worker)
-    silent = socket.create_connection(("127.0.0.1", port), timeout=HEADER_TIMEOUT_SECONDS + 10)
-    trickle = socket.create_connection(("127.0.0.1", port), timeout=HEADER_TIMEOUT_SECONDS + 10)
+    silent = socket.create_connection(("127.0.0.1", port), timeout=HEADER_TIMEOUT + 10)
+    trickle = socket.create_connection(("127.0.0.1", port), timeout=HEADER_TIMEOUT + 10)
     started = time.monotonic()
     head = b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\nContent-Length: 100\r\n"
     answer = b""
@@ -79,7 +103,8 @@ def test_trickling_and_silent_clients_get_408_and_lose_the_connection(one_worker
             break
     elapsed = time.monotonic() - started
     assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
-    assert elapsed < HEADER_TIMEOUT_SECONDS + 5
+    assert HEADER_TIMEOUT - 0.5 < elapsed < HEADER_TIMEOUT + 5
+    assert b"did not arrive within 3 s" in answer
     silent_answer = silent.recv(65536)
     assert silent_answer.startswith(b"HTTP/1.1 408")
     assert silent.recv(65536) == b""  # closed by the server
@@ -172,9 +197,14 @@ def test_every_worker_answers_invocations_once_ping_says_ready(model_dir: Path) 
         wait_ready(url, process, timeout=300)  # four workers importing XGBoost on two busy CPUs
 
         def invoke() -> None:
-            # A new connection each time, so the kernel spreads them over the workers.
-            response = httpx.post(f"{url}/invocations", content=body, headers={"content-type": "text/csv"}, timeout=60)
-            statuses.append(response.status_code)
+            # A new connection each time, so the kernel spreads them over the workers (http.client:
+            # httpx.post builds a client, SSL context and all, per call).
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+            try:
+                connection.request("POST", "/invocations", body=body, headers={"content-type": "text/csv"})
+                statuses.append(connection.getresponse().status)
+            finally:
+                connection.close()
 
         threads = [threading.Thread(target=invoke) for _ in range(40)]
         for thread in threads:

@@ -6,14 +6,17 @@ trained here from the real data.
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import boto3
@@ -40,15 +43,50 @@ from kubesage.serving import OPENAPI_DOCUMENT
 from kubesage.serving.limits import MAX_BODY_BYTES
 from kubesage.serving.predictor import SERVING_PARITY_TOLERANCE
 from kubesage.util.ports import free_port
-from tests.integration.cli_helpers import served, start_server, stop_server, wait_ready
+from tests.integration.cli_helpers import start_server, stop_server, wait_ready
 
 pytestmark = pytest.mark.integration
 
 
+@dataclass(frozen=True)
+class Start:
+    """How the module's server answered /ping as it started: until its first 200, then at once after."""
+
+    url: str
+    while_loading: list[int]  # connection refused as 0
+    once_ready: list[int]
+
+
+def ping_status(port: int) -> int:
+    """GET /ping on a new connection (so the kernel may hand it to any worker); 0 if it failed."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        connection.request("GET", "/ping")
+        return connection.getresponse().status
+    except (OSError, http.client.HTTPException):
+        return 0
+    finally:
+        connection.close()
+
+
 @pytest.fixture(scope="module")
-def live_server(model_dir: Path) -> Iterator[str]:
-    with served(model_dir, workers=2) as url:
-        yield url
+def live_start(model_dir: Path) -> Iterator[Start]:
+    """The module's server, 2 workers, started once; its /ping answers while loading and right after
+    are kept for the readiness tests, which would otherwise each start a server of their own."""
+    port = free_port()
+    process = start_server(model_dir, port, workers=2)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        while_loading = wait_ready(url, process)
+        once_ready = [ping_status(port) for _ in range(200)]
+        yield Start(url, while_loading, once_ready)
+    finally:
+        stop_server(process)
+
+
+@pytest.fixture(scope="module")
+def live_server(live_start: Start) -> str:
+    return live_start.url
 
 
 def csv_body(matrix: np.ndarray) -> str:
@@ -202,6 +240,19 @@ def test_bad_requests_get_json_4xx(
     assert "Traceback" not in response.text
 
 
+def _lines_of(process: subprocess.Popen[bytes]) -> list[str]:
+    """The lines `process` prints from now on, as a list a thread keeps filling."""
+    lines: list[str] = []
+
+    def read() -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            lines.append(line.decode(errors="replace"))
+
+    threading.Thread(target=read, daemon=True).start()
+    return lines
+
+
 @pytest.mark.parametrize("workers", [1, 2])
 def test_sigterm_drains_in_flight_requests(model_dir: Path, workers: int) -> None:
     port = free_port()
@@ -209,6 +260,7 @@ def test_sigterm_drains_in_flight_requests(model_dir: Path, workers: int) -> Non
     url = f"http://127.0.0.1:{port}"
     try:
         wait_ready(url, process)
+        output = _lines_of(process)
         body = (",".join(["0.1"] * 103)).encode()
         head = f"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\nContent-Length: {len(body)}\r\n\r\n"
         with socket.create_connection(("127.0.0.1", port), timeout=20) as sock:
@@ -216,7 +268,11 @@ def test_sigterm_drains_in_flight_requests(model_dir: Path, workers: int) -> Non
             time.sleep(0.5)
             started = time.monotonic()
             process.send_signal(signal.SIGTERM)
-            time.sleep(1.0)
+            # The rest of the body once every worker is shutting down (uvicorn says so in its log;
+            # it took 0.1-0.5 s here, and longer on a loaded machine than the 1 s once slept here).
+            while sum("Shutting down" in line for line in output) < workers:
+                assert time.monotonic() - started < 20, output[-10:]
+                time.sleep(0.02)
             sock.sendall(body[10:])
             response = b""
             while chunk := sock.recv(65536):
@@ -232,29 +288,20 @@ def test_sigterm_drains_in_flight_requests(model_dir: Path, workers: int) -> Non
         httpx.get(f"{url}/ping", timeout=2)
 
 
-def test_ping_answers_503_then_200_while_loading(model_dir: Path) -> None:
-    port = free_port()
-    process = start_server(model_dir, port, workers=1)
-    try:
-        statuses = wait_ready(f"http://127.0.0.1:{port}", process)
-    finally:
-        stop_server(process)
+def test_ping_answers_503_then_200_while_loading(live_start: Start) -> None:
+    statuses = live_start.while_loading
     assert statuses[-1] == 200
     assert set(statuses) <= {0, 503, 200}
 
 
-def test_ping_never_flaps_back_to_503_once_ready(model_dir: Path) -> None:
-    """SageMaker reads a 503 after a 200 as an unhealthy instance; two workers load at their own pace."""
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    process = start_server(model_dir, port, workers=2)
-    try:
-        wait_ready(url, process)
-        # A new connection per request, so the kernel hands them to either worker.
-        after = [httpx.get(f"{url}/ping", timeout=5).status_code for _ in range(200)]
-    finally:
-        stop_server(process)
-    assert set(after) == {200}
+def test_ping_never_flaps_back_to_503_once_ready(live_start: Start) -> None:
+    """SageMaker reads a 503 after a 200 as an unhealthy instance; two workers load at their own pace.
+
+    The 200 pings right after the first 200 (a new connection each, so the kernel hands them to
+    either worker) are sent back to back: a worker still loading would be met at once. (With
+    httpx.get, a new client each, they took 9-11 s on the loaded machine, about all of it building
+    each client's SSL context.)"""
+    assert live_start.once_ready == [200] * 200
 
 
 @pytest.mark.parametrize("bad", ["missing", "not-a-model"])

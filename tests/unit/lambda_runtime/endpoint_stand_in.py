@@ -49,7 +49,9 @@ def endpoint_stand_in(score: float) -> Iterator[Any]:
     """A running stand-in answering `score` for every row; shut down on exit."""
     server: Any = ThreadingHTTPServer(("127.0.0.1", 0), StandIn)
     server.mode, server.score, server.seen = "ok", score, []
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    # serve_forever looks for shutdown() between polls: at its default 0.5 s, every test using the
+    # stand-in waited up to half a second to end (0.5 s each, measured, ~10 s over test_handler.py).
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
     thread.start()
     try:
         yield server
