@@ -41,6 +41,9 @@ def serve(
     endpoint_name: str,
 ) -> None:
     """Serve a model over SageMaker's /ping and /invocations contract, without Docker."""
+    from kubesage.churn.lean_import import import_xgboost_without_scikit_learn
+
+    import_xgboost_without_scikit_learn()  # before anything imports XGBoost: a second off start-up
     from kubesage.monitoring.capture import CaptureConfig
     from kubesage.serving.model_source import resolve_model_dir
     from kubesage.serving.server import serve as run_server

@@ -163,7 +163,7 @@ def serve(
         config.threads,
     )
     uvicorn_config = uvicorn.Config(
-        "kubesage.serving.server:app_from_env",
+        "kubesage.serving.worker:app_from_env",  # lean XGBoost first (worker.py), then this module's factory
         factory=True,
         host=config.host,
         port=config.port,

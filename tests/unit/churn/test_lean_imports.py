@@ -105,6 +105,52 @@ print(json.dumps({{"exit": result.exit_code, "output": result.output,
     assert len(out.read_text().splitlines()) == 5001
 
 
+def test_a_server_worker_imports_xgboost_without_scikit_learn() -> None:
+    seen = run_python(
+        f"""
+import json, sys
+import kubesage.serving.worker
+print(json.dumps({{"xgboost": "xgboost" in sys.modules, "loaded": sorted(m for m in {HEAVY!r} if m in sys.modules)}}))
+"""
+    )
+    assert seen == {"xgboost": True, "loaded": []}
+
+
+def test_the_serve_command_imports_xgboost_without_scikit_learn(tmp_path: Path) -> None:
+    # A model folder that does not exist: the command fails after its imports, before it serves.
+    missing = tmp_path / "no-model"
+    seen = run_python(
+        f"""
+import json, sys
+from click.testing import CliRunner
+from kubesage.cli import main
+result = CliRunner().invoke(main, ["serve", "--model-dir", {str(missing)!r}, "--port", "1"])
+print(json.dumps({{"exit": result.exit_code, "output": result.output, "xgboost": "xgboost" in sys.modules,
+                  "loaded": sorted(m for m in {HEAVY!r} if m in sys.modules)}}))
+"""
+    )
+    assert seen["exit"] != 0 and "no-model" in str(seen["output"]), seen
+    assert seen["xgboost"] is True and seen["loaded"] == []
+
+
+def test_the_image_entry_imports_xgboost_without_scikit_learn() -> None:
+    """`python -m kubesage.image` (the image's train and serve commands), run as __main__; without a
+    command it exits 2 with its usage, after its imports."""
+    seen = run_python(
+        f"""
+import json, runpy, sys
+sys.argv = ["kubesage.image"]
+try:
+    runpy.run_module("kubesage.image", run_name="__main__")
+except SystemExit as exc:
+    code = exc.code
+print(json.dumps({{"exit": code, "entry": "kubesage.image.entry" in sys.modules, "xgboost": "xgboost" in sys.modules,
+                  "loaded": sorted(m for m in {HEAVY!r} if m in sys.modules)}}))
+"""
+    )
+    assert seen == {"exit": 2, "entry": True, "xgboost": True, "loaded": []}
+
+
 def test_hidden_fails_imports_inside_the_block_only_and_leaves_imported_modules_alone() -> None:
     seen = run_python(
         """
