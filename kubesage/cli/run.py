@@ -63,6 +63,9 @@ def run(
     """Run PIPELINE (a name under pipelines/, module:function, or an IR YAML file)."""
     if not verbose:  # MLflow's own INFO lines (database set-up, ...) belong in the task logs
         os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+    # A cached step's files are copied to this run's step run through a download: without this, MLflow
+    # drew a "Downloading artifacts" progress bar per cached step on the console.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     from kubesage import sdk
     from kubesage.cli.run_output import ConsoleProgress, print_result
     from kubesage.ir.parameters import parse_assignments

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -292,3 +293,16 @@ def test_registered_model_is_served_from_the_registry(
     schema = FeatureSchema.load(local / "extra_files" / "feature_schema.json")
     expected = Daal4pyModel.from_booster(load_booster(local)).probabilities(transform_records(records, schema))
     assert np.max(np.abs(np.asarray(scores) - expected)) < 1e-6
+
+
+def test_a_rerun_shows_each_cached_step_and_no_download_bars(
+    churn_run: dict[str, Any], workdir: Path, tracking_uri: str, churn_csv: Path
+) -> None:
+    """The same run again in the same folder, in text mode: every step reused, one line each. A cached
+    step's files are copied through a download, which drew MLflow's progress bar on the console."""
+    again = run_cli(["run", "customer_churn", "--param", f"input_data={churn_csv}"], workdir, tracking_uri)
+    assert again.code == 0, again.stderr[-3000:]
+    for step in ("preprocess", "train", "evaluate", "register"):
+        assert re.search(rf"== {step}\s+cached\s+\d+\.\d s\s+outputs of run \w+ reused", again.stderr), again.stderr
+    assert "Downloading artifacts" not in again.stderr + again.stdout
+    assert "%|" not in again.stderr + again.stdout
