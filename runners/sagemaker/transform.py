@@ -26,6 +26,7 @@ runs the job in Docker inside the create call, against the S3 at `s3_endpoint_ur
 from __future__ import annotations
 
 import contextlib
+import gzip
 import hashlib
 import io
 import itertools
@@ -191,7 +192,12 @@ def transform_job_request(plan: TransformPlan) -> dict[str, Any]:
 def model_archive(model_dir: Path) -> bytes:
     """model.tar.gz of the booster and its feature schema, byte-identical for the same files."""
     buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz", format=tarfile.PAX_FORMAT) as archive:
+    # gzip's header records a modification time, the current second unless given: tarfile's "w:gz"
+    # made two archives of the same files differ whenever they were written a second apart.
+    with (
+        gzip.GzipFile(fileobj=buffer, mode="wb", mtime=0) as zipped,
+        tarfile.open(fileobj=zipped, mode="w", format=tarfile.PAX_FORMAT) as archive,
+    ):
         for name in MODEL_FILES:
             path = model_dir / name
             if not path.is_file():

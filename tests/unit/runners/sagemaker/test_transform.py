@@ -126,6 +126,9 @@ def test_bad_settings_are_refused_with_the_flag_named(settings: TransformSetting
 def test_model_archive_holds_the_booster_and_schema_and_is_reproducible(trained_model: Path) -> None:
     first, second = model_archive(trained_model), model_archive(trained_model)
     assert first == second
+    # gzip's header holds a modification time (bytes 4-7): a clock time there made archives written
+    # a second apart differ (this test failed in CI when its two calls straddled a second).
+    assert first[:2] == b"\x1f\x8b" and first[4:8] == b"\0\0\0\0"
     with tarfile.open(fileobj=io.BytesIO(first)) as archive:
         assert archive.getnames() == ["xgboost-model.ubj", "feature_schema.json"]
         member = archive.extractfile("feature_schema.json")
