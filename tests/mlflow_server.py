@@ -35,8 +35,7 @@ class MlflowServer:
         try:
             self.process.wait(timeout=20)
         except subprocess.TimeoutExpired:
-            _signal_group(self.process, signal.SIGKILL)
-            self.process.wait(timeout=10)
+            self.kill()
 
     def kill(self) -> None:
         """SIGKILL the server and everything it started: for a server whose store is thrown away.

@@ -1,9 +1,9 @@
 """How kfp.local launches a task: KFP's own subprocess, or a fork of the warm zygote (forkserver.py).
 
-`forked_tasks(server)` plugs the fork server into kfp.local for the duration of a run. kfp.local's
-task dispatcher picks a task handler by runner type from a table it builds on every call, naming
-`subprocess_task_handler.SubprocessTaskHandler` by module attribute; so the one patch is that
-attribute, swapped for `ForkTaskHandler` (a subclass) and restored on exit. Everything else (the IR,
+`task_handler(server, notes)` plugs the fork server into kfp.local for the duration of a run.
+kfp.local's task dispatcher picks a task handler by runner type from a table it builds on every
+call, naming `subprocess_task_handler.SubprocessTaskHandler` by module attribute; so the one patch is
+that attribute, swapped for `KubesageTaskHandler` (a subclass) and restored on exit. Everything else (the IR,
 executor input, placeholders, artifact layout, outputs, retries, caching) stays kfp.local's own.
 
 A task is forked only when its command is exactly KFP's launch line for a lightweight Python

@@ -277,8 +277,7 @@ def test_mlflow_server_killed_mid_run_fails_clearly_and_registers_nothing(
     root = tmp_path / "mlflow"
     # The server's store starts as a copy of the session's migrated one: it opens without
     # running MLflow's migrations first (seconds of the server's start).
-    fresh_sqlite_store(mlflow_sqlite_template, root / "mlflow.db")
-    server = start_mlflow_server(root, timeout=300)
+    server = start_mlflow_server(root, timeout=300, store_template=mlflow_sqlite_template)
     run = t.start_pipeline_run("killed-server", "local", {}, uri=server.url)
     for name, value in run.step_env.items():
         monkeypatch.setenv(name, value)

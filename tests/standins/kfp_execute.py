@@ -11,9 +11,9 @@ its command and env, as a pod; see `DockerPods` in kfp_api.py).
 
 Only kfp (with its PyYAML and, for `docker`, its docker SDK), the standard library, kubesage's
 patch of kfp.local's condition evaluation and its task launcher are imported here: this file runs
-outside the test's packages. A cluster's driver evaluates `dsl.If` conditions correctly; kfp.local 2.17 does not
-(runners/local/UPSTREAM.md), so the stand-in applies the same patch as the local runner, to behave as
-a cluster does.
+outside the test's packages. A cluster's driver evaluates `dsl.If` conditions correctly; kfp.local
+2.17 does not (runners/local/UPSTREAM.md), so the stand-in applies the same patch as the local
+runner, to behave as a cluster does.
 """
 
 from __future__ import annotations
@@ -140,8 +140,7 @@ def _runner(executor: dict[str, Any], stack: contextlib.ExitStack) -> tuple[Any,
     `subprocess` tasks are forked from a warm process by kubesage's local launcher (a fresh process
     per task, with this process's minimal environment and the IR's env, as KFP's subprocess gets;
     runners/local/launcher.py) instead of each starting Python and importing MLflow, XGBoost and KFP
-    again: the same protocol, run and task states, ~4 s less per task. Without fork, KFP's own
-    subprocess."""
+    again: the same protocol, run and task states. Without fork, KFP's own subprocess."""
     from kfp import local
 
     if executor.get("kind") == "docker":
