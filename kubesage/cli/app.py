@@ -10,6 +10,8 @@ for the runners, KFP and MLflow that `kubesage run` imports, about a third of a 
 
 from __future__ import annotations
 
+import atexit
+import gc
 import importlib
 
 import click
@@ -66,3 +68,16 @@ def _load(name: str, target: str) -> click.Command:
 def main() -> None:
     """Write a training pipeline once as KFP components; run it locally, on KFP or on SageMaker."""
     quiet_library_logs()
+    skip_garbage_collection_at_exit()
+
+
+def skip_garbage_collection_at_exit() -> None:
+    """Spare the process the cycle collection Python runs over every object as it exits.
+
+    A command that imported MLflow, KFP and pandas holds millions of objects; collecting them all at
+    exit took 0.8-0.9 s of CPU after a `kubesage run` had printed its last line, 0.1 s with this. The
+    memory goes back to the system with the process either way, and every exit handler still runs
+    (MLflow's, logging's flush, temporary-file clean-ups): freezing only takes the objects out of the
+    collector's reach.
+    """
+    atexit.register(gc.freeze)

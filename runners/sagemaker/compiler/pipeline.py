@@ -44,6 +44,7 @@ from kubesage.runners.sagemaker.compiler.session import (
     offline_session,
     quiet_sdk,
     shared_service_models,
+    step_checks_without_local_sessions,
     validate_sdk_config_once,
 )
 from kubesage.runners.sagemaker.compiler.sharding import shard_plan
@@ -220,7 +221,12 @@ def build_pipeline(
             raise UnsupportedFeatureError(f"task '{key}': name is not a valid SageMaker step name")
     # issue 20: a training task on several instances; its sharded inputs' producers write one file each
     plan, _ = shard_plan(plan, config)
-    with offline_env(config.region), validate_sdk_config_once(), shared_service_models():
+    with (
+        offline_env(config.region),
+        validate_sdk_config_once(),
+        shared_service_models(),
+        step_checks_without_local_sessions(),
+    ):
         step_classes()  # defined here: importing the SDK's step module needs the offline environment
         built = _build(plan, config, session, platform_plan)
         definition = json.loads(built.pipeline.definition())

@@ -7,6 +7,7 @@ should not take seconds, so the compile runs inside these context managers.
 from __future__ import annotations
 
 import copy
+import importlib
 import logging
 import os
 import warnings
@@ -81,31 +82,47 @@ def shared_service_models() -> Iterator[None]:
 
 _VALIDATED_SDK_CONFIGS: list[dict[str, Any]] = []
 
+# The SDK modules that validate a config with config.py's `validate_sagemaker_config` (the schema
+# `SageMakerConfig.validate_sagemaker_config` also checks): config.py itself, and the modules holding
+# their own binding of it from `from ... import validate_sagemaker_config` (session creation in
+# session_helper.py, local mode in local_session.py), which patching config.py alone does not reach.
+SDK_VALIDATE_FUNCTION = "validate_sagemaker_config"
+SDK_MODULES_VALIDATING_CONFIGS = (
+    "sagemaker.core.config.config",
+    "sagemaker.core.helper.session_helper",
+    "sagemaker.core.local.local_session",
+)
+
 
 @contextmanager
 def validate_sdk_config_once() -> Iterator[None]:
     """Validate each SDK config once per process instead of at every config lookup.
 
     The SDK re-validates the whole config against its JSON schema (including checking the schema
-    itself) on each `get_sagemaker_config_value`, about 60 times for a four-step pipeline, and again
-    each time a local-mode session loads its config files: that made one compile take seconds to
-    minutes and a local-mode run of the churn pipeline spend ~100 validations (about 10 s of CPU)
-    before and between its jobs. The configs are constants (`OFFLINE_SDK_CONFIG`, the local mode
-    defaults, the user's config files), so each is validated for real the first time in the process,
-    and an equal dict is not validated again: an invalid config still fails where it did.
+    itself) on each `get_sagemaker_config_value`, about 60 times for a four-step pipeline, again for
+    each session it creates (ours, and a local session per processing step) and each time a
+    local-mode session loads its config files: that made one compile take 0.3-0.5 s of validation
+    and a local-mode run of the churn pipeline spend ~100 validations (about 10 s of CPU) before and
+    between its jobs. The configs are constants (`OFFLINE_SDK_CONFIG`, the local mode defaults, the
+    user's config files), so each is validated for real the first time in the process, and an equal
+    dict is not validated again: an invalid config still fails where it did.
     """
-    from sagemaker.core.config import config as sdk_config_files
     from sagemaker.core.config.config_manager import SageMakerConfig as SdkConfig
 
+    patched: list[tuple[Any, Callable[[dict[str, Any] | None], None]]] = []
+    for module_name in SDK_MODULES_VALIDATING_CONFIGS:
+        module = importlib.import_module(module_name)
+        original = getattr(module, SDK_VALIDATE_FUNCTION)
+        patched.append((module, original))
+        setattr(module, SDK_VALIDATE_FUNCTION, _validated_once(original))
     original_method = SdkConfig.validate_sagemaker_config
-    original_function = sdk_config_files.validate_sagemaker_config
     SdkConfig.validate_sagemaker_config = staticmethod(_validated_once(original_method))
-    sdk_config_files.validate_sagemaker_config = _validated_once(original_function)
     try:
         yield
     finally:
         SdkConfig.validate_sagemaker_config = staticmethod(original_method)
-        sdk_config_files.validate_sagemaker_config = original_function
+        for module, original in patched:
+            setattr(module, SDK_VALIDATE_FUNCTION, original)
 
 
 def _validated_once(validate: Callable[[dict[str, Any] | None], None]) -> Callable[[dict[str, Any] | None], None]:
@@ -117,6 +134,31 @@ def _validated_once(validate: Callable[[dict[str, Any] | None], None]) -> Callab
             _VALIDATED_SDK_CONFIGS.append(copy.deepcopy(sagemaker_config))
 
     return once
+
+
+@contextmanager
+def step_checks_without_local_sessions() -> Iterator[None]:
+    """Let the SDK's step classes check their arguments without opening a local-mode session.
+
+    `ProcessingStep` and `TransformStep` accept step arguments from a processor or from local mode,
+    and read the local method's name from a `LocalSagemakerClient()` built for the purpose: a whole
+    `LocalSession` (boto3 clients for S3, SageMaker and its runtime, its config files validated) per
+    step, most of a compile's time for a pipeline of many steps. The check needs only the method
+    names, which a client that opens no session has too.
+    """
+    from sagemaker.core.local.local_session import LocalSagemakerClient
+    from sagemaker.mlops.workflow import steps
+
+    class NamesOnlyLocalClient(LocalSagemakerClient):
+        def __init__(self, sagemaker_session: Any = None) -> None:
+            self.sagemaker_session = sagemaker_session
+
+    original = steps.LocalSagemakerClient
+    steps.LocalSagemakerClient = NamesOnlyLocalClient
+    try:
+        yield
+    finally:
+        steps.LocalSagemakerClient = original
 
 
 @contextmanager
