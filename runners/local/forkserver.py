@@ -16,8 +16,9 @@ fresh process would get. No MLflow store, database connection or OpenMP region i
 Protocol, over a Unix socketpair given to the zygote at start: the runner sends a length-prefixed
 JSON request with two file descriptors (the write end of the task's output pipe, and one end of a
 per-task socketpair); the zygote forks and, once the child ends, writes its wait status as text
-("exit 0", "signal 11") on that socketpair. Closing the control socket stops the zygote, which
-terminates any child still running.
+("exit 0", "signal 11") on that socketpair. A request `{"preload": [MODULE, ...]}` without
+descriptors adds modules to import between tasks (what the run's components import). Closing the
+control socket stops the zygote, which terminates any child still running.
 
 Run as `python -m kubesage.runners.local.forkserver FD ESSENTIAL_MODULE... -- MODULE...` (the runner
 does this).
@@ -153,6 +154,9 @@ def serve(control: socket.socket, essential: list[str], preload: list[str]) -> N
             if received is None:
                 return
             request, fds = received
+            if "preload" in request:
+                pending.extend(name for name in request["preload"] if name not in sys.modules)
+                continue
             out_fd, status_fd = fds
             status_sock = socket.socket(fileno=status_fd)
             pid = os.fork()

@@ -13,6 +13,7 @@ goes to KFP's subprocess path unchanged, as does every task when fork is unavail
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import os
 import socket
@@ -32,17 +33,18 @@ from kubesage.tracking.contract import ENV_STEP_RUN_ID_FILE
 if TYPE_CHECKING:
     from kubesage.runners.local.cache import StepRunNotes
 
-# What the fork server imports before forking tasks. ESSENTIAL, what every kubesage step needs, is
-# imported before the first task starts; DEFAULT_PRELOAD in the order the churn steps need it
-# (including what they import inside functions: daal4py, matplotlib, MLflow's model flavours), a
-# task arriving meanwhile starting at once. A module that fails to import is left to the task.
+# What the fork server imports. ESSENTIAL, what every kubesage step needs, is imported before the
+# first task starts (a SQLite store's SQLAlchemy stores too, forkserver._warm_tracking_store). Then
+# what the run's components import (`preload_for`), a task arriving meanwhile starting at once. A
+# module that fails to import is left to the task.
 ESSENTIAL: tuple[str, ...] = (
     "kfp.dsl.executor_main",
     "kubesage.tracking",
     "mlflow.tracking",
-    "mlflow.store.tracking.sqlalchemy_store",
 )
-DEFAULT_PRELOAD: tuple[str, ...] = (
+# kubesage's own steps (kubesage.components), in the order the churn steps need them, including what
+# they import inside functions (daal4py, matplotlib, MLflow's model flavours).
+KUBESAGE_STEPS_PRELOAD: tuple[str, ...] = (
     "kubesage.components.steps",
     "kubesage.components.preprocess",  # pandas, scikit-learn
     "sklearn.model_selection",
@@ -53,10 +55,49 @@ DEFAULT_PRELOAD: tuple[str, ...] = (
     "matplotlib.pyplot",
     "matplotlib.backends.backend_agg",
     "kubesage.components.register",
-    "mlflow.store.model_registry.sqlalchemy_store",
     "mlflow.models",
     "mlflow.xgboost",
 )
+# Libraries that start no thread when imported in the zygote's environment (ZYGOTE_ENV holds
+# OpenBLAS and pyarrow's allocator at one thread): a component importing one gets that module
+# preloaded. Any other import stays the task's own, as in a fresh process: a library that starts a
+# thread at import would make every later fork unsafe.
+FORK_SAFE_LIBRARIES = frozenset(
+    {"daal4py", "matplotlib", "mlflow", "numpy", "pandas", "pyarrow", "scipy", "sklearn", "xgboost"}
+)
+
+
+def preload_for(spec: dict[str, Any]) -> list[str]:
+    """What the zygote should import for the tasks of the pipeline IR `spec`, in first-use order.
+
+    A zygote preloading the churn steps' libraries for any pipeline spent 1.5 s of CPU beside a run
+    of small tasks that used none of them; a pipeline that needs them gets them as before.
+    """
+    modules: list[str] = []
+    for executor in spec.get("deploymentSpec", {}).get("executors", {}).values():
+        call = kfp_python_call(executor.get("container", {}).get("command", []))
+        for name in _imported_modules(call.source) if call else []:
+            if name == "kubesage.components" or name.startswith("kubesage.components."):
+                modules.extend(KUBESAGE_STEPS_PRELOAD)
+            elif name.split(".", 1)[0] in FORK_SAFE_LIBRARIES:
+                modules.append(name)
+    return list(dict.fromkeys(modules))
+
+
+def _imported_modules(source: str) -> list[str]:
+    """The absolute modules a component's source imports, anywhere in it (KFP's components import
+    inside the function)."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return []
+    names: list[str] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.extend(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.append(node.module)
+    return names
 
 
 def fork_available() -> bool:
@@ -89,7 +130,7 @@ def kfp_python_call(full_command: Sequence[str]) -> PythonCall | None:
 class ForkServer:
     """The zygote process and the runner's end of its control socket (thread-safe)."""
 
-    def __init__(self, essential: Sequence[str] = ESSENTIAL, preload: Sequence[str] = DEFAULT_PRELOAD) -> None:
+    def __init__(self, essential: Sequence[str] = ESSENTIAL, preload: Sequence[str] = ()) -> None:
         self._essential = list(essential)
         self._preload = list(preload)
         self._process: subprocess.Popen[bytes] | None = None
@@ -116,6 +157,16 @@ class ForkServer:
         )
         theirs.close()
         self._control = ours
+
+    def preload(self, modules: Sequence[str]) -> None:
+        """Have the zygote import `modules` between tasks (those it has are skipped)."""
+        if self._control is None or not modules:
+            return
+        try:
+            with self._lock:
+                send_request(self._control, {"preload": list(modules)}, [])
+        except OSError:
+            pass  # a zygote that stopped fails the next task with the reason; preloading is an optimisation
 
     def tasks_running(self) -> int:
         with self._lock:

@@ -23,6 +23,7 @@ from kubesage.ir.source import PipelineSource
 from kubesage.runners.base import Progress, RunContext, Runner
 from kubesage.runners.local import LocalOptions
 from kubesage.runners.local.conditions import evaluated_conditions, skipped_event
+from kubesage.runners.local.launcher import preload_for
 from kubesage.runners.local.session import cache_root, kfp_session, launcher_for_run
 from kubesage.runners.local.task_logs import capture_task_output
 from kubesage.runners.local.warm import WarmLease
@@ -79,6 +80,8 @@ class LocalRunner(Runner):
         warnings.filterwarnings("ignore", message=r".*have no effect in the current local runner.*")
         warnings.filterwarnings("ignore", message=r".*non-Python base image.*")
         pipeline = components.load_component_from_file(str(context.pipeline.ir_path))
+        if self._launcher is not None:
+            self._launcher.server.preload(preload_for(context.pipeline.spec))
         root = self.pipeline_root
         log_path = root / "logs" / f"{context.backend_run_id}.log"
         context.progress.info(f"task outputs in {root}/, task logs in {log_path}")

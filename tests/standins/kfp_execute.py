@@ -93,12 +93,9 @@ class _TaskWatcher(logging.Filter):
                 self.events.emit(task=name, state="FAILED", message=message)
 
 
-def _task_names(pipeline_yaml: Path) -> dict[str, str]:
+def _task_names(spec: dict[str, Any]) -> dict[str, str]:
     """kfp.local logs a task by its component's name (`scale-4` for `comp-scale-4`); a cluster by the
     task's name (`scale`). Component name -> task name, from the IR, so the details read as a cluster's."""
-    import yaml
-
-    spec = yaml.safe_load(pipeline_yaml.read_text(encoding="utf-8"))
     dags = [spec["root"]["dag"], *(c["dag"] for c in spec.get("components", {}).values() if "dag" in c)]
     return {
         task["componentRef"]["name"].removeprefix("comp-"): name
@@ -134,7 +131,7 @@ def _give_secrets(handler: type, events: _Events, secret_env: dict[str, dict[str
     handler.run = run  # type: ignore[attr-defined]
 
 
-def _runner(executor: dict[str, Any], stack: contextlib.ExitStack) -> tuple[Any, type]:
+def _runner(executor: dict[str, Any], spec: dict[str, Any], stack: contextlib.ExitStack) -> tuple[Any, type]:
     """The kfp.local runner `executor` names, and the task handler class it runs each task with.
 
     `subprocess` tasks are forked from a warm process by kubesage's local launcher (a fresh process
@@ -158,10 +155,12 @@ def _runner(executor: dict[str, Any], stack: contextlib.ExitStack) -> tuple[Any,
     from kfp.local import subprocess_task_handler
 
     from kubesage.runners.local.cache import StepRunNotes
-    from kubesage.runners.local.launcher import ForkServer, fork_available, task_handler
+    from kubesage.runners.local.launcher import ForkServer, fork_available, preload_for, task_handler
 
     if fork_available():
-        stack.enter_context(task_handler(stack.enter_context(ForkServer()), StepRunNotes()))
+        server = stack.enter_context(ForkServer())
+        server.preload(preload_for(spec))
+        stack.enter_context(task_handler(server, StepRunNotes()))
     return local.SubprocessRunner(use_venv=False), subprocess_task_handler.SubprocessTaskHandler
 
 
@@ -174,11 +173,14 @@ def main(run_dir: Path) -> int:
     events = _Events(run_dir)
     faults = config.get("faults", {})
     fail: dict[str, str] = faults.get("fail_task", {})
-    names = _task_names(run_dir / "pipeline.yaml")
+    import yaml
+
+    spec = yaml.safe_load((run_dir / "pipeline.yaml").read_text(encoding="utf-8"))
+    names = _task_names(spec)
     logging.getLogger().addFilter(_TaskWatcher(events, fail, faults.get("cancel_after_task"), names))
     logging.getLogger().setLevel(logging.INFO)
     with contextlib.ExitStack() as stack:
-        runner, handler = _runner(config.get("executor", {}), stack)
+        runner, handler = _runner(config.get("executor", {}), spec, stack)
         _give_secrets(handler, events, json.loads(os.environ.pop("KFP_STANDIN_SECRET_ENV", "{}")))
         _inject_failures(handler, events, fail)
         local.init(runner=runner, pipeline_root=config["pipeline_root"], raise_on_error=True)
