@@ -78,6 +78,8 @@ def skip_garbage_collection_at_exit() -> None:
     exit took 0.8-0.9 s of CPU after a `kubesage run` had printed its last line, 0.1 s with this. The
     memory goes back to the system with the process either way, and every exit handler still runs
     (MLflow's, logging's flush, temporary-file clean-ups): freezing only takes the objects out of the
-    collector's reach.
+    collector's reach. Registered once per process however often `main` runs (click's test runner
+    invokes it many times in one process).
     """
+    atexit.unregister(gc.freeze)
     atexit.register(gc.freeze)

@@ -20,8 +20,7 @@ per-task socketpair); the zygote forks and, once the child ends, writes its wait
 descriptors adds modules to import between tasks (what the run's components import). Closing the
 control socket stops the zygote, which terminates any child still running.
 
-Run as `python -m kubesage.runners.local.forkserver FD ESSENTIAL_MODULE... -- MODULE...` (the runner
-does this).
+Run as `python -m kubesage.runners.local.forkserver FD ESSENTIAL_MODULE...` (the runner does this).
 """
 
 from __future__ import annotations
@@ -120,14 +119,14 @@ def _warm_tracking_store() -> None:
         print(f"fork server: MLflow store not prepared: {type(exc).__name__}: {exc}", file=sys.stderr)
 
 
-def serve(control: socket.socket, essential: list[str], preload: list[str]) -> None:
+def serve(control: socket.socket, essential: list[str]) -> None:
     """Import `essential`, then fork a child per request until the runner closes `control`,
-    importing `preload` in between.
+    importing what preload requests name in between.
 
     `essential` is what every task needs (KFP's executor, MLflow's client): tasks wait for it, so
-    that four tasks started at once do not each import MLflow. A request that arrives while `preload`
-    is still being imported is served at once (between two imports): its child imports what it
-    needs itself, as a fresh process would; later tasks find it imported.
+    that four tasks started at once do not each import MLflow. A task request that arrives while
+    preloads are still being imported is served at once (between two imports): its child imports
+    what it needs itself, as a fresh process would; later tasks find it imported.
     """
     for name in essential:
         _import(name)
@@ -138,7 +137,7 @@ def serve(control: socket.socket, essential: list[str], preload: list[str]) -> N
     signal.set_wakeup_fd(wake_write)
     signal.signal(signal.SIGCHLD, lambda *_: None)  # a handler, so SIGCHLD wakes select()
     children: dict[int, socket.socket] = {}
-    pending = list(preload)
+    pending: list[str] = []
     try:
         while True:
             readable, _, _ = select.select([control.fileno(), wake_read], [], [], 0 if pending else None)
@@ -257,8 +256,7 @@ def _restore_blas_threads(environment: dict[str, str]) -> None:
 def main(argv: list[str]) -> None:
     control = socket.socket(fileno=int(argv[0]))
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the runner's (and the tasks') to handle
-    split = argv.index("--") if "--" in argv else len(argv)
-    serve(control, argv[1:split], argv[split + 1 :])
+    serve(control, argv[1:])
     sys.stderr.flush()
     # No interpreter teardown: with MLflow, pandas and XGBoost loaded it takes seconds, and there
     # is nothing to save.

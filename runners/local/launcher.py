@@ -130,9 +130,8 @@ def kfp_python_call(full_command: Sequence[str]) -> PythonCall | None:
 class ForkServer:
     """The zygote process and the runner's end of its control socket (thread-safe)."""
 
-    def __init__(self, essential: Sequence[str] = ESSENTIAL, preload: Sequence[str] = ()) -> None:
+    def __init__(self, essential: Sequence[str] = ESSENTIAL) -> None:
         self._essential = list(essential)
-        self._preload = list(preload)
         self._process: subprocess.Popen[bytes] | None = None
         self._control: socket.socket | None = None
         self._lock = threading.Lock()
@@ -148,8 +147,6 @@ class ForkServer:
                 "kubesage.runners.local.forkserver",
                 str(theirs.fileno()),
                 *self._essential,
-                "--",
-                *self._preload,
             ],
             pass_fds=[theirs.fileno()],
             env=env,
