@@ -50,6 +50,7 @@ from kubesage.runners.sagemaker.compiler.pipeline import pipeline_name
 from kubesage.runners.sagemaker.compiler.register import PackageRequest, package_group_name, register_task
 from kubesage.runners.sagemaker.config import SageMakerConfig
 from kubesage.runners.sagemaker.ir import plan_pipeline
+from kubesage.runners.sagemaker.job_exit import read_job_exits_from_containers
 from kubesage.runners.sagemaker.local_package import (
     ExecutionValues,
     RegisteredPackage,
@@ -131,6 +132,13 @@ def host_network_config(sdk_config: Mapping[str, Any] | None, run_id: str) -> di
     labels = {**container.get("labels", {}), RUN_LABEL: run_id}
     local["container_config"] = {**container, "network_mode": "host", "labels": labels}
     return config
+
+
+def prepare_sdk_local_mode() -> None:
+    """What the SDK's local mode needs before kubesage starts a job: host networking allowed, and each
+    job's exit code read from its containers (job_exit.py). Idempotent."""
+    _allow_host_network()
+    read_job_exits_from_containers()
 
 
 def _allow_host_network() -> None:
@@ -260,7 +268,7 @@ def run_local(
         logging.getLogger(__name__).info("TelemetryOptOut resolved by the SDK: %s", telemetry_opted_out(run_session))
         pipeline.sagemaker_session = run_session
         events.outcome = lambda step: _condition_outcome_now(run_session, compiled.name, step)
-        _allow_host_network()
+        prepare_sdk_local_mode()
         run_id = uuid.uuid4().hex
         run_session.config = host_network_config(run_session.config, run_id)
         run_session.create_pipeline(pipeline, f"kubesage local run of {compiled.name}")

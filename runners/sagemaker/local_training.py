@@ -22,7 +22,7 @@ from pathlib import Path
 
 from kubesage.errors import RunnerError
 from kubesage.runners.sagemaker.local_cluster import cluster_environment
-from kubesage.runners.sagemaker.local_mode import RUN_LABEL, _allow_host_network, host_network_config
+from kubesage.runners.sagemaker.local_mode import RUN_LABEL, host_network_config, prepare_sdk_local_mode
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,7 @@ def run_training_job(
 
     run_id = uuid.uuid4().hex[:12]
     job = name or f"kubesage-train-{instance_count}x-{run_id}"
-    _allow_host_network()
+    prepare_sdk_local_mode()
     session = LocalSession(boto_session=boto3.Session(region_name="us-east-1"))
     session.config = host_network_config(session.config, run_id)
     env = {**cluster_environment(instance_count), **(environment or {})}
