@@ -36,11 +36,17 @@ import shutil
 import signal
 import socket
 import struct
+import subprocess
 import sys
 import tempfile
+import threading
+import time
 import traceback
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from kubesage.errors import RunnerError
 
 _HEADER = struct.Struct("!I")
 # What the zygote's environment gets so that importing numpy and pandas starts no thread.
@@ -251,6 +257,57 @@ def _restore_blas_threads(environment: dict[str, str]) -> None:
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(limits=threads, user_api="blas")
+
+
+@dataclass
+class ForkedZygote:
+    """A zygote forked from the runner's process: what ForkServer needs of a `subprocess.Popen`."""
+
+    pid: int
+    returncode: int | None = None
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.poll() is None:
+            if deadline is not None and time.monotonic() > deadline:
+                raise subprocess.TimeoutExpired(f"zygote {self.pid}", timeout or 0.0)
+            time.sleep(0.01)
+        assert self.returncode is not None
+        return self.returncode
+
+    def terminate(self) -> None:
+        if self.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signal.SIGTERM)
+
+
+def fork_zygote(control: socket.socket, essential: list[str], *, close_in_child: socket.socket) -> ForkedZygote:
+    """Serve `control` from a fork of this process, which must be single-threaded: a thread's lock
+    held at fork would stay held in the zygote and in every task forked from it."""
+    if threading.active_count() > 1:
+        raise RunnerError(
+            f"a zygote can only be forked from a single-threaded process ({threading.active_count()} threads "
+            "here): start the fork server with zygote='spawn'"
+        )
+    sys.stdout.flush()  # what is buffered now is this process's to write, not the zygote's too
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            close_in_child.close()
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            serve(control, essential)
+            sys.stderr.flush()
+        finally:
+            os._exit(0)
+    return ForkedZygote(pid)
 
 
 def main(argv: list[str]) -> None:

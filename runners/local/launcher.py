@@ -24,10 +24,10 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from kubesage.errors import RunnerError
-from kubesage.runners.local.forkserver import ZYGOTE_ENV, send_request
+from kubesage.runners.local.forkserver import ZYGOTE_ENV, ForkedZygote, fork_zygote, send_request
 from kubesage.tracking.contract import ENV_STEP_RUN_ID_FILE
 
 if TYPE_CHECKING:
@@ -128,17 +128,28 @@ def kfp_python_call(full_command: Sequence[str]) -> PythonCall | None:
 
 
 class ForkServer:
-    """The zygote process and the runner's end of its control socket (thread-safe)."""
+    """The zygote process and the runner's end of its control socket (thread-safe).
 
-    def __init__(self, essential: Sequence[str] = ESSENTIAL) -> None:
+    `zygote="spawn"` (the runner's) starts it as a new interpreter that imports what it needs.
+    `zygote="fork"` forks it from this process, which then must be made to be forked: single-threaded,
+    its imports done under ZYGOTE_ENV (the KFP stand-in's warm executor, tests/standins/kfp_execute.py).
+    """
+
+    def __init__(self, essential: Sequence[str] = ESSENTIAL, *, zygote: Literal["spawn", "fork"] = "spawn") -> None:
         self._essential = list(essential)
-        self._process: subprocess.Popen[bytes] | None = None
+        self._zygote = zygote
+        self._process: subprocess.Popen[bytes] | ForkedZygote | None = None
         self._control: socket.socket | None = None
         self._lock = threading.Lock()
         self._running = 0  # tasks sent whose exit status has not come back yet
 
     def start(self) -> None:
         ours, theirs = socket.socketpair()
+        if self._zygote == "fork":
+            self._process = fork_zygote(theirs, self._essential, close_in_child=ours)
+            theirs.close()
+            self._control = ours
+            return
         env = {**os.environ, **ZYGOTE_ENV}
         self._process = subprocess.Popen(
             [

@@ -5,8 +5,9 @@ A real HTTP server on 127.0.0.1 that answers what `kfp.Client` 2.17 sends to sub
 into `kfp_server_api`'s generated models and every pipeline into the `PipelineSpec` proto, as the real
 API server does, and a malformed one gets the 400 the real server gives. Each submitted run is
 executed for real with `kfp.local` (SubprocessRunner(use_venv=False), each task a fresh process
-forked from a warm one by kubesage's local launcher) in its own process started with a minimal
-environment (`kfp_execute.py`): like a pod, a task sees only the env its IR carries. Run
+forked from a warm one by kubesage's local launcher) in its own process with a minimal environment
+(`kfp_execute.py`, forked from the stand-in's warm executor, `kfp_warm.py`, in a new session): like
+a pod, a task sees only the env its IR carries. Run
 state and per-task details (`run_details.task_details`) come from that process as it goes. With
 `DockerPods` (chosen per stand-in), that process runs each task as a pod runs the IR's container spec:
 in the spec's image, with its command and env, under kfp.local's DockerRunner.
@@ -44,6 +45,9 @@ import kfp_server_api
 import yaml
 from google.protobuf import json_format
 from kfp.pipeline_spec import pipeline_spec_pb2
+
+from kubesage.runners.local.forkserver import ZYGOTE_ENV
+from tests.standins.kfp_warm import WarmExecutor, WarmRun
 
 EXECUTOR = Path(__file__).with_name("kfp_execute.py")
 SECRET_ENV = "KFP_STANDIN_SECRET_ENV"  # read (and removed) by kfp_execute.py
@@ -205,7 +209,7 @@ class StoredRun:
     spec: dict[str, Any]
     run_dir: Path
     platform: dict[str, Any] = field(default_factory=dict)
-    process: subprocess.Popen[bytes] | None = None
+    process: subprocess.Popen[bytes] | WarmRun | None = None
     tasks: dict[str, Any] = field(default_factory=dict)  # task name -> V2beta1PipelineTaskDetail
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -234,6 +238,7 @@ class KfpStandin:
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
+        self._warm: WarmExecutor | None = None  # started with the first run that executes in subprocesses
 
     # --- life cycle --------------------------------------------------------------------------------
     @property
@@ -257,6 +262,9 @@ class KfpStandin:
     def stop(self) -> None:
         for run in list(self.runs.values()):
             self._kill(run)
+        if self._warm is not None:
+            self._warm.stop()
+            self._warm = None
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -447,6 +455,10 @@ class KfpStandin:
             return
         if secret_env:
             env[SECRET_ENV] = json.dumps(secret_env)
+        if self.pods is None:
+            stored.process = self._warm_executor(env).start_run(stored.run_dir, env)
+            stored.model.state = "RUNNING"
+            return
         stored.process = subprocess.Popen(
             [sys.executable, str(EXECUTOR), str(stored.run_dir)],
             cwd=stored.run_dir,
@@ -457,6 +469,16 @@ class KfpStandin:
             start_new_session=True,  # terminate kills the whole group: the executor and its task
         )
         stored.model.state = "RUNNING"
+
+    def _warm_executor(self, env: dict[str, str]) -> WarmExecutor:
+        """The process runs are forked from: started once, with a run's environment minus what is the
+        run's own (its HOME, its secrets), and imports made fork-safe (ZYGOTE_ENV)."""
+        with self._lock:
+            if self._warm is None:
+                base = {k: v for k, v in env.items() if k != SECRET_ENV}
+                base.update({"HOME": str(self.workdir), **ZYGOTE_ENV})
+                self._warm = WarmExecutor(EXECUTOR, base, self.workdir / "warm-executor.log")
+            return self._warm
 
     def _kill(self, stored: StoredRun) -> None:
         process = stored.process

@@ -1,8 +1,11 @@
 """Execute one submitted KFP run with kfp.local: the stand-in's "cluster", one clean process per run.
 
-Started by `tests/standins/kfp_api.py` as `python kfp_execute.py RUN_DIR` with a minimal environment
-(no MLflow or kubesage variables): like a pod, each task sees only the env its IR container spec
-carries, which kfp.local applies per task. RUN_DIR holds `pipeline.yaml` (the submitted
+`tests/standins/kfp_api.py` runs each run with a minimal environment (no MLflow or kubesage
+variables): like a pod, each task sees only the env its IR container spec carries, which kfp.local
+applies per task. A run that executes in subprocesses is forked from the stand-in's warm executor
+(`python kfp_execute.py --serve`, `serve_runs`, driven by kfp_warm.py), its fork-server zygote then
+forked from the run: the imports are paid once per stand-in. A run of `DockerPods` is started as
+`python kfp_execute.py RUN_DIR`. RUN_DIR holds `pipeline.yaml` (the submitted
 PipelineSpec), `run.json` (parameters, pipeline root, faults); this process appends one JSON line per
 task state change to `events.jsonl`, which the API server turns into `run_details.task_details`.
 `run.json`'s `executor` says how tasks run: `subprocess` (kfp.local's SubprocessRunner, this
@@ -10,8 +13,9 @@ interpreter) or `docker` (kfp.local's DockerRunner: each task in its IR containe
 its command and env, as a pod; see `DockerPods` in kfp_api.py).
 
 Only kfp (with its PyYAML and, for `docker`, its docker SDK), the standard library, kubesage's
-patch of kfp.local's condition evaluation and its task launcher are imported here: this file runs
-outside the test's packages. A cluster's driver evaluates `dsl.If` conditions correctly; kfp.local
+patch of kfp.local's condition evaluation and its task launcher are imported here (the warm
+executor adds what the zygote would import: KFP's executor, MLflow's client, the churn steps'
+libraries): this file runs outside the test's packages. A cluster's driver evaluates `dsl.If` conditions correctly; kfp.local
 2.17 does not (runners/local/UPSTREAM.md), so the stand-in applies the same patch as the local
 runner, to behave as a cluster does.
 """
@@ -26,7 +30,7 @@ import re
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _STARTED = re.compile(r"Executing task '([^']+)'")
@@ -131,7 +135,9 @@ def _give_secrets(handler: type, events: _Events, secret_env: dict[str, dict[str
     handler.run = run  # type: ignore[attr-defined]
 
 
-def _runner(executor: dict[str, Any], spec: dict[str, Any], stack: contextlib.ExitStack) -> tuple[Any, type]:
+def _runner(
+    executor: dict[str, Any], spec: dict[str, Any], stack: contextlib.ExitStack, zygote: Literal["spawn", "fork"]
+) -> tuple[Any, type]:
     """The kfp.local runner `executor` names, and the task handler class it runs each task with.
 
     `subprocess` tasks are forked from a warm process by kubesage's local launcher (a fresh process
@@ -158,13 +164,13 @@ def _runner(executor: dict[str, Any], spec: dict[str, Any], stack: contextlib.Ex
     from kubesage.runners.local.launcher import ForkServer, fork_available, preload_for, task_handler
 
     if fork_available():
-        server = stack.enter_context(ForkServer())
+        server = stack.enter_context(ForkServer(zygote=zygote))
         server.preload(preload_for(spec))
         stack.enter_context(task_handler(server, StepRunNotes()))
     return local.SubprocessRunner(use_venv=False), subprocess_task_handler.SubprocessTaskHandler
 
 
-def main(run_dir: Path) -> int:
+def main(run_dir: Path, zygote: Literal["spawn", "fork"] = "spawn") -> int:
     from kfp import components, local
 
     from kubesage.runners.local.conditions import evaluated_conditions
@@ -180,7 +186,7 @@ def main(run_dir: Path) -> int:
     logging.getLogger().addFilter(_TaskWatcher(events, fail, faults.get("cancel_after_task"), names))
     logging.getLogger().setLevel(logging.INFO)
     with contextlib.ExitStack() as stack:
-        runner, handler = _runner(config.get("executor", {}), spec, stack)
+        runner, handler = _runner(config.get("executor", {}), spec, stack, zygote)
         _give_secrets(handler, events, json.loads(os.environ.pop("KFP_STANDIN_SECRET_ENV", "{}")))
         _inject_failures(handler, events, fail)
         local.init(runner=runner, pipeline_root=config["pipeline_root"], raise_on_error=True)
@@ -196,10 +202,129 @@ def main(run_dir: Path) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    target = Path(sys.argv[1])
-    with (target / "tasks.log").open("a", encoding="utf-8") as log:
+def run_logged(run_dir: Path, zygote: Literal["spawn", "fork"] = "spawn") -> int:
+    """`main`, with this process's output and logging going to the run's tasks.log."""
+    with (run_dir / "tasks.log").open("a", encoding="utf-8") as log:
         sys.stdout = log
         sys.stderr = log
         logging.basicConfig(stream=log, level=logging.INFO, force=True)
-        raise SystemExit(main(target))
+        try:
+            return main(run_dir, zygote)
+        finally:
+            log.flush()
+
+
+# --- the warm executor -------------------------------------------------------------------------------
+# What a run needs imported, paid once per stand-in instead of once per run (with its zygote's imports:
+# each run's zygote is a fork of the run, which is a fork of this process). Fork-safe: imported under
+# ZYGOTE_ENV (the stand-in starts this process with it), they start no thread.
+WARM_MODULES = (
+    "kfp.components",
+    "kfp.local",
+    "kfp.local.subprocess_task_handler",
+    "yaml",
+    "kubesage.runners.local.cache",
+    "kubesage.runners.local.conditions",
+    "kubesage.runners.local.launcher",
+)
+
+
+def serve_runs() -> int:
+    """The stand-in's warm executor: one JSON request per stdin line, `{"id", "run_dir", "env"}`, each
+    answered on stdout with `{"id", "pid"}` once the run's process is forked, and `{"pid", "returncode"}`
+    when it ends. Each run is a fork in a new session (the stand-in's terminate kills its group: the
+    run, its zygote and its tasks), with the run's environment and working directory, as
+    `python kfp_execute.py RUN_DIR` gets them. EOF on stdin: the runs still going are killed."""
+    import importlib
+    import json as json_module
+    import select
+    import signal
+    import threading
+
+    from kubesage.runners.local.launcher import ESSENTIAL, KUBESAGE_STEPS_PRELOAD
+
+    for name in (*WARM_MODULES, *ESSENTIAL, *KUBESAGE_STEPS_PRELOAD):
+        importlib.import_module(name)
+    if threading.active_count() > 1:
+        threads = threading.active_count()
+        print(f"warm executor: {threads} threads after its imports; forks would be unsafe", file=sys.stderr)
+        return 2
+    replies = os.fdopen(os.dup(1), "w", buffering=1, encoding="utf-8")
+    requests = os.fdopen(os.dup(0), "r", encoding="utf-8")
+    wake_read, wake_write = os.pipe()
+    os.set_blocking(wake_read, False)
+    os.set_blocking(wake_write, False)
+    signal.set_wakeup_fd(wake_write)
+    signal.signal(signal.SIGCHLD, lambda *_: None)  # a handler, so SIGCHLD wakes select()
+    runs: set[int] = set()
+
+    def reap() -> None:
+        while runs:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            runs.discard(pid)
+            replies.write(json_module.dumps({"pid": pid, "returncode": os.waitstatus_to_exitcode(status)}) + "\n")
+
+    try:
+        while True:
+            readable, _, _ = select.select([requests.fileno(), wake_read], [], [])
+            if wake_read in readable:
+                with contextlib.suppress(BlockingIOError):
+                    os.read(wake_read, 512)
+            reap()
+            if requests.fileno() not in readable:
+                continue
+            line = requests.readline()
+            if not line:
+                return 0
+            request = json_module.loads(line)
+            sys.stdout.flush()
+            sys.stderr.flush()
+            pid = os.fork()
+            if pid == 0:
+                signal.set_wakeup_fd(-1)
+                signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+                inherited = (requests, replies, wake_read, wake_write)
+                os._exit(_run_forked(Path(request["run_dir"]), request["env"], inherited))
+            runs.add(pid)
+            replies.write(json_module.dumps({"id": request["id"], "pid": pid}) + "\n")
+    finally:
+        for pid in runs:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)
+
+
+def _run_forked(run_dir: Path, env: dict[str, str], inherited: tuple[Any, ...]) -> int:
+    """In the forked run process: become `python kfp_execute.py RUN_DIR` and run."""
+    code = 1
+    try:
+        os.setsid()
+        for stream in inherited:
+            if isinstance(stream, int):
+                os.close(stream)
+            else:
+                stream.close()
+        devnull = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(devnull, fd)
+        os.close(devnull)
+        os.chdir(run_dir)
+        os.environ.clear()
+        os.environ.update(env)
+        code = run_logged(run_dir, zygote="fork")
+    except BaseException:  # the run's own failures are events; this is the executor failing
+        import traceback
+
+        with contextlib.suppress(OSError), (run_dir / "tasks.log").open("a", encoding="utf-8") as log:
+            traceback.print_exc(file=log)
+    return code
+
+
+if __name__ == "__main__":
+    if sys.argv[1] == "--serve":
+        raise SystemExit(serve_runs())
+    raise SystemExit(run_logged(Path(sys.argv[1])))
