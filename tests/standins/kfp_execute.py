@@ -15,9 +15,9 @@ its command and env, as a pod; see `DockerPods` in kfp_api.py).
 Only kfp (with its PyYAML and, for `docker`, its docker SDK), the standard library, kubesage's
 patch of kfp.local's condition evaluation and its task launcher are imported here (the warm
 executor adds what the zygote would import: KFP's executor, MLflow's client, the churn steps'
-libraries): this file runs outside the test's packages. A cluster's driver evaluates `dsl.If` conditions correctly; kfp.local
-2.17 does not (runners/local/UPSTREAM.md), so the stand-in applies the same patch as the local
-runner, to behave as a cluster does.
+libraries): this file runs outside the test's packages. A cluster's driver evaluates `dsl.If`
+conditions correctly; kfp.local 2.17 does not (runners/local/UPSTREAM.md), so the stand-in applies
+the same patch as the local runner, to behave as a cluster does.
 """
 
 from __future__ import annotations
