@@ -220,15 +220,41 @@ class TrainingStoppedError(KubesageError):
     exit_code = 143  # 128 + SIGTERM, as a shell reports a process ended by it
 
 
-def _raise_stopped(signum: int, _frame: FrameType | None) -> None:
+# XGBoost calls a DataIter's methods from C while it builds a QuantileDMatrix. An exception raised
+# there outside XGBoost's own try (a signal can land on any line) cannot cross the C++ frames: ctypes
+# prints "Exception ignored" and XGBoost goes on with corrupt state ("corrupted size vs. prev_size",
+# then SIGABRT: exit -6 instead of 143 with a reason, seen on a loaded machine). So a stop that lands
+# inside such a callback is raised a moment later, once XGBoost is back in Python of its own.
+_RETRY_SECONDS = 0.05
+_DEFERRED_SIGNAL = signal.SIGALRM
+
+
+def _inside_xgboost_callback(frame: FrameType | None) -> bool:
+    while frame is not None:
+        if frame.f_code.co_qualname.startswith("DataIter."):
+            return True
+        frame = frame.f_back
+    return False
+
+
+def _raise_stopped(signum: int, frame: FrameType | None) -> None:
+    if _inside_xgboost_callback(frame):
+        signal.signal(_DEFERRED_SIGNAL, lambda _deferred, later: _raise_stopped(signum, later))
+        signal.setitimer(signal.ITIMER_REAL, _RETRY_SECONDS)
+        return
     raise TrainingStoppedError(f"stopped by signal {signal.Signals(signum).name} before training finished")
+
+
+def handle_stop_signals() -> None:
+    """SIGTERM (SageMaker's StopTrainingJob, `docker stop`) raises TrainingStoppedError in the training."""
+    # As PID 1 in a container, SIGTERM is ignored unless handled: StopTrainingJob must end the job.
+    signal.signal(signal.SIGTERM, _raise_stopped)
 
 
 def main(base: str | Path | None = None) -> int:
     """The `train` entry point: 0 on success; on failure, the reason in <base>/output/failure and non-zero."""
     paths = TrainingPaths.resolve(base)
-    # As PID 1 in a container, SIGTERM is ignored unless handled: StopTrainingJob must end the job.
-    signal.signal(signal.SIGTERM, _raise_stopped)
+    handle_stop_signals()
     paths.failure_file.unlink(missing_ok=True)
     try:
         result = run_training(paths)

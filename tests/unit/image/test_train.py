@@ -208,3 +208,49 @@ def test_sigterm_stops_training_with_a_reason(tmp_path: Path, prepared: dict[str
         process.wait()
     assert "stopped by signal SIGTERM" in paths.failure_file.read_text()
     assert not (paths.model_dir / MODEL_FILENAME).exists()
+
+
+# XGBoost calls a DataIter's `next` from C while building a QuantileDMatrix: the stop is sent from
+# inside that callback, so the handler runs there, the moment the crash under load came from.
+STOP_INSIDE_XGBOOST_CALLBACK = """
+import os, signal, sys
+import numpy as np
+import xgboost as xgb
+from kubesage.image.train import TrainingStoppedError, handle_stop_signals
+
+class Batches(xgb.DataIter):
+    def __init__(self):
+        super().__init__()
+        self.sent = 0
+    def reset(self):
+        self.sent = 0
+    def next(self, input_data):
+        if self.sent == 2:
+            return False
+        if self.sent == 0:
+            os.kill(os.getpid(), signal.SIGTERM)
+        rng = np.random.default_rng(self.sent)
+        input_data(data=rng.random((200, 3)), label=rng.integers(0, 2, 200))
+        self.sent += 1
+        return True
+
+handle_stop_signals()
+try:
+    matrix = xgb.QuantileDMatrix(Batches())
+    print("matrix built", flush=True)
+    xgb.train({"objective": "binary:logistic"}, matrix, num_boost_round=10_000_000)
+except TrainingStoppedError as exc:
+    print(exc, flush=True)
+    sys.exit(143)
+sys.exit(0)
+"""
+
+
+def test_a_stop_inside_xgboosts_data_callback_is_raised_once_xgboost_is_back_in_python() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", STOP_INSIDE_XGBOOST_CALLBACK], capture_output=True, text=True, timeout=120, check=False
+    )
+
+    assert done.returncode == 143, done.stderr[-2000:]
+    assert done.stdout.splitlines() == ["matrix built", "stopped by signal SIGTERM before training finished"]
+    assert "Exception ignored" not in done.stderr
