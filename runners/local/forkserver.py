@@ -42,6 +42,7 @@ import tempfile
 import threading
 import time
 import traceback
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -137,11 +138,7 @@ def serve(control: socket.socket, essential: list[str]) -> None:
     for name in essential:
         _import(name)
     _warm_tracking_store()
-    wake_read, wake_write = os.pipe()
-    os.set_blocking(wake_read, False)
-    os.set_blocking(wake_write, False)
-    signal.set_wakeup_fd(wake_write)
-    signal.signal(signal.SIGCHLD, lambda *_: None)  # a handler, so SIGCHLD wakes select()
+    wake_read, wake_write = wake_on_child_exit()
     children: dict[int, socket.socket] = {}
     pending: list[str] = []
     try:
@@ -183,14 +180,32 @@ def serve(control: socket.socket, essential: list[str]) -> None:
             sock.close()
 
 
-def _reap(children: dict[int, socket.socket]) -> None:
-    while children:
+def exited_children() -> Iterator[tuple[int, int]]:
+    """(pid, wait status) of each child that has ended, without waiting for those still running."""
+    while True:
         try:
             pid, status = os.waitpid(-1, os.WNOHANG)
         except ChildProcessError:
             return
         if pid == 0:
             return
+        yield pid, status
+
+
+def wake_on_child_exit() -> tuple[int, int]:
+    """A pipe SIGCHLD writes to (read end, write end): select() watches the read end beside its sockets."""
+    wake_read, wake_write = os.pipe()
+    os.set_blocking(wake_read, False)
+    os.set_blocking(wake_write, False)
+    signal.set_wakeup_fd(wake_write)
+    signal.signal(signal.SIGCHLD, lambda *_: None)  # a handler, so SIGCHLD wakes select()
+    return wake_read, wake_write
+
+
+def _reap(children: dict[int, socket.socket]) -> None:
+    if not children:
+        return
+    for pid, status in exited_children():
         sock = children.pop(pid, None)
         if sock is not None:
             with contextlib.suppress(OSError):

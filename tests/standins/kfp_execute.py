@@ -241,6 +241,7 @@ def serve_runs() -> int:
     import signal
     import threading
 
+    from kubesage.runners.local.forkserver import exited_children, wake_on_child_exit
     from kubesage.runners.local.launcher import ESSENTIAL, KUBESAGE_STEPS_PRELOAD
 
     for name in (*WARM_MODULES, *ESSENTIAL, *KUBESAGE_STEPS_PRELOAD):
@@ -251,21 +252,11 @@ def serve_runs() -> int:
         return 2
     replies = os.fdopen(os.dup(1), "w", buffering=1, encoding="utf-8")
     requests = os.fdopen(os.dup(0), "r", encoding="utf-8")
-    wake_read, wake_write = os.pipe()
-    os.set_blocking(wake_read, False)
-    os.set_blocking(wake_write, False)
-    signal.set_wakeup_fd(wake_write)
-    signal.signal(signal.SIGCHLD, lambda *_: None)  # a handler, so SIGCHLD wakes select()
+    wake_read, wake_write = wake_on_child_exit()
     runs: set[int] = set()
 
     def reap() -> None:
-        while runs:
-            try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                return
-            if pid == 0:
-                return
+        for pid, status in exited_children():
             runs.discard(pid)
             replies.write(json_module.dumps({"pid": pid, "returncode": os.waitstatus_to_exitcode(status)}) + "\n")
 
