@@ -45,7 +45,12 @@ from kubesage.monitoring.capture import CaptureConfig
 from kubesage.monitoring.capture_writer import CaptureWriter
 from kubesage.serving.app import InferenceApp, create_app
 from kubesage.serving.readiness import ENV_EXPECTED_WORKERS, ENV_READY_DIR, ServerReadiness
-from kubesage.serving.transport import CoalescingHttpToolsProtocol
+from kubesage.serving.transport import (
+    ENV_HEADER_TIMEOUT,
+    HEADER_TIMEOUT_SECONDS,
+    CoalescingHttpToolsProtocol,
+    header_timeout_seconds,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -73,6 +78,7 @@ class ServerConfig:
     workers: int = 1
     threads: int = 1
     graceful_timeout: int = GRACEFUL_TIMEOUT_SECONDS
+    header_timeout: float = HEADER_TIMEOUT_SECONDS
 
     def __post_init__(self) -> None:
         if not 0 < self.port < 65536:
@@ -114,6 +120,7 @@ def resolve_config(
         port=resolved_port,
         workers=resolved_workers,
         threads=resolved_threads,
+        header_timeout=header_timeout_seconds(),
     )
 
 
@@ -152,6 +159,7 @@ def serve(
     # Workers are spawned processes: they get their settings through the environment.
     os.environ[ENV_MODEL_DIR] = str(config.model_dir)
     os.environ[ENV_THREADS] = str(config.threads)
+    os.environ[ENV_HEADER_TIMEOUT] = repr(config.header_timeout)
     # OpenMP pools (XGBoost) follow the same explicit count instead of the host's core count.
     os.environ.setdefault("OMP_NUM_THREADS", str(config.threads))
     logger.info(

@@ -1,7 +1,8 @@
 """uvicorn's httptools protocol, hardened, over a transport that sends each response in one write.
 
 Hardening (uvicorn's httptools protocol has none of these):
-- Slow clients: a request's headers must arrive within HEADER_TIMEOUT_SECONDS of its first byte
+- Slow clients: a request's headers must arrive within the header timeout (HEADER_TIMEOUT_SECONDS,
+  or KUBESAGE_HEADER_TIMEOUT_SECONDS from the environment, `header_timeout_seconds`) of its first byte
   (or of the connection, for a client that connects and sends nothing), its body within
   BODY_TIMEOUT_SECONDS of the headers; otherwise 408 and the connection closes. A client
   trickling one byte at a time can no longer hold a connection for ever.
@@ -25,21 +26,48 @@ and a streamed response still leaves promptly, a loop turn later.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+import functools
+import math
+import os
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from kubesage.errors import KubesageError
 from kubesage.http_errors import HeadersTooLargeError, HttpError, RequestTimeoutError, ServerBusyError
 from kubesage.serving.json_body import error_body
 from kubesage.serving.limits import MAX_BODY_BYTES
 
-HEADER_TIMEOUT_SECONDS = 10.0
+HEADER_TIMEOUT_SECONDS = 10.0  # the default; ENV_HEADER_TIMEOUT sets another
+ENV_HEADER_TIMEOUT = "KUBESAGE_HEADER_TIMEOUT_SECONDS"
+MAX_HEADER_TIMEOUT_SECONDS = 300.0
 BODY_TIMEOUT_SECONDS = 30.0
 MAX_HEADER_BYTES = 32_768
 MAX_CONNECTIONS = 256
 LINGER_SECONDS = 10.0
 LINGER_MAX_BYTES = 4 * MAX_BODY_BYTES
+
+
+def header_timeout_seconds(environ: Mapping[str, str] = os.environ) -> float:
+    """The header timeout: ENV_HEADER_TIMEOUT if set (seconds, above 0 and at most 300), else 10 s."""
+    raw = environ.get(ENV_HEADER_TIMEOUT, "").strip()
+    if not raw:
+        return HEADER_TIMEOUT_SECONDS
+    try:
+        seconds = float(raw)
+    except ValueError:
+        raise KubesageError(f"environment variable {ENV_HEADER_TIMEOUT}={raw!r} is not a number of seconds") from None
+    if not math.isfinite(seconds) or not 0 < seconds <= MAX_HEADER_TIMEOUT_SECONDS:
+        raise KubesageError(
+            f"environment variable {ENV_HEADER_TIMEOUT}={raw!r} is out of range: "
+            f"give seconds above 0 and at most {MAX_HEADER_TIMEOUT_SECONDS:.0f}"
+        )
+    return seconds
+
+
+# Read once per worker: `kubesage serve` checked the value before any worker started (resolve_config).
+_header_timeout = functools.cache(header_timeout_seconds)
 
 
 class CoalescingTransport(asyncio.Transport):
@@ -151,7 +179,7 @@ class CoalescingHttpToolsProtocol(HttpToolsProtocol):
         self._awaiting_headers = True
         self._header_bytes = 0
         self._deadline: asyncio.TimerHandle | None = None
-        self._arm(HEADER_TIMEOUT_SECONDS, "the request headers")
+        self._arm(_header_timeout(), "the request headers")
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
@@ -176,7 +204,7 @@ class CoalescingHttpToolsProtocol(HttpToolsProtocol):
     def on_message_begin(self) -> None:
         super().on_message_begin()
         if self._deadline is None:
-            self._arm(HEADER_TIMEOUT_SECONDS, "the request headers")
+            self._arm(_header_timeout(), "the request headers")
 
     def on_headers_complete(self) -> None:
         self._awaiting_headers = False

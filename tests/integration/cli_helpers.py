@@ -8,7 +8,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,20 +74,23 @@ def stop_server(process: subprocess.Popen[bytes]) -> int:
     return process.returncode
 
 
-def start_server(model_dir: Path, port: int, workers: int = 1) -> subprocess.Popen[bytes]:
-    """`kubesage serve` on loopback, as a user starts it."""
+def start_server(
+    model_dir: Path, port: int, workers: int = 1, env: Mapping[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """`kubesage serve` on loopback, as a user starts it (`env` added to this process's environment)."""
     command = [sys.executable, "-m", "kubesage.cli", "serve", "--model-dir", str(model_dir), "--host", "127.0.0.1"]
     command += ["--port", str(port), "--workers", str(workers), "--threads", "1"]
-    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    environment = {**os.environ, **env} if env else None
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=environment)
 
 
 @contextmanager
-def served(model_dir: Path, workers: int = 1) -> Iterator[str]:
+def served(model_dir: Path, workers: int = 1, env: Mapping[str, str] | None = None) -> Iterator[str]:
     """A running `kubesage serve` of `model_dir`, ready; its URL. Stopped on exit."""
     from kubesage.util.ports import free_port
 
     port = free_port()
-    process = start_server(model_dir, port, workers)
+    process = start_server(model_dir, port, workers, env)
     url = f"http://127.0.0.1:{port}"
     try:
         wait_ready(url, process)

@@ -12,8 +12,6 @@ import http.client
 import json
 import select
 import socket
-import subprocess
-import sys
 import threading
 import time
 import urllib.error
@@ -26,40 +24,25 @@ import pandas as pd
 import pytest
 
 from kubesage.serving.limits import MAX_BODY_BYTES
-from kubesage.serving.transport import HEADER_TIMEOUT_SECONDS, MAX_CONNECTIONS, MAX_HEADER_BYTES
+from kubesage.serving.transport import ENV_HEADER_TIMEOUT, HEADER_TIMEOUT_SECONDS, MAX_CONNECTIONS, MAX_HEADER_BYTES
 from kubesage.util.ports import free_port
-from tests.integration.cli_helpers import start_server, stop_server, wait_ready
+from tests.integration.cli_helpers import served, start_server, stop_server, wait_ready
 from tests.integration.test_server_live import raw_request
 
 pytestmark = pytest.mark.integration
 
 
-# The header timeout of the module's server. The server has no setting for it (kubesage's is the
-# constant HEADER_TIMEOUT_SECONDS, 10 s), so its process sets the constant before it serves: the
-# same code, a timeout the trickling-client test waits 3 s for, not 10.
+# The module's server answers slow headers after 3 s (KUBESAGE_HEADER_TIMEOUT_SECONDS), not the
+# default 10 s, so the trickling-client test waits 3 s.
 HEADER_TIMEOUT = 3.0
-_SERVE_WITH_HEADER_TIMEOUT = (
-    "import sys; import kubesage.serving.transport as transport; "
-    "transport.HEADER_TIMEOUT_SECONDS = float(sys.argv.pop(1)); "
-    "from kubesage.cli import main; main()"
-)
 
 
 @pytest.fixture(scope="module")
 def one_worker(model_dir: Path) -> Iterator[str]:
-    """`kubesage serve` with one worker, so every connection meets the same event loop (uvicorn runs
-    it in the server's own process, where the header timeout is set)."""
+    """`kubesage serve` with one worker, so every connection meets the same event loop."""
     assert HEADER_TIMEOUT < HEADER_TIMEOUT_SECONDS
-    port = free_port()
-    command = [sys.executable, "-c", _SERVE_WITH_HEADER_TIMEOUT, str(HEADER_TIMEOUT), "serve"]
-    command += ["--model-dir", str(model_dir), "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
-    process = subprocess.Popen([*command, "--threads", "1"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_ready(url, process)
+    with served(model_dir, workers=1, env={ENV_HEADER_TIMEOUT: str(HEADER_TIMEOUT)}) as url:
         yield url
-    finally:
-        stop_server(process)
 
 
 def _port(url: str) -> int:

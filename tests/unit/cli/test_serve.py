@@ -20,3 +20,14 @@ def test_serve_prints_pasteable_requests_then_refuses_a_missing_model(tmp_path: 
     assert f"kubesage features transform churn.csv --rows 2 --model {missing} --output vectors.csv" in out
     assert "curl -s localhost:8123/invocations -H 'Content-Type: text/csv' --data-binary @vectors.csv" in out
     assert "does not exist" in out and "Traceback" not in out
+
+
+def test_serve_refuses_a_bad_header_timeout_before_anything_else(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        main,
+        ["serve", "--model-dir", str(tmp_path / "no-model"), "--port", "8124"],
+        env={"KUBESAGE_HEADER_TIMEOUT_SECONDS": "0"},
+    )
+    assert result.exit_code != 0
+    assert "KUBESAGE_HEADER_TIMEOUT_SECONDS='0' is out of range" in result.output
+    assert "Traceback" not in result.output

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import socket
+
+import pytest
 
 from kubesage.serving.transport import CoalescingTransport
 
@@ -69,3 +72,31 @@ def test_abort_drops_queued_writes_and_delegates_the_rest() -> None:
 
     closing, received = asyncio.run(scenario())
     assert closing and received == b""
+
+
+def test_the_header_timeout_is_10_s_unless_the_environment_sets_another() -> None:
+    from kubesage.serving.transport import ENV_HEADER_TIMEOUT, HEADER_TIMEOUT_SECONDS, header_timeout_seconds
+
+    assert header_timeout_seconds({}) == HEADER_TIMEOUT_SECONDS == 10.0
+    assert header_timeout_seconds({ENV_HEADER_TIMEOUT: " "}) == 10.0
+    assert header_timeout_seconds({ENV_HEADER_TIMEOUT: "2.5"}) == 2.5
+    assert header_timeout_seconds({ENV_HEADER_TIMEOUT: "300"}) == 300.0
+
+
+@pytest.mark.parametrize(
+    ("raw", "says"),
+    [
+        ("ten", "is not a number of seconds"),
+        ("0", "is out of range: give seconds above 0 and at most 300"),
+        ("-1", "is out of range"),
+        ("301", "is out of range"),
+        ("nan", "is out of range"),
+        ("inf", "is out of range"),
+    ],
+)
+def test_a_bad_header_timeout_is_refused_naming_the_variable(raw: str, says: str) -> None:
+    from kubesage.errors import KubesageError
+    from kubesage.serving.transport import ENV_HEADER_TIMEOUT, header_timeout_seconds
+
+    with pytest.raises(KubesageError, match=re.escape(f"{ENV_HEADER_TIMEOUT}={raw!r} {says}")):
+        header_timeout_seconds({ENV_HEADER_TIMEOUT: raw})
