@@ -44,6 +44,7 @@ if TYPE_CHECKING:
 PROBABILITY_COLUMN = "churn_probability"
 DECISION_COLUMN = "churn"
 DEFAULT_CHUNK_ROWS = 32_768
+PARQUET_SUFFIXES = (".parquet", ".pq")  # an input or output with one of these names is Parquet
 # About 150 bytes a raw churn row: blocks of this size give chunks near DEFAULT_CHUNK_ROWS.
 _BYTES_PER_ROW = 160
 DEFAULT_MAX_REJECTS = 100_000
@@ -101,9 +102,13 @@ class EncodedChunk:
 Progress = Callable[[ScoreSummary], None]
 
 
+def is_parquet_name(path: Path) -> bool:
+    return path.suffix.lower() in PARQUET_SUFFIXES
+
+
 def input_format(path: Path) -> str:
     """'parquet' or 'csv', by the file's name (a .parquet/.pq suffix) or its magic bytes."""
-    if path.suffix.lower() in (".parquet", ".pq"):
+    if is_parquet_name(path):
         return "parquet"
     with path.open("rb") as handle:
         return "parquet" if handle.read(4) == b"PAR1" else "csv"
@@ -611,7 +616,7 @@ class ScoresWriter:
 
         self.path = path
         self.ids = list(ids)
-        self._is_parquet = path.suffix.lower() in (".parquet", ".pq")
+        self._is_parquet = is_parquet_name(path)
         self._writer: Any = None
         self._slots: queue.Queue[pa.Table | None] = queue.Queue(maxsize=depth)
         self._failure: BaseException | None = None
