@@ -22,10 +22,10 @@ def test_serve_prints_pasteable_requests_then_refuses_a_missing_model(tmp_path: 
     assert "does not exist" in out and "Traceback" not in out
 
 
-def test_serve_refuses_a_bad_header_timeout_before_anything_else(tmp_path: Path) -> None:
+def test_serve_refuses_a_bad_header_timeout_before_any_worker_starts(trained_model: Path) -> None:
     result = CliRunner().invoke(
         main,
-        ["serve", "--model-dir", str(tmp_path / "no-model"), "--port", "8124"],
+        ["serve", "--model-dir", str(trained_model), "--port", "8124"],
         env={"KUBESAGE_HEADER_TIMEOUT_SECONDS": "0"},
     )
     assert result.exit_code != 0
