@@ -303,14 +303,19 @@ class ForkedZygote:
                 os.kill(self.pid, signal.SIGTERM)
 
 
+def ensure_single_threaded(what: str, instead: str) -> None:
+    """Refuse to fork `what` from a process with threads (`instead`: what to do about it)."""
+    threads = threading.active_count()
+    if threads > 1:
+        raise RunnerError(
+            f"{what} can only be forked from a single-threaded process ({threads} threads here): {instead}"
+        )
+
+
 def fork_zygote(control: socket.socket, essential: list[str], *, close_in_child: socket.socket) -> ForkedZygote:
     """Serve `control` from a fork of this process, which must be single-threaded: a thread's lock
     held at fork would stay held in the zygote and in every task forked from it."""
-    if threading.active_count() > 1:
-        raise RunnerError(
-            f"a zygote can only be forked from a single-threaded process ({threading.active_count()} threads "
-            "here): start the fork server with zygote='spawn'"
-        )
+    ensure_single_threaded("a zygote", "start the fork server with zygote='spawn'")
     sys.stdout.flush()  # what is buffered now is this process's to write, not the zygote's too
     sys.stderr.flush()
     pid = os.fork()

@@ -236,20 +236,15 @@ def serve_runs() -> int:
     run, its zygote and its tasks), with the run's environment and working directory, as
     `python kfp_execute.py RUN_DIR` gets them. EOF on stdin: the runs still going are killed."""
     import importlib
-    import json as json_module
     import select
     import signal
-    import threading
 
-    from kubesage.runners.local.forkserver import exited_children, wake_on_child_exit
+    from kubesage.runners.local.forkserver import ensure_single_threaded, exited_children, wake_on_child_exit
     from kubesage.runners.local.launcher import ESSENTIAL, KUBESAGE_STEPS_PRELOAD
 
     for name in (*WARM_MODULES, *ESSENTIAL, *KUBESAGE_STEPS_PRELOAD):
         importlib.import_module(name)
-    if threading.active_count() > 1:
-        threads = threading.active_count()
-        print(f"warm executor: {threads} threads after its imports; forks would be unsafe", file=sys.stderr)
-        return 2
+    ensure_single_threaded("a KFP stand-in run", "a module the warm executor imports started a thread")
     replies = os.fdopen(os.dup(1), "w", buffering=1, encoding="utf-8")
     requests = os.fdopen(os.dup(0), "r", encoding="utf-8")
     wake_read, wake_write = wake_on_child_exit()
@@ -258,7 +253,7 @@ def serve_runs() -> int:
     def reap() -> None:
         for pid, status in exited_children():
             runs.discard(pid)
-            replies.write(json_module.dumps({"pid": pid, "returncode": os.waitstatus_to_exitcode(status)}) + "\n")
+            replies.write(json.dumps({"pid": pid, "returncode": os.waitstatus_to_exitcode(status)}) + "\n")
 
     try:
         while True:
@@ -272,7 +267,7 @@ def serve_runs() -> int:
             line = requests.readline()
             if not line:
                 return 0
-            request = json_module.loads(line)
+            request = json.loads(line)
             sys.stdout.flush()
             sys.stderr.flush()
             pid = os.fork()
@@ -282,7 +277,7 @@ def serve_runs() -> int:
                 inherited = (requests, replies, wake_read, wake_write)
                 os._exit(_run_forked(Path(request["run_dir"]), request["env"], inherited))
             runs.add(pid)
-            replies.write(json_module.dumps({"id": request["id"], "pid": pid}) + "\n")
+            replies.write(json.dumps({"id": request["id"], "pid": pid}) + "\n")
     finally:
         for pid in runs:
             with contextlib.suppress(ProcessLookupError):
