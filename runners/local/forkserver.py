@@ -20,7 +20,8 @@ per-task socketpair); the zygote forks and, once the child ends, writes its wait
 descriptors adds modules to import between tasks (what the run's components import). Closing the
 control socket stops the zygote, which terminates any child still running.
 
-Run as `python -m kubesage.runners.local.forkserver FD ESSENTIAL_MODULE...` (the runner does this).
+Run as `python -m kubesage.runners.local.forkserver FD [--no-tracking-store] ESSENTIAL_MODULE...` (the
+runner does this).
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ from typing import Any
 from kubesage.errors import RunnerError
 
 _HEADER = struct.Struct("!I")
+NO_TRACKING_STORE_FLAG = "--no-tracking-store"
 # What the zygote's environment gets so that importing numpy and pandas starts no thread.
 ZYGOTE_ENV = {"OPENBLAS_NUM_THREADS": "1", "JE_ARROW_MALLOC_CONF": "background_thread:false"}
 
@@ -99,6 +101,55 @@ def _import(name: str) -> None:
         importlib.import_module(name)
     except Exception as exc:  # the task that needs it fails with the real error, in its own log
         print(f"fork server: not preloaded {name}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return
+    try:
+        warm_after_import(name)
+    except Exception as exc:  # each task then does it itself, as a fresh process would
+        print(f"fork server: not warmed after {name}: {type(exc).__name__}: {exc}", file=sys.stderr)
+
+
+def import_warm(name: str) -> None:
+    """Import `name` as the zygote does, with MLflow's lazy work that belongs to it (for a process
+    that forks zygotes, as the KFP stand-in's warm executor does)."""
+    importlib.import_module(name)
+    warm_after_import(name)
+
+
+def warm_after_import(name: str) -> None:
+    warm = _WARM_AFTER_IMPORT.get(name)
+    if warm is not None and name not in _warmed:
+        warm()
+        _warmed.add(name)
+
+
+def _needs_import(name: str) -> bool:
+    return name not in sys.modules or (name in _WARM_AFTER_IMPORT and name not in _warmed)
+
+
+def _warm_request_headers() -> None:
+    """Resolve MLflow's request headers once: on a task's first call to a tracking server, MLflow's
+    Databricks header provider imports IPython (when installed) to look for a notebook, every task again."""
+    from mlflow.tracking.request_header.registry import resolve_request_headers
+
+    resolve_request_headers()
+
+
+def _warm_requirements_map() -> None:
+    """Build MLflow's map of installed packages to their modules once: logging a model builds it
+    (0.8 s of CPU) to check the model's requirements against this environment, every task again.
+    It reads the installed distributions, which the zygote shares with its tasks."""
+    from mlflow.utils.requirements_utils import _init_packages_to_modules_map
+
+    _init_packages_to_modules_map()
+
+
+# Work MLflow does lazily, once per process, on a task's path: done in the zygote right after it
+# imports the module the work belongs to, so that every task inherits it. None starts a thread.
+_WARM_AFTER_IMPORT = {
+    "mlflow.tracking": _warm_request_headers,
+    "mlflow.models": _warm_requirements_map,
+}
+_warmed: set[str] = set()
 
 
 def _warm_tracking_store() -> None:
@@ -126,9 +177,10 @@ def _warm_tracking_store() -> None:
         print(f"fork server: MLflow store not prepared: {type(exc).__name__}: {exc}", file=sys.stderr)
 
 
-def serve(control: socket.socket, essential: list[str]) -> None:
+def serve(control: socket.socket, essential: list[str], *, warm_tracking_store: bool = True) -> None:
     """Import `essential`, then fork a child per request until the runner closes `control`,
-    importing what preload requests name in between.
+    importing what preload requests name in between. `warm_tracking_store`: open the SQLite store
+    the environment names (or the embedded one) for the tasks; not for tasks told their store otherwise.
 
     `essential` is what every task needs (KFP's executor, MLflow's client): tasks wait for it, so
     that four tasks started at once do not each import MLflow. A task request that arrives while
@@ -137,7 +189,8 @@ def serve(control: socket.socket, essential: list[str]) -> None:
     """
     for name in essential:
         _import(name)
-    _warm_tracking_store()
+    if warm_tracking_store:
+        _warm_tracking_store()
     wake_read, wake_write = wake_on_child_exit()
     children: dict[int, socket.socket] = {}
     pending: list[str] = []
@@ -157,7 +210,7 @@ def serve(control: socket.socket, essential: list[str]) -> None:
                 return
             request, fds = received
             if "preload" in request:
-                pending.extend(name for name in request["preload"] if name not in sys.modules)
+                pending.extend(name for name in request["preload"] if _needs_import(name))
                 continue
             out_fd, status_fd = fds
             status_sock = socket.socket(fileno=status_fd)
@@ -312,7 +365,9 @@ def ensure_single_threaded(what: str, instead: str) -> None:
         )
 
 
-def fork_zygote(control: socket.socket, essential: list[str], *, close_in_child: socket.socket) -> ForkedZygote:
+def fork_zygote(
+    control: socket.socket, essential: list[str], *, close_in_child: socket.socket, warm_tracking_store: bool = True
+) -> ForkedZygote:
     """Serve `control` from a fork of this process, which must be single-threaded: a thread's lock
     held at fork would stay held in the zygote and in every task forked from it."""
     ensure_single_threaded("a zygote", "start the fork server with zygote='spawn'")
@@ -323,7 +378,7 @@ def fork_zygote(control: socket.socket, essential: list[str], *, close_in_child:
         try:
             close_in_child.close()
             signal.signal(signal.SIGINT, signal.SIG_IGN)
-            serve(control, essential)
+            serve(control, essential, warm_tracking_store=warm_tracking_store)
             sys.stderr.flush()
         finally:
             os._exit(0)
@@ -333,7 +388,8 @@ def fork_zygote(control: socket.socket, essential: list[str], *, close_in_child:
 def main(argv: list[str]) -> None:
     control = socket.socket(fileno=int(argv[0]))
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the runner's (and the tasks') to handle
-    serve(control, argv[1:])
+    cold_store = argv[1:2] == [NO_TRACKING_STORE_FLAG]
+    serve(control, argv[2:] if cold_store else argv[1:], warm_tracking_store=not cold_store)
     sys.stderr.flush()
     # No interpreter teardown: with MLflow, pandas and XGBoost loaded it takes seconds, and there
     # is nothing to save.

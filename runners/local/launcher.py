@@ -27,7 +27,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from kubesage.errors import RunnerError
-from kubesage.runners.local.forkserver import ZYGOTE_ENV, ForkedZygote, fork_zygote, send_request
+from kubesage.runners.local.forkserver import (
+    NO_TRACKING_STORE_FLAG,
+    ZYGOTE_ENV,
+    ForkedZygote,
+    fork_zygote,
+    send_request,
+)
 from kubesage.tracking.contract import ENV_STEP_RUN_ID_FILE
 
 if TYPE_CHECKING:
@@ -52,7 +58,7 @@ KUBESAGE_STEPS_PRELOAD: tuple[str, ...] = (
     "daal4py",
     "kubesage.components.evaluate",
     "sklearn.metrics",
-    "matplotlib.pyplot",
+    "matplotlib.figure",
     "matplotlib.backends.backend_agg",
     "kubesage.components.register",
     "mlflow.models",
@@ -133,11 +139,20 @@ class ForkServer:
     `zygote="spawn"` (the runner's) starts it as a new interpreter that imports what it needs.
     `zygote="fork"` forks it from this process, which then must be made to be forked: single-threaded,
     its imports done under ZYGOTE_ENV (the KFP stand-in's warm executor, tests/standins/kfp_execute.py).
+    `warm_tracking_store=False`: the tasks are told their MLflow store otherwise than by this process's
+    environment (a KFP run's tasks, by their IR), so the zygote does not open the store it names.
     """
 
-    def __init__(self, essential: Sequence[str] = ESSENTIAL, *, zygote: Literal["spawn", "fork"] = "spawn") -> None:
+    def __init__(
+        self,
+        essential: Sequence[str] = ESSENTIAL,
+        *,
+        zygote: Literal["spawn", "fork"] = "spawn",
+        warm_tracking_store: bool = True,
+    ) -> None:
         self._essential = list(essential)
         self._zygote = zygote
+        self._warm_tracking_store = warm_tracking_store
         self._process: subprocess.Popen[bytes] | ForkedZygote | None = None
         self._control: socket.socket | None = None
         self._lock = threading.Lock()
@@ -146,7 +161,9 @@ class ForkServer:
     def start(self) -> None:
         ours, theirs = socket.socketpair()
         if self._zygote == "fork":
-            self._process = fork_zygote(theirs, self._essential, close_in_child=ours)
+            self._process = fork_zygote(
+                theirs, self._essential, close_in_child=ours, warm_tracking_store=self._warm_tracking_store
+            )
             theirs.close()
             self._control = ours
             return
@@ -157,6 +174,7 @@ class ForkServer:
                 "-m",
                 "kubesage.runners.local.forkserver",
                 str(theirs.fileno()),
+                *([] if self._warm_tracking_store else [NO_TRACKING_STORE_FLAG]),
                 *self._essential,
             ],
             pass_fds=[theirs.fileno()],

@@ -164,7 +164,8 @@ def _runner(
     from kubesage.runners.local.launcher import ForkServer, fork_available, preload_for, task_handler
 
     if fork_available():
-        server = stack.enter_context(ForkServer(zygote=zygote))
+        # A pod's tasks get their MLflow store from the IR's hand-off, not from this environment.
+        server = stack.enter_context(ForkServer(zygote=zygote, warm_tracking_store=False))
         server.preload(preload_for(spec))
         stack.enter_context(task_handler(server, StepRunNotes()))
     return local.SubprocessRunner(use_venv=False), subprocess_task_handler.SubprocessTaskHandler
@@ -235,15 +236,19 @@ def serve_runs() -> int:
     when it ends. Each run is a fork in a new session (the stand-in's terminate kills its group: the
     run, its zygote and its tasks), with the run's environment and working directory, as
     `python kfp_execute.py RUN_DIR` gets them. EOF on stdin: the runs still going are killed."""
-    import importlib
     import select
     import signal
 
-    from kubesage.runners.local.forkserver import ensure_single_threaded, exited_children, wake_on_child_exit
+    from kubesage.runners.local.forkserver import (
+        ensure_single_threaded,
+        exited_children,
+        import_warm,
+        wake_on_child_exit,
+    )
     from kubesage.runners.local.launcher import ESSENTIAL, KUBESAGE_STEPS_PRELOAD
 
     for name in (*WARM_MODULES, *ESSENTIAL, *KUBESAGE_STEPS_PRELOAD):
-        importlib.import_module(name)
+        import_warm(name)
     ensure_single_threaded("a KFP stand-in run", "a module the warm executor imports started a thread")
     replies = os.fdopen(os.dup(1), "w", buffering=1, encoding="utf-8")
     requests = os.fdopen(os.dup(0), "r", encoding="utf-8")

@@ -3,12 +3,13 @@ to import before forking (runners/local/launcher.py `preload_for`), and the prel
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
 import pytest
 
-from kubesage.runners.local.launcher import KUBESAGE_STEPS_PRELOAD, ForkServer, preload_for
+from kubesage.runners.local.launcher import KUBESAGE_STEPS_PRELOAD, ForkServer, PythonCall, preload_for
 from kubesage.runners.registry import load_pipeline
 
 
@@ -37,3 +38,50 @@ def test_the_zygote_imports_what_a_preload_request_names(capfd: pytest.CaptureFi
             time.sleep(0.05)
             seen += capfd.readouterr().err
     assert "fork server: not preloaded kubesage_preload_probe_missing: ModuleNotFoundError" in seen
+
+
+# A task's module runs at import, before KFP's executor looks for its function: it prints what it
+# inherited from the zygote and exits.
+WARM_PROBE = (
+    "import sys\n"
+    "from mlflow.utils import requirements_utils\n"
+    "print('packages mapped:', requirements_utils._MODULES_TO_PACKAGES is not None)\n"
+    "print('IPython imported:', 'IPython' in sys.modules)\n"
+    "sys.exit(0)\n"
+)
+
+
+def _probe(server: ForkServer, cwd: Path) -> list[str]:
+    lines: list[str] = []
+    call = PythonCall(source=WARM_PROBE, args=["--executor_input", "{}", "--function_to_execute", "f"])
+    assert server.run(call, {"PATH": os.environ.get("PATH", "")}, str(cwd), lines.append) == 0
+    return [line.strip() for line in lines if ":" in line and line.split(":")[0] in PROBED]
+
+
+PROBED = {"packages mapped", "IPython imported"}
+
+
+def test_mlflows_once_per_process_work_is_done_in_the_zygote_and_every_task_inherits_it(tmp_path: Path) -> None:
+    """Without it, each task resolved MLflow's request headers (importing IPython to look for a
+    Databricks notebook) and each model-logging task mapped the installed packages (0.8 s of CPU)."""
+    with ForkServer(essential=("mlflow.tracking",), warm_tracking_store=False) as server:
+        # A fresh process that imports mlflow.tracking has neither; the zygote has the headers' part at once.
+        assert _probe(server, tmp_path) == ["packages mapped: False", "IPython imported: True"]
+        server.preload(["mlflow.models"])
+        deadline = time.monotonic() + 60
+        while (seen := _probe(server, tmp_path))[0] != "packages mapped: True" and time.monotonic() < deadline:
+            time.sleep(0.1)
+    assert seen == ["packages mapped: True", "IPython imported: True"]
+
+
+@pytest.mark.parametrize("warm", [True, False], ids=["warms-the-store", "store-named-elsewhere"])
+def test_the_zygote_opens_the_sqlite_store_its_environment_names_unless_told_not_to(
+    warm: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """(The KFP stand-in's zygotes are told not to: a pod's tasks get their store from the IR, and the
+    store the run's environment would name was a new SQLite file, migrated for nothing, per run.)"""
+    store = tmp_path / "mlflow.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{store}")
+    with ForkServer(essential=("kubesage.tracking", "mlflow.tracking"), warm_tracking_store=warm) as server:
+        _probe(server, tmp_path)  # served once the essentials and the store are ready
+        assert store.exists() is warm
