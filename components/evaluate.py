@@ -10,7 +10,7 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from sklearn import metrics as skm
@@ -19,6 +19,9 @@ from kubesage.churn.modelio import Daal4pyModel, load_booster
 from kubesage.components import defaults
 from kubesage.components.datasets import read_labelled_csv
 from kubesage.errors import ParameterError
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 EVALUATION_FILENAME = "evaluation.json"
 CURVE_POINTS = 101
@@ -141,31 +144,30 @@ def read_metric(evaluation_json: str | Path, name: str) -> float:
     return value
 
 
+def _figure(size: float) -> Figure:
+    """A matplotlib Figure that draws with Agg into a file: no pyplot, so no backend or figure
+    list of the caller's is touched (a notebook keeps its own), and pyplot's import is not paid."""
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(size, size), dpi=100)
+
+
 def plot_roc(evaluation: Evaluation, path: str | Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(4.5, 4.5), dpi=100)
+    fig = _figure(4.5)
+    ax = fig.subplots()
     ax.plot(evaluation.roc_fpr, evaluation.roc_tpr, label=f"AUC {evaluation.metrics['roc_auc']:.3f}")
     ax.plot([0, 1], [0, 1], linestyle="--", color="grey", linewidth=0.8)
     ax.set(xlabel="False positive rate", ylabel="True positive rate", title="ROC curve")
     ax.legend(loc="lower right")
     fig.tight_layout()
     fig.savefig(path)
-    plt.close(fig)
     return Path(path)
 
 
 def plot_confusion(evaluation: Evaluation, path: str | Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     matrix = np.asarray(evaluation.confusion)
-    fig, ax = plt.subplots(figsize=(4, 4), dpi=100)
+    fig = _figure(4)
+    ax = fig.subplots()
     ax.imshow(matrix, cmap="Blues", vmin=0)
     names = [["true negatives", "false positives"], ["false negatives", "true positives"]]
     for (row, col), count in np.ndenumerate(matrix):
@@ -177,5 +179,4 @@ def plot_confusion(evaluation: Evaluation, path: str | Path) -> Path:
     ax.set(xlabel="Predicted", ylabel="Actual", title=f"Confusion matrix @ {evaluation.threshold:g}")
     fig.tight_layout()
     fig.savefig(path)
-    plt.close(fig)
     return Path(path)
