@@ -11,7 +11,8 @@ A zygote is not reused, and a new one starts, when:
 - kubesage's installed source changed since it imported it (a digest of the files: an edited step
   never runs stale in a notebook);
 - a run that used it was interrupted, or failed while tasks were still running in it: the zygote is
-  stopped once no run uses it, which terminates such tasks (as before, per run).
+  stopped once no run uses it, which terminates such tasks (as before, per run). A run refused or
+  failed with none of its tasks running keeps it.
 
 The command line runs once and exits: there, the zygote ends with the process (atexit, or the closed
 control socket when the process is killed).
@@ -84,13 +85,20 @@ def _release(shared: WarmLease, clean: bool) -> None:
 
 @contextlib.contextmanager
 def warm_fork_server() -> Iterator[WarmLease]:
-    """The process's warm fork server for the length of one run. Leaving with an exception, or after
-    `retire()`, stops it once no other run uses it: the next run starts a new one."""
+    """The process's warm fork server for the length of one run. Leaving after `retire()`, on an
+    interruption, or with an error while tasks of the run still run in it, stops it once no other
+    run uses it: the next run starts a new one."""
     shared = _acquire()
     clean = False
     try:
         yield shared
         clean = True
+    except Exception:
+        # A run refused or failed with none of its tasks running (bad parameters, a step's failure)
+        # leaves the zygote as it was: it never runs a task itself. An interruption (not an
+        # Exception) may have cut a request to it in half, so it is not kept.
+        clean = shared.server.tasks_running() == 0
+        raise
     finally:
         _release(shared, clean)
 

@@ -121,6 +121,25 @@ def test_a_retired_zygote_stops_when_its_last_run_ends_and_the_next_run_gets_a_n
         assert later.server.alive()
 
 
+@pytest.mark.usefixtures("mlflow_sqlite")
+def test_a_run_that_raises_with_no_task_running_keeps_the_zygote_and_an_interrupted_one_does_not() -> None:
+    """(A refused run, bad parameters say, used to stop the zygote: the next run paid its imports again.)"""
+    from kubesage.errors import ParameterError
+    from kubesage.runners.local import warm
+
+    with warm.warm_fork_server() as lease:
+        server = lease.server
+    with pytest.raises(ParameterError), warm.warm_fork_server() as refused:
+        assert refused.server is server
+        raise ParameterError("max_depth must be at least 1")
+    with pytest.raises(KeyboardInterrupt), warm.warm_fork_server() as interrupted:
+        assert interrupted.server is server and server.alive()  # kept after the refusal
+        raise KeyboardInterrupt
+    assert not server.alive()
+    with warm.warm_fork_server() as later:
+        assert later.server is not server
+
+
 def _peers_seen(uri: str, result: RunResult) -> list[int]:
     runs = step_runs(uri, result)
     return sorted(int(runs[f"hold_{label}"].data.metrics["peers_seen"]) for label in "abcd")
