@@ -80,6 +80,18 @@ def from_mlflow(status: str) -> StepStatus:
     return _FROM_MLFLOW.get(status, StepStatus.STARTED)
 
 
+def statuses_to_report(previous: StepStatus | None, status: StepStatus) -> list[StepStatus]:
+    """What a follower polling a cluster reports when a step went from `previous` (None: not seen
+    before) to `status`. A step that started and ended between two polls is first seen succeeded or
+    failed: its start is reported too, so that every step that ran shows a start line and an end
+    line, on every runner."""
+    if previous == status:
+        return []
+    if previous is None and status in (StepStatus.SUCCEEDED, StepStatus.FAILED):
+        return [StepStatus.STARTED, status]
+    return [status]
+
+
 def from_kfp(state: str) -> StepStatus | None:
     return _FROM_KFP.get(state)
 

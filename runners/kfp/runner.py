@@ -29,7 +29,7 @@ from kubesage.runners.base import Progress, RunContext, Runner, StepEvent
 from kubesage.runners.kfp import KfpOptions
 from kubesage.runners.kfp.client import KfpApi, resolve_host, submit_run
 from kubesage.runners.kfp.ir import prepare, secret_env_platform_spec, validate
-from kubesage.runners.status import from_kfp
+from kubesage.runners.status import StepStatus, from_kfp, statuses_to_report
 from kubesage.tracking import PipelineRun, failed_step_reasons, is_server_uri, step_runs, tracking_uri
 from kubesage.util.redact import redact_uri
 
@@ -189,7 +189,7 @@ class KfpRunner(Runner):
 
     def _follow(self, api: KfpApi, run_id: str, tasks: list[str], context: RunContext) -> Any:
         """Poll until the run ends; report each executor task's state changes; time out as configured."""
-        seen: dict[str, str] = {}
+        seen: dict[str, StepStatus] = {}
         deadline = time.monotonic() + self.options.timeout_seconds
         while True:
             run = api.call(f"read KFP run {run_id}", api.client.get_run, run_id)
@@ -200,11 +200,15 @@ class KfpRunner(Runner):
                 status = from_kfp(str(task.state or ""))
                 # By task id: loop iterations and a sub-pipeline used twice share a display name.
                 key = str(task.task_id or task.display_name)
-                if not reported or status is None or seen.get(key) == status:
+                if not reported or status is None:
                     continue
+                for change in statuses_to_report(seen.get(key), status):
+                    if change is not status:  # the start of a task that ran between two polls
+                        context.progress.step(StepEvent(task.display_name, change))
+                        continue
+                    message = task.error.message if task.error and task.state == "FAILED" else None
+                    context.progress.step(StepEvent(task.display_name, status, _seconds(task), message))
                 seen[key] = status
-                message = task.error.message if task.error and task.state == "FAILED" else None
-                context.progress.step(StepEvent(task.display_name, status, _seconds(task), message))
             if run.state in FINAL:
                 return run
             if time.monotonic() > deadline:

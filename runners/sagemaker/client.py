@@ -17,7 +17,7 @@ from typing import Any
 from kubesage.churn.data import file_sha256
 from kubesage.errors import AccessDeniedError, KubesageError, RunnerError
 from kubesage.runners.base import Progress, StepEvent
-from kubesage.runners.status import StepStatus, from_sagemaker
+from kubesage.runners.status import StepStatus, from_sagemaker, statuses_to_report
 from kubesage.util.aws import AwsFailure, aws_call, call_error, on_aws_failure
 
 TERMINAL = frozenset({"Succeeded", "Failed", "Stopped"})
@@ -197,7 +197,7 @@ class SageMakerClient:
     ) -> dict[str, Any]:
         """Poll until the execution ends; report each step status change once."""
         deadline = time.monotonic() + timeout_seconds
-        seen: dict[str, str] = {}
+        seen: dict[str, StepStatus] = {}
         list_steps = True
         while True:
             described = self._describe_with_retries(arn)
@@ -212,9 +212,12 @@ class SageMakerClient:
                     progress.info(f"step status unavailable: {str(exc).splitlines()[0][:200]}")
             for step in steps:
                 event = step_event(step)
-                if event is not None and seen.get(step["StepName"]) != event.status:
-                    seen[step["StepName"]] = event.status
-                    progress.step(event)
+                if event is None:
+                    continue
+                for change in statuses_to_report(seen.get(event.name), event.status):
+                    # A step that ran between two polls gets its start line first.
+                    progress.step(event if change is event.status else StepEvent(event.name, change))
+                seen[event.name] = event.status
             if described["PipelineExecutionStatus"] in TERMINAL:
                 return described
             if time.monotonic() > deadline:

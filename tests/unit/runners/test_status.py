@@ -7,7 +7,7 @@ import json
 import pytest
 
 from kubesage.runners import status
-from kubesage.runners.status import RunStatus, StepStatus
+from kubesage.runners.status import RunStatus, StepStatus, statuses_to_report
 
 
 @pytest.mark.parametrize(
@@ -45,3 +45,24 @@ def test_backend_words_map_to_one_vocabulary(mapping: object, word: str, expecte
 
 def test_only_steps_whose_code_ran_count_as_ran() -> None:
     assert {s for s in StepStatus if s.ran} == {StepStatus.SUCCEEDED, StepStatus.FAILED, StepStatus.STOPPED}
+
+
+@pytest.mark.parametrize(
+    ("previous", "status", "reported"),
+    [
+        (None, StepStatus.STARTED, [StepStatus.STARTED]),
+        (StepStatus.STARTED, StepStatus.STARTED, []),
+        (StepStatus.STARTED, StepStatus.SUCCEEDED, [StepStatus.SUCCEEDED]),
+        # Started and ended between two polls (a 0.5 s task, polled every 0.5 s): the start too.
+        (None, StepStatus.SUCCEEDED, [StepStatus.STARTED, StepStatus.SUCCEEDED]),
+        (None, StepStatus.FAILED, [StepStatus.STARTED, StepStatus.FAILED]),
+        (StepStatus.SUCCEEDED, StepStatus.SUCCEEDED, []),
+        # Not run, so no start: a branch not taken, a step stopped from outside, maybe before it began.
+        (None, StepStatus.SKIPPED, [StepStatus.SKIPPED]),
+        (None, StepStatus.STOPPED, [StepStatus.STOPPED]),
+    ],
+)
+def test_a_follower_reports_each_change_once_and_the_start_it_missed(
+    previous: StepStatus | None, status: StepStatus, reported: list[StepStatus]
+) -> None:
+    assert statuses_to_report(previous, status) == reported
