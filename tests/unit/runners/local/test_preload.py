@@ -61,10 +61,16 @@ def _probe(server: ForkServer, cwd: Path) -> list[str]:
 PROBED = {"packages mapped", "IPython imported"}
 
 
-def test_mlflows_once_per_process_work_is_done_in_the_zygote_and_every_task_inherits_it(tmp_path: Path) -> None:
+def test_mlflows_once_per_process_work_is_done_in_the_zygote_and_every_task_inherits_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Without it, each task resolved MLflow's request headers (importing IPython to look for a
-    Databricks notebook) and each model-logging task mapped the installed packages (0.8 s of CPU)."""
-    with ForkServer(essential=("mlflow.tracking",), warm_tracking_store=False) as server:
+    Databricks notebook) and each model-logging task mapped the installed packages (0.8 s of CPU).
+    This zygote is told its tasks' store is named otherwise (as the KFP stand-in's are): it leaves
+    the store its environment names alone."""
+    store = tmp_path / "mlflow.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{store}")
+    with ForkServer(essential=("kubesage.tracking", "mlflow.tracking"), warm_tracking_store=False) as server:
         # A fresh process that imports mlflow.tracking has neither; the zygote has the headers' part at once.
         assert _probe(server, tmp_path) == ["packages mapped: False", "IPython imported: True"]
         server.preload(["mlflow.models"])
@@ -72,16 +78,16 @@ def test_mlflows_once_per_process_work_is_done_in_the_zygote_and_every_task_inhe
         while (seen := _probe(server, tmp_path))[0] != "packages mapped: True" and time.monotonic() < deadline:
             time.sleep(0.1)
     assert seen == ["packages mapped: True", "IPython imported: True"]
+    assert not store.exists()
 
 
-@pytest.mark.parametrize("warm", [True, False], ids=["warms-the-store", "store-named-elsewhere"])
-def test_the_zygote_opens_the_sqlite_store_its_environment_names_unless_told_not_to(
-    warm: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_the_zygote_opens_the_sqlite_store_its_environment_names(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """(The KFP stand-in's zygotes are told not to: a pod's tasks get their store from the IR, and the
-    store the run's environment would name was a new SQLite file, migrated for nothing, per run.)"""
+    """(The KFP stand-in's zygotes are told not to, above: a pod's tasks get their store from the IR,
+    and the store the run's environment named was a new SQLite file, migrated for nothing, per run.)"""
     store = tmp_path / "mlflow.db"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{store}")
-    with ForkServer(essential=("kubesage.tracking", "mlflow.tracking"), warm_tracking_store=warm) as server:
+    with ForkServer(essential=("kubesage.tracking", "mlflow.tracking")) as server:
         _probe(server, tmp_path)  # served once the essentials and the store are ready
-        assert store.exists() is warm
+        assert store.exists()
