@@ -182,7 +182,8 @@ def main(run_dir: Path, zygote: Literal["spawn", "fork"] = "spawn") -> int:
     fail: dict[str, str] = faults.get("fail_task", {})
     import yaml
 
-    spec = yaml.safe_load((run_dir / "pipeline.yaml").read_text(encoding="utf-8"))
+    pipeline_yaml = (run_dir / "pipeline.yaml").read_text(encoding="utf-8")
+    spec = yaml.safe_load(pipeline_yaml)
     names = _task_names(spec)
     logging.getLogger().addFilter(_TaskWatcher(events, fail, faults.get("cancel_after_task"), names))
     logging.getLogger().setLevel(logging.INFO)
@@ -191,7 +192,7 @@ def main(run_dir: Path, zygote: Literal["spawn", "fork"] = "spawn") -> int:
         _give_secrets(handler, events, json.loads(os.environ.pop("KFP_STANDIN_SECRET_ENV", "{}")))
         _inject_failures(handler, events, fail)
         local.init(runner=runner, pipeline_root=config["pipeline_root"], raise_on_error=True)
-        pipeline = components.load_component_from_file(str(run_dir / "pipeline.yaml"))
+        pipeline = components.load_component_from_text(pipeline_yaml)
         try:
             # A cluster reports a dsl.If branch whose condition was false as a SKIPPED task.
             with evaluated_conditions(lambda branch: events.emit(task=branch.task, state="SKIPPED")):
