@@ -202,12 +202,11 @@ class KfpRunner(Runner):
                 key = str(task.task_id or task.display_name)
                 if not reported or status is None:
                     continue
+                message = task.error.message if task.error and task.state == "FAILED" else None
+                event = StepEvent(task.display_name, status, _seconds(task), message)
                 for change in statuses_to_report(seen.get(key), status):
-                    if change is not status:  # the start of a task that ran between two polls
-                        context.progress.step(StepEvent(task.display_name, change))
-                        continue
-                    message = task.error.message if task.error and task.state == "FAILED" else None
-                    context.progress.step(StepEvent(task.display_name, status, _seconds(task), message))
+                    # A task that ran between two polls gets its start line first.
+                    context.progress.step(event if change is status else StepEvent(event.name, change))
                 seen[key] = status
             if run.state in FINAL:
                 return run

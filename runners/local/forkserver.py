@@ -103,7 +103,7 @@ def _import(name: str) -> None:
         print(f"fork server: not preloaded {name}: {type(exc).__name__}: {exc}", file=sys.stderr)
         return
     try:
-        warm_after_import(name)
+        _warm_after_import(name)
     except Exception as exc:  # each task then does it itself, as a fresh process would
         print(f"fork server: not warmed after {name}: {type(exc).__name__}: {exc}", file=sys.stderr)
 
@@ -112,10 +112,10 @@ def import_warm(name: str) -> None:
     """Import `name` as the zygote does, with MLflow's lazy work that belongs to it (for a process
     that forks zygotes, as the KFP stand-in's warm executor does)."""
     importlib.import_module(name)
-    warm_after_import(name)
+    _warm_after_import(name)
 
 
-def warm_after_import(name: str) -> None:
+def _warm_after_import(name: str) -> None:
     warm = _WARM_AFTER_IMPORT.get(name)
     if warm is not None and name not in _warmed:
         warm()

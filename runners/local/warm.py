@@ -11,8 +11,8 @@ A zygote is not reused, and a new one starts, when:
 - kubesage's installed source changed since it imported it (a digest of the files: an edited step
   never runs stale in a notebook);
 - a run that used it was interrupted, or failed while tasks were still running in it: the zygote is
-  stopped once no run uses it, which terminates such tasks (as before, per run). A run refused or
-  failed with none of its tasks running keeps it.
+  stopped once no run uses it, which terminates such tasks (as before, per run). A run that raised
+  with none of its tasks running (refused parameters, say) keeps it.
 
 The command line runs once and exits: there, the zygote ends with the process (atexit, or the closed
 control socket when the process is killed).
@@ -94,9 +94,9 @@ def warm_fork_server() -> Iterator[WarmLease]:
         yield shared
         clean = True
     except Exception:
-        # A run refused or failed with none of its tasks running (bad parameters, a step's failure)
-        # leaves the zygote as it was: it never runs a task itself. An interruption (not an
-        # Exception) may have cut a request to it in half, so it is not kept.
+        # A run that raised with none of its tasks running (refused parameters, say) leaves the
+        # zygote as it was: it never runs a task itself. An interruption (not an Exception) may
+        # have cut a request to it in half, so it is not kept.
         clean = shared.server.tasks_running() == 0
         raise
     finally:
