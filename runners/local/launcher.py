@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from kubesage.errors import RunnerError
 from kubesage.runners.local.forkserver import (
     NO_TRACKING_STORE_FLAG,
+    TASK_RUNTIME_ENV,
     ZYGOTE_ENV,
     ForkedZygote,
     fork_zygote,
@@ -136,7 +137,8 @@ def kfp_python_call(full_command: Sequence[str]) -> PythonCall | None:
 class ForkServer:
     """The zygote process and the runner's end of its control socket (thread-safe).
 
-    `zygote="spawn"` (the runner's) starts it as a new interpreter that imports what it needs.
+    `zygote="spawn"` (the runner's) starts it as a new interpreter that imports what it needs, kfp as a
+    KFP task does (TASK_RUNTIME_ENV).
     `zygote="fork"` forks it from this process, which then must be made to be forked: single-threaded,
     its imports done under ZYGOTE_ENV (the KFP stand-in's warm executor, tests/standins/kfp_execute.py).
     `warm_tracking_store=False`: the tasks are told their MLflow store otherwise than by this process's
@@ -167,7 +169,7 @@ class ForkServer:
             theirs.close()
             self._control = ours
             return
-        env = {**os.environ, **ZYGOTE_ENV}
+        env = {**os.environ, **ZYGOTE_ENV, **TASK_RUNTIME_ENV}
         self._process = subprocess.Popen(
             [
                 sys.executable,

@@ -47,6 +47,7 @@ WARM_PROBE = (
     "from mlflow.utils import requirements_utils\n"
     "print('packages mapped:', requirements_utils._MODULES_TO_PACKAGES is not None)\n"
     "print('IPython imported:', 'IPython' in sys.modules)\n"
+    "print('kfp.Client imported:', 'kfp.client' in sys.modules)\n"
     "sys.exit(0)\n"
 )
 
@@ -58,26 +59,30 @@ def _probe(server: ForkServer, cwd: Path) -> list[str]:
     return [line.strip() for line in lines if ":" in line and line.split(":")[0] in PROBED]
 
 
-PROBED = {"packages mapped", "IPython imported"}
+PROBED = {"packages mapped", "IPython imported", "kfp.Client imported"}
 
 
-def test_mlflows_once_per_process_work_is_done_in_the_zygote_and_every_task_inherits_it(
+def test_the_zygote_does_mlflows_once_per_process_work_and_imports_kfp_as_a_kfp_task_does(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Without it, each task resolved MLflow's request headers (importing IPython to look for a
     Databricks notebook) and each model-logging task mapped the installed packages (0.8 s of CPU).
+    kfp is imported as KFP's launch line has a task import it (`_KFP_RUNTIME=true`): without kfp.Client,
+    which a task of a KFP cluster does not have either.
     This zygote is told its tasks' store is named otherwise (as the KFP stand-in's are): it leaves
     the store its environment names alone."""
     store = tmp_path / "mlflow.db"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{store}")
-    with ForkServer(essential=("kubesage.tracking", "mlflow.tracking"), warm_tracking_store=False) as server:
+    essential = ("kfp.dsl.executor_main", "kubesage.tracking", "mlflow.tracking")
+    with ForkServer(essential=essential, warm_tracking_store=False) as server:
         # A fresh process that imports mlflow.tracking has neither; the zygote has the headers' part at once.
-        assert _probe(server, tmp_path) == ["packages mapped: False", "IPython imported: True"]
+        expected = ["packages mapped: False", "IPython imported: True", "kfp.Client imported: False"]
+        assert _probe(server, tmp_path) == expected
         server.preload(["mlflow.models"])
         deadline = time.monotonic() + 60
         while (seen := _probe(server, tmp_path))[0] != "packages mapped: True" and time.monotonic() < deadline:
             time.sleep(0.1)
-    assert seen == ["packages mapped: True", "IPython imported: True"]
+    assert seen == ["packages mapped: True", "IPython imported: True", "kfp.Client imported: False"]
     assert not store.exists()
 
 
