@@ -19,6 +19,9 @@ from kubesage.errors import PipelineNotFoundError
 from kubesage.ir.graph import dags
 
 SCHEMA_VERSIONS = ("2.0.0", "2.1.0")
+# libyaml's safe loader when PyYAML was built with it (its wheels are): the same documents, parsed 5-10
+# times faster than by the pure-Python loader (0.1 s for the churn IR, read twice by every run).
+_SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _RECOMPILE = "recompile the pipeline with kfp.compiler (kfp 2.x)"
 
 
@@ -34,7 +37,7 @@ def load_ir_documents(path: str | Path) -> tuple[dict[str, Any], dict[str, Any] 
 def split_documents(text: str, where: str) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """The PipelineSpec and the optional PlatformSpec (kfp-kubernetes writes it after the PipelineSpec)."""
     try:
-        docs = [d for d in yaml.safe_load_all(text) if d is not None]
+        docs = [d for d in yaml.load_all(text, Loader=_SAFE_LOADER) if d is not None]
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         at = f" at line {mark.line + 1}" if mark is not None else ""

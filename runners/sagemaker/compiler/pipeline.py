@@ -250,8 +250,6 @@ def compile_spec(
 ) -> CompiledPipeline:
     """KFP IR dict (+ the kfp-kubernetes PlatformSpec, if any) -> SageMaker definition, offline and deterministic."""
     config = config or SageMakerConfig()
-    with quiet_sdk():
-        with offline_env(config.region), validate_sdk_config_once(), shared_service_models():
-            session = offline_session(config)
+    with quiet_sdk(), offline_session(config) as session:
         _, compiled = build_pipeline(spec, config, session, platform_spec)
     return compiled
