@@ -4,6 +4,9 @@ tests/ui/test_mlflow_ui.py (the MLflow UI on them) and tests/integration/test_ml
 tracked over HTTP). Neither writes to the server. Both modules carry `SAME_WORKER`, so under xdist one
 worker makes the runs (a session fixture is made once per worker).
 
+The runs go through the Python API in the test process, as `kubesage run` would make them from their
+working directory (tests/sdk_runs.py): ~6 s of CPU less each than the command.
+
 tests/conftest.py imports the fixture: a fixture imported into each test module would be a separate
 definition there, made once per module.
 """
@@ -17,8 +20,8 @@ from typing import Any
 
 import pytest
 
-from tests.integration.cli_helpers import run_cli
 from tests.mlflow_server import MlflowServer, start_mlflow_server
+from tests.sdk_runs import run_in_workdir
 
 SAME_WORKER = pytest.mark.xdist_group("tracked-churn-runs")
 # The runs differ in max_depth (the UI compares them); the second registers its own model, whose
@@ -30,18 +33,13 @@ SERVER_MODEL = "churn-server"
 @dataclass(frozen=True)
 class TrackedRuns:
     server: MlflowServer
-    results: list[dict[str, Any]]  # `kubesage run --output json` of each run, in MAX_DEPTHS' order
-    workdir: Path  # where `kubesage run` ran
+    results: list[dict[str, Any]]  # each run's `to_dict()` (`kubesage run --output json`), in MAX_DEPTHS' order
+    workdir: Path  # the working directory of the runs
 
 
-def _run(server: MlflowServer, churn_csv: Path, workdir: Path, max_depth: int, *params: str) -> dict[str, Any]:
-    args = ["run", "customer_churn", "--param", f"input_data={churn_csv}", "--param", f"max_depth={max_depth}"]
-    for param in params:
-        args += ["--param", param]
-    result = run_cli([*args, "--output", "json"], workdir, server.url)
-    assert result.code == 0, result.stderr[-3000:]
-    found: dict[str, Any] = result.json
-    return found
+def _run(server: MlflowServer, churn_csv: Path, workdir: Path, max_depth: int, **params: str) -> dict[str, Any]:
+    params = {"input_data": str(churn_csv), "max_depth": str(max_depth), **params}
+    return run_in_workdir("customer_churn", workdir, server.url, params)
 
 
 @pytest.fixture(scope="session")
@@ -56,7 +54,7 @@ def tracked_runs(
         first, second = MAX_DEPTHS
         results = [
             _run(server, churn_csv, workdir, first),
-            _run(server, churn_csv, workdir, second, f"model_name={SERVER_MODEL}"),
+            _run(server, churn_csv, workdir, second, model_name=SERVER_MODEL),
         ]
         yield TrackedRuns(server, results, workdir)
     finally:

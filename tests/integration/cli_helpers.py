@@ -16,6 +16,8 @@ from typing import Any
 
 import httpx
 
+from tests.cli_zygote import shared_zygote
+
 KUBESAGE = str(Path(sys.executable).with_name("kubesage"))
 START_TIMEOUT = 90.0
 
@@ -31,14 +33,22 @@ class CliResult:
         return json.loads(self.stdout)
 
 
-def run_cli(args: list[str], cwd: Path, tracking_uri: str, timeout: float = 600) -> CliResult:
+def run_cli(
+    args: list[str], cwd: Path, tracking_uri: str, timeout: float = 600, *, fresh_process: bool = False
+) -> CliResult:
+    """`kubesage ARGS` in `cwd`, tracking into `tracking_uri`: a new process forked from the test
+    process's zygote (tests/cli_zygote.py, which says what that leaves out), or with `fresh_process`
+    the console script started from scratch, for tests of everything the console shows."""
     env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri}
     for name in ("KUBESAGE_MLFLOW_PARENT_RUN_ID", "KUBESAGE_MLFLOW_EXPERIMENT_ID", "KUBESAGE_FAILURE_DIR"):
         env.pop(name, None)
-    done = subprocess.run(
+    if not fresh_process:
+        done = shared_zygote().run(KUBESAGE, args, cwd, env, timeout)
+        return CliResult(done.code, done.stdout, done.stderr)
+    fresh = subprocess.run(
         [KUBESAGE, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False
     )
-    return CliResult(done.returncode, done.stdout, done.stderr)
+    return CliResult(fresh.returncode, fresh.stdout, fresh.stderr)
 
 
 def wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = START_TIMEOUT) -> list[int]:

@@ -39,9 +39,11 @@ def tracking_uri(workdir: Path) -> str:
 
 def test_demo_prints_at_most_40_lines_and_ends_with_next_steps(workdir: Path, tracking_uri: str) -> None:
     generate = run_cli(
-        ["data", "generate", "--rows", "5000", "--seed", "7", "--output", "build/demo/churn.csv"], workdir, tracking_uri
-    )
-    result = run_cli(["run", "customer_churn", "--param", "input_data=build/demo/churn.csv"], workdir, tracking_uri)
+        ["data", "generate", "--rows", "5000", "--seed", "7", "--output", "build/demo/churn.csv"],
+        workdir, tracking_uri, fresh_process=True,
+    )  # fmt: skip
+    run = ["run", "customer_churn", "--param", "input_data=build/demo/churn.csv"]
+    result = run_cli(run, workdir, tracking_uri, fresh_process=True)
     assert result.code == 0, result.stderr[-3000:]
     # The Makefile's last demo line: the registered model behind the local API, one raw record sent.
     api = subprocess.run(
@@ -98,14 +100,15 @@ def test_verbose_shows_the_task_logs(workdir: Path, tracking_uri: str, churn_csv
     frame = pd.read_csv(churn_csv).rename(columns={"Day Mins": "Day Minutes"})
     bad = tmp_path / "misspelled.csv"
     frame.to_csv(bad, index=False)
-    result = run_cli(["run", "customer_churn", "--param", f"input_data={bad}"], workdir, tracking_uri)
+    failing_run = ["run", "customer_churn", "--param", f"input_data={bad}"]
+    result = run_cli(failing_run, workdir, tracking_uri, fresh_process=True)
     assert result.code == 1
     text = result.stdout + result.stderr
     assert re.search(r"preprocess\s+failed", text), text
     assert "last lines of task preprocess" in text
     assert text.count("DataError") == 1, text
     assert "Traceback" not in result.stdout
-    verbose = run_cli(["run", "customer_churn", "--param", f"input_data={bad}", "--verbose"], workdir, tracking_uri)
+    verbose = run_cli([*failing_run, "--verbose"], workdir, tracking_uri, fresh_process=True)
     assert "parameterValues" in verbose.stderr
 
 
@@ -127,12 +130,13 @@ def test_sagemaker_on_a_laptop_prints_at_most_40_lines_with_live_steps(
         ["data", "generate", "--rows", "5000", "--seed", "7", "--output", "build/demo/churn.csv"],
         workdir,
         shared_mlflow.url,
+        fresh_process=True,
     )
     image = os.environ.get("KUBESAGE_SAGEMAKER_TEST_IMAGE")
     run = ["run", "customer_churn", "--runner", "sagemaker-local", "--param", "input_data=build/demo/churn.csv"]
     run += ["--option", f"s3_endpoint_url={moto_endpoint}", "--option", f"endpoint_url={moto_endpoint}"]
     run += ["--image", image] if image else []
-    result = run_cli(run, workdir, shared_mlflow.url)
+    result = run_cli(run, workdir, shared_mlflow.url, fresh_process=True)
     assert result.code == 0, result.stderr[-3000:]
     text = generate.stdout + generate.stderr + result.stderr + result.stdout
     assert len(text.splitlines()) <= 40, text

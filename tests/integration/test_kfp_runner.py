@@ -27,6 +27,7 @@ from mlflow import MlflowClient
 
 from tests.integration.cli_helpers import KUBESAGE, CliResult, run_cli
 from tests.mlflow_server import MlflowServer
+from tests.sdk_runs import run_in_workdir
 from tests.standins.kfp_api import Faults, KfpStandin
 from tests.standins.kfp_fixtures import kfp_faults_reset, kfp_standin  # noqa: F401
 
@@ -69,8 +70,8 @@ def runs(
     uri = mlflow_server.url
     # The session's server holds other suites' versions too: what each run registered is counted from here.
     versions_before = versions(uri)
-    local = run_cli(["run", "customer_churn", "--param", f"input_data={churn_csv}", "--output", "json"], workdir, uri)
-    assert local.code == 0, local.stderr[-3000:]
+    # The reference run through the Python API (tests/sdk_runs.py): what is compared is the runner's result.
+    local = run_in_workdir("customer_churn", workdir, uri, {"input_data": str(churn_csv)})
     runs_before_401 = _parent_runs(uri)
     unauthorized = kfp_run(kfp_standin, workdir, uri, churn_csv, faults=Faults(unauthorized=1))
     versions_after_401 = versions(uri)
@@ -87,7 +88,7 @@ def runs(
     )
     assert kfp.code == 0, kfp.stderr[-3000:]
     return {
-        "local": local.json,
+        "local": local,
         "kfp": kfp.json,
         "kfp_stderr": kfp.stderr,
         "unauthorized": unauthorized,
