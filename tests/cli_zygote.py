@@ -8,9 +8,10 @@ environment), but it is forked from a zygote, one per test process, that importe
 once (`LIBRARIES`: none of kubesage, so nothing of kubesage is read from the zygote's environment).
 
 What differs from exec, and so is left to the tests that start the real console script
-(`run_cli(..., fresh_process=True)`: the demo's console, a rerun's console): the libraries'
-import-time warnings (printed once by the zygote, not by each command) and anything a library reads
-from the environment when it is imported (the commands' environments change no such variable).
+(`run_cli(..., fresh_process=True)`: the demo's line budget counts every line a newcomer sees): the
+libraries' import-time warnings (printed once by the zygote, not by each command) and anything a
+library reads from the environment when it is imported (the commands' environments change no such
+variable). What a command prints as it runs is its own either way.
 
 Run as a script, this file is the zygote: `python tests/cli_zygote.py FD`.
 """
@@ -142,11 +143,8 @@ def _serve(sock: socket.socket) -> None:
         header, fds, _, _ = socket.recv_fds(sock, _HEADER.size, 2)
         if not header:
             return
-        (size,) = _HEADER.unpack(header)
-        payload = b""
-        while len(payload) < size:
-            payload += sock.recv(size - len(payload))
-        request = json.loads(payload)
+        (size,) = _HEADER.unpack(header + _receive(sock, _HEADER.size - len(header)))
+        request = json.loads(_receive(sock, size))
         sys.stdout.flush()
         sys.stderr.flush()
         pid = os.fork()
@@ -158,6 +156,16 @@ def _serve(sock: socket.socket) -> None:
         sock.sendall(f"{pid}\n".encode())
         _, status = os.waitpid(pid, 0)
         sock.sendall(f"{os.waitstatus_to_exitcode(status)}\n".encode())
+
+
+def _receive(sock: socket.socket, size: int) -> bytes:
+    received = b""
+    while len(received) < size:
+        chunk = sock.recv(size - len(received))
+        if not chunk:
+            raise SystemExit("the test process closed the socket mid-request")
+        received += chunk
+    return received
 
 
 def _command(request: dict[str, Any], out_fd: int, err_fd: int) -> None:

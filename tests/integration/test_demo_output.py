@@ -101,14 +101,14 @@ def test_verbose_shows_the_task_logs(workdir: Path, tracking_uri: str, churn_csv
     bad = tmp_path / "misspelled.csv"
     frame.to_csv(bad, index=False)
     failing_run = ["run", "customer_churn", "--param", f"input_data={bad}"]
-    result = run_cli(failing_run, workdir, tracking_uri, fresh_process=True)
+    result = run_cli(failing_run, workdir, tracking_uri)
     assert result.code == 1
     text = result.stdout + result.stderr
     assert re.search(r"preprocess\s+failed", text), text
     assert "last lines of task preprocess" in text
     assert text.count("DataError") == 1, text
     assert "Traceback" not in result.stdout
-    verbose = run_cli([*failing_run, "--verbose"], workdir, tracking_uri, fresh_process=True)
+    verbose = run_cli([*failing_run, "--verbose"], workdir, tracking_uri)
     assert "parameterValues" in verbose.stderr
 
 

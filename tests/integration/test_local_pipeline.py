@@ -300,8 +300,7 @@ def test_a_rerun_shows_each_cached_step_and_no_download_bars(
 ) -> None:
     """The same run again in the same folder, in text mode: every step reused, one line each. A cached
     step's files are copied through a download, which drew MLflow's progress bar on the console."""
-    rerun = ["run", "customer_churn", "--param", f"input_data={churn_csv}"]
-    again = run_cli(rerun, workdir, tracking_uri, fresh_process=True)
+    again = run_cli(["run", "customer_churn", "--param", f"input_data={churn_csv}"], workdir, tracking_uri)
     assert again.code == 0, again.stderr[-3000:]
     for step in ("preprocess", "train", "evaluate", "register"):
         assert re.search(rf"== {step}\s+cached\s+\d+\.\d s\s+outputs of run \w+ reused", again.stderr), again.stderr
