@@ -97,13 +97,20 @@ class CliZygote:
             try:
                 code = int(_read_line(self._socket, timeout))
             except TimeoutError:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
-                _read_line(self._socket, None)
+                self._kill(pid)
                 raise subprocess.TimeoutExpired([argv0, *args], timeout) from None
+            except BaseException:  # Ctrl-C of the test run: the command goes too, as with subprocess.run
+                self._kill(pid)
+                raise
             out.seek(0)
             err.seek(0)
             return CommandResult(code, out.read().decode(), err.read().decode())
+
+    def _kill(self, pid: int) -> None:
+        """Kill the command and read its exit status, which the zygote sends once it has reaped it."""
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        _read_line(self._socket, None)
 
     def stop(self) -> None:
         self._socket.close()
