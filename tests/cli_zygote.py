@@ -61,10 +61,16 @@ _HEADER = struct.Struct("!I")
 
 
 @dataclass
-class CommandResult:
+class CliResult:
+    """A command's exit status and output (forked here or started from scratch, tests/integration/cli_helpers.py)."""
+
     code: int
     stdout: str
     stderr: str
+
+    @property
+    def json(self) -> Any:
+        return json.loads(self.stdout)
 
 
 # --- the test process's side ----------------------------------------------------------------------
@@ -87,7 +93,7 @@ class CliZygote:
         self._socket = ours
         self._lock = threading.Lock()
 
-    def run(self, argv0: str, args: list[str], cwd: Path, env: dict[str, str], timeout: float) -> CommandResult:
+    def run(self, argv0: str, args: list[str], cwd: Path, env: dict[str, str], timeout: float) -> CliResult:
         request = {"argv0": argv0, "args": args, "cwd": str(cwd), "env": env}
         with self._lock, tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
             payload = json.dumps(request).encode("utf-8")
@@ -104,7 +110,7 @@ class CliZygote:
                 raise
             out.seek(0)
             err.seek(0)
-            return CommandResult(code, out.read().decode(), err.read().decode())
+            return CliResult(code, out.read().decode(), err.read().decode())
 
     def _kill(self, pid: int) -> None:
         """Kill the command and read its exit status, which the zygote sends once it has reaped it."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -10,27 +9,14 @@ import sys
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import httpx
 
-from tests.cli_zygote import shared_zygote
+from tests.cli_zygote import CliResult, shared_zygote
 
 KUBESAGE = str(Path(sys.executable).with_name("kubesage"))
 START_TIMEOUT = 90.0
-
-
-@dataclass
-class CliResult:
-    code: int
-    stdout: str
-    stderr: str
-
-    @property
-    def json(self) -> Any:
-        return json.loads(self.stdout)
 
 
 def run_cli(
@@ -43,8 +29,7 @@ def run_cli(
     for name in ("KUBESAGE_MLFLOW_PARENT_RUN_ID", "KUBESAGE_MLFLOW_EXPERIMENT_ID", "KUBESAGE_FAILURE_DIR"):
         env.pop(name, None)
     if not fresh_process:
-        done = shared_zygote().run(KUBESAGE, args, cwd, env, timeout)
-        return CliResult(done.code, done.stdout, done.stderr)
+        return shared_zygote().run(KUBESAGE, args, cwd, env, timeout)
     fresh = subprocess.run(
         [KUBESAGE, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False
     )

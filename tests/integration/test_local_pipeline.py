@@ -17,6 +17,7 @@ from mlflow import MlflowClient
 from kubesage.churn.modelio import Daal4pyModel, load_booster
 from kubesage.components.datasets import read_labelled_csv
 from tests.integration.cli_helpers import CliResult, run_cli
+from tests.sdk_runs import run_in_workdir
 from tests.servers import fresh_sqlite_store
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -119,19 +120,11 @@ def test_runs_lists_the_run_with_metrics(churn_run: dict[str, Any], workdir: Pat
 def test_below_the_gate_ends_cleanly_unregistered(
     churn_run: dict[str, Any], workdir: Path, tracking_uri: str, churn_csv: Path
 ) -> None:
-    # Through the Python API in this process (what `kubesage run` calls; the CLI's JSON is the same
-    # `to_dict()`), into the CLI run's pipeline root: its cached steps are reused, as by a second
-    # `kubesage run` there, and no new process pays the CLI's start-up and a new fork server's imports.
-    from kubesage import sdk
-    from kubesage.util.environment import environment
-
+    # Through the Python API in this process (tests/sdk_runs.py), from the CLI run's directory: its
+    # cached steps are reused, as by a second `kubesage run` there, and no new process pays the CLI's
+    # start-up and a new fork server's imports.
     params = {"input_data": str(churn_csv), "min_accuracy": "0.999"}
-    with environment({"MLFLOW_TRACKING_URI": tracking_uri}):
-        result = sdk.run(
-            "customer_churn", params=params, options={"pipeline_root": str(workdir / "local_outputs")},
-            workdir=workdir / "build" / "kubesage",
-        )  # fmt: skip
-    data = result.to_dict()
+    data = run_in_workdir("customer_churn", workdir, tracking_uri, params)
     assert data["status"] == "succeeded"
     assert data["registered_model_version"] is None
     assert "accuracy" in data["not_registered_reason"] and "below the minimum 0.9990" in data["not_registered_reason"]
