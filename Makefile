@@ -11,7 +11,10 @@ DEMO_DIR := build/demo
 TEST_WORKERS ?= 2
 # PYTHONDONTWRITEBYTECODE emptied: pytest then keeps its assertion-rewritten test modules in
 # __pycache__, and each worker's collection of the next run takes 10 s of CPU instead of 16 s.
-PYTEST := PYTHONDONTWRITEBYTECODE= $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup --durations=20
+# --no-loadscope-reorder: xdist hands out the work units in the order tests/conftest.py collects them,
+# longest first by the last run's times (tests/schedule.py), not most tests first.
+PYTEST := PYTHONDONTWRITEBYTECODE= $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup \
+	--no-loadscope-reorder --durations=20
 
 .PHONY: setup demo test test-fast lint docs ui image bench clean
 

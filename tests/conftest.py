@@ -12,6 +12,7 @@ import pytest
 
 from tests.mlflow_server import MlflowServer
 from tests.needs import NEEDS_BY_MARKER, require
+from tests.schedule import UnitTimes, cached_seconds, longest_first, store_seconds
 from tests.servers import fresh_sqlite_store, migrated_sqlite_template, running_mlflow
 from tests.tracked_runs import tracked_runs  # noqa: F401  (imported here, not per module: made once a session)
 
@@ -25,14 +26,47 @@ SHARED_RUN_SUITES = {"compliance": "case", "conformance": "runner_name"}
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist's own hook turns the marks into work units
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Work units for `pytest -n 2 --dist loadgroup` (make test): the tests reading one runner's
     shared runs go to one worker, so each run is made once; any other module to one worker, for its
     module-scoped fixtures. A module that reads another suite's shared run names that suite's unit in
-    its own `xdist_group` mark (tests/container/test_kfp_docker.py). Without xdist the marks do nothing."""
+    its own `xdist_group` mark (tests/container/test_kfp_docker.py). On a worker the units are then
+    ordered longest first by the last run's times (tests/schedule.py), the order xdist hands them out in
+    (`--no-loadscope-reorder`, Makefile). Without xdist the marks do nothing and nothing moves."""
     for item in items:
         if item.get_closest_marker("xdist_group") is None:
             item.add_marker(pytest.mark.xdist_group(_work_unit(item)))
+    if _is_xdist_worker(config):  # the order a worker collects is the order units are handed out
+        longest_first(items, _group_of, cached_seconds(config))
+
+
+def _is_xdist_worker(config: pytest.Config) -> bool:
+    return hasattr(config, "workerinput")
+
+
+def _group_of(item: pytest.Item) -> str:
+    mark = item.get_closest_marker("xdist_group")
+    assert mark is not None  # every item has one by now
+    return str(mark.args[0] if mark.args else mark.kwargs["name"])
+
+
+# Each unit's seconds in this run, summed by the controller (tests/schedule.py); none without xdist.
+_UNIT_TIMES = UnitTimes()
+
+
+def _is_xdist_controller(config: pytest.Config) -> bool:
+    return config.getoption("dist", "no") == "loadgroup" and not _is_xdist_worker(config)
+
+
+@pytest.hookimpl
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    _UNIT_TIMES.add(report)
+
+
+@pytest.hookimpl
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    if _is_xdist_controller(session.config):
+        store_seconds(session.config, _UNIT_TIMES)
 
 
 def _work_unit(item: pytest.Item) -> str:
