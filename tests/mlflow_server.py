@@ -94,6 +94,6 @@ def start_mlflow_server(
                 if response.status == 200:
                     return MlflowServer(process=process, url=url, log_path=log_path)
         except (urllib.error.URLError, OSError):
-            time.sleep(0.5)
+            time.sleep(0.1)  # a refused connection costs nothing; every tenth of a second counts per start
     _signal_group(process, signal.SIGKILL)
     raise TrackingError(f"mlflow server did not answer on {url} within {timeout:.0f} s; see {log_path}")

@@ -87,5 +87,5 @@ def wait_http(url: str, pid: int, log_path: Path, what: str, timeout: float) -> 
                     return
         except (urllib.error.URLError, OSError):
             pass
-        time.sleep(0.5)
+        time.sleep(0.1)  # a refused connection costs next to nothing; a start is found 0.2 s sooner on average
     raise TrackingError(f"{what} did not answer on {url} within {timeout:.0f} s; its log: {log_path}")

@@ -6,11 +6,13 @@ in a 2-instance training job; only the tracker's address is moved to 127.0.0.1.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -64,17 +66,39 @@ def run_hosts(bases: list[Path], port: int) -> list[subprocess.CompletedProcess[
         distributed.ENV_TRACKER_PORT: str(port),
         "OMP_NUM_THREADS": "1",
     }
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-m", "kubesage.image", "train"],
-            env={**env, ENV_BASE: str(base)},
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        for base in bases
-    ]
+    command = [sys.executable, "-m", "kubesage.image", "train"]
+    procs = start_tracker_host_first([(command, {**env, ENV_BASE: str(base)}) for base in bases], port)
     return [subprocess.CompletedProcess(p.args, p.wait(timeout=300), p.communicate()[0]) for p in procs]
+
+
+def start_tracker_host_first(hosts: list[tuple[list[str], dict[str, str]]], port: int) -> list[subprocess.Popen[str]]:
+    """Start the first host (it runs the tracker), and the others once the tracker listens on `port`.
+
+    Started at once, a host that reaches the collective before the tracker listens is refused, and
+    XGBoost retries after 2 s, then 4 s: a third of the runs idled 6 s on loopback. On SageMaker that
+    retry is what a late tracker host needs; here it would only make the test's time a coin toss."""
+
+    def start(command: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
+        return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+    first = start(*hosts[0])
+    deadline = time.monotonic() + 300
+    while not listening(port) and first.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return [first, *(start(*host) for host in hosts[1:])]
+
+
+def listening(port: int) -> bool:
+    """Whether a TCP socket of this machine listens on `port` (Linux's socket tables: no connection
+    is made, which the tracker would take for a worker)."""
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(FileNotFoundError), Path(table).open(encoding="ascii") as sockets:
+            next(sockets)  # the header
+            for line in sockets:
+                local, state = line.split()[1], line.split()[3]
+                if state == "0A" and int(local.rsplit(":", 1)[1], 16) == port:  # 0A: LISTEN
+                    return True
+    return False
 
 
 @pytest.fixture(scope="module")
@@ -186,18 +210,11 @@ def test_the_pipeline_train_step_trains_across_hosts(
     for shard in shards[:2]:
         shutil.copy(shard, train)
     port = free_port()
-    procs = [
-        subprocess.Popen(
-            [
-                sys.executable,
-                "-c",
-                TRAIN_STEP,
-                str(train),
-                str(prepared["validation"]),
-                str(prepared["schema"]),
-                str(tmp_path / host / "model"),
-            ],
-            env={
+    arguments = [str(train), str(prepared["validation"]), str(prepared["schema"])]
+    hosts = [
+        (
+            [sys.executable, "-c", TRAIN_STEP, *arguments, str(tmp_path / host / "model")],
+            {
                 **{k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")},
                 "SM_HOSTS": json.dumps(list(HOSTS)),
                 "SM_CURRENT_HOST": host,
@@ -205,12 +222,10 @@ def test_the_pipeline_train_step_trains_across_hosts(
                 distributed.ENV_TRACKER_PORT: str(port),
                 "OMP_NUM_THREADS": "1",
             },
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
         )
         for host in HOSTS
     ]
+    procs = start_tracker_host_first(hosts, port)
     runs = [(p.wait(timeout=300), p.communicate()[0]) for p in procs]
 
     assert [code for code, _ in runs] == [0, 0], "\n".join(out for _, out in runs)
