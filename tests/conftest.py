@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
+from tests.mlflow_globals import mlflow_global_uris_restored
 from tests.mlflow_server import MlflowServer
 from tests.needs import NEEDS_BY_MARKER, require
 from tests.schedule import UnitTimes, cached_seconds, longest_first, store_seconds
@@ -99,23 +99,15 @@ def churn_csv() -> Path:
 
 _MLFLOW_CREDENTIALS = ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN")
 _ENV_AT_START = frozenset(os.environ)
-_MLFLOW_GLOBAL_URIS = (
-    ("mlflow.tracking._tracking_service.utils", "_tracking_uri"),
-    ("mlflow.tracking._model_registry.utils", "_registry_uri"),
-)
 
 
 @pytest.fixture(autouse=True)
 def _mlflow_global_uris_restored() -> Iterator[None]:
-    """`mlflow.set_tracking_uri` (some tests, the register step run in-process) is process-global and
-    wins over MLFLOW_TRACKING_URI: left set, a later test's `MlflowClient()` on the same worker would
-    write to an earlier test's store while kubesage reads its own (a CI failure, order-dependent).
-    The same for MLflow credentials a test set in os.environ."""
-    saved = [getattr(sys.modules.get(module), name, None) for module, name in _MLFLOW_GLOBAL_URIS]
-    yield
-    for (module, name), value in zip(_MLFLOW_GLOBAL_URIS, saved, strict=True):
-        if module in sys.modules:
-            setattr(sys.modules[module], name, value)
+    """MLflow's global URIs as they were before the test (tests/mlflow_globals.py; a module-scoped
+    fixture that sets them restores them itself: it runs before this snapshot). The same for MLflow
+    credentials a test set in os.environ."""
+    with mlflow_global_uris_restored():
+        yield
     # Credentials a test put in os.environ itself (MLflow's client reads them there on every request):
     # left set, every later test on the worker would send them, and the runners refuse them.
     for name in _MLFLOW_CREDENTIALS:

@@ -19,6 +19,7 @@ from mlflow import MlflowClient
 
 from kubesage.churn.features import FeatureSchema
 from tests.integration.cli_helpers import run_cli
+from tests.mlflow_globals import mlflow_global_uris_restored
 from tests.mlflow_server import MlflowServer
 from tests.monitoring_data import held_out_rows, write_captures
 from tests.needs import IMAGE
@@ -45,9 +46,10 @@ def registered(
     evaluation.write_text(
         json.dumps({"binary_classification_metrics": {"accuracy": {"value": 0.9}, "auc": {"value": 0.95}}})
     )
-    registration = register_model(
-        model_dir, prepared["schema"], evaluation, prepared["test"], MODEL_NAME, baseline_dir=prepared["baseline"]
-    )
+    with mlflow_global_uris_restored():  # register_model sets MLflow's global URI, for this fixture only
+        registration = register_model(
+            model_dir, prepared["schema"], evaluation, prepared["test"], MODEL_NAME, baseline_dir=prepared["baseline"]
+        )
     return registration.model_uri
 
 
