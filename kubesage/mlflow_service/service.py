@@ -149,31 +149,52 @@ def status(layout: Layout) -> ServiceStatus:
 def up(
     layout: Layout, host: str = "127.0.0.1", port: int | None = None, allowed_hosts: str | None = None
 ) -> ServiceStatus:
-    """Start whatever is not running; on a new state folder, create the cluster, database and secrets."""
+    """Start whatever is not running; on a new state folder, create the cluster, database and secrets.
+
+    The S3 stand-in and MLflow each spend seconds importing before they answer: each starts as soon as
+    what it needs is there (the stand-in at once, MLflow once PostgreSQL accepts), and each is waited
+    for only when the next step needs it answering. MLflow touches the bucket on a client's request,
+    never while it starts, and both answer before `up` returns."""
     settings = load_settings(layout, host, port, allowed_hosts)
     secret = load_secrets(layout)
+    s3_starting = _start_s3_standin(layout, settings)
     if not postgres.initialised(layout):
         postgres.init_cluster(layout, secret.postgres_password)
     if not postgres.running(layout):
         postgres.start(layout, settings.postgres_port)
     postgres.ensure_database(settings.postgres_port, secret.postgres_password)
-    if processes.running_pid(layout.pid_file(S3)) is None:
-        log = layout.logs / "s3-standin.log"
-        pid = processes.start_detached(
-            s3_standin.command(settings.s3_port), dict(os.environ), layout.pid_file(S3), log, "moto.server"
-        )
-        processes.wait_http(f"{settings.s3_endpoint}/moto-api/", pid, log, "the S3 stand-in (moto)", 60)
+    mlflow_starting = _start_mlflow(layout, settings, secret)
+    if s3_starting is not None:
+        processes.wait_http(f"{settings.s3_endpoint}/moto-api/", *s3_starting, "the S3 stand-in (moto)", 60)
     if s3_standin.ensure_bucket(settings.s3_endpoint):
         s3_standin.restore(layout, settings.s3_endpoint)
-    if processes.running_pid(layout.pid_file(MLFLOW)) is None:
-        write_private(layout.auth_config, auth_config(postgres.uri(settings.postgres_port)))
-        log = layout.logs / "mlflow-server.log"
-        pid = processes.start_detached(
-            server_command(settings), server_env(layout, settings, secret), layout.pid_file(MLFLOW), log,
-            f"--port {settings.port}",
-        )  # fmt: skip
-        processes.wait_http(f"{settings.tracking_uri}/health", pid, log, "the MLflow server", START_TIMEOUT)
+    if mlflow_starting is not None:
+        processes.wait_http(f"{settings.tracking_uri}/health", *mlflow_starting, "the MLflow server", START_TIMEOUT)
     return status(layout)
+
+
+def _start_s3_standin(layout: Layout, settings: Settings) -> tuple[int, Path] | None:
+    """The stand-in's pid and log when this call started it; None when it was running."""
+    if processes.running_pid(layout.pid_file(S3)) is not None:
+        return None
+    log = layout.logs / "s3-standin.log"
+    pid = processes.start_detached(
+        s3_standin.command(settings.s3_port), dict(os.environ), layout.pid_file(S3), log, "moto.server"
+    )
+    return pid, log
+
+
+def _start_mlflow(layout: Layout, settings: Settings, secret: Secrets) -> tuple[int, Path] | None:
+    """The server's pid and log when this call started it; None when it was running."""
+    if processes.running_pid(layout.pid_file(MLFLOW)) is not None:
+        return None
+    write_private(layout.auth_config, auth_config(postgres.uri(settings.postgres_port)))
+    log = layout.logs / "mlflow-server.log"
+    pid = processes.start_detached(
+        server_command(settings), server_env(layout, settings, secret), layout.pid_file(MLFLOW), log,
+        f"--port {settings.port}",
+    )  # fmt: skip
+    return pid, log
 
 
 def down(layout: Layout) -> ServiceStatus:

@@ -197,7 +197,7 @@ def test_401_is_refused_before_anything_is_recorded_then_the_next_run_succeeds(r
     [
         (Faults(fail_task={"train": "OOMKilled: the pod exceeded its memory limit"}), [], 1, "OOMKilled"),
         (Faults(cancel_after_task="evaluate"), [], 130, "was canceled on the cluster"),
-        (Faults(never_finish=True), ["--option", "timeout_seconds=3"], 1, "did not finish within 3 s"),
+        (Faults(never_finish=True), ["--option", "timeout_seconds=1"], 1, "did not finish within 1 s"),
     ],
     ids=["failed-task", "canceled", "timeout"],
 )
