@@ -39,12 +39,8 @@ def longest_first(items: list[pytest.Item], unit_of: Callable[[pytest.Item], str
         first_index.setdefault(unit, index)
     tests = Counter(units)
     cost = {unit: seconds.get(unit, float("inf")) if seconds else float(tests[unit]) for unit in tests}
-    order = {id(item): (-cost[unit], first_index[unit]) for item, unit in zip(items, units, strict=True)}
-
-    def key(item: pytest.Item) -> tuple[float, int]:
-        return order[id(item)]
-
-    items.sort(key=key)
+    ranked = sorted(zip(items, units, strict=True), key=lambda pair: (-cost[pair[1]], first_index[pair[1]]))
+    items[:] = [item for item, _ in ranked]
 
 
 class UnitTimes:

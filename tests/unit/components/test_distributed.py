@@ -95,7 +95,7 @@ def listening(port: int) -> bool:
         with contextlib.suppress(FileNotFoundError), Path(table).open(encoding="ascii") as sockets:
             next(sockets)  # the header
             for line in sockets:
-                local, state = line.split()[1], line.split()[3]
+                _slot, local, _remote, state = line.split()[:4]
                 if state == "0A" and int(local.rsplit(":", 1)[1], 16) == port:  # 0A: LISTEN
                     return True
     return False
