@@ -141,15 +141,31 @@ def failed_step_reasons(steps: list[Any]) -> dict[str, str]:
 
 
 def ensure_experiment(name: str, uri: str) -> str:
-    """The experiment's id, created if needed and marked as model training (not GenAI) for the UI."""
+    """The experiment's id, created if needed and marked as model training (not GenAI) for the UI.
+
+    Two runs starting at once against one server may both find it missing, or unmarked: the one whose
+    create or tag MLflow then refuses (the name taken; on PostgreSQL, the tag's unique key) reads
+    again and finds what the other made."""
+    from mlflow.exceptions import MlflowException
+
     client = _client(uri)
     with mlflow_call(f"find or create experiment {name!r}", uri):
-        existing = client.get_experiment_by_name(name)
-        if existing is None:
-            return str(client.create_experiment(name, tags={TAG_EXPERIMENT_KIND: EXPERIMENT_KIND_TRAINING}))
-        if TAG_EXPERIMENT_KIND not in existing.tags:  # made before kubesage set the kind
-            client.set_experiment_tag(existing.experiment_id, TAG_EXPERIMENT_KIND, EXPERIMENT_KIND_TRAINING)
-        return str(existing.experiment_id)
+        try:
+            return _find_or_create_experiment(client, name)
+        except MlflowException:
+            made_meanwhile = client.get_experiment_by_name(name)
+            if made_meanwhile is None or TAG_EXPERIMENT_KIND not in made_meanwhile.tags:
+                raise
+            return str(made_meanwhile.experiment_id)
+
+
+def _find_or_create_experiment(client: Any, name: str) -> str:
+    existing = client.get_experiment_by_name(name)
+    if existing is None:
+        return str(client.create_experiment(name, tags={TAG_EXPERIMENT_KIND: EXPERIMENT_KIND_TRAINING}))
+    if TAG_EXPERIMENT_KIND not in existing.tags:  # made before kubesage set the kind
+        client.set_experiment_tag(existing.experiment_id, TAG_EXPERIMENT_KIND, EXPERIMENT_KIND_TRAINING)
+    return str(existing.experiment_id)
 
 
 def start_pipeline_run(

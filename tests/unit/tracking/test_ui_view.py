@@ -85,3 +85,47 @@ def test_a_run_that_loses_the_race_to_create_the_layout_tag_updates_it(mlflow_sq
         json.loads(calls[1])
     )
     assert "selectedColumns" in json.loads(calls[1])
+
+
+def test_an_experiment_another_run_created_meanwhile_is_used_not_refused(
+    mlflow_sqlite: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two runs starting at once: both read no experiment, the other creates it first, and MLflow
+    refuses this one's create (the name is taken). The lost race is played here by hiding the
+    experiment from the first read only."""
+    from kubesage.tracking import runs
+
+    client = MlflowClient(tracking_uri=mlflow_sqlite)
+    theirs = client.create_experiment("raced", tags={TAG_EXPERIMENT_KIND: EXPERIMENT_KIND_TRAINING})
+    real_client = runs._client(mlflow_sqlite)
+    reads = []
+
+    class FirstReadMisses:
+        def __getattr__(self, name: str) -> object:
+            return getattr(real_client, name)
+
+        def get_experiment_by_name(self, name: str) -> object:
+            reads.append(name)
+            return None if len(reads) == 1 else real_client.get_experiment_by_name(name)
+
+    monkeypatch.setattr(runs, "_client", lambda uri: FirstReadMisses())
+    assert ensure_experiment("raced", mlflow_sqlite) == theirs
+    assert reads == ["raced", "raced"]
+    assert [e.name for e in client.search_experiments(filter_string="name = 'raced'")] == ["raced"]
+
+
+def test_a_refusal_that_is_not_a_lost_race_still_fails(mlflow_sqlite: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from mlflow.exceptions import MlflowException
+
+    from kubesage.tracking import runs
+
+    class Refuses:
+        def get_experiment_by_name(self, name: str) -> None:
+            return None
+
+        def create_experiment(self, name: str, tags: object) -> str:
+            raise MlflowException("INVALID_PARAMETER_VALUE: no")
+
+    monkeypatch.setattr(runs, "_client", lambda uri: Refuses())
+    with pytest.raises(TrackingError, match="find or create experiment 'nowhere'"):
+        ensure_experiment("nowhere", mlflow_sqlite)
