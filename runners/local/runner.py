@@ -67,10 +67,14 @@ class LocalRunner(Runner):
 
         context.record_backend_run(f"{context.pipeline.name}-{uuid.uuid4().hex[:8]}")
         failure_dir = Path(tempfile.mkdtemp(prefix="kubesage-failures-"))
+        # KFP's workspace (dsl.PipelineConfig(workspace=...)) lives as long as the run: kfp.local makes
+        # one in /tmp on each init and never removes it.
+        workspace = Path(tempfile.mkdtemp(prefix="kubesage-kfp-workspace-"))
         env = {**context.tracking.step_env, ENV_FAILURE_DIR: str(failure_dir)}
         local.init(
             runner=local.SubprocessRunner(use_venv=False),
             pipeline_root=str(self.pipeline_root.resolve()),
+            workspace_root=str(workspace),
             raise_on_error=True,
             enable_caching=self.options.enable_caching,
             cache_root=str(cache_root(self.pipeline_root)),
@@ -100,6 +104,7 @@ class LocalRunner(Runner):
                 raise RunnerError(f"pipeline {context.pipeline.name} failed: {reason}") from exc
             finally:
                 shutil.rmtree(failure_dir, ignore_errors=True)
+                shutil.rmtree(workspace, ignore_errors=True)
 
 
 def _tail_without(lines: list[str], reason: str) -> list[str]:

@@ -50,6 +50,11 @@ def test_a_task_leaves_nothing_behind_for_the_next(launcher: str, mlflow_sqlite:
         "cwd": str(Path.cwd()),
         "input": "traces left",
     }
+    # Nor does the run: kfp.local's workspace for it (KFP leaves its own default in /tmp) is removed.
+    from kfp.local import config
+
+    workspace = Path(config.LocalExecutionConfig.instance.workspace_root)
+    assert workspace.name.startswith("kubesage-kfp-workspace-") and not workspace.exists()
 
 
 @pytest.mark.parametrize(("how", "line"), [("segfault", "task process ended by signal 11"), ("exit", None)])

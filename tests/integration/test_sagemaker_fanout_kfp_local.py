@@ -28,7 +28,8 @@ def _kfp_local(name: str, tmp_path: Path, items: list[int]) -> Any:
         "import json, sys\n"
         "from kfp import local\n"
         "from tests.unit.runners.sagemaker import fanout_dag_pipelines as m\n"
-        f"local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=r'{tmp_path / 'kfp-root'}')\n"
+        f"local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=r'{tmp_path / 'kfp-root'}',"
+        f" workspace_root=r'{tmp_path / 'kfp-workspace'}')\n"
         f"print(json.dumps(m.{name}(items=json.loads(sys.argv[1])).output))\n"
     )
     done = subprocess.run(

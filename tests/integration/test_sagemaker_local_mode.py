@@ -117,7 +117,8 @@ def _kfp_local_output(module: str, tmp_path: Path, **arguments: Any) -> Any:
         "from kfp import local\n"
         f"spec = importlib.util.spec_from_file_location('{module}', r'{GOLDEN / (module + '.py')}')\n"
         "mod = importlib.util.module_from_spec(spec); spec.loader.exec_module(mod)\n"
-        f"local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=r'{tmp_path / 'kfp-root'}')\n"
+        f"local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=r'{tmp_path / 'kfp-root'}',"
+        f" workspace_root=r'{tmp_path / 'kfp-workspace'}')\n"
         f"print(json.dumps(getattr(mod, '{module}')(**json.loads(sys.argv[1])).output))\n"
     )
     done = subprocess.run(

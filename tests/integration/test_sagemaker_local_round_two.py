@@ -52,7 +52,8 @@ def _kfp_local_output(name: str, tmp_path: Path, **arguments: Any) -> Any:
         "import json, sys\n"
         "from kfp import local\n"
         "from tests.integration import sagemaker_round_two_pipelines as m\n"
-        f"local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=r'{tmp_path / 'kfp-root'}')\n"
+        f"local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=r'{tmp_path / 'kfp-root'}',"
+        f" workspace_root=r'{tmp_path / 'kfp-workspace'}')\n"
         f"print(json.dumps(m.{name}(**json.loads(sys.argv[1])).output))\n"
     )
     done = subprocess.run(

@@ -191,7 +191,11 @@ def main(run_dir: Path, zygote: Literal["spawn", "fork"] = "spawn") -> int:
         runner, handler = _runner(config.get("executor", {}), spec, stack, zygote)
         _give_secrets(handler, events, json.loads(os.environ.pop("KFP_STANDIN_SECRET_ENV", "{}")))
         _inject_failures(handler, events, fail)
-        local.init(runner=runner, pipeline_root=config["pipeline_root"], raise_on_error=True)
+        workspace = run_dir / "workspace"  # a pod's workspace volume; kfp.local's default is left behind in /tmp
+        workspace.mkdir(exist_ok=True)
+        local.init(
+            runner=runner, pipeline_root=config["pipeline_root"], workspace_root=str(workspace), raise_on_error=True
+        )
         pipeline = components.load_component_from_text(pipeline_yaml)
         try:
             # A cluster reports a dsl.If branch whose condition was false as a SKIPPED task.
