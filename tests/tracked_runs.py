@@ -1,8 +1,9 @@
 """Two runs of the churn pipeline on KFP's local runner, tracked in a real `mlflow server` of their own
-(an empty store: the UI's tables show these runs only), made once and read by two modules:
-tests/ui/test_mlflow_ui.py (the MLflow UI on them) and tests/integration/test_mlflow_server.py (a run
-tracked over HTTP). Neither writes to the server. Both modules carry `SAME_WORKER`, so under xdist one
-worker makes the runs (a session fixture is made once per worker).
+(an empty store: the UI's tables show these runs only), made once for tests/ui/test_mlflow_ui.py (the
+MLflow UI on them, in a browser), which does not write to the server. What a run tracked over HTTP must
+hold is the compliance suite's (tests/compliance/test_runners.py), on every runner's run. A module that
+reads these runs too carries `SAME_WORKER`, so under xdist one worker makes them (a session fixture is
+made once per worker).
 
 The runs go through the Python API in the test process, as `kubesage run` would make them from their
 working directory (tests/sdk_runs.py): ~6 s of CPU less each than the command.
@@ -24,21 +25,18 @@ from tests.mlflow_server import MlflowServer, start_mlflow_server
 from tests.sdk_runs import run_in_workdir
 
 SAME_WORKER = pytest.mark.xdist_group("tracked-churn-runs")
-# The runs differ in max_depth (the UI compares them); the second registers its own model, whose
-# first version test_mlflow_server.py downloads.
+# The runs differ in max_depth: the UI compares them.
 MAX_DEPTHS = (3, 6)
-SERVER_MODEL = "churn-server"
 
 
 @dataclass(frozen=True)
 class TrackedRuns:
     server: MlflowServer
     results: list[dict[str, Any]]  # each run's `to_dict()` (`kubesage run --output json`), in MAX_DEPTHS' order
-    workdir: Path  # the working directory of the runs
 
 
-def _run(server: MlflowServer, churn_csv: Path, workdir: Path, max_depth: int, **params: str) -> dict[str, Any]:
-    params = {"input_data": str(churn_csv), "max_depth": str(max_depth), **params}
+def _run(server: MlflowServer, churn_csv: Path, workdir: Path, max_depth: int) -> dict[str, Any]:
+    params = {"input_data": str(churn_csv), "max_depth": str(max_depth)}
     return run_in_workdir("customer_churn", workdir, server.url, params)
 
 
@@ -51,11 +49,6 @@ def tracked_runs(
     server = start_mlflow_server(root, timeout=600, store_template=mlflow_sqlite_template)  # slow on a busy CI box
     try:
         workdir = tmp_path_factory.mktemp("tracked-runs")
-        first, second = MAX_DEPTHS
-        results = [
-            _run(server, churn_csv, workdir, first),
-            _run(server, churn_csv, workdir, second, model_name=SERVER_MODEL),
-        ]
-        yield TrackedRuns(server, results, workdir)
+        yield TrackedRuns(server, [_run(server, churn_csv, workdir, depth) for depth in MAX_DEPTHS])
     finally:
         server.kill()  # its store is thrown away

@@ -17,6 +17,7 @@ from kubesage.churn.modelio import find_model_file
 from kubesage.errors import ParameterError
 from kubesage.ir.source import PipelineSource
 from kubesage.runners.base import RunResult
+from kubesage.tracking.contract import EXPERIMENT_KIND_TRAINING, TAG_EXPERIMENT_KIND
 from tests.compliance.conftest import CompletedRun, RunnerCase
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -73,6 +74,11 @@ def test_mlflow_run_tree_is_the_same(churn_run: CompletedRun, churn_csv: Path) -
     assert tags["kubesage.registered_model_version"] == result.registered_model_version
     assert parent.data.params["seed"] == "42" and parent.data.params["max_depth"] == "5"
     assert parent.data.metrics["accuracy"] == result.metrics["accuracy"]
+    # The UI shows the experiment as model training, and its compare view lists only a run's root files
+    # as common artifacts: the plots are there, on the server.
+    experiment = client.get_experiment(parent.info.experiment_id)
+    assert experiment.tags[TAG_EXPERIMENT_KIND] == EXPERIMENT_KIND_TRAINING
+    assert {"roc_curve.png", "confusion_matrix.png"} <= {a.path for a in client.list_artifacts(parent.info.run_id)}
 
     children = client.search_runs(
         [parent.info.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'"
@@ -101,10 +107,14 @@ def test_registered_version_belongs_to_this_run_and_its_files_left_the_step(
     # The version links to the pipeline's parent run, so the UI shows it beside the run's metrics.
     assert version.run_id == result.mlflow_run_id
     assert version.tags["kubesage.pipeline_run_id"] == result.mlflow_run_id
+    # The files went through the server's artifact proxy, not to a folder of the client that ran the step:
+    # anyone with access to the server gets them.
+    assert client.get_run(result.mlflow_run_id).info.artifact_uri.startswith("mlflow-artifacts:")
     mlflow.set_tracking_uri(churn_run.tracking_uri)
     model_uri = f"models:/customer-churn/{result.registered_model_version}"
     downloaded = Path(mlflow.artifacts.download_artifacts(model_uri, dst_path=str(tmp_path / "model")))
     assert find_model_file(downloaded).stat().st_size > 0
+    assert (downloaded / "extra_files" / "feature_schema.json").is_file()  # serving checks requests against it
 
 
 def test_bad_parameters_are_refused_before_anything_is_recorded(
