@@ -28,6 +28,7 @@ import pytest
 from kubesage.mlflow_service import processes
 from kubesage.mlflow_service.layout import Layout, load_secrets, read_credentials
 from kubesage.mlflow_service.service import MLFLOW, ServiceStatus, add_user, down, status, up
+from tests.cli_zygote import shared_zygote
 from tests.integration.cli_helpers import KUBESAGE
 from tests.needs import CHROMIUM, IMAGE, missing_postgres, require
 from tests.paths import REPO_ROOT
@@ -281,11 +282,9 @@ def test_a_user_without_a_grant_gets_403_also_on_the_artifact_proxy(
     granted = {route: httpx.get(uri + route, auth=alice).status_code for route in routes}
     assert granted == dict.fromkeys(routes, 200)
     # kubesage says so in one line, with what to do.
-    done = subprocess.run(
-        [KUBESAGE, "runs", "--compare", run_id, pipeline_runs.results["kfp"]["mlflow_run_id"]],
-        env=_env(uri, bob), capture_output=True, text=True, check=False,
-    )  # fmt: skip
-    assert done.returncode != 0
+    compare = ["runs", "--compare", run_id, pipeline_runs.results["kfp"]["mlflow_run_id"]]
+    done = shared_zygote().run(KUBESAGE, compare, pipeline_runs.workdir, _env(uri, bob), timeout=600)
+    assert done.code != 0
     message = done.stderr.strip()
     assert len(message.splitlines()) == 1, message
     assert "refused user bob permission" in message and "(403)" in message
@@ -400,12 +399,10 @@ def test_no_credential_appears_in_ir_definitions_parameters_mlflow_consoles_or_t
     }  # fmt: skip
     # A compiled SageMaker definition, as `kubesage compile` writes it with the secret's name set.
     definition = tmp_path / "pipeline.json"
-    compiled = subprocess.run(
-        [KUBESAGE, "compile", "customer_churn", "--target", "sagemaker", "--output", str(definition), "--option",
-         "mlflow_secret=kubesage/mlflow"],
-        env=_env(uri, alice), capture_output=True, text=True, check=False,
-    )  # fmt: skip
-    assert compiled.returncode == 0, compiled.stderr
+    compile_args = ["compile", "customer_churn", "--target", "sagemaker", "--output", str(definition), "--option",
+                    "mlflow_secret=kubesage/mlflow"]  # fmt: skip
+    compiled = shared_zygote().run(KUBESAGE, compile_args, tmp_path, _env(uri, alice), timeout=600)
+    assert compiled.code == 0, compiled.stderr
     assert "KUBESAGE_SECRET_ENV" in definition.read_text(encoding="utf-8")
     haystacks: dict[str, bytes] = {"the SageMaker definition": definition.read_bytes()}
     haystacks |= {f"console of {r}": text.encode() for r, text in pipeline_runs.consoles.items()}
