@@ -61,6 +61,9 @@ class KfpOptions(RunnerOptions):
     timeout_seconds: float = Field(default=3600.0, gt=0, description="give up following the run after this long")
     poll_seconds: float = Field(default=5.0, gt=0, description="seconds between run status reads")
     api_retries: int = Field(default=4, ge=0, description="retries, with backoff, of an API call that got a 5xx")
+    retry_backoff_seconds: float = Field(
+        default=1.0, gt=0, le=30, description="the wait before the first retry; it doubles with each retry, up to 30 s"
+    )
     on_exit: OnExit = Field(
         default="stop",
         description="on a timeout: stop (terminate) the KFP run, or leave it running and say how to follow it "

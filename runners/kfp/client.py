@@ -147,8 +147,8 @@ class KfpApi:
                 for line in printed.getvalue().splitlines():
                     if line.strip():
                         self.progress.info(line.strip())
-            delay = min(2.0 ** (attempt - 1), 30.0)
-            self.progress.info(f"{what}: {problem}; retrying in {delay:.0f} s ({attempt}/{attempts - 1})")
+            delay = min(self.options.retry_backoff_seconds * 2.0 ** (attempt - 1), 30.0)
+            self.progress.info(f"{what}: {problem}; retrying in {delay:g} s ({attempt}/{attempts - 1})")
             self._sleep(delay)
         raise AssertionError("unreachable")  # the loop returns or raises
 

@@ -39,6 +39,20 @@ def test_5xx_is_retried_with_backoff_then_succeeds(kfp_standin: KfpStandin) -> N
     assert any("/#/experiments/details/" in line for line in lines)  # kfp.Client's print became progress
 
 
+def test_the_first_retry_waits_retry_backoff_seconds_and_each_next_twice_as_long(
+    kfp_standin: KfpStandin,  # noqa: F811
+) -> None:
+    kfp_standin.faults = Faults(server_errors=3)
+    api, lines, slept = make_api(kfp_standin.url, retry_backoff_seconds=0.25)
+    api.call("create", api.client.create_experiment, "retried-sooner")
+    assert slept == [0.25, 0.5, 1.0]
+    assert [line.split("; ")[-1] for line in lines if "retrying" in line] == [
+        "retrying in 0.25 s (1/4)",
+        "retrying in 0.5 s (2/4)",
+        "retrying in 1 s (3/4)",
+    ]
+
+
 def test_persistent_5xx_ends_with_where_to_look(kfp_standin: KfpStandin) -> None:  # noqa: F811
     kfp_standin.faults = Faults(server_errors=10)
     api, _, slept = make_api(kfp_standin.url, api_retries=2)

@@ -47,7 +47,9 @@ def kfp_run(
 ) -> CliResult:
     standin.faults = faults or Faults()
     args = ["run", "customer_churn", "--runner", "kfp", "--option", f"host={standin.url}"]
-    args += ["--option", "poll_seconds=0.5", "--param", f"input_data={data}", *extra, "--output", "json"]
+    # A retried API call waits 0.1 s, then 0.2 s... (1 s, then 2 s... by default): the retries are what is tested.
+    args += ["--option", "poll_seconds=0.5", "--option", "retry_backoff_seconds=0.1"]
+    args += ["--param", f"input_data={data}", *extra, "--output", "json"]
     return run_cli(args, workdir, uri)
 
 
