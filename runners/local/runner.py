@@ -63,13 +63,19 @@ class LocalRunner(Runner):
                 self._launcher = None
 
     def _run(self, context: RunContext) -> None:
+        context.record_backend_run(f"{context.pipeline.name}-{uuid.uuid4().hex[:8]}")
+        # The run's scratch folder, removed however the run ends: failures/, where a failing step writes
+        # its reason, and workspace/, KFP's workspace (dsl.PipelineConfig(workspace=...)), which kfp.local
+        # would otherwise make in /tmp on each init and never remove.
+        with tempfile.TemporaryDirectory(prefix="kubesage-run-", ignore_cleanup_errors=True) as scratch:
+            failure_dir, workspace = Path(scratch) / "failures", Path(scratch) / "workspace"
+            failure_dir.mkdir()
+            workspace.mkdir()
+            self._run_in(context, failure_dir, workspace)
+
+    def _run_in(self, context: RunContext, failure_dir: Path, workspace: Path) -> None:
         from kfp import components, local
 
-        context.record_backend_run(f"{context.pipeline.name}-{uuid.uuid4().hex[:8]}")
-        failure_dir = Path(tempfile.mkdtemp(prefix="kubesage-failures-"))
-        # KFP's workspace (dsl.PipelineConfig(workspace=...)) lives as long as the run: kfp.local makes
-        # one in /tmp on each init and never removes it.
-        workspace = Path(tempfile.mkdtemp(prefix="kubesage-kfp-workspace-"))
         env = {**context.tracking.step_env, ENV_FAILURE_DIR: str(failure_dir)}
         local.init(
             runner=local.SubprocessRunner(use_venv=False),
@@ -102,9 +108,6 @@ class LocalRunner(Runner):
                     tail = "\n".join(f"  | {line}" for line in _tail_without(events.tail(task), reason))
                     context.progress.info(f"last lines of task {task} (full log: {log_path}):\n{tail}")
                 raise RunnerError(f"pipeline {context.pipeline.name} failed: {reason}") from exc
-            finally:
-                shutil.rmtree(failure_dir, ignore_errors=True)
-                shutil.rmtree(workspace, ignore_errors=True)
 
 
 def _tail_without(lines: list[str], reason: str) -> list[str]:

@@ -54,7 +54,7 @@ def test_a_task_leaves_nothing_behind_for_the_next(launcher: str, mlflow_sqlite:
     from kfp.local import config
 
     workspace = Path(config.LocalExecutionConfig.instance.workspace_root)
-    assert workspace.name.startswith("kubesage-kfp-workspace-") and not workspace.exists()
+    assert workspace.parent.name.startswith("kubesage-run-") and not workspace.parent.exists()
 
 
 @pytest.mark.parametrize(("how", "line"), [("segfault", "task process ended by signal 11"), ("exit", None)])
