@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,6 +48,17 @@ def _staged_copy(source: str | Path, staging: Path, filename: str) -> str:
     return str(target)
 
 
+@contextmanager
+def _staging_folder(staging_dir: str | Path | None) -> Iterator[Path]:
+    """`staging_dir`, or a fresh temporary folder removed afterwards: beside the model would be inside
+    a step's input, which on SageMaker is read-only to the unprivileged user the step runs as."""
+    if staging_dir:
+        yield Path(staging_dir)
+        return
+    with tempfile.TemporaryDirectory(prefix="kubesage-register-") as folder:
+        yield Path(folder)
+
+
 def register_model(
     model_dir: str | Path,
     schema_path: str | Path,
@@ -83,19 +96,6 @@ def register_model(
     test = read_labelled_csv(test_csv)
     example = pd.DataFrame(test.features[:INPUT_EXAMPLE_ROWS], columns=schema.feature_names)
     signature = infer_signature(example, np.zeros(len(example), dtype=np.float64))
-    # A fresh temporary folder: beside the model would be inside a step's input, which on SageMaker
-    # is read-only to the unprivileged user the step runs as.
-    staging = Path(staging_dir) if staging_dir else Path(tempfile.mkdtemp(prefix="kubesage-register-"))
-    extra_files = [
-        _staged_copy(schema_path, staging, FEATURE_SCHEMA_FILENAME),
-        _staged_copy(evaluation_path, staging, EVALUATION_FILENAME),
-    ]
-    # The drift baseline travels with the model: `kubesage drift --model models:/NAME/N` finds it there.
-    if baseline_dir is not None:
-        extra_files += [
-            _staged_copy(Path(baseline_dir) / name, staging, name)
-            for name in (STATISTICS_FILENAME, CONSTRAINTS_FILENAME)
-        ]
     metrics = {name: read_metric(evaluation_path, name) for name in ("accuracy", "roc_auc")}
     tags = {key: f"{value:.6f}" for key, value in metrics.items()}
     tags[TAG_FEATURE_SCHEMA] = FEATURE_SCHEMA_FILENAME
@@ -111,37 +111,48 @@ def register_model(
         f"XGBoost binary:logistic, served through daal4py. accuracy {metrics['accuracy']:.4f}, "
         f"ROC AUC {metrics['roc_auc']:.4f} on the test split."
     )
-    try:
-        with mlflow.start_run(run_id=run_id) as active:
-            # Logged only, not registered: a logged model that is never registered is inert.
-            info = mlflow.xgboost.log_model(
-                booster,
-                name="model",
-                signature=signature,
-                input_example=example,
-                model_format="ubj",
-                extra_files=extra_files,
-                metadata={"kubesage_feature_schema_version": schema.version},
-                # Explicit requirements: inferring them imports the model in a subprocess (seconds).
-                pip_requirements=[f"xgboost=={xgboost.__version__}"],
+    with _staging_folder(staging_dir) as staging:
+        extra_files = [
+            _staged_copy(schema_path, staging, FEATURE_SCHEMA_FILENAME),
+            _staged_copy(evaluation_path, staging, EVALUATION_FILENAME),
+        ]
+        # The drift baseline travels with the model: `kubesage drift --model models:/NAME/N` finds it there.
+        if baseline_dir is not None:
+            extra_files += [
+                _staged_copy(Path(baseline_dir) / name, staging, name)
+                for name in (STATISTICS_FILENAME, CONSTRAINTS_FILENAME)
+            ]
+        try:
+            with mlflow.start_run(run_id=run_id) as active:
+                # Logged only, not registered: a logged model that is never registered is inert.
+                info = mlflow.xgboost.log_model(
+                    booster,
+                    name="model",
+                    signature=signature,
+                    input_example=example,
+                    model_format="ubj",
+                    extra_files=extra_files,
+                    metadata={"kubesage_feature_schema_version": schema.version},
+                    # Explicit requirements: inferring them imports the model in a subprocess (seconds).
+                    pip_requirements=[f"xgboost=={xgboost.__version__}"],
+                )
+                active_run_id = active.info.run_id
+            _ensure_registered_model(client, model_name)
+            version = client.create_model_version(
+                model_name,
+                source=info.model_uri,
+                # The version links to the pipeline's parent run (when there is one), so the parent's
+                # page and the runs table show the registered model; the model itself stays on the step run.
+                run_id=pipeline_run_id or active_run_id,
+                tags=tags,
+                description=description,
+                model_id=info.model_id,
             )
-            active_run_id = active.info.run_id
-        _ensure_registered_model(client, model_name)
-        version = client.create_model_version(
-            model_name,
-            source=info.model_uri,
-            # The version links to the pipeline's parent run (when there is one), so the parent's
-            # page and the runs table show the registered model; the model itself stays on the step run.
-            run_id=pipeline_run_id or active_run_id,
-            tags=tags,
-            description=description,
-            model_id=info.model_id,
-        )
-    except Exception as exc:
-        raise TrackingError(
-            f"could not register model {model_name!r} in MLflow: {redact_text(str(exc))}; nothing was registered, "
-            "so the step can be retried"
-        ) from exc
+        except Exception as exc:
+            raise TrackingError(
+                f"could not register model {model_name!r} in MLflow: {redact_text(str(exc))}; nothing was registered, "
+                "so the step can be retried"
+            ) from exc
     return Registration(
         name=model_name,
         version=str(version.version),

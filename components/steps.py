@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from kubesage.components.evaluate import Evaluation
     from kubesage.components.register import Registration
     from kubesage.components.train import TrainParams
+    from kubesage.tracking import StepTracker
 
 # Each step imports only its own dependencies: a task is a fresh process, and importing
 # scikit-learn, MLflow and XGBoost for every step costs seconds of start-up each.
@@ -95,7 +96,7 @@ def preprocess_step(
             )
             tracker.set_tags({TAG_DATA_URI: result.data_uri, TAG_DATA_SHA256: result.data_sha256}, also_parent=True)
             tracker.log_metrics(result.metrics())
-            tracker.log_artifact(_named_copy(schema_path, "feature_schema.json"))
+            _log_named(tracker, schema_path, "feature_schema.json")
             if baseline_dir is not None:  # the drift baseline, also on the preprocess step's run
                 for name in ("statistics.json", "constraints.json"):
                     tracker.log_artifact(str(Path(baseline_dir) / name), artifact_path="baseline")
@@ -196,7 +197,7 @@ def evaluate_step(
             written = write_evaluation(evaluation, evaluation_path)
             tracker.log_metrics(evaluation.metrics, also_parent=True)
             plots = Path(written).parent
-            tracker.log_artifact(_named_copy(written, "evaluation.json"))
+            _log_named(tracker, written, "evaluation.json")
             for plot in (
                 plot_roc(evaluation, plots / "roc_curve.png"),
                 plot_confusion(evaluation, plots / "confusion_matrix.png"),
@@ -253,14 +254,17 @@ def gate_rejected_step(metric: str, value: float, minimum: float) -> str:
     return _run("not-registered", body)
 
 
-def _named_copy(path: str | Path, filename: str) -> Path:
-    """MLflow names an artifact after its file; KFP artifact files have generic names."""
+def _log_named(tracker: StepTracker, path: str | Path, filename: str) -> None:
+    """Log `path` as `filename`: MLflow names an artifact after its file; KFP artifact files have
+    generic names. The renamed copy is removed once logged."""
     source = Path(path)
     if source.name == filename:
-        return source
-    target = Path(tempfile.mkdtemp(prefix="kubesage-")) / filename
-    target.write_bytes(source.read_bytes())
-    return target
+        tracker.log_artifact(source)
+        return
+    with tempfile.TemporaryDirectory(prefix="kubesage-artifact-") as folder:
+        target = Path(folder) / filename
+        target.write_bytes(source.read_bytes())
+        tracker.log_artifact(target)
 
 
 def log_kfp_metrics(metrics_artifact: Any, values: dict[str, float]) -> None:

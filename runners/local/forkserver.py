@@ -305,6 +305,7 @@ def _execute(request: dict[str, Any]) -> int:
     os.environ.update(environment)
     os.environ.update(TASK_RUNTIME_ENV)
     _restore_blas_threads(environment)
+    tempfile.tempdir = None  # chosen again from the task's TMPDIR, not the one the zygote cached
     # `python3 -m` puts the working directory first on sys.path.
     sys.path[0] = str(Path.cwd())
     program_path = Path(tempfile.mkdtemp())

@@ -293,9 +293,14 @@ def _handler_class(base: type[Any], server: ForkServer | None, notes: StepRunNot
         env_vars: dict[str, str]
 
         def run(self) -> Any:
-            with tempfile.TemporaryDirectory(prefix="kubesage-task-") as scratch:
+            with tempfile.TemporaryDirectory(prefix="kubesage-task-", ignore_cleanup_errors=True) as scratch:
                 run_id_file = Path(scratch) / "step_run_id"
-                self.env_vars = {**self.env_vars, ENV_STEP_RUN_ID_FILE: str(run_id_file)}
+                # The task's temporary files last as long as the task, as in a KFP pod's own /tmp:
+                # KFP's launch line (`mktemp -d` for the component's source) and components
+                # (tempfile.mkdtemp) leave theirs behind. A TMPDIR the task itself sets wins.
+                task_tmp = Path(scratch) / "tmp"
+                task_tmp.mkdir()
+                self.env_vars = {"TMPDIR": str(task_tmp), **self.env_vars, ENV_STEP_RUN_ID_FILE: str(run_id_file)}
                 result = self._launch()
                 notes.note(run_id_file.read_text().strip() if run_id_file.exists() else None)
             return result

@@ -11,9 +11,11 @@ from kfp.dsl import Dataset, Input, Output
 
 @dsl.component(base_image="python:3.11", install_kfp_package=False)
 def leave_traces(out: Output[Dataset]) -> None:
-    """Changes what a task could leak into the next one: a module global, the environment, the cwd."""
+    """Changes what a task could leak into the next one: a module global, the environment, the cwd,
+    a temporary folder (and, as KFP's launch line does, the component's own source in another)."""
     import json
     import os
+    import tempfile
     from pathlib import Path
 
     from kubesage.tracking import step_run
@@ -23,13 +25,15 @@ def leave_traces(out: Output[Dataset]) -> None:
         os.environ["KUBESAGE_LEAKED"] = "1"
         os.chdir("/")
         Path(out.path).write_text("traces left", encoding="utf-8")
-        tracker.log_params({"cwd": str(Path.cwd())})
+        left = tempfile.mkdtemp(prefix="left-by-task-")
+        tracker.log_params({"cwd": str(Path.cwd()), "temp_left": left, "source": __file__})
 
 
 @dsl.component(base_image="python:3.11", install_kfp_package=False)
 def look_for_traces(data: Input[Dataset]) -> None:
     import json
     import os
+    import tempfile
     from pathlib import Path
 
     from kubesage.tracking import step_run
@@ -41,6 +45,7 @@ def look_for_traces(data: Input[Dataset]) -> None:
                 "env_seen": os.environ.get("KUBESAGE_LEAKED", "absent"),
                 "cwd": str(Path.cwd()),
                 "input": Path(data.path).read_text(encoding="utf-8"),
+                "temp_dir": tempfile.gettempdir(),
             }
         )
 

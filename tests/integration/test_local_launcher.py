@@ -43,13 +43,23 @@ def test_a_task_leaves_nothing_behind_for_the_next(launcher: str, mlflow_sqlite:
 
     assert result.succeeded, result.failure
     runs = step_runs(mlflow_sqlite, result)
-    assert runs["leave_traces"].data.params["cwd"] == "/"
-    assert runs["look_for_traces"].data.params == {
+    left = runs["leave_traces"].data.params
+    assert left["cwd"] == "/"
+    seen = runs["look_for_traces"].data.params
+    assert {name: value for name, value in seen.items() if name != "temp_dir"} == {
         "global_seen": "False",
         "env_seen": "absent",
         "cwd": str(Path.cwd()),
         "input": "traces left",
     }
+    # Each task's temporary folder lasts as long as the task, as a pod's /tmp: what the task left
+    # there, and the folder KFP's launch line made for the component's source, are gone.
+    temp_left, source = Path(left["temp_left"]), Path(left["source"])
+    task_tmp = temp_left.parent
+    assert task_tmp.name == "tmp" and task_tmp.parent.name.startswith("kubesage-task-")
+    assert source.parent.parent == task_tmp and source.name == "ephemeral_component.py"
+    assert not temp_left.exists() and not source.exists() and not task_tmp.exists()
+    assert Path(seen["temp_dir"]).parent.name.startswith("kubesage-task-") and Path(seen["temp_dir"]) != task_tmp
     # Nor does the run: kfp.local's workspace for it (KFP leaves its own default in /tmp) is removed.
     from kfp.local import config
 
