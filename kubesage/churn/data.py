@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import difflib
 import hashlib
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlparse
@@ -30,6 +29,7 @@ from kubesage.churn.features import (
 )
 from kubesage.errors import DataError
 from kubesage.util.aws import AwsFailure, on_aws_failure
+from kubesage.util.scratch import process_temp_dir
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -77,7 +77,7 @@ def _download_s3(uri: str, bucket: str, key: str, workdir: Path | None) -> Path:
         raise DataError(f"{uri}: an S3 input must name one object, as s3://bucket/key")
     import boto3
 
-    target_dir = Path(workdir) if workdir is not None else Path(tempfile.mkdtemp(prefix="kubesage-input-"))
+    target_dir = Path(workdir) if workdir is not None else process_temp_dir("kubesage-input-")
     target_dir.mkdir(parents=True, exist_ok=True)
     target = target_dir / Path(key).name
     with on_aws_failure(lambda failure: DataError(_describe_s3_failure(uri, failure))):

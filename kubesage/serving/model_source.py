@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 
 from kubesage.churn.modelio import find_model_file
 from kubesage.errors import ModelError, TrackingError
 from kubesage.util.redact import redact_text, redact_uri
+from kubesage.util.scratch import process_temp_dir
 
 # URIs MLflow resolves itself; anything else is a local path.
 MLFLOW_SCHEMES = ("models:/", "runs:/", "mlflow-artifacts:/", "s3://", "gs://", "wasbs://", "file://")
@@ -36,7 +36,7 @@ def resolve_model_dir(model: str, download_dir: str | Path | None = None) -> Pat
 
     from kubesage.tracking import tracking_uri
 
-    target = Path(download_dir) if download_dir else Path(tempfile.mkdtemp(prefix="kubesage-model-"))
+    target = Path(download_dir) if download_dir else process_temp_dir("kubesage-model-")
     target.mkdir(parents=True, exist_ok=True)
     try:
         # The URI in force, explicitly: MLflow's process-global tracking URI may have been set by other code.

@@ -32,7 +32,10 @@ import logging
 import math
 import os
 import shutil
+import signal
+import sys
 import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -195,10 +198,23 @@ def serve(
     ready_dir = tempfile.mkdtemp(prefix="kubesage-ready-")
     os.environ[ENV_READY_DIR] = ready_dir
     os.environ[ENV_EXPECTED_WORKERS] = str(config.workers)
+    _exit_on_sigterm()
     try:
         run_uvicorn(uvicorn_config)
     finally:
         shutil.rmtree(ready_dir, ignore_errors=True)
+
+
+def _exit_on_sigterm() -> None:
+    """End the process on SIGTERM as a return would: exit 0, through `finally` blocks and atexit.
+
+    uvicorn shuts down gracefully on SIGTERM, then raises it again for the handler it found. With the
+    default one there, a single-worker server died of the signal at that point and left its ready
+    folder and the model it downloaded (`--model models:/...`) in the temporary folder. The
+    multi-worker supervisor returns instead, and exits 0: both now end alike.
+    """
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, lambda _signum, _frame: sys.exit(0))
 
 
 def _healthcheck_option() -> dict[str, Any]:
