@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +22,10 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 # The real seed dataset lives beside the repository (../shared/data), never inside it.
 CHURN_CSV = REPO_ROOT.parent / "shared" / "data" / "churn.txt"
 
+
+# The session's temporary folder (pytest_configure); set, a nested pytest session keeps its parent's.
+ENV_SESSION_TMPDIR = "KUBESAGE_TESTS_TMPDIR"
+_session_tmpdir: str | None = None  # made by this process, which removes it
 
 # Suites whose tests read runs shared by the session, and the fixture naming the runner of each.
 SHARED_RUN_SUITES = {"compliance": "case", "conformance": "runner_name"}
@@ -56,6 +62,28 @@ _UNIT_TIMES = UnitTimes()
 
 def _is_xdist_controller(config: pytest.Config) -> bool:
     return config.getoption("dist", "no") == "loadgroup" and not _is_xdist_worker(config)
+
+
+@pytest.hookimpl
+def pytest_configure(config: pytest.Config) -> None:
+    """Every process the session starts (workers, kubesage commands, servers, tasks) keeps its temporary
+    files in one folder, removed when the session ends: a process a test kills, or KFP's own launch line
+    run by the SageMaker shim on this host (a job's container would be thrown away), leaves its files
+    there, not in /tmp for good (a hundred folders a `make test-fast` here). pytest's own base
+    temporary folder stays where it was, kept for inspection as pytest keeps it."""
+    if _is_xdist_worker(config) or ENV_SESSION_TMPDIR in os.environ:
+        return
+    global _session_tmpdir
+    tempfile.gettempdir()  # this process's choice made before TMPDIR changes: pytest's folder stays put
+    _session_tmpdir = tempfile.mkdtemp(prefix="kubesage-tests-")
+    Path(_session_tmpdir).chmod(0o1777)  # as /tmp: a step the shim runs as an unprivileged user writes there too
+    os.environ[ENV_SESSION_TMPDIR] = os.environ["TMPDIR"] = _session_tmpdir
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _session_tmpdir is not None:
+        shutil.rmtree(_session_tmpdir, ignore_errors=True)
 
 
 @pytest.hookimpl

@@ -322,5 +322,10 @@ def _run_forked(run_dir: Path, env: dict[str, str], inherited: tuple[Any, ...]) 
 
 if __name__ == "__main__":
     if sys.argv[1] == "--serve":
-        raise SystemExit(serve_runs())
+        code = serve_runs()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        # Its runs are killed and its replies written: unwinding its imports (kfp, MLflow, XGBoost) at
+        # exit would only hold up the session's teardown, by a second per stand-in.
+        os._exit(code)
     raise SystemExit(run_logged(Path(sys.argv[1])))
