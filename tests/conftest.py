@@ -18,6 +18,11 @@ from tests.schedule import UnitTimes, cached_seconds, longest_first, store_secon
 from tests.servers import fresh_sqlite_store, migrated_sqlite_template, running_mlflow
 from tests.tracked_runs import tracked_runs  # noqa: F401  (imported here, not per module: made once a session)
 
+# The KFP API stand-in's fixtures, defined once for every suite: a fixture imported into several
+# modules is one fixture per module, and each started its own stand-in and warm executor (up to six a
+# session, about 5 s of CPU each); one per worker now serves every suite that submits runs.
+pytest_plugins = ["tests.standins.kfp_fixtures"]
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # The real seed dataset lives beside the repository (../shared/data), never inside it.
 CHURN_CSV = REPO_ROOT.parent / "shared" / "data" / "churn.txt"

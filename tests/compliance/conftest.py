@@ -29,7 +29,6 @@ from kubesage.runners.registry import get_runner, load_pipeline
 from kubesage.util.environment import environment
 from tests.mlflow_server import MlflowServer
 from tests.servers import running_moto
-from tests.standins.kfp_fixtures import kfp_runner_options, kfp_standin  # noqa: F401  (fixtures)
 
 IMAGE = os.environ.get("KUBESAGE_SAGEMAKER_TEST_IMAGE", "kubesage/xgboost-daal4py:latest")
 BUCKET = "kubesage-compliance"

@@ -39,7 +39,6 @@ from tests.compliance.conftest import CASE_BUILDERS, SEED, shared_churn_run
 from tests.integration.cli_helpers import run_cli
 from tests.mlflow_server import MlflowServer
 from tests.standins.kfp_api import KfpStandin
-from tests.standins.kfp_fixtures import kfp_docker_standin  # noqa: F401  (fixture)
 
 pytestmark = [pytest.mark.container, pytest.mark.xdist_group("compliance-local")]
 
@@ -64,7 +63,7 @@ def local_run(
 @pytest.fixture(scope="module")
 def kfp_run(
     image: str,
-    kfp_docker_standin: KfpStandin,  # noqa: F811
+    kfp_docker_standin: KfpStandin,
     shared_mlflow: MlflowServer,
     churn_csv: Path,
     tmp_path_factory: pytest.TempPathFactory,
@@ -102,7 +101,7 @@ def test_every_task_ran_in_the_image(
     local_run: RunResult,
     image: str,
     image_config: dict[str, Any],
-    kfp_docker_standin: KfpStandin,  # noqa: F811
+    kfp_docker_standin: KfpStandin,
     shared_mlflow: MlflowServer,
 ) -> None:
     revision = image_config["Config"]["Labels"]["org.opencontainers.image.revision"]
@@ -129,7 +128,7 @@ def test_every_task_ran_in_the_image(
 
 def test_the_artifacts_one_container_wrote_are_what_the_next_one_read(
     kfp_run: dict[str, Any],
-    kfp_docker_standin: KfpStandin,  # noqa: F811
+    kfp_docker_standin: KfpStandin,
 ) -> None:
     """The train task's model and preprocess's test split, as the containers left them on the pipeline
     root, give exactly the metrics the evaluate task's container reported."""

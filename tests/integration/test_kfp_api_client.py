@@ -17,7 +17,6 @@ from kubesage.runners.kfp import KfpOptions
 from kubesage.runners.kfp.client import KfpApi
 from kubesage.util.ports import free_port
 from tests.standins.kfp_api import Faults, KfpStandin
-from tests.standins.kfp_fixtures import kfp_faults_reset, kfp_standin  # noqa: F401
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("kfp_faults_reset")]
 
@@ -29,7 +28,7 @@ def make_api(host: str, **options: object) -> tuple[KfpApi, list[str], list[floa
     return api, lines, slept
 
 
-def test_5xx_is_retried_with_backoff_then_succeeds(kfp_standin: KfpStandin) -> None:  # noqa: F811
+def test_5xx_is_retried_with_backoff_then_succeeds(kfp_standin: KfpStandin) -> None:
     kfp_standin.faults = Faults(server_errors=3)
     api, lines, slept = make_api(kfp_standin.url)
     experiment = api.call("create", api.client.create_experiment, "retried")
@@ -40,7 +39,7 @@ def test_5xx_is_retried_with_backoff_then_succeeds(kfp_standin: KfpStandin) -> N
 
 
 def test_the_first_retry_waits_retry_backoff_seconds_and_each_next_twice_as_long(
-    kfp_standin: KfpStandin,  # noqa: F811
+    kfp_standin: KfpStandin,
 ) -> None:
     kfp_standin.faults = Faults(server_errors=3)
     api, lines, slept = make_api(kfp_standin.url, retry_backoff_seconds=0.25)
@@ -53,7 +52,7 @@ def test_the_first_retry_waits_retry_backoff_seconds_and_each_next_twice_as_long
     ]
 
 
-def test_persistent_5xx_ends_with_where_to_look(kfp_standin: KfpStandin) -> None:  # noqa: F811
+def test_persistent_5xx_ends_with_where_to_look(kfp_standin: KfpStandin) -> None:
     kfp_standin.faults = Faults(server_errors=10)
     api, _, slept = make_api(kfp_standin.url, api_retries=2)
     with pytest.raises(RunnerError, match=r"kept failing \(HTTP 503.*after 2 retries.*ml-pipeline logs"):
@@ -61,7 +60,7 @@ def test_persistent_5xx_ends_with_where_to_look(kfp_standin: KfpStandin) -> None
     assert slept == [1.0, 2.0]
 
 
-def test_401_is_not_retried_and_says_how_to_get_a_token(kfp_standin: KfpStandin) -> None:  # noqa: F811
+def test_401_is_not_retried_and_says_how_to_get_a_token(kfp_standin: KfpStandin) -> None:
     kfp_standin.faults = Faults(unauthorized=1)
     api, _, slept = make_api(kfp_standin.url)
     with pytest.raises(AccessDeniedError, match="401.*token_file.*kubectl -n kubeflow create token"):
@@ -69,7 +68,7 @@ def test_401_is_not_retried_and_says_how_to_get_a_token(kfp_standin: KfpStandin)
     assert slept == []
 
 
-def test_403_names_the_namespace(kfp_standin: KfpStandin) -> None:  # noqa: F811
+def test_403_names_the_namespace(kfp_standin: KfpStandin) -> None:
     kfp_standin.faults = Faults(forbidden=1)
     api, _, _ = make_api(kfp_standin.url, namespace="team-a")
     with pytest.raises(AccessDeniedError, match="403.*namespace team-a.*contributor"):
@@ -92,7 +91,7 @@ def test_a_bearer_token_from_a_file_is_sent_and_never_shown(tmp_path: Path) -> N
         standin.stop()
 
 
-def test_a_wrong_path_says_where_the_api_is(kfp_standin: KfpStandin) -> None:  # noqa: F811
+def test_a_wrong_path_says_where_the_api_is(kfp_standin: KfpStandin) -> None:
     kfp_standin.faults = Faults()
     api, _, _ = make_api(f"{kfp_standin.url}/not-kfp")
     with pytest.raises(RunnerError, match="healthz is not there \\(404\\).*ml-pipeline"):
@@ -129,7 +128,7 @@ def _tiny_pipeline(path: Path) -> Path:
     return path
 
 
-def test_a_submit_whose_answer_is_lost_starts_one_run(kfp_standin: KfpStandin, tmp_path: Path) -> None:  # noqa: F811
+def test_a_submit_whose_answer_is_lost_starts_one_run(kfp_standin: KfpStandin, tmp_path: Path) -> None:
     from kubesage.runners.kfp.client import submit_run
 
     package = _tiny_pipeline(tmp_path / "tiny.yaml")

@@ -29,7 +29,6 @@ from tests.integration.cli_helpers import KUBESAGE, CliResult, run_cli
 from tests.mlflow_server import MlflowServer
 from tests.sdk_runs import run_in_workdir
 from tests.standins.kfp_api import Faults, KfpStandin
-from tests.standins.kfp_fixtures import kfp_faults_reset, kfp_standin  # noqa: F401
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.usefixtures("kfp_faults_reset")]
 
@@ -59,7 +58,7 @@ def versions(uri: str) -> int:
 
 @pytest.fixture(scope="module")
 def runs(
-    kfp_standin: KfpStandin,  # noqa: F811
+    kfp_standin: KfpStandin,
     mlflow_server: MlflowServer,
     workdir: Path,
     churn_csv: Path,
@@ -161,7 +160,7 @@ def _results(metrics: dict[str, float]) -> dict[str, float]:
 
 def test_the_submitted_ir_carries_the_handoff_and_nothing_else(
     runs: dict[str, Any],
-    kfp_standin: KfpStandin,  # noqa: F811
+    kfp_standin: KfpStandin,
     mlflow_server: MlflowServer,
     churn_csv: Path,
 ) -> None:
@@ -209,7 +208,7 @@ def test_faults_end_clearly_and_register_nothing(
     code: int,
     message: str,
     runs: dict[str, Any],
-    kfp_standin: KfpStandin,  # noqa: F811
+    kfp_standin: KfpStandin,
     mlflow_server: MlflowServer,
     workdir: Path,
     churn_csv: Path,
@@ -235,7 +234,7 @@ def test_faults_end_clearly_and_register_nothing(
 
 def test_a_step_failure_reports_the_steps_own_reason(
     runs: dict[str, Any],
-    kfp_standin: KfpStandin,  # noqa: F811
+    kfp_standin: KfpStandin,
     mlflow_server: MlflowServer,
     workdir: Path,
     churn_csv: Path,
@@ -252,7 +251,7 @@ def test_a_step_failure_reports_the_steps_own_reason(
 
 
 def test_sqlite_tracking_is_refused_before_anything_runs(
-    kfp_standin: KfpStandin,  # noqa: F811
+    kfp_standin: KfpStandin,
     workdir: Path,
     churn_csv: Path,
 ) -> None:
@@ -266,7 +265,7 @@ def test_sqlite_tracking_is_refused_before_anything_runs(
 
 
 def test_an_api_that_keeps_failing_is_refused_before_anything_is_recorded(
-    kfp_standin: KfpStandin,  # noqa: F811
+    kfp_standin: KfpStandin,
     mlflow_server: MlflowServer,
     workdir: Path,
     churn_csv: Path,
@@ -297,7 +296,7 @@ def ctrl_c_raises() -> Iterator[None]:
 
 
 def test_ctrl_c_without_a_terminal_leaves_the_run_and_says_how_to_stop_it(
-    kfp_standin: KfpStandin,  # noqa: F811
+    kfp_standin: KfpStandin,
     mlflow_server: MlflowServer,
     workdir: Path,
     churn_csv: Path,
@@ -354,7 +353,7 @@ def test_compile_target_kfp_writes_valid_ir_with_the_image(workdir: Path) -> Non
 
 
 def test_ctrl_c_answered_yes_terminates_the_run(
-    kfp_standin: KfpStandin,  # noqa: F811
+    kfp_standin: KfpStandin,
     mlflow_server: MlflowServer,
     workdir: Path,
     churn_csv: Path,

@@ -34,7 +34,6 @@ from tests.needs import CHROMIUM, IMAGE, missing_postgres, require
 from tests.paths import REPO_ROOT
 from tests.servers import running_moto
 from tests.standins.kfp_api import KfpStandin
-from tests.standins.kfp_fixtures import kfp_standin  # noqa: F401
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(3600)]
 
@@ -185,7 +184,7 @@ def pipeline_runs(
     uri: str,
     admin: tuple[str, str],
     alice: tuple[str, str],
-    kfp_standin: KfpStandin,  # noqa: F811
+    kfp_standin: KfpStandin,
     churn_csv: Path,
 ) -> Iterator[PipelineRuns]:
     """The churn pipeline as alice on the local runner and on the KFP stand-in at the same time; the MLflow

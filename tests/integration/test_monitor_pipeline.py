@@ -25,7 +25,6 @@ from tests.monitoring_data import held_out_rows, write_captures
 from tests.needs import IMAGE
 from tests.servers import running_moto
 from tests.standins.kfp_api import KfpStandin
-from tests.standins.kfp_fixtures import kfp_faults_reset, kfp_standin  # noqa: F401
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.usefixtures("kfp_faults_reset")]
 MODEL_NAME = "customer-churn-monitored"
@@ -111,7 +110,7 @@ def test_monitor_churn_runs_the_same_check_on_local_and_kfp(
     shifted_captures: Path,
     local_metrics: dict[str, float],
     mlflow_server: MlflowServer,
-    kfp_standin: KfpStandin,  # noqa: F811
+    kfp_standin: KfpStandin,
     tmp_path: Path,
 ) -> None:
     options = {"host": kfp_standin.url, "poll_seconds": 0.5}

@@ -1,7 +1,9 @@
 """Pytest fixtures for the KFP API stand-in (tests/standins/kfp_api.py).
 
-Use them from any conftest or test module with
-`from tests.standins.kfp_fixtures import kfp_standin, kfp_runner_options  # noqa: F401`.
+tests/conftest.py registers this module as a plugin, so every suite shares one definition of each
+(importing them into a module would make that module its own stand-in). A test that injects `Faults`
+uses `kfp_faults_reset`, so that the next test, of any suite, meets none.
+
 The stand-in proves the client protocol, parameters, tracking hand-off and failure handling of the
 kfp runner; not Argo, KFP's driver/launcher, scheduling or a cluster's pods. `kfp_docker_standin` also
 runs each task in its IR image (Docker), as a pod runs its container spec.
