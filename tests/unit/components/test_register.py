@@ -6,6 +6,7 @@ A real MLflow SQLite store and the suite's model trained on the real churn data.
 from __future__ import annotations
 
 import hashlib
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -33,12 +34,17 @@ def test_a_retried_register_step_returns_the_same_version(
     model_dir: Path,
     prepared: dict[str, Path],
     evaluation: Path,
+    tmp_path: Path,
 ) -> None:
     from mlflow import MlflowClient
 
     run = _in_pipeline_run(monkeypatch, mlflow_sqlite)
+    scratch = tmp_path / "tmp"  # this process's temporary folder while it registers
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
     args = (str(model_dir), str(prepared["schema"]), str(evaluation), str(prepared["test"]), "churn-retry")
     first = register_step(*args)
+    assert list(scratch.iterdir()) == []  # the staged schema and evaluation are removed once logged
     retried = register_step(*args)  # a KFP retry or RetryPipelineExecution runs the step again
     assert retried.version == first.version == "1"
     client = MlflowClient(tracking_uri=mlflow_sqlite)
