@@ -26,6 +26,7 @@ single-threaded, where the gain went away; not clearly faster, so uvicorn stays.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import inspect
 import logging
@@ -36,6 +37,7 @@ import signal
 import sys
 import tempfile
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -198,23 +200,31 @@ def serve(
     ready_dir = tempfile.mkdtemp(prefix="kubesage-ready-")
     os.environ[ENV_READY_DIR] = ready_dir
     os.environ[ENV_EXPECTED_WORKERS] = str(config.workers)
-    _exit_on_sigterm()
     try:
-        run_uvicorn(uvicorn_config)
+        with _sigterm_exits():
+            run_uvicorn(uvicorn_config)
     finally:
         shutil.rmtree(ready_dir, ignore_errors=True)
 
 
-def _exit_on_sigterm() -> None:
-    """End the process on SIGTERM as a return would: exit 0, through `finally` blocks and atexit.
+@contextlib.contextmanager
+def _sigterm_exits() -> Iterator[None]:
+    """While serving, SIGTERM ends the process as a return would: exit 0, through `finally` blocks and
+    atexit. The handler found before is back afterwards (serve() called from Python returns).
 
     uvicorn shuts down gracefully on SIGTERM, then raises it again for the handler it found. With the
     default one there, a single-worker server died of the signal at that point and left its ready
     folder and the model it downloaded (`--model models:/...`) in the temporary folder. The
     multi-worker supervisor returns instead, and exits 0: both now end alike.
     """
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, lambda _signum, _frame: sys.exit(0))
+    if threading.current_thread() is not threading.main_thread():  # only the main thread sets handlers
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, lambda _signum, _frame: sys.exit(0))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _healthcheck_option() -> dict[str, Any]:
