@@ -28,9 +28,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 CHURN_CSV = REPO_ROOT.parent / "shared" / "data" / "churn.txt"
 
 
-# The session's temporary folder (pytest_configure); set, a nested pytest session keeps its parent's.
-ENV_SESSION_TMPDIR = "KUBESAGE_TESTS_TMPDIR"
-_session_tmpdir: str | None = None  # made by this process, which removes it
+_session_tmpdir: str | None = None  # the session's temporary folder (pytest_configure), removed at its end
 
 # Suites whose tests read runs shared by the session, and the fixture naming the runner of each.
 SHARED_RUN_SUITES = {"compliance": "case", "conformance": "runner_name"}
@@ -76,13 +74,13 @@ def pytest_configure(config: pytest.Config) -> None:
     run by the SageMaker shim on this host (a job's container would be thrown away), leaves its files
     there, not in /tmp for good (a hundred folders a `make test-fast` here). pytest's own base
     temporary folder stays where it was, kept for inspection as pytest keeps it."""
-    if _is_xdist_worker(config) or ENV_SESSION_TMPDIR in os.environ:
+    if _is_xdist_worker(config):
         return
     global _session_tmpdir
     tempfile.gettempdir()  # this process's choice made before TMPDIR changes: pytest's folder stays put
     _session_tmpdir = tempfile.mkdtemp(prefix="kubesage-tests-")
     Path(_session_tmpdir).chmod(0o1777)  # as /tmp: a step the shim runs as an unprivileged user writes there too
-    os.environ[ENV_SESSION_TMPDIR] = os.environ["TMPDIR"] = _session_tmpdir
+    os.environ["TMPDIR"] = _session_tmpdir
 
 
 @pytest.hookimpl(trylast=True)
