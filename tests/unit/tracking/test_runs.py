@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from mlflow import MlflowClient
 
@@ -44,6 +46,57 @@ def test_steps_nest_under_the_pipeline_run(mlflow_sqlite: str, monkeypatch: pyte
     assert by_step["evaluate"].info.status == "FAILED"
     assert by_step["evaluate"].data.tags["kubesage.failure"] == "boom"
     assert client.get_experiment(run.experiment_id).name == "demo-pipeline"
+
+
+class _CountingClient(MlflowClient):
+    """The real client, counting the writes that reach its store: one per call to MLflow."""
+
+    def __init__(self, uri: str) -> None:
+        super().__init__(tracking_uri=uri)
+        self.writes: list[str] = []
+
+    def log_batch(self, run_id: str, *args: Any, **kwargs: Any) -> Any:
+        self.writes.append("log_batch")
+        return super().log_batch(run_id, *args, **kwargs)
+
+    def log_param(self, *args: Any, **kwargs: Any) -> Any:
+        self.writes.append("log_param")
+        return super().log_param(*args, **kwargs)
+
+    def log_metric(self, *args: Any, **kwargs: Any) -> Any:
+        self.writes.append("log_metric")
+        return super().log_metric(*args, **kwargs)
+
+    def set_tag(self, *args: Any, **kwargs: Any) -> Any:
+        self.writes.append("set_tag")
+        return super().set_tag(*args, **kwargs)
+
+
+def test_a_steps_values_are_logged_in_one_batch_per_call(mlflow_sqlite: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A call per value was a request per value to a tracking server (60 of a churn run's 127): each
+    tracker call is one batch now, MLflow's client splitting it at the store's limit of 100 parameters."""
+    client = _CountingClient(mlflow_sqlite)
+    monkeypatch.setattr(runs, "_client", lambda uri: client)
+    params = {f"p{i:03d}": i for i in range(150)}
+    run = t.start_pipeline_run("demo-pipeline", "local", params)
+    assert client.writes == ["log_batch"]  # the parameters and the pipeline run id's tag
+    for key, value in run.step_env.items():
+        monkeypatch.setenv(key, value)
+    client.writes.clear()
+    with t.step_run("train") as tracker:
+        tracker.log_params({"depth": 4, "eta": 0.3, "long": "x" * 7000})
+        tracker.log_metrics({"auc": 0.97, "accuracy": 0.9, "loss": 0.25}, also_parent=True)
+        tracker.set_tags({"a": "1", "b": "2"})
+    assert client.writes == ["log_batch"] * 4  # parameters; metrics on the step and on the parent; tags
+    reader = MlflowClient(tracking_uri=mlflow_sqlite)
+    assert reader.get_run(run.run_id).data.params == {key: str(value) for key, value in params.items()}
+    assert reader.get_run(run.run_id).data.tags[t.TAG_PIPELINE_RUN_ID] == run.run_id
+    assert reader.get_run(run.run_id).data.metrics == {"auc": 0.97, "accuracy": 0.9, "loss": 0.25}
+    step = reader.get_run(str(tracker.run_id)).data
+    assert step.params["depth"] == "4" and step.params["eta"] == "0.3"
+    assert len(step.params["long"]) == 6000 and step.params["long"].endswith("...")  # cut to MLflow's limit
+    assert step.metrics == {"auc": 0.97, "accuracy": 0.9, "loss": 0.25}
+    assert (step.tags["a"], step.tags["b"]) == ("1", "2")
 
 
 def test_a_step_in_the_image_records_its_build(mlflow_sqlite: str, monkeypatch: pytest.MonkeyPatch) -> None:
