@@ -259,9 +259,11 @@ class StepTracker:
         return [self.run_id] + ([self.parent_run_id] if also_parent and self.parent_run_id else [])
 
     def log_params(self, params: Mapping[str, Any]) -> None:
-        if self.enabled:
-            with mlflow_call("log step parameters", self._uri):
-                log_batch(self._client, self.run_id, params=params)
+        if not self.enabled:
+            return
+        with mlflow_call("log step parameters", self._uri):
+            for run_id in self._targets(also_parent=False):
+                log_batch(self._client, run_id, params=params)
 
     def log_metrics(self, metrics: Mapping[str, float], also_parent: bool = False) -> None:
         if not self.enabled:
