@@ -8,19 +8,27 @@ ended. Longest first, the many sub-second units come last and even out the ends 
 time first, the classic greedy schedule for identical machines).
 
 The times are each unit's setup, call and teardown seconds, summed by the controller at the end of a run
-and kept in pytest's cache (`.pytest_cache`, key `UNIT_SECONDS_KEY`). Without them (a clean clone's first
-run) the order is xdist's default, most tests first. A unit the cache does not know yet goes first: it
-may be long.
+and kept in pytest's cache (`.pytest_cache`, key `UNIT_SECONDS_KEY`). A clean clone has no cache (CI's
+run, a new contributor's first): there the times of a `make test` run committed in `UNIT_SECONDS_FILE`
+order the units (the cache's win where it has a unit); `python -m tests.schedule` writes the cache's
+times into it. With neither, the order is xdist's default, most tests first. A unit no time names goes
+first: it may be long.
 """
 
 from __future__ import annotations
 
+import json
+import sys
 from collections import Counter, defaultdict
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
 UNIT_SECONDS_KEY = "kubesage/xdist-unit-seconds"
+UNIT_SECONDS_FILE = Path(__file__).with_name("unit_seconds.json")
+# Where pytest's cache keeps the key's value, read by `python -m tests.schedule` outside a session.
+CACHED_UNIT_SECONDS = Path(__file__).resolve().parents[1] / ".pytest_cache" / "v" / UNIT_SECONDS_KEY
 
 
 def unit_of_nodeid(nodeid: str) -> str:
@@ -58,10 +66,20 @@ class UnitTimes:
 
 
 def cached_seconds(config: pytest.Config) -> dict[str, float]:
+    """The units' known seconds: the last runs' (pytest's cache) over the committed ones."""
     cache = getattr(config, "cache", None)
-    if cache is None:
+    known = cache.get(UNIT_SECONDS_KEY, {}) if cache is not None else {}
+    return {**committed_seconds(), **_as_seconds(known)}
+
+
+def committed_seconds(path: Path = UNIT_SECONDS_FILE) -> dict[str, float]:
+    try:
+        return _as_seconds(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError):
         return {}
-    known = cache.get(UNIT_SECONDS_KEY, {})
+
+
+def _as_seconds(known: object) -> dict[str, float]:
     return {str(unit): float(value) for unit, value in known.items()} if isinstance(known, dict) else {}
 
 
@@ -69,3 +87,20 @@ def store_seconds(config: pytest.Config, times: UnitTimes) -> None:
     cache = getattr(config, "cache", None)
     if cache is not None and times.seconds:
         cache.set(UNIT_SECONDS_KEY, times.merged_into(cached_seconds(config)))
+
+
+def write_committed_seconds(source: Path = CACHED_UNIT_SECONDS, target: Path = UNIT_SECONDS_FILE) -> int:
+    """Write the cache's unit times (after a `make test`) to the committed file; how many units."""
+    try:
+        known = _as_seconds(json.loads(source.read_text(encoding="utf-8")))
+    except (OSError, ValueError) as exc:
+        raise SystemExit(f"no unit times in {source} ({exc}): run `make test` first") from exc
+    rounded = {unit: round(seconds, 1) for unit, seconds in sorted(known.items())}
+    target.write_text(json.dumps(rounded, indent=1) + "\n", encoding="utf-8")
+    return len(rounded)
+
+
+if __name__ == "__main__":
+    if sys.argv[1:]:
+        raise SystemExit("usage: python -m tests.schedule (after `make test`; takes no arguments)")
+    print(f"{write_committed_seconds()} units' times written to {UNIT_SECONDS_FILE}", file=sys.stderr)

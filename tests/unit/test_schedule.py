@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, cast
 
 import pytest
 
-from tests.schedule import UnitTimes, longest_first, unit_of_nodeid
+from tests.schedule import (
+    UnitTimes,
+    cached_seconds,
+    committed_seconds,
+    longest_first,
+    unit_of_nodeid,
+    write_committed_seconds,
+)
 
 
 @dataclass(frozen=True)
@@ -60,3 +69,39 @@ def test_the_unit_is_the_group_after_the_last_at_sign_outside_parameters() -> No
 class FakeReport:
     nodeid: str
     duration: float
+
+
+@dataclass(frozen=True)
+class FakeCache:
+    values: dict[str, Any]
+
+    def get(self, key: str, default: Any) -> Any:
+        return self.values.get(key, default)
+
+
+@dataclass(frozen=True)
+class FakeConfig:
+    cache: FakeCache
+
+
+def test_a_clean_clone_orders_by_the_committed_times_and_the_cache_wins_where_it_knows_a_unit() -> None:
+    committed = committed_seconds()
+    assert committed["tests/integration/test_mlflow_service.py"] > 30  # a make test run's times
+    assert len(committed) > 100
+    config = cast(pytest.Config, FakeConfig(FakeCache({})))
+    assert cached_seconds(config) == committed  # no cache: CI's first run, a new contributor's
+    known = {"kubesage/xdist-unit-seconds": {"compliance-local": 1.0, "new-unit": 2.0}}
+    merged = cached_seconds(cast(pytest.Config, FakeConfig(FakeCache(known))))
+    assert merged["compliance-local"] == 1.0 and merged["new-unit"] == 2.0
+    assert merged["tests/integration/test_mlflow_service.py"] == committed["tests/integration/test_mlflow_service.py"]
+
+
+def test_the_cache_times_are_written_to_the_committed_file_rounded(tmp_path: Path) -> None:
+    source, target = tmp_path / "cache.json", tmp_path / "unit_seconds.json"
+    source.write_text(json.dumps({"b": 12.345, "a": 0.04}))
+    assert write_committed_seconds(source, target) == 2
+    assert json.loads(target.read_text()) == {"a": 0.0, "b": 12.3}
+    assert committed_seconds(target) == {"a": 0.0, "b": 12.3}
+    with pytest.raises(SystemExit, match="run `make test` first"):
+        write_committed_seconds(tmp_path / "missing.json", target)
+    assert committed_seconds(tmp_path / "missing.json") == {}
