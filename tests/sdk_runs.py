@@ -4,7 +4,8 @@ working directory: for the tests that need a run to read, not the command line's
 `kubesage.sdk.run` is what the command calls, and its `to_dict()` is the command's JSON. In the test
 process the run reuses the process's warm fork server (runners/local/warm.py): a new command would
 pay its own start-up (~2 s of CPU importing MLflow and KFP) and a new zygote (~4 s) per run.
-tests/integration/test_local_pipeline.py and test_demo_output.py run the command itself.
+tests/integration/test_demo_output.py runs the command itself, and test_local_pipeline.py for a failing
+run, refused parameters and a cached rerun.
 """
 
 from __future__ import annotations
