@@ -224,18 +224,19 @@ def log_batch(
     params: Mapping[str, Any] | None = None,
     metrics: Mapping[str, float] | None = None,
     tags: Mapping[str, str] | None = None,
+    timestamp_ms: int | None = None,
 ) -> None:
     """Log `params`, `metrics` and `tags` on `run_id` in one call (MLflow's client splits it at the
     store's limits): a call per value was a request per value to a tracking server, 60 of a churn
-    run's 127, and a transaction each on a SQLite store."""
+    run's 127, and a transaction each on a SQLite store. Metrics at `timestamp_ms`, or now."""
     if not (params or metrics or tags):
         return
     from mlflow.entities import Metric, Param, RunTag
 
-    now = int(time.time() * 1000)
+    when = int(time.time() * 1000) if timestamp_ms is None else timestamp_ms
     client.log_batch(
         run_id,
-        metrics=[Metric(key, float(value), now, 0) for key, value in sorted((metrics or {}).items())],
+        metrics=[Metric(key, float(value), when, 0) for key, value in sorted((metrics or {}).items())],
         params=[Param(key, _param_text(value)) for key, value in sorted((params or {}).items())],
         tags=[RunTag(key, str(value)) for key, value in (tags or {}).items()],
     )

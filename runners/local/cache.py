@@ -35,7 +35,7 @@ from kfp.local import cache as kfp_cache
 
 from kubesage.runners.base import Progress, StepEvent
 from kubesage.runners.status import StepStatus
-from kubesage.tracking import PipelineRun, mlflow_call
+from kubesage.tracking import PipelineRun, log_batch, mlflow_call
 from kubesage.tracking.contract import TAG_KIND, TAG_PARENT_RUN_ID, TAG_PIPELINE_RUN_ID, TAG_RUNNER, TAG_STEP
 
 TAG_CACHED = "kubesage.cached"
@@ -300,8 +300,6 @@ class CachedStepRecorder:
         return True
 
     def _record(self, client: Any, source: Any, step: str) -> None:
-        from mlflow.entities import Metric, Param, RunTag
-
         parent_id = self._tracking.run_id
         tags = {k: v for k, v in source.data.tags.items() if not k.startswith("mlflow.")}
         tags.update(
@@ -320,23 +318,19 @@ class CachedStepRecorder:
         metrics = source.data.metrics
         params = source.data.params
         timestamp = run.info.start_time
-        client.log_batch(
-            run_id,
-            metrics=[Metric(k, v, timestamp, 0) for k, v in metrics.items()],
-            params=[Param(k, v) for k, v in params.items()],
-        )
+        log_batch(client, run_id, metrics=metrics, params=params, timestamp_ms=timestamp)
         # What the producing step also wrote on its pipeline run (metrics, tags like the data hash
         # or the registered version) belongs on this pipeline run too.
         producer_parent = source.data.tags.get(TAG_PARENT_RUN_ID)
         if producer_parent:
             old = client.get_run(producer_parent).data
-            shared_metrics = [Metric(k, v, timestamp, 0) for k, v in metrics.items() if old.metrics.get(k) == v]
-            shared_tags = [
-                RunTag(k, v)
+            shared_metrics = {k: v for k, v in metrics.items() if old.metrics.get(k) == v}
+            shared_tags = {
+                k: v
                 for k, v in tags.items()
                 if old.tags.get(k) == v and k.startswith("kubesage.") and k not in _PER_RUN_TAGS
-            ]
-            client.log_batch(parent_id, metrics=shared_metrics, tags=shared_tags)
+            }
+            log_batch(client, parent_id, metrics=shared_metrics, tags=shared_tags, timestamp_ms=timestamp)
         _copy_artifacts(client, source.info.run_id, run_id, producer_parent, parent_id)
         client.set_terminated(run_id, status="FINISHED")
 
