@@ -67,9 +67,12 @@ class UnitTimes:
 
 def cached_seconds(config: pytest.Config) -> dict[str, float]:
     """The units' known seconds: the last runs' (pytest's cache) over the committed ones."""
+    return {**committed_seconds(), **_last_runs_seconds(config)}
+
+
+def _last_runs_seconds(config: pytest.Config) -> dict[str, float]:
     cache = getattr(config, "cache", None)
-    known = cache.get(UNIT_SECONDS_KEY, {}) if cache is not None else {}
-    return {**committed_seconds(), **_as_seconds(known)}
+    return _as_seconds(cache.get(UNIT_SECONDS_KEY, {})) if cache is not None else {}
 
 
 def committed_seconds(path: Path = UNIT_SECONDS_FILE) -> dict[str, float]:
@@ -86,7 +89,8 @@ def _as_seconds(known: object) -> dict[str, float]:
 def store_seconds(config: pytest.Config, times: UnitTimes) -> None:
     cache = getattr(config, "cache", None)
     if cache is not None and times.seconds:
-        cache.set(UNIT_SECONDS_KEY, times.merged_into(cached_seconds(config)))
+        # The last runs' times only: copies of the committed ones would outlive a refresh of the file.
+        cache.set(UNIT_SECONDS_KEY, times.merged_into(_last_runs_seconds(config)))
 
 
 def write_committed_seconds(source: Path = CACHED_UNIT_SECONDS, target: Path = UNIT_SECONDS_FILE) -> int:

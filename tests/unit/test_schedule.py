@@ -14,6 +14,7 @@ from tests.schedule import (
     cached_seconds,
     committed_seconds,
     longest_first,
+    store_seconds,
     unit_of_nodeid,
     write_committed_seconds,
 )
@@ -78,6 +79,9 @@ class FakeCache:
     def get(self, key: str, default: Any) -> Any:
         return self.values.get(key, default)
 
+    def set(self, key: str, value: Any) -> None:
+        self.values[key] = value
+
 
 @dataclass(frozen=True)
 class FakeConfig:
@@ -105,3 +109,12 @@ def test_the_cache_times_are_written_to_the_committed_file_rounded(tmp_path: Pat
     with pytest.raises(SystemExit, match="run `make test` first"):
         write_committed_seconds(tmp_path / "missing.json", target)
     assert committed_seconds(tmp_path / "missing.json") == {}
+
+
+def test_the_cache_keeps_the_runs_times_not_copies_of_the_committed_ones() -> None:
+    """Copied into the cache, the committed times would outrank a refreshed file for good."""
+    cache = FakeCache({"kubesage/xdist-unit-seconds": {"old": 4.0}})
+    times = UnitTimes()
+    times.add(cast(pytest.TestReport, FakeReport("t.py::x@g", 1.5)))
+    store_seconds(cast(pytest.Config, FakeConfig(cache)), times)
+    assert cache.values["kubesage/xdist-unit-seconds"] == {"g": 1.5, "old": 4.0}
