@@ -262,9 +262,9 @@ class StepTracker:
     def log_params(self, params: Mapping[str, Any]) -> None:
         if not self.enabled:
             return
+        (run_id,) = self._targets(also_parent=False)  # parameters are the step's own, never the parent's
         with mlflow_call("log step parameters", self._uri):
-            for run_id in self._targets(also_parent=False):
-                log_batch(self._client, run_id, params=params)
+            log_batch(self._client, run_id, params=params)
 
     def log_metrics(self, metrics: Mapping[str, float], also_parent: bool = False) -> None:
         if not self.enabled:
