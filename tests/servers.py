@@ -17,6 +17,7 @@ import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 
+from kubesage.util.boto_sessions import new_boto3_session
 from tests.mlflow_server import MlflowServer, start_mlflow_server
 
 
@@ -48,7 +49,7 @@ def moto_session(endpoint: str, bucket: str, monkeypatch: pytest.MonkeyPatch) ->
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    boto = boto3.Session(region_name="us-east-1")
+    boto = new_boto3_session(region_name="us-east-1")
     s3 = boto.client("s3", endpoint_url=endpoint)
     if bucket not in [b["Name"] for b in s3.list_buckets().get("Buckets", [])]:
         s3.create_bucket(Bucket=bucket)
@@ -66,7 +67,7 @@ def isolated_moto_env(endpoint: str, bucket: str, monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
     for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):
         monkeypatch.delenv(name, raising=False)
-    s3 = boto3.session.Session().client("s3")  # a fresh session: it sees the variables just set
+    s3 = new_boto3_session().client("s3")  # a fresh session: it sees the variables just set
     if bucket not in {b["Name"] for b in s3.list_buckets().get("Buckets", [])}:
         s3.create_bucket(Bucket=bucket)
     return endpoint

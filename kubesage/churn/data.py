@@ -75,14 +75,14 @@ def _existing_file(path: Path, uri: str) -> Path:
 def _download_s3(uri: str, bucket: str, key: str, workdir: Path | None) -> Path:
     if not bucket or not key or key.endswith("/") or Path(key).name in ("", ".", ".."):
         raise DataError(f"{uri}: an S3 input must name one object, as s3://bucket/key")
-    import boto3
+    from kubesage.util.boto_sessions import new_boto3_session
 
     target_dir = Path(workdir) if workdir is not None else process_temp_dir("kubesage-input-")
     target_dir.mkdir(parents=True, exist_ok=True)
     target = target_dir / Path(key).name
     with on_aws_failure(lambda failure: DataError(_describe_s3_failure(uri, failure))):
         # A fresh session reads the current environment (endpoint, credentials, region) every call.
-        boto3.session.Session().client("s3").download_file(bucket, key, str(target))
+        new_boto3_session().client("s3").download_file(bucket, key, str(target))
     return target
 
 
@@ -106,10 +106,10 @@ def upload_output(local: Path, uri: str) -> None:
     target = write_target(uri)
     if target is None:
         raise DataError(f"{uri} is not an s3:// URI")
-    import boto3
+    from kubesage.util.boto_sessions import new_boto3_session
 
     with on_aws_failure(lambda failure: DataError(_describe_s3_failure(uri, failure, "upload to"))):
-        boto3.session.Session().client("s3").upload_file(str(local), target[0], target[1])
+        new_boto3_session().client("s3").upload_file(str(local), target[0], target[1])
 
 
 def _describe_s3_failure(uri: str, failure: AwsFailure, action: str = "download from") -> str:

@@ -84,10 +84,10 @@ def check_input(name: str, value: str, s3_endpoint_url: str | None = None) -> No
 def _check_s3_object(name: str, uri: str, bucket: str, key: str, endpoint_url: str | None) -> None:
     if not bucket or not key or key.endswith("/"):
         raise DataError(f"parameter {name}: {uri} must name one S3 object, as s3://bucket/key")
-    import boto3
     from botocore.config import Config
 
     from kubesage.util.aws import AwsFailure, on_aws_failure
+    from kubesage.util.boto_sessions import new_boto3_session
 
     def absent(failure: AwsFailure) -> DataError | None:
         """Only a definite "not there" stops the run; no credentials or no route from here (or a
@@ -100,5 +100,5 @@ def _check_s3_object(name: str, uri: str, bucket: str, key: str, endpoint_url: s
 
     config = Config(connect_timeout=_S3_TIMEOUT_SECONDS, read_timeout=_S3_TIMEOUT_SECONDS, retries={"max_attempts": 1})
     with on_aws_failure(absent):
-        client = boto3.session.Session().client("s3", endpoint_url=endpoint_url or None, config=config)
+        client = new_boto3_session().client("s3", endpoint_url=endpoint_url or None, config=config)
         client.head_object(Bucket=bucket, Key=key)

@@ -56,9 +56,9 @@ class SageMakerClient:
 
     @classmethod
     def create(cls, region: str, endpoint_url: str | None = None, session: Any | None = None) -> SageMakerClient:
-        import boto3
+        from kubesage.util.boto_sessions import new_boto3_session
 
-        session = session or boto3.Session(region_name=region)
+        session = session or new_boto3_session(region_name=region)
         return cls(
             s3=session.client("s3", region_name=region, endpoint_url=endpoint_url),
             sagemaker=session.client("sagemaker", region_name=region, endpoint_url=endpoint_url),

@@ -416,16 +416,16 @@ class SageMakerLocalRunner(SageMakerRunnerBase):
 
     def sagemaker_client(self) -> SageMakerClient:
         """The S3 local mode uses (where the model artifact is) and the SageMaker endpoint configured."""
-        import boto3
+        from kubesage.util.boto_sessions import new_boto3_session
 
-        session = boto3.Session(region_name=self.options.region)
+        session = new_boto3_session(region_name=self.options.region)
         return SageMakerClient(
             s3=session.client("s3", endpoint_url=self.options.s3_endpoint_url),
             sagemaker=session.client("sagemaker", endpoint_url=self.options.endpoint_url),
         )
 
     def _run(self, context: RunContext) -> None:
-        import boto3
+        from kubesage.util.boto_sessions import new_boto3_session
 
         # The steps join the parent run through pipeline parameters (the shim turns them back into
         # MLFLOW_TRACKING_URI etc.); on the host network the URI means the same inside the containers.
@@ -435,7 +435,7 @@ class SageMakerLocalRunner(SageMakerRunnerBase):
             f"running {context.pipeline.name} in SageMaker local mode with {self.options.image_uri}; "
             f"task logs in {log_path}"
         )
-        boto_session = boto3.Session(region_name=self.options.region)
+        boto_session = new_boto3_session(region_name=self.options.region)
         _, result = run_local(
             context.pipeline.spec,
             self.compile_config(),

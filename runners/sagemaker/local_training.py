@@ -44,13 +44,14 @@ def run_training_job(
     name: str | None = None,
 ) -> LocalTrainingJob:
     """Run the job to its end; a failed job raises RunnerError (the SDK's own error as the cause)."""
-    import boto3
     from sagemaker.core.local.local_session import LocalSession
+
+    from kubesage.util.boto_sessions import new_boto3_session
 
     run_id = uuid.uuid4().hex[:12]
     job = name or f"kubesage-train-{instance_count}x-{run_id}"
     prepare_sdk_local_mode()
-    session = LocalSession(boto_session=boto3.Session(region_name="us-east-1"))
+    session = LocalSession(boto_session=new_boto3_session(region_name="us-east-1"))
     session.config = host_network_config(session.config, run_id)
     env = {**cluster_environment(instance_count), **(environment or {})}
     started = time.perf_counter()

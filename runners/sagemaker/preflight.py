@@ -38,12 +38,13 @@ class AwsClients:
 
     @classmethod
     def create(cls, region: str, endpoint_url: str | None = None, session: Any | None = None) -> AwsClients:
-        import boto3
         from botocore.config import Config
+
+        from kubesage.util.boto_sessions import new_boto3_session
 
         # Fail in seconds, not botocore's default minute: these run before anything else and only read.
         config = Config(connect_timeout=5, read_timeout=15, retries={"max_attempts": 2, "mode": "standard"})
-        session = session or boto3.Session(region_name=region)
+        session = session or new_boto3_session(region_name=region)
 
         def client(service: str) -> Any:
             return session.client(service, region_name=region, endpoint_url=endpoint_url, config=config)

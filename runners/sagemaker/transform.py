@@ -226,9 +226,9 @@ class SageMakerBackend:
     """boto3's SageMaker client: CreateTransformJob returns at once; the job is polled."""
 
     def __init__(self, options: SageMakerOptions, boto_session: Any | None = None) -> None:
-        import boto3
+        from kubesage.util.boto_sessions import new_boto3_session
 
-        session = boto_session or boto3.session.Session(region_name=options.region)
+        session = boto_session or new_boto3_session(region_name=options.region)
         self.sagemaker = session.client("sagemaker", endpoint_url=options.endpoint_url, region_name=options.region)
         self.s3 = session.client("s3", region_name=options.region)
 
@@ -251,12 +251,12 @@ class LocalModeBackend:
     the caller keeps printing progress); a failure becomes the job's FailureReason."""
 
     def __init__(self, options: SageMakerLocalOptions, boto_session: Any | None = None) -> None:
-        import boto3
         from sagemaker.core.local.local_session import LocalSession
 
+        from kubesage.util.boto_sessions import new_boto3_session
         from kubesage.util.ports import free_port
 
-        session = boto_session or boto3.session.Session(region_name=options.region)
+        session = boto_session or new_boto3_session(region_name=options.region)
         self.local = LocalSession(boto_session=session, s3_endpoint_url=options.s3_endpoint_url)
         self.local.config = {"local": {"local_code": True, "serving_port": free_port()}}
         self.client = self.local.sagemaker_client

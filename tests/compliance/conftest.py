@@ -19,13 +19,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pandas as pd
 import pytest
 
 from kubesage.ir.source import PipelineSource
 from kubesage.runners.base import Runner, RunResult
 from kubesage.runners.registry import get_runner, load_pipeline
+from kubesage.util.boto_sessions import new_boto3_session
 from kubesage.util.environment import environment
 from tests.mlflow_server import MlflowServer
 from tests.servers import running_moto
@@ -71,7 +71,7 @@ def _sagemaker_local_case(request: pytest.FixtureRequest, _tmp: Path) -> RunnerC
     endpoint: str = request.getfixturevalue("compliance_moto")
     aws = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
     with environment(aws):
-        s3 = boto3.Session(region_name="us-east-1").client("s3", endpoint_url=endpoint)
+        s3 = new_boto3_session(region_name="us-east-1").client("s3", endpoint_url=endpoint)
         if BUCKET not in [b["Name"] for b in s3.list_buckets().get("Buckets", [])]:
             s3.create_bucket(Bucket=BUCKET)
     # The same moto is the SageMaker endpoint the run registers its model package at after local mode.

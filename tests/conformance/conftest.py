@@ -17,12 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 
 from kubesage.ir.source import PipelineSource, load_pipeline
 from kubesage.runners.base import RunResult, StepEvent
 from kubesage.runners.registry import get_runner
+from kubesage.util.boto_sessions import new_boto3_session
 from kubesage.util.environment import environment
 from tests.mlflow_server import MlflowServer
 from tests.recording import RecordingProgress
@@ -166,7 +166,7 @@ def _runner_setup(name: str, request: pytest.FixtureRequest, tmp: Path) -> tuple
     assert shutil.which("docker"), "Docker is required for the sagemaker-local runner (make image)"
     endpoint: str = request.getfixturevalue("conformance_moto")
     with environment(AWS):
-        s3 = boto3.Session(region_name="us-east-1").client("s3", endpoint_url=endpoint)
+        s3 = new_boto3_session(region_name="us-east-1").client("s3", endpoint_url=endpoint)
         if BUCKET not in [b["Name"] for b in s3.list_buckets().get("Buckets", [])]:
             s3.create_bucket(Bucket=BUCKET)
     options = {"image_uri": IMAGE, "bucket": BUCKET, "prefix": "conformance", "s3_endpoint_url": endpoint}

@@ -11,6 +11,8 @@ from pathlib import Path
 import boto3
 import pytest
 
+from kubesage.util.boto_sessions import new_boto3_session
+
 
 def aws_against_moto(
     moto_endpoint: str, monkeypatch: pytest.MonkeyPatch, region: str, bucket: str, role_arn: str
@@ -22,7 +24,7 @@ def aws_against_moto(
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.setenv("AWS_DEFAULT_REGION", region)
     monkeypatch.delenv("AWS_PROFILE", raising=False)
-    session = boto3.Session(region_name=region)
+    session = new_boto3_session(region_name=region)
     s3 = session.client("s3")
     if bucket not in [b["Name"] for b in s3.list_buckets()["Buckets"]]:
         s3.create_bucket(Bucket=bucket)

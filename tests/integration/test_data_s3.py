@@ -11,11 +11,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 
 from kubesage.churn.data import file_sha256, read_raw_table, resolve_input
 from kubesage.errors import DataError
+from kubesage.util.boto_sessions import new_boto3_session
 from tests.servers import isolated_moto_env
 
 pytestmark = pytest.mark.integration
@@ -25,7 +25,7 @@ BUCKET = "kubesage-input"
 
 def _client(service: str) -> Any:
     """A client from a fresh session, so it sees the credentials set by this test."""
-    return boto3.session.Session().client(service)
+    return new_boto3_session().client(service)
 
 
 @pytest.fixture

@@ -20,6 +20,7 @@ from kubesage.runners.sagemaker.compiler import compile_spec
 from kubesage.runners.sagemaker.config import SageMakerConfig
 from kubesage.runners.sagemaker.runner import SageMakerRunner
 from kubesage.tracking import start_pipeline_run
+from kubesage.util.boto_sessions import new_boto3_session
 from tests.servers import fresh_sqlite_store
 
 pytestmark = pytest.mark.integration
@@ -38,7 +39,7 @@ def aws(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> tuple[str, boto3
         "AWS_DEFAULT_REGION": REGION,
     }.items():
         monkeypatch.setenv(key, value)
-    session = boto3.Session(region_name=REGION)
+    session = new_boto3_session(region_name=REGION)
     s3 = session.client("s3", endpoint_url=moto_endpoint)
     existing = [b["Name"] for b in s3.list_buckets().get("Buckets", [])]
     if BUCKET not in existing:

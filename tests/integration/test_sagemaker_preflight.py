@@ -13,7 +13,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 
 from kubesage.errors import RunnerError
@@ -21,6 +20,7 @@ from kubesage.runners.registry import load_pipeline
 from kubesage.runners.sagemaker.config import SageMakerConfig
 from kubesage.runners.sagemaker.preflight import AwsClients, preflight
 from kubesage.runners.sagemaker.runner import SageMakerRunner
+from kubesage.util.boto_sessions import new_boto3_session
 from tests.integration.cli_helpers import run_cli
 
 pytestmark = pytest.mark.integration
@@ -51,7 +51,7 @@ def account(moto_endpoint: str) -> Iterator[dict[str, str]]:
         {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": REGION}
     )
     try:
-        session = boto3.Session(region_name=REGION)
+        session = new_boto3_session(region_name=REGION)
         s3 = session.client("s3", endpoint_url=moto_endpoint)
         s3.create_bucket(Bucket=BUCKET)
         s3.create_bucket(Bucket=OTHER_REGION_BUCKET, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
@@ -149,7 +149,7 @@ def test_a_failed_preflight_records_nothing(
         runner.run(pipeline, {"input_data": str(DATA)}, progress=lines.append)
     assert lines == []
     assert not store.exists()
-    s3 = boto3.Session(region_name=REGION).client("s3", endpoint_url=account["endpoint"])
+    s3 = new_boto3_session(region_name=REGION).client("s3", endpoint_url=account["endpoint"])
     assert s3.list_objects_v2(Bucket=BUCKET).get("KeyCount", 0) == 0  # nothing uploaded either
 
 

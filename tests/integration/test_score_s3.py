@@ -8,12 +8,12 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pandas as pd
 import pytest
 from click.testing import CliRunner
 
 from kubesage.cli.app import main
+from kubesage.util.boto_sessions import new_boto3_session
 from tests.servers import isolated_moto_env
 
 pytestmark = pytest.mark.integration
@@ -22,7 +22,7 @@ BUCKET = "kubesage-scoring"
 
 
 def _s3() -> Any:
-    return boto3.session.Session().client("s3")
+    return new_boto3_session().client("s3")
 
 
 @pytest.fixture

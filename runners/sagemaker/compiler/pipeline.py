@@ -43,7 +43,6 @@ from kubesage.runners.sagemaker.compiler.session import (
     offline_env,
     offline_session,
     quiet_sdk,
-    shared_service_models,
     step_checks_without_local_sessions,
     validate_sdk_config_once,
 )
@@ -55,6 +54,7 @@ from kubesage.runners.sagemaker.naming import sagemaker_pipeline_name
 from kubesage.runners.sagemaker.pinning import approval_status, pin_plan
 from kubesage.runners.sagemaker.platform import PlatformPlan
 from kubesage.runners.sagemaker.secret_policy import POLICY_SUFFIX, job_role_policy
+from kubesage.util.boto_sessions import shared_service_models
 
 _STEP_NAME_RE = re.compile(r"^[A-Za-z0-9\-_]{1,64}$")
 

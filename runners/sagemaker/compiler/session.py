@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kubesage.runners.sagemaker.config import SageMakerConfig
+from kubesage.util.boto_sessions import shared_service_models
 from kubesage.util.environment import environment
 
 OFFLINE_SDK_CONFIG = {"SchemaVersion": "1.0", "SageMaker": {"PythonSDK": {"Modules": {"TelemetryOptOut": True}}}}
@@ -67,10 +68,11 @@ def offline_session(config: SageMakerConfig) -> Iterator[Any]:
 
 
 def _new_offline_session(config: SageMakerConfig) -> Any:
-    import boto3
     from sagemaker.core.workflow.pipeline_context import PipelineSession
 
-    boto_session = boto3.Session(
+    from kubesage.util.boto_sessions import new_boto3_session
+
+    boto_session = new_boto3_session(
         aws_access_key_id="kubesage-offline",
         aws_secret_access_key="kubesage-offline",
         region_name=config.region,
@@ -81,34 +83,6 @@ def _new_offline_session(config: SageMakerConfig) -> Any:
         default_bucket_prefix=config.prefix or None,
         sagemaker_config=OFFLINE_SDK_CONFIG,
     )
-
-
-_SHARED_LOADERS: dict[str | None, Any] = {}
-
-
-@contextmanager
-def shared_service_models() -> Iterator[None]:
-    """One botocore loader (its cache of parsed service models) for every boto3 session opened inside.
-
-    Building a definition opens three sessions (ours, and the SDK's own in its session and step
-    classes), and each new session parsed botocore's service JSON again: 0.4 s of `json.loads` in a
-    0.6 s compile. Sharing a loader is what one boto3 session already does for all its clients; the
-    loader only reads the installed botocore's data files, so a cached model is never stale.
-    """
-    import botocore.session
-
-    original = botocore.session.create_loader
-
-    def shared(search_path_string: str | None = None) -> Any:
-        if search_path_string not in _SHARED_LOADERS:
-            _SHARED_LOADERS[search_path_string] = original(search_path_string)
-        return _SHARED_LOADERS[search_path_string]
-
-    botocore.session.create_loader = shared
-    try:
-        yield
-    finally:
-        botocore.session.create_loader = original
 
 
 _VALIDATED_SDK_CONFIGS: list[dict[str, Any]] = []

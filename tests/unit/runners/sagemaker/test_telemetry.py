@@ -18,6 +18,7 @@ import yaml
 
 from kubesage.runners.sagemaker.compiler import offline_env
 from kubesage.runners.sagemaker.telemetry import ADMIN_CONFIG_OVERRIDE, sdk_telemetry, telemetry_opted_out
+from kubesage.util.boto_sessions import new_boto3_session
 
 
 @pytest.fixture(autouse=True)
@@ -54,11 +55,10 @@ def sdk_schema_checked_once(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _sessions() -> list[Any]:
-    import boto3
     from sagemaker.core.telemetry.telemetry_logging import _get_default_sagemaker_session
     from sagemaker.mlops.local import LocalPipelineSession
 
-    local = LocalPipelineSession(boto_session=boto3.Session(region_name="us-east-1"), default_bucket="b")
+    local = LocalPipelineSession(boto_session=new_boto3_session(region_name="us-east-1"), default_bucket="b")
     return [_get_default_sagemaker_session(), local]
 
 

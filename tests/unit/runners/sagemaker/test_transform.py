@@ -34,6 +34,7 @@ from kubesage.runners.sagemaker.transform import (
     split_lines,
     transform_job_request,
 )
+from kubesage.util.boto_sessions import new_boto3_session
 
 ROLE = "arn:aws:iam::111122223333:role/kubesage-sagemaker-pipeline"
 JOB_ROLE = "arn:aws:iam::111122223333:role/kubesage-sagemaker-job"
@@ -260,10 +261,9 @@ def test_runner_flags_without_a_sagemaker_runner_and_a_too_large_payload_are_usa
 def test_the_requests_fit_sagemakers_api_definition(operation: str) -> None:
     """botocore's copy of SageMaker's API model (names, types, enums, lengths), offline: what AWS
     would refuse before looking at the account."""
-    import boto3
     from botocore.validate import ParamValidator
 
-    client = boto3.session.Session(region_name="us-east-1").client(
+    client = new_boto3_session(region_name="us-east-1").client(
         "sagemaker", aws_access_key_id="x", aws_secret_access_key="x"
     )
     request = {"CreateModel": model_request, "CreateTransformJob": transform_job_request}[operation](
