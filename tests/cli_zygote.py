@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import gc
 import importlib
 import json
 import os
@@ -160,6 +161,7 @@ def _serve(sock: socket.socket) -> None:
         request = json.loads(_receive(sock, size))
         sys.stdout.flush()
         sys.stderr.flush()
+        gc.freeze()  # as the local runner's zygote does (runners/local/forkserver.py)
         pid = os.fork()
         if pid == 0:
             sock.close()

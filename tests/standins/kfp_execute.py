@@ -23,6 +23,7 @@ the same patch as the local runner, to behave as a cluster does.
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import logging
 import os
@@ -280,6 +281,7 @@ def serve_runs() -> int:
             request = json.loads(line)
             sys.stdout.flush()
             sys.stderr.flush()
+            gc.freeze()  # as the local runner's zygote does (runners/local/forkserver.py)
             pid = os.fork()
             if pid == 0:
                 signal.set_wakeup_fd(-1)
