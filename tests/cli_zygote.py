@@ -187,6 +187,7 @@ def _command(request: dict[str, Any], out_fd: int, err_fd: int) -> None:
     """Become the command, as the `kubesage` console script starts it. Ends the process."""
     code = 1
     try:
+        gc.enable()
         signal.signal(signal.SIGINT, signal.default_int_handler)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         stdin = os.open(os.devnull, os.O_RDONLY)
@@ -226,6 +227,7 @@ def main(argv: list[str]) -> None:
     sys.path[0] = str(Path(sys.executable).parent)  # not tests/, this file's folder: as a console script
     sock = socket.socket(fileno=int(argv[0]))
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the test process's to handle
+    gc.disable()  # it only imports and forks, as the local runner's zygote (runners/local/forkserver.py)
     for name in LIBRARIES:
         importlib.import_module(name)
     if threading.active_count() > 1:

@@ -253,6 +253,7 @@ def serve_runs() -> int:
     )
     from kubesage.runners.local.launcher import ESSENTIAL, KUBESAGE_STEPS_PRELOAD
 
+    gc.disable()  # it only imports and forks, as the local runner's zygote (runners/local/forkserver.py)
     for name in (*WARM_MODULES, *ESSENTIAL, *KUBESAGE_STEPS_PRELOAD):
         import_warm(name)
     ensure_single_threaded("a KFP stand-in run", "a module the warm executor imports started a thread")
@@ -284,6 +285,7 @@ def serve_runs() -> int:
             gc.freeze()  # as the local runner's zygote does (runners/local/forkserver.py)
             pid = os.fork()
             if pid == 0:
+                gc.enable()
                 signal.set_wakeup_fd(-1)
                 signal.signal(signal.SIGCHLD, signal.SIG_DFL)
                 inherited = (requests, replies, wake_read, wake_write)

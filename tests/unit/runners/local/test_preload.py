@@ -97,3 +97,22 @@ def test_the_zygote_opens_the_sqlite_store_its_environment_names(
     with ForkServer(essential=("kubesage.tracking", "mlflow.tracking")) as server:
         _probe(server, tmp_path)  # served once the essentials and the store are ready
         assert store.exists()
+
+
+GC_PROBE = (
+    "import gc, sys\n"
+    "print('collecting:', gc.isenabled(), gc.get_threshold()[0])\n"
+    "print('inherited frozen:', gc.get_freeze_count() > 10_000)\n"
+    "sys.exit(0)\n"
+)
+
+
+def test_a_task_collects_garbage_as_a_fresh_process_with_the_zygotes_imports_frozen(tmp_path: Path) -> None:
+    """The zygote collects nothing while it imports (it only imports and forks) and freezes what it
+    holds before each fork: a task's collections then scan only its own objects."""
+    lines: list[str] = []
+    call = PythonCall(source=GC_PROBE, args=["--executor_input", "{}", "--function_to_execute", "f"])
+    with ForkServer(essential=("kfp.dsl.executor_main",), warm_tracking_store=False) as server:
+        assert server.run(call, {"PATH": os.environ.get("PATH", "")}, str(tmp_path), lines.append) == 0
+    probed = [line.strip() for line in lines if line.startswith(("collecting:", "inherited frozen:"))]
+    assert probed == ["collecting: True 700", "inherited frozen: True"]  # 700: Python's default
