@@ -1,14 +1,15 @@
 """boto3 sessions that share one parsed copy of botocore's service models per process.
 
 A new boto3 session parses botocore's JSON again for every service it makes a client for: the
-SageMaker API's model alone is 3 MB (~0.1 s of `json.loads` a session), and every session parses
-the endpoint and partition tables too. Code that opens a session per call (an S3 read, a runner's
-clients, a preflight) paid that on every call: 9 s of `json.loads` across 39 sessions in three
-moto suites. Here every session gets the same botocore loader, the object that reads and caches
-those files, as one session already shares it among its own clients. Everything else about a
-session is still new: credentials, region and configuration are read from the environment when it
-is created. The loader only reads the installed botocore's (and boto3's) data files, so a cached
-model is never stale; sessions under a different `AWS_DATA_PATH` get a loader of their own.
+SageMaker API's model alone is 2.6 MB of JSON, and every session parses the endpoint and
+partition tables too. Code that opens a session per call (an S3 read, a runner's clients, a
+preflight) paid that on every call: 9 s of `json.loads` across 39 sessions in three moto suites,
+under a profiler (0.4 s with this). Here every session gets the same botocore loader, the object
+that reads and caches those files, as one session already shares it among its own clients.
+Everything else about a session is still new: credentials, region and configuration are read
+from the environment when it is created. The loader only reads the installed botocore's (and
+boto3's) data files, so a cached model is never stale; sessions under a different `AWS_DATA_PATH`
+get a loader of their own.
 
 `new_boto3_session` is for the sessions kubesage creates; `shared_service_models` for those a
 library creates inside a block (the SageMaker SDK opens its own).
@@ -16,11 +17,9 @@ library creates inside a block (the SageMaker SDK opens its own).
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -43,16 +42,15 @@ class _EachPathOnce(list[str]):
 
 def shared_loader(data_path: str | None = None) -> Loader:
     """This process's botocore loader for `data_path` (AWS_DATA_PATH's value; None: botocore's own
-    folders), with the search paths `botocore.loaders.create_loader` gives one."""
-    from botocore.loaders import Loader
+    folders), searching the paths `botocore.loaders.create_loader` gives one."""
+    from botocore.loaders import Loader, create_loader
 
     with _LOCK:
         loader = _LOADERS.get(data_path)
         if loader is None:
-            extra = _EachPathOnce()
-            if data_path is not None:
-                extra.extend(str(Path(os.path.expandvars(path)).expanduser()) for path in data_path.split(os.pathsep))
-            loader = _LOADERS[data_path] = Loader(extra_search_paths=extra)  # it keeps (and extends) this list
+            paths = _EachPathOnce(create_loader(data_path).search_paths)
+            # The loader keeps (and boto3 extends) the list it is given.
+            loader = _LOADERS[data_path] = Loader(extra_search_paths=paths, include_default_search_paths=False)
         return loader
 
 
