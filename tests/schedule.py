@@ -95,10 +95,9 @@ def store_seconds(config: pytest.Config, times: UnitTimes) -> None:
 
 def write_committed_seconds(source: Path = CACHED_UNIT_SECONDS, target: Path = UNIT_SECONDS_FILE) -> int:
     """Write the cache's unit times (after a `make test`) to the committed file; how many units."""
-    try:
-        known = _as_seconds(json.loads(source.read_text(encoding="utf-8")))
-    except (OSError, ValueError) as exc:
-        raise SystemExit(f"no unit times in {source} ({exc}): run `make test` first") from exc
+    known = committed_seconds(source)  # the cache's file has the committed file's format
+    if not known:
+        raise SystemExit(f"no unit times in {source}: run `make test` first")
     rounded = {unit: round(seconds, 1) for unit, seconds in sorted(known.items())}
     target.write_text(json.dumps(rounded, indent=1) + "\n", encoding="utf-8")
     return len(rounded)
